@@ -1,0 +1,52 @@
+# ecklink — see README.md. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+export PATH := /usr/local/go/bin:$(CURDIR)/.cache/tools/bin:$(PATH)
+
+GO        ?= go
+PKGS      := ./...
+# E2E scenarios start real kube-apiservers, etcd and ECK; they share environments per package.
+TEST_TIMEOUT ?= 80m
+FUZZTIME  ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: testbed
+testbed: ## Build the test bed's kube-apiserver, etcd and ECK operator (cached in .cache/testbed).
+	test/tools/build.sh testbed
+
+.PHONY: tools
+tools: ## Install developer tools (helm, buf, protoc plugins, staticcheck) into .cache/tools.
+	test/tools/build.sh tools
+
+.PHONY: build
+build: ## Build the agent and agentctl into bin/.
+	$(GO) build -trimpath -o bin/ ./agent/cmd/...
+
+.PHONY: test
+test: testbed tools ## Run every test: unit, fuzz seeds, e2e on the test bed.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+.PHONY: test-unit
+test-unit: ## Run only the fast tests (no test-bed processes).
+	$(GO) test -short -count=1 $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME.
+	test/tools/fuzz.sh $(FUZZTIME)
+
+.PHONY: verify
+verify: tools ## Fail on stale generated code, untidy go.mod, formatting, vet and lint.
+	test/tools/verify.sh
+
+.PHONY: fix
+fix: tools ## Rewrite what verify checks: generate, tidy, format.
+	$(GO) mod tidy
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the test-bed cache).
+	rm -rf bin dist

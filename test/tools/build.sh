@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the test bed's real binaries (kube-apiserver, etcd, the ECK operator) and the developer
+# tools (helm, buf, protoc plugins) from the Go module proxy, caching them under .cache/ keyed by
+# version, so a warm machine skips the build. These are test tools only: they are never committed,
+# vendored or shipped in the image or chart (ECK is under the Elastic License 2.0).
+#
+# Usage: test/tools/build.sh [testbed|tools|all]   (default: all)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${ECKLINK_CACHE:-$root/.cache}
+bindir=$cache/testbed/bin
+toolbin=$cache/tools/bin
+mkdir -p "$bindir" "$toolbin"
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+
+# modversion DIR MODULE prints the version DIR's go.mod requires for MODULE.
+modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build NAME DIR VERSION [go build args...] builds DIR into a versioned file and links bin/NAME.
+build() {
+	local name=$1 dir=$2 version=$3
+	shift 3
+	local target=$cache/testbed/$name-$version
+	if [ ! -x "$target" ]; then
+		log "building $name $version (cold builds take minutes; cached afterwards)"
+		local start=$SECONDS
+		(cd "$dir" && go build -trimpath -o "$target.tmp" "$@" .)
+		mv "$target.tmp" "$target"
+		log "built $name $version in $((SECONDS - start))s"
+	fi
+	ln -sfn "$target" "$bindir/$name"
+}
+
+testbed() {
+	local kube etcd eck eckdir
+	kube=$(modversion "$root/test/tools/kube-apiserver" k8s.io/kubernetes)
+	etcd=$(modversion "$root/test/tools/etcd" go.etcd.io/etcd/server/v3)
+	eck=$(modversion "$root/test/tools/eck" github.com/elastic/cloud-on-k8s/v3)
+	local minor=${kube#v1.}
+	minor=${minor%%.*}
+	build kube-apiserver "$root/test/tools/kube-apiserver" "$kube" -ldflags \
+		"-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+	build etcd "$root/test/tools/etcd" "$etcd"
+	build elastic-operator "$root/test/tools/eck" "$eck"
+	# The CRDs users install (the trimmed, deployed ones), straight from the module's source.
+	eckdir=$(cd "$root/test/tools/eck" && go list -m -f '{{.Dir}}' github.com/elastic/cloud-on-k8s/v3)
+	install -m 0644 "$eckdir/config/crds/v1/all-crds.yaml" "$cache/testbed/eck-crds-$eck.yaml"
+	ln -sfn "$cache/testbed/eck-crds-$eck.yaml" "$bindir/eck-crds.yaml"
+}
+
+# goinstall NAME PKG@VERSION installs a developer tool into .cache/tools, keyed by version.
+goinstall() {
+	local name=$1 pkg=$2
+	local version=${pkg##*@}
+	local target=$cache/tools/$name-$version
+	if [ ! -x "$target" ]; then
+		log "installing $name $version"
+		local tmp
+		tmp=$(mktemp -d)
+		GOBIN=$tmp go install "$pkg"
+		mv "$tmp/$name" "$target"
+		rm -rf "$tmp"
+	fi
+	ln -sfn "$target" "$toolbin/$name"
+}
+
+tools() {
+	goinstall helm helm.sh/helm/v3/cmd/helm@v3.22.0
+	goinstall buf github.com/bufbuild/buf/cmd/buf@v1.75.0
+	goinstall protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	goinstall protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	goinstall staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+}
+
+case ${1:-all} in
+testbed) testbed ;;
+tools) tools ;;
+all) testbed && tools ;;
+*) echo "usage: $0 [testbed|tools|all]" >&2; exit 2 ;;
+esac
