@@ -38,12 +38,17 @@ test-unit: ## Run only the fast tests (no test-bed processes).
 fuzz: ## Run each fuzz target for FUZZTIME.
 	test/tools/fuzz.sh $(FUZZTIME)
 
+.PHONY: generate
+generate: tools ## Regenerate protobuf code, deepcopy and the CRDs (test/tools/generate.sh).
+	test/tools/generate.sh
+
 .PHONY: verify
 verify: tools ## Fail on stale generated code, untidy go.mod, formatting, vet and lint.
 	test/tools/verify.sh
 
 .PHONY: fix
 fix: tools ## Rewrite what verify checks: generate, tidy, format.
+	test/tools/generate.sh
 	$(GO) mod tidy
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
 

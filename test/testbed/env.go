@@ -5,6 +5,7 @@ package testbed
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -279,4 +280,15 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// LoopbackIP returns a random address in 127.0.0.0/8 (other than 127.0.0.1), so simulated pods of
+// different tests and environments each get their own address with the real ports.
+func LoopbackIP() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	if b[0] == 0 {
+		b[0] = 1
+	}
+	return fmt.Sprintf("127.%d.%d.%d", b[0], b[1], 1+b[2]%254)
 }

@@ -72,6 +72,7 @@ tools() {
 	goinstall protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	goinstall protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 	goinstall staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	goinstall controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 }
 
 case ${1:-all} in

@@ -1,0 +1,149 @@
+package pod
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecklink/ecklink/test/esim"
+)
+
+// reconcile starts the node once ECK's objects exist, and restarts it (a rolling restart by ECK)
+// RestartDelay after the pod spec or the keystore content changed.
+func (p *Pod) reconcile(now time.Time) {
+	es := p.esObj.get()
+	if es == nil {
+		return
+	}
+	live, err := buildSpec(es)
+	if err != nil {
+		p.log.Warn("elasticsearch spec not usable", "error", err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.node == nil {
+		p.startLocked(live, now)
+		return
+	}
+	password, ok := p.elasticPassword(now)
+	if ok {
+		p.node.SetUser("elastic", password)
+	}
+	keystoreChanged := !p.running.FileBasedSecure && hashData(p.secureData) != p.keyHash
+	if live.Hash == p.running.Hash && !keystoreChanged {
+		p.pendingAt = time.Time{}
+		return
+	}
+	if p.pendingAt.IsZero() {
+		p.pendingAt = now
+		p.log.Debug("pod template changed, restart scheduled", "delay", p.opts.RestartDelay, "keystore", keystoreChanged)
+		return
+	}
+	if now.Sub(p.pendingAt) < p.opts.RestartDelay {
+		return
+	}
+	p.running = live
+	p.loadKeystoreLocked(p.secureData)
+	p.startTime = now
+	p.node.SetStartTime(now)
+	p.remote = map[string]remoteResult{}
+	p.pendingAt = time.Time{}
+	p.log.Info("pod restarted", "keystore_entries", len(p.keystore))
+}
+
+// startLocked creates the node once the elastic user, the HTTP certificate and the transport CA
+// exist, as a pod could not start earlier.
+func (p *Pod) startLocked(live podSpec, now time.Time) {
+	password, ok := p.elasticPassword(now)
+	if !ok {
+		return
+	}
+	for _, name := range []string{p.opts.Name + "-es-http-certs-internal", p.opts.Name + "-es-transport-ca-internal"} {
+		if _, ok := p.view.visible(objectKey("secret", name), now); !ok {
+			return
+		}
+	}
+	node, err := esim.NewNode(esim.Config{
+		Version:     live.Version,
+		ClusterName: p.opts.Name,
+		NodeName:    p.podName(live.NodeSet),
+		Logger:      p.log,
+	})
+	if err != nil {
+		p.log.Error("failed to create node", "error", err)
+		return
+	}
+	node.SetUser("elastic", password)
+	node.SetStartTime(now)
+	node.SetRemoteStatusFunc(p.remoteStatus)
+	node.SetReloadFunc(p.reload)
+	p.node = node
+	p.running = live
+	p.loadKeystoreLocked(p.secureData)
+	p.startTime = now
+	p.readyOnce.Do(func() { close(p.ready) })
+	p.log.Info("pod started", "version", live.Version)
+}
+
+func (p *Pod) podName(nodeSet string) string { return p.opts.Name + "-es-" + nodeSet + "-0" }
+
+func (p *Pod) elasticPassword(now time.Time) (string, bool) {
+	data, ok := p.view.visible(objectKey("secret", p.opts.Name+"-es-elastic-user"), now)
+	if !ok || len(data["elastic"]) == 0 {
+		return "", false
+	}
+	return string(data["elastic"]), true
+}
+
+func (p *Pod) loadKeystoreLocked(data map[string][]byte) {
+	ks := make(map[string][]byte, len(data))
+	for k, v := range data {
+		ks[k] = v
+	}
+	p.keystore = ks
+	p.keyHash = hashData(data)
+}
+
+// reload implements POST /_nodes/reload_secure_settings. ES re-reads its keystore file. ECK
+// builds that file in an init container at pod start, so a reload changes nothing, unless the
+// Elasticsearch uses ECK 3.5's file-based secure settings (ES >= 9.5), where the file follows
+// the Secret through the kubelet.
+func (p *Pod) reload(password string) error {
+	if password != "" {
+		// ECK keystores have no password.
+		return fmt.Errorf("Provided keystore password was incorrect")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running.FileBasedSecure || !atLeast(p.running.Version, 9, 5) {
+		return nil
+	}
+	data, _ := p.view.visible(objectKey("secret", p.opts.Name+"-es-secure-settings"), time.Now())
+	p.loadKeystoreLocked(data)
+	p.log.Info("secure settings reloaded", "keystore_entries", len(p.keystore))
+	return nil
+}
+
+// credentials returns the keystore value of cluster.remote.<alias>.credentials.
+func (p *Pod) credentials(alias string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.keystore["cluster.remote."+alias+".credentials"]
+	return strings.TrimSpace(string(v)), ok
+}
+
+// atLeast reports whether version v is at least major.minor.
+func atLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}

@@ -1,0 +1,185 @@
+// Package pod binds an esim node to one ECK-managed Elasticsearch resource of a test-bed
+// environment. It shows the node exactly what an Elasticsearch pod of that resource would see,
+// derived from the same Kubernetes objects: ECK's HTTP certificate and elastic user, the effective
+// configuration (ECK's defaults under the user's nodeSet config), mounted ConfigMaps and Secrets
+// (visible after the kubelet's sync delay), and the keystore ECK builds from spec.secureSettings
+// (taking effect when ECK would roll the pod, modelled as a delay, or on reload where ES and ECK
+// allow it). It serves the REST API, a remote cluster server (the 9443 role) and a remote cluster
+// client whose `connected` comes from real TLS handshakes.
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ecklink/ecklink/test/esim"
+)
+
+// Options configure a Pod.
+type Options struct {
+	Kube      kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Namespace string
+	// Name of the Elasticsearch resource.
+	Name string
+	// IP to listen on, e.g. "127.0.0.5"; each pod should have its own loopback address.
+	IP string
+	// Ports; 0 picks a free one. Defaults would be 9200, 9443 and 9300 in a real pod.
+	HTTPPort, RemoteClusterPort int
+	// RestartDelay models ECK's rolling restart: spec or keystore changes take effect this long
+	// after they were written. Default 3s.
+	RestartDelay time.Duration
+	// VolumeSyncDelay models the kubelet updating mounted ConfigMaps and Secrets. Default 1s.
+	VolumeSyncDelay time.Duration
+	// CheckInterval is how often remote connections are re-established and checked. Real ES
+	// keeps sockets open; esim reconnects, so it reports false as soon as a new connection would
+	// fail. Default 1s.
+	CheckInterval time.Duration
+	// Resolve maps a host of a proxy address (e.g. a Service DNS name) to a dialable host.
+	Resolve func(host string) string
+	Logger  hclog.Logger
+}
+
+// Pod is a running simulated Elasticsearch pod.
+type Pod struct {
+	opts Options
+	log  hclog.Logger
+	node *esim.Node
+	view *volumeView
+
+	httpLn, rcsLn net.Listener
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+
+	mu         sync.Mutex
+	running    podSpec
+	keystore   map[string][]byte
+	keyHash    string
+	pendingAt  time.Time
+	startTime  time.Time
+	remote     map[string]remoteResult
+	rcsCert    *certCache
+	httpCert   *certCache
+	esObj      *esState
+	ready      chan struct{}
+	readyOnce  sync.Once
+	secureData map[string][]byte // current <es>-es-secure-settings content (not delayed)
+}
+
+// Start starts the pod: it waits until ECK created the certificates and the elastic user, then
+// serves HTTPS and the remote cluster server.
+func Start(ctx context.Context, opts Options) (*Pod, error) {
+	if opts.Kube == nil || opts.Dynamic == nil || opts.Namespace == "" || opts.Name == "" || opts.IP == "" {
+		return nil, errors.New("invalid options: Kube, Dynamic, Namespace, Name and IP are required")
+	}
+	if opts.RestartDelay == 0 {
+		opts.RestartDelay = 3 * time.Second
+	}
+	if opts.VolumeSyncDelay == 0 {
+		opts.VolumeSyncDelay = time.Second
+	}
+	if opts.CheckInterval == 0 {
+		opts.CheckInterval = time.Second
+	}
+	if opts.Resolve == nil {
+		opts.Resolve = func(h string) string { return h }
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	p := &Pod{
+		opts:     opts,
+		log:      opts.Logger.Named("esim").With("elasticsearch", opts.Namespace+"/"+opts.Name),
+		view:     newVolumeView(opts.VolumeSyncDelay),
+		remote:   map[string]remoteResult{},
+		rcsCert:  &certCache{},
+		httpCert: &certCache{},
+		esObj:    &esState{},
+		ready:    make(chan struct{}),
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	if err := p.watch(runCtx); err != nil {
+		cancel()
+		return nil, err
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.loop(runCtx)
+	}()
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		p.Stop()
+		return nil, fmt.Errorf("elasticsearch %s/%s: ECK objects not ready: %w", opts.Namespace, opts.Name, ctx.Err())
+	}
+	if err := p.listen(runCtx); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Node is the simulated node (for tests that inspect its state).
+func (p *Pod) Node() *esim.Node { return p.node }
+
+// HTTPURL is the REST endpoint, e.g. https://127.0.0.5:9200.
+func (p *Pod) HTTPURL() string { return "https://" + p.httpLn.Addr().String() }
+
+// RemoteClusterAddress is the host:port of the remote cluster server.
+func (p *Pod) RemoteClusterAddress() string { return p.rcsLn.Addr().String() }
+
+// StartTime is when the pod last (re)started.
+func (p *Pod) StartTime() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.startTime
+}
+
+// Stop stops serving and watching.
+func (p *Pod) Stop() {
+	p.cancel()
+	for _, l := range []net.Listener{p.httpLn, p.rcsLn} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	p.wg.Wait()
+}
+
+// loop applies delayed changes and re-checks remote connections.
+func (p *Pod) loop(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastCheck time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			p.reconcile(now)
+			if p.node != nil && now.Sub(lastCheck) >= p.opts.CheckInterval {
+				lastCheck = now
+				p.checkRemotes(ctx, now)
+			}
+		}
+	}
+}
+
+func listenOn(ip string, port int) (net.Listener, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s:%d: %w", ip, port, err)
+	}
+	return l, nil
+}

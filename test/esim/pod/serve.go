@@ -1,0 +1,109 @@
+package pod
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"github.com/hashicorp/go-hclog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// listen serves HTTPS (ECK's HTTP certificate) and the remote cluster server.
+func (p *Pod) listen(ctx context.Context) error {
+	var err error
+	if p.httpLn, err = listenOn(p.opts.IP, p.opts.HTTPPort); err != nil {
+		return err
+	}
+	if p.rcsLn, err = listenOn(p.opts.IP, p.opts.RemoteClusterPort); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           p.node.Handler(),
+		TLSConfig:         &tls.Config{GetCertificate: p.httpCertificate, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          p.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		if err := srv.ServeTLS(p.httpLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			p.log.Debug("http server stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.serveRemoteCluster(ctx)
+	}()
+	return nil
+}
+
+// serveRemoteCluster accepts remote cluster connections: TLS with the transport certificate
+// (client certificates are not required in the API-key model), then the handshake request,
+// authenticated with the cross-cluster API key it carries.
+func (p *Pod) serveRemoteCluster(ctx context.Context) {
+	cfg := &tls.Config{GetCertificate: p.remoteClusterCertificate, MinVersion: tls.VersionTLS12}
+	for {
+		raw, err := p.rcsLn.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		go p.handleRemoteCluster(tls.Server(raw, cfg))
+	}
+}
+
+func (p *Pod) handleRemoteCluster(c *tls.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.Handshake(); err != nil {
+		// ES logs "client did not trust this server's certificate" for a client that refused ours.
+		p.log.Debug("remote cluster tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+		return
+	}
+	var req wireRequest
+	if err := readMessage(c, &req); err != nil {
+		return
+	}
+	resp := wireResponse{ClusterName: p.opts.Name, Version: p.version()}
+	switch {
+	case req.Action != HandshakeAction:
+		resp.Error = &wireError{Type: "security_exception", Reason: "action [" + req.Action + "] is unauthorized on the remote cluster port"}
+	case req.Headers[CredentialsHeader] == "":
+		resp.Error = &wireError{Type: "security_exception", Reason: "Cross cluster requests through the dedicated remote cluster server port require transport header [" +
+			CredentialsHeader + "] but none found. Make sure you have configured remote cluster credentials in the cluster settings."}
+	default:
+		if _, err := p.node.AuthenticateCrossCluster(req.Headers[CredentialsHeader]); err != nil {
+			resp.Error = &wireError{Type: "security_exception", Reason: "unable to authenticate user for action [" + HandshakeAction + "]: " + err.Error()}
+			p.log.Debug("remote cluster authentication failed", "reason", redactReason(err.Error()))
+		}
+	}
+	_ = writeMessage(c, resp)
+}
+
+func (p *Pod) version() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running.Version
+}
+
+// redactReason keeps log lines free of credentials: ES reasons name key ids, never secrets, but
+// be safe against an echo of the header.
+func redactReason(s string) string {
+	if i := strings.Index(s, "ApiKey "); i >= 0 {
+		return s[:i] + "ApiKey [redacted]"
+	}
+	return s
+}
