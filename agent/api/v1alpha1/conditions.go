@@ -1,0 +1,143 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Condition types. All have positive polarity: True is the healthy state.
+const (
+	// ConditionConnected is True on a Peer while the peering stream is up and heartbeats arrive,
+	// and on a RemoteCluster while Elasticsearch reports the remote as connected
+	// (GET /_remote/info).
+	ConditionConnected = "Connected"
+	// ConditionTrustCurrent is True on a Peer while this agent holds the peer's current,
+	// unexpired agent CA bundle.
+	ConditionTrustCurrent = "TrustCurrent"
+	// ConditionReady summarizes a ClusterExport or RemoteCluster: True when every other condition
+	// is True.
+	ConditionReady = "Ready"
+	// ConditionRemoteClusterServerEnabled is True on a ClusterExport (model apiKey) when the
+	// exported Elasticsearch has its remote cluster server enabled.
+	ConditionRemoteClusterServerEnabled = "RemoteClusterServerEnabled"
+	// ConditionAddressResolved is True on a ClusterExport when the address peers dial is known.
+	ConditionAddressResolved = "AddressResolved"
+	// ConditionTrustApplied is True on a RemoteCluster when the remote CA bundle is in the
+	// ConfigMap mounted by the local Elasticsearch.
+	ConditionTrustApplied = "TrustApplied"
+	// ConditionCredentialsApplied is True on a RemoteCluster when the current API key is in the
+	// local Elasticsearch's secure settings (model apiKey).
+	ConditionCredentialsApplied = "CredentialsApplied"
+	// ConditionSettingsApplied is True on a RemoteCluster when cluster.remote.<alias> is set in the
+	// local Elasticsearch's persistent cluster settings.
+	ConditionSettingsApplied = "SettingsApplied"
+)
+
+// Reasons shared by several resources.
+const (
+	// ReasonReconciling is the reason of a condition the agent has not evaluated yet.
+	ReasonReconciling = "Reconciling"
+	// ReasonInvalidSpec means the spec passed admission but cannot be acted on.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonElasticsearchNotFound means the referenced Elasticsearch resource does not exist.
+	ReasonElasticsearchNotFound = "ElasticsearchNotFound"
+	// ReasonElasticsearchUnavailable means the agent cannot reach the Elasticsearch API.
+	ReasonElasticsearchUnavailable = "ElasticsearchUnavailable"
+	// ReasonUnsupportedVersion means the Elasticsearch or ECK version lacks a needed feature.
+	ReasonUnsupportedVersion = "UnsupportedVersion"
+	// ReasonPeerNotFound means no Peer exists for the named environment.
+	ReasonPeerNotFound = "PeerNotFound"
+	// ReasonPeerDisconnected means the peering stream to the peer is down.
+	ReasonPeerDisconnected = "PeerDisconnected"
+	// ReasonWaitingForPeer means the agent waits for material or an acknowledgement from the peer.
+	ReasonWaitingForPeer = "WaitingForPeer"
+	// ReasonApplied means the agent applied the latest material.
+	ReasonApplied = "Applied"
+	// ReasonApplyFailed means applying failed; the message says why and the agent retries.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonReady is the reason of a True Ready condition. A False Ready condition carries the
+	// reason of the first condition that is not True.
+	ReasonReady = "Ready"
+)
+
+// Reasons of Peer conditions.
+const (
+	// ReasonStreamEstablished means the mutually authenticated stream is up.
+	ReasonStreamEstablished = "StreamEstablished"
+	// ReasonDialFailed means this agent could not reach any of the peer's endpoints.
+	ReasonDialFailed = "DialFailed"
+	// ReasonHandshakeFailed means the TLS handshake or the peer identity check failed.
+	ReasonHandshakeFailed = "HandshakeFailed"
+	// ReasonHeartbeatTimeout means no heartbeat arrived within the receive deadline.
+	ReasonHeartbeatTimeout = "HeartbeatTimeout"
+	// ReasonWaitingForDial means this side does not dial and the peer has not connected yet.
+	ReasonWaitingForDial = "WaitingForDial"
+	// ReasonPeerTerminated means the peer ended the pairing (agentctl unpair).
+	ReasonPeerTerminated = "PeerTerminated"
+	// ReasonCABundleCurrent means the peer's agent CA bundle is current and valid.
+	ReasonCABundleCurrent = "CABundleCurrent"
+	// ReasonCABundleExpiringSoon means a peer agent CA expires soon and no successor arrived.
+	ReasonCABundleExpiringSoon = "CABundleExpiringSoon"
+	// ReasonCABundleExpired means every CA in the peer's bundle has expired.
+	ReasonCABundleExpired = "CABundleExpired"
+	// ReasonCABundleRejected means the peer sent an invalid bundle; the last good one is kept.
+	ReasonCABundleRejected = "CABundleRejected"
+)
+
+// Reasons of ClusterExport conditions.
+const (
+	// ReasonServerEnabled means spec.remoteClusterServer.enabled is true on the Elasticsearch.
+	ReasonServerEnabled = "ServerEnabled"
+	// ReasonServerDisabled means the remote cluster server is off and the export does not opt
+	// in to enabling it (spec.enableRemoteClusterServer).
+	ReasonServerDisabled = "ServerDisabled"
+	// ReasonServerEnabling means the agent enabled the server and Elasticsearch is restarting.
+	ReasonServerEnabling = "ServerEnabling"
+	// ReasonAddressFromSpec means the address is spec.proxyAddress.
+	ReasonAddressFromSpec = "AddressFromSpec"
+	// ReasonAddressFromService means the address comes from the Service's load balancer status.
+	ReasonAddressFromService = "AddressFromService"
+	// ReasonServiceNotFound means the Service that should give the address does not exist.
+	ReasonServiceNotFound = "ServiceNotFound"
+	// ReasonLoadBalancerPending means the Service has no load balancer ingress yet.
+	ReasonLoadBalancerPending = "LoadBalancerPending"
+	// ReasonInvalidServicePort means the Service does not target the remote cluster port 9443.
+	ReasonInvalidServicePort = "InvalidServicePort"
+	// ReasonAPIKeyFailed means creating, updating or invalidating an API key failed.
+	ReasonAPIKeyFailed = "APIKeyFailed"
+)
+
+// Reasons of RemoteCluster conditions.
+const (
+	// ReasonPeerNotGranted means the peer reports that no export of that namespace and name
+	// grants this environment. The peer does not say whether the export exists, so that a
+	// consumer cannot probe what another environment exports.
+	ReasonPeerNotGranted = "PeerNotGranted"
+	// ReasonAliasConflict means another RemoteCluster already uses the alias on the same
+	// Elasticsearch, or the alias is configured outside ecklink.
+	ReasonAliasConflict = "AliasConflict"
+	// ReasonManualWiringRequired means wiring is manual and the Elasticsearch resource does not
+	// yet contain status.wiringSnippet.
+	ReasonManualWiringRequired = "ManualWiringRequired"
+	// ReasonElasticsearchRestarting means Elasticsearch rolls out a change the agent made.
+	ReasonElasticsearchRestarting = "ElasticsearchRestarting"
+	// ReasonRemoteConnected means GET /_remote/info reports the alias as connected.
+	ReasonRemoteConnected = "RemoteConnected"
+	// ReasonRemoteNotConnected means GET /_remote/info reports the alias as not connected.
+	ReasonRemoteNotConnected = "RemoteNotConnected"
+)
+
+// GetConditions returns the Peer's status conditions.
+func (p *Peer) GetConditions() []metav1.Condition { return p.Status.Conditions }
+
+// SetConditions replaces the Peer's status conditions.
+func (p *Peer) SetConditions(c []metav1.Condition) { p.Status.Conditions = c }
+
+// GetConditions returns the ClusterExport's status conditions.
+func (e *ClusterExport) GetConditions() []metav1.Condition { return e.Status.Conditions }
+
+// SetConditions replaces the ClusterExport's status conditions.
+func (e *ClusterExport) SetConditions(c []metav1.Condition) { e.Status.Conditions = c }
+
+// GetConditions returns the RemoteCluster's status conditions.
+func (r *RemoteCluster) GetConditions() []metav1.Condition { return r.Status.Conditions }
+
+// SetConditions replaces the RemoteCluster's status conditions.
+func (r *RemoteCluster) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }

@@ -1,0 +1,275 @@
+// Package cache holds the agent's informers: its CRDs, ECK's Elasticsearch resources, and the
+// Secrets and ConfigMaps it reads or owns. Controllers read through it and register handlers,
+// which must only enqueue work.
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/kube"
+)
+
+// Labels that select what the agent watches.
+const (
+	// ECKClusterLabel is on every Secret ECK creates for an Elasticsearch.
+	ECKClusterLabel = "elasticsearch.k8s.elastic.co/cluster-name"
+	// ManagedByLabel marks the agent's own Secrets and ConfigMaps.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel on the agent's objects.
+	ManagedByValue = "ecklink"
+)
+
+// ElasticsearchGVR is ECK's Elasticsearch resource.
+var ElasticsearchGVR = schema.GroupVersionResource{Group: "elasticsearch.k8s.elastic.co", Version: "v1", Resource: "elasticsearches"}
+
+// Config configures the cache.
+type Config struct {
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	// Namespaces to watch; empty means all.
+	Namespaces []string
+	// AgentNamespace holds the Peers.
+	AgentNamespace string
+	Logger         hclog.Logger
+}
+
+// Cache is the set of informers.
+type Cache struct {
+	cfg       Config
+	factories []informers.SharedInformerFactory
+	dynamics  []dynamicinformer.DynamicSharedInformerFactory
+	agentDyn  dynamicinformer.DynamicSharedInformerFactory
+
+	eckSecrets, ownSecrets, ownConfigMaps []cache.SharedIndexInformer
+	es, exports, remotes                  []cache.SharedIndexInformer
+	peers                                 cache.SharedIndexInformer
+	synced                                []cache.InformerSynced
+}
+
+// New builds the informers; Start runs them.
+func New(cfg Config) (*Cache, error) {
+	if cfg.Kube == nil || cfg.Dynamic == nil || cfg.AgentNamespace == "" {
+		return nil, fmt.Errorf("failed to create cache: Kube, Dynamic and AgentNamespace are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	c := &Cache{cfg: cfg}
+	namespaces := cfg.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	for _, ns := range namespaces {
+		eck := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ECKClusterLabel }))
+		own := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ManagedByLabel + "=" + ManagedByValue }))
+		dyn := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cfg.Dynamic, 0, ns, nil)
+		c.factories = append(c.factories, eck, own)
+		c.dynamics = append(c.dynamics, dyn)
+		c.eckSecrets = append(c.eckSecrets, eck.Core().V1().Secrets().Informer())
+		c.ownSecrets = append(c.ownSecrets, own.Core().V1().Secrets().Informer())
+		c.ownConfigMaps = append(c.ownConfigMaps, own.Core().V1().ConfigMaps().Informer())
+		c.es = append(c.es, dyn.ForResource(ElasticsearchGVR).Informer())
+		c.exports = append(c.exports, dyn.ForResource(v1alpha1.ClusterExportGVR).Informer())
+		c.remotes = append(c.remotes, dyn.ForResource(v1alpha1.RemoteClusterGVR).Informer())
+	}
+	c.agentDyn = dynamicinformer.NewFilteredDynamicSharedInformerFactory(cfg.Dynamic, 0, cfg.AgentNamespace, nil)
+	c.peers = c.agentDyn.ForResource(v1alpha1.PeerGVR).Informer()
+	for _, group := range [][]cache.SharedIndexInformer{c.eckSecrets, c.ownSecrets, c.ownConfigMaps, c.es, c.exports, c.remotes, {c.peers}} {
+		for _, inf := range group {
+			c.synced = append(c.synced, inf.HasSynced)
+		}
+	}
+	return c, nil
+}
+
+// Start runs the informers until ctx ends and waits for their first sync.
+func (c *Cache) Start(ctx context.Context) error {
+	for _, f := range c.factories {
+		f.Start(ctx.Done())
+	}
+	for _, f := range c.dynamics {
+		f.Start(ctx.Done())
+	}
+	c.agentDyn.Start(ctx.Done())
+	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), c.synced...) {
+		return fmt.Errorf("failed to sync informers: %w", syncCtx.Err())
+	}
+	return nil
+}
+
+// Handler receives every change of one kind of object (old is nil on add, new is nil on delete).
+type Handler func(old, new any)
+
+func register(infs []cache.SharedIndexInformer, h Handler) error {
+	for _, inf := range infs {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { h(nil, o) },
+			UpdateFunc: func(o, n any) { h(o, n) },
+			DeleteFunc: func(o any) {
+				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+					o = t.Obj
+				}
+				h(o, nil)
+			},
+		}); err != nil {
+			return fmt.Errorf("failed to add event handler: %w", err)
+		}
+	}
+	return nil
+}
+
+// OnElasticsearch registers h for Elasticsearch resources (*unstructured.Unstructured).
+func (c *Cache) OnElasticsearch(h Handler) error { return register(c.es, h) }
+
+// OnClusterExport registers h for ClusterExports (*unstructured.Unstructured).
+func (c *Cache) OnClusterExport(h Handler) error { return register(c.exports, h) }
+
+// OnRemoteCluster registers h for RemoteClusters (*unstructured.Unstructured).
+func (c *Cache) OnRemoteCluster(h Handler) error { return register(c.remotes, h) }
+
+// OnPeer registers h for Peers (*unstructured.Unstructured).
+func (c *Cache) OnPeer(h Handler) error { return register([]cache.SharedIndexInformer{c.peers}, h) }
+
+// OnECKSecret registers h for ECK's Secrets (*corev1.Secret).
+func (c *Cache) OnECKSecret(h Handler) error { return register(c.eckSecrets, h) }
+
+// OnOwnObject registers h for the agent's own Secrets and ConfigMaps.
+func (c *Cache) OnOwnObject(h Handler) error {
+	if err := register(c.ownSecrets, h); err != nil {
+		return err
+	}
+	return register(c.ownConfigMaps, h)
+}
+
+func getByKey(infs []cache.SharedIndexInformer, ns, name string) (any, bool) {
+	for _, inf := range infs {
+		if obj, ok, err := inf.GetIndexer().GetByKey(ns + "/" + name); err == nil && ok {
+			return obj, true
+		}
+	}
+	return nil, false
+}
+
+func listAll(infs []cache.SharedIndexInformer) []any {
+	var out []any
+	for _, inf := range infs {
+		out = append(out, inf.GetIndexer().List()...)
+	}
+	return out
+}
+
+// Elasticsearch returns an Elasticsearch resource (do not modify it).
+func (c *Cache) Elasticsearch(ns, name string) (*unstructured.Unstructured, bool) {
+	obj, ok := getByKey(c.es, ns, name)
+	if !ok {
+		return nil, false
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	return u, ok
+}
+
+// ClusterExport returns a ClusterExport.
+func (c *Cache) ClusterExport(ns, name string) (*v1alpha1.ClusterExport, bool) {
+	obj, ok := getByKey(c.exports, ns, name)
+	if !ok {
+		return nil, false
+	}
+	e, err := kube.FromObject[v1alpha1.ClusterExport](obj)
+	return e, err == nil
+}
+
+// ClusterExports lists every ClusterExport.
+func (c *Cache) ClusterExports() []*v1alpha1.ClusterExport {
+	return convertAll[v1alpha1.ClusterExport](listAll(c.exports))
+}
+
+// RemoteClusters lists every RemoteCluster.
+func (c *Cache) RemoteClusters() []*v1alpha1.RemoteCluster {
+	return convertAll[v1alpha1.RemoteCluster](listAll(c.remotes))
+}
+
+// Peers lists every Peer.
+func (c *Cache) Peers() []*v1alpha1.Peer {
+	return convertAll[v1alpha1.Peer](c.peers.GetIndexer().List())
+}
+
+// Peer returns the Peer of an environment (Peers are named after their environment).
+func (c *Cache) Peer(environment string) (*v1alpha1.Peer, bool) {
+	obj, ok, err := c.peers.GetIndexer().GetByKey(c.cfg.AgentNamespace + "/" + environment)
+	if err != nil || !ok {
+		return nil, false
+	}
+	p, err := kube.FromObject[v1alpha1.Peer](obj)
+	return p, err == nil
+}
+
+// ECKSecret returns a Secret ECK created.
+func (c *Cache) ECKSecret(ns, name string) (*corev1.Secret, bool) {
+	obj, ok := getByKey(c.eckSecrets, ns, name)
+	if !ok {
+		return nil, false
+	}
+	s, ok := obj.(*corev1.Secret)
+	return s, ok
+}
+
+// OwnSecret returns a Secret the agent owns.
+func (c *Cache) OwnSecret(ns, name string) (*corev1.Secret, bool) {
+	obj, ok := getByKey(c.ownSecrets, ns, name)
+	if !ok {
+		return nil, false
+	}
+	s, ok := obj.(*corev1.Secret)
+	return s, ok
+}
+
+// OwnConfigMap returns a ConfigMap the agent owns.
+func (c *Cache) OwnConfigMap(ns, name string) (*corev1.ConfigMap, bool) {
+	obj, ok := getByKey(c.ownConfigMaps, ns, name)
+	if !ok {
+		return nil, false
+	}
+	cm, ok := obj.(*corev1.ConfigMap)
+	return cm, ok
+}
+
+// OwnConfigMaps lists the agent's ConfigMaps matching a selector.
+func (c *Cache) OwnConfigMaps(sel labels.Selector) []*corev1.ConfigMap {
+	var out []*corev1.ConfigMap
+	for _, inf := range c.ownConfigMaps {
+		l := listerscorev1.NewConfigMapLister(inf.GetIndexer())
+		items, _ := l.List(sel)
+		out = append(out, items...)
+	}
+	return out
+}
+
+func convertAll[T any](objs []any) []*T {
+	out := make([]*T, 0, len(objs))
+	for _, o := range objs {
+		if t, err := kube.FromObject[T](o); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}

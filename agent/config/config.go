@@ -1,0 +1,212 @@
+// Package config holds the agent's configuration: a YAML file and flags (flags win) become one
+// typed Config, and Validate names the bad key and what is expected.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the agent's runtime configuration.
+type Config struct {
+	// Environment is this agent's name among its peers (a DNS label), e.g. "eu-west".
+	Environment string `json:"environment"`
+	// Namespace is where the agent keeps its identity, Peers and lease. Defaults to the pod's.
+	Namespace string `json:"namespace"`
+	// Kubeconfig and KubeContext select a kubeconfig; empty means in-cluster.
+	Kubeconfig  string `json:"kubeconfig"`
+	KubeContext string `json:"kubeContext"`
+	// ListenAddress is where the peer gRPC server listens.
+	ListenAddress string `json:"listenAddress"`
+	// AdvertiseEndpoints are the host:port addresses peers dial (put in pairing tokens).
+	AdvertiseEndpoints []string `json:"advertiseEndpoints"`
+	// MetricsAddress serves /metrics, /healthz and /readyz; "0" disables it.
+	MetricsAddress string `json:"metricsAddress"`
+	// WatchNamespaces limits the agent to these namespaces; empty means all.
+	WatchNamespaces []string `json:"watchNamespaces"`
+	// LogLevel is trace, debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `json:"logLevel"`
+	LogFormat string `json:"logFormat"`
+	// HeartbeatInterval is how often heartbeats go to peers; a peer silent for 3 intervals is
+	// considered gone.
+	HeartbeatInterval Duration `json:"heartbeatInterval"`
+	// ResyncInterval re-checks every link (e.g. _remote/info) even without events.
+	ResyncInterval Duration `json:"resyncInterval"`
+	// Identity lifetimes of the agent CA and its leaf certificates.
+	CAValidity   Duration `json:"caValidity"`
+	LeafValidity Duration `json:"leafValidity"`
+	// ElasticsearchEndpoints overrides how the agent reaches an Elasticsearch, as
+	// "namespace/name" -> URL; for agents outside the cluster, where Service names do not resolve.
+	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
+	// LeaderElection runs one active replica out of several.
+	LeaderElection LeaderElection `json:"leaderElection"`
+}
+
+// LeaderElection configures the Lease-based election between replicas.
+type LeaderElection struct {
+	Enabled       bool     `json:"enabled"`
+	LeaseName     string   `json:"leaseName"`
+	LeaseDuration Duration `json:"leaseDuration"`
+	RenewDeadline Duration `json:"renewDeadline"`
+	RetryPeriod   Duration `json:"retryPeriod"`
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads "10s" (or a number of nanoseconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		d.Duration = time.Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want e.g. 10s, 5m, 24h", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(d.String())), nil }
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		ListenAddress:     ":9400",
+		MetricsAddress:    ":9401",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		HeartbeatInterval: Duration{10 * time.Second},
+		ResyncInterval:    Duration{30 * time.Second},
+		CAValidity:        Duration{365 * 24 * time.Hour},
+		LeafValidity:      Duration{24 * time.Hour},
+		LeaderElection: LeaderElection{
+			LeaseName:     "ecklink-agent",
+			LeaseDuration: Duration{15 * time.Second},
+			RenewDeadline: Duration{10 * time.Second},
+			RetryPeriod:   Duration{2 * time.Second},
+		},
+	}
+}
+
+// LoadFile reads a YAML file over the defaults; unknown keys are errors that name the key.
+func LoadFile(path string) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("failed to read config file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("invalid config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// ValidEnvironment checks an environment name.
+func ValidEnvironment(name string) error {
+	if !dnsLabel.MatchString(name) {
+		return fmt.Errorf("%q is not a DNS label: use lowercase letters, digits and '-', at most 63 characters", name)
+	}
+	return nil
+}
+
+// Validate checks every key and names each bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Environment == "" {
+		bad("environment", "is required (this agent's name among its peers, e.g. eu-west)")
+	} else if err := ValidEnvironment(c.Environment); err != nil {
+		bad("environment", "%v", err)
+	}
+	if c.Namespace == "" {
+		bad("namespace", "is required (set it, or run in a pod where it is detected)")
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
+		bad("listenAddress", "%q is not host:port", c.ListenAddress)
+	}
+	for i, e := range c.AdvertiseEndpoints {
+		if host, port, err := net.SplitHostPort(e); err != nil || host == "" || port == "" {
+			bad(fmt.Sprintf("advertiseEndpoints[%d]", i), "%q is not host:port", e)
+		}
+	}
+	if c.MetricsAddress != "0" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
+			bad("metricsAddress", "%q is not host:port (or 0 to disable)", c.MetricsAddress)
+		}
+	}
+	for i, ns := range c.WatchNamespaces {
+		if !dnsLabel.MatchString(ns) {
+			bad(fmt.Sprintf("watchNamespaces[%d]", i), "%q is not a namespace name", ns)
+		}
+	}
+	switch c.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("logLevel", "%q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("logFormat", "%q: want text or json", c.LogFormat)
+	}
+	positive := map[string]time.Duration{
+		"heartbeatInterval": c.HeartbeatInterval.Duration,
+		"resyncInterval":    c.ResyncInterval.Duration,
+		"caValidity":        c.CAValidity.Duration,
+		"leafValidity":      c.LeafValidity.Duration,
+	}
+	for _, k := range []string{"heartbeatInterval", "resyncInterval", "caValidity", "leafValidity"} {
+		if positive[k] <= 0 {
+			bad(k, "must be a positive duration, e.g. 10s")
+		}
+	}
+	if c.LeafValidity.Duration > c.CAValidity.Duration {
+		bad("leafValidity", "%s is longer than caValidity %s", c.LeafValidity, c.CAValidity)
+	}
+	for key, u := range c.ElasticsearchEndpoints {
+		parts := strings.Split(key, "/")
+		if len(parts) != 2 || !dnsLabel.MatchString(parts[0]) || parts[1] == "" {
+			bad("elasticsearchEndpoints", "key %q: want namespace/name", key)
+		}
+		pu, err := url.Parse(u)
+		if err != nil || pu.Scheme != "https" || pu.Host == "" {
+			bad("elasticsearchEndpoints", "%s: %q is not an https URL", key, u)
+		}
+	}
+	if le := c.LeaderElection; le.Enabled {
+		if le.LeaseName == "" {
+			bad("leaderElection.leaseName", "is required")
+		}
+		if le.RenewDeadline.Duration >= le.LeaseDuration.Duration || le.RetryPeriod.Duration <= 0 {
+			bad("leaderElection", "want retryPeriod > 0 and renewDeadline < leaseDuration")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InClusterNamespace returns the pod's namespace, or "" outside a pod.
+func InClusterNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}

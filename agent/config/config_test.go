@@ -1,0 +1,76 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, []byte("environment: west\nnamespace: ecklink\nheartbeatInterval: 2s\nlogFormat: json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("environment: west\nnamespace: ecklink\nheartbeat: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr []string
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "file with flag override",
+			args: []string{"--config", file, "--log-format", "text", "--elasticsearch-endpoint", "data/logs=https://127.0.0.5:9200"},
+			check: func(t *testing.T, c Config) {
+				if c.Environment != "west" || c.HeartbeatInterval.Seconds() != 2 || c.LogFormat != "text" {
+					t.Errorf("got %+v", c)
+				}
+				if c.ElasticsearchEndpoints["data/logs"] != "https://127.0.0.5:9200" {
+					t.Errorf("endpoints = %v", c.ElasticsearchEndpoints)
+				}
+			},
+		},
+		{name: "unknown key in file names it", args: []string{"--config", bad}, wantErr: []string{`unknown field "heartbeat"`}},
+		{name: "missing environment", args: []string{"--namespace", "x"}, wantErr: []string{"environment: is required"}},
+		{
+			name:    "bad values name their keys",
+			args:    []string{"--environment", "West_1", "--namespace", "x", "--log-level", "loud", "--advertise-endpoint", "nohost", "--elasticsearch-endpoint", "logs=http://x"},
+			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "is not an https URL"},
+		},
+		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},
+		{name: "leaf longer than CA", args: []string{"--environment", "w", "--namespace", "x", "--ca-validity", "1h", "--leaf-validity", "2h"}, wantErr: []string{"leafValidity: 2h0m0s is longer than caValidity"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+			f := BindFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("POD_NAMESPACE", "")
+			c, err := f.Resolve()
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Flags binds the agent's flags. Resolve layers them over the config file, if any.
+type Flags struct {
+	fs      *pflag.FlagSet
+	file    string
+	v       Config
+	le      bool
+	esEndpt []string
+}
+
+// BindFlags registers the agent's flags on fs.
+func BindFlags(fs *pflag.FlagSet) *Flags {
+	d := Default()
+	f := &Flags{fs: fs}
+	fs.StringVar(&f.file, "config", "", "YAML config file; flags override its keys")
+	fs.StringVar(&f.v.Environment, "environment", "", "this agent's environment name among its peers (DNS label), e.g. eu-west")
+	fs.StringVar(&f.v.Namespace, "namespace", "", "namespace of the agent's identity, Peers and lease (default: the pod's)")
+	fs.StringVar(&f.v.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	fs.StringVar(&f.v.KubeContext, "context", "", "kubeconfig context")
+	fs.StringVar(&f.v.ListenAddress, "listen-address", d.ListenAddress, "peer gRPC listen address")
+	fs.StringSliceVar(&f.v.AdvertiseEndpoints, "advertise-endpoint", nil, "host:port peers dial to reach this agent (repeatable)")
+	fs.StringVar(&f.v.MetricsAddress, "metrics-address", d.MetricsAddress, "address of /metrics, /healthz, /readyz (0 disables)")
+	fs.StringSliceVar(&f.v.WatchNamespaces, "watch-namespace", nil, "namespace to watch (repeatable; default all)")
+	fs.StringVar(&f.v.LogLevel, "log-level", d.LogLevel, "trace, debug, info, warn or error")
+	fs.StringVar(&f.v.LogFormat, "log-format", d.LogFormat, "text or json")
+	fs.DurationVar(&f.v.HeartbeatInterval.Duration, "heartbeat-interval", d.HeartbeatInterval.Duration, "heartbeat period to peers")
+	fs.DurationVar(&f.v.ResyncInterval.Duration, "resync-interval", d.ResyncInterval.Duration, "period of full re-checks of every link")
+	fs.DurationVar(&f.v.CAValidity.Duration, "ca-validity", d.CAValidity.Duration, "lifetime of the agent CA")
+	fs.DurationVar(&f.v.LeafValidity.Duration, "leaf-validity", d.LeafValidity.Duration, "lifetime of the agent's leaf certificates")
+	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
+	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
+	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
+	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
+	fs.DurationVar(&f.v.LeaderElection.RenewDeadline.Duration, "lease-renew-deadline", d.LeaderElection.RenewDeadline.Duration, "leader renew deadline")
+	fs.DurationVar(&f.v.LeaderElection.RetryPeriod.Duration, "lease-retry-period", d.LeaderElection.RetryPeriod.Duration, "leader election retry period")
+	return f
+}
+
+// Resolve builds the Config: defaults, then the file, then every flag set explicitly; then fills
+// the namespace from the pod and validates.
+func (f *Flags) Resolve() (Config, error) {
+	cfg := Default()
+	if f.file != "" {
+		var err error
+		if cfg, err = LoadFile(f.file); err != nil {
+			return cfg, err
+		}
+	}
+	var errs []string
+	f.fs.Visit(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "environment":
+			cfg.Environment = f.v.Environment
+		case "namespace":
+			cfg.Namespace = f.v.Namespace
+		case "kubeconfig":
+			cfg.Kubeconfig = f.v.Kubeconfig
+		case "context":
+			cfg.KubeContext = f.v.KubeContext
+		case "listen-address":
+			cfg.ListenAddress = f.v.ListenAddress
+		case "advertise-endpoint":
+			cfg.AdvertiseEndpoints = f.v.AdvertiseEndpoints
+		case "metrics-address":
+			cfg.MetricsAddress = f.v.MetricsAddress
+		case "watch-namespace":
+			cfg.WatchNamespaces = f.v.WatchNamespaces
+		case "log-level":
+			cfg.LogLevel = f.v.LogLevel
+		case "log-format":
+			cfg.LogFormat = f.v.LogFormat
+		case "heartbeat-interval":
+			cfg.HeartbeatInterval = f.v.HeartbeatInterval
+		case "resync-interval":
+			cfg.ResyncInterval = f.v.ResyncInterval
+		case "ca-validity":
+			cfg.CAValidity = f.v.CAValidity
+		case "leaf-validity":
+			cfg.LeafValidity = f.v.LeafValidity
+		case "elasticsearch-endpoint":
+			if cfg.ElasticsearchEndpoints == nil {
+				cfg.ElasticsearchEndpoints = map[string]string{}
+			}
+			for _, e := range f.esEndpt {
+				k, v, ok := strings.Cut(e, "=")
+				if !ok {
+					errs = append(errs, fmt.Sprintf("--elasticsearch-endpoint %q: want namespace/name=https://host:port", e))
+					continue
+				}
+				cfg.ElasticsearchEndpoints[k] = v
+			}
+		case "leader-elect":
+			cfg.LeaderElection.Enabled = f.le
+		case "lease-name":
+			cfg.LeaderElection.LeaseName = f.v.LeaderElection.LeaseName
+		case "lease-duration":
+			cfg.LeaderElection.LeaseDuration = f.v.LeaderElection.LeaseDuration
+		case "lease-renew-deadline":
+			cfg.LeaderElection.RenewDeadline = f.v.LeaderElection.RenewDeadline
+		case "lease-retry-period":
+			cfg.LeaderElection.RetryPeriod = f.v.LeaderElection.RetryPeriod
+		}
+	})
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("invalid flags: %s", strings.Join(errs, "; "))
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = InClusterNamespace()
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,173 @@
+package elastic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+var jsonNull = json.RawMessage("null")
+
+// PutRemote configures alias in persistent proxy mode
+// (PUT /_cluster/settings): mode, proxy_address and server_name (nulled
+// when empty), skip_unavailable and proxy_socket_connections only when set;
+// want's sniff fields and Other are ignored, and keys it does not set (e.g.
+// transport.*) are left as they are.
+// Sniff-mode keys of the alias are nulled in the same request, as ES requires
+// when switching modes. It reads the current settings first and sends
+// nothing when they already match; it reports whether it wrote.
+func (c *Client) PutRemote(ctx context.Context, alias string, want RemoteSettings) (bool, error) {
+	if err := validateAlias(alias); err != nil {
+		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
+	}
+	if want.Mode != "" && want.Mode != "proxy" {
+		return false, fmt.Errorf("failed to put remote cluster %s: mode %q is not supported, only proxy", alias, want.Mode)
+	}
+	if want.ProxyAddress == "" {
+		return false, fmt.Errorf("failed to put remote cluster %s: proxy address is required", alias)
+	}
+	all, err := c.GetRemoteSettings(ctx)
+	if err != nil {
+		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
+	}
+	have := all[alias]
+	if proxyUpToDate(have, want) {
+		return false, nil
+	}
+	key := func(suffix string) string { return remotePrefix + alias + "." + suffix }
+	settings := map[string]json.RawMessage{
+		key("mode"):          mustJSON("proxy"),
+		key("proxy_address"): mustJSON(want.ProxyAddress),
+		key("server_name"):   jsonNull,
+	}
+	if want.ServerName != "" {
+		settings[key("server_name")] = mustJSON(want.ServerName)
+	}
+	if want.SkipUnavailable != nil {
+		settings[key("skip_unavailable")] = mustJSON(strconv.FormatBool(*want.SkipUnavailable))
+	}
+	if want.ProxySocketConnections != nil {
+		settings[key("proxy_socket_connections")] = mustJSON(strconv.Itoa(*want.ProxySocketConnections))
+	}
+	for _, s := range have.keys {
+		if slices.Contains(sniffSuffixes, s) {
+			settings[key(s)] = jsonNull
+		}
+	}
+	if err := c.putPersistent(ctx, settings); err != nil {
+		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
+	}
+	c.log.Info("put remote cluster settings", logKeyAlias, alias)
+	return true, nil
+}
+
+func proxyUpToDate(have, want RemoteSettings) bool {
+	for _, s := range have.keys {
+		if slices.Contains(sniffSuffixes, s) {
+			return false
+		}
+	}
+	eqInt := func(a, b *int) bool { return b == nil || (a != nil && *a == *b) }
+	eqBool := func(a, b *bool) bool { return b == nil || (a != nil && *a == *b) }
+	return have.Mode == "proxy" && have.ProxyAddress == want.ProxyAddress && have.ServerName == want.ServerName &&
+		eqBool(have.SkipUnavailable, want.SkipUnavailable) &&
+		eqInt(have.ProxySocketConnections, want.ProxySocketConnections)
+}
+
+// DeleteRemote removes alias (PUT /_cluster/settings nulling, in one
+// request, every persistent key the alias has, as ES requires). It reports
+// whether the alias existed.
+func (c *Client) DeleteRemote(ctx context.Context, alias string) (bool, error) {
+	if err := validateAlias(alias); err != nil {
+		return false, fmt.Errorf("failed to delete remote cluster %s: %w", alias, err)
+	}
+	all, err := c.GetRemoteSettings(ctx)
+	if err != nil {
+		return false, fmt.Errorf("failed to delete remote cluster %s: %w", alias, err)
+	}
+	have, ok := all[alias]
+	if !ok || len(have.keys) == 0 {
+		return false, nil
+	}
+	settings := map[string]json.RawMessage{}
+	for _, s := range have.keys {
+		settings[remotePrefix+alias+"."+s] = jsonNull
+	}
+	if err := c.putPersistent(ctx, settings); err != nil {
+		return false, fmt.Errorf("failed to delete remote cluster %s: %w", alias, err)
+	}
+	c.log.Info("deleted remote cluster settings", logKeyAlias, alias)
+	return true, nil
+}
+
+func (c *Client) putPersistent(ctx context.Context, settings map[string]json.RawMessage) error {
+	var res struct {
+		Acknowledged bool `json:"acknowledged"`
+	}
+	send := c.typed.Cluster.PutSettings().Persistent(settings).Perform
+	if err := c.call(ctx, send, &res); err != nil {
+		return err
+	}
+	if !res.Acknowledged {
+		// The master applied and persisted it; some nodes did not confirm in
+		// time. Callers verify the outcome through RemoteInfo anyway.
+		c.log.Warn("cluster settings update was not acknowledged by all nodes")
+	}
+	return nil
+}
+
+func mustJSON(v string) json.RawMessage {
+	b, _ := json.Marshal(v) // strings always encode
+	return b
+}
+
+// RemoteInfo is the connection state of a remote cluster alias.
+type RemoteInfo struct {
+	Connected bool
+	// Mode is "proxy" or "sniff".
+	Mode         string
+	ProxyAddress string
+	ServerName   string
+	Seeds        []string
+	// NumSocketsConnected is num_proxy_sockets_connected in proxy mode,
+	// num_nodes_connected in sniff mode.
+	NumSocketsConnected int
+	SkipUnavailable     bool
+	// HasCredentials reports that the alias has keystore credentials loaded
+	// (cluster_credentials is shown).
+	HasCredentials bool
+}
+
+// RemoteInfo returns the state of every remote by alias (GET /_remote/info).
+func (c *Client) RemoteInfo(ctx context.Context) (map[string]RemoteInfo, error) {
+	var res map[string]struct {
+		Connected                bool     `json:"connected"`
+		Mode                     string   `json:"mode"`
+		ProxyAddress             string   `json:"proxy_address"`
+		ServerName               string   `json:"server_name"`
+		NumProxySocketsConnected int      `json:"num_proxy_sockets_connected"`
+		Seeds                    []string `json:"seeds"`
+		NumNodesConnected        int      `json:"num_nodes_connected"`
+		SkipUnavailable          bool     `json:"skip_unavailable"`
+		ClusterCredentials       *string  `json:"cluster_credentials"`
+	}
+	send := c.typed.Cluster.RemoteInfo().Perform
+	if err := c.call(ctx, send, &res); err != nil {
+		return nil, fmt.Errorf("failed to get remote info: %w", err)
+	}
+	out := make(map[string]RemoteInfo, len(res))
+	for alias, r := range res {
+		ri := RemoteInfo{
+			Connected: r.Connected, Mode: r.Mode, ProxyAddress: r.ProxyAddress, ServerName: r.ServerName,
+			Seeds: r.Seeds, SkipUnavailable: r.SkipUnavailable, HasCredentials: r.ClusterCredentials != nil,
+			NumSocketsConnected: r.NumProxySocketsConnected,
+		}
+		if r.Mode == "sniff" {
+			ri.NumSocketsConnected = r.NumNodesConnected
+		}
+		out[alias] = ri
+	}
+	return out, nil
+}

@@ -1,0 +1,204 @@
+package elastic
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Names of what ECK creates for an Elasticsearch resource.
+const (
+	elasticUser         = "elastic"
+	elasticUserSuffix   = "-es-elastic-user"
+	httpCertsSuffix     = "-es-http-certs-public"
+	httpServiceSuffix   = "-es-http"
+	caCertKey           = "ca.crt"
+	defaultHTTPPort     = "9200"
+	serviceDomainSuffix = ".svc"
+)
+
+// ResolverConfig configures a Resolver.
+type ResolverConfig struct {
+	// Kube reads ECK's Secrets. Required.
+	Kube kubernetes.Interface
+	// Endpoints overrides the URL of some targets (see ParseEndpoints).
+	Endpoints map[Target]string
+	// Logger is the parent logger; a null logger when nil.
+	Logger hclog.Logger
+	// NewTransport builds the HTTP transport from the TLS configuration the
+	// resolver derived (CA from ECK's Secret, ECK's server name). Nil uses a
+	// standard http.Transport; tests may wrap or replace it.
+	NewTransport func(*tls.Config) http.RoundTripper
+}
+
+// Resolver builds clients for Elasticsearch resources from the Secrets ECK
+// creates: the elastic user's password from "<es>-es-elastic-user" and the
+// HTTP CA from "<es>-es-http-certs-public". It reads both Secrets on every
+// Client call and builds a new client only when the password, the CA or the
+// URL changed, so rotated credentials and CAs are picked up on the next
+// call. It is safe for concurrent use.
+type Resolver struct {
+	kube         kubernetes.Interface
+	endpoints    map[Target]string
+	log          hclog.Logger
+	newTransport func(*tls.Config) http.RoundTripper
+
+	mu    sync.Mutex
+	cache map[Target]cachedClient
+}
+
+type cachedClient struct {
+	version string // fingerprint of URL, password and CA
+	client  *Client
+}
+
+// fingerprint hashes what a client is built from. Content rather than
+// resourceVersion: it ignores metadata-only updates and does not depend on
+// the API server (or a fake) maintaining resourceVersions.
+func fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		_, _ = fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// NewResolver validates cfg and returns a resolver.
+func NewResolver(cfg ResolverConfig) (*Resolver, error) {
+	if cfg.Kube == nil {
+		return nil, errors.New("failed to create resolver: Kube is required")
+	}
+	for t, u := range cfg.Endpoints {
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("failed to create resolver: endpoint override: %w", err)
+		}
+		if err := validateURL(u); err != nil {
+			return nil, fmt.Errorf("failed to create resolver: endpoint override for %s: %w", t, err)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	eps := make(map[Target]string, len(cfg.Endpoints))
+	for t, u := range cfg.Endpoints {
+		eps[t] = strings.TrimSuffix(u, "/")
+	}
+	return &Resolver{
+		kube:         cfg.Kube,
+		endpoints:    eps,
+		log:          cfg.Logger.Named("elasticsearch"),
+		newTransport: cfg.NewTransport,
+		cache:        map[Target]cachedClient{},
+	}, nil
+}
+
+// URL returns the URL used for t: the override, else
+// "https://<name>-es-http.<namespace>.svc:9200".
+func (r *Resolver) URL(t Target) string {
+	if u, ok := r.endpoints[t]; ok {
+		return u
+	}
+	return "https://" + ServerName(t) + ":" + defaultHTTPPort
+}
+
+// ServerName is the name ECK's HTTP certificate carries for t:
+// "<name>-es-http.<namespace>.svc". It is verified even when the URL is
+// overridden.
+func ServerName(t Target) string {
+	return t.Name + httpServiceSuffix + "." + t.Namespace + serviceDomainSuffix
+}
+
+// Client returns a client for t, reusing the previous one when the URL and
+// ECK's Secrets are unchanged.
+func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("failed to resolve elasticsearch: %w", err)
+	}
+	u := r.URL(t)
+	user, err := r.secret(ctx, t.Namespace, t.Name+elasticUserSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
+	}
+	password := string(user.Data[elasticUser])
+	if password == "" {
+		return nil, fmt.Errorf("failed to resolve elasticsearch %s: Secret %s/%s has no key %q",
+			t, user.Namespace, user.Name, elasticUser)
+	}
+	var ca []byte
+	if strings.HasPrefix(u, "https://") {
+		certs, err := r.secret(ctx, t.Namespace, t.Name+httpCertsSuffix)
+		if err != nil {
+			return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
+		}
+		// Without ca.crt (a user-provided certificate from a public CA) the
+		// system roots are used.
+		ca = certs.Data[caCertKey]
+	}
+	version := fingerprint(u, password, string(ca))
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.cache[t]; ok && c.version == version {
+		return c.client, nil
+	}
+	conf, err := newTLSConfig(ca, ServerName(t))
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve elasticsearch %s: Secret %s/%s key %q: %w",
+			t, t.Namespace, t.Name+httpCertsSuffix, caCertKey, err)
+	}
+	var rt http.RoundTripper
+	if r.newTransport != nil {
+		rt = r.newTransport(conf)
+	} else {
+		rt = newHTTPTransport(conf)
+	}
+	log := r.log.With(logKeyElasticsearch, t.String())
+	c, err := NewClient(ClientConfig{URL: u, Username: elasticUser, Password: Secret(password), Transport: rt, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
+	}
+	_, had := r.cache[t]
+	r.cache[t] = cachedClient{version: version, client: c}
+	if had {
+		log.Debug("credentials or CA changed, rebuilt client")
+	} else {
+		log.Debug("built client", logKeyURL, u)
+	}
+	return c, nil
+}
+
+// Forget drops the cached client of t (e.g. when the Elasticsearch resource
+// is deleted).
+func (r *Resolver) Forget(t Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cache, t)
+}
+
+func (r *Resolver) secret(ctx context.Context, ns, name string) (*secretData, error) {
+	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to get Secret %s/%s (is the Elasticsearch resource managed by ECK and reconciled?): %w", ns, name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to get Secret %s/%s: %w", ns, name, err)
+	}
+	return &secretData{Namespace: ns, Name: name, Data: s.Data}, nil
+}
+
+// secretData is the part of a Secret the resolver uses.
+type secretData struct {
+	Namespace, Name string
+	Data            map[string][]byte
+}

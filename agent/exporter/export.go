@@ -1,0 +1,191 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+)
+
+// reconcileExport keeps the export's finalizer, enables the remote cluster server when the export
+// opts in, and reports conditions and the links it serves.
+func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.Duration, error) {
+	exp, ok := e.cfg.Cache.ClusterExport(ns, name)
+	if !ok {
+		return 0, nil
+	}
+	if exp.DeletionTimestamp != nil {
+		return 0, e.finalizeExport(ctx, exp)
+	}
+	if !hasFinalizer(exp) {
+		exp = exp.DeepCopy()
+		exp.Finalizers = append(exp.Finalizers, v1alpha1.Finalizer)
+		if _, err := e.cfg.CRDs.ClusterExports().Update(ctx, exp); err != nil {
+			return 0, fmt.Errorf("failed to add finalizer to export %s/%s: %w", ns, name, err)
+		}
+		return 0, nil // the update comes back as an event
+	}
+	var conds []metav1.Condition
+	requeue := time.Duration(0)
+	esName := exp.Spec.ElasticsearchRef.Name
+	es, found := e.cfg.Cache.Elasticsearch(ns, esName)
+	rcs := metav1.ConditionFalse
+	reason, msg := v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns)
+	if found {
+		enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled")
+		switch {
+		case enabled:
+			rcs, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonServerEnabled, "spec.remoteClusterServer.enabled is true"
+		case exp.Spec.EnableRemoteClusterServer:
+			if err := e.enableRemoteClusterServer(ctx, es); err != nil {
+				return 0, err
+			}
+			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonServerEnabling,
+				fmt.Sprintf("enabled the remote cluster server of Elasticsearch %s (spec.enableRemoteClusterServer): ECK restarts the cluster", esName))
+			reason, msg = v1alpha1.ReasonServerEnabling, "enabling spec.remoteClusterServer: ECK restarts the cluster"
+		default:
+			reason, msg = v1alpha1.ReasonServerDisabled, fmt.Sprintf(
+				"Elasticsearch %s does not have spec.remoteClusterServer.enabled: true, which the API-key model needs; set it (ECK restarts the cluster) or set spec.enableRemoteClusterServer on this export", esName)
+		}
+	}
+	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionRemoteClusterServerEnabled, rcs, reason, msg))
+	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
+	addr, serverName, err := e.address(ctx, exp)
+	switch {
+	case err != nil:
+		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+		requeue = 10 * time.Second
+	case exp.Spec.ProxyAddress != "":
+		addrMsg = "peers dial " + addr + " (spec.proxyAddress)"
+	default:
+		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial "+addr+" (load balancer)"
+	}
+	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
+	links := e.exportLinks(ns, name)
+	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
+		for _, c := range conds {
+			kube.Set(x, c)
+		}
+		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved))
+		x.Status.ObservedGeneration = x.Generation
+		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+		x.Status.Links = links
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("failed to update status of export %s/%s: %w", ns, name, err)
+	}
+	return requeue, nil
+}
+
+// exportLinks reports every link served by an export, sorted.
+func (e *Exporter) exportLinks(ns, name string) []v1alpha1.ExportLink {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []v1alpha1.ExportLink
+	for peer, links := range e.links {
+		for id, st := range links {
+			if st.req == nil || st.removed || st.req.GetExportNamespace() != ns || st.req.GetExportName() != name {
+				continue
+			}
+			l := v1alpha1.ExportLink{Peer: peer, LocalNamespace: id.Namespace, LocalElasticsearch: id.Elasticsearch, Alias: id.Alias, APIKeyID: st.keyID}
+			if !st.created.IsZero() {
+				l.Created = &metav1.Time{Time: st.created.Truncate(time.Second)}
+			}
+			if !st.expires.IsZero() {
+				l.Expires = &metav1.Time{Time: st.expires.Truncate(time.Second)}
+			}
+			if s := st.status; s != nil {
+				l.Connected = s.GetConnected() && s.GetAppliedApiKeyId() == st.keyID
+				if s.GetObserved() != nil {
+					l.LastAcknowledged = &metav1.Time{Time: s.GetObserved().AsTime().Truncate(time.Second)}
+				}
+				l.Message = s.GetMessage()
+			}
+			if st.refusal != "" {
+				l.Message = st.refusal
+			}
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Peer != b.Peer {
+			return a.Peer < b.Peer
+		}
+		return a.LocalNamespace+"/"+a.LocalElasticsearch+"/"+a.Alias < b.LocalNamespace+"/"+b.LocalElasticsearch+"/"+b.Alias
+	})
+	return out
+}
+
+// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch.
+func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructured.Unstructured) error {
+	patch := []byte(`{"spec":{"remoteClusterServer":{"enabled":true}}}`)
+	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Patch(ctx, es.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+	}
+	e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
+	return nil
+}
+
+// finalizeExport invalidates every key issued under the export, then lets it go.
+func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExport) error {
+	if !hasFinalizer(exp) {
+		return nil
+	}
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	if _, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name); ok {
+		client, err := e.cfg.Elastic.Client(ctx, target)
+		if err != nil {
+			return fmt.Errorf("failed to reach %s: %w", target, err)
+		}
+		keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{
+			metaRoot + ".environment": e.cfg.Environment,
+			metaRoot + ".export":      exp.Namespace + "/" + exp.Name,
+		}})
+		if err != nil {
+			return fmt.Errorf("failed to list keys of export %s/%s: %w", exp.Namespace, exp.Name, err)
+		}
+		if len(keys) > 0 {
+			ids := make([]string, len(keys))
+			for i, k := range keys {
+				ids[i] = k.ID
+			}
+			if err := e.invalidate(ctx, client, ids); err != nil {
+				return err
+			}
+			e.log.Info("export deleted, keys invalidated", "export", exp.Namespace+"/"+exp.Name, "count", len(ids))
+		}
+	}
+	exp = exp.DeepCopy()
+	kept := exp.Finalizers[:0]
+	for _, f := range exp.Finalizers {
+		if f != v1alpha1.Finalizer {
+			kept = append(kept, f)
+		}
+	}
+	exp.Finalizers = kept
+	if _, err := e.cfg.CRDs.ClusterExports().Update(ctx, exp); err != nil {
+		return fmt.Errorf("failed to remove finalizer from export %s/%s: %w", exp.Namespace, exp.Name, err)
+	}
+	return nil
+}
+
+func hasFinalizer(obj metav1.Object) bool {
+	for _, f := range obj.GetFinalizers() {
+		if f == v1alpha1.Finalizer {
+			return true
+		}
+	}
+	return false
+}

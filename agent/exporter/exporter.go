@@ -1,0 +1,217 @@
+// Package exporter is the remote side of the API-key model: for each link a peer imports from a
+// ClusterExport that grants it, it keeps one cross-cluster API key in the exported Elasticsearch
+// (created, updated in place when the access changes, rotated make-before-break before it
+// expires, invalidated when the link, the export or the peering goes), and streams the encoded key
+// with the transport CA bundle, the proxy address and the server name to the peer.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"google.golang.org/protobuf/proto"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// Outbox sends resources to peers; the peering layer numbers, delivers and resends them.
+type Outbox interface {
+	Publish(peer, resource string, payload proto.Message) error
+	Remove(peer, resource string) error
+}
+
+// Clients gives an Elasticsearch client for a resource.
+type Clients interface {
+	Client(ctx context.Context, t elastic.Target) (*elastic.Client, error)
+}
+
+// Config configures the Exporter.
+type Config struct {
+	// Environment is this agent's environment name, recorded in key metadata.
+	Environment string
+	Cache       *cache.Cache
+	Kube        kubernetes.Interface
+	Dynamic     dynamic.Interface
+	CRDs        *kube.Client
+	Elastic     Clients
+	Outbox      Outbox
+	Recorder    *kube.Recorder
+	Logger      hclog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+	// Resync re-checks every link and export this often.
+	Resync time.Duration
+}
+
+// item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
+type item struct {
+	kind string // "link", "export", "gc"
+	peer string
+	link link.ID
+	ns   string
+	name string
+}
+
+// Exporter runs the remote side.
+type Exporter struct {
+	cfg   Config
+	log   hclog.Logger
+	queue workqueue.TypedRateLimitingInterface[item]
+
+	mu       sync.Mutex
+	links    map[string]map[link.ID]*linkState // peer -> link -> state
+	encoded  map[string]elastic.Secret         // API key id -> encoded key, memory only
+	inventry map[string]bool                   // peers whose inventory arrived since they connected
+}
+
+// linkState is what the exporter knows of one link of one peer.
+type linkState struct {
+	req     *peerv1.ImportRequest
+	removed bool
+	status  *peerv1.LinkStatus
+	// target is the exported Elasticsearch the link's keys live in, once known.
+	target *elastic.Target
+	// export is "namespace/name" of the export last used.
+	export string
+	// last published answer, for the export status
+	keyID      string
+	created    time.Time
+	expires    time.Time
+	refusal    string
+	lastAckKey time.Time
+}
+
+// New checks the configuration and returns an Exporter.
+func New(cfg Config) (*Exporter, error) {
+	var missing []string
+	if cfg.Environment == "" {
+		missing = append(missing, "Environment")
+	}
+	if cfg.Cache == nil {
+		missing = append(missing, "Cache")
+	}
+	if cfg.Kube == nil {
+		missing = append(missing, "Kube")
+	}
+	if cfg.Dynamic == nil {
+		missing = append(missing, "Dynamic")
+	}
+	if cfg.CRDs == nil {
+		missing = append(missing, "CRDs")
+	}
+	if cfg.Elastic == nil {
+		missing = append(missing, "Elastic")
+	}
+	if cfg.Outbox == nil {
+		missing = append(missing, "Outbox")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("failed to create exporter: missing %v", missing)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	e := &Exporter{
+		cfg: cfg,
+		log: cfg.Logger.Named("exporter"),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[item](500*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[item]{Name: "exporter"}),
+		links:    map[string]map[link.ID]*linkState{},
+		encoded:  map[string]elastic.Secret{},
+		inventry: map[string]bool{},
+	}
+	if err := e.registerHandlers(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run drains the queue with one worker until ctx ends.
+func (e *Exporter) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		e.queue.ShutDown()
+	}()
+	go e.resyncLoop(ctx)
+	for {
+		it, quit := e.queue.Get()
+		if quit {
+			return ctx.Err()
+		}
+		e.process(ctx, it)
+	}
+}
+
+func (e *Exporter) process(ctx context.Context, it item) {
+	defer e.queue.Done(it)
+	var (
+		requeue time.Duration
+		err     error
+	)
+	switch it.kind {
+	case "link":
+		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
+	case "export":
+		requeue, err = e.reconcileExport(ctx, it.ns, it.name)
+	case "gc":
+		err = e.collectGarbage(ctx)
+	}
+	switch {
+	case err != nil:
+		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
+		e.queue.AddRateLimited(it)
+	case requeue > 0:
+		e.queue.Forget(it)
+		e.queue.AddAfter(it, requeue)
+	default:
+		e.queue.Forget(it)
+	}
+}
+
+func (e *Exporter) resyncLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.enqueueAll()
+			e.queue.Add(item{kind: "gc"})
+		}
+	}
+}
+
+func (e *Exporter) enqueueAll() {
+	e.mu.Lock()
+	for peer, links := range e.links {
+		for id := range links {
+			e.queue.Add(item{kind: "link", peer: peer, link: id})
+		}
+	}
+	e.mu.Unlock()
+	for _, exp := range e.cfg.Cache.ClusterExports() {
+		e.queue.Add(item{kind: "export", ns: exp.Namespace, name: exp.Name})
+	}
+}
+
+// errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet).
+var errRetry = errors.New("not ready")

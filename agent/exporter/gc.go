@@ -1,0 +1,95 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+)
+
+// collectGarbage invalidates keys this environment made that nothing justifies any more: their
+// peer is no longer a Peer, their export is gone, or their peer (connected, inventory received)
+// no longer imports their link. It covers what finalizers and stream messages could miss while
+// the agent was down.
+func (e *Exporter) collectGarbage(ctx context.Context) error {
+	targets := map[elastic.Target]bool{}
+	for _, exp := range e.cfg.Cache.ClusterExports() {
+		targets[elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}] = true
+	}
+	e.mu.Lock()
+	for _, links := range e.links {
+		for _, st := range links {
+			if st.target != nil {
+				targets[*st.target] = true
+			}
+		}
+	}
+	e.mu.Unlock()
+	var firstErr error
+	for t := range targets {
+		if _, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name); !ok {
+			continue
+		}
+		if err := e.collectIn(ctx, t); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {
+	client, err := e.cfg.Elastic.Client(ctx, t)
+	if err != nil {
+		return fmt.Errorf("failed to reach %s: %w", t, err)
+	}
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{metaRoot + ".environment": e.cfg.Environment}})
+	if err != nil {
+		return fmt.Errorf("failed to list keys in %s: %w", t, err)
+	}
+	var stale []string
+	for _, k := range keys {
+		peer, exportRef, linkRef := metaField(k.Metadata, "peer"), metaField(k.Metadata, "export"), metaField(k.Metadata, "link")
+		if why := e.unjustified(peer, exportRef, linkRef); why != "" {
+			e.log.Info("invalidating unused api key", "api_key_id", k.ID, "peer", peer, "link", linkRef, "reason", why)
+			stale = append(stale, k.ID)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	return e.invalidate(ctx, client, stale)
+}
+
+// unjustified says why a key should go, or "" when it may stay.
+func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
+	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+		return "peer " + peer + " is gone"
+	}
+	ns, name, _ := strings.Cut(exportRef, "/")
+	exp, ok := e.cfg.Cache.ClusterExport(ns, name)
+	if !ok {
+		return "export " + exportRef + " is gone"
+	}
+	granted := false
+	for _, p := range exp.Spec.Peers {
+		granted = granted || p == peer
+	}
+	if !granted {
+		return "export " + exportRef + " no longer grants " + peer
+	}
+	id, err := link.Parse(linkRef)
+	if err != nil {
+		return "malformed link metadata"
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.inventry[peer] {
+		return "" // the peer has not told us what it imports since it connected
+	}
+	if st, ok := e.links[peer][id]; !ok || st.removed {
+		return "peer " + peer + " no longer imports link " + linkRef
+	}
+	return ""
+}

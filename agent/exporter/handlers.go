@@ -1,0 +1,172 @@
+package exporter
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// OnImport records an import request from a peer. An error refuses the update (a Nack): the
+// request is malformed; whether it is granted is answered later, on the stream, as a Refusal.
+func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
+	id, err := link.FromProto(req.GetLink())
+	if err != nil {
+		return fmt.Errorf("invalid import request: %w", err)
+	}
+	if !dnsLabel.MatchString(req.GetExportNamespace()) || req.GetExportName() == "" || len(req.GetExportName()) > 253 {
+		return fmt.Errorf("invalid import request: export %q/%q: want namespace/name of a ClusterExport", req.GetExportNamespace(), req.GetExportName())
+	}
+	if len(req.GetTransportCaBundle()) > 256<<10 {
+		return fmt.Errorf("invalid import request: transport_ca_bundle is %d bytes, at most 262144 allowed", len(req.GetTransportCaBundle()))
+	}
+	e.mu.Lock()
+	st := e.stateLocked(peer, id)
+	st.req = req
+	st.removed = false
+	e.mu.Unlock()
+	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	return nil
+}
+
+// OnImportRemoved records that the peer no longer imports the link: its keys are invalidated.
+func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
+	e.mu.Lock()
+	if st, ok := e.links[peer][id]; ok {
+		st.removed = true
+	}
+	e.mu.Unlock()
+	e.queue.Add(item{kind: "link", peer: peer, link: id})
+}
+
+// OnLinkStatus records what the peer applied; a connected link with a new key lets the old keys go.
+func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
+	id, err := link.FromProto(s.GetLink())
+	if err != nil {
+		return fmt.Errorf("invalid link status: %w", err)
+	}
+	e.mu.Lock()
+	st, ok := e.links[peer][id]
+	if !ok {
+		e.mu.Unlock()
+		return fmt.Errorf("link status for %s, which the peer never imported", id)
+	}
+	st.status = s
+	e.mu.Unlock()
+	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	return nil
+}
+
+// OnInventory drops the imports a peer no longer lists (removed while the stream was down).
+func (e *Exporter) OnInventory(peer string, resources []string) {
+	listed := map[link.ID]bool{}
+	for _, r := range resources {
+		if kind, id, err := link.ParseResource(r); err == nil && kind == link.KindImport {
+			listed[id] = true
+		}
+	}
+	e.mu.Lock()
+	e.inventry[peer] = true
+	for id, st := range e.links[peer] {
+		if !listed[id] && !st.removed {
+			st.removed = true
+			e.queue.Add(item{kind: "link", peer: peer, link: id})
+		}
+	}
+	e.mu.Unlock()
+}
+
+// PeerConnected forgets the peer's last inventory: until a new one arrives, nothing is collected.
+func (e *Exporter) PeerConnected(peer string) {
+	e.mu.Lock()
+	e.inventry[peer] = false
+	e.mu.Unlock()
+}
+
+// PeerGone invalidates everything issued to a peer whose peering ended.
+func (e *Exporter) PeerGone(peer string) {
+	e.mu.Lock()
+	for id, st := range e.links[peer] {
+		st.removed = true
+		e.queue.Add(item{kind: "link", peer: peer, link: id})
+	}
+	e.mu.Unlock()
+	e.queue.Add(item{kind: "gc"})
+}
+
+// AppliedSequences is empty: import requests are requests, replayed in full after a restart.
+func (e *Exporter) stateLocked(peer string, id link.ID) *linkState {
+	links := e.links[peer]
+	if links == nil {
+		links = map[link.ID]*linkState{}
+		e.links[peer] = links
+	}
+	st := links[id]
+	if st == nil {
+		st = &linkState{}
+		links[id] = st
+	}
+	return st
+}
+
+func (e *Exporter) registerHandlers() error {
+	if err := e.cfg.Cache.OnClusterExport(func(old, new any) {
+		for _, o := range []any{old, new} {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				e.enqueueExport(u.GetNamespace(), u.GetName())
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if err := e.cfg.Cache.OnElasticsearch(func(old, new any) {
+		for _, o := range []any{old, new} {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				e.enqueueElasticsearch(u.GetNamespace(), u.GetName())
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return e.cfg.Cache.OnECKSecret(func(old, new any) {
+		s, ok := new.(*corev1.Secret)
+		if !ok {
+			s, ok = old.(*corev1.Secret)
+		}
+		if !ok || !strings.HasSuffix(s.Name, "-es-transport-certs-public") {
+			return
+		}
+		e.enqueueElasticsearch(s.Namespace, s.Labels[cache.ECKClusterLabel])
+	})
+}
+
+// enqueueExport queues the export and every link that asks for it.
+func (e *Exporter) enqueueExport(ns, name string) {
+	e.queue.Add(item{kind: "export", ns: ns, name: name})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for peer, links := range e.links {
+		for id, st := range links {
+			if st.req != nil && st.req.GetExportNamespace() == ns && st.req.GetExportName() == name {
+				e.queue.Add(item{kind: "link", peer: peer, link: id})
+			}
+		}
+	}
+}
+
+// enqueueElasticsearch queues every export of an Elasticsearch and their links.
+func (e *Exporter) enqueueElasticsearch(ns, name string) {
+	for _, exp := range e.cfg.Cache.ClusterExports() {
+		if exp.Namespace == ns && exp.Spec.ElasticsearchRef.Name == name {
+			e.enqueueExport(exp.Namespace, exp.Name)
+		}
+	}
+}

@@ -1,0 +1,237 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// Key metadata lives under one object, so it is queryable as metadata.ecklink.<field>.
+const metaRoot = "ecklink"
+
+// chosenKey is the key the peer should use.
+type chosenKey struct {
+	id      string
+	encoded elastic.Secret // empty: the peer already holds it
+	created time.Time
+	expires time.Time
+}
+
+// errWaitForStatus means the newest key's secret is not in memory (the agent restarted) and the
+// peer has not said yet whether it holds that key.
+var errWaitForStatus = fmt.Errorf("waiting for the peer's link status: %w", errRetry)
+
+// ensureKey makes sure the link has a live key with the export's access, rotates it before it
+// expires, and invalidates older keys once the peer is connected with the newest.
+func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, status *peerv1.LinkStatus, st *linkState) (chosenKey, time.Duration, error) {
+	client, err := e.cfg.Elastic.Client(ctx, target)
+	if err != nil {
+		return chosenKey{}, 0, fmt.Errorf("failed to reach %s: %w", target, err)
+	}
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	if err != nil {
+		return chosenKey{}, 0, fmt.Errorf("failed to list keys of link %s: %w", id, err)
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
+	access := toAccess(exp.Spec.Access)
+	hash := elastic.AccessHash(access)
+	meta := e.metadata(peer, id, exp, hash)
+
+	// Access changes go to every live key in place (same id, no restart on the peer): a
+	// narrowed access must reach the keys still in use too.
+	for _, k := range keys {
+		if metaField(k.Metadata, "access_hash") != hash {
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
+				return chosenKey{}, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
+			}
+			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
+		}
+	}
+
+	now := e.cfg.Now()
+	lifetime, rotateBefore := keyLifetime(exp)
+	applied := status.GetAppliedApiKeyId()
+	var newest *elastic.Key
+	if len(keys) > 0 {
+		newest = &keys[len(keys)-1]
+	}
+	var enc elastic.Secret
+	known := false
+	if newest != nil {
+		e.mu.Lock()
+		enc, known = e.encoded[newest.ID]
+		e.mu.Unlock()
+	}
+	create := false
+	switch {
+	case newest == nil:
+		create = true
+	case !known && applied != newest.ID:
+		if status == nil {
+			return chosenKey{}, 0, errWaitForStatus
+		}
+		// Created before a restart and never delivered: its secret is gone with the old process.
+		if err := e.invalidate(ctx, client, []string{newest.ID}); err != nil {
+			return chosenKey{}, 0, err
+		}
+		e.log.Info("undelivered api key invalidated", "peer", peer, "link", id.String(), "api_key_id", newest.ID)
+		create = true
+	case !newest.Expiration.IsZero() && newest.Expiration.Sub(now) < rotateBefore:
+		create = true
+		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
+	}
+	if create {
+		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
+			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: meta,
+		})
+		if err != nil {
+			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
+		}
+		e.mu.Lock()
+		e.encoded[created.ID] = created.Encoded
+		e.mu.Unlock()
+		e.log.Info("api key created", "peer", peer, "link", id.String(), "api_key_id", created.ID, "expires", created.Expiration)
+		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration}
+		enc, known = created.Encoded, true
+		keys = append(keys, *newest)
+	}
+	// Break after make: once the peer reports it is connected with the newest key, the others go.
+	if applied == newest.ID && status.GetConnected() {
+		var old []string
+		for _, k := range keys {
+			if k.ID != newest.ID {
+				old = append(old, k.ID)
+			}
+		}
+		if len(old) > 0 {
+			if err := e.invalidate(ctx, client, old); err != nil {
+				return chosenKey{}, 0, err
+			}
+			e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+		}
+	}
+	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration}
+	if known {
+		// Sent even when the peer holds it, so a peer that lost its state can recover it.
+		choice.encoded = enc
+	}
+	e.mu.Lock()
+	st.keyID, st.created, st.expires, st.refusal = choice.id, choice.created, choice.expires, ""
+	e.mu.Unlock()
+	var requeue time.Duration
+	if !newest.Expiration.IsZero() {
+		requeue = max(newest.Expiration.Sub(now)-rotateBefore, time.Second)
+	}
+	return choice, requeue, nil
+}
+
+// keyLifetime returns the key lifetime (0: never expires) and how long before expiry to rotate
+// (spec.apiKey.rotateBefore, else a third of the lifetime).
+func keyLifetime(exp *v1alpha1.ClusterExport) (time.Duration, time.Duration) {
+	if exp.Spec.APIKey == nil || exp.Spec.APIKey.Expiration == nil {
+		return 0, 0
+	}
+	lifetime := exp.Spec.APIKey.Expiration.Duration
+	if exp.Spec.APIKey.RotateBefore != nil {
+		return lifetime, exp.Spec.APIKey.RotateBefore.Duration
+	}
+	return lifetime, lifetime / 3
+}
+
+func (e *Exporter) invalidate(ctx context.Context, client *elastic.Client, ids []string) error {
+	if _, err := client.InvalidateKeys(ctx, ids); err != nil {
+		return fmt.Errorf("failed to invalidate keys %v: %w", ids, err)
+	}
+	e.mu.Lock()
+	for _, id := range ids {
+		delete(e.encoded, id)
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// invalidateLink invalidates every live key of a link except keep.
+func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, st *linkState, keep string) error {
+	e.mu.Lock()
+	target := st.target
+	e.mu.Unlock()
+	if target == nil {
+		// Never resolved to an Elasticsearch, so no key was made; the sweep covers restarts.
+		return nil
+	}
+	client, err := e.cfg.Elastic.Client(ctx, *target)
+	if err != nil {
+		return fmt.Errorf("failed to reach %s: %w", target, err)
+	}
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	if err != nil {
+		return fmt.Errorf("failed to list keys of link %s: %w", id, err)
+	}
+	var ids []string
+	for _, k := range keys {
+		if k.ID != keep {
+			ids = append(ids, k.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := e.invalidate(ctx, client, ids); err != nil {
+		return err
+	}
+	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", len(ids))
+	return nil
+}
+
+func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport, accessHash string) map[string]any {
+	return map[string]any{metaRoot: map[string]any{
+		"managed_by":  "ecklink",
+		"environment": e.cfg.Environment,
+		"peer":        peer,
+		"link":        id.String(),
+		"export":      exp.Namespace + "/" + exp.Name,
+		"access_hash": accessHash,
+	}}
+}
+
+func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
+	return map[string]string{
+		metaRoot + ".environment": e.cfg.Environment,
+		metaRoot + ".peer":        peer,
+		metaRoot + ".link":        id.String(),
+	}
+}
+
+func metaField(meta map[string]any, field string) string {
+	root, _ := meta[metaRoot].(map[string]any)
+	s, _ := root[field].(string)
+	return s
+}
+
+// toAccess converts the export's access to the Elasticsearch API form.
+func toAccess(a *v1alpha1.CrossClusterAccess) elastic.Access {
+	var out elastic.Access
+	if a == nil {
+		return out
+	}
+	for _, s := range a.Search {
+		sa := elastic.SearchAccess{Names: s.Names, AllowRestrictedIndices: s.AllowRestrictedIndices}
+		if s.Query != nil && len(s.Query.Raw) > 0 {
+			sa.Query = s.Query.Raw
+		}
+		if s.FieldSecurity != nil {
+			sa.FieldSecurity = &elastic.FieldSecurity{Grant: s.FieldSecurity.Grant, Except: s.FieldSecurity.Except}
+		}
+		out.Search = append(out.Search, sa)
+	}
+	for _, r := range a.Replication {
+		out.Replication = append(out.Replication, elastic.ReplicationAccess{Names: r.Names, AllowRestrictedIndices: r.AllowRestrictedIndices})
+	}
+	return out
+}

@@ -1,0 +1,196 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// refusal is an answer the peer gets instead of credentials.
+type refusal struct{ reason, message string }
+
+func (r *refusal) Error() string { return r.reason + ": " + r.message }
+
+// reconcileLink answers one link of one peer: credentials, or a refusal that says why.
+func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (time.Duration, error) {
+	e.mu.Lock()
+	st, ok := e.links[peer][id]
+	if !ok {
+		e.mu.Unlock()
+		return 0, nil
+	}
+	removed, req, status := st.removed, st.req, st.status
+	e.mu.Unlock()
+	resource := link.Resource(link.KindCredentials, id)
+	if removed || req == nil {
+		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
+			return 0, err
+		}
+		if err := e.cfg.Outbox.Remove(peer, resource); err != nil {
+			return 0, err
+		}
+		e.mu.Lock()
+		delete(e.links[peer], id)
+		e.mu.Unlock()
+		e.log.Info("link removed, keys invalidated", "peer", peer, "link", id.String())
+		return 0, nil
+	}
+	creds, ref, requeue, err := e.answer(ctx, peer, id, req, status, st)
+	if err != nil {
+		return 0, err
+	}
+	if ref != nil {
+		// Whatever this peer held for the link no longer stands.
+		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
+			return 0, err
+		}
+		e.mu.Lock()
+		st.refusal, st.keyID = ref.message, ""
+		e.mu.Unlock()
+		if err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message}); err != nil {
+			return 0, err
+		}
+		e.log.Info("import refused", "peer", peer, "link", id.String(), "reason", ref.reason)
+		return requeue, nil
+	}
+	if err := e.cfg.Outbox.Publish(peer, resource, creds); err != nil {
+		return 0, err
+	}
+	return requeue, nil
+}
+
+// answer decides what the peer gets for an import request.
+func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, status *peerv1.LinkStatus, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
+	notGranted := &refusal{reason: v1alpha1.ReasonPeerNotGranted, message: fmt.Sprintf(
+		"no ClusterExport %s/%s grants access to environment %s", req.GetExportNamespace(), req.GetExportName(), peer)}
+	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+		return nil, &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}, 0, nil
+	}
+	exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName())
+	if !ok || exp.DeletionTimestamp != nil || !slices.Contains(exp.Spec.Peers, peer) {
+		// The same answer whether the export is missing or does not name the peer, so a peer
+		// cannot probe what this environment exports.
+		if ok && !slices.Contains(exp.Spec.Peers, peer) {
+			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonPeerNotGranted,
+				fmt.Sprintf("refused environment %s (link %s): it is not listed in spec.peers", peer, id))
+		}
+		return nil, notGranted, 0, nil
+	}
+	e.mu.Lock()
+	st.export = exp.Namespace + "/" + exp.Name
+	e.mu.Unlock()
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate || req.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
+		return nil, &refusal{reason: "ModelNotSupported", message: "the certificate security model is not supported by this agent version"}, 0, nil
+	}
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
+	if !ok {
+		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	}
+	e.mu.Lock()
+	st.target = &target
+	e.mu.Unlock()
+	if enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled"); !enabled {
+		return nil, &refusal{reason: v1alpha1.ReasonServerDisabled, message: "the exported Elasticsearch does not have its remote cluster server enabled yet"}, 30 * time.Second, nil
+	}
+	addr, serverName, err := e.address(ctx, exp)
+	if err != nil {
+		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable remote cluster address yet"}, 10 * time.Second, nil
+	}
+	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
+	if !ok {
+		return nil, nil, 0, fmt.Errorf("transport CA of %s/%s: %w", target.Namespace, target.Name, errRetry)
+	}
+	bundle := caSecret.Data["ca.crt"]
+	if _, err := pemutil.ValidateCABundle(bundle, e.cfg.Now(), pemutil.DefaultLimits); err != nil {
+		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
+	}
+	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
+	key, requeue, err := e.ensureKey(ctx, peer, id, exp, target, status, st)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	creds := &peerv1.Credentials{
+		Link:                 id.Proto(),
+		Model:                peerv1.SecurityModel_SECURITY_MODEL_API_KEY,
+		ApiKeyId:             key.id,
+		ApiKeyEncoded:        key.encoded.Value(),
+		CaBundle:             bundle,
+		ProxyAddress:         addr,
+		ServerName:           serverName,
+		ElasticsearchVersion: version,
+	}
+	if !key.expires.IsZero() {
+		creds.ApiKeyExpiration = timestamppb.New(key.expires)
+	}
+	return creds, nil, requeue, nil
+}
+
+// address is where peers dial the exported Elasticsearch's remote cluster server, and the TLS
+// server name they expect: spec.proxyAddress, else the load balancer of spec.service (default
+// <es>-es-remote-cluster, which ECK >= 3.3 can make a LoadBalancer), whose target port must be 9443.
+func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
+	es := exp.Spec.ElasticsearchRef.Name
+	serverName := exp.Spec.ServerName
+	if serverName == "" {
+		serverName = es + "-es-remote-cluster." + exp.Namespace + ".svc"
+	}
+	if exp.Spec.ProxyAddress != "" {
+		return exp.Spec.ProxyAddress, serverName, nil
+	}
+	svcName := es + "-es-remote-cluster"
+	if exp.Spec.Service != nil {
+		svcName = exp.Spec.Service.Name
+	}
+	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", "", fmt.Errorf("service %s not found", svcName)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
+	}
+	addr, err := loadBalancerAddress(svc)
+	return addr, serverName, err
+}
+
+// loadBalancerAddress reads host:port from a LoadBalancer Service whose port targets 9443.
+func loadBalancerAddress(svc *corev1.Service) (string, error) {
+	var port int32
+	for _, p := range svc.Spec.Ports {
+		if p.TargetPort.IntValue() == 9443 || p.TargetPort.String() == "rcs" || (p.TargetPort.IntValue() == 0 && p.TargetPort.String() == "" && p.Port == 9443) {
+			port = p.Port
+			break
+		}
+	}
+	if port == 0 {
+		return "", fmt.Errorf("service %s has no port with targetPort 9443 (if you changed its port, set targetPort: 9443)", svc.Name)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer", svc.Name, svc.Spec.Type)
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		host := ing.Hostname
+		if host == "" {
+			host = ing.IP
+		}
+		if host != "" {
+			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+		}
+	}
+	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
+}

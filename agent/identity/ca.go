@@ -1,0 +1,133 @@
+package identity
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"time"
+)
+
+// caPair is an agent CA with its key.
+type caPair struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// backdate is how far before "now" certificates start, to absorb clock skew between agents.
+func backdate(validity time.Duration) time.Duration {
+	return min(5*time.Minute, validity/10)
+}
+
+func serialNumber() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("failed to generate serial number: %w", err)
+	}
+	return n, nil
+}
+
+// newCA creates a self-signed ECDSA P-256 agent CA for env.
+func newCA(env string, now time.Time, validity time.Duration) (*caPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("failed to generate CA key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			Organization: []string{"ecklink"},
+			CommonName:   "ecklink agent CA " + env + " " + now.UTC().Format("20060102T150405Z"),
+		},
+		NotBefore:             now.Add(-backdate(validity)),
+		NotAfter:              now.Add(validity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse CA certificate: %w", err)
+	}
+	return &caPair{cert: cert, key: key}, nil
+}
+
+// EnvironmentURI returns the URI SAN that names env in agent certificates:
+// ecklink://environment/<env>.
+func EnvironmentURI(env string) *url.URL {
+	return &url.URL{Scheme: "ecklink", Host: "environment", Path: "/" + env}
+}
+
+// leaf is an issued leaf certificate with the time it should be renewed.
+type leaf struct {
+	tls     *tls.Certificate
+	renewAt time.Time
+}
+
+// issueLeaf issues a certificate for both server and client use, signed by ca.
+func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validity time.Duration) (*leaf, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("failed to generate leaf key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{Organization: []string{"ecklink"}, CommonName: env},
+		NotBefore:    now.Add(-backdate(validity)),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{EnvironmentURI(env)},
+	}
+	for _, ep := range endpoints {
+		host, _, err := net.SplitHostPort(ep)
+		if err != nil {
+			continue // validated in Config.Validate
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, host)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create leaf certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse leaf certificate: %w", err)
+	}
+	return &leaf{
+		tls: &tls.Certificate{
+			Certificate: [][]byte{der},
+			PrivateKey:  key,
+			Leaf:        cert,
+		},
+		renewAt: now.Add(notAfter.Sub(now) * 2 / 3),
+	}, nil
+}

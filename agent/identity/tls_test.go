@@ -1,0 +1,179 @@
+package identity
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ecklink/ecklink/internal/backoff"
+)
+
+// handshake connects a client with clientConf to a server with serverConf over 127.0.0.1 and
+// returns both handshake errors and the leaf the server saw.
+func handshake(t *testing.T, serverConf, clientConf *tls.Config) (clientErr, serverErr error, seen *x509.Certificate) {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		err  error
+		leaf *x509.Certificate
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		tc := conn.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		err = tc.Handshake()
+		var leaf *x509.Certificate
+		if err == nil {
+			leaf = tc.ConnectionState().PeerCertificates[0]
+			// TLS 1.3 clients learn about a refused certificate on their first read.
+			_, _ = tc.Write([]byte("ok"))
+		}
+		done <- result{err: err, leaf: leaf}
+	}()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), clientConf)
+	if err == nil {
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2)
+		_, err = conn.Read(buf)
+		conn.Close()
+	}
+	r := <-done
+	return err, r.err, r.leaf
+}
+
+func TestMutualTLS(t *testing.T) {
+	clock := backoff.NewFakeClock(time.Now())
+	newID := func(env string) *Identity { return newTestIdentity(t, testConfig(env, fake.NewClientset(), clock)) }
+	east, west, rogue := newID("east"), newID("west"), newID("rogue")
+	// impostor is an environment whose CA is trusted as "west"'s, but whose certificates say "other".
+	other := newID("other")
+
+	eastTrust := &mapTrust{}
+	eastTrust.set("west", west.CACertificates())
+	eastTrust.set("rogue-alias", rogue.CACertificates())
+	eastTrust.set("west2", other.CACertificates())
+	westTrust := &mapTrust{}
+	westTrust.set("east", east.CACertificates())
+	rogueTrust := &mapTrust{}
+	rogueTrust.set("east", east.CACertificates())
+
+	tests := []struct {
+		name      string
+		server    *tls.Config
+		client    *tls.Config
+		wantError string
+	}{
+		{name: "paired", server: east.ServerTLSConfig(eastTrust), client: west.ClientTLSConfig(westTrust, "east")},
+		{name: "client of an unknown CA", server: east.ServerTLSConfig(eastTrust), client: rogue.ClientTLSConfig(rogueTrust, "east"), wantError: `environment "rogue" is not a paired peer`},
+		{name: "client certificate names another environment than its CA is trusted for", server: east.ServerTLSConfig(eastTrust), client: other.ClientTLSConfig(rogueTrust, "east"), wantError: `environment "other" is not a paired peer`},
+		{name: "server is not the expected environment", server: rogue.ServerTLSConfig(rogueTrust), client: west.ClientTLSConfig(&mapTrust{cas: map[string][]*x509.Certificate{"east": rogue.CACertificates()}}, "east"), wantError: `peer certificate is for environment "rogue", want "east"`},
+		{name: "server signed by a CA the client does not trust for it", server: east.ServerTLSConfig(eastTrust), client: west.ClientTLSConfig(&mapTrust{cas: map[string][]*x509.Certificate{"east": rogue.CACertificates()}}, "east"), wantError: "certificate signed by unknown authority"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cErr, sErr, seen := handshake(t, tt.server, tt.client)
+			if tt.wantError == "" {
+				if cErr != nil || sErr != nil {
+					t.Fatalf("handshake failed: client %v, server %v", cErr, sErr)
+				}
+				if env, _ := EnvironmentFromCertificate(seen); env != "west" {
+					t.Fatalf("server saw environment %q", env)
+				}
+				return
+			}
+			if cErr == nil && sErr == nil {
+				t.Fatal("handshake succeeded, want refusal")
+			}
+			if !strings.Contains(errors.Join(cErr, sErr).Error(), tt.wantError) {
+				t.Fatalf("errors = client %v, server %v; want %q", cErr, sErr, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestTLSAcrossLeafRenewalAndRotation(t *testing.T) {
+	ctx := context.Background()
+	clock := backoff.NewFakeClock(time.Now())
+	east := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
+	west := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
+	eastTrust, westTrust := &mapTrust{}, &mapTrust{}
+	eastTrust.set("west", west.CACertificates())
+	westTrust.set("east", east.CACertificates())
+	server, client := east.ServerTLSConfig(eastTrust), west.ClientTLSConfig(westTrust, "east")
+
+	check := func(name, wantErr string) *x509.Certificate {
+		t.Helper()
+		cErr, sErr, seen := handshake(t, server, client)
+		err := errors.Join(cErr, sErr)
+		if wantErr == "" && err != nil {
+			t.Fatalf("%s: handshake failed: %v", name, err)
+		}
+		if wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Fatalf("%s: error = %v, want %q", name, err, wantErr)
+		}
+		return seen
+	}
+
+	tick := func(ids ...*Identity) {
+		t.Helper()
+		for _, id := range ids {
+			if _, err := id.tick(ctx, clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first := check("initial", "")
+	clock.Advance(2 * time.Minute)
+	tick(east, west)
+	renewed := check("after renewal", "")
+	if renewed.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatal("new handshake presented the old leaf")
+	}
+
+	// Without renewal the client's leaf expires and the server refuses it.
+	clock.Advance(2 * time.Minute)
+	tick(east)
+	clock.Advance(70 * time.Second)
+	check("expired client leaf", `failed to verify certificate of environment "west"`)
+	tick(east, west)
+	check("renewed again", "")
+
+	// Rotation: stage, let the peer trust the new bundle, promote; then drop the old CA.
+	old := west.CACertificates()
+	if err := west.StageNextCA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eastTrust.set("west", west.CACertificates())
+	if err := west.PromoteNextCA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after promotion with updated trust", "")
+	if err := west.RetirePrevious(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eastTrust.set("west", west.CACertificates())
+	check("after retiring the previous CA", "")
+
+	// A peer that never learned the new CA refuses the promoted leaf.
+	stale := &mapTrust{}
+	stale.set("west", old)
+	server = east.ServerTLSConfig(stale)
+	check("peer with stale trust", "unknown authority")
+}

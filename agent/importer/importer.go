@@ -1,0 +1,204 @@
+// Package importer is the local side of the API-key model. For each local Elasticsearch with
+// RemoteClusters it asks the peers for their exports, and applies what they send, locally: the
+// encoded keys in one Secret (a secure-settings source), the remote CA bundles in one ConfigMap
+// (mounted and listed for the remote cluster client only), the one-time wiring of the
+// Elasticsearch resource, proxy-mode remote cluster settings, and verification with
+// GET /_remote/info. It reports to the peer which key is in effect and whether it is connected,
+// so the peer can rotate keys make-before-break.
+package importer
+
+import (
+	"context"
+	"fmt"
+	"google.golang.org/protobuf/proto"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// Outbox sends resources to peers.
+type Outbox interface {
+	Publish(peer, resource string, payload proto.Message) error
+	Remove(peer, resource string) error
+}
+
+// Clients gives an Elasticsearch client for a resource.
+type Clients interface {
+	Client(ctx context.Context, t elastic.Target) (*elastic.Client, error)
+}
+
+// Config configures the Importer.
+type Config struct {
+	Environment string
+	Cache       *cache.Cache
+	Kube        kubernetes.Interface
+	Dynamic     dynamic.Interface
+	CRDs        *kube.Client
+	Elastic     Clients
+	Outbox      Outbox
+	Recorder    *kube.Recorder
+	Logger      hclog.Logger
+	Now         func() time.Time
+	// Resync re-checks every local Elasticsearch this often.
+	Resync time.Duration
+	// Pending is how soon a link that is not yet connected is checked again.
+	Pending time.Duration
+}
+
+// received is the latest answer of a peer for a link.
+type received struct {
+	peer     string
+	sequence uint64
+	creds    *peerv1.Credentials
+	refusal  *peerv1.Refusal
+	// removed: the peer withdrew its answer or the peering ended.
+	removed bool
+	at      time.Time
+}
+
+// Importer runs the local side.
+type Importer struct {
+	cfg   Config
+	log   hclog.Logger
+	queue workqueue.TypedRateLimitingInterface[types.NamespacedName]
+
+	mu        sync.Mutex
+	answers   map[link.ID]*received
+	published map[link.ID]string // link -> peer its import request went to
+	statuses  map[link.ID]*peerv1.LinkStatus
+}
+
+// New checks the configuration and returns an Importer.
+func New(cfg Config) (*Importer, error) {
+	if cfg.Environment == "" || cfg.Cache == nil || cfg.Kube == nil || cfg.Dynamic == nil || cfg.CRDs == nil || cfg.Elastic == nil || cfg.Outbox == nil {
+		return nil, fmt.Errorf("failed to create importer: Environment, Cache, Kube, Dynamic, CRDs, Elastic and Outbox are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	if cfg.Pending == 0 {
+		cfg.Pending = 2 * time.Second
+	}
+	im := &Importer{
+		cfg: cfg,
+		log: cfg.Logger.Named("importer"),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](500*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "importer"}),
+		answers:   map[link.ID]*received{},
+		published: map[link.ID]string{},
+		statuses:  map[link.ID]*peerv1.LinkStatus{},
+	}
+	if err := im.registerHandlers(); err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// Run drains the queue with one worker until ctx ends.
+func (im *Importer) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		im.queue.ShutDown()
+	}()
+	go im.resyncLoop(ctx)
+	im.enqueueAll()
+	for {
+		key, quit := im.queue.Get()
+		if quit {
+			return ctx.Err()
+		}
+		im.process(ctx, key)
+	}
+}
+
+func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
+	defer im.queue.Done(key)
+	requeue, err := im.reconcile(ctx, key)
+	switch {
+	case err != nil:
+		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
+		im.queue.AddRateLimited(key)
+	case requeue > 0:
+		im.queue.Forget(key)
+		im.queue.AddAfter(key, requeue)
+	default:
+		im.queue.Forget(key)
+	}
+}
+
+func (im *Importer) resyncLoop(ctx context.Context) {
+	t := time.NewTicker(im.cfg.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			im.enqueueAll()
+		}
+	}
+}
+
+// enqueueAll queues every local Elasticsearch that has RemoteClusters or the agent's objects.
+func (im *Importer) enqueueAll() {
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		im.queue.Add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name})
+	}
+	for _, cm := range im.cfg.Cache.OwnConfigMaps(caSelector) {
+		if es := cm.Labels[labelElasticsearch]; es != "" {
+			im.queue.Add(types.NamespacedName{Namespace: cm.Namespace, Name: es})
+		}
+	}
+}
+
+func (im *Importer) registerHandlers() error {
+	enqueueRC := func(o any) {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
+			im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: es})
+		}
+	}
+	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) { enqueueRC(old); enqueueRC(new) }); err != nil {
+		return err
+	}
+	if err := im.cfg.Cache.OnElasticsearch(func(old, new any) {
+		for _, o := range []any{old, new} {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return im.cfg.Cache.OnOwnObject(func(old, new any) {
+		for _, o := range []any{old, new} {
+			if m, ok := o.(interface {
+				GetLabels() map[string]string
+				GetNamespace() string
+			}); ok {
+				if es := m.GetLabels()[labelElasticsearch]; es != "" {
+					im.queue.Add(types.NamespacedName{Namespace: m.GetNamespace(), Name: es})
+				}
+			}
+		}
+	})
+}

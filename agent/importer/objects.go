@@ -1,0 +1,161 @@
+package importer
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/pemutil"
+)
+
+const (
+	// labelElasticsearch names the local Elasticsearch on the agent's Secret and ConfigMap.
+	labelElasticsearch = "ecklink.io/elasticsearch"
+	// annotationAliases lists the aliases whose cluster settings the agent manages (JSON list);
+	// only those are ever removed, never the user's own.
+	annotationAliases = "ecklink.io/managed-aliases"
+	// annotationKeyIDs maps alias -> API key id of the value in the Secret.
+	annotationKeyIDs = "ecklink.io/key-ids"
+	// annotationEffective maps alias -> API key id known to be in the nodes' keystore.
+	annotationEffective = "ecklink.io/effective-key-ids"
+	// maxCAsPerAlias bounds the CAs kept for one alias across rotations.
+	maxCAsPerAlias = 8
+)
+
+var caSelector = labels.SelectorFromSet(labels.Set{cache.ManagedByLabel: cache.ManagedByValue})
+
+// ownLabels are the labels of the agent's objects for one local Elasticsearch. No owner
+// references and no ECK labels: ECK's docs warn that copying those causes cascade deletions.
+func ownLabels(es string) map[string]string {
+	return map[string]string{cache.ManagedByLabel: cache.ManagedByValue, labelElasticsearch: es}
+}
+
+func aliasCAKey(alias string) string { return alias + ".crt" }
+
+// mergeCAs keeps the CAs held for an alias that are still valid, adds the new bundle, and keeps
+// at most maxCAsPerAlias, newest first: a stale copy of an old CA keeps verifying until it
+// expires, so keeping it costs nothing and covers a peer whose update is still in flight.
+func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certificate, error) {
+	in, err := pemutil.ParseCertificates(incoming, pemutil.Limits{})
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	var all []*x509.Certificate
+	for _, c := range in {
+		if fp := pemutil.Fingerprint(c); !seen[fp] {
+			seen[fp] = true
+			all = append(all, c)
+		}
+	}
+	if len(previous) > 0 {
+		prev, _ := pemutil.ParseCertificates(previous, pemutil.Limits{})
+		for _, c := range prev {
+			if fp := pemutil.Fingerprint(c); !seen[fp] && now.Before(c.NotAfter) {
+				seen[fp] = true
+				all = append(all, c)
+			}
+		}
+	}
+	current := len(in)
+	rest := all[current:]
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].NotAfter.After(rest[j].NotAfter) })
+	if len(all) > maxCAsPerAlias {
+		all = all[:maxCAsPerAlias]
+	}
+	return pemutil.EncodeBundle(all), all, nil
+}
+
+// combinedBundle is ca.crt: every alias's CAs, deduplicated, in alias order.
+func combinedBundle(data map[string]string, aliases []string) string {
+	seen := map[string]bool{}
+	var all []*x509.Certificate
+	for _, a := range aliases {
+		certs, _ := pemutil.ParseCertificates([]byte(data[aliasCAKey(a)]), pemutil.Limits{})
+		for _, c := range certs {
+			if fp := pemutil.Fingerprint(c); !seen[fp] {
+				seen[fp] = true
+				all = append(all, c)
+			}
+		}
+	}
+	return string(pemutil.EncodeBundle(all))
+}
+
+func readJSONMap(ann map[string]string, key string) map[string]string {
+	out := map[string]string{}
+	if raw := ann[key]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &out)
+	}
+	return out
+}
+
+func readJSONList(ann map[string]string, key string) []string {
+	var out []string
+	if raw := ann[key]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &out)
+	}
+	return out
+}
+
+func writeJSON(ann map[string]string, key string, v any) {
+	data, _ := json.Marshal(v)
+	ann[key] = string(data)
+}
+
+// saveConfigMap creates or updates the agent's ConfigMap (optimistic concurrency).
+func (im *Importer) saveConfigMap(ctx context.Context, cm *corev1.ConfigMap, exists bool) (*corev1.ConfigMap, error) {
+	client := im.cfg.Kube.CoreV1().ConfigMaps(cm.Namespace)
+	var (
+		out *corev1.ConfigMap
+		err error
+	)
+	if exists {
+		out, err = client.Update(ctx, cm, metav1.UpdateOptions{})
+	} else {
+		out, err = client.Create(ctx, cm, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to save ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return out, nil
+}
+
+// saveSecret creates or updates the agent's Secret (optimistic concurrency).
+func (im *Importer) saveSecret(ctx context.Context, s *corev1.Secret, exists bool) (*corev1.Secret, error) {
+	client := im.cfg.Kube.CoreV1().Secrets(s.Namespace)
+	var (
+		out *corev1.Secret
+		err error
+	)
+	if exists {
+		out, err = client.Update(ctx, s, metav1.UpdateOptions{})
+	} else {
+		out, err = client.Create(ctx, s, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to save Secret %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return out, nil
+}
+
+// deleteOwn deletes the agent's Secret and ConfigMap of a local Elasticsearch.
+func (im *Importer) deleteOwn(ctx context.Context, ns, es string) error {
+	if err := im.cfg.Kube.CoreV1().Secrets(ns).Delete(ctx, wiring.CredentialsSecretName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
+	}
+	if err := im.cfg.Kube.CoreV1().ConfigMaps(ns).Delete(ctx, wiring.CAConfigMapName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete ConfigMap %s/%s: %w", ns, wiring.CAConfigMapName(es), err)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package importer
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// Refused is returned for material a peer must not send; the peering layer answers with a Nack
+// carrying Reason, and the last good state stays applied.
+type Refused struct {
+	Reason  string
+	Message string
+}
+
+func (r *Refused) Error() string { return r.Reason + ": " + r.Message }
+
+var (
+	apiKeyID   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	serverName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$`)
+)
+
+// OnCredentials validates credentials a peer sent for one of our links and queues them for the
+// local Elasticsearch. Invalid material is refused whole; the last good state stays.
+func (im *Importer) OnCredentials(peer string, sequence uint64, c *peerv1.Credentials) error {
+	id, err := im.requested(peer, c.GetLink())
+	if err != nil {
+		return err
+	}
+	if err := im.validate(c); err != nil {
+		return err
+	}
+	im.store(id, &received{peer: peer, sequence: sequence, creds: c, at: im.cfg.Now()})
+	return nil
+}
+
+// OnRefusal records that the peer will not grant a link, and why.
+func (im *Importer) OnRefusal(peer string, sequence uint64, r *peerv1.Refusal) error {
+	id, err := im.requested(peer, r.GetLink())
+	if err != nil {
+		return err
+	}
+	if len(r.GetMessage()) > 1024 || len(r.GetReason()) > 128 {
+		return &Refused{Reason: "InvalidRefusal", Message: "refusal reason or message too long"}
+	}
+	im.store(id, &received{peer: peer, sequence: sequence, refusal: r, at: im.cfg.Now()})
+	return nil
+}
+
+// OnCredentialsRemoved drops what a peer sent for a link.
+func (im *Importer) OnCredentialsRemoved(peer string, id link.ID) {
+	im.mu.Lock()
+	if r, ok := im.answers[id]; ok && r.peer == peer {
+		im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
+	}
+	im.mu.Unlock()
+	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
+}
+
+// OnInventory drops answers the peer no longer holds.
+func (im *Importer) OnInventory(peer string, resources []string) {
+	listed := map[link.ID]bool{}
+	for _, r := range resources {
+		if kind, id, err := link.ParseResource(r); err == nil && kind == link.KindCredentials {
+			listed[id] = true
+		}
+	}
+	im.mu.Lock()
+	var gone []link.ID
+	for id, r := range im.answers {
+		if r.peer == peer && !listed[id] && !r.removed {
+			gone = append(gone, id)
+		}
+	}
+	im.mu.Unlock()
+	for _, id := range gone {
+		im.OnCredentialsRemoved(peer, id)
+	}
+}
+
+// PeerGone drops everything a peer sent: its links are removed from the local Elasticsearch.
+func (im *Importer) PeerGone(peer string) {
+	im.mu.Lock()
+	var gone []link.ID
+	for id, r := range im.answers {
+		if r.peer == peer && !r.removed {
+			gone = append(gone, id)
+		}
+	}
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		if rc.Spec.Peer == peer {
+			id := link.ID{Namespace: rc.Namespace, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias}
+			im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
+		}
+	}
+	for id, p := range im.published {
+		if p == peer {
+			delete(im.published, id)
+		}
+	}
+	im.mu.Unlock()
+	for _, id := range gone {
+		im.OnCredentialsRemoved(peer, id)
+	}
+	im.enqueueAll()
+}
+
+// AppliedSequences returns, per credentials resource from peer, the sequence applied last, as
+// recorded in the RemoteClusters' status; the peer continues above it, and an older sequence is
+// refused as a rollback.
+func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		if rc.Spec.Peer != peer || rc.Status.AppliedSequence <= 0 {
+			continue
+		}
+		id := link.ID{Namespace: rc.Namespace, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias}
+		out[link.Resource(link.KindCredentials, id)] = uint64(rc.Status.AppliedSequence)
+	}
+	return out
+}
+
+func (im *Importer) store(id link.ID, r *received) {
+	im.mu.Lock()
+	im.answers[id] = r
+	im.mu.Unlock()
+	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
+}
+
+// requested checks that the link is one we asked this peer for.
+func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
+	id, err := link.FromProto(l)
+	if err != nil {
+		return id, &Refused{Reason: "InvalidLink", Message: err.Error()}
+	}
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
+			return id, nil
+		}
+	}
+	return id, &Refused{Reason: "NotRequested", Message: fmt.Sprintf("no RemoteCluster requests link %s from environment %s", id, peer)}
+}
+
+// validate checks credentials before anything is applied.
+func (im *Importer) validate(c *peerv1.Credentials) error {
+	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
+		return &Refused{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
+	}
+	if !apiKeyID.MatchString(c.GetApiKeyId()) {
+		return &Refused{Reason: "InvalidAPIKey", Message: "api_key_id must be 1-64 URL-safe base64 characters"}
+	}
+	if enc := c.GetApiKeyEncoded(); enc != "" {
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil || len(enc) > 512 {
+			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded is not base64 of id:key"}
+		}
+		keyID, secret, ok := strings.Cut(string(raw), ":")
+		if !ok || secret == "" || keyID != c.GetApiKeyId() {
+			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
+		}
+	}
+	if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
+		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+	}
+	host, port, err := net.SplitHostPort(c.GetProxyAddress())
+	if err != nil || host == "" || len(host) > 253 {
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", c.GetProxyAddress())}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", c.GetProxyAddress())}
+	}
+	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
+		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", sn)}
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package importer
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/link"
+)
+
+// linkPlan is one RemoteCluster of a local Elasticsearch and what is known for it.
+type linkPlan struct {
+	rc       *v1alpha1.RemoteCluster
+	id       link.ID
+	answer   *received
+	deleting bool
+	// peerGone: no Peer object names the RemoteCluster's peer.
+	peerGone bool
+	// conflict explains why this RemoteCluster does not get its alias.
+	conflict string
+}
+
+// active reports whether the plan's link should be applied.
+func (p *linkPlan) active() bool { return !p.deleting && p.conflict == "" }
+
+// desired reports whether the peer's credentials are here to apply.
+func (p *linkPlan) desired() bool {
+	return p.active() && p.answer != nil && p.answer.creds != nil && !p.answer.removed
+}
+
+// held reports whether the link waits for the peer's first answer since the agent started:
+// what is applied stays as it is (an agent restart must not tear links down).
+func (p *linkPlan) held() bool { return p.active() && p.answer == nil && !p.peerGone }
+
+// plan gathers the RemoteClusters of a local Elasticsearch. Two RemoteClusters with the same
+// alias conflict: the older keeps the alias.
+func (im *Importer) plan(ns, es string) []*linkPlan {
+	var plans []*linkPlan
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		if rc.Namespace != ns || rc.Spec.ElasticsearchRef.Name != es {
+			continue
+		}
+		id := link.ID{Namespace: ns, Elasticsearch: es, Alias: rc.Spec.Alias}
+		p := &linkPlan{rc: rc, id: id, deleting: rc.DeletionTimestamp != nil}
+		if _, ok := im.cfg.Cache.Peer(rc.Spec.Peer); !ok {
+			p.peerGone = true
+		}
+		im.mu.Lock()
+		if r, ok := im.answers[id]; ok && r.peer == rc.Spec.Peer {
+			p.answer = r
+		}
+		im.mu.Unlock()
+		plans = append(plans, p)
+	}
+	sort.Slice(plans, func(i, j int) bool {
+		a, b := plans[i].rc, plans[j].rc
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	owner := map[string]string{}
+	for _, p := range plans {
+		if p.deleting {
+			continue
+		}
+		if first, taken := owner[p.id.Alias]; taken {
+			p.conflict = fmt.Sprintf("alias %s of Elasticsearch %s is already used by RemoteCluster %s", p.id.Alias, es, first)
+			continue
+		}
+		owner[p.id.Alias] = p.rc.Name
+	}
+	return plans
+}

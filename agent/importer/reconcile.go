@@ -1,0 +1,452 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/wiring"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// state is what one reconcile learned, for the status of each RemoteCluster.
+type state struct {
+	esFound    bool
+	esError    string
+	wired      bool
+	manual     bool
+	snippet    string
+	settings   map[string]bool   // alias -> settings applied
+	userAlias  map[string]bool   // alias configured in ES by someone else
+	keyIDs     map[string]string // alias -> key id in the Secret
+	effective  map[string]string // alias -> key id in effect
+	missingKey map[string]bool   // alias whose key value the peer must resend
+	info       map[string]elastic.RemoteInfo
+	cas        map[string][]byte    // alias -> CA bundle applied
+	owner      map[string]types.UID // alias -> the active RemoteCluster holding it
+}
+
+// reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
+// Every step is idempotent, so a change cut short by a crash is finished on the next pass.
+func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (time.Duration, error) {
+	ns, esName := key.Namespace, key.Name
+	plans := im.plan(ns, esName)
+	for _, p := range plans {
+		if !p.deleting && !slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
+			rc := p.rc.DeepCopy()
+			rc.Finalizers = append(rc.Finalizers, v1alpha1.Finalizer)
+			if _, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc); err != nil {
+				return 0, fmt.Errorf("failed to add finalizer to RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err)
+			}
+			return 0, nil // comes back as an event
+		}
+	}
+	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
+	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
+		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
+	im.publishImports(plans, es)
+
+	desired, held := map[string]*linkPlan{}, map[string]*linkPlan{}
+	for _, p := range plans {
+		switch {
+		case p.desired():
+			desired[p.id.Alias] = p
+		case p.held():
+			held[p.id.Alias] = p
+		}
+		if p.active() {
+			st.owner[p.id.Alias] = p.rc.UID
+		}
+	}
+	var requeue time.Duration
+	if esFound {
+		var err error
+		requeue, err = im.apply(ctx, es, plans, desired, held, st)
+		if err != nil {
+			st.esError = err.Error()
+			im.updateStatuses(ctx, plans, st)
+			return 0, err
+		}
+	} else if len(plans) == 0 || allDeleting(plans) {
+		// The Elasticsearch is gone: nothing to unwire, only our objects to delete.
+		if err := im.deleteOwn(ctx, ns, esName); err != nil {
+			return 0, err
+		}
+	}
+	im.updateStatuses(ctx, plans, st)
+	if err := im.finalize(ctx, plans, st); err != nil {
+		return 0, err
+	}
+	if requeue == 0 {
+		requeue = im.cfg.Resync
+	}
+	return requeue, nil
+}
+
+func allDeleting(plans []*linkPlan) bool {
+	for _, p := range plans {
+		if !p.deleting {
+			return false
+		}
+	}
+	return true
+}
+
+// publishImports asks each RemoteCluster's peer for its export.
+func (im *Importer) publishImports(plans []*linkPlan, es *unstructured.Unstructured) {
+	version := ""
+	if es != nil {
+		version, _, _ = unstructured.NestedString(es.Object, "spec", "version")
+	}
+	for _, p := range plans {
+		if !p.active() {
+			continue
+		}
+		peer := p.rc.Spec.Peer
+		resource := link.Resource(link.KindImport, p.id)
+		im.mu.Lock()
+		old := im.published[p.id]
+		im.published[p.id] = peer
+		im.mu.Unlock()
+		if old != "" && old != peer {
+			_ = im.cfg.Outbox.Remove(old, resource)
+		}
+		if err := im.cfg.Outbox.Publish(peer, resource, &peerv1.ImportRequest{
+			Link:                 p.id.Proto(),
+			ExportNamespace:      p.rc.Spec.Export.Namespace,
+			ExportName:           p.rc.Spec.Export.Name,
+			ElasticsearchVersion: version,
+			Model:                peerv1.SecurityModel_SECURITY_MODEL_API_KEY,
+		}); err != nil {
+			im.log.Warn("failed to publish import request", "link", p.id.String(), "peer", peer, "error", err)
+		}
+	}
+}
+
+// apply writes the ConfigMap, the Secret, the wiring and the settings, then verifies.
+func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, desired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+	ns, esName := es.GetNamespace(), es.GetName()
+	client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
+	}
+	cm, cmExists, err := im.getConfigMap(ctx, ns, esName)
+	if err != nil {
+		return 0, err
+	}
+	managed := readJSONList(cm.Annotations, annotationAliases)
+	current, err := client.GetRemoteSettings(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
+	}
+
+	// 1. Aliases we manage that are no longer wanted: settings go first, then their trust.
+	var kept []string
+	for _, alias := range managed {
+		if desired[alias] != nil || held[alias] != nil {
+			kept = append(kept, alias)
+			continue
+		}
+		if _, err := client.DeleteRemote(ctx, alias); err != nil {
+			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
+		}
+		im.log.Info("remote cluster settings removed", "elasticsearch", ns+"/"+esName, "alias", alias)
+	}
+	managed = kept
+
+	// 2. CA bundles.
+	aliases := slices.Sorted(maps.Keys(desired))
+	data := map[string]string{}
+	now := im.cfg.Now()
+	for _, alias := range aliases {
+		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), desired[alias].answer.creds.GetCaBundle(), now)
+		if err != nil {
+			return 0, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+		}
+		data[aliasCAKey(alias)] = string(merged)
+		st.cas[alias] = merged
+	}
+	// Links waiting for their peer's first answer keep what they have.
+	for alias := range held {
+		if v := cm.Data[aliasCAKey(alias)]; v != "" {
+			data[aliasCAKey(alias)] = v
+			st.cas[alias] = []byte(v)
+		}
+	}
+	bundleAliases := slices.Sorted(maps.Keys(st.cas))
+	if len(bundleAliases) == 0 {
+		return im.unwire(ctx, es, client, managed, cmExists)
+	}
+	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
+	wantCM := cm.DeepCopy()
+	wantCM.Data = data
+	wantCM.Labels = ownLabels(esName)
+	if wantCM.Annotations == nil {
+		wantCM.Annotations = map[string]string{}
+	}
+	writeJSON(wantCM.Annotations, annotationAliases, nonNil(managed))
+	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
+		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
+			return 0, err
+		}
+		cmExists = true
+	}
+
+	// 3. Credentials.
+	secret, secretExists, err := im.getSecret(ctx, ns, esName)
+	if err != nil {
+		return 0, err
+	}
+	oldIDs := readJSONMap(secret.Annotations, annotationKeyIDs)
+	sdata := map[string][]byte{}
+	for alias := range held {
+		if k := wiring.CredentialsKey(alias); len(secret.Data[k]) > 0 {
+			sdata[k], st.keyIDs[alias] = secret.Data[k], oldIDs[alias]
+		}
+	}
+	for _, alias := range aliases {
+		c := desired[alias].answer.creds
+		k := wiring.CredentialsKey(alias)
+		value := []byte(c.GetApiKeyEncoded())
+		if len(value) == 0 {
+			if oldIDs[alias] != c.GetApiKeyId() || len(secret.Data[k]) == 0 {
+				st.missingKey[alias] = true
+				if len(secret.Data[k]) > 0 {
+					sdata[k], st.keyIDs[alias] = secret.Data[k], oldIDs[alias]
+				}
+				continue
+			}
+			value = secret.Data[k]
+		}
+		sdata[k], st.keyIDs[alias] = value, c.GetApiKeyId()
+	}
+	wantSecret := secret.DeepCopy()
+	wantSecret.Data = sdata
+	wantSecret.Labels = ownLabels(esName)
+	if wantSecret.Annotations == nil {
+		wantSecret.Annotations = map[string]string{}
+	}
+	writeJSON(wantSecret.Annotations, annotationKeyIDs, st.keyIDs)
+	if !secretExists || !equalData(secret.Data, sdata) || !maps.Equal(secret.Annotations, wantSecret.Annotations) || !maps.Equal(secret.Labels, wantSecret.Labels) {
+		if secret, err = im.saveSecret(ctx, wantSecret, secretExists); err != nil {
+			return 0, err
+		}
+		im.log.Info("credentials written", "elasticsearch", ns+"/"+esName, "aliases", len(sdata))
+	}
+
+	// 4. Wiring of the Elasticsearch resource, once.
+	if err := im.wire(ctx, es, plans, st); err != nil {
+		return 0, err
+	}
+
+	// 5. Remote cluster settings, proxy mode. An alias is recorded as ours before it is written,
+	// so a crash in between cannot leave a setting nobody removes.
+	if st.wired {
+		for _, alias := range aliases {
+			if _, ok := st.keyIDs[alias]; !ok {
+				continue
+			}
+			if _, exists := current[alias]; exists && !slices.Contains(managed, alias) {
+				st.userAlias[alias] = true
+				continue
+			}
+			if !slices.Contains(managed, alias) {
+				managed = append(managed, alias)
+				sort.Strings(managed)
+				cm = cm.DeepCopy()
+				writeJSON(cm.Annotations, annotationAliases, managed)
+				if cm, err = im.saveConfigMap(ctx, cm, true); err != nil {
+					return 0, err
+				}
+			}
+			c := desired[alias].answer.creds
+			want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: desired[alias].rc.Spec.SkipUnavailable}
+			changed, err := client.PutRemote(ctx, alias, want)
+			if err != nil {
+				return 0, fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
+			}
+			if changed {
+				im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress)
+			}
+			st.settings[alias] = true
+		}
+	}
+
+	// 6. Verify.
+	st.info, err = client.RemoteInfo(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read remote info: %w", err)
+	}
+	previous := readJSONMap(secret.Annotations, annotationEffective)
+	st.effective = im.effectiveKeys(ctx, client, ns, esName, secret, st.keyIDs, previous)
+	if !maps.Equal(previous, st.effective) {
+		secret = secret.DeepCopy()
+		writeJSON(secret.Annotations, annotationEffective, st.effective)
+		if _, err := im.saveSecret(ctx, secret, true); err != nil {
+			return 0, err
+		}
+	}
+	requeue := time.Duration(0)
+	for alias := range st.keyIDs {
+		if !st.info[alias].Connected || st.effective[alias] != st.keyIDs[alias] {
+			requeue = im.cfg.Pending
+		}
+	}
+	return requeue, nil
+}
+
+// wire makes the one-time change to the Elasticsearch resource (managed), or reports the snippet
+// and whether the user applied it (manual: any RemoteCluster of the Elasticsearch asking for
+// manual wiring keeps the agent's hands off the resource).
+func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, st *state) error {
+	for _, p := range plans {
+		if p.active() && p.rc.Spec.Wiring == v1alpha1.WiringManual {
+			st.manual = true
+		}
+	}
+	if st.manual {
+		missing, err := wiring.Missing(es)
+		if err != nil {
+			return err
+		}
+		st.wired = len(missing) == 0
+		if !st.wired {
+			if st.snippet, err = wiring.Snippet(es); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	obj := es.DeepCopy()
+	changes, err := wiring.Apply(obj)
+	if err != nil {
+		return err
+	}
+	if len(changes) > 0 {
+		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("failed to wire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+		}
+		im.log.Info("elasticsearch wired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", len(changes))
+		for _, p := range plans {
+			if p.active() {
+				im.cfg.Recorder.Event(p.rc, corev1.EventTypeNormal, "Wired", "wired Elasticsearch "+es.GetName()+" (ECK restarts it once): "+joinChanges(changes))
+			}
+		}
+	}
+	st.wired = true
+	return nil
+}
+
+// unwire removes everything when no link is left: settings already went, then the wiring, then
+// the Secret and ConfigMap.
+func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, client *elastic.Client, managed []string, cmExists bool) (time.Duration, error) {
+	for _, alias := range managed {
+		if _, err := client.DeleteRemote(ctx, alias); err != nil {
+			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
+		}
+	}
+	if es.GetAnnotations()[wiring.AnnotationWiring] != "" {
+		obj := es.DeepCopy()
+		if _, err := wiring.Remove(obj); err != nil {
+			return 0, err
+		}
+		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			return 0, fmt.Errorf("failed to unwire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+		}
+		im.log.Info("elasticsearch unwired", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
+	}
+	if err := im.deleteOwn(ctx, es.GetNamespace(), es.GetName()); err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// finalize lets go of deleted RemoteClusters whose alias is gone from the Elasticsearch, and
+// tells their peer.
+func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) error {
+	for _, p := range plans {
+		if !p.deleting || !slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
+			continue
+		}
+		if owner, taken := st.owner[p.id.Alias]; !taken || owner == p.rc.UID {
+			// Nobody else holds the alias: wait until it is gone from the Elasticsearch.
+			if st.settings[p.id.Alias] || st.keyIDs[p.id.Alias] != "" {
+				continue
+			}
+		}
+		im.mu.Lock()
+		peer := im.published[p.id]
+		delete(im.published, p.id)
+		delete(im.answers, p.id)
+		im.mu.Unlock()
+		if peer == "" {
+			peer = p.rc.Spec.Peer
+		}
+		_ = im.cfg.Outbox.Remove(peer, link.Resource(link.KindImport, p.id))
+		_ = im.cfg.Outbox.Remove(peer, link.Resource(link.KindStatus, p.id))
+		rc := p.rc.DeepCopy()
+		rc.Finalizers = slices.DeleteFunc(rc.Finalizers, func(f string) bool { return f == v1alpha1.Finalizer })
+		if _, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("failed to remove finalizer from RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err)
+		}
+		im.log.Info("remote cluster removed", "link", p.id.String(), "peer", peer)
+	}
+	return nil
+}
+
+func (im *Importer) getConfigMap(ctx context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
+	cm, err := im.cfg.Kube.CoreV1().ConfigMaps(ns).Get(ctx, wiring.CAConfigMapName(es), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to read ConfigMap %s/%s: %w", ns, wiring.CAConfigMapName(es), err)
+	}
+	return cm, true, nil
+}
+
+func (im *Importer) getSecret(ctx context.Context, ns, es string) (*corev1.Secret, bool, error) {
+	s, err := im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, wiring.CredentialsSecretName(es), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("failed to read Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
+	}
+	return s, true, nil
+}
+
+func equalData(a, b map[string][]byte) bool {
+	return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func joinChanges(c []string) string {
+	out := ""
+	for i, s := range c {
+		if i > 0 {
+			out += "; "
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+var linkConditions = []string{v1alpha1.ConditionTrustApplied, v1alpha1.ConditionCredentialsApplied, v1alpha1.ConditionSettingsApplied, v1alpha1.ConditionConnected}
+
+// updateStatuses writes each RemoteCluster's conditions and tells peers where their links stand.
+func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *state) {
+	for _, p := range plans {
+		if p.deleting {
+			continue
+		}
+		conds := im.conditions(p, st)
+		if p.desired() && st.esFound && st.esError == "" {
+			im.publishStatus(p, st)
+		}
+		_, err := im.cfg.CRDs.RemoteClusters().UpdateStatus(ctx, p.rc, func(rc *v1alpha1.RemoteCluster) error {
+			for _, c := range conds {
+				kube.Set(rc, c)
+			}
+			kube.Set(rc, kube.Ready(rc, linkConditions...))
+			rc.Status.ObservedGeneration = rc.Generation
+			im.fillStatus(rc, p, st)
+			return nil
+		})
+		if err != nil {
+			im.log.Warn("failed to update RemoteCluster status", "link", p.id.String(), "error", err)
+		}
+	}
+}
+
+// conditions derives the four link conditions from what the reconcile learned.
+func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
+	rc, alias := p.rc, p.id.Alias
+	all := func(reason, msg string) []metav1.Condition {
+		out := make([]metav1.Condition, 0, len(linkConditions))
+		for _, t := range linkConditions {
+			out = append(out, kube.NewCondition(rc, t, metav1.ConditionFalse, reason, msg))
+		}
+		return out
+	}
+	switch {
+	case p.conflict != "":
+		return all(v1alpha1.ReasonAliasConflict, p.conflict)
+	case p.peerGone:
+		return all(v1alpha1.ReasonPeerNotFound, fmt.Sprintf("no Peer %s: pair this environment with it first (agentctl pair)", rc.Spec.Peer))
+	case p.answer == nil:
+		return all(v1alpha1.ReasonWaitingForPeer, fmt.Sprintf("waiting for environment %s to answer the import of %s/%s", rc.Spec.Peer, rc.Spec.Export.Namespace, rc.Spec.Export.Name))
+	case p.answer.refusal != nil:
+		return all(p.answer.refusal.GetReason(), fmt.Sprintf("environment %s refused: %s", rc.Spec.Peer, p.answer.refusal.GetMessage()))
+	case p.answer.removed:
+		return all(v1alpha1.ReasonWaitingForPeer, fmt.Sprintf("environment %s withdrew the credentials of this link", rc.Spec.Peer))
+	case !st.esFound:
+		return all(v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", rc.Spec.ElasticsearchRef.Name, rc.Namespace))
+	case st.esError != "":
+		return all(v1alpha1.ReasonApplyFailed, st.esError)
+	}
+	var out []metav1.Condition
+	add := func(t string, ok bool, reason, msg string) {
+		status := metav1.ConditionFalse
+		if ok {
+			status = metav1.ConditionTrue
+		}
+		out = append(out, kube.NewCondition(rc, t, status, reason, msg))
+	}
+	cm := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
+	switch {
+	case st.manual && !st.wired:
+		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
+			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
+	default:
+		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
+			"remote CA in ConfigMap %s, trusted by the remote cluster client only", cm))
+	}
+	keyID, effective := st.keyIDs[alias], st.effective[alias]
+	secret := wiring.CredentialsSecretName(rc.Spec.ElasticsearchRef.Name)
+	switch {
+	case st.missingKey[alias]:
+		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonWaitingForPeer, "waiting for the peer to send the key value again")
+	case keyID != "" && effective == keyID:
+		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("API key %s in the keystore (Secret %s)", keyID, secret))
+	default:
+		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchRestarting, fmt.Sprintf(
+			"API key %s written to Secret %s; waiting for ECK to restart Elasticsearch with the new keystore", keyID, secret))
+	}
+	creds := p.answer.creds
+	switch {
+	case st.userAlias[alias]:
+		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
+			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: remove it or choose another alias", alias))
+	case st.settings[alias]:
+		add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to %s", alias, creds.GetProxyAddress()))
+	default:
+		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, "waiting for the Elasticsearch resource to be wired")
+	}
+	if info := st.info[alias]; info.Connected {
+		add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
+	} else {
+		add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
+	}
+	return out
+}
+
+// fillStatus sets the descriptive status fields.
+func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) {
+	alias := p.id.Alias
+	rc.Status.WiringSnippet = st.snippet
+	if p.answer == nil || p.answer.creds == nil || p.answer.removed {
+		return
+	}
+	c := p.answer.creds
+	rc.Status.Model = v1alpha1.SecurityModelAPIKey
+	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
+	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
+	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
+		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
+		for _, cert := range certs {
+			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
+				Fingerprint: pemutil.Fingerprint(cert), Subject: cert.Subject.String(), NotAfter: &metav1.Time{Time: cert.NotAfter},
+			})
+		}
+	}
+	if id := st.effective[alias]; id != "" {
+		applied := &v1alpha1.AppliedAPIKey{ID: id}
+		if prev := rc.Status.APIKey; prev != nil && prev.ID == id {
+			applied.AppliedAt = prev.AppliedAt
+		} else {
+			applied.AppliedAt = &metav1.Time{Time: im.cfg.Now().Truncate(time.Second)}
+		}
+		if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
+			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime()}
+		}
+		rc.Status.APIKey = applied
+	}
+	if st.keyIDs[alias] == c.GetApiKeyId() {
+		rc.Status.AppliedSequence = int64(p.answer.sequence)
+	}
+}
+
+// publishStatus tells the peer which key is in effect and whether the link is connected. The
+// observed time changes only with the content, so an unchanged link costs nothing on the stream.
+func (im *Importer) publishStatus(p *linkPlan, st *state) {
+	alias := p.id.Alias
+	ls := &peerv1.LinkStatus{
+		Link:            p.id.Proto(),
+		AppliedApiKeyId: st.effective[alias],
+		Connected:       st.info[alias].Connected,
+	}
+	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
+		for _, c := range certs {
+			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
+		}
+	}
+	if !ls.Connected {
+		ls.Message = "not connected"
+	}
+	resource := link.Resource(link.KindStatus, p.id)
+	im.mu.Lock()
+	prev := im.statuses[p.id]
+	if prev != nil && proto.Equal(withoutObserved(prev), withoutObserved(ls)) {
+		ls.Observed = prev.Observed
+	} else {
+		ls.Observed = timestamppb.New(im.cfg.Now())
+	}
+	im.statuses[p.id] = ls
+	im.mu.Unlock()
+	if err := im.cfg.Outbox.Publish(p.rc.Spec.Peer, resource, ls); err != nil {
+		im.log.Warn("failed to publish link status", "link", p.id.String(), "error", err)
+	}
+}
+
+func withoutObserved(ls *peerv1.LinkStatus) *peerv1.LinkStatus {
+	c := proto.Clone(ls).(*peerv1.LinkStatus)
+	c.Observed = nil
+	return c
+}

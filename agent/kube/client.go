@@ -1,0 +1,189 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+)
+
+// ClientConfig configures NewClient.
+type ClientConfig struct {
+	// Dynamic is the client that does the requests. Required.
+	Dynamic dynamic.Interface
+	// Recorder, if set, receives an Event for every condition transition that UpdateStatus
+	// stores.
+	Recorder *Recorder
+}
+
+// Client is a typed client for the ecklink resources over the dynamic client.
+type Client struct {
+	peers          *ResourceClient[v1alpha1.Peer, *v1alpha1.Peer]
+	clusterExports *ResourceClient[v1alpha1.ClusterExport, *v1alpha1.ClusterExport]
+	remoteClusters *ResourceClient[v1alpha1.RemoteCluster, *v1alpha1.RemoteCluster]
+}
+
+// NewClient returns a Client for the ecklink resources.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Dynamic == nil {
+		return nil, errors.New("failed to create client: Dynamic is required")
+	}
+	return &Client{
+		peers:          newResourceClient[v1alpha1.Peer](cfg, v1alpha1.PeerGVR),
+		clusterExports: newResourceClient[v1alpha1.ClusterExport](cfg, v1alpha1.ClusterExportGVR),
+		remoteClusters: newResourceClient[v1alpha1.RemoteCluster](cfg, v1alpha1.RemoteClusterGVR),
+	}, nil
+}
+
+// Peers returns the client for Peers.
+func (c *Client) Peers() *ResourceClient[v1alpha1.Peer, *v1alpha1.Peer] { return c.peers }
+
+// ClusterExports returns the client for ClusterExports.
+func (c *Client) ClusterExports() *ResourceClient[v1alpha1.ClusterExport, *v1alpha1.ClusterExport] {
+	return c.clusterExports
+}
+
+// RemoteClusters returns the client for RemoteClusters.
+func (c *Client) RemoteClusters() *ResourceClient[v1alpha1.RemoteCluster, *v1alpha1.RemoteCluster] {
+	return c.remoteClusters
+}
+
+// Object is the pointer type of an ecklink resource T, e.g. *v1alpha1.Peer.
+type Object[T any] interface {
+	*T
+	runtime.Object
+	Conditioned
+}
+
+// ResourceClient reads and writes one namespaced ecklink resource as typed objects. Errors wrap
+// the API server's, so apierrors.IsNotFound and friends work on them.
+type ResourceClient[T any, P Object[T]] struct {
+	resource dynamic.NamespaceableResourceInterface
+	gvr      schema.GroupVersionResource
+	recorder *Recorder
+}
+
+func newResourceClient[T any, P Object[T]](cfg ClientConfig, gvr schema.GroupVersionResource) *ResourceClient[T, P] {
+	return &ResourceClient[T, P]{resource: cfg.Dynamic.Resource(gvr), gvr: gvr, recorder: cfg.Recorder}
+}
+
+// Get reads one object.
+func (c *ResourceClient[T, P]) Get(ctx context.Context, namespace, name string) (P, error) {
+	u, err := c.resource.Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to get %s %s/%s: %w", c.gvr.Resource, namespace, name, err)
+	}
+	return FromUnstructured[T](u)
+}
+
+// List lists the objects of a namespace, or of all namespaces when namespace is empty.
+func (c *ResourceClient[T, P]) List(ctx context.Context, namespace string, opts metav1.ListOptions) ([]P, error) {
+	list, err := c.resource.Namespace(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list %s: %w", c.gvr.Resource, err)
+	}
+	out := make([]P, 0, len(list.Items))
+	for i := range list.Items {
+		obj, err := FromUnstructured[T](&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, obj)
+	}
+	return out, nil
+}
+
+// Create creates obj in its namespace and returns the stored object.
+func (c *ResourceClient[T, P]) Create(ctx context.Context, obj P) (P, error) {
+	u, err := ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.resource.Namespace(obj.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create %s %s/%s: %w", c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return FromUnstructured[T](out)
+}
+
+// Update writes obj's metadata and spec (the status is ignored by the API server). It fails with
+// a conflict when obj's resourceVersion is stale: the caller decides again on fresh data.
+func (c *ResourceClient[T, P]) Update(ctx context.Context, obj P) (P, error) {
+	u, err := ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.resource.Namespace(obj.GetNamespace()).Update(ctx, u, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("failed to update %s %s/%s: %w", c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return FromUnstructured[T](out)
+}
+
+// Delete deletes one object.
+func (c *ResourceClient[T, P]) Delete(ctx context.Context, namespace, name string) error {
+	if err := c.resource.Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("failed to delete %s %s/%s: %w", c.gvr.Resource, namespace, name, err)
+	}
+	return nil
+}
+
+// UpdateStatus applies mutate to a copy of obj and writes the status. On a conflict it reads the
+// object again and applies mutate to the fresh copy, so mutate must compute the status from its
+// argument and may run more than once. When mutate leaves the status as it was, nothing is
+// written. It returns the stored object (obj's copy when nothing was written) and, with a
+// Recorder, records an Event for each condition transition it stored.
+func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate func(P) error) (P, error) {
+	current := obj
+	var stored P
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		next := current.DeepCopyObject().(P)
+		if err := mutate(next); err != nil {
+			return err
+		}
+		before, err := ToUnstructured(current)
+		if err != nil {
+			return err
+		}
+		after, err := ToUnstructured(next)
+		if err != nil {
+			return err
+		}
+		if reflect.DeepEqual(before.Object["status"], after.Object["status"]) {
+			stored = next
+			return nil
+		}
+		out, err := c.resource.Namespace(next.GetNamespace()).UpdateStatus(ctx, after, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			fresh, getErr := c.Get(ctx, next.GetNamespace(), next.GetName())
+			if getErr != nil {
+				return getErr
+			}
+			current = fresh
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if stored, err = FromUnstructured[T](out); err != nil {
+			return err
+		}
+		if c.recorder != nil {
+			c.recorder.RecordTransitions(stored, current.GetConditions(), stored.GetConditions())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to update status of %s %s/%s: %w", c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return stored, nil
+}

@@ -1,0 +1,168 @@
+package kube
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+)
+
+func newTestClient(t *testing.T, rec *Recorder, objs ...runtime.Object) (*Client, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	var us []runtime.Object
+	for _, o := range objs {
+		u, err := ToUnstructured(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, us...)
+	c, err := NewClient(ClientConfig{Dynamic: dyn, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, dyn
+}
+
+func testRemote(name string) *v1alpha1.RemoteCluster {
+	return &v1alpha1.RemoteCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "search", Name: name, Generation: 1},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"},
+			Alias: name, Peer: "west", Export: v1alpha1.ExportReference{Namespace: "elastic", Name: "logs"}},
+	}
+}
+
+func TestClientCRUD(t *testing.T) {
+	ctx := t.Context()
+	c, _ := newTestClient(t, nil, testExport())
+	rcs := c.RemoteClusters()
+
+	created, err := rcs.Create(ctx, testRemote("eu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Kind != v1alpha1.KindRemoteCluster || created.Spec.Alias != "eu" {
+		t.Errorf("created = %+v", created)
+	}
+	if _, err := rcs.Create(ctx, testRemote("us")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rcs.Get(ctx, "search", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Spec.Wiring = v1alpha1.WiringManual
+	if _, err := rcs.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rcs.Get(ctx, "search", "eu"); got.Spec.Wiring != v1alpha1.WiringManual {
+		t.Errorf("wiring = %q after update, want manual", got.Spec.Wiring)
+	}
+	list, err := rcs.List(ctx, "", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Errorf("listed %d remote clusters, want 2", len(list))
+	}
+	if err := rcs.Delete(ctx, "search", "us"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcs.Get(ctx, "search", "us"); !apierrors.IsNotFound(err) {
+		t.Errorf("get after delete: %v, want NotFound", err)
+	}
+	exports, err := c.ClusterExports().List(ctx, "elastic", metav1.ListOptions{})
+	if err != nil || len(exports) != 1 || exports[0].Spec.Access == nil {
+		t.Errorf("exports = %+v, %v; want the seeded export", exports, err)
+	}
+	if peers, err := c.Peers().List(ctx, "ecklink", metav1.ListOptions{}); err != nil || len(peers) != 0 {
+		t.Errorf("peers = %+v, %v; want none", peers, err)
+	}
+}
+
+func TestUpdateStatus(t *testing.T) {
+	ctx := t.Context()
+	fr := record.NewFakeRecorder(10)
+	c, dyn := newTestClient(t, NewRecorderFor(fr), testRemote("eu"))
+	rcs := c.RemoteClusters()
+	obj, err := rcs.Get(ctx, "search", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setConnected := func(status metav1.ConditionStatus, reason string) func(*v1alpha1.RemoteCluster) error {
+		return func(rc *v1alpha1.RemoteCluster) error {
+			Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, status, reason, ""))
+			rc.Status.ObservedGeneration = rc.Generation
+			return nil
+		}
+	}
+
+	// The first write conflicts (another writer won); UpdateStatus reads again and retries.
+	var conflicts, writes atomic.Int32
+	dyn.PrependReactor("update", "remoteclusters", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		writes.Add(1)
+		if conflicts.Add(1) == 1 {
+			return true, nil, apierrors.NewConflict(v1alpha1.Resource("remoteclusters"), "eu", errors.New("stale"))
+		}
+		return false, nil, nil
+	})
+	stored, err := rcs.UpdateStatus(ctx, obj, setConnected(metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if writes.Load() != 2 || stored.Status.ObservedGeneration != 1 || len(stored.Status.Conditions) != 1 {
+		t.Errorf("writes = %d, status = %+v; want 2 writes and the condition stored", writes.Load(), stored.Status)
+	}
+	if e := <-fr.Events; e != "Warning RemoteNotConnected Connected is False" {
+		t.Errorf("event = %q", e)
+	}
+
+	// No change: nothing is written and no Event recorded.
+	if _, err := rcs.UpdateStatus(ctx, stored, setConnected(metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected)); err != nil {
+		t.Fatal(err)
+	}
+	if writes.Load() != 2 {
+		t.Errorf("writes = %d after a no-op, want 2", writes.Load())
+	}
+
+	// A transition to True is stored and recorded as Normal.
+	stored, err = rcs.UpdateStatus(ctx, stored, setConnected(metav1.ConditionTrue, v1alpha1.ReasonRemoteConnected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-fr.Events; e != "Normal RemoteConnected Connected is True" {
+		t.Errorf("event = %q", e)
+	}
+	if got, _ := rcs.Get(ctx, "search", "eu"); got.Status.Conditions[0].Status != metav1.ConditionTrue {
+		t.Errorf("stored conditions = %+v", got.Status.Conditions)
+	}
+	select {
+	case e := <-fr.Events:
+		t.Errorf("unexpected event %q", e)
+	default:
+	}
+
+	// mutate's error stops the update.
+	boom := errors.New("boom")
+	if _, err := rcs.UpdateStatus(ctx, stored, func(*v1alpha1.RemoteCluster) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
+}
+
+func TestNewClientRequiresDynamic(t *testing.T) {
+	if _, err := NewClient(ClientConfig{}); err == nil {
+		t.Fatal("want an error without Dynamic")
+	}
+}

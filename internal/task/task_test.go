@@ -1,0 +1,54 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRun(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name    string
+		tasks   []Named
+		cancel  bool
+		wantErr error
+	}{
+		{
+			name:    "first error cancels the rest",
+			tasks:   []Named{{"fails", func(context.Context) error { return boom }}, {"waits", waitForCancel}},
+			wantErr: boom,
+		},
+		{
+			name:   "cancellation is a clean exit",
+			tasks:  []Named{{"a", waitForCancel}, {"b", waitForCancel}},
+			cancel: true,
+		},
+		{
+			name:  "a task ending without error ends the set",
+			tasks: []Named{{"done", func(context.Context) error { return nil }}, {"waits", waitForCancel}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if tt.cancel {
+				go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+			}
+			err := Run(ctx, tt.tasks...)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Run() = %v, want %v", err, tt.wantErr)
+			}
+			if ctx.Err() == context.DeadlineExceeded {
+				t.Fatal("tasks were not cancelled")
+			}
+		})
+	}
+}
+
+func waitForCancel(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
