@@ -49,6 +49,12 @@ type Config struct {
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
+
+	// File is the config file this came from, if any. The agent watches it and applies changes
+	// of ElasticsearchEndpoints without a restart.
+	File string `json:"-"`
+	// FlagEndpoints are the endpoint overrides given as flags; they win over the file's.
+	FlagEndpoints map[string]string `json:"-"`
 }
 
 // LeaderElection configures the Lease-based election between replicas.

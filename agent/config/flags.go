@@ -89,6 +89,7 @@ func (f *Flags) Resolve() (Config, error) {
 			if cfg.ElasticsearchEndpoints == nil {
 				cfg.ElasticsearchEndpoints = map[string]string{}
 			}
+			cfg.FlagEndpoints = map[string]string{}
 			for _, e := range f.esEndpt {
 				k, v, ok := strings.Cut(e, "=")
 				if !ok {
@@ -96,6 +97,7 @@ func (f *Flags) Resolve() (Config, error) {
 					continue
 				}
 				cfg.ElasticsearchEndpoints[k] = v
+				cfg.FlagEndpoints[k] = v
 			}
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
@@ -112,6 +114,7 @@ func (f *Flags) Resolve() (Config, error) {
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("invalid flags: %s", strings.Join(errs, "; "))
 	}
+	cfg.File = f.file
 	if cfg.Namespace == "" {
 		cfg.Namespace = InClusterNamespace()
 	}

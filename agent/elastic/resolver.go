@@ -50,6 +50,7 @@ type ResolverConfig struct {
 // call. It is safe for concurrent use.
 type Resolver struct {
 	kube         kubernetes.Interface
+	epMu         sync.RWMutex
 	endpoints    map[Target]string
 	log          hclog.Logger
 	newTransport func(*tls.Config) http.RoundTripper
@@ -106,10 +107,32 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 // URL returns the URL used for t: the override, else
 // "https://<name>-es-http.<namespace>.svc:9200".
 func (r *Resolver) URL(t Target) string {
-	if u, ok := r.endpoints[t]; ok {
+	r.epMu.RLock()
+	u, ok := r.endpoints[t]
+	r.epMu.RUnlock()
+	if ok {
 		return u
 	}
 	return "https://" + ServerName(t) + ":" + defaultHTTPPort
+}
+
+// SetEndpoints replaces the endpoint overrides (e.g. after the config file changed); clients
+// built for a changed URL are rebuilt on their next use.
+func (r *Resolver) SetEndpoints(endpoints map[Target]string) error {
+	eps := make(map[Target]string, len(endpoints))
+	for t, u := range endpoints {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("invalid endpoint override: %w", err)
+		}
+		if err := validateURL(u); err != nil {
+			return fmt.Errorf("invalid endpoint override for %s: %w", t, err)
+		}
+		eps[t] = strings.TrimSuffix(u, "/")
+	}
+	r.epMu.Lock()
+	r.endpoints = eps
+	r.epMu.Unlock()
+	return nil
 }
 
 // ServerName is the name ECK's HTTP certificate carries for t:

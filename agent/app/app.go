@@ -1,0 +1,212 @@
+// Package app assembles the agent: its identity, the informers, the peer stream (server and
+// dialer), the two halves of the API-key model and the peer controller, run as one set of
+// tasks.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/config"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/exporter"
+	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/importer"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peers"
+	"github.com/ecklink/ecklink/internal/task"
+)
+
+// Agent is an assembled agent, ready to Run.
+type Agent struct {
+	cfg     config.Config
+	log     hclog.Logger
+	version string
+
+	kube     kubernetes.Interface
+	identity *identity.Identity
+	cache    *cache.Cache
+	manager  *peering.Manager
+	peers    *peers.Controller
+	exporter *exporter.Exporter
+	importer *importer.Importer
+	recorder *kube.Recorder
+	resolver *elastic.Resolver
+	grpc     *grpc.Server
+	dialer   *peering.Dialer
+	ready    chan struct{}
+}
+
+// New builds the agent from its configuration.
+func New(ctx context.Context, cfg config.Config, log hclog.Logger, version string) (*Agent, error) {
+	restCfg, err := kube.RESTConfig(cfg.Kubeconfig, cfg.KubeContext)
+	if err != nil {
+		return nil, err
+	}
+	restCfg.QPS, restCfg.Burst = 50, 100
+	restCfg.UserAgent = "ecklink-agent/" + version
+	kc, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{})}
+	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: kc}); err != nil {
+		return nil, err
+	}
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn, Recorder: a.recorder})
+	if err != nil {
+		return nil, err
+	}
+	if a.identity, err = identity.New(identity.Config{
+		Environment: cfg.Environment, Namespace: cfg.Namespace, Client: kc, Endpoints: cfg.AdvertiseEndpoints,
+		CAValidity: cfg.CAValidity.Duration, LeafValidity: cfg.LeafValidity.Duration, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	if a.cache, err = cache.New(cache.Config{Kube: kc, Dynamic: dyn, Namespaces: cfg.WatchNamespaces, AgentNamespace: cfg.Namespace, Logger: log}); err != nil {
+		return nil, err
+	}
+	endpoints, err := parseEndpoints(cfg.ElasticsearchEndpoints)
+	if err != nil {
+		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
+	}
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	a.resolver = resolver
+	r := &router{log: log.Named("stream")}
+	if a.manager, err = peering.NewManager(peering.Config{
+		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+	}); err != nil {
+		return nil, err
+	}
+	if a.exporter, err = exporter.New(exporter.Config{
+		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
+		Outbox: a.manager, Recorder: a.recorder, Logger: log, Resync: cfg.ResyncInterval.Duration,
+	}); err != nil {
+		return nil, err
+	}
+	if a.importer, err = importer.New(importer.Config{
+		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
+		Outbox: a.manager, Recorder: a.recorder, Logger: log, Resync: cfg.ResyncInterval.Duration,
+	}); err != nil {
+		return nil, err
+	}
+	if a.peers, err = peers.New(peers.Config{
+		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	r.exp, r.imp, r.peers = a.exporter, a.importer, a.peers
+	server, err := peering.NewServer(peering.ServerConfig{Manager: a.manager})
+	if err != nil {
+		return nil, err
+	}
+	a.grpc = grpc.NewServer(peering.ServerOptions(a.identity.ServerTLSConfig(a.peers), a.manager.MaxMessageBytes())...)
+	server.Register(a.grpc)
+	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
+		Manager: a.manager, Peers: a.peers,
+		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
+	}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Run runs the agent until ctx ends or a part fails.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.recorder.Shutdown()
+	health := a.healthServer()
+	return task.Run(ctx,
+		task.Named{Name: "health", Run: health},
+		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
+		task.Named{Name: "agent", Run: a.runActive},
+	)
+}
+
+// runActive runs everything that acts: identity, informers, the stream, the controllers.
+func (a *Agent) runActive(ctx context.Context) error {
+	if err := a.identity.Init(ctx); err != nil {
+		return fmt.Errorf("failed to initialise identity: %w", err)
+	}
+	if err := a.cache.Start(ctx); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", a.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", a.cfg.ListenAddress, err)
+	}
+	a.log.Info("agent started", "environment", a.cfg.Environment, "listen_address", lis.Addr().String(), "version", a.version)
+	close(a.ready)
+	return task.Run(ctx,
+		task.Named{Name: "identity", Run: a.identity.Run},
+		task.Named{Name: "grpc", Run: func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				stopped := make(chan struct{})
+				go func() { a.grpc.GracefulStop(); close(stopped) }()
+				select {
+				case <-stopped:
+				case <-time.After(5 * time.Second):
+					a.grpc.Stop()
+				}
+			}()
+			if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("failed to serve peers: %w", err)
+			}
+			return ctx.Err()
+		}},
+		task.Named{Name: "dialer", Run: a.dialer.Run},
+		task.Named{Name: "peers", Run: a.peers.Run},
+		task.Named{Name: "exporter", Run: a.exporter.Run},
+		task.Named{Name: "importer", Run: a.importer.Run},
+	)
+}
+
+// healthServer serves /healthz (the process runs) and /readyz (this replica acts).
+func (a *Agent) healthServer() task.Task {
+	return func(ctx context.Context) error {
+		if a.cfg.MetricsAddress == "0" {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			select {
+			case <-a.ready:
+				_, _ = w.Write([]byte("ok\n"))
+			default:
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
+			}
+		})
+		srv := &http.Server{Addr: a.cfg.MetricsAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("failed to serve health: %w", err)
+		}
+		return ctx.Err()
+	}
+}

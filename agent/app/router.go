@@ -1,0 +1,127 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecklink/ecklink/agent/exporter"
+	"github.com/ecklink/ecklink/agent/importer"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peers"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// router is the application side of the stream: it checks that each update's resource key
+// matches its payload and hands it to the half that owns it.
+type router struct {
+	exp   *exporter.Exporter
+	imp   *importer.Importer
+	peers *peers.Controller
+	log   hclog.Logger
+}
+
+var _ peering.Handler = (*router)(nil)
+
+func (r *router) AppliedSequences(peer string) map[string]uint64 { return r.imp.AppliedSequences(peer) }
+
+func (r *router) HandleUpdate(_ context.Context, peer string, u *peerv1.Update) error {
+	if u.GetResource() == "trust" {
+		// Agent CA announcements are handled by the pairing and identity layer.
+		return nil
+	}
+	kind, id, err := link.ParseResource(u.GetResource())
+	if err != nil {
+		return peering.Refuse(peering.ReasonInvalidResource, "%v", err)
+	}
+	match := func(l *peerv1.Link, want string) error {
+		got, err := link.FromProto(l)
+		if err != nil {
+			return peering.Refuse("InvalidLink", "%v", err)
+		}
+		if kind != want || got != id {
+			return peering.Refuse(peering.ReasonInvalidResource, "resource %s does not match its %s payload for link %s", u.GetResource(), want, got)
+		}
+		return nil
+	}
+	switch p := u.GetPayload().(type) {
+	case *peerv1.Update_ImportRequest:
+		if err := match(p.ImportRequest.GetLink(), link.KindImport); err != nil {
+			return err
+		}
+		return refusal(r.exp.OnImport(peer, p.ImportRequest), "InvalidImport")
+	case *peerv1.Update_LinkStatus:
+		if err := match(p.LinkStatus.GetLink(), link.KindStatus); err != nil {
+			return err
+		}
+		return refusal(r.exp.OnLinkStatus(peer, p.LinkStatus), "InvalidLinkStatus")
+	case *peerv1.Update_Credentials:
+		if err := match(p.Credentials.GetLink(), link.KindCredentials); err != nil {
+			return err
+		}
+		return refusal(r.imp.OnCredentials(peer, u.GetSequence(), p.Credentials), "InvalidCredentials")
+	case *peerv1.Update_Refusal:
+		if err := match(p.Refusal.GetLink(), link.KindCredentials); err != nil {
+			return err
+		}
+		return refusal(r.imp.OnRefusal(peer, u.GetSequence(), p.Refusal), "InvalidRefusal")
+	case *peerv1.Update_Removed:
+		switch kind {
+		case link.KindImport:
+			r.exp.OnImportRemoved(peer, id)
+		case link.KindCredentials:
+			r.imp.OnCredentialsRemoved(peer, id)
+		}
+		return nil
+	default:
+		return peering.Refuse(peering.ReasonUnknownMessage, "update of %s has no known payload", u.GetResource())
+	}
+}
+
+// refusal turns a half's validation error into a Nack with a reason.
+func refusal(err error, fallback string) error {
+	if err == nil {
+		return nil
+	}
+	var ref *importer.Refused
+	if errors.As(err, &ref) {
+		return peering.Refuse(ref.Reason, "%s", ref.Message)
+	}
+	return peering.Refuse(fallback, "%v", err)
+}
+
+func (r *router) HandleInventory(_ context.Context, peer string, resources []string) error {
+	r.exp.OnInventory(peer, resources)
+	r.imp.OnInventory(peer, resources)
+	return nil
+}
+
+func (r *router) HandleTerminated(peer, reason string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r.peers.Terminated(ctx, peer, reason)
+	}()
+}
+
+func (r *router) OnAck(peer, resource string, seq uint64) {
+	r.log.Trace("update acknowledged", "peer", peer, "resource", resource, "sequence", seq)
+}
+
+func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {
+	r.log.Warn("peer refused an update", "peer", peer, "resource", resource, "sequence", seq, "reason", reason, "message", message)
+}
+
+func (r *router) OnConnected(info peering.SessionInfo) {
+	r.log.Info("peer connected", "peer", info.Peer, "dialed", info.Dialed, "peer_version", info.PeerVersion)
+	r.exp.PeerConnected(info.Peer)
+	r.peers.Refresh(info.Peer)
+}
+
+func (r *router) OnDisconnected(peer string, err error) {
+	r.log.Info("peer disconnected", "peer", peer, "error", err)
+	r.peers.Refresh(peer)
+}

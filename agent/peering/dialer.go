@@ -1,0 +1,249 @@
+package peering
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	ibackoff "github.com/ecklink/ecklink/internal/backoff"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// PeerInfo is what the Dialer needs to know about a peer.
+type PeerInfo struct {
+	Environment string
+	// Endpoints are host:port addresses, tried in order.
+	Endpoints []string
+	// Dial says this agent opens the stream; otherwise the peer does.
+	Dial bool
+}
+
+// PeerSource lists the peers and tells when the list changes.
+type PeerSource interface {
+	Peers() []PeerInfo
+	// Changed receives a value (coalesced) after the list changed.
+	Changed() <-chan struct{}
+}
+
+// PeerSet is a PeerSource kept in memory; safe for concurrent use.
+type PeerSet struct {
+	mu      sync.Mutex
+	peers   map[string]PeerInfo
+	changed chan struct{}
+}
+
+// NewPeerSet returns a PeerSet holding peers.
+func NewPeerSet(peers ...PeerInfo) *PeerSet {
+	s := &PeerSet{peers: map[string]PeerInfo{}, changed: make(chan struct{}, 1)}
+	for _, p := range peers {
+		s.peers[p.Environment] = p
+	}
+	return s
+}
+
+// Set adds or replaces a peer.
+func (s *PeerSet) Set(p PeerInfo) {
+	s.mu.Lock()
+	s.peers[p.Environment] = p
+	s.mu.Unlock()
+	s.notify()
+}
+
+// Delete removes a peer.
+func (s *PeerSet) Delete(env string) {
+	s.mu.Lock()
+	delete(s.peers, env)
+	s.mu.Unlock()
+	s.notify()
+}
+
+// Peers lists the peers, sorted by environment.
+func (s *PeerSet) Peers() []PeerInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PeerInfo, 0, len(s.peers))
+	for _, k := range slices.Sorted(maps.Keys(s.peers)) {
+		out = append(out, s.peers[k])
+	}
+	return out
+}
+
+// Changed implements PeerSource.
+func (s *PeerSet) Changed() <-chan struct{} { return s.changed }
+
+func (s *PeerSet) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// DialerConfig configures a Dialer.
+type DialerConfig struct {
+	// Manager runs the sessions (required).
+	Manager *Manager
+	// Peers lists whom to dial (required); only peers with Dial set are dialed.
+	Peers PeerSource
+	// TLSConfig returns the client TLS configuration for a peer environment, normally
+	// identity.ClientTLSConfig(trust, env) (required).
+	TLSConfig func(environment string) *tls.Config
+	// Backoff tunes reconnection delays (default 500ms doubling to 1m, with jitter).
+	Backoff ibackoff.Config
+	// Clock drives reconnection delays (default the wall clock).
+	Clock ibackoff.Clock
+	// DialTimeout bounds each connection attempt (default 10s).
+	DialTimeout time.Duration
+	// Logger receives the dialer's logs (default: the Manager's).
+	Logger hclog.Logger
+}
+
+// Dialer keeps exactly one stream open to every peer this agent dials.
+type Dialer struct {
+	cfg DialerConfig
+	log hclog.Logger
+}
+
+// NewDialer returns a Dialer for cfg.
+func NewDialer(cfg DialerConfig) (*Dialer, error) {
+	switch {
+	case cfg.Manager == nil:
+		return nil, fmt.Errorf("failed to create dialer: manager: a Manager is required")
+	case cfg.Peers == nil:
+		return nil, fmt.Errorf("failed to create dialer: peers: a PeerSource is required")
+	case cfg.TLSConfig == nil:
+		return nil, fmt.Errorf("failed to create dialer: tlsConfig: a TLS configuration function is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ibackoff.RealClock
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = cfg.Manager.log
+	}
+	return &Dialer{cfg: cfg, log: log.Named("dialer")}, nil
+}
+
+type dialTask struct {
+	info   PeerInfo
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Run dials until ctx ends, following changes of the peer list. It returns nil when ctx ends.
+func (d *Dialer) Run(ctx context.Context) error {
+	tasks := map[string]*dialTask{}
+	defer func() {
+		for _, t := range tasks {
+			t.cancel()
+			<-t.done
+		}
+	}()
+	for {
+		want := map[string]PeerInfo{}
+		for _, p := range d.cfg.Peers.Peers() {
+			if p.Dial && len(p.Endpoints) > 0 {
+				want[p.Environment] = p
+			}
+		}
+		for env, t := range tasks {
+			if p, ok := want[env]; !ok || !samePeer(p, t.info) {
+				t.cancel()
+				<-t.done
+				delete(tasks, env)
+			}
+		}
+		for env, p := range want {
+			if _, ok := tasks[env]; !ok {
+				tasks[env] = d.start(ctx, p)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.cfg.Peers.Changed():
+		}
+	}
+}
+
+func samePeer(a, b PeerInfo) bool {
+	return a.Environment == b.Environment && a.Dial == b.Dial && slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+func (d *Dialer) start(ctx context.Context, p PeerInfo) *dialTask {
+	ctx, cancel := context.WithCancel(ctx)
+	t := &dialTask{info: p, cancel: cancel, done: make(chan struct{})}
+	log := d.log.With(logPeer, p.Environment)
+	go func() {
+		defer close(t.done)
+		b := ibackoff.New(d.cfg.Backoff, d.cfg.Clock)
+		err := ibackoff.Retry(ctx, b, func(ctx context.Context) error {
+			return d.connect(ctx, p, b)
+		}, func(err error, delay time.Duration) {
+			log.Warn("stream to peer ended", logError, err, logRetryIn, delay)
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Info("stopped dialing peer", logError, err)
+		}
+	}()
+	return t
+}
+
+// connect tries the endpoints in order and runs a session on the first that accepts one. The
+// returned error is classified for the retry loop: a session that opened and then dropped is
+// retried soon (and resets the backoff), a terminated peering is given up, anything else is
+// retried later.
+func (d *Dialer) connect(ctx context.Context, p PeerInfo, b *ibackoff.Backoff) error {
+	var errs []error
+	for _, ep := range p.Endpoints {
+		opened, err := d.session(ctx, p.Environment, ep)
+		switch {
+		case errors.Is(err, ErrTerminated), errors.Is(err, ErrPeerTerminated):
+			return ibackoff.GiveUp(err)
+		case opened:
+			b.Reset()
+			return ibackoff.RetrySoon(fmt.Errorf("endpoint %s: %w", ep, err))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("endpoint %s: %w", ep, err))
+	}
+	return ibackoff.RetryLater(fmt.Errorf("failed to connect to peer %q: %w", p.Environment, errors.Join(errs...)))
+}
+
+// session dials one endpoint and runs a session over it.
+func (d *Dialer) session(ctx context.Context, env, endpoint string) (bool, error) {
+	size := d.cfg.Manager.MaxMessageBytes()
+	conn, err := grpc.NewClient(endpoint,
+		grpc.WithTransportCredentials(credentials.NewTLS(d.cfg.TLSConfig(env))),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(size), grpc.MaxCallSendMsgSize(size)),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: d.cfg.DialTimeout}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return false, fmt.Errorf("failed to create client: %w", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := peerv1.NewPeerServiceClient(conn).Sync(ctx)
+	if err != nil {
+		return false, fmt.Errorf("failed to open stream: %w", err)
+	}
+	d.log.Debug("stream dialed", logPeer, env, logEndpoint, endpoint)
+	return d.cfg.Manager.serve(ctx, env, clientStream{s: stream}, true)
+}

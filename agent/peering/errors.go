@@ -1,0 +1,57 @@
+package peering
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Errors that end or refuse sessions. toStatus maps them to gRPC status codes.
+var (
+	// ErrTerminated ends a session after a Terminated message was sent or received.
+	ErrTerminated = errors.New("peering terminated")
+	// ErrPeerTerminated refuses a session with a peer whose peering was terminated.
+	ErrPeerTerminated = errors.New("peering was terminated; pair again")
+	// ErrIdentity refuses a peer whose Open names another environment than its certificate.
+	ErrIdentity = errors.New("peer identity mismatch")
+	// ErrProtocol ends a session whose peer broke the protocol.
+	ErrProtocol = errors.New("protocol violation")
+	// ErrUnauthenticated refuses a caller without a verified agent certificate.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrReceiveTimeout ends a session whose peer sent nothing within its receive deadline.
+	ErrReceiveTimeout = errors.New("peer sent nothing within the receive deadline")
+	// ErrReplaced ends a session superseded by a newer one with the same peer.
+	ErrReplaced = errors.New("session replaced by a newer one")
+	// ErrPairingDisabled answers Pair when no Pairer is configured.
+	ErrPairingDisabled = errors.New("pairing is not enabled on this agent")
+)
+
+// toStatus is the one place where errors become gRPC statuses.
+func toStatus(err error) error {
+	if err == nil || errors.Is(err, ErrTerminated) {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, ErrUnauthenticated):
+		code = codes.Unauthenticated
+	case errors.Is(err, ErrIdentity):
+		code = codes.PermissionDenied
+	case errors.Is(err, ErrProtocol), errors.Is(err, ErrPeerTerminated):
+		code = codes.FailedPrecondition
+	case errors.Is(err, ErrReplaced):
+		code = codes.Aborted
+	case errors.Is(err, ErrPairingDisabled):
+		code = codes.Unimplemented
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,140 @@
+package peering
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite the committed fuzz seed corpus")
+
+type discardStream struct{ sent *int }
+
+func (d discardStream) Send(*peerv1.Message) error { *d.sent++; return nil }
+func (discardStream) Recv() (*peerv1.Message, error) { select {} }
+
+// fuzzSession returns an opened session of "east" with peer "west" whose outbox has two updates
+// in flight (nonces f-1 and f-2), without its goroutines: the fuzz target drives handle directly.
+func fuzzSession(t testing.TB, sent *int) (*session, *fakeHandler) {
+	h := newFakeHandler()
+	h.refuse = func(_ string, u *peerv1.Update) error {
+		if u.GetRefusal() != nil {
+			return Refuse("Refused", "refused")
+		}
+		return nil
+	}
+	m, err := NewManager(Config{Environment: "east", Handler: h, MaxUpdateBytes: 4096, UpdateBurst: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T")})
+	_ = m.Publish("west", "status/a", &peerv1.LinkStatus{})
+	s := &session{m: m, ps: m.peer("west"), stream: discardStream{sent: sent}, log: m.log, id: "f",
+		limiter: newTokenBucket(1, 10, time.Now()), done: make(chan struct{}), cancel: func(error) {}}
+	s.retry = time.NewTimer(time.Hour)
+	s.retry.Stop()
+	if err := s.ps.attach(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.handle(context.Background(), openMsg("west", 1, map[string]uint64{"status/a": 0})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	return s, h
+}
+
+// FuzzHandleMessage feeds arbitrary bytes, decoded as a Message, through the receive path of an
+// opened session and of one awaiting Open: whatever arrives, nothing panics and every update
+// gets exactly one answer.
+func FuzzHandleMessage(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg := &peerv1.Message{}
+		if err := proto.Unmarshal(data, msg); err != nil {
+			return
+		}
+		sent := 0
+		s, _ := fuzzSession(t, &sent)
+		before := sent
+		err := s.handle(context.Background(), msg)
+		if msg.GetUpdate() != nil && err == nil && sent != before+1 {
+			t.Fatalf("update answered %d times", sent-before)
+		}
+		if err == nil {
+			_ = s.flush()
+		}
+		fresh := &session{m: s.m, ps: newPeerState("west"), stream: discardStream{sent: &sent}, log: s.log, limiter: s.limiter, retry: s.retry}
+		_ = fresh.handle(context.Background(), msg)
+	})
+}
+
+// TestFuzzSeedCorpus keeps the committed seeds in testdata/fuzz; run with -update to rewrite them.
+func TestFuzzSeedCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzHandleMessage")
+	if !*update {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("seed corpus missing in %s (run go test -run TestFuzzSeedCorpus -update): %v", dir, err)
+		}
+		return
+	}
+	upd := func(u *peerv1.Update) *peerv1.Message { return &peerv1.Message{Kind: &peerv1.Message_Update{Update: u}} }
+	link := &peerv1.Link{LocalNamespace: "ns", LocalElasticsearch: "es", Alias: "a"}
+	seeds := map[string]*peerv1.Message{
+		"open":        openMsg("west", 1, map[string]uint64{"trust": 3}),
+		"open_wrong":  openMsg("eve", 2, nil),
+		"credentials": upd(&peerv1.Update{Resource: "credentials/ns/es/a", Sequence: 1, Nonce: "n1", Payload: &peerv1.Update_Credentials{Credentials: &peerv1.Credentials{Link: link, ApiKeyId: "id", CaBundle: []byte("-----BEGIN CERTIFICATE-----\n")}}}),
+		"import":      upd(&peerv1.Update{Resource: "import/ns/es/a", Sequence: 2, Nonce: "n2", Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: link, ExportName: "logs"}}}),
+		"refusal":     upd(&peerv1.Update{Resource: "credentials/x", Sequence: 1, Nonce: "n3", Payload: &peerv1.Update_Refusal{Refusal: &peerv1.Refusal{Reason: "ExportNotFound"}}}),
+		"removed":     upd(&peerv1.Update{Resource: "trust", Sequence: 9, Nonce: "n4", Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}),
+		"inventory":   upd(&peerv1.Update{Resource: ResourceInventory, Nonce: "n5", Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{Resources: []string{"trust"}}}}),
+		"no_payload":  upd(&peerv1.Update{Resource: "trust", Sequence: 1}),
+		"seq_zero":    upd(&peerv1.Update{Resource: "trust", Nonce: "n6", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{}}}),
+		"ack":         {Kind: &peerv1.Message_Ack{Ack: &peerv1.Ack{Nonce: "f-1", Resource: "trust", Sequence: 1}}},
+		"nack":        {Kind: &peerv1.Message_Nack{Nack: &peerv1.Nack{Nonce: "f-2", Resource: "status/a", Sequence: 1, Reason: "InvalidCA", Message: "x"}}},
+		"nack_rate":   {Kind: &peerv1.Message_Nack{Nack: &peerv1.Nack{Nonce: "f-1", Reason: ReasonRateLimited}}},
+		"heartbeat":   {Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{}}},
+		"terminated":  {Kind: &peerv1.Message_Terminated{Terminated: &peerv1.Terminated{Reason: "unpaired"}}},
+		"empty":       {},
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) {
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, m := range seeds {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name, data)
+	}
+	// An update with a payload field from a future protocol version (field 17).
+	inner := protowire.AppendTag(nil, 1, protowire.BytesType)
+	inner = protowire.AppendString(inner, "trust")
+	inner = protowire.AppendTag(inner, 2, protowire.VarintType)
+	inner = protowire.AppendVarint(inner, 1)
+	inner = protowire.AppendTag(inner, 17, protowire.BytesType)
+	inner = protowire.AppendBytes(inner, []byte{0x08, 0x01})
+	// Wrap as Message.update (field 2).
+	msg := protowire.AppendTag(nil, 2, protowire.BytesType)
+	msg = protowire.AppendBytes(msg, inner)
+	write("future_payload", msg)
+	write("future_kind", protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), []byte{}))
+}

@@ -1,0 +1,15 @@
+package peering
+
+// Log keys (snake_case, shared by every log line of this package). Payload contents are never
+// logged: credentials carry API keys.
+const (
+	logPeer     = "peer"
+	logResource = "resource"
+	logSequence = "sequence"
+	logReason   = "reason"
+	logMessage  = "message"
+	logEndpoint = "endpoint"
+	logError    = "error"
+	logDialed   = "dialed"
+	logRetryIn  = "retry_in"
+)

@@ -1,0 +1,253 @@
+// Package peering is the stream layer between paired agents: one mutually authenticated
+// bidirectional gRPC stream per peer (Sync), over which each side publishes resources (import
+// requests, credentials, link status, trust bundles) with per-resource sequences, acknowledges
+// or refuses what it receives, and exchanges heartbeats.
+//
+// The Manager holds, per peer, an outbox (the latest content of every resource published to the
+// peer) and a receiver record (the last sequence and content hash applied from the peer). The
+// Server accepts streams, the Dialer opens them; both hand them to the Manager, which runs one
+// session per peer: one receive goroutine feeding one select loop (Consul's peerstream design).
+//
+// Sizes: gRPC accepts messages up to Config.MaxMessageBytes (16 MiB by default) so that an
+// oversized update still reaches validation and is refused with a Nack naming its size
+// (MaxUpdateBytes for the whole update, pemutil limits for CA bundles) instead of breaking the
+// stream with ResourceExhausted.
+package peering
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ecklink/ecklink/agent/identity"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// ProtocolVersion is the version of peer.proto this package speaks.
+const ProtocolVersion = 1
+
+// Defaults for Config.
+const (
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultUpdateRate        = 50
+	DefaultUpdateBurst       = 100
+	DefaultMaxInFlight       = 32
+	DefaultMaxUpdateBytes    = 4 << 20
+	DefaultMaxMessageBytes   = 16 << 20
+	DefaultOpenTimeout       = 30 * time.Second
+	DefaultRateLimitedRetry  = 2 * time.Second
+
+	minReceiveTimeout = time.Second
+	maxReceiveTimeout = 5 * time.Minute
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Environment is this agent's environment name, sent in Open.
+	Environment string
+	// Version is this agent's version, sent in Open.
+	Version string
+	// Handler is the application (required).
+	Handler Handler
+	// Logger receives the stream logs (default a null logger).
+	Logger hclog.Logger
+	// HeartbeatInterval is how often heartbeats are sent; a peer drops the stream after 3
+	// intervals without a message, bounded to [1s, 5m] (default 15s).
+	HeartbeatInterval time.Duration
+	// UpdateRate and UpdateBurst bound the updates a peer may send per second; updates above
+	// are refused with Nack "RateLimited" unprocessed, and the sender retries them (default
+	// 50/s, burst 100).
+	UpdateRate  float64
+	UpdateBurst int
+	// MaxInFlight bounds the updates sent but not yet acknowledged per session (default 32).
+	// It also keeps both sides' receive queues from filling, so sends never wedge each other.
+	MaxInFlight int
+	// MaxUpdateBytes is the largest update applied; larger ones get Nack "TooLarge" (default 4 MiB).
+	MaxUpdateBytes int
+	// MaxMessageBytes is the gRPC message size limit used by Server and Dialer (default 16 MiB).
+	MaxMessageBytes int
+	// OpenTimeout is how long a session waits for the peer's Open (default 30s).
+	OpenTimeout time.Duration
+	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
+	// (default 2s).
+	RateLimitedRetry time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.UpdateRate <= 0 {
+		c.UpdateRate = DefaultUpdateRate
+	}
+	if c.UpdateBurst <= 0 {
+		c.UpdateBurst = DefaultUpdateBurst
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxUpdateBytes <= 0 {
+		c.MaxUpdateBytes = DefaultMaxUpdateBytes
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.RateLimitedRetry <= 0 {
+		c.RateLimitedRetry = DefaultRateLimitedRetry
+	}
+}
+
+// SessionInfo describes the stream with one peer, for status.
+type SessionInfo struct {
+	Peer      string
+	Connected bool
+	// Dialed is true when this agent opened the stream.
+	Dialed bool
+	// Since is when the stream opened (or closed, when not connected).
+	Since time.Time
+	// LastHeartbeat is when the peer's last heartbeat arrived.
+	LastHeartbeat time.Time
+	PeerVersion   string
+	PeerProtocol  uint32
+	// LastError is why the last stream ended, if it failed.
+	LastError string
+}
+
+// Manager owns the per-peer outboxes, receiver records and sessions. It is safe for concurrent use.
+type Manager struct {
+	cfg Config
+	log hclog.Logger
+
+	mu    sync.Mutex
+	peers map[string]*peerState
+}
+
+// NewManager returns a Manager for cfg (defaults filled in).
+func NewManager(cfg Config) (*Manager, error) {
+	cfg.setDefaults()
+	if err := identity.ValidateEnvironment(cfg.Environment); err != nil {
+		return nil, fmt.Errorf("failed to validate peering config: %w", err)
+	}
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("failed to validate peering config: handler: a Handler is required")
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger.Named("peering"), peers: map[string]*peerState{}}, nil
+}
+
+// MaxMessageBytes returns the gRPC message size limit Server and Dialer use.
+func (m *Manager) MaxMessageBytes() int { return m.cfg.MaxMessageBytes }
+
+func (m *Manager) peer(name string) *peerState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps, ok := m.peers[name]
+	if !ok {
+		ps = newPeerState(name)
+		m.peers[name] = ps
+	}
+	return ps
+}
+
+// Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
+// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus or *peerv1.Trust; the Manager keeps
+// its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
+// as soon as the peer is connected (now, or on the next connection).
+func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
+	if err := identity.ValidateEnvironment(peer); err != nil {
+		return fmt.Errorf("failed to publish: peer %w", err)
+	}
+	if err := validateResource(resource); err != nil {
+		return fmt.Errorf("failed to publish: %w", err)
+	}
+	if resource == ResourceInventory {
+		return fmt.Errorf("failed to publish: resource key %q is reserved", resource)
+	}
+	u := &peerv1.Update{Resource: resource}
+	switch p := proto.Clone(payload).(type) {
+	case *peerv1.ImportRequest:
+		u.Payload = &peerv1.Update_ImportRequest{ImportRequest: p}
+	case *peerv1.Credentials:
+		u.Payload = &peerv1.Update_Credentials{Credentials: p}
+	case *peerv1.Refusal:
+		u.Payload = &peerv1.Update_Refusal{Refusal: p}
+	case *peerv1.LinkStatus:
+		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
+	case *peerv1.Trust:
+		u.Payload = &peerv1.Update_Trust{Trust: p}
+	default:
+		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
+	}
+	if n := proto.Size(u); n > m.cfg.MaxUpdateBytes {
+		return fmt.Errorf("failed to publish: update is %d bytes, at most %d allowed", n, m.cfg.MaxUpdateBytes)
+	}
+	m.peer(peer).set(u, false)
+	return nil
+}
+
+// Remove withdraws resource from peer: the peer receives a Removed update. Removing an unknown
+// resource is a no-op.
+func (m *Manager) Remove(peer, resource string) error {
+	m.mu.Lock()
+	ps := m.peers[peer]
+	m.mu.Unlock()
+	if ps == nil {
+		return nil
+	}
+	ps.set(&peerv1.Update{Resource: resource, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}, true)
+	return nil
+}
+
+// Terminate ends the peering with peer: a Terminated message carrying reason is sent on the
+// current stream, or on the next one if the peer is not connected, and the stream closes.
+// Afterwards the Manager refuses streams with that peer until Forget. Terminate returns once the
+// message was sent, or with ctx's error.
+func (m *Manager) Terminate(ctx context.Context, peer, reason string) error {
+	ps := m.peer(peer)
+	sent := ps.requestTermination(reason)
+	select {
+	case <-sent:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("failed to terminate peering with %q: %w", peer, ctx.Err())
+	}
+}
+
+// Forget drops everything the Manager holds for peer (outbox, receiver records, termination)
+// and closes its stream; use it when a Peer is deleted or paired again.
+func (m *Manager) Forget(peer string) {
+	m.mu.Lock()
+	ps := m.peers[peer]
+	delete(m.peers, peer)
+	m.mu.Unlock()
+	if ps != nil {
+		ps.detachCurrent(ErrReplaced)
+	}
+}
+
+// Sessions describes the stream with every known peer, sorted by peer name.
+func (m *Manager) Sessions() []SessionInfo {
+	m.mu.Lock()
+	states := make([]*peerState, 0, len(m.peers))
+	for _, ps := range m.peers {
+		states = append(states, ps)
+	}
+	m.mu.Unlock()
+	out := make([]SessionInfo, 0, len(states))
+	for _, ps := range states {
+		out = append(out, ps.sessionInfo())
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.Peer, b.Peer) })
+	return out
+}

@@ -1,0 +1,385 @@
+package peering
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// reply describes the answer expected for one message sent by the peer.
+type reply struct {
+	ack    bool
+	reason string // Nack reason
+	text   string // substring of the Nack message
+}
+
+func TestReceive(t *testing.T) {
+	big := strings.Repeat("x", 3000)
+	tests := []struct {
+		name        string
+		mutate      func(*Config)
+		refuse      func(string, *peerv1.Update) error
+		applied     map[string]uint64 // what the application persisted before the session
+		msgs        []*peerv1.Message
+		want        []reply
+		wantApplied int // HandleUpdate calls that succeeded
+	}{
+		{
+			name: "apply, duplicate, rollback",
+			msgs: []*peerv1.Message{
+				trustUpdate("trust", 5, "n1", "A"),
+				trustUpdate("trust", 5, "n2", "A"),
+				trustUpdate("trust", 3, "n3", "B"),
+				trustUpdate("trust", 5, "n4", "B"),
+				trustUpdate("trust", 6, "n5", "B"),
+			},
+			want: []reply{
+				{ack: true}, {ack: true},
+				{reason: ReasonSequenceRollback, text: "sequence 3 is below 5"},
+				{reason: ReasonSequenceRollback, text: "already applied with different content"},
+				{ack: true},
+			},
+			wantApplied: 2,
+		},
+		{
+			name:    "seeded from the application: same sequence re-applied, lower refused",
+			applied: map[string]uint64{"trust": 4},
+			msgs:    []*peerv1.Message{trustUpdate("trust", 3, "n1", "A"), trustUpdate("trust", 4, "n2", "A"), trustUpdate("trust", 4, "n3", "A")},
+			want:    []reply{{reason: ReasonSequenceRollback}, {ack: true}, {ack: true}},
+			// Sequence 4 with an unknown hash is applied once (idempotently), then known.
+			wantApplied: 1,
+		},
+		{
+			name: "unknown and malformed messages",
+			msgs: []*peerv1.Message{
+				{},
+				{Kind: &peerv1.Message_Update{Update: &peerv1.Update{Resource: "trust", Sequence: 1, Nonce: "n"}}},
+				trustUpdate("", 1, "n", "A"),
+				trustUpdate("has space", 1, "n", "A"),
+				trustUpdate("trust", 0, "n", "A"),
+				trustUpdate(ResourceInventory, 1, "n", "A"),
+				{Kind: &peerv1.Message_Update{Update: &peerv1.Update{Resource: "x", Nonce: "n", Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{}}}}},
+				trustUpdate("trust", 1, strings.Repeat("n", 200), "A"),
+			},
+			want: []reply{
+				{reason: ReasonUnknownMessage, text: "unknown message kind"},
+				{reason: ReasonUnknownMessage, text: "no payload"},
+				{reason: ReasonInvalidResource, text: "empty"},
+				{reason: ReasonInvalidResource, text: "space"},
+				{reason: ReasonInvalidSequence},
+				{reason: ReasonInvalidResource, text: "reserved"},
+				{reason: ReasonInvalidResource, text: "inventory must use"},
+				{reason: ReasonUnknownMessage, text: "nonce is 200 bytes"},
+			},
+		},
+		{
+			name: "handler refusals",
+			refuse: func(_ string, u *peerv1.Update) error {
+				switch string(u.GetTrust().GetCaBundle()) {
+				case "refuse":
+					return Refuse("InvalidCA", "certificate %d (CN=%s): not a CA (basicConstraints CA=false)", 2, "x")
+				case "fail":
+					return fmt.Errorf("failed to write secret with key c2VjcmV0LWtleQ==")
+				}
+				return nil
+			},
+			msgs: []*peerv1.Message{trustUpdate("trust", 1, "n1", "refuse"), trustUpdate("trust", 2, "n2", "fail"), trustUpdate("trust", 3, "n3", "ok")},
+			want: []reply{
+				{reason: "InvalidCA", text: "certificate 2 (CN=x): not a CA"},
+				{reason: ReasonInternal, text: "failed to apply"},
+				{ack: true},
+			},
+			wantApplied: 1,
+		},
+		{
+			name:   "oversized update names its size",
+			mutate: func(c *Config) { c.MaxUpdateBytes = 1000 },
+			msgs:   []*peerv1.Message{trustUpdate("trust", 1, "n1", big)},
+			want:   []reply{{reason: ReasonTooLarge, text: "at most 1000 allowed"}},
+		},
+		{
+			name:   "rate limited",
+			mutate: func(c *Config) { c.UpdateRate = 0.001; c.UpdateBurst = 2 },
+			msgs:   []*peerv1.Message{trustUpdate("a", 1, "n1", "A"), trustUpdate("b", 1, "n2", "A"), trustUpdate("c", 1, "n3", "A")},
+			want:   []reply{{ack: true}, {ack: true}, {reason: ReasonRateLimited, text: "resend later"}},
+			// The limited update is not processed.
+			wantApplied: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, tt.mutate)
+			hs.h.refuse = tt.refuse
+			if tt.applied != nil {
+				hs.h.applied["west"] = tt.applied
+			}
+			hs.start()
+			o := hs.open("west", nil)
+			for r, seq := range tt.applied {
+				if o.Applied[r] != seq {
+					t.Fatalf("Open.applied[%s] = %d, want %d", r, o.Applied[r], seq)
+				}
+			}
+			if inv := hs.nextUpdate(); inv.GetInventory() == nil {
+				t.Fatalf("want the (empty) inventory first, got %v", inv)
+			}
+			for i, msg := range tt.msgs {
+				hs.send(msg)
+				got := hs.next()
+				w := tt.want[i]
+				if w.ack {
+					if got.GetAck() == nil {
+						t.Fatalf("message %d: got %v, want Ack", i, got)
+					}
+					continue
+				}
+				n := got.GetNack()
+				if n == nil || n.Reason != w.reason || !strings.Contains(n.Message, w.text) {
+					t.Fatalf("message %d: got %v, want Nack %s containing %q", i, got, w.reason, w.text)
+				}
+				if strings.Contains(n.Message, "c2VjcmV0") {
+					t.Fatalf("Nack leaks the handler error: %q", n.Message)
+				}
+				if u := msg.GetUpdate(); u != nil && len(u.Nonce) <= maxNonceLen && n.Nonce != u.Nonce {
+					t.Fatalf("Nack nonce = %q, want %q", n.Nonce, u.Nonce)
+				}
+			}
+			if got := hs.h.updateCount(); got != tt.wantApplied {
+				t.Fatalf("handler applied %d updates, want %d", got, tt.wantApplied)
+			}
+		})
+	}
+}
+
+func TestOpenRefused(t *testing.T) {
+	tests := []struct {
+		name     string
+		first    *peerv1.Message
+		wantErr  error
+		wantCode codes.Code
+		wantText string
+	}{
+		{name: "environment differs from the certificate", first: openMsg("eve", 1, nil), wantErr: ErrIdentity, wantCode: codes.PermissionDenied, wantText: `Open names environment "eve" but the certificate names "west"`},
+		{name: "unsupported protocol", first: openMsg("west", 2, nil), wantErr: ErrProtocol, wantCode: codes.FailedPrecondition, wantText: "peer speaks protocol 2, this agent speaks 1"},
+		{name: "update before open", first: trustUpdate("trust", 1, "n", "A"), wantErr: ErrProtocol, wantCode: codes.FailedPrecondition, wantText: "first message must be Open, got Update"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, nil)
+			hs.start()
+			if hs.next().GetOpen() == nil {
+				t.Fatal("first message is not Open")
+			}
+			hs.send(tt.first)
+			err := hs.wait()
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("serve() = %v, want %v", err, tt.wantErr)
+			}
+			st := status.Convert(toStatus(err))
+			if st.Code() != tt.wantCode || !strings.Contains(st.Message(), tt.wantText) {
+				t.Fatalf("status = %v, want %v containing %q", st, tt.wantCode, tt.wantText)
+			}
+			if hs.h.connected != 0 || hs.m.Sessions()[0].Connected {
+				t.Fatal("refused session reported as connected")
+			}
+		})
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	hs := newHarness(t, func(c *Config) { c.MaxInFlight = 2 })
+	m := hs.m
+	creds := func(key string) *peerv1.Credentials {
+		return &peerv1.Credentials{Link: &peerv1.Link{LocalNamespace: "ns", LocalElasticsearch: "es", Alias: "a"}, ApiKeyId: key}
+	}
+	res := CredentialsResource("ns/es/a")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Published before any session: provisional sequences.
+	must(m.Publish("west", res, creds("k1")))
+	must(m.Publish("west", res, creds("k1"))) // identical: no-op
+	must(m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T")}))
+	must(m.Publish("west", "status/x", &peerv1.LinkStatus{Connected: true}))
+
+	t.Run("invalid publishes", func(t *testing.T) {
+		for _, err := range []error{
+			m.Publish("west", ResourceInventory, &peerv1.Trust{}),
+			m.Publish("west", "", &peerv1.Trust{}),
+			m.Publish("West", "trust", &peerv1.Trust{}),
+			m.Publish("west", "trust", &peerv1.Ack{}),
+		} {
+			if err == nil {
+				t.Fatal("invalid Publish succeeded")
+			}
+		}
+	})
+
+	// The peer already holds trust@7 from an earlier incarnation of this agent: sequences are
+	// continued above it and everything is sent (window 2), then the inventory.
+	hs.start()
+	hs.open("west", map[string]uint64{"trust": 7})
+	u1, u2 := hs.nextUpdate(), hs.nextUpdate()
+	if u1.Resource != res || u1.Sequence != 1 || u2.Resource != "status/x" {
+		t.Fatalf("first updates = %v, %v", u1, u2)
+	}
+	select {
+	case m := <-hs.pipe.out:
+		if m.GetHeartbeat() == nil {
+			t.Fatalf("sent %v beyond the in-flight window", m)
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+	hs.send(ackMsg(u1))
+	u3 := hs.nextUpdate()
+	if u3.Resource != "trust" || u3.Sequence != 8 {
+		t.Fatalf("trust update = %v, want sequence 8 (continuing above the peer's 7)", u3)
+	}
+	hs.send(nackMsg(u2, "InvalidStatus"))
+	inv := hs.nextUpdate()
+	if got := strings.Join(inv.GetInventory().GetResources(), ","); inv.Resource != ResourceInventory || got != res+",status/x,trust" {
+		t.Fatalf("inventory = %v", inv)
+	}
+	waitFor(t, "ack and nack callbacks", time.Second, func() bool {
+		return hs.h.hasAck("west/"+res+"@1") && hs.h.get(func(h *fakeHandler) bool { return len(h.nacks) == 1 && h.nacks[0].reason == "InvalidStatus" })
+	})
+
+	t.Run("changed content gets the next sequence, removal too", func(t *testing.T) {
+		hs.send(ackMsg(inv))
+		must(m.Publish("west", res, creds("k2")))
+		u := hs.nextUpdate()
+		if u.Sequence != 2 || u.GetCredentials().GetApiKeyId() != "k2" {
+			t.Fatalf("update = %v", u)
+		}
+		hs.send(ackMsg(u))
+		must(m.Remove("west", res))
+		must(m.Remove("west", res)) // already removed: no-op
+		u = hs.nextUpdate()
+		if u.Sequence != 3 || u.GetRemoved() == nil {
+			t.Fatalf("removal = %v", u)
+		}
+		hs.send(ackMsg(u))
+	})
+
+	t.Run("rate-limited updates are resent", func(t *testing.T) {
+		must(m.Publish("west", "status/y", &peerv1.LinkStatus{}))
+		u := hs.nextUpdate()
+		hs.send(nackMsg(u, ReasonRateLimited))
+		again := hs.nextUpdate()
+		if again.Resource != u.Resource || again.Sequence != u.Sequence || again.Nonce == u.Nonce {
+			t.Fatalf("resend = %v, want %s@%d with a new nonce", again, u.Resource, u.Sequence)
+		}
+	})
+
+	// Reconnect. The peer reports trust@8 applied (its Ack never came: it is reported now) and
+	// only sequence 2 of the credentials (as if it lost the removal): the removal is resent,
+	// status/x (refused before) is offered again, status/y (unacked) is resent.
+	hs.pipe.close()
+	if err := hs.wait(); err == nil {
+		t.Fatal("session ended without error")
+	}
+	hs.start()
+	hs.open("west", map[string]uint64{res: 2, "status/x": 0, "trust": 8})
+	var got []string
+	for {
+		u := hs.nextUpdate()
+		if u.GetInventory() != nil {
+			break
+		}
+		got = append(got, fmt.Sprintf("%s@%d", u.Resource, u.Sequence))
+		hs.send(ackMsg(u))
+	}
+	if want := res + "@3,status/x@1,status/y@1"; strings.Join(got, ",") != want {
+		t.Fatalf("resent %v, want %s", got, want)
+	}
+	if !hs.h.hasAck("west/trust@8") {
+		t.Fatal("an update applied by the peer without our seeing the Ack must be reported acknowledged")
+	}
+}
+
+func TestReceiveDeadline(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.start()
+	hs.open("west", nil) // announces 200ms heartbeats: 3x is below the 1s floor
+	start := time.Now()
+	err := hs.wait()
+	if !errors.Is(err, ErrReceiveTimeout) {
+		t.Fatalf("serve() = %v, want ErrReceiveTimeout", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("session ended after %v, want about 1s", d)
+	}
+	if status.Code(toStatus(err)) != codes.DeadlineExceeded {
+		t.Fatalf("status = %v", toStatus(err))
+	}
+}
+
+func TestHeartbeatsKeepSessionAlive(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.start()
+	hs.open("west", nil)
+	for range 8 {
+		time.Sleep(200 * time.Millisecond)
+		hs.send(&peerv1.Message{Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{}}})
+	}
+	select {
+	case err := <-hs.done:
+		t.Fatalf("session ended despite heartbeats: %v", err)
+	default:
+	}
+	info := hs.m.Sessions()[0]
+	if !info.Connected || info.PeerVersion != "peer-1.0" || info.PeerProtocol != 1 || time.Since(info.LastHeartbeat) > time.Second {
+		t.Fatalf("session info = %+v", info)
+	}
+}
+
+func TestTermination(t *testing.T) {
+	t.Run("received", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		hs.start()
+		hs.open("west", nil)
+		hs.send(&peerv1.Message{Kind: &peerv1.Message_Terminated{Terminated: &peerv1.Terminated{Reason: "unpaired"}}})
+		if err := hs.wait(); !errors.Is(err, ErrTerminated) || toStatus(err) != nil {
+			t.Fatalf("serve() = %v, want ErrTerminated (status OK)", err)
+		}
+		if !hs.h.get(func(h *fakeHandler) bool { return len(h.terminated) == 1 && h.terminated[0] == "west:unpaired" }) {
+			t.Fatalf("HandleTerminated not called: %v", hs.h.terminated)
+		}
+		hs.start()
+		if err := hs.wait(); !errors.Is(err, ErrPeerTerminated) {
+			t.Fatalf("new session = %v, want ErrPeerTerminated", err)
+		}
+		hs.m.Forget("west")
+		hs.start()
+		hs.open("west", nil)
+		hs.pipe.close()
+		hs.wait()
+	})
+	t.Run("requested while disconnected, sent on the next session", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		sent := make(chan error, 1)
+		go func() { sent <- hs.m.Terminate(t.Context(), "west", "unpaired") }()
+		hs.start()
+		hs.open("west", nil)
+		m := hs.next()
+		if m.GetTerminated().GetReason() != "unpaired" {
+			t.Fatalf("got %v, want Terminated", m)
+		}
+		if err := <-sent; err != nil {
+			t.Fatalf("Terminate() = %v", err)
+		}
+		if err := hs.wait(); !errors.Is(err, ErrTerminated) {
+			t.Fatalf("serve() = %v", err)
+		}
+	})
+}

@@ -1,0 +1,297 @@
+// Package peers turns Peer objects into the agent's trust and dial lists, keeps their status
+// (connection, heartbeats, CA expiry) and, when one is deleted or the peer ends the peering,
+// removes what the peering applied and invalidates what it issued before letting it go.
+package peers
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/internal/pemutil"
+)
+
+// Cleaner removes what a peering applied or issued.
+type Cleaner interface {
+	PeerGone(peer string)
+}
+
+// Sessions is the stream layer as the controller uses it.
+type Sessions interface {
+	Sessions() []peering.SessionInfo
+	Terminate(ctx context.Context, peer, reason string) error
+	Forget(peer string)
+}
+
+// Config configures the Controller.
+type Config struct {
+	Cache    *cache.Cache
+	CRDs     *kube.Client
+	Sessions Sessions
+	Cleaners []Cleaner
+	Logger   hclog.Logger
+	Now      func() time.Time
+	// StatusInterval is how often Peer status is refreshed.
+	StatusInterval time.Duration
+}
+
+// Controller implements identity.TrustSource and peering.PeerSource from Peer objects.
+type Controller struct {
+	cfg   Config
+	log   hclog.Logger
+	set   *peering.PeerSet
+	queue workqueue.TypedRateLimitingInterface[string]
+
+	mu    sync.Mutex
+	trust map[string]trusted // environment -> parsed CA bundle
+}
+
+type trusted struct {
+	version string
+	cas     []*x509.Certificate
+}
+
+var (
+	_ identity.TrustSource = (*Controller)(nil)
+	_ peering.PeerSource   = (*Controller)(nil)
+)
+
+// New builds the Controller and registers its handlers on the cache.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Cache == nil || cfg.CRDs == nil || cfg.Sessions == nil {
+		return nil, fmt.Errorf("failed to create peer controller: Cache, CRDs and Sessions are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.StatusInterval == 0 {
+		cfg.StatusInterval = 10 * time.Second
+	}
+	c := &Controller{
+		cfg:   cfg,
+		log:   cfg.Logger.Named("peers"),
+		set:   peering.NewPeerSet(),
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		trust: map[string]trusted{},
+	}
+	err := cfg.Cache.OnPeer(func(old, new any) {
+		for _, o := range []any{old, new} {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				c.queue.Add(u.GetName())
+			}
+		}
+	})
+	return c, err
+}
+
+// PeerCAs implements identity.TrustSource: the CAs of a paired environment.
+func (c *Controller) PeerCAs(environment string) []*x509.Certificate {
+	p, ok := c.cfg.Cache.Peer(environment)
+	if !ok || p.DeletionTimestamp != nil || p.Spec.Environment != environment {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.trust[environment]; ok && t.version == p.ResourceVersion {
+		return t.cas
+	}
+	// Expired CAs are dropped by verification itself; a bundle that does not parse trusts nothing.
+	cas, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+	if err != nil {
+		c.log.Warn("peer CA bundle unusable", "peer", environment, "error", err)
+		cas = nil
+	}
+	c.trust[environment] = trusted{version: p.ResourceVersion, cas: cas}
+	return cas
+}
+
+// Environments implements identity.TrustSource.
+func (c *Controller) Environments() []string {
+	var out []string
+	for _, p := range c.cfg.Cache.Peers() {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p.Spec.Environment)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Peers implements peering.PeerSource.
+func (c *Controller) Peers() []peering.PeerInfo { return c.set.Peers() }
+
+// Changed implements peering.PeerSource.
+func (c *Controller) Changed() <-chan struct{} { return c.set.Changed() }
+
+// Run reconciles Peers until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		c.queue.ShutDown()
+	}()
+	go func() {
+		t := time.NewTicker(c.cfg.StatusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				for _, p := range c.cfg.Cache.Peers() {
+					c.queue.Add(p.Name)
+				}
+			}
+		}
+	}()
+	for _, p := range c.cfg.Cache.Peers() {
+		c.queue.Add(p.Name)
+	}
+	for {
+		name, quit := c.queue.Get()
+		if quit {
+			return ctx.Err()
+		}
+		if err := c.reconcile(ctx, name); err != nil {
+			c.log.Warn("peer reconcile failed, will retry", "peer", name, "error", err)
+			c.queue.AddRateLimited(name)
+		} else {
+			c.queue.Forget(name)
+		}
+		c.queue.Done(name)
+	}
+}
+
+// Refresh queues a peer's status (e.g. on connect or disconnect).
+func (c *Controller) Refresh(peer string) { c.queue.Add(peer) }
+
+// Terminated handles the peer ending the peering: the Peer object goes, and its finalizer
+// cleans up.
+func (c *Controller) Terminated(ctx context.Context, peer, reason string) {
+	c.log.Info("peer ended the peering", "peer", peer, "reason", reason)
+	p, ok := c.cfg.Cache.Peer(peer)
+	if !ok {
+		return
+	}
+	if err := c.cfg.CRDs.Peers().Delete(ctx, p.Namespace, p.Name); err != nil {
+		c.log.Warn("failed to delete terminated peer", "peer", peer, "error", err)
+	}
+}
+
+func (c *Controller) reconcile(ctx context.Context, name string) error {
+	p, ok := c.cfg.Cache.Peer(name)
+	if !ok {
+		c.set.Delete(name)
+		return nil
+	}
+	if p.DeletionTimestamp != nil {
+		return c.finalize(ctx, p)
+	}
+	if !slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
+		p = p.DeepCopy()
+		p.Finalizers = append(p.Finalizers, v1alpha1.Finalizer)
+		_, err := c.cfg.CRDs.Peers().Update(ctx, p)
+		return err
+	}
+	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: p.Spec.Endpoints, Dial: p.Spec.Dial})
+	return c.updateStatus(ctx, p)
+}
+
+// finalize ends the peering: tell the peer, remove and invalidate, then let the Peer go.
+func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
+	if !slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
+		return nil
+	}
+	c.set.Delete(p.Spec.Environment)
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := c.cfg.Sessions.Terminate(tctx, p.Spec.Environment, "peering deleted in environment "+p.Namespace); err != nil {
+		c.log.Info("peer not told about the end of the peering (not connected)", "peer", p.Spec.Environment, "error", err)
+	}
+	cancel()
+	for _, cl := range c.cfg.Cleaners {
+		cl.PeerGone(p.Spec.Environment)
+	}
+	c.cfg.Sessions.Forget(p.Spec.Environment)
+	p = p.DeepCopy()
+	p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == v1alpha1.Finalizer })
+	if _, err := c.cfg.CRDs.Peers().Update(ctx, p); err != nil {
+		return fmt.Errorf("failed to remove finalizer of peer %s: %w", p.Name, err)
+	}
+	c.log.Info("peering removed", "peer", p.Spec.Environment)
+	return nil
+}
+
+// updateStatus writes the Connected and TrustCurrent conditions and the stream facts.
+func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
+	var info *peering.SessionInfo
+	for _, s := range c.cfg.Sessions.Sessions() {
+		if s.Peer == p.Spec.Environment {
+			info = &s
+			break
+		}
+	}
+	now := c.cfg.Now()
+	connected := kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonWaitingForDial, "no stream yet")
+	if !p.Spec.Dial {
+		connected.Message = "waiting for the peer to dial this agent"
+	}
+	if info != nil {
+		switch {
+		case info.Connected:
+			connected = kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionTrue, v1alpha1.ReasonStreamEstablished, "stream established")
+		case info.LastError != "":
+			connected = kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonDialFailed, info.LastError)
+		}
+	}
+	cas, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+	trust := kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionTrue, v1alpha1.ReasonCABundleCurrent, "the peer's agent CA bundle is valid")
+	var infos []v1alpha1.CertificateInfo
+	switch {
+	case err != nil:
+		trust = kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionFalse, v1alpha1.ReasonCABundleRejected, err.Error())
+	default:
+		valid := 0
+		soonest := time.Time{}
+		for _, ca := range cas {
+			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: ca.Subject.String(), NotAfter: &metav1.Time{Time: ca.NotAfter}})
+			if now.Before(ca.NotAfter) {
+				valid++
+				if soonest.IsZero() || ca.NotAfter.Before(soonest) {
+					soonest = ca.NotAfter
+				}
+			}
+		}
+		if valid == 0 {
+			trust = kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionFalse, v1alpha1.ReasonCABundleExpired, "every CA in the peer's bundle expired: pair again")
+		}
+	}
+	_, err = c.cfg.CRDs.Peers().UpdateStatus(ctx, p, func(x *v1alpha1.Peer) error {
+		kube.Set(x, connected)
+		kube.Set(x, trust)
+		x.Status.ObservedGeneration = x.Generation
+		x.Status.CertificateAuthorities = infos
+		if info != nil {
+			x.Status.PeerVersion = info.PeerVersion
+			if !info.LastHeartbeat.IsZero() {
+				x.Status.LastHeartbeat = &metav1.Time{Time: info.LastHeartbeat.Truncate(time.Second)}
+			}
+		}
+		return nil
+	})
+	return err
+}
