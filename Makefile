@@ -26,6 +26,20 @@ tools: ## Install developer tools (helm, buf, protoc plugins, staticcheck) into 
 build: ## Build the agent and agentctl into bin/.
 	$(GO) build -trimpath -o bin/ ./agent/cmd/...
 
+# The image version defaults to the chart's appVersion, so the chart's default image
+# (ghcr.io/ecklink/agent:<appVersion>) is what `make image` builds.
+VERSION ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' deploy/helm/ecklink/Chart.yaml)
+
+.PHONY: image
+image: ## Build the agent image tarball dist/ecklink-agent-VERSION.tar without Docker; prints its path.
+	@SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+		$(GO) run ./deploy/image/cmd/build-image --version $(VERSION) \
+		--revision "$$(git rev-parse HEAD 2>/dev/null)" --out dist/ecklink-agent-$(VERSION).tar
+
+.PHONY: chart-golden
+chart-golden: tools ## Refresh the chart's golden files (deploy/helm/ecklink_test/testdata) after a chart change.
+	$(GO) test ./deploy/helm/ecklink_test -run TestTemplateGolden -update
+
 .PHONY: test
 test: testbed tools ## Run every test: unit, fuzz seeds, e2e on the test bed.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)

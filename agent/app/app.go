@@ -24,6 +24,7 @@ import (
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
 	"github.com/ecklink/ecklink/internal/task"
@@ -44,6 +45,7 @@ type Agent struct {
 	importer *importer.Importer
 	recorder *kube.Recorder
 	resolver *elastic.Resolver
+	metrics  *metrics.Metrics
 	grpc     *grpc.Server
 	dialer   *peering.Dialer
 	ready    chan struct{}
@@ -65,7 +67,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{}), metrics: metrics.New()}
 	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: kc}); err != nil {
 		return nil, err
 	}
@@ -91,7 +93,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, err
 	}
 	a.resolver = resolver
-	r := &router{log: log.Named("stream")}
+	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
 	}); err != nil {
@@ -99,18 +101,18 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}
 	if a.exporter, err = exporter.New(exporter.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
-		Outbox: a.manager, Recorder: a.recorder, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 	}); err != nil {
 		return nil, err
 	}
 	if a.importer, err = importer.New(importer.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
-		Outbox: a.manager, Recorder: a.recorder, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 	}); err != nil {
 		return nil, err
 	}
 	if a.peers, err = peers.New(peers.Config{
-		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Logger: log,
+		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Metrics: a.metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -137,8 +139,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	return task.Run(ctx,
 		task.Named{Name: "health", Run: health},
 		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
-		task.Named{Name: "agent", Run: a.runActive},
+		task.Named{Name: "agent", Run: a.active()},
 	)
+}
+
+// active is the acting part: directly, or under leader election.
+func (a *Agent) active() task.Task {
+	if a.cfg.LeaderElection.Enabled {
+		return a.runElected
+	}
+	return func(ctx context.Context) error {
+		a.metrics.Leader(true)
+		return a.runActive(ctx)
+	}
 }
 
 // runActive runs everything that acts: identity, informers, the stream, the controllers.
@@ -188,6 +201,7 @@ func (a *Agent) healthServer() task.Task {
 			return ctx.Err()
 		}
 		mux := http.NewServeMux()
+		mux.Handle("/metrics", a.metrics.Handler())
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 			select {

@@ -10,6 +10,7 @@ import (
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -18,17 +19,28 @@ import (
 // router is the application side of the stream: it checks that each update's resource key
 // matches its payload and hands it to the half that owns it.
 type router struct {
-	exp   *exporter.Exporter
-	imp   *importer.Importer
-	peers *peers.Controller
-	log   hclog.Logger
+	exp     *exporter.Exporter
+	imp     *importer.Importer
+	peers   *peers.Controller
+	metrics *metrics.Metrics
+	log     hclog.Logger
 }
 
 var _ peering.Handler = (*router)(nil)
 
 func (r *router) AppliedSequences(peer string) map[string]uint64 { return r.imp.AppliedSequences(peer) }
 
-func (r *router) HandleUpdate(_ context.Context, peer string, u *peerv1.Update) error {
+func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+	err := r.handleUpdate(ctx, peer, u)
+	var ref *peering.RefusalError
+	if errors.As(err, &ref) {
+		r.metrics.Nack(peer, "sent", ref.Reason)
+		r.log.Warn("refused an update from the peer", "peer", peer, "resource", u.GetResource(), "reason", ref.Reason, "message", ref.Message)
+	}
+	return err
+}
+
+func (r *router) handleUpdate(_ context.Context, peer string, u *peerv1.Update) error {
 	if u.GetResource() == "trust" {
 		// Agent CA announcements are handled by the pairing and identity layer.
 		return nil
@@ -112,6 +124,7 @@ func (r *router) OnAck(peer, resource string, seq uint64) {
 }
 
 func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {
+	r.metrics.Nack(peer, "received", reason)
 	r.log.Warn("peer refused an update", "peer", peer, "resource", resource, "sequence", seq, "reason", reason, "message", message)
 }
 

@@ -44,6 +44,13 @@ type Config struct {
 	// Identity lifetimes of the agent CA and its leaf certificates.
 	CAValidity   Duration `json:"caValidity"`
 	LeafValidity Duration `json:"leafValidity"`
+	// CARotateAt is the fraction of the agent CA's lifetime after which the next CA is staged
+	// and announced to peers; 0 keeps the identity's default (2/3).
+	CARotateAt float64 `json:"caRotateAt"`
+	// CAOverlap is the longest a staged CA waits for every peer's acknowledgement before it is
+	// used anyway; 0 keeps the identity's default (7 days, at most half the rest of the CA's
+	// lifetime after caRotateAt).
+	CAOverlap Duration `json:"caOverlap"`
 	// ElasticsearchEndpoints overrides how the agent reaches an Elasticsearch, as
 	// "namespace/name" -> URL; for agents outside the cluster, where Service names do not resolve.
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
@@ -183,6 +190,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LeafValidity.Duration > c.CAValidity.Duration {
 		bad("leafValidity", "%s is longer than caValidity %s", c.LeafValidity, c.CAValidity)
+	}
+	if c.CARotateAt != 0 && (c.CARotateAt <= 0 || c.CARotateAt >= 1) {
+		bad("caRotateAt", "%v: want a fraction between 0 and 1, e.g. 0.67", c.CARotateAt)
+	}
+	if c.CAOverlap.Duration < 0 {
+		bad("caOverlap", "must be a positive duration, e.g. 24h (or 0 for the default)")
 	}
 	for key, u := range c.ElasticsearchEndpoints {
 		parts := strings.Split(key, "/")

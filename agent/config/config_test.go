@@ -46,6 +46,16 @@ func TestResolve(t *testing.T) {
 		},
 		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},
 		{name: "leaf longer than CA", args: []string{"--environment", "w", "--namespace", "x", "--ca-validity", "1h", "--leaf-validity", "2h"}, wantErr: []string{"leafValidity: 2h0m0s is longer than caValidity"}},
+		{
+			name: "identity rotation flags",
+			args: []string{"--environment", "w", "--namespace", "x", "--ca-rotate-at", "0.5", "--ca-overlap", "30s"},
+			check: func(t *testing.T, c Config) {
+				if c.CARotateAt != 0.5 || c.CAOverlap.Seconds() != 30 {
+					t.Errorf("caRotateAt = %v, caOverlap = %v", c.CARotateAt, c.CAOverlap)
+				}
+			},
+		},
+		{name: "rotate-at out of range", args: []string{"--environment", "w", "--namespace", "x", "--ca-rotate-at", "1.5"}, wantErr: []string{"caRotateAt: 1.5: want a fraction"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,8 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.ResyncInterval.Duration, "resync-interval", d.ResyncInterval.Duration, "period of full re-checks of every link")
 	fs.DurationVar(&f.v.CAValidity.Duration, "ca-validity", d.CAValidity.Duration, "lifetime of the agent CA")
 	fs.DurationVar(&f.v.LeafValidity.Duration, "leaf-validity", d.LeafValidity.Duration, "lifetime of the agent's leaf certificates")
+	fs.Float64Var(&f.v.CARotateAt, "ca-rotate-at", 0, "fraction of the agent CA's lifetime after which the next CA is announced to peers (0: 2/3)")
+	fs.DurationVar(&f.v.CAOverlap.Duration, "ca-overlap", 0, "longest a new agent CA waits for every peer's acknowledgement before it is used (0: 7 days, at most half the rest of the CA lifetime)")
 	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
@@ -85,6 +87,10 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.CAValidity = f.v.CAValidity
 		case "leaf-validity":
 			cfg.LeafValidity = f.v.LeafValidity
+		case "ca-rotate-at":
+			cfg.CARotateAt = f.v.CARotateAt
+		case "ca-overlap":
+			cfg.CAOverlap = f.v.CAOverlap
 		case "elasticsearch-endpoint":
 			if cfg.ElasticsearchEndpoints == nil {
 				cfg.ElasticsearchEndpoints = map[string]string{}

@@ -22,6 +22,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/metrics"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -47,6 +48,7 @@ type Config struct {
 	Elastic     Clients
 	Outbox      Outbox
 	Recorder    *kube.Recorder
+	Metrics     *metrics.Metrics
 	Logger      hclog.Logger
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
@@ -90,6 +92,8 @@ type linkState struct {
 	expires    time.Time
 	refusal    string
 	lastAckKey time.Time
+	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
+	caSent map[string]time.Time
 }
 
 // New checks the configuration and returns an Exporter.
@@ -176,6 +180,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	}
 	switch {
 	case err != nil:
+		e.cfg.Metrics.ReconcileError("exporter")
 		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
 		e.queue.AddRateLimited(it)
 	case requeue > 0:

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -60,6 +62,13 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		return fmt.Errorf("link status for %s, which the peer never imported", id)
 	}
 	st.status = s
+	now := e.cfg.Now()
+	for _, fp := range s.GetAppliedCaFingerprints() {
+		if sent, ok := st.caSent[fp]; ok && !sent.IsZero() {
+			e.cfg.Metrics.Propagation(now.Sub(sent))
+			st.caSent[fp] = time.Time{} // observed once
+		}
+	}
 	e.mu.Unlock()
 	e.queue.Add(item{kind: "link", peer: peer, link: id})
 	return nil
@@ -100,6 +109,33 @@ func (e *Exporter) PeerGone(peer string) {
 	}
 	e.mu.Unlock()
 	e.queue.Add(item{kind: "gc"})
+}
+
+// noteCAsSent remembers when each CA of a bundle was first sent to the peer, for the
+// propagation metric.
+func (e *Exporter) noteCAsSent(st *linkState, bundle []byte) {
+	certs, err := pemutil.ParseCertificates(bundle, pemutil.Limits{})
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st.caSent == nil {
+		st.caSent = map[string]time.Time{}
+	}
+	current := map[string]bool{}
+	for _, c := range certs {
+		fp := pemutil.Fingerprint(c)
+		current[fp] = true
+		if _, ok := st.caSent[fp]; !ok {
+			st.caSent[fp] = e.cfg.Now()
+		}
+	}
+	for fp := range st.caSent {
+		if !current[fp] {
+			delete(st.caSent, fp)
+		}
+	}
 }
 
 // AppliedSequences is empty: import requests are requests, replayed in full after a restart.

@@ -71,6 +71,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	if err := e.cfg.Outbox.Publish(peer, resource, creds); err != nil {
 		return 0, err
 	}
+	e.noteCAsSent(st, creds.GetCaBundle())
 	return requeue, nil
 }
 

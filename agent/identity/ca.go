@@ -94,6 +94,10 @@ func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validi
 	if notAfter.After(ca.cert.NotAfter) {
 		notAfter = ca.cert.NotAfter
 	}
+	if !notAfter.After(now) {
+		// Renewing would loop: fail, and let the caller back off until a new CA is promoted.
+		return nil, fmt.Errorf("failed to issue leaf certificate: the agent CA expired at %s", ca.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"ecklink"}, CommonName: env},
@@ -124,7 +128,9 @@ func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validi
 	}
 	return &leaf{
 		tls: &tls.Certificate{
-			Certificate: [][]byte{der},
+			// The issuing CA follows the leaf so that a joining agent, which holds only the
+			// CA's SPKI pin from a pairing token, can check the chain before trusting it.
+			Certificate: [][]byte{der, ca.cert.Raw},
 			PrivateKey:  key,
 			Leaf:        cert,
 		},

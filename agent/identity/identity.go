@@ -152,7 +152,7 @@ func (i *Identity) Run(ctx context.Context) error {
 // tick performs every step that is due at now and returns when the next one is.
 func (i *Identity) tick(ctx context.Context, now time.Time) (time.Time, error) {
 	i.mu.RLock()
-	st, l, gate := i.st, i.leaf, i.gate
+	st, gate := i.st, i.gate
 	i.mu.RUnlock()
 
 	if st.previous != nil && !now.Before(retireAt(st.previous)) {
@@ -171,7 +171,7 @@ func (i *Identity) tick(ctx context.Context, now time.Time) (time.Time, error) {
 		}
 	}
 	i.mu.RLock()
-	l = i.leaf
+	l := i.leaf
 	i.mu.RUnlock()
 	if !now.Before(l.renewAt) {
 		if err := i.renewLeaf(now); err != nil {

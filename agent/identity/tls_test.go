@@ -17,7 +17,7 @@ import (
 
 // handshake connects a client with clientConf to a server with serverConf over 127.0.0.1 and
 // returns both handshake errors and the leaf the server saw.
-func handshake(t *testing.T, serverConf, clientConf *tls.Config) (clientErr, serverErr error, seen *x509.Certificate) {
+func handshake(t *testing.T, serverConf, clientConf *tls.Config) (seen *x509.Certificate, clientErr, serverErr error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
 	if err != nil {
@@ -55,7 +55,7 @@ func handshake(t *testing.T, serverConf, clientConf *tls.Config) (clientErr, ser
 		conn.Close()
 	}
 	r := <-done
-	return err, r.err, r.leaf
+	return r.leaf, err, r.err
 }
 
 func TestMutualTLS(t *testing.T) {
@@ -88,7 +88,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cErr, sErr, seen := handshake(t, tt.server, tt.client)
+			seen, cErr, sErr := handshake(t, tt.server, tt.client)
 			if tt.wantError == "" {
 				if cErr != nil || sErr != nil {
 					t.Fatalf("handshake failed: client %v, server %v", cErr, sErr)
@@ -120,7 +120,7 @@ func TestTLSAcrossLeafRenewalAndRotation(t *testing.T) {
 
 	check := func(name, wantErr string) *x509.Certificate {
 		t.Helper()
-		cErr, sErr, seen := handshake(t, server, client)
+		seen, cErr, sErr := handshake(t, server, client)
 		err := errors.Join(cErr, sErr)
 		if wantErr == "" && err != nil {
 			t.Fatalf("%s: handshake failed: %v", name, err)

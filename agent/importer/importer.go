@@ -25,6 +25,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/metrics"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -49,6 +50,7 @@ type Config struct {
 	Elastic     Clients
 	Outbox      Outbox
 	Recorder    *kube.Recorder
+	Metrics     *metrics.Metrics
 	Logger      hclog.Logger
 	Now         func() time.Time
 	// Resync re-checks every local Elasticsearch this often.
@@ -135,6 +137,7 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	requeue, err := im.reconcile(ctx, key)
 	switch {
 	case err != nil:
+		im.cfg.Metrics.ReconcileError("importer")
 		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
 		im.queue.AddRateLimited(key)
 	case requeue > 0:

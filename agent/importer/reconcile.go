@@ -402,6 +402,7 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 		if _, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("failed to remove finalizer from RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err)
 		}
+		im.cfg.Metrics.ForgetLink(p.id.Namespace, p.id.Elasticsearch, p.id.Alias)
 		im.log.Info("remote cluster removed", "link", p.id.String(), "peer", peer)
 	}
 	return nil

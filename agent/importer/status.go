@@ -28,6 +28,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 		conds := im.conditions(p, st)
 		if p.desired() && st.esFound && st.esError == "" {
 			im.publishStatus(p, st)
+			im.recordMetrics(p, st)
 		}
 		_, err := im.cfg.CRDs.RemoteClusters().UpdateStatus(ctx, p.rc, func(rc *v1alpha1.RemoteCluster) error {
 			for _, c := range conds {
@@ -182,6 +183,22 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 	if err := im.cfg.Outbox.Publish(p.rc.Spec.Peer, resource, ls); err != nil {
 		im.log.Warn("failed to publish link status", "link", p.id.String(), "error", err)
 	}
+}
+
+// recordMetrics exports the link's connection, CA expiry and key expiry.
+func (im *Importer) recordMetrics(p *linkPlan, st *state) {
+	var caExpiry, keyExpiry time.Time
+	if certs, err := pemutil.ParseCertificates(st.cas[p.id.Alias], pemutil.Limits{}); err == nil {
+		for _, c := range certs {
+			if c.NotAfter.After(caExpiry) {
+				caExpiry = c.NotAfter
+			}
+		}
+	}
+	if c := p.answer.creds; c.GetApiKeyExpiration() != nil && st.effective[p.id.Alias] == c.GetApiKeyId() {
+		keyExpiry = c.GetApiKeyExpiration().AsTime()
+	}
+	im.cfg.Metrics.Link(p.id.Namespace, p.id.Elasticsearch, p.id.Alias, st.info[p.id.Alias].Connected, caExpiry, keyExpiry)
 }
 
 func withoutObserved(ls *peerv1.LinkStatus) *peerv1.LinkStatus {

@@ -1,6 +1,7 @@
 package peering
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/client-go/kubernetes/fake"
@@ -65,10 +67,11 @@ type testAgent struct {
 
 	m    *Manager
 	addr string
+	logs *syncBuffer
 	// seen is the last client leaf the server verified, refused the last verification error.
 	seen    atomic.Pointer[x509.Certificate]
 	refused atomic.Pointer[error]
-	stop func()
+	stop    func()
 }
 
 func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
@@ -86,7 +89,7 @@ func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = id.Run(ctx) }()
-	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &mapTrust{}, h: newFakeHandler(), peers: NewPeerSet()}
+	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &mapTrust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
 	// Trust bundles received from a peer become that peer's trusted CAs, as the agent will do.
 	a.h.refuse = func(peer string, u *peerv1.Update) error {
 		if tr := u.GetTrust(); tr != nil {
@@ -105,7 +108,9 @@ func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
 
 func (a *testAgent) start() {
 	t := a.t
-	m, err := NewManager(testManagerConfig(a.env, a.h))
+	cfg := testManagerConfig(a.env, a.h)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: a.env, Level: hclog.Trace, Output: a.logs})
+	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +227,33 @@ func TestSyncBothWays(t *testing.T) {
 	if env, _ := identity.EnvironmentFromCertificate(east.seen.Load()); env != "west" {
 		t.Fatalf("east's server saw client %q", env)
 	}
+	for _, a := range []*testAgent{east, west} {
+		logs := a.logs.String()
+		if !strings.Contains(logs, "stream open") || !strings.Contains(logs, "resource=credentials/ns/es/logs") {
+			t.Fatalf("%s logs lack the expected lines:\n%s", a.env, logs)
+		}
+		if strings.Contains(logs, "c2VjcmV0") {
+			t.Fatalf("%s logs leak payload contents:\n%s", a.env, logs)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestRestartResumesSequences(t *testing.T) {
@@ -436,4 +468,24 @@ func TestHeartbeatTimeoutRedials(t *testing.T) {
 	if !west.h.get(func(h *fakeHandler) bool { return errIs(h.discErrs[0], ErrReceiveTimeout) }) {
 		t.Fatalf("disconnected with %v, want ErrReceiveTimeout", west.h.discErrs)
 	}
+}
+
+func TestDialerEndpointsAndPeerChanges(t *testing.T) {
+	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	pair(west, east)
+	west.peers.Set(PeerInfo{Environment: "east", Endpoints: []string{deadAddr, east.addr}, Dial: true})
+	waitFor(t, "connected through the second endpoint", wait, func() bool { return east.connected("west") && west.connected("east") })
+
+	west.peers.Set(PeerInfo{Environment: "east", Endpoints: []string{east.addr}, Dial: false})
+	waitFor(t, "stream closed when dialing is switched off", wait, func() bool { return !west.connected("east") })
+	west.peers.Set(PeerInfo{Environment: "east", Endpoints: []string{east.addr}, Dial: true})
+	waitFor(t, "connected again", wait, func() bool { return west.connected("east") })
+	west.peers.Delete("east")
+	waitFor(t, "stream closed when the peer is deleted", wait, func() bool { return !west.connected("east") && !east.connected("west") })
 }

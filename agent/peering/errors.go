@@ -26,6 +26,12 @@ var (
 	ErrReplaced = errors.New("session replaced by a newer one")
 	// ErrPairingDisabled answers Pair when no Pairer is configured.
 	ErrPairingDisabled = errors.New("pairing is not enabled on this agent")
+	// ErrPairingRefused answers Pair with a token that is unknown, wrong, expired or used.
+	ErrPairingRefused = errors.New("pairing refused")
+	// ErrPairingInvalid answers Pair with a malformed request (identity, bundle, endpoints).
+	ErrPairingInvalid = errors.New("invalid pairing request")
+	// ErrAlreadyPaired answers Pair from an environment that already has a Peer.
+	ErrAlreadyPaired = errors.New("already paired")
 )
 
 // toStatus is the one place where errors become gRPC statuses.
@@ -52,6 +58,12 @@ func toStatus(err error) error {
 		code = codes.Aborted
 	case errors.Is(err, ErrPairingDisabled):
 		code = codes.Unimplemented
+	case errors.Is(err, ErrPairingRefused):
+		code = codes.PermissionDenied
+	case errors.Is(err, ErrPairingInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrAlreadyPaired):
+		code = codes.AlreadyExists
 	}
 	return status.Error(code, err.Error())
 }

@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the committed fuzz seed corpus"
 
 type discardStream struct{ sent *int }
 
-func (d discardStream) Send(*peerv1.Message) error { *d.sent++; return nil }
+func (d discardStream) Send(*peerv1.Message) error   { *d.sent++; return nil }
 func (discardStream) Recv() (*peerv1.Message, error) { select {} }
 
 // fuzzSession returns an opened session of "east" with peer "west" whose outbox has two updates
@@ -90,7 +90,9 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		}
 		return
 	}
-	upd := func(u *peerv1.Update) *peerv1.Message { return &peerv1.Message{Kind: &peerv1.Message_Update{Update: u}} }
+	upd := func(u *peerv1.Update) *peerv1.Message {
+		return &peerv1.Message{Kind: &peerv1.Message_Update{Update: u}}
+	}
 	link := &peerv1.Link{LocalNamespace: "ns", LocalElasticsearch: "es", Alias: "a"}
 	seeds := map[string]*peerv1.Message{
 		"open":        openMsg("west", 1, map[string]uint64{"trust": 3}),

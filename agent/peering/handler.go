@@ -29,7 +29,8 @@ type Handler interface {
 	AppliedSequences(peer string) map[string]uint64
 	// HandleUpdate applies an update (including a Removed payload). nil acknowledges it; an
 	// error made with Refuse is sent back as that Nack; any other error is reported to the peer
-	// as reason "Internal" with a generic message and logged here.
+	// as reason "Internal" with a generic message and logged here, so errors must not carry
+	// secret material.
 	HandleUpdate(ctx context.Context, peer string, update *peerv1.Update) error
 	// HandleInventory receives the full list of resources the peer holds after it resent what
 	// changed; the application drops what it holds from peer that is not listed.

@@ -12,4 +12,6 @@ const (
 	logError    = "error"
 	logDialed   = "dialed"
 	logRetryIn  = "retry_in"
+	logVersion  = "peer_version"
+	logTimeout  = "receive_timeout"
 )

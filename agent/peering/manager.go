@@ -109,6 +109,22 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Validate reports the first invalid field of a defaulted Config, naming it.
+func (c *Config) Validate() error {
+	if err := identity.ValidateEnvironment(c.Environment); err != nil {
+		return err
+	}
+	switch {
+	case c.Handler == nil:
+		return fmt.Errorf("handler: a Handler is required")
+	case c.MaxUpdateBytes > c.MaxMessageBytes:
+		return fmt.Errorf("maxUpdateBytes: %d exceeds maxMessageBytes %d, so oversized updates would break the stream instead of being refused", c.MaxUpdateBytes, c.MaxMessageBytes)
+	case c.UpdateBurst < 1:
+		return fmt.Errorf("updateBurst: must be at least 1, got %d", c.UpdateBurst)
+	}
+	return nil
+}
+
 // SessionInfo describes the stream with one peer, for status.
 type SessionInfo struct {
 	Peer      string
@@ -137,11 +153,8 @@ type Manager struct {
 // NewManager returns a Manager for cfg (defaults filled in).
 func NewManager(cfg Config) (*Manager, error) {
 	cfg.setDefaults()
-	if err := identity.ValidateEnvironment(cfg.Environment); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("failed to validate peering config: %w", err)
-	}
-	if cfg.Handler == nil {
-		return nil, fmt.Errorf("failed to validate peering config: handler: a Handler is required")
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger.Named("peering"), peers: map[string]*peerState{}}, nil
 }

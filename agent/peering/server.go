@@ -26,6 +26,11 @@ type ServerConfig struct {
 	Manager *Manager
 	// Pairer answers Pair; nil makes Pair return Unimplemented.
 	Pairer Pairer
+	// Authenticate returns the verified environment of the client of a Sync call (default
+	// identity.PeerEnvironment, which trusts the handshake's verification). With a server that
+	// answers Pair to anonymous clients, use identity.AuthenticatePeer, which also refuses
+	// connections without a certificate and re-checks the current trust.
+	Authenticate func(ctx context.Context) (string, error)
 	// Logger receives the server's logs (default: the Manager's).
 	Logger hclog.Logger
 }
@@ -36,6 +41,7 @@ type Server struct {
 	peerv1.UnimplementedPeerServiceServer
 	m      *Manager
 	pairer Pairer
+	auth   func(ctx context.Context) (string, error)
 	log    hclog.Logger
 }
 
@@ -50,7 +56,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = cfg.Manager.log
 	}
-	return &Server{m: cfg.Manager, pairer: cfg.Pairer, log: log.Named("server")}, nil
+	auth := cfg.Authenticate
+	if auth == nil {
+		auth = identity.PeerEnvironment
+	}
+	return &Server{m: cfg.Manager, pairer: cfg.Pairer, auth: auth, log: log.Named("server")}, nil
 }
 
 // Register adds the Server to a gRPC server.
@@ -67,7 +77,7 @@ func (s *Server) Pair(ctx context.Context, req *peerv1.PairRequest) (*peerv1.Pai
 
 // Sync runs the stream with the client's environment, taken from its verified certificate.
 func (s *Server) Sync(stream grpc.BidiStreamingServer[peerv1.SyncRequest, peerv1.SyncResponse]) error {
-	env, err := identity.PeerEnvironment(stream.Context())
+	env, err := s.auth(stream.Context())
 	if err != nil {
 		s.log.Warn("refused stream", logError, err)
 		return toStatus(fmt.Errorf("%w: %w", ErrUnauthenticated, err))

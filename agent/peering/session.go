@@ -86,12 +86,21 @@ func (s *session) stop(cause error) { s.cancel(cause) }
 func (s *session) run(ctx context.Context) error {
 	recvCh := make(chan *peerv1.Message, 2*s.m.cfg.MaxInFlight+8)
 	errCh := make(chan error, 1)
+	// A Terminated message is often the last thing on a stream the peer closes right after: it
+	// is kept aside too, so the end of the stream cannot win the race against it.
+	termCh := make(chan *peerv1.Message, 1)
 	go func() {
 		for {
 			msg, err := s.stream.Recv()
 			if err != nil {
 				errCh <- err
 				return
+			}
+			if msg.GetTerminated() != nil {
+				select {
+				case termCh <- msg:
+				default:
+				}
 			}
 			select {
 			case recvCh <- msg:
@@ -123,8 +132,14 @@ func (s *session) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if err := s.pendingTermination(ctx, termCh); err != nil {
+				return err
+			}
 			return context.Cause(ctx)
 		case err := <-errCh:
+			if err := s.pendingTermination(ctx, termCh); err != nil {
+				return err
+			}
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
@@ -156,6 +171,19 @@ func (s *session) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// pendingTermination handles a Terminated message received but not yet processed when the
+// stream ended.
+func (s *session) pendingTermination(ctx context.Context, termCh <-chan *peerv1.Message) error {
+	select {
+	case msg := <-termCh:
+		if s.opened {
+			return s.handle(ctx, msg)
+		}
+	default:
+	}
+	return nil
 }
 
 // linger half-closes a client stream after this agent sent Terminated and waits (briefly) for
@@ -280,7 +308,7 @@ func (s *session) handleOpen(o *peerv1.Open) error {
 			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol()}
 		info = *i
 	})
-	s.log.Info("stream open", "peer_version", info.PeerVersion, "receive_timeout", s.peerTimeout)
+	s.log.Info("stream open", logVersion, info.PeerVersion, logTimeout, s.peerTimeout)
 	for _, a := range acks {
 		s.m.cfg.Handler.OnAck(s.ps.name, a.resource, a.seq)
 	}

@@ -383,3 +383,57 @@ func TestTermination(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigValidate(t *testing.T) {
+	h := newFakeHandler()
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{name: "valid", cfg: Config{Environment: "east", Handler: h}},
+		{name: "bad environment", cfg: Config{Environment: "East_1", Handler: h}, wantErr: `environment: invalid value "East_1"`},
+		{name: "no handler", cfg: Config{Environment: "east"}, wantErr: "handler: a Handler is required"},
+		{name: "update above message size", cfg: Config{Environment: "east", Handler: h, MaxUpdateBytes: 2 << 20, MaxMessageBytes: 1 << 20}, wantErr: "maxUpdateBytes: 2097152 exceeds maxMessageBytes 1048576"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewManager(tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("NewManager() error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestToStatus(t *testing.T) {
+	tests := []struct {
+		err  error
+		want codes.Code
+	}{
+		{nil, codes.OK},
+		{fmt.Errorf("%w by the peer: x", ErrTerminated), codes.OK},
+		{ErrPeerTerminated, codes.FailedPrecondition},
+		{fmt.Errorf("%w: x", ErrUnauthenticated), codes.Unauthenticated},
+		{ErrReplaced, codes.Aborted},
+		{ErrPairingDisabled, codes.Unimplemented},
+		{fmt.Errorf("%w: the token expired", ErrPairingRefused), codes.PermissionDenied},
+		{fmt.Errorf("%w: bad bundle", ErrPairingInvalid), codes.InvalidArgument},
+		{fmt.Errorf("%w: peer x exists", ErrAlreadyPaired), codes.AlreadyExists},
+		{status.Error(codes.Unavailable, "x"), codes.Unavailable},
+		{errors.New("boom"), codes.Internal},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.err), func(t *testing.T) {
+			if got := status.Code(toStatus(tt.err)); got != tt.want {
+				t.Fatalf("toStatus() code = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -42,6 +43,7 @@ type Config struct {
 	CRDs     *kube.Client
 	Sessions Sessions
 	Cleaners []Cleaner
+	Metrics  *metrics.Metrics
 	Logger   hclog.Logger
 	Now      func() time.Time
 	// StatusInterval is how often Peer status is refreshed.
@@ -102,8 +104,9 @@ func New(cfg Config) (*Controller, error) {
 
 // PeerCAs implements identity.TrustSource: the CAs of a paired environment.
 func (c *Controller) PeerCAs(environment string) []*x509.Certificate {
+	// A Peer being deleted stays trusted until its finalizer has told the peer (Terminated).
 	p, ok := c.cfg.Cache.Peer(environment)
-	if !ok || p.DeletionTimestamp != nil || p.Spec.Environment != environment {
+	if !ok || p.Spec.Environment != environment {
 		return nil
 	}
 	c.mu.Lock()
@@ -125,9 +128,7 @@ func (c *Controller) PeerCAs(environment string) []*x509.Certificate {
 func (c *Controller) Environments() []string {
 	var out []string
 	for _, p := range c.cfg.Cache.Peers() {
-		if p.DeletionTimestamp == nil {
-			out = append(out, p.Spec.Environment)
-		}
+		out = append(out, p.Spec.Environment)
 	}
 	slices.Sort(out)
 	return out
@@ -217,16 +218,18 @@ func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	if !slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
 		return nil
 	}
-	c.set.Delete(p.Spec.Environment)
-	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := c.cfg.Sessions.Terminate(tctx, p.Spec.Environment, "peering deleted in environment "+p.Namespace); err != nil {
-		c.log.Info("peer not told about the end of the peering (not connected)", "peer", p.Spec.Environment, "error", err)
+	// Tell the peer first, while the stream and its trust still stand.
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := c.cfg.Sessions.Terminate(tctx, p.Spec.Environment, "the peering was deleted"); err != nil {
+		c.log.Warn("peer not told about the end of the peering (not connected): it keeps what it issued until it learns", "peer", p.Spec.Environment, "error", err)
 	}
 	cancel()
+	c.set.Delete(p.Spec.Environment)
 	for _, cl := range c.cfg.Cleaners {
 		cl.PeerGone(p.Spec.Environment)
 	}
 	c.cfg.Sessions.Forget(p.Spec.Environment)
+	c.cfg.Metrics.ForgetPeer(p.Spec.Environment)
 	p = p.DeepCopy()
 	p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == v1alpha1.Finalizer })
 	if _, err := c.cfg.CRDs.Peers().Update(ctx, p); err != nil {
@@ -246,6 +249,10 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 		}
 	}
 	now := c.cfg.Now()
+	c.cfg.Metrics.PeerUp(p.Spec.Environment, info != nil && info.Connected)
+	if info != nil {
+		c.cfg.Metrics.PeerHeartbeat(p.Spec.Environment, info.LastHeartbeat)
+	}
 	connected := kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonWaitingForDial, "no stream yet")
 	if !p.Spec.Dial {
 		connected.Message = "waiting for the peer to dial this agent"

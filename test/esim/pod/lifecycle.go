@@ -9,6 +9,10 @@ import (
 	"github.com/ecklink/ecklink/test/esim"
 )
 
+// minRestartGap is the least time between the last change of a pod's spec or keystore and the
+// restart that applies it.
+const minRestartGap = 1500 * time.Millisecond
+
 // reconcile starts the node once ECK's objects exist, and restarts it (a rolling restart by ECK)
 // RestartDelay after the pod spec or the keystore content changed.
 func (p *Pod) reconcile(now time.Time) {
@@ -33,23 +37,32 @@ func (p *Pod) reconcile(now time.Time) {
 	}
 	keystoreChanged := !p.running.FileBasedSecure && hashData(p.secureData) != p.keyHash
 	if live.Hash == p.running.Hash && !keystoreChanged {
-		p.pendingAt = time.Time{}
+		p.pendingAt, p.pendingHash = time.Time{}, ""
 		return
+	}
+	pending := live.Hash + hashData(p.secureData)
+	if pending != p.pendingHash {
+		// A new change: the restart picks it up, but a pod cannot be replaced within a moment
+		// of the change that triggers it (kubelet stops and recreates it), so it comes no
+		// sooner than minRestartGap after the latest change.
+		p.pendingHash, p.changedAt = pending, now
 	}
 	if p.pendingAt.IsZero() {
 		p.pendingAt = now
 		p.log.Debug("pod template changed, restart scheduled", "delay", p.opts.RestartDelay, "keystore", keystoreChanged)
 		return
 	}
-	if now.Sub(p.pendingAt) < p.opts.RestartDelay {
+	if now.Sub(p.pendingAt) < p.opts.RestartDelay || now.Sub(p.changedAt) < minRestartGap {
 		return
 	}
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)
 	p.startTime = now
 	p.node.SetStartTime(now)
-	p.remote = map[string]remoteResult{}
-	p.pendingAt = time.Time{}
+	// ECK rolls the nodes one at a time: the cluster keeps answering and its remote connections
+	// stay up on the other nodes, so the last results stand until the immediate re-check.
+	p.recheck = true
+	p.pendingAt, p.pendingHash = time.Time{}, ""
 	p.log.Info("pod restarted", "keystore_entries", len(p.keystore))
 }
 

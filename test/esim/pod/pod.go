@@ -60,19 +60,22 @@ type Pod struct {
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 
-	mu         sync.Mutex
-	running    podSpec
-	keystore   map[string][]byte
-	keyHash    string
-	pendingAt  time.Time
-	startTime  time.Time
-	remote     map[string]remoteResult
-	rcsCert    *certCache
-	httpCert   *certCache
-	esObj      *esState
-	ready      chan struct{}
-	readyOnce  sync.Once
-	secureData map[string][]byte // current <es>-es-secure-settings content (not delayed)
+	mu          sync.Mutex
+	running     podSpec
+	keystore    map[string][]byte
+	keyHash     string
+	pendingAt   time.Time
+	pendingHash string
+	recheck     bool
+	changedAt   time.Time
+	startTime   time.Time
+	remote      map[string]remoteResult
+	rcsCert     *certCache
+	httpCert    *certCache
+	esObj       *esState
+	ready       chan struct{}
+	readyOnce   sync.Once
+	secureData  map[string][]byte // current <es>-es-secure-settings content (not delayed)
 }
 
 // Start starts the pod: it waits until ECK created the certificates and the elastic user, then
@@ -168,7 +171,11 @@ func (p *Pod) loop(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			p.reconcile(now)
-			if p.node != nil && now.Sub(lastCheck) >= p.opts.CheckInterval {
+			p.mu.Lock()
+			recheck := p.recheck
+			p.recheck = false
+			p.mu.Unlock()
+			if p.node != nil && (recheck || now.Sub(lastCheck) >= p.opts.CheckInterval) {
 				lastCheck = now
 				p.checkRemotes(ctx, now)
 			}

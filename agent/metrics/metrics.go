@@ -1,0 +1,157 @@
+// Package metrics defines the agent's Prometheus metrics. Every method is safe on a nil
+// *Metrics, so components work without metrics in unit tests.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const ns = "ecklink"
+
+// Metrics holds the agent's collectors.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	peerUp          *prometheus.GaugeVec
+	peerHeartbeat   *prometheus.GaugeVec
+	propagation     prometheus.Histogram
+	nacks           *prometheus.CounterVec
+	caExpiry        *prometheus.GaugeVec
+	keyExpiry       *prometheus.GaugeVec
+	linkConnected   *prometheus.GaugeVec
+	reconcileErrors *prometheus.CounterVec
+	leader          prometheus.Gauge
+}
+
+// New registers the collectors on a new registry (plus Go and process collectors).
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		registry: r,
+		peerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_up",
+			Help: "1 when the stream with the peer is established, else 0."}, []string{"peer"}),
+		peerHeartbeat: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_last_heartbeat_timestamp_seconds",
+			Help: "When the peer's last heartbeat arrived."}, []string{"peer"}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
+			Help:    "From a new remote CA being published to the peer to the peer reporting it applied in its CA ConfigMap.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "nacks_total",
+			Help: "Updates refused, by direction (sent: we refused the peer's; received: the peer refused ours) and reason."}, []string{"peer", "direction", "reason"}),
+		caExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_ca_expiry_timestamp_seconds",
+			Help: "Expiry of the newest remote CA applied for a link (local side)."}, []string{"namespace", "elasticsearch", "alias"}),
+		keyExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_api_key_expiry_timestamp_seconds",
+			Help: "Expiry of the API key in effect for a link (local side); absent for keys that never expire."}, []string{"namespace", "elasticsearch", "alias"}),
+		linkConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_connected",
+			Help: "1 when GET /_remote/info reports the link's alias connected."}, []string{"namespace", "elasticsearch", "alias"}),
+		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_errors_total",
+			Help: "Failed reconciles, by controller."}, []string{"controller"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
+			Help: "1 when this replica is the active one."}),
+	}
+	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader)
+	return m
+}
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// PeerUp records the stream state of a peer.
+func (m *Metrics) PeerUp(peer string, up bool) {
+	if m == nil {
+		return
+	}
+	m.peerUp.WithLabelValues(peer).Set(b2f(up))
+}
+
+// PeerHeartbeat records the last heartbeat of a peer.
+func (m *Metrics) PeerHeartbeat(peer string, at time.Time) {
+	if m == nil || at.IsZero() {
+		return
+	}
+	m.peerHeartbeat.WithLabelValues(peer).Set(float64(at.UnixMilli()) / 1000)
+}
+
+// ForgetPeer drops a peer's series.
+func (m *Metrics) ForgetPeer(peer string) {
+	if m == nil {
+		return
+	}
+	m.peerUp.DeleteLabelValues(peer)
+	m.peerHeartbeat.DeleteLabelValues(peer)
+}
+
+// Propagation observes one CA propagation.
+func (m *Metrics) Propagation(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.propagation.Observe(d.Seconds())
+}
+
+// Nack counts a refused update.
+func (m *Metrics) Nack(peer, direction, reason string) {
+	if m == nil {
+		return
+	}
+	m.nacks.WithLabelValues(peer, direction, reason).Inc()
+}
+
+// Link records a link's state on the local side.
+func (m *Metrics) Link(ns, es, alias string, connected bool, caExpiry, keyExpiry time.Time) {
+	if m == nil {
+		return
+	}
+	m.linkConnected.WithLabelValues(ns, es, alias).Set(b2f(connected))
+	if !caExpiry.IsZero() {
+		m.caExpiry.WithLabelValues(ns, es, alias).Set(float64(caExpiry.Unix()))
+	}
+	if keyExpiry.IsZero() {
+		m.keyExpiry.DeleteLabelValues(ns, es, alias)
+	} else {
+		m.keyExpiry.WithLabelValues(ns, es, alias).Set(float64(keyExpiry.Unix()))
+	}
+}
+
+// ForgetLink drops a link's series.
+func (m *Metrics) ForgetLink(ns, es, alias string) {
+	if m == nil {
+		return
+	}
+	m.linkConnected.DeleteLabelValues(ns, es, alias)
+	m.caExpiry.DeleteLabelValues(ns, es, alias)
+	m.keyExpiry.DeleteLabelValues(ns, es, alias)
+}
+
+// ReconcileError counts a failed reconcile.
+func (m *Metrics) ReconcileError(controller string) {
+	if m == nil {
+		return
+	}
+	m.reconcileErrors.WithLabelValues(controller).Inc()
+}
+
+// Leader records whether this replica is active.
+func (m *Metrics) Leader(active bool) {
+	if m == nil {
+		return
+	}
+	m.leader.Set(b2f(active))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,94 @@
+{{/* Helpers shared by the chart's templates. */}}
+
+{{/* ecklink.name is the chart name, or nameOverride. */}}
+{{- define "ecklink.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* ecklink.fullname names the release's objects: the release name, suffixed with the chart name
+unless it already contains it. */}}
+{{- define "ecklink.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ecklink.clusterName names cluster-scoped objects: the full name and the release namespace,
+so releases in two namespaces do not collide. */}}
+{{- define "ecklink.clusterName" -}}
+{{- printf "%s-%s" (include "ecklink.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ecklink.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecklink.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* ecklink.labels are the standard labels of every object. */}}
+{{- define "ecklink.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "ecklink.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: agent
+app.kubernetes.io/part-of: ecklink
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "ecklink.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ecklink.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false: name the existing ServiceAccount the agent runs as" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ecklink.image is repository@digest, else repository:tag, the tag defaulting to appVersion. */}}
+{{- define "ecklink.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ecklink.validate fails on combinations the schema cannot explain well. */}}
+{{- define "ecklink.validate" -}}
+{{- if and .Values.rbac.namespaced (not .Values.watchNamespaces) -}}
+{{- fail "rbac.namespaced=true requires watchNamespaces: list the namespaces the agent may manage (a Role is created in each)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "leaderElection.enabled=false requires replicas: 1; replicas without leader election would all act at once" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ecklink.watchRules are the rules in every watched namespace: the Elasticsearch resources the
+agent wires, the Secrets and ConfigMaps it writes beside them (remote credentials and CAs) or reads
+(transport CAs, elastic user), the Services whose load balancer address it exports, the Events it
+records, and ecklink's own ClusterExports and RemoteClusters. */}}
+{{- define "ecklink.watchRules" -}}
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [get, list, watch, create, update, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [elasticsearch.k8s.elastic.co]
+  resources: [elasticsearches]
+  verbs: [get, list, watch, update, patch]
+- apiGroups: [ecklink.io]
+  resources: [clusterexports, remoteclusters]
+  verbs: [get, list, watch, update, patch]
+- apiGroups: [ecklink.io]
+  resources: [clusterexports/status, remoteclusters/status]
+  verbs: [get, update, patch]
+{{- end -}}

@@ -1,0 +1,175 @@
+package ecklink_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current chart")
+
+// renderings are the golden cases: the defaults, and every value a production install might change.
+var renderings = []struct {
+	name string
+	args []string
+}{
+	{"default", []string{"--set", "environment=west"}},
+	{"custom", []string{"--values", "testdata/custom-values.yaml"}},
+}
+
+// TestTemplateGolden compares `helm template` output with testdata/*.golden.yaml. Refresh with
+// `go test ./deploy/helm/ecklink_test -run TestTemplateGolden -update` and review the diff.
+func TestTemplateGolden(t *testing.T) {
+	h := newHelm(t)
+	for _, r := range renderings {
+		t.Run(r.name, func(t *testing.T) {
+			got, err := h.template(r.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", r.name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("failed to read golden file (create it with -update): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("helm template differs from %s (review, then refresh with -update):\n%s", golden, diff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// diff shows the first differing lines with a little context.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	i := 0
+	for i < len(w) && i < len(g) && w[i] == g[i] {
+		i++
+	}
+	var b strings.Builder
+	for j := max(0, i-3); j < i; j++ {
+		fmt.Fprintf(&b, "   %4d  %s\n", j+1, w[j])
+	}
+	for j := i; j < min(len(w), i+5); j++ {
+		fmt.Fprintf(&b, "-  %4d  %s\n", j+1, w[j])
+	}
+	for j := i; j < min(len(g), i+5); j++ {
+		fmt.Fprintf(&b, "+  %4d  %s\n", j+1, g[j])
+	}
+	return b.String()
+}
+
+// manifests splits a rendering into its documents and decodes each into its typed Kubernetes
+// object, rejecting unknown fields, so a misspelled field fails here rather than being dropped
+// by the API server with a warning.
+func manifests(t *testing.T, rendered []byte) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, doc := range strings.Split(string(rendered), "\n---\n") {
+		var meta struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("document does not parse: %v\n%s", err, doc)
+		}
+		if meta.Kind == "" {
+			continue
+		}
+		var obj any
+		switch meta.Kind {
+		case "Deployment":
+			obj = &appsv1.Deployment{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "ServiceAccount":
+			obj = &corev1.ServiceAccount{}
+		case "Role", "ClusterRole":
+			obj = &rbacv1.Role{}
+		case "RoleBinding", "ClusterRoleBinding":
+			obj = &rbacv1.RoleBinding{}
+		case "PodDisruptionBudget":
+			obj = &policyv1.PodDisruptionBudget{}
+		default: // ServiceMonitor, PrometheusRule: no Go types here.
+			obj = &map[string]any{}
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+			t.Errorf("%s %s: %v", meta.Kind, meta.Metadata.Name, err)
+		}
+		key := meta.Kind + "/" + meta.Metadata.Name
+		if meta.Metadata.Namespace != "" {
+			key = meta.Kind + "/" + meta.Metadata.Namespace + "/" + meta.Metadata.Name
+		}
+		out[key] = obj
+	}
+	return out
+}
+
+// render renders one golden case and decodes it.
+func render(t *testing.T, h *helm, name string) map[string]any {
+	t.Helper()
+	for _, r := range renderings {
+		if r.name == name {
+			out, err := h.template(r.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return manifests(t, out)
+		}
+	}
+	t.Fatalf("no rendering %q", name)
+	return nil
+}
+
+// TestTemplateObjects lists the objects each rendering creates.
+func TestTemplateObjects(t *testing.T) {
+	h := newHelm(t)
+	tests := map[string][]string{
+		"default": {
+			"ClusterRole/ecklink-ecklink-system", "ClusterRoleBinding/ecklink-ecklink-system",
+			"Deployment/ecklink-system/ecklink", "PodDisruptionBudget/ecklink-system/ecklink",
+			"Role/ecklink-system/ecklink", "RoleBinding/ecklink-system/ecklink",
+			"Service/ecklink-system/ecklink", "Service/ecklink-system/ecklink-metrics",
+			"ServiceAccount/ecklink-system/ecklink",
+		},
+		"custom": {
+			"Deployment/ecklink-system/ecklink", "PodDisruptionBudget/ecklink-system/ecklink",
+			"PrometheusRule/ecklink-system/ecklink",
+			"Role/ecklink-system/ecklink", "Role/logging/ecklink-ecklink-system", "Role/search/ecklink-ecklink-system",
+			"RoleBinding/ecklink-system/ecklink", "RoleBinding/logging/ecklink-ecklink-system", "RoleBinding/search/ecklink-ecklink-system",
+			"Service/ecklink-system/ecklink", "Service/ecklink-system/ecklink-metrics",
+			"ServiceAccount/ecklink-system/ecklink", "ServiceMonitor/ecklink-system/ecklink",
+		},
+	}
+	for name, want := range tests {
+		t.Run(name, func(t *testing.T) {
+			objs := render(t, h, name)
+			got := slices.Sorted(maps.Keys(objs))
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("objects:\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
