@@ -58,7 +58,7 @@ type Config struct {
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
 type item struct {
-	kind string // "link", "export", "gc"
+	kind string // "link", "ca", "export", "gc"
 	peer string
 	link link.ID
 	ns   string
@@ -92,6 +92,8 @@ type linkState struct {
 	expires    time.Time
 	refusal    string
 	lastAckKey time.Time
+	// sent is the last credentials sent, for CA-only updates without Elasticsearch calls.
+	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
 	caSent map[string]time.Time
 }
@@ -173,6 +175,8 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	switch it.kind {
 	case "link":
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
+	case "ca":
+		requeue, err = e.republishCA(ctx, it.peer, it.link)
 	case "export":
 		requeue, err = e.reconcileExport(ctx, it.ns, it.name)
 	case "gc":

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -180,7 +179,7 @@ func (e *Exporter) registerHandlers() error {
 		if !ok || !strings.HasSuffix(s.Name, "-es-transport-certs-public") {
 			return
 		}
-		e.enqueueElasticsearch(s.Namespace, s.Labels[cache.ECKClusterLabel])
+		e.enqueueCA(s.Namespace, strings.TrimSuffix(s.Name, "-es-transport-certs-public"))
 	})
 }
 
@@ -193,6 +192,19 @@ func (e *Exporter) enqueueExport(ns, name string) {
 		for id, st := range links {
 			if st.req != nil && st.req.GetExportNamespace() == ns && st.req.GetExportName() == name {
 				e.queue.Add(item{kind: "link", peer: peer, link: id})
+			}
+		}
+	}
+}
+
+// enqueueCA queues a CA-only update of every link served from an Elasticsearch.
+func (e *Exporter) enqueueCA(ns, es string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for peer, links := range e.links {
+		for id, st := range links {
+			if st.target != nil && st.target.Namespace == ns && st.target.Name == es {
+				e.queue.Add(item{kind: "ca", peer: peer, link: id})
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,7 +61,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 			return 0, err
 		}
 		e.mu.Lock()
-		st.refusal, st.keyID = ref.message, ""
+		st.refusal, st.keyID, st.sent = ref.message, "", nil
 		e.mu.Unlock()
 		if err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message}); err != nil {
 			return 0, err
@@ -72,7 +73,45 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		return 0, err
 	}
 	e.noteCAsSent(st, creds.GetCaBundle())
+	e.mu.Lock()
+	st.sent = creds
+	e.mu.Unlock()
 	return requeue, nil
+}
+
+// republishCA sends the link's last credentials with the exported Elasticsearch's new transport
+// CA bundle, without a round trip to Elasticsearch: a CA rotation reaches the peer within
+// milliseconds. Anything else than the CA goes through the full reconcile.
+func (e *Exporter) republishCA(ctx context.Context, peer string, id link.ID) (time.Duration, error) {
+	e.mu.Lock()
+	st, ok := e.links[peer][id]
+	var sent *peerv1.Credentials
+	var target *elastic.Target
+	if ok && !st.removed {
+		sent, target = st.sent, st.target
+	}
+	e.mu.Unlock()
+	if sent == nil || target == nil {
+		return e.reconcileLink(ctx, peer, id)
+	}
+	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
+	if !ok {
+		return e.reconcileLink(ctx, peer, id)
+	}
+	bundle := caSecret.Data["ca.crt"]
+	if _, err := pemutil.ValidateCABundle(bundle, e.cfg.Now(), pemutil.DefaultLimits); err != nil {
+		return 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
+	}
+	creds := proto.Clone(sent).(*peerv1.Credentials)
+	creds.CaBundle = bundle
+	if err := e.cfg.Outbox.Publish(peer, link.Resource(link.KindCredentials, id), creds); err != nil {
+		return 0, err
+	}
+	e.noteCAsSent(st, bundle)
+	e.mu.Lock()
+	st.sent = creds
+	e.mu.Unlock()
+	return 0, nil
 }
 
 // answer decides what the peer gets for an import request.

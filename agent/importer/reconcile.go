@@ -139,19 +139,25 @@ func (im *Importer) publishImports(plans []*linkPlan, es *unstructured.Unstructu
 // apply writes the ConfigMap, the Secret, the wiring and the settings, then verifies.
 func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, desired, held map[string]*linkPlan, st *state) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
-	client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
-	if err != nil {
-		return 0, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
+	// The Elasticsearch client is made on first use: a CA update reaches the ConfigMap before
+	// any call to Elasticsearch.
+	var client *elastic.Client
+	esClient := func() (*elastic.Client, error) {
+		if client != nil {
+			return client, nil
+		}
+		c, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
+		if err != nil {
+			return nil, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
+		}
+		client = c
+		return c, nil
 	}
 	cm, cmExists, err := im.getConfigMap(ctx, ns, esName)
 	if err != nil {
 		return 0, err
 	}
 	managed := readJSONList(cm.Annotations, annotationAliases)
-	current, err := client.GetRemoteSettings(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
-	}
 
 	// 1. Aliases we manage that are no longer wanted: settings go first, then their trust.
 	var kept []string
@@ -160,7 +166,11 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			kept = append(kept, alias)
 			continue
 		}
-		if _, err := client.DeleteRemote(ctx, alias); err != nil {
+		c, err := esClient()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := c.DeleteRemote(ctx, alias); err != nil {
 			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
 		}
 		im.log.Info("remote cluster settings removed", "elasticsearch", ns+"/"+esName, "alias", alias)
@@ -188,7 +198,11 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	bundleAliases := slices.Sorted(maps.Keys(st.cas))
 	if len(bundleAliases) == 0 {
-		return im.unwire(ctx, es, client, managed, cmExists)
+		c, err := esClient()
+		if err != nil {
+			return 0, err
+		}
+		return im.unwire(ctx, es, c, managed, cmExists)
 	}
 	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
 	wantCM := cm.DeepCopy()
@@ -250,6 +264,14 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	// 4. Wiring of the Elasticsearch resource, once.
 	if err := im.wire(ctx, es, plans, st); err != nil {
 		return 0, err
+	}
+
+	if _, err := esClient(); err != nil {
+		return 0, err
+	}
+	current, err := client.GetRemoteSettings(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
 
 	// 5. Remote cluster settings, proxy mode. An alias is recorded as ours before it is written,
