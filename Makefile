@@ -56,6 +56,10 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 generate: tools ## Regenerate protobuf code, deepcopy and the CRDs (test/tools/generate.sh).
 	test/tools/generate.sh
 
+.PHONY: demo
+demo: testbed tools ## Run the whole product locally on the test bed, narrated (DEMO_ARGS=-non-interactive to run unattended).
+	$(GO) run ./test/demo $(DEMO_ARGS)
+
 .PHONY: bench
 bench: testbed ## Benchmark CA propagation through the agents against a bare client-go baseline, and idle cost.
 	$(GO) run ./test/bench -updates 60 -links 50 -idle 60s

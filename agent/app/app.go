@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
 	"github.com/ecklink/ecklink/internal/task"
@@ -46,9 +48,13 @@ type Agent struct {
 	recorder *kube.Recorder
 	resolver *elastic.Resolver
 	metrics  *metrics.Metrics
-	grpc     *grpc.Server
-	dialer   *peering.Dialer
-	ready    chan struct{}
+	// acting is true while this replica acts (leads, with informers synced).
+	acting atomic.Bool
+	grpc   *grpc.Server
+	dialer *peering.Dialer
+	trust  *trustSync
+	joiner *pairing.Joiner
+	ready  chan struct{}
 }
 
 // New builds the agent from its configuration.
@@ -78,6 +84,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if a.identity, err = identity.New(identity.Config{
 		Environment: cfg.Environment, Namespace: cfg.Namespace, Client: kc, Endpoints: cfg.AdvertiseEndpoints,
 		CAValidity: cfg.CAValidity.Duration, LeafValidity: cfg.LeafValidity.Duration, Logger: log,
+		RotateAt: cfg.CARotateAt, Overlap: cfg.CAOverlap.Duration,
 	}); err != nil {
 		return nil, err
 	}
@@ -117,11 +124,23 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, err
 	}
 	r.exp, r.imp, r.peers = a.exporter, a.importer, a.peers
-	server, err := peering.NewServer(peering.ServerConfig{Manager: a.manager})
+	if err := a.newPairing(cfg, kc, crds, log, version); err != nil {
+		return nil, err
+	}
+	r.trust = a.trust
+	acceptor, err := pairing.NewAcceptor(pairing.AcceptorConfig{Namespace: cfg.Namespace, Kube: kc, CRDs: crds, Self: a.identity, Version: version, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	a.grpc = grpc.NewServer(peering.ServerOptions(a.identity.ServerTLSConfig(a.peers), a.manager.MaxMessageBytes())...)
+	// Pair is served on the peer port to clients without a certificate (see
+	// identity.ServerTLSConfigWithPairing); Sync authenticates every stream against the
+	// current trust.
+	server, err := peering.NewServer(peering.ServerConfig{Manager: a.manager, Pairer: acceptor,
+		Authenticate: func(ctx context.Context) (string, error) { return a.identity.AuthenticatePeer(ctx, a.peers) }})
+	if err != nil {
+		return nil, err
+	}
+	a.grpc = grpc.NewServer(append(a.standbyGate(), peering.ServerOptions(a.identity.ServerTLSConfigWithPairing(a.peers), a.manager.MaxMessageBytes())...)...)
 	server.Register(a.grpc)
 	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
 		Manager: a.manager, Peers: a.peers,
@@ -132,15 +151,47 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	return a, nil
 }
 
-// Run runs the agent until ctx ends or a part fails.
+// Run runs the agent until ctx ends or a part fails. Every replica loads the identity and
+// serves the peer port, so it is ready and a Service may route to it; only the active replica
+// (the leader, under leader election) acts, and a standby answers peers Unavailable until it
+// takes over, so their dialers retry and reach the leader.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.recorder.Shutdown()
-	health := a.healthServer()
+	if err := a.identity.Init(ctx); err != nil {
+		return fmt.Errorf("failed to initialise identity: %w", err)
+	}
+	lis, err := net.Listen("tcp", a.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", a.cfg.ListenAddress, err)
+	}
+	a.log.Info("agent serving", "environment", a.cfg.Environment, "listen_address", lis.Addr().String(), "version", a.version)
+	close(a.ready)
 	return task.Run(ctx,
-		task.Named{Name: "health", Run: health},
+		task.Named{Name: "health", Run: a.healthServer()},
 		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
+		task.Named{Name: "grpc", Run: a.serveGRPC(lis)},
 		task.Named{Name: "agent", Run: a.active()},
 	)
+}
+
+// serveGRPC serves the peer port until ctx ends.
+func (a *Agent) serveGRPC(lis net.Listener) task.Task {
+	return func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			stopped := make(chan struct{})
+			go func() { a.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				a.grpc.Stop()
+			}
+		}()
+		if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("failed to serve peers: %w", err)
+		}
+		return ctx.Err()
+	}
 }
 
 // active is the acting part: directly, or under leader election.
@@ -154,46 +205,35 @@ func (a *Agent) active() task.Task {
 	}
 }
 
-// runActive runs everything that acts: identity, informers, the stream, the controllers.
+// runActive runs everything that acts: informers, identity rotation, the stream, the
+// controllers. Peers are served only once the informers have synced.
 func (a *Agent) runActive(ctx context.Context) error {
+	// Reload the identity: while this replica stood by, the leader may have rotated the CA, and
+	// the Secret is the truth (this replica is now its only writer).
 	if err := a.identity.Init(ctx); err != nil {
-		return fmt.Errorf("failed to initialise identity: %w", err)
+		return fmt.Errorf("failed to reload identity: %w", err)
 	}
 	if err := a.cache.Start(ctx); err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", a.cfg.ListenAddress)
-	if err != nil {
-		return fmt.Errorf("failed to listen on %s: %w", a.cfg.ListenAddress, err)
-	}
-	a.log.Info("agent started", "environment", a.cfg.Environment, "listen_address", lis.Addr().String(), "version", a.version)
-	close(a.ready)
+	// The outbox holds every import before a stream opens, so the first Inventory is complete.
+	a.importer.PublishImports()
+	a.acting.Store(true)
+	defer a.acting.Store(false)
+	a.log.Info("agent active", "environment", a.cfg.Environment)
 	return task.Run(ctx,
 		task.Named{Name: "identity", Run: a.identity.Run},
-		task.Named{Name: "grpc", Run: func(ctx context.Context) error {
-			go func() {
-				<-ctx.Done()
-				stopped := make(chan struct{})
-				go func() { a.grpc.GracefulStop(); close(stopped) }()
-				select {
-				case <-stopped:
-				case <-time.After(5 * time.Second):
-					a.grpc.Stop()
-				}
-			}()
-			if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				return fmt.Errorf("failed to serve peers: %w", err)
-			}
-			return ctx.Err()
-		}},
 		task.Named{Name: "dialer", Run: a.dialer.Run},
 		task.Named{Name: "peers", Run: a.peers.Run},
 		task.Named{Name: "exporter", Run: a.exporter.Run},
 		task.Named{Name: "importer", Run: a.importer.Run},
+		task.Named{Name: "trust", Run: a.trust.Run},
+		task.Named{Name: "pairing", Run: a.joiner.Run},
 	)
 }
 
-// healthServer serves /healthz (the process runs) and /readyz (this replica acts).
+// healthServer serves /healthz (the process runs) and /readyz (this replica serves the peer
+// port: a standby is ready too, and answers peers Unavailable).
 func (a *Agent) healthServer() task.Task {
 	return func(ctx context.Context) error {
 		if a.cfg.MetricsAddress == "0" {

@@ -23,12 +23,15 @@ type router struct {
 	imp     *importer.Importer
 	peers   *peers.Controller
 	metrics *metrics.Metrics
+	trust   *trustSync
 	log     hclog.Logger
 }
 
 var _ peering.Handler = (*router)(nil)
 
-func (r *router) AppliedSequences(peer string) map[string]uint64 { return r.imp.AppliedSequences(peer) }
+func (r *router) AppliedSequences(peer string) map[string]uint64 {
+	return r.trust.WithApplied(peer, r.imp.AppliedSequences(peer))
+}
 
 func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
 	err := r.handleUpdate(ctx, peer, u)
@@ -40,10 +43,9 @@ func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	return err
 }
 
-func (r *router) handleUpdate(_ context.Context, peer string, u *peerv1.Update) error {
-	if u.GetResource() == "trust" {
-		// Agent CA announcements are handled by the pairing and identity layer.
-		return nil
+func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+	if u.GetResource() == peering.ResourceTrust {
+		return r.trust.HandleUpdate(ctx, peer, u)
 	}
 	kind, id, err := link.ParseResource(u.GetResource())
 	if err != nil {
@@ -121,6 +123,9 @@ func (r *router) HandleTerminated(peer, reason string) {
 
 func (r *router) OnAck(peer, resource string, seq uint64) {
 	r.log.Trace("update acknowledged", "peer", peer, "resource", resource, "sequence", seq)
+	if resource == peering.ResourceTrust {
+		r.trust.OnAck(peer)
+	}
 }
 
 func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {

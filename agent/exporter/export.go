@@ -35,6 +35,9 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		}
 		return 0, nil // the update comes back as an event
 	}
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
+		return e.reconcileCertificateExport(ctx, exp)
+	}
 	var conds []metav1.Condition
 	requeue := time.Duration(0)
 	esName := exp.Spec.ElasticsearchRef.Name
@@ -76,6 +79,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		for _, c := range conds {
 			kube.Set(x, c)
 		}
+		dropModelWarning(x)
 		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
@@ -166,6 +170,9 @@ func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExpo
 			}
 			e.log.Info("export deleted, keys invalidated", "export", exp.Namespace+"/"+exp.Name, "count", len(ids))
 		}
+	}
+	if err := e.releaseExportTrust(ctx, exp); err != nil {
+		return err
 	}
 	exp = exp.DeepCopy()
 	kept := exp.Finalizers[:0]

@@ -96,6 +96,8 @@ type linkState struct {
 	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
 	caSent map[string]time.Time
+	// trust is the peer CA added to the transport trust for the link (certificate model).
+	trust *heldTrust
 }
 
 // New checks the configuration and returns an Exporter.

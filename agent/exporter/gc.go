@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 )
@@ -35,6 +36,9 @@ func (e *Exporter) collectGarbage(ctx context.Context) error {
 		if err := e.collectIn(ctx, t); err != nil && firstErr == nil {
 			firstErr = err
 		}
+	}
+	if err := e.collectTrust(ctx); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }
@@ -78,6 +82,9 @@ func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
 	}
 	if !granted {
 		return "export " + exportRef + " no longer grants " + peer
+	}
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
+		return "export " + exportRef + " uses the certificate model, which needs no api key"
 	}
 	id, err := link.Parse(linkRef)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/failpoint"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -72,11 +73,12 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	switch {
 	case newest == nil:
 		create = true
-	case !known && applied != newest.ID:
+	case !known && applied != newest.ID && status.GetWrittenApiKeyId() != newest.ID:
 		if status == nil {
 			return chosenKey{}, 0, errWaitForStatus
 		}
-		// Created before a restart and never delivered: its secret is gone with the old process.
+		// Created before a restart (or by a previous leader) and never delivered: the peer holds
+		// another key, and this secret went with the old process.
 		if err := e.invalidate(ctx, client, []string{newest.ID}); err != nil {
 			return chosenKey{}, 0, err
 		}
@@ -93,6 +95,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		if err != nil {
 			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
 		}
+		failpoint.Inject(failpoint.ExporterAfterKeyCreate)
 		e.mu.Lock()
 		e.encoded[created.ID] = created.Encoded
 		e.mu.Unlock()

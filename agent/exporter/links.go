@@ -18,7 +18,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/agent/transporttrust"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -42,6 +42,9 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
 			return 0, err
 		}
+		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+			return 0, err
+		}
 		if err := e.cfg.Outbox.Remove(peer, resource); err != nil {
 			return 0, err
 		}
@@ -60,6 +63,9 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
 			return 0, err
 		}
+		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+			return 0, err
+		}
 		e.mu.Lock()
 		st.refusal, st.keyID, st.sent = ref.message, "", nil
 		e.mu.Unlock()
@@ -71,6 +77,12 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	}
 	if err := e.cfg.Outbox.Publish(peer, resource, creds); err != nil {
 		return 0, err
+	}
+	if creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
+		// A link moved to the API-key model no longer needs the peer in the transport trust.
+		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+			return 0, err
+		}
 	}
 	e.noteCAsSent(st, creds.GetCaBundle())
 	e.mu.Lock()
@@ -98,8 +110,8 @@ func (e *Exporter) republishCA(ctx context.Context, peer string, id link.ID) (ti
 	if !ok {
 		return e.reconcileLink(ctx, peer, id)
 	}
-	bundle := caSecret.Data["ca.crt"]
-	if _, err := pemutil.ValidateCABundle(bundle, e.cfg.Now(), pemutil.DefaultLimits); err != nil {
+	bundle, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], e.cfg.Now())
+	if err != nil {
 		return 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
 	}
 	creds := proto.Clone(sent).(*peerv1.Credentials)
@@ -134,8 +146,8 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	e.mu.Lock()
 	st.export = exp.Namespace + "/" + exp.Name
 	e.mu.Unlock()
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate || req.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
-		return nil, &refusal{reason: "ModelNotSupported", message: "the certificate security model is not supported by this agent version"}, 0, nil
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
+		return e.answerCertificate(ctx, peer, id, req, exp, st)
 	}
 	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
 	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
@@ -156,8 +168,8 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s/%s: %w", target.Namespace, target.Name, errRetry)
 	}
-	bundle := caSecret.Data["ca.crt"]
-	if _, err := pemutil.ValidateCABundle(bundle, e.cfg.Now(), pemutil.DefaultLimits); err != nil {
+	bundle, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], e.cfg.Now())
+	if err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
@@ -185,6 +197,9 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 // server name they expect: spec.proxyAddress, else the load balancer of spec.service (default
 // <es>-es-remote-cluster, which ECK >= 3.3 can make a LoadBalancer), whose target port must be 9443.
 func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
+		return e.transportAddress(ctx, exp)
+	}
 	es := exp.Spec.ElasticsearchRef.Name
 	serverName := exp.Spec.ServerName
 	if serverName == "" {

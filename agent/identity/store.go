@@ -189,7 +189,9 @@ func (i *Identity) publish(ctx context.Context, st *state) error {
 		KeyPin:         pemutil.SPKIPin(st.active.cert),
 	}
 	cms := i.cfg.Client.CoreV1().ConfigMaps(i.cfg.Namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	// Replicas start together: a create that loses the race is retried as an update.
+	racing := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	err := retry.OnError(retry.DefaultRetry, racing, func() error {
 		cur, err := cms.Get(ctx, ConfigMapName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = cms.Create(ctx, &corev1.ConfigMap{

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,44 +12,83 @@ import (
 	"github.com/ecklink/ecklink/agent/wiring"
 )
 
+const (
+	// annotationKeystore records, per alias, when the agent wrote its key into the credentials
+	// Secret and when ECK's aggregated Secret first held it (JSON map alias -> keystoreRecord).
+	annotationKeystore = "ecklink.io/keystore"
+	// aggregationGrace bounds how long ECK takes to copy a changed secure-settings Secret into
+	// <es>-es-secure-settings; a node that started sooner after our write may hold the old value.
+	aggregationGrace = 2 * time.Second
+)
+
+// keystoreRecord tracks one alias's key on its way into the nodes' keystores.
+type keystoreRecord struct {
+	KeyID     string     `json:"keyId"`
+	WrittenAt time.Time  `json:"writtenAt"`
+	SyncedAt  *time.Time `json:"syncedAt,omitempty"`
+}
+
+func readKeystore(ann map[string]string) map[string]keystoreRecord {
+	out := map[string]keystoreRecord{}
+	if raw := ann[annotationKeystore]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &out)
+	}
+	return out
+}
+
 // effectiveKeys works out which API key each alias's nodes actually hold in their keystore. ECK
-// copies the spec.secureSettings Secrets into <es>-es-secure-settings, and the nodes read that
-// at start (ECK rolls them when it changes). A key is in effect once the aggregated Secret holds
-// our value and every node started after the aggregated Secret was last written. Aliases that do
-// not pass keep the key recorded as in effect before.
-func (im *Importer) effectiveKeys(ctx context.Context, client *elastic.Client, ns, es string, secret *corev1.Secret, keyIDs, previous map[string]string) map[string]string {
+// copies the spec.secureSettings Secrets into <es>-es-secure-settings, and the nodes read that at
+// start (ECK rolls them when it changes). A key is in effect once the aggregated Secret holds it
+// and every node started after both our write (plus ECK's aggregation grace) and the aggregated
+// Secret's write that first held it (recorded once: ECK's later metadata-only updates of that
+// Secret must not move it). Aliases that do not pass keep the key recorded as in effect before.
+// It returns the effective keys and the updated records.
+func (im *Importer) effectiveKeys(ctx context.Context, client *elastic.Client, ns, es string, secret *corev1.Secret, records map[string]keystoreRecord, previous map[string]string) (map[string]string, map[string]keystoreRecord) {
 	out := map[string]string{}
 	for alias, id := range previous {
-		if _, ok := keyIDs[alias]; ok {
+		if _, ok := records[alias]; ok {
 			out[alias] = id
 		}
-	}
-	if secret == nil {
-		return out
 	}
 	agg, err := im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, es+"-es-secure-settings", metav1.GetOptions{})
 	if err != nil {
-		return out
+		return out, records
+	}
+	for alias, rec := range records {
+		key := wiring.CredentialsKey(alias)
+		if rec.SyncedAt == nil {
+			if v, ok := agg.Data[key]; ok && string(v) == string(secret.Data[key]) {
+				t := lastWrite(agg)
+				rec.SyncedAt = &t
+				records[alias] = rec
+			}
+		}
 	}
 	starts, err := client.NodeStartTimes(ctx)
 	if err != nil || len(starts) == 0 {
-		return out
+		return out, records
 	}
-	// managedFields times have a resolution of one second; a node must have started in a later
-	// second to be sure it read the written content.
-	written := lastWrite(agg).Add(time.Second)
-	for _, started := range starts {
-		if started.Before(written) {
-			return out
-		}
-	}
-	for alias, id := range keyIDs {
+	for alias, rec := range records {
 		key := wiring.CredentialsKey(alias)
-		if v, ok := agg.Data[key]; ok && string(v) == string(secret.Data[key]) {
-			out[alias] = id
+		if rec.SyncedAt == nil || string(agg.Data[key]) != string(secret.Data[key]) {
+			continue
+		}
+		// managedFields times have a resolution of one second.
+		after := rec.WrittenAt.Add(aggregationGrace)
+		if synced := rec.SyncedAt.Add(time.Second); synced.After(after) {
+			after = synced
+		}
+		restarted := true
+		for _, started := range starts {
+			if started.Before(after) {
+				restarted = false
+			}
+		}
+		if restarted {
+			out[alias] = rec.KeyID
 		}
 	}
-	return out
+	return out, records
 }
 
 // lastWrite is when an object was last written, from its managed fields.

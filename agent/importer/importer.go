@@ -112,6 +112,9 @@ func New(cfg Config) (*Importer, error) {
 	if err := im.registerHandlers(); err != nil {
 		return nil, err
 	}
+	if err := im.registerTransportCAHandler(); err != nil {
+		return nil, err
+	}
 	return im, nil
 }
 

@@ -66,7 +66,11 @@ func (im *Importer) OnCredentialsRemoved(peer string, id link.ID) {
 	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
 }
 
-// OnInventory drops answers the peer no longer holds.
+// OnInventory keeps every answer, listed or not. A link missing from a peer's inventory is not
+// withdrawn: a peer that restarted holds nothing until it answered the import requests this
+// session resends, and it answers each of them (credentials or a refusal), while a withdrawal is
+// an explicit Removed. Dropping unlisted answers here would remove the links' settings from
+// Elasticsearch at every restart of the peer.
 func (im *Importer) OnInventory(peer string, resources []string) {
 	listed := map[link.ID]bool{}
 	for _, r := range resources {
@@ -75,15 +79,15 @@ func (im *Importer) OnInventory(peer string, resources []string) {
 		}
 	}
 	im.mu.Lock()
-	var gone []link.ID
+	unlisted := 0
 	for id, r := range im.answers {
 		if r.peer == peer && !listed[id] && !r.removed {
-			gone = append(gone, id)
+			unlisted++
 		}
 	}
 	im.mu.Unlock()
-	for _, id := range gone {
-		im.OnCredentialsRemoved(peer, id)
+	if unlisted > 0 {
+		im.log.Debug("peer does not hold credentials for some links yet; keeping what is applied", "peer", peer, "links", unlisted)
 	}
 }
 
@@ -152,6 +156,9 @@ func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 
 // validate checks credentials before anything is applied.
 func (im *Importer) validate(c *peerv1.Credentials) error {
+	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
+		return validateCertificate(c, im.cfg.Now())
+	}
 	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
 		return &Refused{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/failpoint"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -37,6 +38,7 @@ type state struct {
 	info       map[string]elastic.RemoteInfo
 	cas        map[string][]byte    // alias -> CA bundle applied
 	owner      map[string]types.UID // alias -> the active RemoteCluster holding it
+	cert       certState            // the certificate-model pass (certmodel.go)
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -59,9 +61,11 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
 	im.publishImports(plans, es)
 
-	desired, held := map[string]*linkPlan{}, map[string]*linkPlan{}
+	desired, held, certs := map[string]*linkPlan{}, map[string]*linkPlan{}, map[string]*linkPlan{}
 	for _, p := range plans {
 		switch {
+		case p.certificate():
+			certs[p.id.Alias] = p
 		case p.desired():
 			desired[p.id.Alias] = p
 		case p.held():
@@ -73,8 +77,11 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	}
 	var requeue time.Duration
 	if esFound {
-		var err error
-		requeue, err = im.apply(ctx, es, plans, desired, held, st)
+		certRequeue, err := im.applyCertificate(ctx, es, plans, certs, desired, held, st)
+		if err == nil {
+			requeue, err = im.apply(ctx, es, plans, desired, held, st)
+			requeue = sooner(requeue, certRequeue)
+		}
 		if err != nil {
 			st.esError = err.Error()
 			im.updateStatuses(ctx, plans, st)
@@ -83,6 +90,9 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	} else if len(plans) == 0 || allDeleting(plans) {
 		// The Elasticsearch is gone: nothing to unwire, only our objects to delete.
 		if err := im.deleteOwn(ctx, ns, esName); err != nil {
+			return 0, err
+		}
+		if err := im.releaseOrphanedTrust(ctx, ns, esName); err != nil {
 			return 0, err
 		}
 	}
@@ -129,7 +139,10 @@ func (im *Importer) publishImports(plans []*linkPlan, es *unstructured.Unstructu
 			ExportNamespace:      p.rc.Spec.Export.Namespace,
 			ExportName:           p.rc.Spec.Export.Name,
 			ElasticsearchVersion: version,
-			Model:                peerv1.SecurityModel_SECURITY_MODEL_API_KEY,
+			// The export decides the model. Its transport CA is public and only used by a
+			// certificate-model export, which needs it before it can answer.
+			Model:             peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED,
+			TransportCaBundle: im.localTransportCA(p.id.Namespace, p.id.Elasticsearch),
 		}); err != nil {
 			im.log.Warn("failed to publish import request", "link", p.id.String(), "peer", peer, "error", err)
 		}
@@ -165,6 +178,9 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		if desired[alias] != nil || held[alias] != nil {
 			kept = append(kept, alias)
 			continue
+		}
+		if st.cert.owned[alias] {
+			continue // the certificate-model pass took the alias over: its settings stay
 		}
 		c, err := esClient()
 		if err != nil {
@@ -217,6 +233,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			return 0, err
 		}
 		cmExists = true
+		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)
 	}
 
 	// 3. Credentials.
@@ -225,6 +242,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		return 0, err
 	}
 	oldIDs := readJSONMap(secret.Annotations, annotationKeyIDs)
+	oldRecords := readKeystore(secret.Annotations)
 	sdata := map[string][]byte{}
 	for alias := range held {
 		if k := wiring.CredentialsKey(alias); len(secret.Data[k]) > 0 {
@@ -247,6 +265,16 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		}
 		sdata[k], st.keyIDs[alias] = value, c.GetApiKeyId()
 	}
+	// Record when each key value was written, for the effective-key check.
+	records := map[string]keystoreRecord{}
+	for alias, id := range st.keyIDs {
+		rec, ok := oldRecords[alias]
+		k := wiring.CredentialsKey(alias)
+		if !ok || rec.KeyID != id || string(secret.Data[k]) != string(sdata[k]) {
+			rec = keystoreRecord{KeyID: id, WrittenAt: im.cfg.Now()}
+		}
+		records[alias] = rec
+	}
 	wantSecret := secret.DeepCopy()
 	wantSecret.Data = sdata
 	wantSecret.Labels = ownLabels(esName)
@@ -254,11 +282,13 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		wantSecret.Annotations = map[string]string{}
 	}
 	writeJSON(wantSecret.Annotations, annotationKeyIDs, st.keyIDs)
+	writeJSON(wantSecret.Annotations, annotationKeystore, records)
 	if !secretExists || !equalData(secret.Data, sdata) || !maps.Equal(secret.Annotations, wantSecret.Annotations) || !maps.Equal(secret.Labels, wantSecret.Labels) {
 		if secret, err = im.saveSecret(ctx, wantSecret, secretExists); err != nil {
 			return 0, err
 		}
 		im.log.Info("credentials written", "elasticsearch", ns+"/"+esName, "aliases", len(sdata))
+		failpoint.Inject(failpoint.ImporterAfterSecretWrite)
 	}
 
 	// 4. Wiring of the Elasticsearch resource, once.
@@ -281,7 +311,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			if _, ok := st.keyIDs[alias]; !ok {
 				continue
 			}
-			if _, exists := current[alias]; exists && !slices.Contains(managed, alias) {
+			if _, exists := current[alias]; exists && !slices.Contains(managed, alias) && !st.cert.owned[alias] {
 				st.userAlias[alias] = true
 				continue
 			}
@@ -293,6 +323,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 				if cm, err = im.saveConfigMap(ctx, cm, true); err != nil {
 					return 0, err
 				}
+				failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
 			}
 			c := desired[alias].answer.creds
 			want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: desired[alias].rc.Spec.SkipUnavailable}
@@ -313,9 +344,12 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		return 0, fmt.Errorf("failed to read remote info: %w", err)
 	}
 	previous := readJSONMap(secret.Annotations, annotationEffective)
-	st.effective = im.effectiveKeys(ctx, client, ns, esName, secret, st.keyIDs, previous)
-	if !maps.Equal(previous, st.effective) {
-		secret = secret.DeepCopy()
+	var synced map[string]keystoreRecord
+	st.effective, synced = im.effectiveKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous)
+	before := secret.Annotations[annotationKeystore]
+	secret = secret.DeepCopy()
+	writeJSON(secret.Annotations, annotationKeystore, synced)
+	if !maps.Equal(previous, st.effective) || before != secret.Annotations[annotationKeystore] {
 		writeJSON(secret.Annotations, annotationEffective, st.effective)
 		if _, err := im.saveSecret(ctx, secret, true); err != nil {
 			return 0, err
@@ -362,6 +396,7 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 			return fmt.Errorf("failed to wire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 		}
 		im.log.Info("elasticsearch wired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", len(changes))
+		failpoint.Inject(failpoint.ImporterAfterWiring)
 		for _, p := range plans {
 			if p.active() {
 				im.cfg.Recorder.Event(p.rc, corev1.EventTypeNormal, "Wired", "wired Elasticsearch "+es.GetName()+" (ECK restarts it once): "+joinChanges(changes))

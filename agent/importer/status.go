@@ -35,6 +35,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 				kube.Set(rc, c)
 			}
 			kube.Set(rc, kube.Ready(rc, linkConditions...))
+			modelCondition(rc, p)
 			rc.Status.ObservedGeneration = rc.Generation
 			im.fillStatus(rc, p, st)
 			return nil
@@ -70,6 +71,8 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 		return all(v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", rc.Spec.ElasticsearchRef.Name, rc.Namespace))
 	case st.esError != "":
 		return all(v1alpha1.ReasonApplyFailed, st.esError)
+	case p.certificate():
+		return im.certConditions(p, st)
 	}
 	var out []metav1.Condition
 	add := func(t string, ok bool, reason, msg string) {
@@ -120,12 +123,15 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 // fillStatus sets the descriptive status fields.
 func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) {
 	alias := p.id.Alias
-	rc.Status.WiringSnippet = st.snippet
+	rc.Status.WiringSnippet = st.snippet + st.cert.snippet
 	if p.answer == nil || p.answer.creds == nil || p.answer.removed {
 		return
 	}
 	c := p.answer.creds
-	rc.Status.Model = v1alpha1.SecurityModelAPIKey
+	rc.Status.Model = answerModel(c)
+	if rc.Status.Model == v1alpha1.SecurityModelCertificate {
+		rc.Status.APIKey = nil
+	}
 	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
 	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
 	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
@@ -160,6 +166,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 	ls := &peerv1.LinkStatus{
 		Link:            p.id.Proto(),
 		AppliedApiKeyId: st.effective[alias],
+		WrittenApiKeyId: st.keyIDs[alias],
 		Connected:       st.info[alias].Connected,
 	}
 	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {

@@ -81,10 +81,10 @@ func (c Config) Labels() map[string]string {
 func (c Config) validate() error {
 	var errs []error
 	if c.Version == "" {
-		errs = append(errs, errors.New("Version is required"))
+		errs = append(errs, errors.New("version is required"))
 	}
 	if c.License == "" {
-		errs = append(errs, errors.New("License is required"))
+		errs = append(errs, errors.New("license is required"))
 	}
 	hasAgent := false
 	for _, f := range c.Binaries {

@@ -218,7 +218,7 @@ func TestBuildRejectsBadConfig(t *testing.T) {
 		cfg  image.Config
 		want string
 	}{
-		{"no version", image.Config{License: "x", Binaries: []image.File{{Path: image.AgentPath, Source: bin}}}, "Version is required"},
+		{"no version", image.Config{License: "x", Binaries: []image.File{{Path: image.AgentPath, Source: bin}}}, "version is required"},
 		{"no agent", image.Config{Version: "1", License: "x", Binaries: []image.File{{Path: image.AgentctlPath, Source: bin}}}, "no binary at the entrypoint /usr/local/bin/agent"},
 		{"outside bin", image.Config{Version: "1", License: "x", Binaries: []image.File{{Path: image.AgentPath, Source: bin}, {Path: "/bin/sh", Source: bin}}}, `"/bin/sh" is not in /usr/local/bin`},
 		{"missing file", image.Config{Version: "1", License: "x", Binaries: []image.File{{Path: image.AgentPath, Source: bin + "-gone"}}}, "failed to read"},

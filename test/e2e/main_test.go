@@ -45,6 +45,8 @@ func run(m *testing.M) int {
 		ECK:         testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
 		AgentBinary: bin,
 		Dir:         dir,
+		// The agents run with exactly what the Helm chart grants its ServiceAccount.
+		AgentKubeconfig: harness.ChartServiceAccount(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

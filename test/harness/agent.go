@@ -15,6 +15,7 @@ import (
 type Agent struct {
 	Bin     string
 	Args    []string
+	Env     []string
 	LogPath string
 
 	mu   sync.Mutex
@@ -37,6 +38,7 @@ func (a *Agent) Start() error {
 	a.runs++
 	fmt.Fprintf(log, "--- harness: start #%d at %s\n", a.runs, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(a.Bin, a.Args...)
+	cmd.Env = append(os.Environ(), a.Env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

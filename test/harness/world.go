@@ -44,8 +44,18 @@ type Options struct {
 	LogLevel          string
 	// ExtraAgentArgs are appended to every agent's flags.
 	ExtraAgentArgs []string
+	// AgentArgs are appended to the flags of the agents of one environment, by name.
+	AgentArgs map[string][]string
+	// NoAdvertise names environments whose agents advertise no endpoint: they only dial, as an
+	// environment that peers cannot reach.
+	NoAdvertise map[string]bool
 	// AgentKubeconfig returns the kubeconfig an agent uses; the admin's if nil.
 	AgentKubeconfig func(ctx context.Context, env *testbed.Environment) (string, error)
+	// Replicas of each agent; more than one runs them under leader election (a Lease), each on
+	// its own loopback address, all advertised (as a Service in front of them would be).
+	Replicas int
+	// Lease timings with Replicas > 1.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Pod tuning.
 	RestartDelay    time.Duration
 	VolumeSyncDelay time.Duration
@@ -68,6 +78,8 @@ type Cluster struct {
 	AgentIP string
 	// Endpoint is where the agent accepts peer streams.
 	Endpoint string
+	// Agents are all replicas (Agent is the first).
+	Agents []*Agent
 
 	world      *World
 	configPath string
@@ -118,6 +130,9 @@ func Start(ctx context.Context, opts Options) (*World, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.LeaseDuration == 0 {
+		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	}
 	envOpts := make([]testbed.Options, len(opts.Names))
 	for i, n := range opts.Names {
@@ -183,6 +198,11 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 	c := &Cluster{Name: env.Name, Env: env, CRDs: client, world: w, AgentIP: testbed.LoopbackIP(),
 		endpoints: map[string]string{}, pods: map[string]*pod.Pod{}}
 	c.Endpoint = c.AgentIP + ":9400"
+	replicas := max(w.opts.Replicas, 1)
+	ips := []string{c.AgentIP}
+	for len(ips) < replicas {
+		ips = append(ips, testbed.LoopbackIP())
+	}
 	c.configPath = filepath.Join(w.Dir, env.Name, "agent.yaml")
 	if err := c.writeConfig(); err != nil {
 		return nil, err
@@ -193,22 +213,40 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 			return nil, err
 		}
 	}
-	args := []string{
-		"--config", c.configPath,
-		"--environment", env.Name,
-		"--namespace", AgentNamespace,
-		"--kubeconfig", kubeconfig,
-		"--listen-address", c.Endpoint,
-		"--advertise-endpoint", c.Endpoint,
-		"--metrics-address", c.AgentIP + ":9401",
-		"--heartbeat-interval", w.opts.HeartbeatInterval.String(),
-		"--resync-interval", w.opts.ResyncInterval.String(),
-		"--log-level", w.opts.LogLevel,
+	for i, ip := range ips {
+		args := []string{
+			"--config", c.configPath,
+			"--environment", env.Name,
+			"--namespace", AgentNamespace,
+			"--kubeconfig", kubeconfig,
+			"--listen-address", ip + ":9400",
+			"--metrics-address", ip + ":9401",
+			"--heartbeat-interval", w.opts.HeartbeatInterval.String(),
+			"--resync-interval", w.opts.ResyncInterval.String(),
+			"--log-level", w.opts.LogLevel,
+		}
+		for _, other := range ips {
+			if !w.opts.NoAdvertise[env.Name] {
+				args = append(args, "--advertise-endpoint", other+":9400")
+			}
+		}
+		if replicas > 1 {
+			args = append(args, "--leader-elect",
+				"--lease-duration", w.opts.LeaseDuration.String(), "--lease-renew-deadline", w.opts.RenewDeadline.String(),
+				"--lease-retry-period", w.opts.RetryPeriod.String())
+		}
+		logName := "agent.log"
+		if i > 0 {
+			logName = fmt.Sprintf("agent-%d.log", i)
+		}
+		a := &Agent{Bin: w.opts.AgentBinary, Args: append(append(args, w.opts.ExtraAgentArgs...), w.opts.AgentArgs[env.Name]...), LogPath: filepath.Join(w.Dir, env.Name, logName),
+			Env: []string{fmt.Sprintf("POD_NAME=%s-agent-%d", env.Name, i)}}
+		if err := a.Start(); err != nil {
+			return nil, err
+		}
+		c.Agents = append(c.Agents, a)
 	}
-	c.Agent = &Agent{Bin: w.opts.AgentBinary, Args: append(args, w.opts.ExtraAgentArgs...), LogPath: filepath.Join(w.Dir, env.Name, "agent.log")}
-	if err := c.Agent.Start(); err != nil {
-		return nil, err
-	}
+	c.Agent = c.Agents[0]
 	return c, nil
 }
 
@@ -233,7 +271,9 @@ func (w *World) Stop() {
 	var wg sync.WaitGroup
 	for _, c := range w.Clusters {
 		wg.Go(func() {
-			c.Agent.Stop()
+			for _, a := range c.Agents {
+				a.Stop()
+			}
 			c.mu.Lock()
 			pods := c.pods
 			c.mu.Unlock()
@@ -261,7 +301,7 @@ func (w *World) Logs(lines int) string {
 }
 
 // Elasticsearch creates an Elasticsearch resource and its simulated pod on its own loopback
-// address (HTTP 9200, remote cluster server 9443), and points the agent at it.
+// address (HTTP 9200, remote cluster server 9443, transport 9300), and points the agent at it.
 func (c *Cluster) Elasticsearch(ctx context.Context, es testbed.Elasticsearch) (*pod.Pod, error) {
 	if _, err := c.Env.CreateElasticsearch(ctx, es); err != nil {
 		return nil, err
@@ -269,7 +309,7 @@ func (c *Cluster) Elasticsearch(ctx context.Context, es testbed.Elasticsearch) (
 	ip := testbed.LoopbackIP()
 	p, err := pod.Start(ctx, pod.Options{
 		Kube: c.Env.Kube, Dynamic: c.Env.Dynamic, Namespace: es.Namespace, Name: es.Name, IP: ip,
-		HTTPPort: 9200, RemoteClusterPort: 9443,
+		HTTPPort: 9200, RemoteClusterPort: 9443, TransportPort: 9300,
 		RestartDelay: c.world.opts.RestartDelay, VolumeSyncDelay: c.world.opts.VolumeSyncDelay,
 		Logger: c.world.opts.Logger.Named(c.Name),
 	})
@@ -343,6 +383,20 @@ func createPeer(ctx context.Context, in *Cluster, of Identity, dial bool) error 
 	}
 	if _, err := in.CRDs.Peers().Create(ctx, p); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to create Peer %s in %s: %w", of.Environment, in.Name, err)
+	}
+	return nil
+}
+
+// Leader returns the replica holding the agent's Lease, or nil.
+func (c *Cluster) Leader(ctx context.Context) *Agent {
+	lease, err := c.Env.Kube.CoordinationV1().Leases(AgentNamespace).Get(ctx, "ecklink-agent", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		return nil
+	}
+	for i, a := range c.Agents {
+		if strings.HasPrefix(*lease.Spec.HolderIdentity, fmt.Sprintf("%s-agent-%d_", c.Name, i)) && a.Running() {
+			return a
+		}
 	}
 	return nil
 }

@@ -91,6 +91,12 @@ func TestDeploymentDefaults(t *testing.T) {
 	if *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
 	}
+	// Standbys are ready (they serve the peer port and answer Unavailable), so a rolling update
+	// that never drops below the desired count works and keeps a standby during the update.
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate == nil ||
+		d.Spec.Strategy.RollingUpdate.MaxUnavailable == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("strategy %+v, want RollingUpdate with maxUnavailable 0", d.Spec.Strategy)
+	}
 
 	psc := spec.SecurityContext
 	if psc == nil || !isTrue(psc.RunAsNonRoot) || psc.RunAsUser == nil || *psc.RunAsUser != image.UID ||

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"sync"
 	"time"
 )
@@ -60,14 +61,14 @@ func (p *Pod) remoteClusterCertificate(*tls.ClientHelloInfo) (*tls.Certificate, 
 		return nil, errors.New("transport CA not available")
 	}
 	p.mu.Lock()
-	nodeSet := p.running.NodeSet
+	nodeSet, rcs := p.running.NodeSet, p.running.RemoteClusterServer
 	p.mu.Unlock()
-	return p.rcsCert.get(hashData(data), func() (*tls.Certificate, error) {
-		return p.issueTransportCert(data["tls.crt"], data["tls.key"], nodeSet)
+	return p.rcsCert.get(fmt.Sprintf("%s/%s/%t", hashData(data), nodeSet, rcs), func() (*tls.Certificate, error) {
+		return p.issueTransportCert(data["tls.crt"], data["tls.key"], nodeSet, rcs)
 	})
 }
 
-func (p *Pod) issueTransportCert(caPEM, caKeyPEM []byte, nodeSet string) (*tls.Certificate, error) {
+func (p *Pod) issueTransportCert(caPEM, caKeyPEM []byte, nodeSet string, remoteClusterServer bool) (*tls.Certificate, error) {
 	caPair, err := tls.X509KeyPair(caPEM, caKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("failed to load transport CA: %w", err)
@@ -90,11 +91,24 @@ func (p *Pod) issueTransportCert(caPEM, caKeyPEM []byte, nodeSet string) (*tls.C
 		NotAfter:     ca.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		// ECK's SANs (certificates/transport/csr.go buildGeneralNames): the node name, the
+		// transport Service (which remote clusters dial in the certificate model), the pod in
+		// its headless Service, its IP and loopback; with the remote cluster server also the
+		// remote cluster Service and the pod's full name.
 		DNSNames: []string{
 			fmt.Sprintf("%s.node.%s.%s.es.local", pod, es, ns),
-			fmt.Sprintf("%s.%s-es-%s.%s.svc", pod, es, nodeSet, ns),
-			fmt.Sprintf("%s-es-remote-cluster.%s.svc", es, ns),
+			fmt.Sprintf("%s-es-transport.%s.svc", es, ns),
+			fmt.Sprintf("%s.%s-es-%s", pod, es, nodeSet),
 		},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	if ip := net.ParseIP(p.opts.IP); ip != nil {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	}
+	if remoteClusterServer {
+		tmpl.DNSNames = append(tmpl.DNSNames,
+			fmt.Sprintf("%s-es-remote-cluster.%s.svc", es, ns),
+			fmt.Sprintf("%s.%s-es-%s.%s.svc", pod, es, nodeSet, ns))
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caPair.PrivateKey)
 	if err != nil {

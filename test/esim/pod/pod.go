@@ -35,6 +35,8 @@ type Options struct {
 	IP string
 	// Ports; 0 picks a free one. Defaults would be 9200, 9443 and 9300 in a real pod.
 	HTTPPort, RemoteClusterPort int
+	// TransportPort is the transport port (the 9300 role, see transport.go).
+	TransportPort int
 	// RestartDelay models ECK's rolling restart: spec or keystore changes take effect this long
 	// after they were written. Default 3s.
 	RestartDelay time.Duration
@@ -57,6 +59,8 @@ type Pod struct {
 	view *volumeView
 
 	httpLn, rcsLn net.Listener
+	transportLn   net.Listener
+	http          httpServing
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 
@@ -130,6 +134,10 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 		p.Stop()
 		return nil, err
 	}
+	if err := p.listenTransport(runCtx); err != nil {
+		p.Stop()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -152,7 +160,7 @@ func (p *Pod) StartTime() time.Time {
 // Stop stops serving and watching.
 func (p *Pod) Stop() {
 	p.cancel()
-	for _, l := range []net.Listener{p.httpLn, p.rcsLn} {
+	for _, l := range []net.Listener{p.httpLn, p.rcsLn, p.transportLn} {
 		if l != nil {
 			_ = l.Close()
 		}

@@ -89,7 +89,7 @@ func (p *Pod) connect(ctx context.Context, rc esim.RemoteClusterSettings, spec p
 	if serverName == "" {
 		serverName = host
 	}
-	cfg, err := p.clientTLS(spec, serverName, now)
+	cfg, req, err := p.dialProfile(rc.Alias, spec, serverName, now)
 	if err != nil {
 		return err
 	}
@@ -104,16 +104,12 @@ func (p *Pod) connect(ctx context.Context, rc esim.RemoteClusterSettings, spec p
 	if err := conn.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("failed to establish trust with server at [%s]: %w", rc.ProxyAddress, err)
 	}
-	req := wireRequest{Action: HandshakeAction, ClusterName: p.opts.Name, Version: spec.Version, Headers: map[string]string{}}
-	if creds, ok := p.credentials(rc.Alias); ok {
-		req.Headers[CredentialsHeader] = "ApiKey " + creds
-	}
 	if err := writeMessage(conn, req); err != nil {
-		return err
+		return describeReadError(rc.ProxyAddress, err)
 	}
 	var resp wireResponse
 	if err := readMessage(conn, &resp); err != nil {
-		return err
+		return describeReadError(rc.ProxyAddress, err)
 	}
 	if resp.Error != nil {
 		return resp.Error

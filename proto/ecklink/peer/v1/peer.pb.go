@@ -1115,10 +1115,13 @@ type LinkStatus struct {
 	// Whether GET /_remote/info reports the alias connected.
 	Connected bool `protobuf:"varint,4,opt,name=connected,proto3" json:"connected,omitempty"`
 	// Why not, when not connected.
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
-	Observed      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observed,proto3" json:"observed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message  string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	Observed *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observed,proto3" json:"observed,omitempty"`
+	// The API key id whose value the local side holds in its credentials Secret (it may not be in
+	// effect yet, while ECK restarts Elasticsearch). Empty when it holds none for this link.
+	WrittenApiKeyId string `protobuf:"bytes,7,opt,name=written_api_key_id,json=writtenApiKeyId,proto3" json:"written_api_key_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LinkStatus) Reset() {
@@ -1191,6 +1194,13 @@ func (x *LinkStatus) GetObserved() *timestamppb.Timestamp {
 		return x.Observed
 	}
 	return nil
+}
+
+func (x *LinkStatus) GetWrittenApiKeyId() string {
+	if x != nil {
+		return x.WrittenApiKeyId
+	}
+	return ""
 }
 
 // Trust announces the sender's agent CA bundle, to be trusted before the sender uses a new CA.
@@ -1632,7 +1642,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\aRefusal\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x8c\x02\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xb9\x02\n" +
 	"\n" +
 	"LinkStatus\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12+\n" +
@@ -1640,7 +1650,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x17applied_ca_fingerprints\x18\x03 \x03(\tR\x15appliedCaFingerprints\x12\x1c\n" +
 	"\tconnected\x18\x04 \x01(\bR\tconnected\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x126\n" +
-	"\bobserved\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\"$\n" +
+	"\bobserved\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\x12+\n" +
+	"\x12written_api_key_id\x18\a \x01(\tR\x0fwrittenApiKeyId\"$\n" +
 	"\x05Trust\x12\x1b\n" +
 	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"\t\n" +
 	"\aRemoved\")\n" +

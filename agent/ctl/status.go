@@ -1,0 +1,400 @@
+package ctl
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/pairing"
+	"github.com/ecklink/ecklink/internal/pemutil"
+)
+
+func newStatusCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status --context A",
+		Short: "Show the agent, its peers, its links and its exports",
+		Long: `Shows, for the environment of --context: the agent's own CA (fingerprints, expiry
+countdowns) and endpoints; each Peer (connected, last heartbeat, version, agent CA
+fingerprints and expiry); each RemoteCluster (alias, state, remote CA fingerprint and expiry,
+API key id, age and expiry, last sync); each ClusterExport with the links that consume it.
+Nothing secret is shown: keys by id only.
+
+With --wait, waits until every Peer is connected and every RemoteCluster is Ready.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := g.local()
+			if err != nil {
+				return err
+			}
+			var r *statusReport
+			gather := func(ctx context.Context) (bool, string, error) {
+				if r, err = g.gatherStatus(ctx, e); err != nil {
+					return false, "", err
+				}
+				pending := r.pending()
+				return len(pending) == 0, strings.Join(pending, "; "), nil
+			}
+			if g.wait {
+				err = g.poll(cmd.Context(), "peers and links to be ready", gather)
+			} else {
+				_, _, err = gather(cmd.Context())
+			}
+			if err != nil && r == nil {
+				return err
+			}
+			if perr := g.print(r, r.table); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}
+
+// statusReport is the output of status.
+type statusReport struct {
+	Environment string         `json:"environment"`
+	Namespace   string         `json:"namespace"`
+	Agent       agentStatus    `json:"agent"`
+	Peers       []peerStatus   `json:"peers"`
+	Links       []linkStatus   `json:"links"`
+	Exports     []exportStatus `json:"exports"`
+	// Warnings name what could not be read (e.g. RBAC forbids listing a kind).
+	Warnings []string `json:"warnings,omitempty"`
+
+	now time.Time // the clock of the countdowns in the table
+}
+
+// caStatus describes one CA certificate; never key material.
+type caStatus struct {
+	Role             string    `json:"role,omitempty"`
+	Fingerprint      string    `json:"fingerprint"`
+	Subject          string    `json:"subject"`
+	NotAfter         time.Time `json:"notAfter"`
+	ExpiresInSeconds int64     `json:"expiresInSeconds"`
+}
+
+type agentStatus struct {
+	Endpoints []string   `json:"endpoints"`
+	Pin       string     `json:"pin"`
+	CAs       []caStatus `json:"cas"`
+}
+
+type peerStatus struct {
+	Name          string     `json:"name"`
+	Dial          bool       `json:"dial"`
+	Endpoints     []string   `json:"endpoints,omitempty"`
+	Connected     bool       `json:"connected"`
+	Reason        string     `json:"reason,omitempty"`
+	Message       string     `json:"message,omitempty"`
+	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
+	PeerVersion   string     `json:"peerVersion,omitempty"`
+	TrustCurrent  bool       `json:"trustCurrent"`
+	CAs           []caStatus `json:"cas"`
+	Deleting      bool       `json:"deleting,omitempty"`
+}
+
+type linkStatus struct {
+	Namespace     string        `json:"namespace"`
+	Name          string        `json:"name"`
+	Elasticsearch string        `json:"elasticsearch"`
+	Alias         string        `json:"alias"`
+	Peer          string        `json:"peer"`
+	Export        string        `json:"export"`
+	Ready         bool          `json:"ready"`
+	Reason        string        `json:"reason,omitempty"`
+	Message       string        `json:"message,omitempty"`
+	ProxyAddress  string        `json:"proxyAddress,omitempty"`
+	ServerName    string        `json:"serverName,omitempty"`
+	RemoteCAs     []caStatus    `json:"remoteCAs"`
+	APIKey        *apiKeyStatus `json:"apiKey,omitempty"`
+	LastSync      *time.Time    `json:"lastSync,omitempty"`
+}
+
+type apiKeyStatus struct {
+	ID               string     `json:"id"`
+	AppliedAt        *time.Time `json:"appliedAt,omitempty"`
+	Expiration       *time.Time `json:"expiration,omitempty"`
+	ExpiresInSeconds int64      `json:"expiresInSeconds,omitempty"`
+}
+
+type exportStatus struct {
+	Namespace     string             `json:"namespace"`
+	Name          string             `json:"name"`
+	Elasticsearch string             `json:"elasticsearch"`
+	Peers         []string           `json:"peers"`
+	Ready         bool               `json:"ready"`
+	Reason        string             `json:"reason,omitempty"`
+	ProxyAddress  string             `json:"proxyAddress,omitempty"`
+	Links         []exportLinkStatus `json:"links"`
+}
+
+type exportLinkStatus struct {
+	Peer             string     `json:"peer"`
+	Link             string     `json:"link"`
+	APIKeyID         string     `json:"apiKeyId,omitempty"`
+	Created          *time.Time `json:"created,omitempty"`
+	Expires          *time.Time `json:"expires,omitempty"`
+	LastAcknowledged *time.Time `json:"lastAcknowledged,omitempty"`
+	Connected        bool       `json:"connected"`
+	Message          string     `json:"message,omitempty"`
+}
+
+func (g *globals) gatherStatus(ctx context.Context, e *env) (*statusReport, error) {
+	now := g.opts.Now()
+	id, err := pairing.ReadIdentity(ctx, e.kube, e.namespace)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.label(), err)
+	}
+	r := &statusReport{Environment: id.Environment, Namespace: e.namespace, Agent: agentStatus{Endpoints: id.Endpoints, Pin: id.Pin}, now: now}
+	r.Agent.CAs = ownCAs(id, now)
+	peers, err := e.crds.Peers().List(ctx, e.namespace, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		r.Peers = append(r.Peers, peerStatusOf(p, now))
+	}
+	if rcs, err := e.crds.RemoteClusters().List(ctx, "", metav1.ListOptions{}); err != nil {
+		r.Warnings = append(r.Warnings, err.Error())
+	} else {
+		for _, rc := range rcs {
+			r.Links = append(r.Links, linkStatusOf(rc, now))
+		}
+	}
+	if exps, err := e.crds.ClusterExports().List(ctx, "", metav1.ListOptions{}); err != nil {
+		r.Warnings = append(r.Warnings, err.Error())
+	} else {
+		for _, x := range exps {
+			r.Exports = append(r.Exports, exportStatusOf(x))
+		}
+	}
+	slices.SortFunc(r.Peers, func(a, b peerStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(r.Links, func(a, b linkStatus) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	slices.SortFunc(r.Exports, func(a, b exportStatus) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	return r, nil
+}
+
+// pending lists what is not ready yet, for --wait.
+func (r *statusReport) pending() []string {
+	var out []string
+	for _, p := range r.Peers {
+		if !p.Connected {
+			out = append(out, fmt.Sprintf("peer %s not connected (%s)", p.Name, dash(p.Reason)))
+		}
+	}
+	for _, l := range r.Links {
+		if !l.Ready {
+			out = append(out, fmt.Sprintf("link %s/%s not ready (%s)", l.Namespace, l.Name, dash(l.Reason)))
+		}
+	}
+	return out
+}
+
+func caStatusOf(c *x509.Certificate, role string, now time.Time) caStatus {
+	return caStatus{Role: role, Fingerprint: pemutil.Fingerprint(c), Subject: c.Subject.String(), NotAfter: c.NotAfter.UTC(), ExpiresInSeconds: seconds(now, c.NotAfter)}
+}
+
+// ownCAs labels the agent's CAs: the pinned one is active, a newer one is the staged next, an
+// older one the retiring previous.
+func ownCAs(id pairing.AgentIdentity, now time.Time) []caStatus {
+	var active *x509.Certificate
+	for _, c := range id.CAs {
+		if pemutil.SPKIPin(c) == id.Pin {
+			active = c
+		}
+	}
+	var out []caStatus
+	for _, c := range id.CAs {
+		role := "active"
+		switch {
+		case active == nil:
+			role = ""
+		case c != active && c.NotBefore.After(active.NotBefore):
+			role = "next"
+		case c != active:
+			role = "previous"
+		}
+		out = append(out, caStatusOf(c, role, now))
+	}
+	return out
+}
+
+func condition(conds []metav1.Condition, t string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+func timePtr(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func peerStatusOf(p *v1alpha1.Peer, now time.Time) peerStatus {
+	s := peerStatus{Name: p.Name, Dial: p.Spec.Dial, Endpoints: p.Spec.Endpoints, PeerVersion: p.Status.PeerVersion,
+		LastHeartbeat: timePtr(p.Status.LastHeartbeat), Deleting: p.DeletionTimestamp != nil}
+	if c := condition(p.Status.Conditions, v1alpha1.ConditionConnected); c != nil {
+		s.Connected, s.Reason, s.Message = c.Status == metav1.ConditionTrue, c.Reason, c.Message
+	} else {
+		s.Reason, s.Message = "NoStatus", "the agent has not reported on this Peer yet"
+	}
+	if c := condition(p.Status.Conditions, v1alpha1.ConditionTrustCurrent); c != nil {
+		s.TrustCurrent = c.Status == metav1.ConditionTrue
+	}
+	certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+	for _, c := range certs {
+		s.CAs = append(s.CAs, caStatusOf(c, "", now))
+	}
+	return s
+}
+
+func linkStatusOf(rc *v1alpha1.RemoteCluster, now time.Time) linkStatus {
+	st := rc.Status
+	l := linkStatus{Namespace: rc.Namespace, Name: rc.Name, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias, Peer: rc.Spec.Peer,
+		Export: rc.Spec.Export.Namespace + "/" + rc.Spec.Export.Name, ProxyAddress: st.ProxyAddress, ServerName: st.ServerName, LastSync: timePtr(st.LastSync)}
+	if c := condition(st.Conditions, v1alpha1.ConditionReady); c != nil {
+		l.Ready, l.Reason, l.Message = c.Status == metav1.ConditionTrue, c.Reason, c.Message
+	} else {
+		l.Reason = "NoStatus"
+	}
+	for _, ca := range st.RemoteCertificateAuthorities {
+		cs := caStatus{Fingerprint: ca.Fingerprint, Subject: ca.Subject}
+		if ca.NotAfter != nil {
+			cs.NotAfter, cs.ExpiresInSeconds = ca.NotAfter.UTC(), seconds(now, ca.NotAfter.Time)
+		}
+		l.RemoteCAs = append(l.RemoteCAs, cs)
+	}
+	if k := st.APIKey; k != nil {
+		l.APIKey = &apiKeyStatus{ID: k.ID, AppliedAt: timePtr(k.AppliedAt), Expiration: timePtr(k.Expiration)}
+		if k.Expiration != nil {
+			l.APIKey.ExpiresInSeconds = seconds(now, k.Expiration.Time)
+		}
+	}
+	return l
+}
+
+func exportStatusOf(x *v1alpha1.ClusterExport) exportStatus {
+	s := exportStatus{Namespace: x.Namespace, Name: x.Name, Elasticsearch: x.Spec.ElasticsearchRef.Name, Peers: x.Spec.Peers, ProxyAddress: x.Status.ProxyAddress}
+	if c := condition(x.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		s.Ready, s.Reason = c.Status == metav1.ConditionTrue, c.Reason
+	}
+	for _, l := range x.Status.Links {
+		s.Links = append(s.Links, exportLinkStatus{Peer: l.Peer, Link: l.LocalNamespace + "/" + l.LocalElasticsearch + "/" + l.Alias, APIKeyID: l.APIKeyID,
+			Created: timePtr(l.Created), Expires: timePtr(l.Expires), LastAcknowledged: timePtr(l.LastAcknowledged), Connected: l.Connected, Message: l.Message})
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func state(ok bool, okWord, reason string) string {
+	if ok {
+		return okWord
+	}
+	return "no: " + dash(reason)
+}
+
+func caList(cas []caStatus, now time.Time) string {
+	var parts []string
+	for _, c := range cas {
+		s := short(c.Fingerprint)
+		if c.Role != "" {
+			s += " " + c.Role
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", s, until(now, c.NotAfter)))
+	}
+	return dash(strings.Join(parts, ", "))
+}
+
+func tptr(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func (r *statusReport) table(w io.Writer) error {
+	now := r.now
+	fmt.Fprintf(w, "Environment %s (agent namespace %s)\n", r.Environment, r.Namespace)
+	fmt.Fprintf(w, "Endpoints: %s\n\n", dash(strings.Join(r.Agent.Endpoints, ", ")))
+	t := newTable(w)
+	row(t, "AGENT CA", "ROLE", "NOT AFTER", "EXPIRES")
+	for _, c := range r.Agent.CAs {
+		row(t, short(c.Fingerprint), dash(c.Role), c.NotAfter.Format(time.RFC3339), until(now, c.NotAfter))
+	}
+	t.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "PEERS")
+	if len(r.Peers) == 0 {
+		fmt.Fprintln(w, "  none: pair with agentctl pair, or pair token and pair join")
+	} else {
+		t = newTable(w)
+		row(t, "NAME", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS")
+		for _, p := range r.Peers {
+			name := p.Name
+			if p.Deleting {
+				name += " (unpairing)"
+			}
+			row(t, name, yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
+				state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now))
+		}
+		t.Flush()
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "LINKS (RemoteClusters)")
+	if len(r.Links) == 0 {
+		fmt.Fprintln(w, "  none")
+	} else {
+		t = newTable(w)
+		row(t, "REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC")
+		for _, l := range r.Links {
+			key, age, exp := "-", "-", "-"
+			if l.APIKey != nil {
+				key, age, exp = l.APIKey.ID, ago(now, tptr(l.APIKey.AppliedAt)), until(now, tptr(l.APIKey.Expiration))
+			}
+			row(t, l.Namespace+"/"+l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync)))
+		}
+		t.Flush()
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "EXPORTS (ClusterExports)")
+	if len(r.Exports) == 0 {
+		fmt.Fprintln(w, "  none")
+	} else {
+		t = newTable(w)
+		row(t, "CLUSTEREXPORT", "ELASTICSEARCH", "READY", "PEER", "LINK", "API KEY", "CREATED", "KEY EXPIRES", "CONNECTED")
+		for _, x := range r.Exports {
+			name, ready := x.Namespace+"/"+x.Name, state(x.Ready, "yes", x.Reason)
+			if len(x.Links) == 0 {
+				row(t, name, x.Elasticsearch, ready, strings.Join(x.Peers, ","), "-", "-", "-", "-", "-")
+			}
+			for _, l := range x.Links {
+				row(t, name, x.Elasticsearch, ready, l.Peer, l.Link, dash(l.APIKeyID), ago(now, tptr(l.Created)), until(now, tptr(l.Expires)), yesNo(l.Connected))
+			}
+		}
+		t.Flush()
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s\n", warn)
+	}
+	return nil
+}

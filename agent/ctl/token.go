@@ -1,0 +1,233 @@
+package ctl
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/pairing"
+)
+
+func newTokenCommand(g *globals) *cobra.Command {
+	var (
+		ttl       time.Duration
+		endpoints []string
+		dryRun    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "token --context A [--ttl 15m]",
+		Short: "Create a one-time pairing token for environment A",
+		Long: `Creates a token that lets another environment pair with the agent of --context by
+itself, with "agentctl pair join" there: only that environment needs to reach this agent's
+endpoint. The token carries this agent's endpoints (or --endpoint), the SHA-256 pins of its agent
+CA keys, its environment, a token id and secret, and the expiry. Only a hash of the secret is
+stored, in Secret ecklink-pairing-token-<id> of the agent's namespace. A token works once.
+
+The token is printed alone on stdout, so that it can be captured; treat it as a secret.
+--dry-run prints the Secret instead and creates nothing.`,
+		Example: `  TOKEN=$(agentctl pair token --context east --ttl 10m)
+  agentctl pair join "$TOKEN" --context west`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttl <= 0 || ttl > pairing.MaxTTL {
+				return usageErr(fmt.Errorf("--ttl %s: want a duration up to %s", ttl, pairing.MaxTTL))
+			}
+			for _, ep := range endpoints {
+				if err := pairing.ValidateEndpoint(ep); err != nil {
+					return usageErr(fmt.Errorf("--endpoint %w", err))
+				}
+			}
+			return g.pairToken(cmd.Context(), ttl, endpoints, dryRun)
+		},
+	}
+	cmd.Flags().DurationVar(&ttl, "ttl", pairing.DefaultTTL, "how long the token is valid")
+	cmd.Flags().StringSliceVar(&endpoints, "endpoint", nil, "host:port the joiner dials, instead of the agent's advertised endpoints (repeatable)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the token's Secret instead of creating it")
+	return cmd
+}
+
+// tokenResult is the output of pair token.
+type tokenResult struct {
+	Token       string    `json:"token"`
+	ID          string    `json:"id"`
+	Environment string    `json:"environment"`
+	Endpoints   []string  `json:"endpoints"`
+	Expires     time.Time `json:"expires"`
+	Secret      string    `json:"secretName"`
+}
+
+func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []string, dryRun bool) error {
+	a, err := g.local()
+	if err != nil {
+		return err
+	}
+	id, err := pairing.ReadIdentity(ctx, a.kube, a.namespace)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.label(), err)
+	}
+	if len(endpoints) == 0 {
+		endpoints = id.Endpoints
+	}
+	if len(endpoints) == 0 {
+		return fmt.Errorf("the agent of environment %s advertises no endpoint for the joiner to dial: set --advertise-endpoint on the agent, or give --endpoint host:port", id.Environment)
+	}
+	t, err := pairing.NewToken(id.Environment, endpoints, id.Pins(), g.opts.Now().Add(ttl))
+	if err != nil {
+		return err
+	}
+	sec := pairing.TokenSecret(a.namespace, t)
+	if dryRun {
+		return g.printObjects(sec)
+	}
+	if _, err := a.kube.CoreV1().Secrets(a.namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("failed to store the token in %s: %w", a.label(), err)
+	}
+	enc, err := t.Encode()
+	if err != nil {
+		return err
+	}
+	res := tokenResult{Token: enc, ID: t.ID, Environment: t.Environment, Endpoints: t.Endpoints, Expires: t.Expires, Secret: sec.Name}
+	return g.print(res, func(w io.Writer) error {
+		fmt.Fprintln(w, enc)
+		g.progress("Token %s for environment %s, valid until %s (%s); it works once.\nJoin from the other environment with:\n  agentctl pair join <token> --context <other>",
+			t.ID, t.Environment, t.Expires.Format(time.RFC3339), ttl)
+		return nil
+	})
+}
+
+func newJoinCommand(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "join TOKEN --context B",
+		Short: "Pair environment B with the environment that created TOKEN",
+		Long: `Asks the agent of --context to redeem a token from "agentctl pair token": agentctl writes a
+join request (Secret ecklink-join-<suffix> in the agent's namespace), the agent dials the token's
+endpoints, checks the server's agent CA against the token's pin before it sends anything,
+redeems the token, and both agents create a Peer for each other; this agent dials. agentctl
+waits for the outcome, deletes the request and, unless --wait=false, waits for the stream.
+
+Pass TOKEN as "-" to read it from stdin, which keeps it out of shell history.
+--dry-run prints the join request (the token redacted) and creates nothing.`,
+		Example: `  agentctl pair join "$TOKEN" --context west
+  agentctl pair token --context east | agentctl pair join - --context west`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			raw := a[0]
+			if raw == "-" {
+				b, err := io.ReadAll(io.LimitReader(g.opts.In, 64<<10))
+				if err != nil {
+					return fmt.Errorf("failed to read the token from stdin: %w", err)
+				}
+				raw = string(b)
+			}
+			t, err := pairing.DecodeToken(raw)
+			if err != nil {
+				return usageErr(err)
+			}
+			return g.pairJoin(cmd.Context(), t, strings.TrimSpace(raw), dryRun, g.waitDefault(cmd, true))
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the join request instead of creating it")
+	return cmd
+}
+
+// joinResult is the output of pair join.
+type joinResult struct {
+	Environment string `json:"environment"`
+	Peer        string `json:"peer"`
+	Message     string `json:"message"`
+	Connected   bool   `json:"connected"`
+}
+
+func (g *globals) pairJoin(ctx context.Context, t *pairing.Token, encoded string, dryRun, wait bool) error {
+	if now := g.opts.Now(); !now.Before(t.Expires) {
+		return fmt.Errorf("token %s expired at %s (%s); create a new one with agentctl pair token", t.ID, t.Expires.Format(time.RFC3339), ago(now, t.Expires))
+	}
+	b, err := g.local()
+	if err != nil {
+		return err
+	}
+	name := pairing.JoinRequestPrefix + randomSuffix()
+	req := pairing.JoinRequest(b.namespace, name, encoded)
+	if dryRun {
+		shown := req.DeepCopy()
+		shown.Data = nil
+		shown.StringData = map[string]string{pairing.KeyJoinToken: "<token>"}
+		return g.printObjects(shown)
+	}
+	self, err := pairing.ReadIdentity(ctx, b.kube, b.namespace)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.label(), err)
+	}
+	if self.Environment == t.Environment {
+		return fmt.Errorf("the token was made by environment %s itself: join it from another environment", t.Environment)
+	}
+	if _, err := b.crds.Peers().Get(ctx, b.namespace, t.Environment); err == nil {
+		return fmt.Errorf("%s already has a Peer %s: unpair first (agentctl unpair %s)", b.label(), t.Environment, t.Environment)
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	secrets := b.kube.CoreV1().Secrets(b.namespace)
+	if _, err := secrets.Create(ctx, req, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("failed to create the join request in %s: %w", b.label(), err)
+	}
+	// The request holds the token until the agent used it: remove it whatever happens.
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := secrets.Delete(dctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			g.progress("warning: failed to delete join request %s/%s: %v", b.namespace, name, err)
+		}
+	}()
+	var state, msg string
+	err = g.poll(ctx, "the agent to join "+t.Environment, func(ctx context.Context) (bool, string, error) {
+		s, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", fmt.Errorf("failed to read the join request: %w", err)
+		}
+		state, msg = s.Annotations[pairing.AnnotationJoinState], s.Annotations[pairing.AnnotationJoinMessage]
+		switch state {
+		case pairing.JoinPaired, pairing.JoinFailed:
+			return true, "", nil
+		case pairing.JoinJoining:
+			return false, "the agent is redeeming the token at " + strings.Join(t.Endpoints, ", "), nil
+		default:
+			return false, fmt.Sprintf("the agent of environment %s has not picked up join request %s yet (is it running in namespace %s?)", self.Environment, name, b.namespace), nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if state == pairing.JoinFailed {
+		return fmt.Errorf("join failed: %s", msg)
+	}
+	res := joinResult{Environment: self.Environment, Peer: t.Environment, Message: msg}
+	if wait {
+		if err := g.waitConnected(ctx, []*env{b}, []string{t.Environment}); err != nil {
+			return err
+		}
+		res.Connected = true
+	}
+	return g.print(res, func(w io.Writer) error {
+		fmt.Fprintf(w, "%s: %s", self.Environment, msg)
+		if res.Connected {
+			fmt.Fprint(w, "; the stream is up")
+		}
+		fmt.Fprintln(w)
+		return nil
+	})
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,369 @@
+package exporter
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// The certificate security model, remote side. A peer's import request carries the transport CA
+// of its Elasticsearch; for an export with model certificate that names the peer, the exporter
+// adds that CA to the exported Elasticsearch's transport trust (the ConfigMap named by
+// spec.transport.tls.certificateAuthorities, joined or created and wired, see transporttrust)
+// and answers with its own transport CA and the exposed transport address. No API key exists;
+// the mutual TLS of the transport port is the whole authentication, which is why Elastic
+// deprecates the model.
+
+// heldTrust is a peer CA the exporter added for a link: where, and under which owner.
+type heldTrust struct {
+	target elastic.Target
+	owner  string
+}
+
+// trustOwner names a link's entry in the exported Elasticsearch's transport CA ConfigMap. The
+// export is part of it, so deleting one export releases only what that export granted.
+func trustOwner(export, peer string, id link.ID) string {
+	return "export/" + export + "/" + peer + "/" + id.String()
+}
+
+// parseTrustOwner splits an owner made by trustOwner.
+func parseTrustOwner(owner string) (export, peer string, id link.ID, ok bool) {
+	parts := strings.SplitN(owner, "/", 4)
+	if len(parts) != 4 || parts[0] != "export" {
+		return "", "", link.ID{}, false
+	}
+	id, err := link.Parse(parts[3])
+	return parts[1], parts[2], id, err == nil
+}
+
+func (e *Exporter) trustStore() *transporttrust.Store {
+	return &transporttrust.Store{Kube: e.cfg.Kube, Dynamic: e.cfg.Dynamic, Now: e.cfg.Now}
+}
+
+// answerCertificate answers an import of an export with model certificate.
+func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
+	if !ok {
+		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	}
+	e.mu.Lock()
+	st.target = &target
+	e.mu.Unlock()
+	addr, serverName, err := e.address(ctx, exp)
+	if err != nil {
+		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
+	}
+	if len(req.GetTransportCaBundle()) == 0 {
+		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
+			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}, 0, nil
+	}
+	now := e.cfg.Now()
+	peerCAs, err := pemutil.ValidateCABundle(req.GetTransportCaBundle(), now, pemutil.DefaultLimits)
+	if err != nil {
+		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "the transport CA sent for this link is not usable: " + err.Error()}, 0, nil
+	}
+	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
+	if !ok {
+		return nil, nil, 0, fmt.Errorf("transport CA of %s: %w", target, errRetry)
+	}
+	own, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], now)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
+	}
+
+	// Keys from an earlier API-key answer are trust this link no longer needs. Failing to
+	// invalidate them must not hold the link: the sweep retries (see unjustified).
+	e.mu.Lock()
+	oldKey := st.keyID
+	e.mu.Unlock()
+	if oldKey != "" {
+		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
+			e.log.Warn("failed to invalidate the api keys of a link now on the certificate model", "peer", peer, "link", id.String(), "error", err)
+		}
+	}
+
+	owner := trustOwner(exp.Name, peer, id)
+	e.mu.Lock()
+	previous := st.trust
+	e.mu.Unlock()
+	if previous != nil && *previous != (heldTrust{target: target, owner: owner}) {
+		// The link moved to another export or Elasticsearch: what the old one granted goes.
+		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	res, err := e.trustStore().Apply(ctx, es, map[string][]*x509.Certificate{owner: peerCAs}, true)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	e.mu.Lock()
+	st.trust = &heldTrust{target: target, owner: owner}
+	st.keyID, st.created, st.expires, st.refusal = "", time.Time{}, time.Time{}, ""
+	e.mu.Unlock()
+	if previous == nil {
+		e.log.Info("peer transport CA added to the transport trust (certificate model)", "peer", peer, "link", id.String(),
+			"elasticsearch", target.String(), "configmap", res.ConfigMap)
+	}
+	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
+	return &peerv1.Credentials{
+		Link:                 id.Proto(),
+		Model:                peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE,
+		CaBundle:             own,
+		ProxyAddress:         addr,
+		ServerName:           serverName,
+		ElasticsearchVersion: version,
+	}, nil, 0, nil
+}
+
+// releaseTrust removes the peer CA the exporter added for a link, if it added one. User CAs and
+// other links' CAs stay (see transporttrust.Update).
+func (e *Exporter) releaseTrust(ctx context.Context, peer string, id link.ID, st *linkState) error {
+	e.mu.Lock()
+	held := st.trust
+	e.mu.Unlock()
+	if held == nil {
+		return nil
+	}
+	if err := e.release(ctx, held.target, func(owner string) bool { return owner == held.owner }); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if st.trust == held {
+		st.trust = nil
+	}
+	e.mu.Unlock()
+	e.log.Info("peer transport CA removed from the transport trust", "peer", peer, "link", id.String(), "elasticsearch", held.target.String())
+	return nil
+}
+
+// release removes the owners matched by drop from an Elasticsearch's transport CA ConfigMap.
+func (e *Exporter) release(ctx context.Context, t elastic.Target, drop func(owner string) bool) error {
+	store := e.trustStore()
+	es, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name)
+	if !ok {
+		return store.ReleaseOrphaned(ctx, t.Namespace, t.Name, drop)
+	}
+	res, err := store.Read(ctx, es)
+	if err != nil {
+		return err
+	}
+	want := map[string][]*x509.Certificate{}
+	for owner := range res.Owners {
+		if drop(owner) {
+			want[owner] = nil
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	_, err = store.Apply(ctx, es, want, true)
+	return err
+}
+
+// releaseExportTrust removes every peer CA an export granted, when the export is deleted.
+func (e *Exporter) releaseExportTrust(ctx context.Context, exp *v1alpha1.ClusterExport) error {
+	prefix := "export/" + exp.Name + "/"
+	t := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	if err := e.release(ctx, t, func(owner string) bool { return strings.HasPrefix(owner, prefix) }); err != nil {
+		return fmt.Errorf("failed to remove the transport trust of export %s/%s: %w", exp.Namespace, exp.Name, err)
+	}
+	return nil
+}
+
+// collectTrust removes peer CAs that nothing justifies any more (see trustUnjustified), covering
+// what stream messages could miss while the agent was down.
+func (e *Exporter) collectTrust(ctx context.Context) error {
+	targets := map[elastic.Target]bool{}
+	for _, exp := range e.cfg.Cache.ClusterExports() {
+		targets[elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}] = true
+	}
+	e.mu.Lock()
+	for _, links := range e.links {
+		for _, st := range links {
+			if st.trust != nil {
+				targets[st.trust.target] = true
+			}
+		}
+	}
+	e.mu.Unlock()
+	var firstErr error
+	for t := range targets {
+		es, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name)
+		if !ok || transporttrust.ConfigMapOf(es) == "" {
+			continue // without a CA ConfigMap there is no trust of ours
+		}
+		err := e.release(ctx, t, func(owner string) bool {
+			why := e.trustUnjustified(t.Namespace, owner)
+			if why != "" {
+				e.log.Info("removing an unused peer transport CA", "elasticsearch", t.String(), "owner", owner, "reason", why)
+			}
+			return why != ""
+		})
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// trustUnjustified says why the peer CA of an owner should go, or "" when it may stay.
+func (e *Exporter) trustUnjustified(ns, owner string) string {
+	if !strings.HasPrefix(owner, "export/") {
+		return "" // the importer's
+	}
+	exportName, peer, id, ok := parseTrustOwner(owner)
+	if !ok {
+		return "malformed owner"
+	}
+	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+		return "peer " + peer + " is gone"
+	}
+	exp, ok := e.cfg.Cache.ClusterExport(ns, exportName)
+	switch {
+	case !ok:
+		return "export " + ns + "/" + exportName + " is gone"
+	case exp.Spec.Model != v1alpha1.SecurityModelCertificate:
+		return "export " + ns + "/" + exportName + " no longer uses the certificate model"
+	case !slices.Contains(exp.Spec.Peers, peer):
+		return "export " + ns + "/" + exportName + " no longer grants " + peer
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, known := e.links[peer][id]
+	if known && st.req != nil && (st.req.GetExportNamespace() != ns || st.req.GetExportName() != exportName) {
+		return "link " + id.String() + " now imports another export"
+	}
+	if e.inventry[peer] && (!known || st.removed) {
+		return "peer " + peer + " no longer imports link " + id.String()
+	}
+	return ""
+}
+
+// transportAddress is where peers dial the exported Elasticsearch's transport port, and the TLS
+// server name they send: spec.proxyAddress, else the load balancer of spec.service (default
+// <es>-es-transport, headless unless spec.transport.service makes it a LoadBalancer), whose
+// target port must be 9300.
+func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
+	es := exp.Spec.ElasticsearchRef.Name
+	serverName := exp.Spec.ServerName
+	if serverName == "" {
+		serverName = es + "-es-transport." + exp.Namespace + ".svc"
+	}
+	if exp.Spec.ProxyAddress != "" {
+		return exp.Spec.ProxyAddress, serverName, nil
+	}
+	svcName := es + "-es-transport"
+	if exp.Spec.Service != nil {
+		svcName = exp.Spec.Service.Name
+	}
+	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", "", fmt.Errorf("service %s not found", svcName)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
+	}
+	addr, err := transportLoadBalancerAddress(svc)
+	return addr, serverName, err
+}
+
+// transportLoadBalancerAddress reads host:port from a LoadBalancer Service whose port targets
+// the transport port 9300 (ECK names it tls-transport).
+func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
+	var port int32
+	for _, p := range svc.Spec.Ports {
+		t := p.TargetPort
+		if t.IntValue() == 9300 || t.String() == "tls-transport" || (t.IntValue() == 0 && t.String() == "" && p.Port == 9300) {
+			port = p.Port
+			break
+		}
+	}
+	if port == 0 {
+		return "", fmt.Errorf("service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer (spec.transport.service of the Elasticsearch)", svc.Name, svc.Spec.Type)
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		host := ing.Hostname
+		if host == "" {
+			host = ing.IP
+		}
+		if host != "" {
+			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+		}
+	}
+	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
+}
+
+// reconcileCertificateExport reports the conditions of an export with model certificate: the
+// address, and the deprecation warning, which does not affect Ready. The remote cluster server
+// is not used by this model, so its condition goes.
+func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1.ClusterExport) (time.Duration, error) {
+	ns, name, esName := exp.Namespace, exp.Name, exp.Spec.ElasticsearchRef.Name
+	_, found := e.cfg.Cache.Elasticsearch(ns, esName)
+	requeue := time.Duration(0)
+	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
+	addr, serverName, err := e.address(ctx, exp)
+	switch {
+	case err != nil:
+		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+		requeue = 10 * time.Second
+	case exp.Spec.ProxyAddress != "":
+		addrMsg = "peers dial the transport port at " + addr + " (spec.proxyAddress)"
+	default:
+		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial the transport port at "+addr+" (load balancer)"
+	}
+	links := e.exportLinks(ns, name)
+	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
+		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
+		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
+			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
+		conds := x.GetConditions()
+		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
+		x.SetConditions(conds)
+		ready := kube.Ready(x, v1alpha1.ConditionAddressResolved)
+		if !found {
+			ready = kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
+				fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))
+		}
+		kube.Set(x, ready)
+		x.Status.ObservedGeneration = x.Generation
+		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+		x.Status.Links = links
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("failed to update status of export %s/%s: %w", ns, name, err)
+	}
+	return requeue, nil
+}
+
+// dropModelWarning removes the certificate model's warning from an export now on the API-key
+// model.
+func dropModelWarning(x kube.Conditioned) {
+	conds := x.GetConditions()
+	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent) {
+		x.SetConditions(conds)
+	}
+}

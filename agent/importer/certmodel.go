@@ -1,0 +1,364 @@
+package importer
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// The certificate security model, local side. The import request carries the local
+// Elasticsearch's own transport CA (for the remote to trust); the answer carries the remote's
+// transport CA and its exposed transport address. The remote CA joins the local Elasticsearch's
+// transport trust (transporttrust: the ConfigMap named by spec.transport.tls.certificateAuthorities,
+// joined or created and wired), and cluster.remote.<alias> points at the transport port in proxy
+// mode, with no credentials: without cluster.remote.<alias>.credentials in its keystore,
+// Elasticsearch dials with its transport TLS profile, presenting its transport certificate.
+//
+// An alias belongs to one half at a time. The owner entries of the transport CA ConfigMap record
+// the aliases of this half (written before their settings, removed after), the remote CA
+// ConfigMap's annotation those of the API-key half. When a link changes model, the half that
+// takes it over records it first and the other then lets go of its trust without touching the
+// settings, so that a crash in between leaves no alias that nobody manages.
+
+// certState is what the certificate pass of one reconcile learned.
+type certState struct {
+	// owned are the aliases with trust in the transport CA ConfigMap after the pass.
+	owned map[string]bool
+	// configMap holds the transport CAs; wired says whether the Elasticsearch names it.
+	configMap string
+	wired     bool
+	// snippet is the wiring to commit (manual).
+	snippet string
+	// eckHas: ECK copied every current remote CA of the alias into the transport certificates.
+	eckHas map[string]bool
+}
+
+const importOwnerPrefix = "import/"
+
+func importOwner(alias string) string { return importOwnerPrefix + alias }
+
+// certificate reports whether the peer's answer for the link uses the certificate model.
+func (p *linkPlan) certificate() bool {
+	return p.desired() && p.answer.creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+}
+
+func (im *Importer) trustStore() *transporttrust.Store {
+	return &transporttrust.Store{Kube: im.cfg.Kube, Dynamic: im.cfg.Dynamic, Now: im.cfg.Now}
+}
+
+// localTransportCA is the local Elasticsearch's own transport CA, sent in every import request:
+// the remote adds it to its transport trust if its export uses the certificate model. Only the
+// first certificate of <es>-es-transport-certs-public, never the CAs of peers that follow it.
+func (im *Importer) localTransportCA(ns, es string) []byte {
+	s, ok := im.cfg.Cache.ECKSecret(ns, es+"-es-transport-certs-public")
+	if !ok {
+		return nil
+	}
+	own, err := transporttrust.OwnCA(s.Data["ca.crt"], im.cfg.Now())
+	if err != nil {
+		return nil
+	}
+	return own
+}
+
+// registerTransportCAHandler re-publishes the import requests of a local Elasticsearch when ECK
+// rotates its transport CA, so that the remote trusts the new CA before the old one expires.
+func (im *Importer) registerTransportCAHandler() error {
+	const suffix = "-es-transport-certs-public"
+	return im.cfg.Cache.OnECKSecret(func(old, new any) {
+		s, ok := new.(*corev1.Secret)
+		if !ok {
+			s, ok = old.(*corev1.Secret)
+		}
+		if !ok || !strings.HasSuffix(s.Name, suffix) {
+			return
+		}
+		es := strings.TrimSuffix(s.Name, suffix)
+		for _, rc := range im.cfg.Cache.RemoteClusters() {
+			if rc.Namespace == s.Namespace && rc.Spec.ElasticsearchRef.Name == es {
+				im.queue.Add(types.NamespacedName{Namespace: s.Namespace, Name: es})
+				return
+			}
+		}
+	})
+}
+
+// validateCertificate checks certificate-model credentials before anything is applied.
+func validateCertificate(c *peerv1.Credentials, now time.Time) error {
+	if c.GetApiKeyId() != "" || c.GetApiKeyEncoded() != "" || c.GetApiKeyExpiration() != nil {
+		return &Refused{Reason: "InvalidCredentials", Message: "certificate-model credentials carry no API key"}
+	}
+	if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), now, pemutil.DefaultLimits); err != nil {
+		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+	}
+	host, port, err := net.SplitHostPort(c.GetProxyAddress())
+	if err != nil || host == "" || len(host) > 253 {
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", c.GetProxyAddress())}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", c.GetProxyAddress())}
+	}
+	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
+		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", sn)}
+	}
+	return nil
+}
+
+// apiKeyAliases are the aliases the API-key half manages (the remote CA ConfigMap's record).
+func (im *Importer) apiKeyAliases(ctx context.Context, ns, es string) ([]string, error) {
+	cm, exists, err := im.getConfigMap(ctx, ns, es)
+	if err != nil || !exists {
+		return nil, err
+	}
+	return readJSONList(cm.Annotations, annotationAliases), nil
+}
+
+// applyCertificate runs before the API-key half (apply): it takes over the aliases whose answer
+// moved to the certificate model, and lets go of those that moved away. An Elasticsearch with no
+// certificate-model link costs one read of its transport CA ConfigMap and no Elasticsearch call.
+func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, apiDesired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+	ns, esName := es.GetNamespace(), es.GetName()
+	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}}
+	store := im.trustStore()
+	cur, err := store.Read(ctx, es)
+	if err != nil {
+		return 0, err
+	}
+	st.cert.configMap, st.cert.wired = cur.ConfigMap, cur.Wired
+	for owner := range cur.Owners {
+		if alias, ok := strings.CutPrefix(owner, importOwnerPrefix); ok {
+			st.cert.owned[alias] = true
+		}
+	}
+	if len(certs) == 0 && len(st.cert.owned) == 0 {
+		return 0, nil
+	}
+	client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
+	}
+	current, err := client.GetRemoteSettings(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
+	}
+	apiManaged, err := im.apiKeyAliases(ctx, ns, esName)
+	if err != nil {
+		return 0, err
+	}
+	var requeue time.Duration
+	want := map[string][]*x509.Certificate{}
+
+	// 1. Aliases no longer on this model: their settings go first, then their trust.
+	for _, alias := range slices.Sorted(maps.Keys(st.cert.owned)) {
+		switch {
+		case certs[alias] != nil || held[alias] != nil:
+			continue
+		case apiDesired[alias] != nil && !slices.Contains(apiManaged, alias):
+			// Moved to the API-key model: the API-key half records the alias first (apply, step
+			// 5 takes it over); the trust goes on the next pass.
+			requeue = im.cfg.Pending
+			continue
+		case apiDesired[alias] == nil:
+			if _, exists := current[alias]; exists {
+				if _, err := client.DeleteRemote(ctx, alias); err != nil {
+					return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
+				}
+				im.log.Info("remote cluster settings removed", "elasticsearch", ns+"/"+esName, "alias", alias, "model", "certificate")
+			}
+		}
+		want[importOwner(alias)] = nil
+	}
+
+	// 2. The remote transport CA of each link of this model, recorded before its settings.
+	for alias, p := range certs {
+		if _, exists := current[alias]; exists && !st.cert.owned[alias] && !slices.Contains(apiManaged, alias) {
+			st.userAlias[alias] = true
+			continue
+		}
+		cas, err := pemutil.ParseCertificates(p.answer.creds.GetCaBundle(), pemutil.DefaultLimits)
+		if err != nil {
+			return 0, fmt.Errorf("failed to read the CA bundle of alias %s: %w", alias, err)
+		}
+		want[importOwner(alias)] = cas
+	}
+	manual := false
+	for _, p := range plans {
+		manual = manual || (p.active() && p.rc.Spec.Wiring == v1alpha1.WiringManual)
+	}
+	res, err := store.Apply(ctx, es, want, !manual)
+	if err != nil {
+		return 0, err
+	}
+	st.cert.owned = map[string]bool{}
+	for owner, cas := range res.Owners {
+		if alias, ok := strings.CutPrefix(owner, importOwnerPrefix); ok {
+			st.cert.owned[alias] = true
+			if certs[alias] != nil {
+				st.cas[alias] = pemutil.EncodeBundle(cas)
+			}
+		}
+	}
+	st.cert.configMap, st.cert.wired, st.cert.snippet = res.ConfigMap, res.Wired, res.Snippet
+	for owner, certs := range want {
+		if certs != nil {
+			continue
+		}
+		im.log.Info("remote transport CA removed from the transport trust", "elasticsearch", ns+"/"+esName, "alias", strings.TrimPrefix(owner, importOwnerPrefix))
+	}
+
+	// 3. Proxy-mode settings to the remote's transport port, once ECK reads the ConfigMap. No
+	// credentials: the transport certificates authenticate the connection.
+	if res.Wired {
+		for _, alias := range slices.Sorted(maps.Keys(certs)) {
+			if st.userAlias[alias] {
+				continue
+			}
+			c := certs[alias].answer.creds
+			settings := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: certs[alias].rc.Spec.SkipUnavailable}
+			changed, err := client.PutRemote(ctx, alias, settings)
+			if err != nil {
+				return 0, fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
+			}
+			if changed {
+				im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", settings.ProxyAddress, "model", "certificate")
+			}
+			st.settings[alias] = true
+		}
+	}
+
+	// 4. What ECK made of it, and whether Elasticsearch connects.
+	inECK := map[string]bool{}
+	if s, ok := im.cfg.Cache.ECKSecret(ns, esName+"-es-transport-certs-public"); ok {
+		if all, err := pemutil.ParseCertificates(s.Data["ca.crt"], pemutil.Limits{}); err == nil {
+			for _, c := range all {
+				inECK[pemutil.Fingerprint(c)] = true
+			}
+		}
+	}
+	for alias, p := range certs {
+		cas, _ := pemutil.ParseCertificates(p.answer.creds.GetCaBundle(), pemutil.DefaultLimits)
+		has := len(cas) > 0
+		for _, c := range cas {
+			has = has && inECK[pemutil.Fingerprint(c)]
+		}
+		st.cert.eckHas[alias] = has
+	}
+	if len(certs) > 0 {
+		if st.info, err = client.RemoteInfo(ctx); err != nil {
+			return 0, fmt.Errorf("failed to read remote info: %w", err)
+		}
+		for alias := range certs {
+			if !st.info[alias].Connected {
+				requeue = im.cfg.Pending
+			}
+		}
+	}
+	return requeue, nil
+}
+
+// releaseOrphanedTrust removes this half's entries from ecklink's transport CA ConfigMap of an
+// Elasticsearch that is gone.
+func (im *Importer) releaseOrphanedTrust(ctx context.Context, ns, es string) error {
+	return im.trustStore().ReleaseOrphaned(ctx, ns, es, func(owner string) bool { return strings.HasPrefix(owner, importOwnerPrefix) })
+}
+
+// certConditions are the link conditions of a certificate-model link.
+func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
+	rc, alias := p.rc, p.id.Alias
+	var out []metav1.Condition
+	add := func(t string, ok bool, reason, msg string) {
+		status := metav1.ConditionFalse
+		if ok {
+			status = metav1.ConditionTrue
+		}
+		out = append(out, kube.NewCondition(rc, t, status, reason, msg))
+	}
+	es := rc.Spec.ElasticsearchRef.Name
+	switch {
+	case st.userAlias[alias]:
+		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
+			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: no trust was added", alias))
+	case !st.cert.wired && st.cert.snippet != "":
+		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
+			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+es+" (spec.transport.tls.certificateAuthorities)")
+	case !st.cert.eckHas[alias]:
+		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonWaitingForECK, fmt.Sprintf(
+			"remote transport CA written to ConfigMap %s; waiting for ECK to add it to %s-es-transport-certs-public", st.cert.configMap, es))
+	default:
+		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
+			"remote transport CA in ConfigMap %s (spec.transport.tls.certificateAuthorities): trusted on the transport port", st.cert.configMap))
+	}
+	add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonCertificateModel,
+		"certificate model: the transport certificates authenticate the connection, no API key")
+	c := p.answer.creds
+	switch {
+	case st.userAlias[alias]:
+		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
+			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: remove it or choose another alias", alias))
+	case st.settings[alias]:
+		add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to the transport port %s", alias, c.GetProxyAddress()))
+	default:
+		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, "waiting for the Elasticsearch resource to name the transport CA ConfigMap")
+	}
+	if st.info[alias].Connected {
+		add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
+	} else {
+		add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
+	}
+	return out
+}
+
+// modelCondition warns on a RemoteCluster whose link uses the certificate model, and drops the
+// warning once it uses the API-key model.
+func modelCondition(rc *v1alpha1.RemoteCluster, p *linkPlan) {
+	if !p.desired() {
+		return // no answer to go by: keep what was reported
+	}
+	if p.certificate() {
+		kube.Set(rc, kube.NewCondition(rc, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
+			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
+		return
+	}
+	conds := rc.GetConditions()
+	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent) {
+		rc.SetConditions(conds)
+	}
+}
+
+// answerModel is the security model of the link's answer, for the status.
+func answerModel(c *peerv1.Credentials) v1alpha1.SecurityModel {
+	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
+		return v1alpha1.SecurityModelCertificate
+	}
+	return v1alpha1.SecurityModelAPIKey
+}
+
+// sooner is the shorter of two requeue delays, ignoring zero.
+func sooner(a, b time.Duration) time.Duration {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}

@@ -1,0 +1,219 @@
+package transporttrust
+
+import (
+	"context"
+	"crypto/x509"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ecklink/ecklink/agent/cache"
+)
+
+func elasticsearch(name, caConfigMap string) *unstructured.Unstructured {
+	spec := map[string]any{"version": "8.13.4", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}}
+	if caConfigMap != "" {
+		spec["transport"] = map[string]any{"tls": map[string]any{"certificateAuthorities": map[string]any{"configMapName": caConfigMap}}}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+		"metadata": map[string]any{"name": name, "namespace": "ns"},
+		"spec":     spec,
+	}}
+}
+
+type fixture struct {
+	store *Store
+	kube  *fake.Clientset
+	dyn   *dynamicfake.FakeDynamicClient
+}
+
+func newFixture(t *testing.T, es *unstructured.Unstructured, objs ...runtime.Object) *fixture {
+	t.Helper()
+	kube := fake.NewClientset(objs...)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"})
+	// Created through the resource, since the fake tracker would guess "elasticsearchs".
+	if _, err := dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: &Store{Kube: kube, Dynamic: dyn, Now: func() time.Time { return now }}, kube: kube, dyn: dyn}
+}
+
+// es returns the stored Elasticsearch.
+func (f *fixture) es(t *testing.T, name string) *unstructured.Unstructured {
+	t.Helper()
+	es, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func (f *fixture) configMap(name string) (*corev1.ConfigMap, error) {
+	return f.kube.CoreV1().ConfigMaps("ns").Get(context.Background(), name, metav1.GetOptions{})
+}
+
+func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, elasticsearch("logs", ""))
+	peer := newCA(t, "peer", now.Add(time.Hour))
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": {peer}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ConfigMap != "logs-ecklink-transport-ca" || !res.Own || !res.Wired || len(res.Owners["export/east/a/ccs/x"]) != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	cm, err := f.configMap("logs-ecklink-transport-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Labels[cache.ManagedByLabel] != cache.ManagedByValue || cm.Labels[LabelElasticsearch] != "logs" || len(cm.OwnerReferences) > 0 {
+		t.Errorf("ConfigMap metadata = %+v", cm.ObjectMeta)
+	}
+	es := f.es(t, "logs")
+	if ConfigMapOf(es) != "logs-ecklink-transport-ca" || !WiredByUs(es) {
+		t.Fatalf("Elasticsearch not wired: %v", es.Object["spec"])
+	}
+
+	// A second owner (the importer of the same Elasticsearch), then the first leaves: all stays.
+	other := newCA(t, "other", now.Add(time.Hour))
+	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": {other}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": nil}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); err != nil {
+		t.Fatalf("ConfigMap deleted while an owner remains: %v", err)
+	}
+	// The last owner leaves: unwired, then deleted; the spec is back to its old shape.
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/y": nil}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap still there: %v", err)
+	}
+	es = f.es(t, "logs")
+	if _, found, _ := unstructured.NestedMap(es.Object, "spec", "transport"); found || WiredByUs(es) {
+		t.Errorf("Elasticsearch still wired: spec=%v annotations=%v", es.Object["spec"], es.GetAnnotations())
+	}
+	// Removing again does nothing and creates nothing.
+	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": nil}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap created for a removal: %v", err)
+	}
+}
+
+func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
+	ctx := context.Background()
+	user := newCA(t, "user", now.Add(time.Hour))
+	userCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-cas", Namespace: "ns", Labels: map[string]string{"team": "a"}},
+		Data: map[string]string{Key: pemOf(user)}}
+	f := newFixture(t, elasticsearch("logs", "user-cas"), userCM)
+	peer := newCA(t, "peer", now.Add(time.Hour))
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {peer}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ConfigMap != "user-cas" || res.Own || !res.Wired {
+		t.Errorf("result = %+v", res)
+	}
+	cm, _ := f.configMap("user-cas")
+	if got := fingerprints(t, cm); !equal(got, []string{fp(user), fp(peer)}) {
+		t.Errorf("bundle = %v", got)
+	}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, true); err != nil {
+		t.Fatal(err)
+	}
+	cm, err = f.configMap("user-cas")
+	if err != nil {
+		t.Fatalf("the user's ConfigMap was deleted: %v", err)
+	}
+	if cm.Data[Key] != pemOf(user) || cm.Labels["team"] != "a" || cm.Annotations[AnnotationCAs] != "" {
+		t.Errorf("the user's ConfigMap is not as it was: %+v %q", cm.ObjectMeta, cm.Data[Key])
+	}
+	if es := f.es(t, "logs"); ConfigMapOf(es) != "user-cas" || WiredByUs(es) {
+		t.Errorf("the user's wiring changed: %v", es.Object["spec"])
+	}
+}
+
+func TestStoreRefusesAMissingUserConfigMap(t *testing.T) {
+	f := newFixture(t, elasticsearch("logs", "gone"))
+	_, err := f.store.Apply(context.Background(), f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, true)
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap gone") {
+		t.Errorf("err = %v, want the missing ConfigMap named", err)
+	}
+	if _, err := f.configMap("gone"); !apierrors.IsNotFound(err) {
+		t.Error("the user's ConfigMap was created by ecklink")
+	}
+}
+
+func TestStoreManualWiringLeavesTheResourceAlone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, elasticsearch("logs", ""))
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Wired || !strings.Contains(res.Snippet, "configMapName: logs-ecklink-transport-ca") {
+		t.Errorf("result = %+v", res)
+	}
+	if es := f.es(t, "logs"); ConfigMapOf(es) != "" {
+		t.Error("manual mode wired the Elasticsearch")
+	}
+	// The user commits the snippet; when the last owner goes the ConfigMap stays (ECK needs it).
+	es := f.es(t, "logs")
+	_ = unstructured.SetNestedField(es.Object, "logs-ecklink-transport-ca", caPath...)
+	if _, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, false); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := f.configMap("logs-ecklink-transport-ca")
+	if err != nil {
+		t.Fatalf("ConfigMap the user wired was deleted: %v", err)
+	}
+	if _, ok := cm.Data[Key]; !ok {
+		t.Error("ConfigMap lost its ca.crt key, which ECK requires")
+	}
+}
+
+func TestStoreReleaseOrphaned(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, elasticsearch("logs", ""))
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{
+		"import/x": {newCA(t, "p", now.Add(time.Hour))}, "export/east/a/b/c": {newCA(t, "q", now.Add(time.Hour))},
+	}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.ReleaseOrphaned(ctx, "ns", "logs", func(o string) bool { return strings.HasPrefix(o, "import/") }); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := f.configMap("logs-ecklink-transport-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owners, _ := Owners(cm); len(owners) != 1 || owners["export/east/a/b/c"] == nil {
+		t.Errorf("owners = %v", owners)
+	}
+	if err := f.store.ReleaseOrphaned(ctx, "ns", "logs", func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap still there: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+// Package faults shows that ecklink survives what real networks and clusters do, and what a
+// misbehaving peer does: crashes at every step of applying a link (failpoints), a partition of the
+// agent-to-agent connection during a CA rotation, a Kubernetes API outage, Elasticsearch errors
+// and outages, a hostile peer, and 200 links at once; and that no secret reaches a log, an Event,
+// a status or agentctl's output. Each test asserts the end state.
+//
+// Two environments, west (exports) and east (imports), with their agents as processes; east dials
+// west through a TCP proxy of the test's own. Scenarios run one after the other: several kill
+// agents or stop an apiserver. Run with the test-bed lock:
+//
+//	flock /tmp/ecklink-testbed.lock go test ./test/e2e/faults -v -timeout 60m
+package faults
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ecklink/ecklink/test/harness"
+	"github.com/ecklink/ecklink/test/testbed"
+)
+
+// Test-bed timings: the agents' heartbeat interval (a stream is dropped after 3 missed) and the
+// importer's/exporter's resync period.
+const (
+	heartbeat = time.Second
+	resync    = 5 * time.Second
+)
+
+var (
+	world *harness.World
+	// proxy carries east's stream to west; the partition test cuts it.
+	proxy *harness.Proxy
+	// agentBin is the agent binary the world runs (agentctl is built next to it when present).
+	agentBin string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "ecklink-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if agentBin, err = harness.BuildAgent(ctx, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	start := time.Now()
+	world, err = harness.Start(ctx, harness.Options{
+		Names:             []string{"west", "east"},
+		AgentBinary:       agentBin,
+		Dir:               dir,
+		HeartbeatInterval: heartbeat,
+		ResyncInterval:    resync,
+		LogLevel:          "debug",
+		// The agents run with exactly what the Helm chart grants its ServiceAccount.
+		AgentKubeconfig: harness.ChartServiceAccount(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("faults: 2 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
+	code := func() int {
+		defer world.Stop()
+		if err := pairThroughProxy(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer proxy.Close()
+		code := m.Run()
+		if code != 0 {
+			fmt.Println(world.Logs(80))
+		}
+		return code
+	}()
+	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
+		_ = os.RemoveAll(dir)
+	}
+	return code
+}
+
+// pairThroughProxy pairs east (dialing) with west and points east's Peer west at the proxy.
+func pairThroughProxy(ctx context.Context) error {
+	west := world.Clusters["west"]
+	var err error
+	if proxy, err = harness.StartProxy(testbed.LoopbackIP()+":0", west.Endpoint); err != nil {
+		return err
+	}
+	if err := world.Pair(ctx, "east", "west"); err != nil {
+		return err
+	}
+	return setPeerEndpoints(ctx, world.Clusters["east"], "west", []string{proxy.Addr()})
+}
+
+func requireWorld(t *testing.T) {
+	t.Helper()
+	if world == nil {
+		t.Skip("end-to-end test: needs the test bed (not with -short)")
+	}
+}

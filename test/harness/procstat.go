@@ -1,0 +1,66 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RSS returns the agent process's resident set size and its peak (VmRSS, VmHWM) in bytes.
+func (a *Agent) RSS() (rss, peak int64, err error) {
+	pid := a.Pid()
+	if pid == 0 {
+		return 0, 0, fmt.Errorf("agent not running")
+	}
+	return ProcessRSS(pid)
+}
+
+// ProcessRSS reads VmRSS and VmHWM of a process from /proc, in bytes.
+func ProcessRSS(pid int) (rss, peak int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("failed to read process status: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("failed to parse %s: %w", key, err)
+		}
+		if key == "VmRSS" {
+			rss = kb << 10
+		} else {
+			peak = kb << 10
+		}
+	}
+	return rss, peak, nil
+}
+
+// Runs counts how often the agent was started.
+func (a *Agent) Runs() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.runs
+}
+
+// Wait waits until the agent process ends by itself (a failpoint, a crash) and reports whether
+// it did within the time given.
+func (a *Agent) Wait(within time.Duration) bool {
+	a.mu.Lock()
+	done := a.done
+	a.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(within):
+		return false
+	}
+}
