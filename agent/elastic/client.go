@@ -208,7 +208,7 @@ func (c *Client) esapiSender(req esapi.Request) sender {
 func (c *Client) call(ctx context.Context, send sender, out any) error {
 	res, err := send(ctx)
 	if err != nil {
-		return err
+		return &UnreachableError{Err: err}
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxErrorBody))

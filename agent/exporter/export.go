@@ -74,13 +74,14 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial "+addr+" (load balancer)"
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
+	conds = append(conds, e.keysCondition(exp))
 	links := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		for _, c := range conds {
 			kube.Set(x, c)
 		}
 		dropModelWarning(x)
-		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved))
+		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
 		x.Status.Links = links
@@ -118,6 +119,9 @@ func (e *Exporter) exportLinks(ns, name string) []v1alpha1.ExportLink {
 			}
 			if st.refusal != "" {
 				l.Message = st.refusal
+			}
+			if f := e.linkFailure(peer, id); f != "" {
+				l.Message = f
 			}
 			out = append(out, l)
 		}

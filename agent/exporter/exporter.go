@@ -75,6 +75,7 @@ type Exporter struct {
 	links    map[string]map[link.ID]*linkState // peer -> link -> state
 	encoded  map[string]elastic.Secret         // API key id -> encoded key, memory only
 	inventry map[string]bool                   // peers whose inventory arrived since they connected
+	health   keyHealth                         // why a link's keys last failed, for the export status
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -87,11 +88,10 @@ type linkState struct {
 	// export is "namespace/name" of the export last used.
 	export string
 	// last published answer, for the export status
-	keyID      string
-	created    time.Time
-	expires    time.Time
-	refusal    string
-	lastAckKey time.Time
+	keyID   string
+	created time.Time
+	expires time.Time
+	refusal string
 	// sent is the last credentials sent, for CA-only updates without Elasticsearch calls.
 	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
@@ -184,6 +184,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	case "gc":
 		err = e.collectGarbage(ctx)
 	}
+	e.noteResult(it, err)
 	switch {
 	case err != nil:
 		e.cfg.Metrics.ReconcileError("exporter")

@@ -50,6 +50,9 @@ type certState struct {
 	snippet string
 	// eckHas: ECK copied every current remote CA of the alias into the transport certificates.
 	eckHas map[string]bool
+	// cas are the remote CAs applied per alias; they join state.cas after the API-key pass,
+	// which must not take them for bundles of its own.
+	cas map[string][]byte
 }
 
 const importOwnerPrefix = "import/"
@@ -137,7 +140,7 @@ func (im *Importer) apiKeyAliases(ctx context.Context, ns, es string) ([]string,
 // certificate-model link costs one read of its transport CA ConfigMap and no Elasticsearch call.
 func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, apiDesired, held map[string]*linkPlan, st *state) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
-	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}}
+	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}, cas: map[string][]byte{}}
 	store := im.trustStore()
 	cur, err := store.Read(ctx, es)
 	if err != nil {
@@ -213,7 +216,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		if alias, ok := strings.CutPrefix(owner, importOwnerPrefix); ok {
 			st.cert.owned[alias] = true
 			if certs[alias] != nil {
-				st.cas[alias] = pemutil.EncodeBundle(cas)
+				st.cert.cas[alias] = pemutil.EncodeBundle(cas)
 			}
 		}
 	}

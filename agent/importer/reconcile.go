@@ -27,6 +27,7 @@ import (
 type state struct {
 	esFound    bool
 	esError    string
+	esReason   string // condition reason of esError (applyFailure)
 	wired      bool
 	manual     bool
 	snippet    string
@@ -81,9 +82,10 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		if err == nil {
 			requeue, err = im.apply(ctx, es, plans, desired, held, st)
 			requeue = sooner(requeue, certRequeue)
+			maps.Copy(st.cas, st.cert.cas)
 		}
 		if err != nil {
-			st.esError = err.Error()
+			st.esError, st.esReason = err.Error(), applyFailure(err)
 			im.updateStatuses(ctx, plans, st)
 			return 0, err
 		}

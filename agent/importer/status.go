@@ -70,7 +70,7 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	case !st.esFound:
 		return all(v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", rc.Spec.ElasticsearchRef.Name, rc.Namespace))
 	case st.esError != "":
-		return all(v1alpha1.ReasonApplyFailed, st.esError)
+		return all(st.esReason, st.esError)
 	case p.certificate():
 		return im.certConditions(p, st)
 	}

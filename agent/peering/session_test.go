@@ -1,6 +1,7 @@
 package peering
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -358,6 +359,12 @@ func TestTermination(t *testing.T) {
 		hs.start()
 		if err := hs.wait(); !errors.Is(err, ErrPeerTerminated) {
 			t.Fatalf("new session = %v, want ErrPeerTerminated", err)
+		}
+		// Ending the peering on this side too returns at once: there is nobody left to tell.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := hs.m.Terminate(ctx, "west", "the peering was deleted"); err != nil {
+			t.Fatalf("Terminate() after the peer terminated = %v", err)
 		}
 		hs.m.Forget("west")
 		hs.start()

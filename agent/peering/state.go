@@ -346,6 +346,11 @@ func (ps *peerState) requestTermination(reason string) <-chan struct{} {
 	if ps.termSent == nil {
 		ps.termSent = make(chan struct{})
 		ps.termReason = reason
+		if ps.terminated {
+			// The peer ended the peering first: nobody is left to tell, and no session can
+			// carry the message any more.
+			close(ps.termSent)
+		}
 	}
 	sent := ps.termSent
 	ps.mu.Unlock()

@@ -9,13 +9,12 @@ import (
 
 // createPayload is the parsed body of the create endpoints.
 type createPayload struct {
-	name, expiration   *string
-	access             *ccAccess
-	metadata           *jnode
-	roles              []namedRole
-	rolesSet           bool
-	certIdentity       *string
-	certIdentityIsNull bool
+	name, expiration *string
+	access           *ccAccess
+	metadata         *jnode
+	roles            []namedRole
+	rolesSet         bool
+	certIdentity     *string
 }
 
 func metadataField(dst **jnode) func(*jnode) *Error {

@@ -54,14 +54,6 @@ type reqCtx struct {
 	auth       *authn
 }
 
-func (c *reqCtx) param(name string) (string, bool) {
-	if v, ok := c.pathParams[name]; ok {
-		return v, true
-	}
-	v, ok := c.params[name]
-	return v, ok
-}
-
 // boolParam is RestRequest.paramAsBoolean: "" means true.
 func (c *reqCtx) boolParam(name string, def bool) (bool, *Error) {
 	v, ok := c.params[name]

@@ -82,12 +82,6 @@ func (p *process) stop(grace time.Duration) {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// kill sends SIGKILL to the process group and waits for the exit.
-func (p *process) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
 // waitFor polls check every interval until it returns nil, the process exits, or ctx ends.
 func (p *process) waitFor(ctx context.Context, interval time.Duration, check func(context.Context) error) error {
 	var last error

@@ -19,6 +19,10 @@ const (
 	ConditionRemoteClusterServerEnabled = "RemoteClusterServerEnabled"
 	// ConditionAddressResolved is True on a ClusterExport when the address peers dial is known.
 	ConditionAddressResolved = "AddressResolved"
+	// ConditionKeysManaged is True on a ClusterExport (model apiKey) while the agent manages the
+	// cross-cluster API keys of every link in the exported Elasticsearch; False names the
+	// Elasticsearch problem (ElasticsearchUnavailable, APIKeyFailed) while the agent retries.
+	ConditionKeysManaged = "KeysManaged"
 	// ConditionTrustApplied is True on a RemoteCluster when the remote CA bundle is in the
 	// ConfigMap mounted by the local Elasticsearch.
 	ConditionTrustApplied = "TrustApplied"

@@ -54,7 +54,9 @@ func run(from, to, ns, secret, cm string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	factory := informers.NewSharedInformerFactoryWithOptions(src, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", secret).String() }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", secret).String()
+		}))
 	write := func(obj any) {
 		s, ok := obj.(*corev1.Secret)
 		if !ok {

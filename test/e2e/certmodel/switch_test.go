@@ -98,6 +98,14 @@ func (l *certLink) waitModel(ctx context.Context, t *testing.T, model v1alpha1.S
 	if _, err := l.local.WaitRemoteCluster(ctx, l.ns, l.alias, 90*time.Second, func(rc *v1alpha1.RemoteCluster) bool {
 		return rc.Status.Model == model && harness.HasCondition(rc, v1alpha1.ConditionReady, metav1.ConditionTrue)
 	}); err != nil {
+		if agg, aerr := l.local.Env.Kube.CoreV1().Secrets(l.ns).Get(ctx, "ccs-es-secure-settings", metav1.GetOptions{}); aerr == nil {
+			var writes []string
+			for _, mf := range agg.ManagedFields {
+				writes = append(writes, mf.Manager+"@"+mf.Time.Format(time.TimeOnly))
+			}
+			t.Logf("ccs-es-secure-settings: created %s, writes %v, %d keys; pod started %s",
+				agg.CreationTimestamp.Format(time.TimeOnly), writes, len(agg.Data), l.localPod.StartTime().Format(time.TimeOnly))
+		}
 		t.Fatal(err)
 	}
 }

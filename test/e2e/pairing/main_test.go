@@ -71,6 +71,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	for _, c := range world.Clusters {
+		if _, err := c.Identity(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			world.Stop()
+			return 1
+		}
+	}
 	fmt.Printf("pairing e2e: 3 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
 	// agentctl finds the environments as kubectl would: through KUBECONFIG and context names.
 	os.Setenv("KUBECONFIG", world.KubeconfigList())
@@ -114,12 +121,15 @@ func agentctl(ctx context.Context, t *testing.T, args ...string) (int, string, s
 			shown[i] = "<token>"
 		}
 	}
-	t.Logf("agentctl %s: exit %d in %s\n%s%s", strings.Join(shown, " "), code, time.Since(start).Round(time.Millisecond), indent(out.String()), indent(errb.String()))
-	if !(len(args) >= 2 && args[0] == "pair" && args[1] == "token") {
+	stdout := out.String()
+	if len(args) >= 2 && args[0] == "pair" && args[1] == "token" {
+		stdout = "<token>\n" // printed by design; kept out of the test log too
+	} else {
 		outputs.Lock()
 		outputs.all.WriteString(out.String() + errb.String())
 		outputs.Unlock()
 	}
+	t.Logf("agentctl %s: exit %d in %s\n%s%s", strings.Join(shown, " "), code, time.Since(start).Round(time.Millisecond), indent(stdout), indent(errb.String()))
 	return code, out.String(), errb.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -286,8 +287,15 @@ func TestTokenRefusals(t *testing.T) {
 		}
 		defer impostor.Stop()
 		waitFor(ctx, t, 30*time.Second, "the second agent serves", func() (bool, string) {
-			_, err := pairing.ReadIdentity(ctx, east.Env.Kube, "impostor")
-			return err == nil && impostor.LogCount("agent started") > 0, "not started"
+			if _, err := pairing.ReadIdentity(ctx, east.Env.Kube, "impostor"); err != nil {
+				return false, err.Error()
+			}
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return false, err.Error()
+			}
+			c.Close()
+			return true, ""
 		})
 		// A genuine token of east, whose endpoint leads to the other agent.
 		enc, tok := token(ctx, t, "east", "--endpoint", addr)

@@ -93,9 +93,6 @@ func mergeUserConfig(base Settings, user map[string]any) (Settings, error) {
 		return nil, err
 	}
 	for k, v := range flat {
-		if _, dup := out[k]; dup {
-			delete(out, k)
-		}
 		out[k] = v
 	}
 	return out, nil

@@ -1,7 +1,7 @@
 package pod
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -126,7 +126,8 @@ func (p *Pod) loadKeystoreLocked(data map[string][]byte) {
 func (p *Pod) reload(password string) error {
 	if password != "" {
 		// ECK keystores have no password.
-		return fmt.Errorf("Provided keystore password was incorrect")
+		//lint:ignore ST1005 Elasticsearch's exact message
+		return errors.New("Provided keystore password was incorrect")
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
