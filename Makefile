@@ -7,6 +7,9 @@ PKGS      := ./...
 # E2E scenarios start real kube-apiservers, etcd and ECK; they share environments per package.
 TEST_TIMEOUT ?= 80m
 FUZZTIME  ?= 10s
+# make test runs each fuzz target this long after the tests (6 targets: about a minute, builds
+# cached); make fuzz runs them for FUZZTIME.
+FUZZTIME_TEST ?= 5s
 
 .DEFAULT_GOAL := help
 
@@ -41,8 +44,9 @@ chart-golden: tools ## Refresh the chart's golden files (deploy/helm/ecklink_tes
 	$(GO) test ./deploy/helm/ecklink_test -run TestTemplateGolden -update
 
 .PHONY: test
-test: testbed tools ## Run every test: unit, fuzz seeds, e2e on the test bed.
+test: testbed tools ## Run every test: unit, fuzz seeds, e2e on the test bed, then each fuzz target briefly.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	test/tools/fuzz.sh $(FUZZTIME_TEST)
 
 .PHONY: test-unit
 test-unit: ## Run only the fast tests (no test-bed processes).

@@ -142,12 +142,13 @@ func (g *globals) doctor(ctx context.Context, only string, f doctorFlags) error 
 		return fmt.Errorf("%s: %w", local.label(), err)
 	}
 	d.environment = id.Environment
-	rcs, err := d.selectLinks(ctx, only)
-	if err != nil {
-		return err
-	}
 	var r *doctorReport
 	run := func(ctx context.Context) (bool, string, error) {
+		// Read again on every pass: --wait follows what the agents change.
+		rcs, err := d.selectLinks(ctx, only)
+		if err != nil {
+			return false, "", err
+		}
 		r = d.run(ctx, rcs)
 		var failing []string
 		for _, l := range r.Links {
@@ -161,6 +162,9 @@ func (g *globals) doctor(ctx context.Context, only string, f doctorFlags) error 
 		err = g.poll(ctx, "every check to pass", run)
 	} else {
 		_, _, err = run(ctx)
+	}
+	if r == nil {
+		return err
 	}
 	if perr := g.print(r, r.table); perr != nil {
 		return perr

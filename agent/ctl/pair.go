@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -174,11 +175,12 @@ func peerConnection(p *v1alpha1.Peer) (bool, string) {
 			return c.Status == metav1.ConditionTrue, fmt.Sprintf("Connected=%s %s: %s", c.Status, c.Reason, c.Message)
 		}
 	}
-	return false, "no status yet (is the agent running?)"
+	return false, "no status yet"
 }
 
 // waitConnected waits until the Peers named are Connected in their environments.
 func (g *globals) waitConnected(ctx context.Context, envs []*env, names []string) error {
+	start := time.Now()
 	return g.poll(ctx, "the peering stream", func(ctx context.Context) (bool, string, error) {
 		for i, e := range envs {
 			p, err := e.crds.Peers().Get(ctx, e.namespace, names[i])
@@ -186,7 +188,7 @@ func (g *globals) waitConnected(ctx context.Context, envs []*env, names []string
 				return false, "", err
 			}
 			if ok, desc := peerConnection(p); !ok {
-				return false, fmt.Sprintf("Peer %s in %s: %s", names[i], e.label(), desc), nil
+				return false, fmt.Sprintf("Peer %s in %s: %s%s", names[i], e.label(), desc, hint(start, " (are both agents running?)")), nil
 			}
 		}
 		return true, "", nil

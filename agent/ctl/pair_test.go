@@ -75,6 +75,13 @@ func TestPairDirect(t *testing.T) {
 func TestPairTokenAndJoin(t *testing.T) {
 	ctx := context.Background()
 	envs := twoEnvs(t)
+	old, _ := pairing.NewToken("east", []string{"a:1"}, []string{"sha256:" + strings.Repeat("0", 64)}, testNow.Add(-25*time.Hour))
+	recent, _ := pairing.NewToken("east", []string{"a:1"}, []string{"sha256:" + strings.Repeat("0", 64)}, testNow.Add(-time.Hour))
+	for _, tk := range []*pairing.Token{old, recent} {
+		if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Create(ctx, pairing.TokenSecret(agentNS, tk), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	code, out, errOut := runCtl(t, envs, "pair", "token", "--context", "east", "--ttl", "10m")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -100,6 +107,12 @@ func TestPairTokenAndJoin(t *testing.T) {
 		if strings.Contains(string(v), string(tok.Secret)) {
 			t.Fatalf("token Secret key %s holds the secret", k)
 		}
+	}
+	if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Get(ctx, pairing.TokenSecretName(old.ID), metav1.GetOptions{}); err == nil {
+		t.Fatal("the Secret of a token expired more than a day ago was kept")
+	}
+	if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Get(ctx, pairing.TokenSecretName(recent.ID), metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Secret of a recently expired token was removed: %v", err)
 	}
 
 	t.Run("join dry run redacts the token", func(t *testing.T) {

@@ -90,6 +90,7 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []
 	if _, err := a.kube.CoreV1().Secrets(a.namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("failed to store the token in %s: %w", a.label(), err)
 	}
+	g.pruneTokens(ctx, a)
 	enc, err := t.Encode()
 	if err != nil {
 		return err
@@ -101,6 +102,27 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []
 			t.ID, t.Environment, t.Expires.Format(time.RFC3339), ttl)
 		return nil
 	})
+}
+
+// tokenRetention is how long the Secret of an expired token is kept, as a record of who used it.
+const tokenRetention = 24 * time.Hour
+
+// pruneTokens deletes the Secrets of tokens that expired more than tokenRetention ago. Failing
+// to is not an error: they hold no secret, only a hash and a record.
+func (g *globals) pruneTokens(ctx context.Context, e *env) {
+	l, err := e.kube.CoreV1().Secrets(e.namespace).List(ctx, metav1.ListOptions{LabelSelector: pairing.LabelPairing + "=" + pairing.KindToken})
+	if err != nil {
+		return
+	}
+	for i := range l.Items {
+		st := pairing.ReadTokenState(&l.Items[i])
+		if st.Expires.IsZero() || g.opts.Now().Sub(st.Expires) < tokenRetention {
+			continue
+		}
+		if err := e.kube.CoreV1().Secrets(e.namespace).Delete(ctx, l.Items[i].Name, metav1.DeleteOptions{}); err == nil {
+			g.progress("removed Secret %s of token %s, expired at %s", l.Items[i].Name, st.ID, st.Expires.Format(time.RFC3339))
+		}
+	}
 }
 
 func newJoinCommand(g *globals) *cobra.Command {
@@ -188,6 +210,7 @@ func (g *globals) pairJoin(ctx context.Context, t *pairing.Token, encoded string
 		}
 	}()
 	var state, msg string
+	created := time.Now()
 	err = g.poll(ctx, "the agent to join "+t.Environment, func(ctx context.Context) (bool, string, error) {
 		s, err := secrets.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -200,6 +223,9 @@ func (g *globals) pairJoin(ctx context.Context, t *pairing.Token, encoded string
 		case pairing.JoinJoining:
 			return false, "the agent is redeeming the token at " + strings.Join(t.Endpoints, ", "), nil
 		default:
+			if time.Since(created) < 10*time.Second {
+				return false, fmt.Sprintf("the agent of environment %s picks up join request %s", self.Environment, name), nil
+			}
 			return false, fmt.Sprintf("the agent of environment %s has not picked up join request %s yet (is it running in namespace %s?)", self.Environment, name, b.namespace), nil
 		}
 	})

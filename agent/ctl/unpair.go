@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,6 +104,7 @@ func (g *globals) unpair(ctx context.Context, name string, pf peerFlags, dryRun,
 		})
 	}
 	gone := func(e *env, peer string) func(context.Context) (bool, string, error) {
+		start := time.Now()
 		return func(ctx context.Context) (bool, string, error) {
 			p, err := e.crds.Peers().Get(ctx, e.namespace, peer)
 			if apierrors.IsNotFound(err) {
@@ -112,9 +114,10 @@ func (g *globals) unpair(ctx context.Context, name string, pf peerFlags, dryRun,
 				return false, "", err
 			}
 			if p.DeletionTimestamp != nil && slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
-				return false, fmt.Sprintf("Peer %s in %s waits for its agent's cleanup (finalizer %s; is the agent running?)", peer, e.label(), v1alpha1.Finalizer), nil
+				return false, fmt.Sprintf("Peer %s in %s waits for its agent's cleanup (finalizer %s)%s", peer, e.label(), v1alpha1.Finalizer, hint(start, "; is the agent running?")), nil
 			}
-			return false, fmt.Sprintf("Peer %s in %s is still there (its agent deletes it when it learns of the unpairing)", peer, e.label()), nil
+			return false, fmt.Sprintf("Peer %s in %s is still there: its agent deletes it when it learns of the unpairing%s", peer, e.label(),
+				hint(start, "; it was not told if the two agents were not connected: delete it there (agentctl unpair)")), nil
 		}
 	}
 	if err := g.poll(ctx, "Peer "+name+" to go", gone(a, name)); err != nil {

@@ -44,3 +44,14 @@ func (g *globals) poll(ctx context.Context, what string, check func(ctx context.
 		}
 	}
 }
+
+// hintAfter is how long a wait runs before its progress lines suggest what may be wrong.
+const hintAfter = 10 * time.Second
+
+// hint returns text once the wait that started at start has run for hintAfter, else "".
+func hint(start time.Time, text string) string {
+	if time.Since(start) < hintAfter {
+		return ""
+	}
+	return text
+}

@@ -11,6 +11,7 @@ package elastic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -67,7 +68,16 @@ type ClientConfig struct {
 	Transport http.RoundTripper
 	// Logger receives debug lines; a null logger when nil.
 	Logger hclog.Logger
+	// RequestTimeout bounds each request, answer included (default
+	// DefaultRequestTimeout): an Elasticsearch that accepts connections but
+	// does not answer fails the request as unreachable instead of holding the
+	// caller.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout bounds each request by default. Elasticsearch waits 30s
+// for its master by default (master_timeout) before it answers 503 itself.
+const DefaultRequestTimeout = 30 * time.Second
 
 // Client talks to one Elasticsearch cluster. It is safe for concurrent use.
 type Client struct {
@@ -75,6 +85,7 @@ type Client struct {
 	typed    *elasticsearch.TypedClient
 	log      hclog.Logger
 	pageSize int
+	timeout  time.Duration
 }
 
 // NewClient returns a client for cfg. It does not contact Elasticsearch.
@@ -111,6 +122,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		typed:    elasticsearch.NewTypedFrom(es),
 		log:      cfg.Logger,
 		pageSize: defaultPageSize,
+		timeout:  cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout),
 	}, nil
 }
 
@@ -206,6 +218,8 @@ func (c *Client) esapiSender(req esapi.Request) sender {
 // call sends a request and decodes a 2xx JSON body into out (when not nil).
 // Other answers become *APIError.
 func (c *Client) call(ctx context.Context, send sender, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	res, err := send(ctx)
 	if err != nil {
 		return &UnreachableError{Err: err}

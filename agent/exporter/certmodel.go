@@ -173,7 +173,7 @@ func (e *Exporter) release(ctx context.Context, t elastic.Target, drop func(owne
 			want[owner] = nil
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && !res.Leftover(es) {
 		return nil
 	}
 	_, err = store.Apply(ctx, es, want, true)

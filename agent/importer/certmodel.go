@@ -153,6 +153,11 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		}
 	}
 	if len(certs) == 0 && len(st.cert.owned) == 0 {
+		if cur.Leftover(es) {
+			// A removal cut short (e.g. a conflict on the resource): finish it.
+			_, err := store.Apply(ctx, es, nil, false)
+			return 0, err
+		}
 		return 0, nil
 	}
 	client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})

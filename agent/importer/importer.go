@@ -118,7 +118,12 @@ func New(cfg Config) (*Importer, error) {
 	return im, nil
 }
 
-// Run drains the queue with one worker until ctx ends.
+// workers drain the queue side by side, each Elasticsearch on one at a time: an Elasticsearch
+// that does not answer holds up only its own links (each request waits at most
+// elastic.DefaultRequestTimeout).
+const workers = 4
+
+// Run drains the queue with its workers until ctx ends.
 func (im *Importer) Run(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
@@ -126,13 +131,20 @@ func (im *Importer) Run(ctx context.Context) error {
 	}()
 	go im.resyncLoop(ctx)
 	im.enqueueAll()
-	for {
-		key, quit := im.queue.Get()
-		if quit {
-			return ctx.Err()
-		}
-		im.process(ctx, key)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				key, quit := im.queue.Get()
+				if quit {
+					return
+				}
+				im.process(ctx, key)
+			}
+		})
 	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 func (im *Importer) process(ctx context.Context, key types.NamespacedName) {

@@ -120,7 +120,10 @@ func (im *Importer) PeerGone(peer string) {
 
 // AppliedSequences returns, per credentials resource from peer, the sequence applied last, as
 // recorded in the RemoteClusters' status; the peer continues above it, and an older sequence is
-// refused as a rollback.
+// refused as a rollback. For a link whose credentials this process has not received yet (the
+// agent restarted), it returns one less: the peer then sends the credentials last applied again,
+// without which the link's conditions would say it waits for the peer until the peer next
+// changed something.
 func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, rc := range im.cfg.Cache.RemoteClusters() {
@@ -128,7 +131,15 @@ func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 			continue
 		}
 		id := link.ID{Namespace: rc.Namespace, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias}
-		out[link.Resource(link.KindCredentials, id)] = uint64(rc.Status.AppliedSequence)
+		seq := uint64(rc.Status.AppliedSequence)
+		im.mu.Lock()
+		if r := im.answers[id]; r == nil || r.peer != peer || r.creds == nil {
+			seq--
+		}
+		im.mu.Unlock()
+		if seq > 0 {
+			out[link.Resource(link.KindCredentials, id)] = seq
+		}
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func (a *Acceptor) Pair(ctx context.Context, req *peerv1.PairRequest) (*peerv1.P
 	}
 	if _, err := a.cfg.CRDs.Peers().Get(ctx, a.cfg.Namespace, env); err == nil {
 		log.Warn("pairing refused: already paired")
-		return nil, fmt.Errorf("%w: environment %q is already paired with %q; unpair first (agentctl unpair %s)", peering.ErrAlreadyPaired, env, a.cfg.Self.Environment(), env)
+		return nil, fmt.Errorf("%w: environment %q is already paired with %q; unpair first (agentctl unpair %s, in %s)", peering.ErrAlreadyPaired, env, a.cfg.Self.Environment(), env, a.cfg.Self.Environment())
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	}

@@ -11,7 +11,9 @@
 // Sizes: gRPC accepts messages up to Config.MaxMessageBytes (16 MiB by default) so that an
 // oversized update still reaches validation and is refused with a Nack naming its size
 // (MaxUpdateBytes for the whole update, pemutil limits for CA bundles) instead of breaking the
-// stream with ResourceExhausted.
+// stream with ResourceExhausted. A session holds at most 2 × MaxMessageBytes of received messages
+// waiting for its loop (budget.go), so a peer cannot fill this agent's memory by flooding large
+// messages while not reading the answers.
 package peering
 
 import (

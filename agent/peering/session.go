@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -84,7 +85,8 @@ func (m *Manager) serve(ctx context.Context, peer string, st msgStream, dialed b
 func (s *session) stop(cause error) { s.cancel(cause) }
 
 func (s *session) run(ctx context.Context) error {
-	recvCh := make(chan *peerv1.Message, 2*s.m.cfg.MaxInFlight+8)
+	recvCh := make(chan queued, 2*s.m.cfg.MaxInFlight+8)
+	budget := newByteBudget(2 * s.m.cfg.MaxMessageBytes)
 	errCh := make(chan error, 1)
 	// A Terminated message is often the last thing on a stream the peer closes right after: it
 	// is kept aside too, so the end of the stream cannot win the race against it.
@@ -102,8 +104,12 @@ func (s *session) run(ctx context.Context) error {
 				default:
 				}
 			}
+			size := proto.Size(msg)
+			if budget.acquire(ctx, size) != nil {
+				return
+			}
 			select {
-			case recvCh <- msg:
+			case recvCh <- queued{msg: msg, size: size}:
 			case <-ctx.Done():
 				return
 			}
@@ -147,8 +153,10 @@ func (s *session) run(ctx context.Context) error {
 				return fmt.Errorf("peer closed the stream")
 			}
 			return fmt.Errorf("failed to receive: %w", err)
-		case msg := <-recvCh:
-			if err := s.handle(ctx, msg); err != nil {
+		case q := <-recvCh:
+			err := s.handle(ctx, q.msg)
+			budget.release(q.size)
+			if err != nil {
 				return err
 			}
 			// Any message proves the peer alive; after its Open, its own interval counts.
@@ -167,6 +175,7 @@ func (s *session) run(ctx context.Context) error {
 		if err := s.flush(); err != nil {
 			if errors.Is(err, ErrTerminated) {
 				s.linger(errCh)
+				s.ps.terminationSent()
 			}
 			return err
 		}
@@ -233,7 +242,7 @@ func (s *session) flush() error {
 		if err := s.send(&peerv1.Message{Kind: &peerv1.Message_Terminated{Terminated: &peerv1.Terminated{Reason: reason}}}); err != nil {
 			return err
 		}
-		s.ps.markTerminated()
+		s.ps.markTerminated(true)
 		return fmt.Errorf("%w by this agent: %s", ErrTerminated, reason)
 	}
 	for {
@@ -278,7 +287,7 @@ func (s *session) handle(ctx context.Context, msg *peerv1.Message) error {
 		s.ps.setInfo(s, func(i *SessionInfo) { i.LastHeartbeat = now })
 	case *peerv1.Message_Terminated:
 		reason := clean(k.Terminated.GetReason(), 256)
-		s.ps.markTerminated()
+		s.ps.markTerminated(false)
 		s.m.cfg.Handler.HandleTerminated(s.ps.name, reason)
 		return fmt.Errorf("%w by the peer: %s", ErrTerminated, reason)
 	default:

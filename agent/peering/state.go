@@ -61,6 +61,7 @@ type peerState struct {
 
 	termReason string
 	termSent   chan struct{} // closed once Terminated was sent; nil until requested
+	termClosed bool
 	terminated bool
 }
 
@@ -349,7 +350,7 @@ func (ps *peerState) requestTermination(reason string) <-chan struct{} {
 		if ps.terminated {
 			// The peer ended the peering first: nobody is left to tell, and no session can
 			// carry the message any more.
-			close(ps.termSent)
+			ps.closeTermSentLocked()
 		}
 	}
 	sent := ps.termSent
@@ -365,15 +366,32 @@ func (ps *peerState) termination() (string, bool) {
 	return ps.termReason, ps.termSent != nil && !ps.terminated
 }
 
-// markTerminated records that the peering ended; sent says Terminated went out from here.
-func (ps *peerState) markTerminated() {
+// markTerminated records that the peering ended. A requested termination counts as sent at
+// once, unless the session that sent it reports that later with terminationSent: the caller of
+// Terminate tears the stream down next (the dialer stops, the state is forgotten), which would
+// drop a message still queued in the transport.
+func (ps *peerState) markTerminated(sentHere bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.terminated {
 		return
 	}
 	ps.terminated = true
-	if ps.termSent != nil {
+	if !sentHere {
+		ps.closeTermSentLocked()
+	}
+}
+
+// terminationSent reports that the Terminated this agent sent has left (or never will).
+func (ps *peerState) terminationSent() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.closeTermSentLocked()
+}
+
+func (ps *peerState) closeTermSentLocked() {
+	if ps.termSent != nil && !ps.termClosed {
 		close(ps.termSent)
+		ps.termClosed = true
 	}
 }

@@ -218,7 +218,9 @@ func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	if !slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
 		return nil
 	}
-	// Tell the peer first, while the stream and its trust still stand.
+	// Tell the peer first, while the stream and its trust still stand. An agent that starts
+	// with the Peer already being deleted has not dialed it yet: it dials now, to deliver it.
+	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: p.Spec.Endpoints, Dial: p.Spec.Dial})
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := c.cfg.Sessions.Terminate(tctx, p.Spec.Environment, "the peering was deleted"); err != nil {
 		c.log.Warn("peer not told about the end of the peering (not connected): it keeps what it issued until it learns", "peer", p.Spec.Environment, "error", err)

@@ -36,12 +36,22 @@ type Result struct {
 	ConfigMap string
 	// Own is true for ecklink's ConfigMap, false for one the user named.
 	Own bool
+	// Exists says whether the ConfigMap exists.
+	Exists bool
 	// Owners are the owners with CAs in the ConfigMap and their CAs.
 	Owners map[string][]*x509.Certificate
 	// Wired is true when the Elasticsearch names ConfigMap, so ECK reads it.
 	Wired bool
 	// Snippet is, when the Elasticsearch should be wired and may not be touched, what to add.
 	Snippet string
+}
+
+// Leftover reports whether res (from Read) shows ecklink's own ConfigMap or wiring with no owner
+// left: what a removal cut short (a conflict on the resource, a crash) leaves behind. Apply with
+// no change takes it away.
+func (r Result) Leftover(es *unstructured.Unstructured) bool {
+	userWired := ConfigMapOf(es) == r.ConfigMap && !WiredByUs(es)
+	return r.Own && len(r.Owners) == 0 && ((r.Exists && !userWired) || WiredByUs(es))
 }
 
 // target is the ConfigMap that holds es's extra transport CAs.
@@ -64,6 +74,7 @@ func (s *Store) Read(ctx context.Context, es *unstructured.Unstructured) (Result
 	if err != nil {
 		return res, fmt.Errorf("failed to read ConfigMap %s/%s: %w", es.GetNamespace(), name, err)
 	}
+	res.Exists = true
 	if res.Owners, err = Certificates(cm); err != nil {
 		return res, err
 	}
@@ -85,6 +96,16 @@ func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want m
 	name, own := target(es)
 	res := Result{ConfigMap: name, Own: own, Owners: map[string][]*x509.Certificate{}}
 	client := s.Kube.CoreV1().ConfigMaps(ns)
+	if !own && WiredByUs(es) {
+		// The user named a ConfigMap of their own in place of ecklink's: the owners move there
+		// (below), and ecklink's record and ConfigMap go.
+		if err := s.unwire(ctx, es); err != nil {
+			return res, err
+		}
+		if err := client.Delete(ctx, ConfigMapName(es.GetName()), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return res, fmt.Errorf("failed to delete ConfigMap %s/%s: %w", ns, ConfigMapName(es.GetName()), err)
+		}
+	}
 	cm, err := client.Get(ctx, name, metav1.GetOptions{})
 	exists := err == nil
 	switch {

@@ -217,3 +217,73 @@ func TestStoreReleaseOrphaned(t *testing.T) {
 		t.Errorf("ConfigMap still there: %v", err)
 	}
 }
+
+func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
+	ctx := context.Background()
+	user := newCA(t, "user", now.Add(time.Hour))
+	userCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-cas", Namespace: "ns"}, Data: map[string]string{Key: pemOf(user)}}
+	f := newFixture(t, elasticsearch("logs", ""), userCM)
+	peer := newCA(t, "peer", now.Add(time.Hour))
+	want := map[string][]*x509.Certificate{"import/x": {peer}}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, true); err != nil {
+		t.Fatal(err)
+	}
+	// The user names their own ConfigMap instead (ecklink's record stays on the resource).
+	es := f.es(t, "logs")
+	_ = unstructured.SetNestedField(es.Object, "user-cas", caPath...)
+	if _, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), want, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ConfigMap != "user-cas" || !res.Wired {
+		t.Errorf("result = %+v", res)
+	}
+	cm, _ := f.configMap("user-cas")
+	if got := fingerprints(t, cm); !equal(got, []string{fp(user), fp(peer)}) {
+		t.Errorf("user-cas = %v", got)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("ecklink's ConfigMap is left behind: %v", err)
+	}
+	if es := f.es(t, "logs"); WiredByUs(es) || ConfigMapOf(es) != "user-cas" {
+		t.Errorf("wiring = %q, record %v", ConfigMapOf(es), es.GetAnnotations())
+	}
+}
+
+func TestStoreFinishesARemovalCutShort(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, elasticsearch("logs", ""))
+	want := map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, true); err != nil {
+		t.Fatal(err)
+	}
+	// The last owner left the ConfigMap, then the unwiring failed (a conflict): the ConfigMap is
+	// empty but still there and wired.
+	cm, _ := f.configMap("logs-ecklink-transport-ca")
+	if _, err := Update(cm, map[string][]*x509.Certificate{"import/x": nil}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps("ns").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.store.Read(ctx, f.es(t, "logs"))
+	if err != nil || !res.Leftover(f.es(t, "logs")) {
+		t.Fatalf("Leftover = false for %+v (%v)", res, err)
+	}
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap still there: %v", err)
+	}
+	es := f.es(t, "logs")
+	if ConfigMapOf(es) != "" || WiredByUs(es) {
+		t.Errorf("still wired: %v", es.Object["spec"])
+	}
+	if res, _ := f.store.Read(ctx, es); res.Leftover(es) {
+		t.Error("Leftover after the cleanup")
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Snippet renders, for manual mode, the change to commit to the Elasticsearch resource: the
-// resource's spec with only the fields Apply would change, as YAML. It is empty when es is wired.
+// Snippet renders, for manual mode, the change to commit to the Elasticsearch resource as YAML:
+// spec.secureSettings and spec.nodeSets complete, as they must be after wiring (ECK's CRD makes
+// both atomic lists, so a merge patch or an apply replaces them whole: partial entries would drop
+// the user's other fields). It is empty when es is wired.
 func Snippet(es *unstructured.Unstructured) (string, error) {
 	wired := es.DeepCopy()
 	changes, err := Apply(wired)
@@ -23,18 +25,7 @@ func Snippet(es *unstructured.Unstructured) (string, error) {
 		spec["secureSettings"] = v
 	}
 	nodeSets, _, _ := unstructured.NestedSlice(wired.Object, "spec", "nodeSets")
-	var out []any
-	for _, raw := range nodeSets {
-		ns, _ := raw.(map[string]any)
-		entry := map[string]any{"name": ns["name"]}
-		for _, k := range []string{"config", "podTemplate"} {
-			if ns[k] != nil {
-				entry[k] = ns[k]
-			}
-		}
-		out = append(out, entry)
-	}
-	spec["nodeSets"] = out
+	spec["nodeSets"] = nodeSets
 	doc := map[string]any{
 		"apiVersion": "elasticsearch.k8s.elastic.co/v1",
 		"kind":       "Elasticsearch",
@@ -45,6 +36,9 @@ func Snippet(es *unstructured.Unstructured) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("failed to render wiring snippet: %w", err)
 	}
-	return "# ecklink: merge into Elasticsearch " + es.GetNamespace() + "/" + es.GetName() +
-		" (secureSettings and nodeSets are atomic lists: keep your other entries)\n" + string(data), nil
+	header := fmt.Sprintf("# ecklink wiring for Elasticsearch %s/%s: commit it to your manifest, or\n"+
+		"#   kubectl patch elasticsearch %s -n %s --type merge --patch-file <this file>\n"+
+		"# secureSettings and nodeSets are complete lists (ECK makes them atomic: they replace yours whole).\n",
+		es.GetNamespace(), es.GetName(), es.GetName(), es.GetNamespace())
+	return header + string(data), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/test/esim"
@@ -143,4 +144,8 @@ func describeKeys(keys []esim.APIKeyInfo) string {
 		out += fmt.Sprintf(" [%s invalidated=%v expires=%v]", k.ID, k.Invalidated, k.Expiration)
 	}
 	return out
+}
+
+func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	return unstructured.NestedSlice(obj, fields...)
 }

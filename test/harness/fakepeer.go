@@ -82,6 +82,8 @@ type FakeStream struct {
 	nonces atomic.Uint64
 	sendMu sync.Mutex
 
+	paused atomic.Pointer[chan struct{}] // closed to resume reading
+
 	mu       sync.Mutex
 	open     *peerv1.Open
 	answers  map[string]Answer
@@ -234,9 +236,26 @@ func (s *FakeStream) heartbeat(ctx context.Context) {
 	}
 }
 
+// PauseReading stops reading the agent's messages (its answers pile up in the transport until
+// flow control makes the agent's sends block), as a peer that does not keep up would.
+func (s *FakeStream) PauseReading() {
+	ch := make(chan struct{})
+	s.paused.Store(&ch)
+}
+
+// ResumeReading reads again after PauseReading.
+func (s *FakeStream) ResumeReading() {
+	if ch := s.paused.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
 func (s *FakeStream) receive() {
 	defer close(s.done)
 	for {
+		if ch := s.paused.Load(); ch != nil {
+			<-*ch
+		}
 		resp, err := s.stream.Recv()
 		if err != nil {
 			s.mu.Lock()

@@ -162,7 +162,7 @@ type ServiceReference struct {
 
 // ClusterExportStatus is the observed state of an export.
 type ClusterExportStatus struct {
-	// Conditions: RemoteClusterServerEnabled, AddressResolved and Ready.
+	// Conditions: RemoteClusterServerEnabled, AddressResolved, KeysManaged and Ready.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -2,6 +2,9 @@ package certmodel
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -36,9 +39,7 @@ func TestSwitchModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitModel(ctx, t, v1alpha1.SecurityModelAPIKey)
-	waitFor(ctx, t, 90*time.Second, "connected with the API key", func() (bool, string) {
-		return probe.Connected() && len(l.activeKeys()) == 1, l.localPod.RemoteError(l.alias)
-	})
+	l.waitConnectedWith(ctx, t, true)
 	t.Logf("apiKey model connected %s after the export was switched", time.Since(switched).Round(100*time.Millisecond))
 	took := waitFor(ctx, t, 30*time.Second, "no transport trust left after the switch to apiKey", func() (bool, string) {
 		return l.noCertificateTrust(ctx)
@@ -58,9 +59,7 @@ func TestSwitchModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitModel(ctx, t, v1alpha1.SecurityModelCertificate)
-	waitFor(ctx, t, 90*time.Second, "connected with the certificate model again", func() (bool, string) {
-		return probe.Connected() && len(l.activeKeys()) == 0, l.localPod.RemoteError(l.alias)
-	})
+	l.waitConnectedWith(ctx, t, false)
 	t.Logf("certificate model connected %s after the export was switched back", time.Since(switched).Round(100*time.Millisecond))
 	l.requireCertificateTrust(ctx, t)
 	took = waitFor(ctx, t, 30*time.Second, "no API-key material left after the switch back", func() (bool, string) {
@@ -83,6 +82,56 @@ func TestSwitchModels(t *testing.T) {
 	t.Logf("probe: %d samples, %d connected; disconnected samples: %d during the switch to apiKey, %d during the switch back",
 		r.Samples, r.Connected, before, len(r.Disconnected)-before)
 }
+
+// waitConnectedWith waits until east's Elasticsearch reports the alias connected with (or
+// without) credentials in its keystore on three samples in a row, each taken after a connection
+// check of its own: _remote/info may report the previous connection for a moment.
+func (l *certLink) waitConnectedWith(ctx context.Context, t *testing.T, credentials bool) {
+	t.Helper()
+	streak := 0
+	waitFor(ctx, t, 90*time.Second, fmt.Sprintf("connected with credentials=%v", credentials), func() (bool, string) {
+		info, err := l.remoteInfo(ctx)
+		switch {
+		case err != nil:
+			streak = 0
+			return false, err.Error()
+		case !info.Connected || info.Credentials != credentials:
+			streak = 0
+			return false, fmt.Sprintf("connected=%v credentials=%v (%s)", info.Connected, info.Credentials, l.localPod.RemoteError(l.alias))
+		}
+		streak++
+		time.Sleep(time.Second)
+		return streak >= 3, ""
+	})
+	if n := len(l.activeKeys()); (n == 1) != credentials {
+		t.Errorf("%d active API keys with credentials=%v", n, credentials)
+	}
+}
+
+// remoteInfo is east's GET /_remote/info for the link's alias.
+func (l *certLink) remoteInfo(ctx context.Context) (aliasInfo, error) {
+	c, err := l.localPod.Client(ctx)
+	if err != nil {
+		return aliasInfo{}, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/_remote/info", nil)
+	resp, err := c.Perform(req)
+	if err != nil {
+		return aliasInfo{}, err
+	}
+	defer resp.Body.Close()
+	var all map[string]struct {
+		Connected   bool   `json:"connected"`
+		Credentials string `json:"cluster_credentials"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
+		return aliasInfo{}, err
+	}
+	a := all[l.alias]
+	return aliasInfo{Connected: a.Connected, Credentials: a.Credentials != ""}, nil
+}
+
+type aliasInfo struct{ Connected, Credentials bool }
 
 // harnessCertificate switches an export to the certificate model at a transport address.
 func harnessCertificate(addr string) func(*v1alpha1.ClusterExport) {

@@ -173,7 +173,7 @@ func TestAgentRestartsKeepLinks(t *testing.T) {
 		keys[l] = l.requireNoLeakedKey(ctx, t, time.Minute).ID
 	}
 	slow := func(*http.Request) (int, time.Duration) { return 0, 2 * time.Second }
-	for _, name := range []string{"east", "west", "east", "west"} {
+	for _, name := range []string{"west", "east", "west", "east"} {
 		c := world.Clusters[name]
 		for _, l := range links {
 			if name == "east" {
@@ -193,6 +193,15 @@ func TestAgentRestartsKeepLinks(t *testing.T) {
 			l.remotePod.SetHTTPFault(nil)
 		}
 		time.Sleep(resync)
+	}
+	for _, l := range links {
+		// The statuses too: after east's restart the RemoteClusters are Ready again, although
+		// nothing changed that would make west send new credentials.
+		if _, err := l.local.WaitRemoteCluster(ctx, l.ns, l.alias, 30*time.Second, func(rc *v1alpha1.RemoteCluster) bool {
+			return harness.HasCondition(rc, v1alpha1.ConditionReady, metav1.ConditionTrue)
+		}); err != nil {
+			t.Error(err)
+		}
 	}
 	for i, l := range links {
 		if got := l.keys(); len(got) != 1 || got[0].ID != keys[l] || got[0].Invalidated {

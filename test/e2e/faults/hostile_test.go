@@ -86,7 +86,7 @@ func TestHostilePeer(t *testing.T) {
 	})
 	h.creds = h.goodCredentials(ctx, t)
 	h.seq = 5
-	if a := h.send(ctx, t, resource, h.seq, h.creds); !a.Acked {
+	if a := h.one(ctx, t, resource, h.seq, h.creds); !a.Acked {
 		t.Fatalf("good credentials refused: %s: %s", a.Reason, a.Message)
 	}
 	probe := h.l.connect(ctx, t, 2*time.Minute)
@@ -128,7 +128,7 @@ func TestHostilePeer(t *testing.T) {
 		{"unknown payload", resource, h.seq + 1, nil, "UnknownMessage", "no payload this agent knows"},
 	}
 	for _, tc := range cases {
-		a := h.send(ctx, t, tc.resource, tc.seq, tc.payload)
+		a := h.one(ctx, t, tc.resource, tc.seq, tc.payload)
 		t.Logf("%-34s -> Nack %s: %.120s", tc.name, a.Reason, a.Message)
 		if a.Acked || a.Reason != tc.reason || !strings.Contains(a.Message, tc.want) {
 			t.Errorf("%s: answer %+v, want a Nack %s saying %q", tc.name, a, tc.reason, tc.want)
@@ -153,19 +153,53 @@ func TestHostilePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	reasons := h.flood(ctx, t, 3000, func(i int) (string, uint64, proto.Message) {
+	reasons := h.answers(ctx, t, h.send(ctx, t, 3000, func(i int) (string, uint64, proto.Message) {
 		return "credentials/" + other.GetLink().GetLocalNamespace() + "/ccs/never-requested", uint64(i + 1), other
-	})
+	}))
 	t.Logf("flood of 3000 small updates in %s: Nacks %v", time.Since(start).Round(time.Millisecond), reasons)
 	if reasons["RateLimited"] == 0 || reasons["Ack"] > 0 || reasons["NotRequested"] == 0 {
 		t.Errorf("small flood answered %v: want NotRequested up to the rate limit, RateLimited beyond, nothing applied", reasons)
 	}
 	big := &peerv1.Trust{CaBundle: bytes.Repeat([]byte("A"), 12<<20)}
 	start = time.Now()
-	reasons = h.flood(ctx, t, 40, func(i int) (string, uint64, proto.Message) { return "trust", uint64(i + 1), big })
+	reasons = h.answers(ctx, t, h.send(ctx, t, 40, func(i int) (string, uint64, proto.Message) { return "trust", uint64(i + 1), big }))
 	t.Logf("flood of 40 updates of 12 MB in %s: Nacks %v", time.Since(start).Round(time.Millisecond), reasons)
 	if reasons["Ack"] > 0 || reasons["TooLarge"]+reasons["RateLimited"] != 40 {
 		t.Errorf("big flood answered %v: want TooLarge or RateLimited for each", reasons)
+	}
+	// The same while mallory does not read east's answers: 2000 small updates first, whose Nacks
+	// fill the stream's window so that east's sends block, then 60 of 12 MB. What east buffers
+	// from mallory meanwhile must stay bounded.
+	h.stream.PauseReading()
+	start = time.Now()
+	nonces := h.send(ctx, t, 2000, func(i int) (string, uint64, proto.Message) {
+		return "credentials/" + other.GetLink().GetLocalNamespace() + "/ccs/never-requested", uint64(i + 1), other
+	})
+	sent := make(chan []string, 1)
+	go func() { // blocks once east stops reading
+		var out []string
+		defer func() { sent <- out }()
+		for i := range 60 {
+			u := update("trust", uint64(i+1), big)
+			u.Nonce = h.stream.Nonce()
+			if h.stream.Send(&peerv1.Message{Kind: &peerv1.Message_Update{Update: u}}) != nil {
+				return
+			}
+			out = append(out, u.Nonce)
+		}
+	}()
+	time.Sleep(15 * time.Second)
+	_, peakSlow, err := east.Agent.RSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stream.ResumeReading()
+	nonces = append(nonces, <-sent...)
+	reasons = h.answers(ctx, t, nonces)
+	t.Logf("flood of 2000 small and 60 12 MB updates without reading the answers, in %s: Nacks %v; peak RSS %s",
+		time.Since(start).Round(time.Millisecond), reasons, mib(peakSlow))
+	if reasons["Ack"] > 0 {
+		t.Errorf("slow-reader flood answered %v: nothing may be applied", reasons)
 	}
 	start = time.Now()
 	for range 20000 {
@@ -268,7 +302,7 @@ func update(resource string, seq uint64, payload proto.Message) *peerv1.Update {
 	return u
 }
 
-func (h *hostile) send(ctx context.Context, t *testing.T, resource string, seq uint64, payload proto.Message) harness.Answer {
+func (h *hostile) one(ctx context.Context, t *testing.T, resource string, seq uint64, payload proto.Message) harness.Answer {
 	t.Helper()
 	a, err := h.stream.Update(ctx, update(resource, seq, payload))
 	if err != nil {
@@ -277,8 +311,8 @@ func (h *hostile) send(ctx context.Context, t *testing.T, resource string, seq u
 	return a
 }
 
-// flood sends n updates without waiting, then counts the answers by reason ("Ack" for Acks).
-func (h *hostile) flood(ctx context.Context, t *testing.T, n int, gen func(i int) (string, uint64, proto.Message)) map[string]int {
+// send sends n updates without waiting for their answers and returns their nonces.
+func (h *hostile) send(ctx context.Context, t *testing.T, n int, gen func(i int) (string, uint64, proto.Message)) []string {
 	t.Helper()
 	nonces := make([]string, n)
 	for i := range n {
@@ -290,6 +324,12 @@ func (h *hostile) flood(ctx context.Context, t *testing.T, n int, gen func(i int
 			t.Fatalf("flood: %v", err)
 		}
 	}
+	return nonces
+}
+
+// answers waits for the answers to nonces and counts them by reason ("Ack" for Acks).
+func (h *hostile) answers(ctx context.Context, t *testing.T, nonces []string) map[string]int {
+	t.Helper()
 	out := map[string]int{}
 	for _, nonce := range nonces {
 		a, err := h.stream.Answer(ctx, nonce, time.Minute)

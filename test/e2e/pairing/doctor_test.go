@@ -32,9 +32,9 @@ type diagnosis struct {
 }
 
 // TestDoctorNamesFaults: north pairs with east directly (agentctl pair); four links from east's
-// exports each get one fault, and agentctl doctor names it: a stale remote CA, a wrong server
-// name, an invalidated API key, an unreachable proxy address. The agents then repair what they
-// own, doctor --wait sees every check pass, and agentctl unpair ends the pairing.
+// exports each get one fault, and agentctl doctor names it: a wrong server name, an unreachable
+// proxy address, an invalidated API key (the agents then repair these, and doctor --wait sees
+// every check pass), and a stale remote CA. agentctl unpair then ends the pairing on both sides.
 func TestDoctorNamesFaults(t *testing.T) {
 	requireWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -167,6 +167,23 @@ func TestDoctorNamesFaults(t *testing.T) {
 		invalidate(ctx, t, remoteKey, rc.Status.APIKey.ID)
 		expectFault(t, "east-key", "api-key", "API key "+rc.Status.APIKey.ID, "invalidated in Elasticsearch doctor/logs-key of east")
 	})
+	t.Run("the agents repair what they own, and doctor --wait sees every check pass", func(t *testing.T) {
+		editExport(t, "logs-name", func(x *v1alpha1.ClusterExport) { x.Spec.ServerName = "" })
+		editExport(t, "logs-addr", func(x *v1alpha1.ClusterExport) { x.Spec.ProxyAddress = remote.RemoteClusterAddress() })
+		if err := east.SetElasticsearchEndpoint(lns, "logs-key", remoteKey.HTTPURL()); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		code, d, errOut := doctor(t, "--wait", "--timeout", "3m")
+		if code != 0 || !d.Healthy {
+			t.Fatalf("exit %d: %+v\n%s", code, d, errOut)
+		}
+		if !strings.Contains(errOut, "waiting for every check to pass") {
+			t.Errorf("no progress lines:\n%s", errOut)
+		}
+		t.Logf("every check passes %s after the repairs", time.Since(start).Round(time.Second))
+	})
+
 	t.Run("stale remote CA", func(t *testing.T) {
 		// North's agent is stopped while the CA copy goes stale, or it would repair it at once.
 		north.Agent.Stop()
@@ -193,26 +210,11 @@ func TestDoctorNamesFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectFault(t, "east-ca", "remote-ca", "ConfigMap doctor/ccs-ca-ecklink-remote-ca key ca.crt", "issued by CN=logs-transport")
+		restarted := time.Now()
 		if err := north.Agent.Start(); err != nil {
 			t.Fatal(err)
 		}
-	})
-
-	t.Run("the agents repair, and doctor --wait sees every check pass", func(t *testing.T) {
-		editExport(t, "logs-name", func(x *v1alpha1.ClusterExport) { x.Spec.ServerName = "" })
-		editExport(t, "logs-addr", func(x *v1alpha1.ClusterExport) { x.Spec.ProxyAddress = remote.RemoteClusterAddress() })
-		if err := east.SetElasticsearchEndpoint(lns, "logs-key", remoteKey.HTTPURL()); err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		code, d, errOut := doctor(t, "--wait", "--timeout", "3m")
-		if code != 0 || !d.Healthy {
-			t.Fatalf("exit %d: %+v\n%s", code, d, errOut)
-		}
-		if !strings.Contains(errOut, "waiting for every check to pass") {
-			t.Errorf("no progress lines:\n%s", errOut)
-		}
-		t.Logf("every check passes %s after the repairs", time.Since(start).Round(time.Second))
+		waitFor(ctx, t, 60*time.Second, "north's agent is back", func() (bool, string) { return heartbeatSince(ctx, north, "east", restarted) })
 	})
 
 	t.Run("status", func(t *testing.T) {
@@ -222,6 +224,11 @@ func TestDoctorNamesFaults(t *testing.T) {
 		}
 	})
 
+	// The encoded API keys north applied, read before the unpairing removes them.
+	var keys []string
+	for _, es := range []string{"ccs", "ccs-ca"} {
+		keys = append(keys, apiKeys(ctx, t, north, lns, es)...)
+	}
 	t.Run("unpair", func(t *testing.T) {
 		leaf, err := north.AgentLeaf(ctx, "north")
 		if err != nil {
@@ -250,15 +257,6 @@ func TestDoctorNamesFaults(t *testing.T) {
 			return len(local.Node().RemoteClusters())+len(localCA.Node().RemoteClusters()) == 0, "aliases remain"
 		})
 	})
-	var keys []string
-	for _, es := range []string{"ccs", "ccs-ca"} {
-		s, err := north.Env.Kube.CoreV1().Secrets(lns).Get(ctx, es+"-ecklink-remote-credentials", metav1.GetOptions{})
-		if err == nil {
-			for _, v := range s.Data {
-				keys = append(keys, string(v))
-			}
-		}
-	}
 	requireHidden(ctx, t, nil, keys...)
 }
 

@@ -169,6 +169,18 @@ func peerConnected(ctx context.Context, c *harness.Cluster, name string) (bool, 
 	return harness.HasCondition(p, v1alpha1.ConditionConnected, metav1.ConditionTrue), harness.DescribeConditions(p)
 }
 
+// heartbeatSince reports whether Peer name in c is Connected with a heartbeat newer than since:
+// the status of a restarted agent's Peer says Connected until the agent rewrites it.
+func heartbeatSince(ctx context.Context, c *harness.Cluster, name string, since time.Time) (bool, string) {
+	p, err := c.CRDs.Peers().Get(ctx, ns, name)
+	if err != nil {
+		return false, err.Error()
+	}
+	hb := p.Status.LastHeartbeat
+	return harness.HasCondition(p, v1alpha1.ConditionConnected, metav1.ConditionTrue) && hb != nil && hb.After(since.Add(time.Second)),
+		harness.DescribeConditions(p)
+}
+
 // link is an export of "logs" in a remote environment imported by "ccs" of a local one.
 type link struct {
 	remote, local       *harness.Cluster

@@ -12,7 +12,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/test/harness"
@@ -196,15 +195,7 @@ func rotationDuringSync(ctx context.Context, t *testing.T, l *link) {
 	if err := west.Agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, 60*time.Second, "west reconnected with its new CA", func() (bool, string) {
-		p, err := east.CRDs.Peers().Get(ctx, ns, "west")
-		if err != nil {
-			return false, err.Error()
-		}
-		hb := p.Status.LastHeartbeat
-		return harness.HasCondition(p, v1alpha1.ConditionConnected, metav1.ConditionTrue) && hb != nil && hb.After(restarted.Add(time.Second)),
-			harness.DescribeConditions(p)
-	})
+	waitFor(ctx, t, 60*time.Second, "west reconnected with its new CA", func() (bool, string) { return heartbeatSince(ctx, east, "west", restarted) })
 	t.Logf("west reconnected %s after a restart, with a leaf of its new CA", time.Since(restarted).Round(100*time.Millisecond))
 }
 

@@ -1,0 +1,68 @@
+package importer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+func testCA(t *testing.T, isCA bool, notAfter time.Time) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "logs-transport"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestValidateCertificate(t *testing.T) {
+	ca := testCA(t, true, time.Now().Add(time.Hour))
+	good := func() *peerv1.Credentials {
+		return &peerv1.Credentials{Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE, CaBundle: ca,
+			ProxyAddress: "203.0.113.7:9300", ServerName: "logs-es-transport.data.svc"}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*peerv1.Credentials)
+		reason string
+	}{
+		{name: "valid", mutate: func(*peerv1.Credentials) {}},
+		{name: "an API key with the certificate model", mutate: func(c *peerv1.Credentials) { c.ApiKeyId = "abc" }, reason: "InvalidCredentials"},
+		{name: "an expiration with the certificate model", mutate: func(c *peerv1.Credentials) { c.ApiKeyExpiration = timestamppb.Now() }, reason: "InvalidCredentials"},
+		{name: "not a CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = testCA(t, false, time.Now().Add(time.Hour)) }, reason: "InvalidCA"},
+		{name: "expired CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = testCA(t, true, time.Now().Add(-time.Minute)) }, reason: "InvalidCA"},
+		{name: "no CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = nil }, reason: "InvalidCA"},
+		{name: "no port", mutate: func(c *peerv1.Credentials) { c.ProxyAddress = "logs.example" }, reason: "InvalidAddress"},
+		{name: "bad server name", mutate: func(c *peerv1.Credentials) { c.ServerName = "a b" }, reason: "InvalidServerName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good()
+			tc.mutate(c)
+			err := validateCertificate(c, time.Now())
+			var ref *Refused
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.reason != "" && (!errors.As(err, &ref) || ref.Reason != tc.reason):
+				t.Fatalf("err = %v, want reason %s", err, tc.reason)
+			}
+		})
+	}
+}
