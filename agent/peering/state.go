@@ -2,6 +2,7 @@ package peering
 
 import (
 	"crypto/sha256"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -56,8 +57,11 @@ type peerState struct {
 	queued   map[string]bool
 	inflight map[string]flight
 	received map[string]record
-	session  *session
-	info     SessionInfo
+	// peerApplied is what the peer announced it applied in its last Open: an entry created
+	// after that Open starts above it too, not at 1 (this process may have restarted).
+	peerApplied map[string]uint64
+	session     *session
+	info        SessionInfo
 
 	termReason string
 	termSent   chan struct{} // closed once Terminated was sent; nil until requested
@@ -102,7 +106,7 @@ func (ps *peerState) set(u *peerv1.Update, removal bool) {
 		ps.mu.Unlock()
 		return
 	case e == nil:
-		e = &entry{}
+		e = &entry{seq: ps.peerApplied[u.Resource]}
 		ps.entries[u.Resource] = e
 	}
 	e.seq++
@@ -151,6 +155,7 @@ func (ps *peerState) open(s *session, applied map[string]uint64) []ackEvent {
 		}
 	}
 	ps.synced = true
+	ps.peerApplied = maps.Clone(applied)
 	return acks
 }
 
@@ -248,6 +253,14 @@ func (ps *peerState) seedReceived(applied map[string]uint64) map[string]uint64 {
 	}
 	out := make(map[string]uint64, len(ps.received))
 	for r, rec := range ps.received {
+		// A record known only from the application's persisted state (this process never saw
+		// its content) asks the peer to resend its last update: the receiver accepts the same
+		// sequence again when it has no content to compare, while anything older is still a
+		// rollback. Without this, an agent restart would leave what it held in memory empty.
+		if !rec.known && rec.seq > 0 {
+			out[r] = rec.seq - 1
+			continue
+		}
 		out[r] = rec.seq
 	}
 	return out

@@ -114,7 +114,7 @@ func Start(ctx context.Context, opts Options) (*World, error) {
 		opts.Dir = dir
 	}
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = time.Second
+		opts.HeartbeatInterval = 2 * time.Second
 	}
 	if opts.ResyncInterval == 0 {
 		opts.ResyncInterval = 5 * time.Second

@@ -253,14 +253,15 @@ func agentctlOutputs(ctx context.Context, t *testing.T, l *link) (string, []byte
 	west, east := l.remote, l.local
 	tokenOut := run("pair", "token", "--kubeconfig", west.Env.AdminKubeconfig, "--ttl", "10m")
 	token := ""
-	if raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(tokenOut))); err == nil {
+	first, _, _ := strings.Cut(string(tokenOut), "\n") // the token alone on stdout's first line
+	if raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(first)); err == nil {
 		var tok struct{ Secret string }
 		if json.Unmarshal(raw, &tok) == nil {
 			token = tok.Secret
 		}
 	}
 	if token == "" {
-		t.Errorf("agentctl pair token printed no token: %q", tokenOut)
+		t.Errorf("agentctl pair token printed no token (%d bytes)", len(tokenOut))
 	}
 	var all []byte
 	endpoints := func(c *harness.Cluster) []string {
