@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -37,20 +35,4 @@ func mergeKubeconfigs(dir string, envs ...*testbed.Environment) (string, error) 
 		return "", fmt.Errorf("failed to write kubeconfig: %w", err)
 	}
 	return path, nil
-}
-
-// tokenFrom reads the token out of `agentctl pair token -o json`.
-func tokenFrom(out string) (string, error) {
-	start := strings.Index(out, "{")
-	if start < 0 {
-		return "", fmt.Errorf("no JSON in agentctl output")
-	}
-	var v map[string]any
-	if err := json.Unmarshal([]byte(out[start:]), &v); err != nil {
-		return "", fmt.Errorf("failed to read agentctl output: %w", err)
-	}
-	if t, ok := v["token"].(string); ok && t != "" {
-		return t, nil
-	}
-	return "", fmt.Errorf("agentctl output has no token field")
 }

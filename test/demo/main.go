@@ -78,6 +78,24 @@ func (d *demo) ctl(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
+// token runs `agentctl pair token`, which prints the token alone on stdout (kept out of the
+// narration: it is a secret until redeemed) and explains on stderr.
+func (d *demo) token(ctx context.Context, env string) (string, error) {
+	fmt.Printf("   $ TOKEN=$(agentctl pair token --context %s --ttl 15m)\n", env)
+	cmd := exec.CommandContext(ctx, d.agentctl, "pair", "token", "--context", env, "--ttl", "15m")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	for _, line := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
+		fmt.Println("     " + line)
+	}
+	if err != nil {
+		return "", fmt.Errorf("agentctl pair token: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // redactToken keeps the one-time token out of the narration (it is a secret until redeemed).
 func redactToken(args []string) []string {
 	out := append([]string(nil), args...)
@@ -135,15 +153,11 @@ func (d *demo) run(ctx context.Context) error {
 	d.note("kubeconfig with contexts west and east: %s", d.kubeconfig)
 
 	d.say("Pairing: west issues a one-time token, east joins with it (only east -> west must be reachable)")
-	out, err := d.ctl(ctx, "pair", "token", "--context", "west", "--ttl", "15m", "-o", "json")
+	token, err := d.token(ctx, "west")
 	if err != nil {
 		return err
 	}
-	token, err := tokenFrom(out)
-	if err != nil {
-		return err
-	}
-	if _, err := d.ctl(ctx, "pair", "join", token, "--context", "east", "--wait", "--timeout", "2m"); err != nil {
+	if _, err := d.ctl(ctx, "pair", "join", token, "--context", "east", "--timeout", "2m"); err != nil {
 		return err
 	}
 

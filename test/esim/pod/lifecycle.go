@@ -10,8 +10,9 @@ import (
 )
 
 // minRestartGap is the least time between the last change of a pod's spec or keystore and the
-// restart that applies it.
-const minRestartGap = 1500 * time.Millisecond
+// restart that applies it: replacing a pod takes the kubelet seconds at least (stop, schedule,
+// start the JVM). It is above the agent's aggregation grace (2s), which real restarts exceed by far.
+const minRestartGap = 2500 * time.Millisecond
 
 // reconcile starts the node once ECK's objects exist, and restarts it (a rolling restart by ECK)
 // RestartDelay after the pod spec or the keystore content changed.
