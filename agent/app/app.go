@@ -88,7 +88,18 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}); err != nil {
 		return nil, err
 	}
-	if a.cache, err = cache.New(cache.Config{Kube: kc, Dynamic: dyn, Namespaces: cfg.WatchNamespaces, AgentNamespace: cfg.Namespace, Logger: log}); err != nil {
+	// The informers get their own clients that wait out an unreachable API server, so the cache
+	// is fresh again as soon as the API is back.
+	watchCfg := kube.WaitForAPIServer(restCfg, 2*time.Second, log.Named("kube"))
+	watchKube, err := kubernetes.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+	}
+	watchDyn, err := dynamic.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	if a.cache, err = cache.New(cache.Config{Kube: watchKube, Dynamic: watchDyn, Namespaces: cfg.WatchNamespaces, AgentNamespace: cfg.Namespace, Logger: log}); err != nil {
 		return nil, err
 	}
 	endpoints, err := parseEndpoints(cfg.ElasticsearchEndpoints)

@@ -71,11 +71,15 @@ type Exporter struct {
 	log   hclog.Logger
 	queue workqueue.TypedRateLimitingInterface[item]
 
-	mu       sync.Mutex
-	links    map[string]map[link.ID]*linkState // peer -> link -> state
-	encoded  map[string]elastic.Secret         // API key id -> encoded key, memory only
-	inventry map[string]bool                   // peers whose inventory arrived since they connected
-	health   keyHealth                         // why a link's keys last failed, for the export status
+	mu    sync.Mutex
+	links map[string]map[link.ID]*linkState // peer -> link -> state
+	// early holds link statuses that arrived before their import request (a stream opening
+	// with many updates delivers them out of order when some are rate limited); the import
+	// picks its status up. Bounded by maxEarlyStatuses per peer.
+	early    map[string]map[link.ID]*peerv1.LinkStatus
+	encoded  map[string]elastic.Secret // API key id -> encoded key, memory only
+	inventry map[string]bool           // peers whose inventory arrived since they connected
+	health   keyHealth                 // why a link's keys last failed, for the export status
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -143,6 +147,7 @@ func New(cfg Config) (*Exporter, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[item](500*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[item]{Name: "exporter"}),
 		links:    map[string]map[link.ID]*linkState{},
+		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
 	}

@@ -33,6 +33,12 @@ func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 	st := e.stateLocked(peer, id)
 	st.req = req
 	st.removed = false
+	if early, ok := e.early[peer][id]; ok {
+		if st.status == nil {
+			st.status = early
+		}
+		delete(e.early[peer], id)
+	}
 	e.mu.Unlock()
 	e.queue.Add(item{kind: "link", peer: peer, link: id})
 	return nil
@@ -44,9 +50,13 @@ func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 	if st, ok := e.links[peer][id]; ok {
 		st.removed = true
 	}
+	delete(e.early[peer], id)
 	e.mu.Unlock()
 	e.queue.Add(item{kind: "link", peer: peer, link: id})
 }
+
+// maxEarlyStatuses bounds the link statuses held per peer for imports that have not arrived.
+const maxEarlyStatuses = 4096
 
 // OnLinkStatus records what the peer applied; a connected link with a new key lets the old keys go.
 func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
@@ -57,8 +67,16 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 	e.mu.Lock()
 	st, ok := e.links[peer][id]
 	if !ok {
-		e.mu.Unlock()
-		return fmt.Errorf("link status for %s, which the peer never imported", id)
+		defer e.mu.Unlock()
+		if _, held := e.early[peer][id]; !held && len(e.early[peer]) >= maxEarlyStatuses {
+			return fmt.Errorf("link status for %s, which the peer never imported (and %d others wait for their import)", id, maxEarlyStatuses)
+		}
+		if e.early[peer] == nil {
+			e.early[peer] = map[link.ID]*peerv1.LinkStatus{}
+		}
+		e.early[peer][id] = s
+		e.log.Debug("link status before its import request, held for it", "peer", peer, "link", id.String())
+		return nil
 	}
 	st.status = s
 	now := e.cfg.Now()
@@ -83,6 +101,11 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 	}
 	e.mu.Lock()
 	e.inventry[peer] = true
+	for id := range e.early[peer] {
+		if !listed[id] {
+			delete(e.early[peer], id)
+		}
+	}
 	for id, st := range e.links[peer] {
 		if !listed[id] && !st.removed {
 			st.removed = true
@@ -102,6 +125,7 @@ func (e *Exporter) PeerConnected(peer string) {
 // PeerGone invalidates everything issued to a peer whose peering ended.
 func (e *Exporter) PeerGone(peer string) {
 	e.mu.Lock()
+	delete(e.early, peer)
 	for id, st := range e.links[peer] {
 		st.removed = true
 		e.queue.Add(item{kind: "link", peer: peer, link: id})

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -86,8 +87,7 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		}
 		if err != nil {
 			st.esError, st.esReason = err.Error(), applyFailure(err)
-			im.updateStatuses(ctx, plans, st)
-			return 0, err
+			return 0, errors.Join(err, im.updateStatuses(ctx, plans, st))
 		}
 	} else if len(plans) == 0 || allDeleting(plans) {
 		// The Elasticsearch is gone: nothing to unwire, only our objects to delete.
@@ -98,9 +98,12 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 			return 0, err
 		}
 	}
-	im.updateStatuses(ctx, plans, st)
+	statusErr := im.updateStatuses(ctx, plans, st)
 	if err := im.finalize(ctx, plans, st); err != nil {
-		return 0, err
+		return 0, errors.Join(err, statusErr)
+	}
+	if statusErr != nil {
+		return 0, statusErr
 	}
 	if requeue == 0 {
 		requeue = im.cfg.Resync

@@ -2,11 +2,13 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -20,7 +22,10 @@ import (
 var linkConditions = []string{v1alpha1.ConditionTrustApplied, v1alpha1.ConditionCredentialsApplied, v1alpha1.ConditionSettingsApplied, v1alpha1.ConditionConnected}
 
 // updateStatuses writes each RemoteCluster's conditions and tells peers where their links stand.
-func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *state) {
+// It returns the status writes that failed, so the reconcile is retried: a status lost to an API
+// hiccup would otherwise stay stale until the next change.
+func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *state) error {
+	var errs []error
 	for _, p := range plans {
 		if p.deleting {
 			continue
@@ -40,10 +45,11 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 			im.fillStatus(rc, p, st)
 			return nil
 		})
-		if err != nil {
-			im.log.Warn("failed to update RemoteCluster status", "link", p.id.String(), "error", err)
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("failed to update status of RemoteCluster %s/%s: %w", p.rc.Namespace, p.rc.Name, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // conditions derives the four link conditions from what the reconcile learned.

@@ -34,7 +34,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	requireWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	west, east := world.Clusters["west"], world.Clusters["east"]
+	west := world.Clusters["west"]
 
 	l := newLink(ctx, t, "leaks", "west-leaks", func(e *v1alpha1.ClusterExport) {
 		e.Spec.APIKey = &v1alpha1.APIKeySettings{Expiration: &metav1.Duration{Duration: 3 * time.Minute},
@@ -65,29 +65,54 @@ func TestNoSecretLeaks(t *testing.T) {
 	l.deleteLink(ctx, t)
 	time.Sleep(2 * resync) // the removal's logs and events
 
-	secrets := collectSecrets(ctx, t, ctl)
-	texts := map[string][]byte{"agentctl": ctlOut}
+	hits, summary, err := scanSecrets(ctx, ctl, map[string][]byte{"agentctl": ctlOut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(summary)
+	for _, h := range hits {
+		t.Error(h)
+	}
+}
+
+// scanSecrets searches every agent log, the Kubernetes objects of both environments and extra
+// texts for every secret value of the test bed (and token, a pairing token's secret). It returns
+// where each was found, and a summary of what was searched. TestMain runs it once more after
+// every scenario of the package.
+func scanSecrets(ctx context.Context, token string, extra map[string][]byte) ([]string, string, error) {
+	secrets, err := collectSecrets(ctx, token)
+	if err != nil {
+		return nil, "", err
+	}
+	texts := map[string][]byte{}
+	for k, v := range extra {
+		texts[k] = v
+	}
 	logs, _ := filepath.Glob(filepath.Join(world.Dir, "*", "agent*.log"))
 	for _, f := range logs {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return nil, "", err
 		}
 		texts["log "+strings.TrimPrefix(f, world.Dir+"/")] = b
 	}
-	for _, c := range []*harness.Cluster{west, east} {
-		for name, b := range clusterTexts(ctx, t, c) {
+	for _, c := range world.Clusters {
+		ct, err := clusterTexts(ctx, c)
+		if err != nil {
+			return nil, "", err
+		}
+		for name, b := range ct {
 			texts[c.Name+" "+name] = b
 		}
 	}
 	scanned := 0
-	var where []string
+	var hits []string
 	for _, name := range sortedKeys(texts) {
 		text := texts[name]
 		scanned += len(text)
 		for _, s := range secrets {
 			if bytes.Contains(text, []byte(s.value)) {
-				where = append(where, fmt.Sprintf("%s found in %s", s.what, name))
+				hits = append(hits, fmt.Sprintf("%s found in %s", s.what, name))
 			}
 		}
 	}
@@ -95,13 +120,11 @@ func TestNoSecretLeaks(t *testing.T) {
 	for _, s := range secrets {
 		kinds[strings.SplitN(s.what, " ", 2)[0]]++
 	}
-	t.Logf("searched %d secret values %v in %d texts (%.1f MiB): %d hits", len(secrets), kinds, len(texts), float64(scanned)/(1<<20), len(where))
-	for _, w := range where {
-		t.Error(w)
-	}
 	if kinds["api-key"] == 0 || kinds["password"] == 0 || kinds["private-key"] == 0 {
-		t.Errorf("the search lacks a kind of secret: %v", kinds)
+		hits = append(hits, fmt.Sprintf("the search lacks a kind of secret: %v", kinds))
 	}
+	summary := fmt.Sprintf("searched %d secret values %v in %d texts (%.1f MiB): %d hits", len(secrets), kinds, len(texts), float64(scanned)/(1<<20), len(hits))
+	return hits, summary, nil
 }
 
 // secret is one value that must never be shown, with what it is.
@@ -109,8 +132,7 @@ type secret struct{ what, value string }
 
 // collectSecrets gathers every secret value of the test bed; token is the pairing token's
 // secret, if agentctl made one.
-func collectSecrets(ctx context.Context, t *testing.T, token string) []secret {
-	t.Helper()
+func collectSecrets(ctx context.Context, token string) ([]secret, error) {
 	var out []secret
 	add := func(what, v string) {
 		if v = strings.TrimSpace(v); len(v) >= 12 {
@@ -136,7 +158,7 @@ func collectSecrets(ctx context.Context, t *testing.T, token string) []secret {
 		}
 		list, err := c.Env.Kube.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		for _, s := range list.Items {
 			ref := c.Name + " " + s.Namespace + "/" + s.Name
@@ -156,7 +178,7 @@ func collectSecrets(ctx context.Context, t *testing.T, token string) []secret {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // pemBodyLines returns the base64 lines of every PEM block in data.
@@ -179,39 +201,35 @@ func pemBodyLines(data []byte) []string {
 
 // clusterTexts renders what the Kubernetes API shows users: Events, ecklink objects, the agent's
 // ConfigMaps.
-func clusterTexts(ctx context.Context, t *testing.T, c *harness.Cluster) map[string][]byte {
-	t.Helper()
+func clusterTexts(ctx context.Context, c *harness.Cluster) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	js := func(v any) []byte {
-		b, err := json.Marshal(v)
+	add := func(name string, v any, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		return b
+		b, err := json.Marshal(v)
+		out[name] = b
+		return err
 	}
 	events, err := c.Env.Kube.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err := add("events", events, err); err != nil {
+		return nil, err
 	}
-	out["events"] = js(events.Items)
 	rcs, err := c.CRDs.RemoteClusters().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err := add("remoteclusters", rcs, err); err != nil {
+		return nil, err
 	}
-	out["remoteclusters"] = js(rcs)
 	exps, err := c.CRDs.ClusterExports().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err := add("clusterexports", exps, err); err != nil {
+		return nil, err
 	}
-	out["clusterexports"] = js(exps)
 	peers, err := c.CRDs.Peers().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err := add("peers", peers, err); err != nil {
+		return nil, err
 	}
-	out["peers"] = js(peers)
 	cms, err := c.Env.Kube.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var own []any
 	for _, cm := range cms.Items {
@@ -219,8 +237,10 @@ func clusterTexts(ctx context.Context, t *testing.T, c *harness.Cluster) map[str
 			own = append(own, cm)
 		}
 	}
-	out["configmaps"] = js(own)
-	return out
+	if err := add("configmaps", own, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // agentctlOutputs builds agentctl and runs what an operator would: a pairing token for west, then

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,8 +85,22 @@ func run(m *testing.M) int {
 		code := m.Run()
 		if code != 0 {
 			fmt.Println(world.Logs(80))
+			return code
 		}
-		return code
+		// Once more, after every scenario that ran: no secret in any log, Event or status.
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer scancel()
+		hits, summary, err := scanSecrets(sctx, "", nil)
+		switch {
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "faults: final secret scan failed:", err)
+			return 1
+		case len(hits) > 0:
+			fmt.Fprintf(os.Stderr, "faults: final secret scan: %s\n%s\n", summary, strings.Join(hits, "\n"))
+			return 1
+		}
+		fmt.Println("faults: final secret scan of every scenario:", summary)
+		return 0
 	}()
 	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
 		_ = os.RemoveAll(dir)

@@ -1,10 +1,14 @@
 package pod
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/test/esim"
 )
@@ -56,6 +60,15 @@ func (p *Pod) reconcile(now time.Time) {
 	if now.Sub(p.pendingAt) < p.opts.RestartDelay || now.Sub(p.changedAt) < minRestartGap {
 		return
 	}
+	// The new pod mounts the Secret as it is now (the kubelet reads it when it creates the pod),
+	// not as this process's informer last saw it: under load the watch may lag behind a write
+	// that happened before the restart.
+	fresh, err := p.currentSecureSettings()
+	if err != nil {
+		p.log.Warn("restart postponed: failed to read the secure settings", "error", err)
+		return
+	}
+	p.secureData = fresh
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)
 	p.startTime = now
@@ -99,6 +112,20 @@ func (p *Pod) startLocked(live podSpec, now time.Time) {
 	p.startTime = now
 	p.readyOnce.Do(func() { close(p.ready) })
 	p.log.Info("pod started", "version", live.Version)
+}
+
+// currentSecureSettings reads <es>-es-secure-settings from the API (nil when it does not exist).
+func (p *Pod) currentSecureSettings() (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := p.opts.Kube.CoreV1().Secrets(p.opts.Namespace).Get(ctx, p.opts.Name+"-es-secure-settings", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return s.Data, nil
 }
 
 func (p *Pod) podName(nodeSet string) string { return p.opts.Name + "-es-" + nodeSet + "-0" }

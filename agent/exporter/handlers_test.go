@@ -1,0 +1,101 @@
+package exporter
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+func newHandlerExporter() *Exporter {
+	return &Exporter{
+		log:      hclog.NewNullLogger(),
+		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[item]()),
+		links:    map[string]map[link.ID]*linkState{},
+		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
+		inventry: map[string]bool{},
+	}
+}
+
+func testLink(i int) link.ID {
+	return link.ID{Namespace: "ns", Elasticsearch: "local", Alias: fmt.Sprintf("west-%04d", i)}
+}
+
+// TestLinkStatusBeforeImport: a stream opening with many updates can deliver a link's status
+// before its import request (rate-limited updates are resent later). The status is held and the
+// import picks it up, instead of the status being refused and never sent again.
+func TestLinkStatusBeforeImport(t *testing.T) {
+	tests := []struct {
+		name       string
+		run        func(e *Exporter) error
+		wantStatus bool
+		wantHeld   int
+		wantErr    string
+	}{
+		{
+			name: "status then import",
+			run: func(e *Exporter) error {
+				if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: testLink(1).Proto(), Connected: true}); err != nil {
+					return err
+				}
+				return e.OnImport("east", &peerv1.ImportRequest{Link: testLink(1).Proto(), ExportNamespace: "ns", ExportName: "logs"})
+			},
+			wantStatus: true,
+		},
+		{
+			name: "status, then the import is listed as gone",
+			run: func(e *Exporter) error {
+				if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: testLink(1).Proto()}); err != nil {
+					return err
+				}
+				e.OnInventory("east", nil)
+				return nil
+			},
+		},
+		{
+			name: "held statuses are bounded",
+			run: func(e *Exporter) error {
+				for i := range maxEarlyStatuses + 1 {
+					if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: testLink(i).Proto()}); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			wantHeld: maxEarlyStatuses,
+			wantErr:  "which the peer never imported",
+		},
+		{
+			name: "peer gone drops held statuses",
+			run: func(e *Exporter) error {
+				if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: testLink(1).Proto()}); err != nil {
+					return err
+				}
+				e.PeerGone("east")
+				return nil
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHandlerExporter()
+			defer e.queue.ShutDown()
+			err := tc.run(e)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			st := e.links["east"][testLink(1)]
+			if got := st != nil && st.status != nil; got != tc.wantStatus {
+				t.Errorf("link has status: %v, want %v", got, tc.wantStatus)
+			}
+			if got := len(e.early["east"]); got != tc.wantHeld {
+				t.Errorf("%d statuses held, want %d", got, tc.wantHeld)
+			}
+		})
+	}
+}
