@@ -239,6 +239,10 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	r := probe.Result()
 	d.note("_remote/info samples so far: %d connected, %d disconnected after the first connection", r.Connected, len(r.Disconnected))
+	if len(r.Disconnected) > 0 {
+		return fmt.Errorf("_remote/info was disconnected %d times after the first connection, first at %s: %s",
+			len(r.Disconnected), r.Disconnected[0].At.Format(time.RFC3339), r.Disconnected[0].Reason)
+	}
 
 	d.say("Done: the link follows every rotation; nobody edits anything by hand")
 	if !d.interactive {
