@@ -48,7 +48,9 @@ func newTestCA(t *testing.T, es string, key *ecdsa.PrivateKey, notBefore, notAft
 	return testCA{cert: c, key: key}
 }
 
-func (c testCA) pem() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}) }
+func (c testCA) pem() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
+}
 
 func (c testCA) keyPEM(t *testing.T) []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(c.key)
@@ -229,4 +231,3 @@ func TestTransportTrustFollowsTheMountedFile(t *testing.T) {
 		t.Fatalf("not connected after the file was updated: %v", err)
 	}
 }
-
