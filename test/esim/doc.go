@@ -11,7 +11,11 @@
 // listener the caller chooses; SetUser, SetRemoteStatusFunc, SetReloadFunc
 // and SetStartTime feed users, remote connection state, keystore reload
 // semantics and restarts into the node; RemoteClusters, Subscribe, APIKey and
-// AuthenticateCrossCluster serve the caller's remote cluster client and server.
+// AuthenticateCrossCluster serve the caller's remote cluster client and server;
+// NewSigner and AuthenticateCrossClusterRequest add 9.3's strong identity
+// verification (signed cross-cluster headers checked against
+// cluster.remote.signing.certificate_authorities and the key's
+// certificate_identity, see signing.go).
 //
 // # Scope
 //
