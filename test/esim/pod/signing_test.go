@@ -179,3 +179,77 @@ func TestStrongIdentityFailureInRemoteInfo(t *testing.T) {
 		t.Fatalf("with trust: connected=%v reason=%q", connected, reason)
 	}
 }
+
+// TestStrongIdentityLiveOrder steps a connected link through enabling and disabling strong
+// identity and samples the connection after each step. Trust, then signing, then the key's
+// identity (and the reverse to disable) never disconnects; setting the identity before the local
+// cluster signs does, because the remote then requires a signature the local does not send yet.
+func TestStrongIdentityLiveOrder(t *testing.T) {
+	now := time.Now()
+	localCA := newTestCA(t, "ccs", nil, now.Add(-time.Hour), now.Add(time.Hour))
+	remoteCA := newTestCA(t, "logs", nil, now.Add(-time.Hour), now.Add(time.Hour))
+	signingCA := newTestCA(t, "signing", nil, now.Add(-time.Hour), now.Add(time.Hour))
+	cert, key := issueSigning(t, signingCA, "ccs.ns.local", now.Add(time.Hour))
+
+	type step struct {
+		name string
+		do   func(remote, local *testPod, keyID string)
+	}
+	trust := step{"remote trusts the signing CA", func(r, _ *testPod, _ string) {
+		r.rest(t, "PUT", "/_cluster/settings", `{"persistent":{"cluster.remote.signing.certificate_authorities":["rcs-signing-ca/ca.crt"]}}`)
+	}}
+	untrust := step{"remote drops the signing CA", func(r, _ *testPod, _ string) {
+		r.rest(t, "PUT", "/_cluster/settings", `{"persistent":{"cluster.remote.signing.certificate_authorities":null}}`)
+	}}
+	sign := step{"local signs", func(_, l *testPod, _ string) {
+		l.rest(t, "PUT", "/_cluster/settings", `{"persistent":{"cluster.remote.remote.signing.certificate":"rcs-signing/tls.crt","cluster.remote.remote.signing.key":"rcs-signing/tls.key"}}`)
+	}}
+	unsign := step{"local stops signing", func(_, l *testPod, _ string) {
+		l.rest(t, "PUT", "/_cluster/settings", `{"persistent":{"cluster.remote.remote.signing.certificate":null,"cluster.remote.remote.signing.key":null}}`)
+	}}
+	identity := step{"key requires the identity", func(r, _ *testPod, id string) {
+		r.rest(t, "PUT", "/_security/cross_cluster/api_key/"+id, `{"certificate_identity":"^CN=ccs\\.ns\\.local,OU=ecklink$"}`)
+	}}
+	noIdentity := step{"key identity cleared", func(r, _ *testPod, id string) {
+		r.rest(t, "PUT", "/_security/cross_cluster/api_key/"+id, `{"certificate_identity":null}`)
+	}}
+
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		// want is the connection sampled after each step.
+		want []bool
+	}{
+		{"enable: trust, sign, identity", []step{trust, sign, identity}, []bool{true, true, true}},
+		{"enable then disable in reverse", []step{trust, sign, identity, noIdentity, unsign, untrust}, []bool{true, true, true, true, true, true}},
+		{"enable: identity before signing breaks", []step{trust, identity, sign}, []bool{true, false, true}},
+		{"enable: signing before trust breaks", []step{sign, trust, identity}, []bool{false, true, true}},
+		{"disable: trust removed while signing breaks", []step{trust, sign, untrust}, []bool{true, true, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := newTestPod(t, "logs", remoteCA, [][]byte{localCA.pem()}, nil).withNode(t, "9.3.0")
+			local := newTestPod(t, "ccs", localCA, [][]byte{remoteCA.pem()}, nil).withNode(t, "9.3.0")
+			local.node.SetRemoteStatusFunc(local.remoteStatus)
+			local.mountSecret("rcs-signing", "ccs-ecklink-signing", map[string][]byte{"tls.crt": cert, "tls.key": key})
+			remote.mountSecret("rcs-signing-ca", "logs-ecklink-signing-ca", map[string][]byte{"ca.crt": signingCA.pem()})
+			k := remote.rest(t, "POST", "/_security/cross_cluster/api_key", `{"name":"k","access":{"search":[{"names":["*"]}]}}`)
+			local.keystore["cluster.remote.remote.credentials"] = []byte(k["encoded"].(string))
+			local.running.Config["xpack.security.remote_cluster_client.ssl.certificate_authorities"] = local.running.Config.List(keyTransportCAs)
+			local.rest(t, "PUT", "/_cluster/settings", `{"persistent":{"cluster.remote.remote.mode":"proxy","cluster.remote.remote.proxy_address":"`+
+				remote.rcsLn.Addr().String()+`"}}`)
+			sample := func() bool {
+				local.checkRemotes(t.Context(), time.Now())
+				return local.rest(t, "GET", "/_remote/info", "")["remote"].(map[string]any)["connected"].(bool)
+			}
+			if !sample() {
+				t.Fatalf("not connected before the first step: %s", local.RemoteError("remote"))
+			}
+			for i, s := range tc.steps {
+				s.do(remote, local, k["id"].(string))
+				if got := sample(); got != tc.want[i] {
+					t.Errorf("after %q: connected=%v, want %v (%s)", s.name, got, tc.want[i], local.RemoteError("remote"))
+				}
+			}
+		})
+	}
+}
