@@ -107,3 +107,14 @@ func (p *Pod) signingTrust(spec podSpec, now time.Time) esim.SigningTrust {
 	}
 	return trust
 }
+
+// fileExists is the node's check of the files a signing setting names: resolved against the
+// config directory and visible through the running pod's mounts now.
+func (p *Pod) fileExists(path string) (string, bool) {
+	p.mu.Lock()
+	spec := p.running
+	p.mu.Unlock()
+	fs := files{view: p.view, mounts: spec.Mounts, now: time.Now()}
+	_, err := fs.read(path)
+	return resolvePath(path), err == nil
+}

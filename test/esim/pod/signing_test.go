@@ -46,6 +46,7 @@ func (tp *testPod) withNode(t *testing.T, v string) *testPod {
 		t.Fatal(err)
 	}
 	n.SetUser("elastic", "pw")
+	n.SetFileFunc(tp.fileExists)
 	tp.node = n
 	tp.running.Version = v
 	return tp
