@@ -7,6 +7,11 @@
 //
 // It holds no Kubernetes or Elasticsearch client: callers persist Data() and distribute
 // TrustBundle(). Nothing in the agent uses it yet (see ClusterExport spec.strongIdentity).
+//
+// The order of the steps on a live link matters (test/esim/pod TestStrongIdentityLiveOrder): the
+// remote trusts the signing CA, then the local cluster signs, then the key gets its identity; to
+// disable, the reverse. A key with an identity refuses unsigned requests, and a remote refuses
+// signatures it does not trust even for keys without identity, so any other order disconnects.
 package signing
 
 import (
