@@ -144,6 +144,11 @@ func (n *Node) updateSettings(persistent, transient map[string]settingValue) (se
 	if err := n.validateScope(newMerged, changed, true); err != nil {
 		return nil, nil, err
 	}
+	if n.ver.hasSigningSettings() {
+		if err := checkSigningExclusive(newMerged); err != nil {
+			return nil, nil, err
+		}
+	}
 	different := !sameSettings(n.persistent, newP) || !sameSettings(n.transient, newT)
 	n.persistent, n.transient = newP, newT
 	if different {

@@ -3,6 +3,7 @@ package esim
 import (
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // signingFileKey matches the 9.3+ signing settings whose values name files.
@@ -49,6 +50,27 @@ func (n *Node) checkSigningFiles(updates ...map[string]settingValue) *Error {
 					return iae("Configured file [%s] not found", resolved)
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// checkSigningExclusive is SslConfigurationLoader's refusal of two sources for the same material,
+// checked on the merged settings: a signing key file and a keystore for one alias, or trusted CA
+// files and a truststore. [mem] the exception type; the message is SslConfigException's.
+func checkSigningExclusive(s settingsMap) *Error {
+	if _, ok := s["cluster.remote.signing.certificate_authorities"]; ok {
+		if _, ok := s["cluster.remote.signing.truststore.path"]; ok {
+			return iae("cannot specify both [cluster.remote.signing.certificate_authorities] and [cluster.remote.signing.truststore.path]")
+		}
+	}
+	for _, k := range sortedKeys(s) {
+		prefix, ok := strings.CutSuffix(k, ".signing.key")
+		if !ok || !strings.HasPrefix(prefix, "cluster.remote.") {
+			continue
+		}
+		if _, both := s[prefix+".signing.keystore.path"]; both {
+			return iae("cannot specify both [%s.signing.key] and [%s.signing.keystore.path]", prefix, prefix)
 		}
 	}
 	return nil

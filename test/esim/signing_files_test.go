@@ -31,6 +31,14 @@ func TestSigningSettingsNameExistingFiles(t *testing.T) {
 			"Configured file [/usr/share/elasticsearch/config/other/ca.crt] not found"},
 		{"removing needs no file", "9.3.0", `{"persistent":{"cluster.remote.signing.certificate_authorities":null}}`, 200, ""},
 		{"not a file setting", "9.3.0", `{"persistent":{"cluster.remote.signing.diagnose.trust":false}}`, 200, ""},
+		{"trusted CAs and a truststore", "9.3.0", `{"persistent":{"cluster.remote.signing.certificate_authorities":["rcs-signing-ca/ca.crt"],` +
+			`"cluster.remote.signing.truststore.path":"rcs-signing/tls.crt"}}`, 400,
+			"cannot specify both [cluster.remote.signing.certificate_authorities] and [cluster.remote.signing.truststore.path]"},
+		{"trusted CAs and a transient truststore", "9.3.0", `{"persistent":{"cluster.remote.signing.certificate_authorities":["rcs-signing-ca/ca.crt"]},` +
+			`"transient":{"cluster.remote.signing.truststore.path":"rcs-signing/tls.crt"}}`, 400,
+			"cannot specify both [cluster.remote.signing.certificate_authorities] and [cluster.remote.signing.truststore.path]"},
+		{"signing key and keystore", "9.3.0", `{"persistent":{` + enable + `"cluster.remote.a.signing.key":"rcs-signing/tls.key","cluster.remote.a.signing.keystore.path":"rcs-signing/tls.crt"}}`, 400,
+			"cannot specify both [cluster.remote.a.signing.key] and [cluster.remote.a.signing.keystore.path]"},
 		{"below 9.3 the setting is unknown", "9.2.0", `{"persistent":{"cluster.remote.signing.certificate_authorities":["rcs-signing-ca/ca.crt"]}}`, 400,
 			"persistent setting [cluster.remote.signing.certificate_authorities], not recognized"},
 	} {
