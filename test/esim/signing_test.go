@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T, cn string, notBefore time.Time) *testCA {
+func newTestCA(t testing.TB, cn string, notBefore time.Time) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -43,7 +44,7 @@ func newTestCA(t *testing.T, cn string, notBefore time.Time) *testCA {
 }
 
 // issue returns the PEM chain (leaf, CA) and PEM key of a leaf with the given subject.
-func (ca *testCA) issue(t *testing.T, subject pkix.Name, notBefore, notAfter time.Time, key crypto.Signer, eku ...x509.ExtKeyUsage) ([]byte, []byte) {
+func (ca *testCA) issue(t testing.TB, subject pkix.Name, notBefore, notAfter time.Time, key crypto.Signer, eku ...x509.ExtKeyUsage) ([]byte, []byte) {
 	t.Helper()
 	if key == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -67,7 +68,7 @@ func (ca *testCA) issue(t *testing.T, subject pkix.Name, notBefore, notAfter tim
 	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
-func mustSigner(t *testing.T, certPEM, keyPEM []byte) *Signer {
+func mustSigner(t testing.TB, certPEM, keyPEM []byte) *Signer {
 	t.Helper()
 	s, err := NewSigner(certPEM, keyPEM)
 	if err != nil {
@@ -267,7 +268,7 @@ func TestNewSigner(t *testing.T) {
 	}
 }
 
-func issueSigner(t *testing.T, ca *testCA, subject pkix.Name, notBefore, notAfter time.Time, key crypto.Signer, eku ...x509.ExtKeyUsage) *Signer {
+func issueSigner(t testing.TB, ca *testCA, subject pkix.Name, notBefore, notAfter time.Time, key crypto.Signer, eku ...x509.ExtKeyUsage) *Signer {
 	t.Helper()
 	cert, k := ca.issue(t, subject, notBefore, notAfter, key, eku...)
 	return mustSigner(t, cert, k)
@@ -280,4 +281,52 @@ func encodeWire(t *testing.T, w signatureWire) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(data)
+}
+
+// FuzzSignatureHeader: whatever a caller puts in the signature header, the remote answers with an
+// ES error (400 malformed, 401 refused) and never lets a key that requires an identity through.
+func FuzzSignatureHeader(f *testing.F) {
+	clock := &fakeClock{t: time.UnixMilli(1719990000000)}
+	n, err := NewNode(Config{Version: "9.3.0", ClusterName: "c1", NodeName: "node-0", Now: clock.Now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	n.SetUser("elastic", testPassword)
+	req := httptest.NewRequest("POST", "/_security/cross_cluster/api_key",
+		strings.NewReader(`{"name":"id","access":{"search":[{"names":["a"]}]},"certificate_identity":"^CN=signer$"}`))
+	req.Header.Set("Authorization", basic("elastic", testPassword))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	n.Handler().ServeHTTP(w, req)
+	var key struct{ Encoded string }
+	if err := json.Unmarshal(w.Body.Bytes(), &key); err != nil || key.Encoded == "" {
+		f.Fatalf("create key: %d %s", w.Code, w.Body)
+	}
+	now := clock.Now()
+	ca := newTestCA(f, "ca", now)
+	s := issueSigner(f, ca, pkix.Name{CommonName: "other"}, now.Add(-time.Hour), now.Add(time.Hour), nil)
+	h := CrossClusterHeaders{Credentials: "ApiKey " + key.Encoded, SubjectInfo: "s"}
+	valid, err := s.Sign(h, "9.3.0", rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(valid)
+	for _, seed := range []string{valid, string(raw), "", "not base64", "e30=", `{"certificates":["AAAA"]}`} {
+		f.Add(seed)
+	}
+	trust := SigningTrust{Configured: true, CAs: []*x509.Certificate{ca.cert}}
+	f.Fuzz(func(t *testing.T, sig string) {
+		if sig == "" {
+			return
+		}
+		for _, v := range []string{sig, base64.StdEncoding.EncodeToString([]byte(sig))} {
+			hh := h
+			hh.Signature = v
+			id, err := n.AuthenticateCrossClusterRequest(hh, trust)
+			var ee *Error
+			if id != "" || !errors.As(err, &ee) || (ee.Status != 400 && ee.Status != 401) {
+				t.Fatalf("signature %q: got %q, %v", v, id, err)
+			}
+		}
+	})
 }
