@@ -3,7 +3,6 @@ package peering
 import (
 	"bytes"
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +49,6 @@ type floodStream struct {
 	received atomic.Int64
 	sends    atomic.Int64
 	block    chan struct{}
-	once     sync.Once
 	big      *peerv1.Message
 }
 
