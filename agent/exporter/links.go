@@ -173,6 +173,9 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
+	if ref := strongIdentityRefusal(exp, version, req.GetElasticsearchVersion()); ref != nil {
+		return nil, ref, 0, nil
+	}
 	key, requeue, err := e.ensureKey(ctx, peer, id, exp, target, status, st)
 	if err != nil {
 		return nil, nil, 0, err

@@ -8,10 +8,15 @@
 //
 // A Node holds state only in memory. Listeners, TLS and the Kubernetes
 // binding belong to the caller: Handler serves the REST API on whatever
-// listener the caller chooses; SetUser, SetRemoteStatusFunc, SetReloadFunc
-// and SetStartTime feed users, remote connection state, keystore reload
-// semantics and restarts into the node; RemoteClusters, Subscribe, APIKey and
-// AuthenticateCrossCluster serve the caller's remote cluster client and server.
+// listener the caller chooses; SetUser, SetRemoteStatusFunc, SetReloadFunc,
+// SetStartTime and SetFileFunc feed users, remote connection state, keystore
+// reload semantics, restarts and the files the signing settings name into the
+// node; RemoteClusters, Subscribe, APIKey and
+// AuthenticateCrossCluster serve the caller's remote cluster client and server;
+// NewSigner and AuthenticateCrossClusterRequest add 9.3's strong identity
+// verification (signed cross-cluster headers checked against
+// cluster.remote.signing.certificate_authorities and the key's
+// certificate_identity, see signing.go).
 //
 // # Scope
 //

@@ -60,6 +60,7 @@ type Node struct {
 	startTime    time.Time
 	remoteStatus func(alias string) RemoteStatus
 	reload       func(password string) error
+	fileFunc     func(path string) (string, bool)
 	subs         map[int]chan struct{}
 	nextSub      int
 }

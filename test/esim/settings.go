@@ -109,6 +109,9 @@ func checkTimeParams(c *reqCtx, names ...string) *Error {
 // persistent; then each scope's final settings are validated with their
 // dependencies, then the merged settings of the changed remotes.
 func (n *Node) updateSettings(persistent, transient map[string]settingValue) (settingsMap, settingsMap, *Error) {
+	if err := n.checkSigningFiles(transient, persistent); err != nil {
+		return nil, nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	newT, updT := n.transient.clone(), settingsMap{}
@@ -140,6 +143,11 @@ func (n *Node) updateSettings(persistent, transient map[string]settingValue) (se
 	}
 	if err := n.validateScope(newMerged, changed, true); err != nil {
 		return nil, nil, err
+	}
+	if n.ver.hasSigningSettings() {
+		if err := checkSigningExclusive(newMerged); err != nil {
+			return nil, nil, err
+		}
 	}
 	different := !sameSettings(n.persistent, newP) || !sameSettings(n.transient, newT)
 	n.persistent, n.transient = newP, newT

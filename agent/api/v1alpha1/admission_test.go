@@ -131,6 +131,9 @@ func testValidation(t *testing.T, env *testbed.Environment) {
 			"spec.proxyAddress": nil, "spec.service": map[string]any{"name": "logs-es-remote-cluster-lb"}}},
 		{name: "valid export ipv6 never expiring", base: validExport, changes: map[string]any{
 			"spec.proxyAddress": "[2001:db8::1]:9443", "spec.apiKey": nil}},
+		{name: "valid export strong identity required", base: validExport, changes: map[string]any{"spec.strongIdentity": "Required"}},
+		{name: "valid export certificate strong identity disabled", base: validExport, changes: map[string]any{
+			"spec.model": "certificate", "spec.access": nil, "spec.apiKey": nil, "spec.strongIdentity": "Disabled"}},
 		{name: "valid remote", base: validRemote},
 		{name: "valid remote one-letter alias manual", base: validRemote, changes: map[string]any{
 			"spec.alias": "A", "spec.wiring": "manual"}},
@@ -156,6 +159,10 @@ func testValidation(t *testing.T, env *testbed.Environment) {
 			field: "spec.access", msg: "access is required when model is apiKey"},
 		{name: "access with model certificate", base: validExport, changes: map[string]any{"spec.model": "certificate", "spec.apiKey": nil},
 			field: "spec.access", msg: "access applies only to model apiKey"},
+		{name: "unknown strongIdentity", base: validExport, changes: map[string]any{"spec.strongIdentity": "required"}, field: "spec.strongIdentity"},
+		{name: "strongIdentity with model certificate", base: validExport, changes: map[string]any{
+			"spec.model": "certificate", "spec.access": nil, "spec.apiKey": nil, "spec.strongIdentity": "Required"},
+			field: "spec.strongIdentity", msg: "strongIdentity applies only to model apiKey"},
 		{name: "unknown model", base: validExport, changes: map[string]any{"spec.model": "token"}, field: "spec.model"},
 		{name: "search without names", base: validExport, changes: map[string]any{
 			"spec.access": map[string]any{"search": []any{map[string]any{"names": []any{}}}}}, field: "spec.access.search[0].names"},
@@ -291,6 +298,7 @@ func testRoundTrip(t *testing.T, env *testbed.Environment) {
 				},
 				APIKey:                    &v1alpha1.APIKeySettings{Expiration: &metav1.Duration{Duration: 90 * 24 * time.Hour}, RotateBefore: &metav1.Duration{Duration: time.Hour}},
 				Service:                   &v1alpha1.ServiceReference{Name: "lb"},
+				StrongIdentity:            v1alpha1.StrongIdentityRequired,
 				ServerName:                "logs-es-remote-cluster.elastic.svc",
 				EnableRemoteClusterServer: true,
 			},

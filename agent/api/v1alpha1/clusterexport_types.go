@@ -10,6 +10,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!(has(self.model) && self.model == 'certificate') || !has(self.access)",message="access applies only to model apiKey: with model certificate the exporting cluster's roles authorize requests",fieldPath=".access"
 // +kubebuilder:validation:XValidation:rule="!(has(self.model) && self.model == 'certificate') || !has(self.apiKey)",message="apiKey applies only to model apiKey",fieldPath=".apiKey"
 // +kubebuilder:validation:XValidation:rule="!has(self.proxyAddress) || !has(self.service)",message="set proxyAddress or service, not both",fieldPath=".service"
+// +kubebuilder:validation:XValidation:rule="!(has(self.model) && self.model == 'certificate') || !has(self.strongIdentity) || self.strongIdentity == 'Disabled'",message="strongIdentity applies only to model apiKey",fieldPath=".strongIdentity"
 type ClusterExportSpec struct {
 	// ElasticsearchRef names the exported Elasticsearch, which must be in the ClusterExport's
 	// namespace.
@@ -62,6 +63,16 @@ type ClusterExportSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServerName string `json:"serverName,omitempty"`
+
+	// StrongIdentity is whether peers' cross-cluster requests must be signed (Elasticsearch 9.3+
+	// strong identity verification: the remote trusts the consumer's signing CA and the API key
+	// names the consumer's signing certificate subject, so a copy of the key alone is useless).
+	// Required: a link is refused, and its keys invalidated, unless strong identity is in force;
+	// with either side below 9.3 the refusal says which. Disabled: requests are not signed.
+	// When unset this agent version does not set up strong identity (as Disabled); a later
+	// version may use it by default where both sides run 9.3 or later.
+	// +optional
+	StrongIdentity StrongIdentityMode `json:"strongIdentity,omitempty"`
 
 	// EnableRemoteClusterServer lets the agent set spec.remoteClusterServer.enabled on the
 	// Elasticsearch resource (model apiKey). Opt-in because ECK then restarts every node.

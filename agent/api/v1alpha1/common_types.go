@@ -15,6 +15,18 @@ const (
 	SecurityModelCertificate SecurityModel = "certificate"
 )
 
+// StrongIdentityMode is whether cross-cluster requests must be signed by the consumer
+// (Elasticsearch 9.3+ strong identity verification).
+// +kubebuilder:validation:Enum=Required;Disabled
+type StrongIdentityMode string
+
+const (
+	// StrongIdentityRequired refuses links that cannot use strong identity verification.
+	StrongIdentityRequired StrongIdentityMode = "Required"
+	// StrongIdentityDisabled links without signed requests.
+	StrongIdentityDisabled StrongIdentityMode = "Disabled"
+)
+
 // ElasticsearchReference names an ECK Elasticsearch resource in the namespace of the object
 // that holds the reference. There is deliberately no namespace: namespace RBAC decides who may
 // expose or consume which cluster.

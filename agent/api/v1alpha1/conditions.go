@@ -106,6 +106,9 @@ const (
 	ReasonInvalidServicePort = "InvalidServicePort"
 	// ReasonAPIKeyFailed means creating, updating or invalidating an API key failed.
 	ReasonAPIKeyFailed = "APIKeyFailed"
+	// ReasonStrongIdentityUnavailable means the export requires strong identity verification
+	// (spec.strongIdentity Required) and the link cannot have it; the message says why.
+	ReasonStrongIdentityUnavailable = "StrongIdentityUnavailable"
 )
 
 // Reasons of RemoteCluster conditions.

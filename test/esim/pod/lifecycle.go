@@ -106,6 +106,7 @@ func (p *Pod) startLocked(live podSpec, now time.Time) {
 	node.SetStartTime(now)
 	node.SetRemoteStatusFunc(p.remoteStatus)
 	node.SetReloadFunc(p.reload)
+	node.SetFileFunc(p.fileExists)
 	p.node = node
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)

@@ -89,7 +89,7 @@ func (p *Pod) connect(ctx context.Context, rc esim.RemoteClusterSettings, spec p
 	if serverName == "" {
 		serverName = host
 	}
-	cfg, req, err := p.dialProfile(rc.Alias, spec, serverName, now)
+	cfg, req, err := p.dialProfile(rc, spec, serverName, now)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/ecklink/ecklink/test/esim"
 )
 
 // listen serves HTTPS (ECK's HTTP certificate) and the remote cluster server.
@@ -65,7 +67,12 @@ func (p *Pod) handleRemoteCluster(c *tls.Conn) {
 	case req.Action != HandshakeAction:
 		resp.Error = &wireError{Type: "security_exception", Reason: "action [" + req.Action + "] is unauthorized on the remote cluster port"}
 	default:
-		if _, err := p.node.AuthenticateCrossCluster(req.Headers[CredentialsHeader]); err != nil {
+		p.mu.Lock()
+		spec := p.running
+		p.mu.Unlock()
+		h := esim.CrossClusterHeaders{Credentials: req.Headers[CredentialsHeader],
+			SubjectInfo: req.Headers[esim.CrossClusterSubjectInfoHeader], Signature: req.Headers[esim.CrossClusterSignatureHeader]}
+		if _, err := p.node.AuthenticateCrossClusterRequest(h, p.signingTrust(spec, time.Now())); err != nil {
 			resp.Error = &wireError{Type: "security_exception", Reason: "unable to authenticate user for action [" + HandshakeAction + "]: " + err.Error()}
 			p.log.Debug("remote cluster authentication failed", "reason", redactReason(err.Error()))
 		}

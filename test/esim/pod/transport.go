@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/ecklink/ecklink/test/esim"
 )
 
 // The transport port (the 9300 role) and the certificate security model. A pod listens there with
@@ -129,11 +131,13 @@ func (p *Pod) handleTransport(c *tls.Conn) {
 // dialProfile is how the pod dials a remote cluster alias: with the remote cluster client
 // profile and the API key when the keystore holds cluster.remote.<alias>.credentials, else with
 // the transport profile.
-func (p *Pod) dialProfile(alias string, spec podSpec, serverName string, now time.Time) (*tls.Config, wireRequest, error) {
+func (p *Pod) dialProfile(rc esim.RemoteClusterSettings, spec podSpec, serverName string, now time.Time) (*tls.Config, wireRequest, error) {
 	req := wireRequest{ClusterName: p.opts.Name, Version: spec.Version, Headers: map[string]string{}}
-	if creds, ok := p.credentials(alias); ok {
+	if creds, ok := p.credentials(rc.Alias); ok {
 		req.Action = HandshakeAction
 		req.Headers[CredentialsHeader] = "ApiKey " + creds
+		req.Headers[esim.CrossClusterSubjectInfoHeader] = subjectInfo(p.opts.Name)
+		p.signRequest(rc, spec, now, &req)
 		cfg, err := p.clientTLS(spec, serverName, now)
 		return cfg, req, err
 	}

@@ -1,0 +1,43 @@
+package exporter
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+)
+
+func TestStrongIdentityRefusal(t *testing.T) {
+	export := func(mode v1alpha1.StrongIdentityMode) *v1alpha1.ClusterExport {
+		return &v1alpha1.ClusterExport{ObjectMeta: metav1.ObjectMeta{Name: "logs"}, Spec: v1alpha1.ClusterExportSpec{StrongIdentity: mode}}
+	}
+	for _, tc := range []struct {
+		name            string
+		mode            v1alpha1.StrongIdentityMode
+		exported, local string
+		want            string // "" goes ahead; else a part of the refusal message
+	}{
+		{name: "unset", exported: "9.3.0", local: "9.3.0"},
+		{name: "disabled", mode: v1alpha1.StrongIdentityDisabled, exported: "8.19.2", local: "9.3.0"},
+		{name: "required, exported 8.x", mode: v1alpha1.StrongIdentityRequired, exported: "8.19.2", local: "9.3.0",
+			want: "the exported Elasticsearch runs 8.19.2, it needs 9.3 or later on both sides"},
+		{name: "required, consumer 9.2", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.1", local: "9.2.4",
+			want: "the consuming Elasticsearch runs 9.2.4"},
+		{name: "required, consumer version unknown", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.1", local: "",
+			want: "the version of the consuming Elasticsearch is unknown"},
+		{name: "required, both 9.3+: not set up by this agent", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.0", local: "10.0.0-SNAPSHOT",
+			want: "this agent version cannot set it up yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := strongIdentityRefusal(export(tc.mode), tc.exported, tc.local)
+			switch {
+			case tc.want == "" && ref != nil:
+				t.Fatalf("refused: %v", ref)
+			case tc.want != "" && (ref == nil || ref.reason != v1alpha1.ReasonStrongIdentityUnavailable || !strings.Contains(ref.message, tc.want)):
+				t.Fatalf("got %v, want a refusal with %q", ref, tc.want)
+			}
+		})
+	}
+}
