@@ -194,14 +194,16 @@ func importRequest(export string) *peerv1.ImportRequest {
 func TestSyncBothWays(t *testing.T) {
 	clock := backoff.RealClock
 	east, west := newAgent(t, "east", clock), newAgent(t, "west", clock)
-	pair(west, east)
 	link := "ns/es/logs"
+	// Published before the stream opens: the session's inventory (sent once its initial backlog
+	// is out) then lists the import. Published after, it would be a plain update.
 	if err := west.m.Publish("east", ImportResource(link), importRequest("logs")); err != nil {
 		t.Fatal(err)
 	}
 	if err := east.m.Publish("west", CredentialsResource(link), &peerv1.Credentials{ApiKeyId: "id1", ApiKeyEncoded: "c2VjcmV0", ProxyAddress: "es.east:9443"}); err != nil {
 		t.Fatal(err)
 	}
+	pair(west, east)
 	waitFor(t, "both sides applied and acknowledged", wait, func() bool {
 		return east.applied("west", ImportResource(link)) == 1 && west.applied("east", CredentialsResource(link)) == 1 &&
 			west.h.hasAck("east/import/"+link+"@1") && east.h.hasAck("west/credentials/"+link+"@1")
