@@ -91,13 +91,10 @@ func TestAccessChange(t *testing.T) {
 	}
 	restarted := l.localPod.StartTime()
 
-	exp, err := l.remote.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp.Spec.Access.Search = append(exp.Spec.Access.Search, v1alpha1.SearchAccess{Names: []string{"metrics-*"}})
-	exp.Spec.Access.Replication = []v1alpha1.ReplicationAccess{{Names: []string{"audit-*"}}}
-	if _, err := l.remote.CRDs.ClusterExports().Update(ctx, exp); err != nil {
+	if err := l.remote.UpdateClusterExport(ctx, l.ns, "logs", func(exp *v1alpha1.ClusterExport) {
+		exp.Spec.Access.Search = append(exp.Spec.Access.Search, v1alpha1.SearchAccess{Names: []string{"metrics-*"}})
+		exp.Spec.Access.Replication = []v1alpha1.ReplicationAccess{{Names: []string{"audit-*"}}}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(ctx, t, 30*time.Second, "key access updated in place", func() (bool, string) {

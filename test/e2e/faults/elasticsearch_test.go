@@ -169,12 +169,10 @@ func TestElasticsearchTrouble(t *testing.T) {
 					phase.clear()
 				}
 			}()
-			exp, err := l.remote.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
-			if err != nil {
-				t.Fatal(err)
-			}
-			exp.Spec.Access.Search[0].Names = access
-			if _, err := l.remote.CRDs.ClusterExports().Update(ctx, exp); err != nil {
+			// The agent writes the export's status meanwhile: retried on conflict.
+			if err := l.remote.UpdateClusterExport(ctx, l.ns, "logs", func(exp *v1alpha1.ClusterExport) {
+				exp.Spec.Access.Search[0].Names = access
+			}); err != nil {
 				t.Fatal(err)
 			}
 			reported := waitFor(ctx, t, hold+30*time.Second, "ClusterExport names the problem", func() (bool, string) {
@@ -187,7 +185,7 @@ func TestElasticsearchTrouble(t *testing.T) {
 				return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonElasticsearchUnavailable &&
 					strings.Contains(c.Message, phase.want) && ready != nil && ready.Status == metav1.ConditionFalse, harness.DescribeConditions(exp)
 			})
-			exp, _ = l.remote.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
+			exp, _ := l.remote.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
 			t.Logf("remote %s: reported after %s: %s", phase.name, reported.Round(100*time.Millisecond), harness.Condition(exp, v1alpha1.ConditionKeysManaged).Message)
 			time.Sleep(time.Until(start.Add(hold)))
 			n, longest := r.gaps()

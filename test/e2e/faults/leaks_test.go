@@ -46,12 +46,9 @@ func TestNoSecretLeaks(t *testing.T) {
 		k, _ := l.remotePod.Node().APIKey(first.ID)
 		return k.Invalidated, describeKeys(l.keys())
 	})
-	exp, err := west.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp.Spec.Access.Search[0].Names = append(exp.Spec.Access.Search[0].Names, "metrics-*")
-	if _, err := west.CRDs.ClusterExports().Update(ctx, exp); err != nil {
+	if err := west.UpdateClusterExport(ctx, l.ns, "logs", func(exp *v1alpha1.ClusterExport) {
+		exp.Spec.Access.Search[0].Names = append(exp.Spec.Access.Search[0].Names, "metrics-*")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := west.Env.Kube.CoreV1().Secrets(l.ns).Delete(ctx, "logs-es-transport-ca-internal", metav1.DeleteOptions{}); err != nil {
