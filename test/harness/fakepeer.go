@@ -216,11 +216,16 @@ func (s *FakeStream) Err() error {
 	return s.err
 }
 
-// Close ends the stream.
+// Close ends the stream. A paused reader is released first, so Close never waits on it; and
+// it waits for the reader at most 30s (a test that fails mid-flood must fail, not hang).
 func (s *FakeStream) Close() {
+	s.ResumeReading()
 	s.cancel()
 	_ = s.conn.Close()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+	}
 }
 
 func (s *FakeStream) heartbeat(ctx context.Context) {

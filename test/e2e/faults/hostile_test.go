@@ -333,7 +333,7 @@ func (h *hostile) send(ctx context.Context, t *testing.T, n int, gen func(i int)
 		u.Nonce = h.stream.Nonce()
 		nonces[i] = u.Nonce
 		if err := h.stream.Send(&peerv1.Message{Kind: &peerv1.Message_Update{Update: u}}); err != nil {
-			t.Fatalf("flood: %v", err)
+			t.Fatalf("flood: update %d of %d: %v (stream: %v)", i+1, n, err, h.stream.Err())
 		}
 	}
 	return nonces
