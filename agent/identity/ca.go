@@ -9,10 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/ecklink/ecklink/internal/certutil"
 )
 
 // caPair is an agent CA with its key.
@@ -21,26 +22,13 @@ type caPair struct {
 	key  crypto.Signer
 }
 
-// backdate is how far before "now" certificates start, to absorb clock skew between agents.
-func backdate(validity time.Duration) time.Duration {
-	return min(5*time.Minute, validity/10)
-}
-
-func serialNumber() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate serial number: %w", err)
-	}
-	return n, nil
-}
-
 // newCA creates a self-signed ECDSA P-256 agent CA for env.
 func newCA(env string, now time.Time, validity time.Duration) (*caPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("failed to generate CA key: %w", err)
 	}
-	serial, err := serialNumber()
+	serial, err := certutil.SerialNumber()
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +38,7 @@ func newCA(env string, now time.Time, validity time.Duration) (*caPair, error) {
 			Organization: []string{"ecklink"},
 			CommonName:   "ecklink agent CA " + env + " " + now.UTC().Format("20060102T150405Z"),
 		},
-		NotBefore:             now.Add(-backdate(validity)),
+		NotBefore:             now.Add(-certutil.Backdate(validity)),
 		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -86,7 +74,7 @@ func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validi
 	if err != nil {
 		return nil, fmt.Errorf("failed to generate leaf key: %w", err)
 	}
-	serial, err := serialNumber()
+	serial, err := certutil.SerialNumber()
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +89,7 @@ func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validi
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"ecklink"}, CommonName: env},
-		NotBefore:    now.Add(-backdate(validity)),
+		NotBefore:    now.Add(-certutil.Backdate(validity)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

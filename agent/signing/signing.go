@@ -23,10 +23,10 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"time"
 
+	"github.com/ecklink/ecklink/internal/certutil"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
@@ -213,7 +213,7 @@ func (a *Authority) Issue(subject pkix.Name, now time.Time) (certPEM, keyPEM []b
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to generate signing key: %w", err)
 	}
-	serial, err := serialNumber()
+	serial, err := certutil.SerialNumber()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,7 +227,7 @@ func (a *Authority) Issue(subject pkix.Name, now time.Time) (certPEM, keyPEM []b
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      subject,
-		NotBefore:    now.Add(-backdate(a.cfg.LeafValidity)),
+		NotBefore:    now.Add(-certutil.Backdate(a.cfg.LeafValidity)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -298,26 +298,13 @@ func (a *Authority) Tick(now time.Time, trusted func() bool) (bool, error) {
 // ActiveCA is the CA that issues signing certificates now.
 func (a *Authority) ActiveCA() *x509.Certificate { return a.active.cert }
 
-// backdate is how far before now certificates start, to absorb clock skew between clusters.
-func backdate(validity time.Duration) time.Duration {
-	return min(5*time.Minute, validity/10)
-}
-
-func serialNumber() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate serial number: %w", err)
-	}
-	return n, nil
-}
-
 // newCA creates a self-signed ECDSA P-256 signing CA.
 func newCA(env string, now time.Time, validity time.Duration) (*pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("failed to generate signing CA key: %w", err)
 	}
-	serial, err := serialNumber()
+	serial, err := certutil.SerialNumber()
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +312,7 @@ func newCA(env string, now time.Time, validity time.Duration) (*pair, error) {
 		SerialNumber: serial,
 		Subject: pkix.Name{Organization: []string{"ecklink"},
 			CommonName: "ecklink signing CA " + env + " " + now.UTC().Format("20060102T150405Z")},
-		NotBefore:             now.Add(-backdate(validity)),
+		NotBefore:             now.Add(-certutil.Backdate(validity)),
 		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
