@@ -91,6 +91,7 @@ func (s *session) run(ctx context.Context) error {
 	// A Terminated message is often the last thing on a stream the peer closes right after: it
 	// is kept aside too, so the end of the stream cannot win the race against it.
 	termCh := make(chan *peerv1.Message, 1)
+	alive := newLiveness(time.Now())
 	go func() {
 		for {
 			msg, err := s.stream.Recv()
@@ -98,6 +99,7 @@ func (s *session) run(ctx context.Context) error {
 				errCh <- err
 				return
 			}
+			alive.received(time.Now())
 			if msg.GetTerminated() != nil {
 				select {
 				case termCh <- msg:
@@ -110,6 +112,7 @@ func (s *session) run(ctx context.Context) error {
 			}
 			select {
 			case recvCh <- queued{msg: msg, size: size}:
+				alive.queued(time.Now())
 			case <-ctx.Done():
 				return
 			}
@@ -167,7 +170,13 @@ func (s *session) run(ctx context.Context) error {
 				return err
 			}
 		case <-deadline.C:
-			return fmt.Errorf("%w (%s)", ErrReceiveTimeout, s.receiveTimeout())
+			// The timer may have fired while this loop was blocked sending, with the peer's
+			// messages queued meanwhile: only a peer silent for the whole timeout is dropped.
+			wait := alive.remaining(time.Now(), s.receiveTimeout())
+			if wait == 0 {
+				return fmt.Errorf("%w (%s)", ErrReceiveTimeout, s.receiveTimeout())
+			}
+			deadline.Reset(wait)
 		case <-s.retry.C:
 			s.ps.resend(s, s.delayed)
 			s.delayed = nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -444,5 +446,82 @@ func TestToStatus(t *testing.T) {
 				t.Fatalf("toStatus() code = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// gatedStream blocks the session's sends while closed, as flow control does with a peer that
+// stops reading.
+type gatedStream struct {
+	*pipeStream
+	mu   sync.Mutex
+	gate chan struct{}
+}
+
+func (g *gatedStream) block() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gate = make(chan struct{})
+}
+
+func (g *gatedStream) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.gate)
+}
+
+func (g *gatedStream) Send(m *peerv1.Message) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	select {
+	case <-gate:
+	case <-g.closed:
+		return io.ErrClosedPipe
+	}
+	return g.pipeStream.Send(m)
+}
+
+// A peer that keeps talking while this agent is blocked sending to it is alive: the receive
+// deadline must not fire on the messages queued meanwhile (it did, at random, when the deadline
+// only counted messages the session loop had handled).
+func TestBlockedSendIsNotPeerSilence(t *testing.T) {
+	hs := newHarness(t, nil)
+	gs := &gatedStream{pipeStream: newPipe(), gate: make(chan struct{})}
+	gs.release()
+	hs.pipe = gs.pipeStream
+	hs.done = make(chan error, 1)
+	go func() {
+		_, err := hs.m.serve(context.Background(), "west", gs, false)
+		gs.close()
+		hs.done <- err
+	}()
+	t.Cleanup(gs.close)
+	hs.open("west", nil) // 200ms heartbeats: the receive timeout is the 1s floor
+	waitFor(t, "session open", 2*time.Second, func() bool { return len(hs.m.Sessions()) == 1 && hs.m.Sessions()[0].Connected })
+
+	// The peer's heartbeats need no answer, so the send that blocks is the session's own
+	// heartbeat, and nothing resets the deadline meanwhile. Five rounds: the old loop picked the
+	// expired deadline over the queued messages at random, one round in two.
+	heartbeat := &peerv1.Message{Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{}}}
+	for round := range 5 {
+		gs.block()
+		for range 15 { // 1.5s: longer than the receive timeout
+			hs.send(heartbeat)
+			time.Sleep(100 * time.Millisecond)
+		}
+		gs.release()
+		for i := range 4 {
+			hs.send(heartbeat)
+			time.Sleep(50 * time.Millisecond)
+			select {
+			case err := <-hs.done:
+				t.Fatalf("round %d: session ended %d heartbeats after its send unblocked: %v", round, i, err)
+			default:
+			}
+		}
+	}
+	// And silence still counts once nothing waits on this agent.
+	if err := hs.wait(); !errors.Is(err, ErrReceiveTimeout) {
+		t.Fatalf("serve() after the peer went silent = %v, want ErrReceiveTimeout", err)
 	}
 }
