@@ -65,25 +65,8 @@ func (l *link) activeKeys() []esim.APIKeyInfo {
 	return slices.DeleteFunc(l.keys(), func(k esim.APIKeyInfo) bool { return k.Invalidated || k.Expired(time.Now()) })
 }
 
-// waitFor polls cond every 250ms until it holds or within passes.
-func waitFor(ctx context.Context, t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (%s)", what, within, detail)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
+// waitFor polls cond until it holds (harness.WaitFor).
+var waitFor = harness.WaitFor
 
 // connect waits for the link's RemoteCluster to be Ready and a probe to see it connected.
 func (l *link) connect(ctx context.Context, t *testing.T) *harness.Probe {

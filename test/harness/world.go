@@ -400,3 +400,6 @@ func (c *Cluster) Leader(ctx context.Context) *Agent {
 	}
 	return nil
 }
+
+// AgentBinary is the agent binary the world runs (agentctl is built next to it when present).
+func (w *World) AgentBinary() string { return w.opts.AgentBinary }

@@ -140,26 +140,8 @@ func (l *certLink) localTrust(ctx context.Context) (*corev1.ConfigMap, []string,
 	return l.local.ConfigMapCAs(ctx, l.ns, trustConfigMap(l.localUserCA, "ccs"))
 }
 
-// waitFor polls cond every 250ms until it holds or within passes.
-func waitFor(ctx context.Context, t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(within)
-	for {
-		ok, detail := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (%s)", what, within, detail)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
+// waitFor polls cond until it holds (harness.WaitFor).
+var waitFor = harness.WaitFor
 
 // activeKeys are west's API keys of the link that are neither invalidated nor expired.
 func (l *certLink) activeKeys() []esim.APIKeyInfo {

@@ -10,8 +10,6 @@ package certmodel
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -23,61 +21,16 @@ import (
 var world *harness.World
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(run(m))
+	os.Exit(harness.Suite{
+		Name: "certmodel",
+		Options: harness.Options{
+			Names: []string{"west", "east"},
+			ECK:   testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
+			// The agents run with exactly what the Helm chart grants its ServiceAccount.
+			AgentKubeconfig: harness.ChartServiceAccount(),
+		},
+		Setup: func(ctx context.Context, w *harness.World) error { return w.Pair(ctx, "east", "west") },
+	}.Main(m, &world))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "ecklink-certmodel-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	bin, err := harness.BuildAgent(ctx, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	start := time.Now()
-	world, err = harness.Start(ctx, harness.Options{
-		Names:       []string{"west", "east"},
-		ECK:         testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
-		AgentBinary: bin,
-		Dir:         dir,
-		// The agents run with exactly what the Helm chart grants its ServiceAccount.
-		AgentKubeconfig: harness.ChartServiceAccount(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("certmodel: 2 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
-	code := func() int {
-		defer world.Stop()
-		if err := world.Pair(ctx, "east", "west"); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		code := m.Run()
-		if code != 0 {
-			fmt.Println(world.Logs(80))
-		}
-		return code
-	}()
-	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
-		_ = os.RemoveAll(dir)
-	}
-	return code
-}
-
-func requireWorld(t *testing.T) {
-	t.Helper()
-	if world == nil {
-		t.Skip("end-to-end test: needs the test bed (not with -short)")
-	}
-}
+func requireWorld(t *testing.T) { harness.RequireWorld(t, world) }

@@ -133,26 +133,8 @@ func (l *link) requireNoLeakedKey(ctx context.Context, t *testing.T, within time
 	return live
 }
 
-// waitFor polls cond every 250ms until it holds or within passes.
-func waitFor(ctx context.Context, t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(within)
-	for {
-		ok, detail := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (%s)", what, within, detail)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v (%s)", what, ctx.Err(), detail)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
+// waitFor polls cond until it holds (harness.WaitFor).
+var waitFor = harness.WaitFor
 
 func describeKeys(keys []esim.APIKeyInfo) string {
 	out := ""

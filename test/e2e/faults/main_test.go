@@ -13,7 +13,6 @@ package faults
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -40,72 +39,40 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "ecklink-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if agentBin, err = harness.BuildAgent(ctx, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	start := time.Now()
-	world, err = harness.Start(ctx, harness.Options{
-		Names:             []string{"west", "east"},
-		AgentBinary:       agentBin,
-		Dir:               dir,
-		HeartbeatInterval: heartbeat,
-		ResyncInterval:    resync,
-		LogLevel:          "debug",
-		// The agents run with exactly what the Helm chart grants its ServiceAccount.
-		AgentKubeconfig: harness.ChartServiceAccount(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("faults: 2 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
-	code := func() int {
-		defer world.Stop()
-		if err := pairThroughProxy(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer proxy.Close()
-		code := m.Run()
-		if code != 0 {
-			fmt.Println(world.Logs(80))
-			return code
-		}
+	os.Exit(harness.Suite{
+		Name: "faults",
+		Options: harness.Options{
+			Names:             []string{"west", "east"},
+			HeartbeatInterval: heartbeat,
+			ResyncInterval:    resync,
+			LogLevel:          "debug",
+			// The agents run with exactly what the Helm chart grants its ServiceAccount.
+			AgentKubeconfig: harness.ChartServiceAccount(),
+		},
+		Setup: func(ctx context.Context, w *harness.World) error {
+			agentBin = w.AgentBinary()
+			return pairThroughProxy(ctx)
+		},
+		Teardown: func() {
+			if proxy != nil {
+				proxy.Close()
+			}
+		},
 		// Once more, after every scenario that ran: no secret in any log, Event or status.
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer scancel()
-		hits, summary, err := scanSecrets(sctx, "", nil)
-		switch {
-		case err != nil:
-			fmt.Fprintln(os.Stderr, "faults: final secret scan failed:", err)
-			return 1
-		case len(hits) > 0:
-			fmt.Fprintf(os.Stderr, "faults: final secret scan: %s\n%s\n", summary, strings.Join(hits, "\n"))
-			return 1
-		}
-		fmt.Println("faults: final secret scan of every scenario:", summary)
-		return 0
-	}()
-	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
-		_ = os.RemoveAll(dir)
-	}
-	return code
+		Passed: func(*harness.World) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			hits, summary, err := scanSecrets(ctx, "", nil)
+			switch {
+			case err != nil:
+				return fmt.Errorf("final secret scan failed: %w", err)
+			case len(hits) > 0:
+				return fmt.Errorf("final secret scan: %s\n%s", summary, strings.Join(hits, "\n"))
+			}
+			fmt.Println("faults: final secret scan of every scenario:", summary)
+			return nil
+		},
+	}.Main(m, &world))
 }
 
 // pairThroughProxy pairs east (dialing) with west and points east's Peer west at the proxy.
@@ -121,9 +88,4 @@ func pairThroughProxy(ctx context.Context) error {
 	return setPeerEndpoints(ctx, world.Clusters["east"], "west", []string{proxy.Addr()})
 }
 
-func requireWorld(t *testing.T) {
-	t.Helper()
-	if world == nil {
-		t.Skip("end-to-end test: needs the test bed (not with -short)")
-	}
-}
+func requireWorld(t *testing.T) { harness.RequireWorld(t, world) }

@@ -13,8 +13,6 @@ package pairing
 import (
 	"bytes"
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -36,68 +34,30 @@ var world *harness.World
 const ns = harness.AgentNamespace
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "ecklink-pairing-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	bin, err := harness.BuildAgent(ctx, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	start := time.Now()
-	world, err = harness.Start(ctx, harness.Options{
-		Names:       []string{"east", "west", "north"},
-		AgentBinary: bin,
-		Dir:         dir,
-		NoAdvertise: map[string]bool{"west": true},
-		AgentArgs: map[string][]string{
-			"west": {"--ca-validity", "3m", "--leaf-validity", "40s"},
-			"east": {"--leaf-validity", "1m"},
+	os.Exit(harness.Suite{
+		Name: "pairing",
+		Options: harness.Options{
+			Names:       []string{"east", "west", "north"},
+			NoAdvertise: map[string]bool{"west": true},
+			AgentArgs: map[string][]string{
+				"west": {"--ca-validity", "3m", "--leaf-validity", "40s"},
+				"east": {"--leaf-validity", "1m"},
+			},
 		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for _, c := range world.Clusters {
-		if _, err := c.Identity(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			world.Stop()
-			return 1
-		}
-	}
-	fmt.Printf("pairing e2e: 3 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
-	// agentctl finds the environments as kubectl would: through KUBECONFIG and context names.
-	os.Setenv("KUBECONFIG", world.KubeconfigList())
-	code := m.Run()
-	if code != 0 {
-		fmt.Println(world.Logs(120))
-	}
-	world.Stop()
-	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
-		_ = os.RemoveAll(dir)
-	}
-	return code
+		Setup: func(ctx context.Context, w *harness.World) error {
+			for _, c := range w.Clusters {
+				if _, err := c.Identity(ctx); err != nil {
+					return err
+				}
+			}
+			// agentctl finds the environments as kubectl would: through KUBECONFIG and context names.
+			return os.Setenv("KUBECONFIG", w.KubeconfigList())
+		},
+		LogLines: 120,
+	}.Main(m, &world))
 }
 
-func requireWorld(t *testing.T) {
-	t.Helper()
-	if world == nil {
-		t.Skip("end-to-end test: needs the test bed (not with -short)")
-	}
-}
+func requireWorld(t *testing.T) { harness.RequireWorld(t, world) }
 
 // outputs keeps everything agentctl printed, except the tokens `pair token` prints by design,
 // so that tests can check that no secret appeared.
@@ -140,25 +100,8 @@ func indent(s string) string {
 	return "    | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    | ") + "\n"
 }
 
-// waitFor polls cond every 250ms until it holds or within passes.
-func waitFor(ctx context.Context, t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (%s)", what, within, detail)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
+// waitFor polls cond until it holds (harness.WaitFor).
+var waitFor = harness.WaitFor
 
 // peerConnected reports whether Peer name in c is Connected.
 func peerConnected(ctx context.Context, c *harness.Cluster, name string) (bool, string) {
