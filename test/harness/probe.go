@@ -43,6 +43,9 @@ func StartProbe(ctx context.Context, p *pod.Pod, alias string, interval time.Dur
 		defer t.Stop()
 		for {
 			ok, reason := sample(ctx, p, alias)
+			if ctx.Err() != nil {
+				return // stopped mid-sample: its failure is the probe's own, not the link's
+			}
 			pr.record(ok, reason)
 			select {
 			case <-ctx.Done():
