@@ -225,6 +225,12 @@ type ExportLink struct {
 	// Message explains the link's state when it is not connected.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// StrongIdentity is the link's strong identity step: TrustPending (the consumer's signing CA
+	// is not yet visible to every node), SigningPending (trusted; the consumer does not sign
+	// yet), Enforced (the key requires the consumer's signing subject), and while turning it
+	// off IdentityClearing, SigningStopping, TrustReleasing. Empty without strong identity.
+	// +optional
+	StrongIdentity string `json:"strongIdentity,omitempty"`
 }
 
 // ClusterExport lets paired peers connect to an Elasticsearch in this namespace with the given
