@@ -134,7 +134,7 @@ func (e *Exporter) applySigningCA(ctx context.Context, target elastic.Target, ow
 			return signingTrust{}, nil
 		}
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: target.Namespace,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "ecklink"}}}
+			Labels: map[string]string{cache.ManagedByLabel: cache.ManagedByValue}}}
 	case err != nil:
 		return signingTrust{}, fmt.Errorf("failed to read ConfigMap %s/%s: %w", target.Namespace, name, err)
 	}
