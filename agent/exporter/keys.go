@@ -18,12 +18,12 @@ const metaRoot = "ecklink"
 
 // chosenKey is the key the peer should use.
 type chosenKey struct {
-	id      string
+	id string
 	// identity is the key's certificate_identity, nil without.
 	identity *string
-	encoded elastic.Secret // empty: the peer already holds it
-	created time.Time
-	expires time.Time
+	encoded  elastic.Secret // empty: the peer already holds it
+	created  time.Time
+	expires  time.Time
 }
 
 // errWaitForStatus means the newest key's secret is not in memory (the agent restarted) and the

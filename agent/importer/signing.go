@@ -10,8 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -227,9 +227,9 @@ func renewalOf(certPEM []byte) time.Time {
 type localSigning int
 
 const (
-	signKeep  localSigning = iota // leave the settings as they are
-	signOn                        // point the alias's signing settings at the mounted files
-	signOff                       // remove the alias's signing settings
+	signKeep localSigning = iota // leave the settings as they are
+	signOn                       // point the alias's signing settings at the mounted files
+	signOff                      // remove the alias's signing settings
 )
 
 // planLocalSigning decides an alias's signing from its credentials: sign once the remote trusts
