@@ -258,3 +258,51 @@ func put(ctx context.Context, client func(context.Context) (*elasticsearch.Clien
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
 }
+
+// TestEnableDisableOnALiveLink: a connected 9.3 link whose export starts to require strong
+// identity gets it in the order that keeps it connected (trust, signing, identity) and loses it
+// in the reverse order when the export no longer requires it: not one disconnected sample,
+// sampled every second, and the same key all along.
+func TestEnableDisableOnALiveLink(t *testing.T) {
+	requireWorld(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	l := setup(ctx, t, "si-live", "9.3.2", "9.3.2", "")
+	probe := harness.StartProbe(ctx, l.localPod, l.alias, time.Second)
+	defer probe.Stop()
+	l.connect(ctx, t, probe)
+	before := l.activeKeys()
+	if len(before) != 1 || before[0].CertificateIdentity != nil {
+		t.Fatalf("want 1 active key without identity, got %+v", before)
+	}
+
+	l.setMode(ctx, t, v1alpha1.StrongIdentityRequired)
+	t.Logf("enforced %s after strongIdentity Required", l.waitStep(ctx, t, "Enforced", 2*time.Minute).Round(time.Millisecond))
+	want := signing.IdentityPattern(subject(l.ns))
+	if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != want {
+		t.Fatalf("key identities %q, want [%q]", ids, want)
+	}
+	time.Sleep(3 * time.Second)
+	requireNoDisconnect(t, probe, "enabling")
+
+	l.setMode(ctx, t, v1alpha1.StrongIdentityDisabled)
+	t.Logf("strong identity off %s after strongIdentity Disabled", l.waitStep(ctx, t, "", 2*time.Minute).Round(time.Millisecond))
+	if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != "" {
+		t.Fatalf("key identities %q, want none", ids)
+	}
+	cm, err := l.remote.Env.Kube.CoreV1().ConfigMaps(l.ns).Get(ctx, wiring.SigningCAConfigMapName("logs"), metav1.GetOptions{})
+	if err == nil && cm.Data[wiring.CAFileKey] != "" {
+		t.Fatalf("west still trusts signing CAs: %v", cm.Data)
+	}
+	rc, err := l.local.WaitRemoteCluster(ctx, l.ns, l.alias, 30*time.Second, func(rc *v1alpha1.RemoteCluster) bool {
+		return harness.Condition(rc, v1alpha1.ConditionStrongIdentity) == nil
+	})
+	if err != nil {
+		t.Fatalf("StrongIdentity condition still present: %v%s", err, harness.DescribeConditions(rc))
+	}
+	time.Sleep(3 * time.Second)
+	requireNoDisconnect(t, probe, "enabling and disabling")
+	if after := l.activeKeys(); len(after) != 1 || after[0].ID != before[0].ID {
+		t.Fatalf("want the same single key, got %+v (before %s)", after, before[0].ID)
+	}
+}
