@@ -92,13 +92,10 @@ func (im *Importer) tickSigning(ctx context.Context) error {
 	s := &im.signer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.auth == nil && !im.hasSigningUsers() {
-		return nil // no signing CA until a 9.3+ Elasticsearch has a link
+	if s.auth == nil {
+		return nil // loaded (or created) by the first 9.3+ Elasticsearch with a link
 	}
-	a, err := im.authority(ctx)
-	if err != nil {
-		return err
-	}
+	a := s.auth
 	now := im.cfg.Now()
 	changed, err := a.Tick(now, func() bool { return im.bundleTrusted(a.TrustBundle(now)) })
 	if err != nil || !changed {
@@ -120,9 +117,6 @@ func (im *Importer) tickSigning(ctx context.Context) error {
 	im.enqueueAll()
 	return nil
 }
-
-// hasSigningUsers reports whether any RemoteCluster exists (a 9.3+ Elasticsearch may need the CA).
-func (im *Importer) hasSigningUsers() bool { return len(im.cfg.Cache.RemoteClusters()) > 0 }
 
 // bundleTrusted reports whether every peer that requires strong identity trusts every CA of
 // bundle: then a staged CA may start issuing.
