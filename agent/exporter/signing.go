@@ -163,9 +163,9 @@ func (e *Exporter) applySigningCA(ctx context.Context, target elastic.Target, ow
 	want.Annotations[annotationSigningAdded] = string(raw)
 	if !exists || !maps.Equal(cm.Data, want.Data) || !maps.Equal(cm.Annotations, want.Annotations) {
 		if exists {
-			cm, err = cms.Update(ctx, want, metav1.UpdateOptions{})
+			_, err = cms.Update(ctx, want, metav1.UpdateOptions{})
 		} else {
-			cm, err = cms.Create(ctx, want, metav1.CreateOptions{})
+			_, err = cms.Create(ctx, want, metav1.CreateOptions{})
 		}
 		if err != nil {
 			return signingTrust{}, fmt.Errorf("failed to write ConfigMap %s/%s: %w", target.Namespace, name, err)
