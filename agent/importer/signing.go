@@ -274,6 +274,10 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 						// Not visible in every node yet (the mount rolls out or the kubelet syncs).
 						requeue = sooner(requeue, im.cfg.Pending)
 						st.signingWait[alias] = "the signing certificate is not visible in every node yet (the mount rolls out or the kubelet syncs)"
+						if v := wiring.SigningVolume(es.GetName()); !wiring.HasVolume(es, v) {
+							// Manual wiring: the user mounts it.
+							st.signingWait[alias] = fmt.Sprintf("mount Secret %s (optional) at %s in every node set to let Elasticsearch sign", v.Secret, v.MountPath())
+						}
 						continue
 					}
 					return 0, fmt.Errorf("failed to configure signing of remote cluster %s: %w", alias, err)
