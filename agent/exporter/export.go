@@ -184,6 +184,9 @@ func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExpo
 	if err := e.releaseExportTrust(ctx, exp); err != nil {
 		return err
 	}
+	if err := e.releaseSigningCA(ctx, exp); err != nil {
+		return err
+	}
 	exp = exp.DeepCopy()
 	kept := exp.Finalizers[:0]
 	for _, f := range exp.Finalizers {

@@ -388,3 +388,44 @@ func sooner(a, b time.Duration) time.Duration {
 	}
 	return a
 }
+
+// releaseSigningCA removes the signing CA mount, setting and ConfigMap of an Elasticsearch that
+// no other export exports, when export exp goes.
+func (e *Exporter) releaseSigningCA(ctx context.Context, exp *v1alpha1.ClusterExport) error {
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	for _, other := range e.cfg.Cache.ClusterExports() {
+		if other.Namespace == exp.Namespace && other.Name != exp.Name && other.DeletionTimestamp == nil &&
+			other.Spec.ElasticsearchRef.Name == target.Name {
+			return nil
+		}
+	}
+	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
+	if ok && es.GetAnnotations()[wiring.AnnotationVolumes] != "" {
+		client, err := e.cfg.Elastic.Client(ctx, target)
+		if err != nil {
+			return fmt.Errorf("failed to reach %s: %w", target, err)
+		}
+		if have, err := client.GetSigningCAs(ctx); err != nil {
+			return err
+		} else if slices.Equal(have, []string{wiring.SigningCAPath}) {
+			if _, err := client.PutSigningCAs(ctx, nil); err != nil {
+				return err
+			}
+		}
+		obj := es.DeepCopy()
+		changes, err := wiring.RemoveVolume(obj, wiring.SigningCAVolume(target.Name))
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 {
+			if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("failed to unmount the signing CAs from Elasticsearch %s: %w", target, err)
+			}
+		}
+	}
+	name := wiring.SigningCAConfigMapName(target.Name)
+	if err := e.cfg.Kube.CoreV1().ConfigMaps(target.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete ConfigMap %s/%s: %w", target.Namespace, name, err)
+	}
+	return nil
+}
