@@ -55,7 +55,8 @@ type siInput struct {
 	subject, signingSubject string
 	// noKey: the link has no live key yet; hasIdentity: its newest key requires subject.
 	noKey, hasIdentity bool
-	// trusted: the consumer's active signing CA is trusted by the exported Elasticsearch now.
+	// trusted: some of the consumer's signing CAs are trusted by the exported Elasticsearch now
+	// (which one is active only the consumer knows; it signs once that one is).
 	trusted bool
 	// caHeld: the consumer's signing CAs are in the exported Elasticsearch's ConfigMap.
 	caHeld bool
@@ -80,7 +81,7 @@ func planSigning(in siInput) siPlan {
 		// the peer signs with the subject; a key that has it keeps it while Required.
 		p.identity = in.noKey || in.hasIdentity || (in.signingSubject != "" && in.signingSubject == in.subject)
 		switch {
-		case p.identity && in.signingSubject == in.subject && in.trusted:
+		case p.identity && in.signingSubject == in.subject:
 			p.step = stepEnforced
 		case !in.trusted:
 			p.step = stepTrustPending
@@ -339,8 +340,7 @@ func (si *linkSigning) identity(status *peerv1.LinkStatus) func(newest *elastic.
 			noKey: newest == nil, caHeld: si.caHeld}
 		if si.required {
 			in.hasIdentity = identityOf(newest, si.subject)
-			certs, _ := pemutil.ParseCertificates(si.bundle, pemutil.Limits{})
-			in.trusted = len(certs) > 0 && len(si.trust.trusted) >= len(certs)
+			in.trusted = len(si.trust.trusted) > 0
 		} else {
 			in.hasIdentity = newest != nil && newest.CertificateIdentity != nil
 		}

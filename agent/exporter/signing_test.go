@@ -28,6 +28,8 @@ func TestPlanSigning(t *testing.T) {
 			in: siInput{required: true, subject: subj, signingSubject: "CN=x", trusted: true}, want: siPlan{holdCA: true, step: stepSigningPending}},
 		{name: "required, peer signs with the subject: identity",
 			in: siInput{required: true, subject: subj, signingSubject: subj, trusted: true}, want: siPlan{holdCA: true, identity: true, step: stepEnforced}},
+		{name: "required, enforced during a CA rotation (the staged CA not yet trusted)",
+			in: siInput{required: true, subject: subj, signingSubject: subj, hasIdentity: true}, want: siPlan{holdCA: true, identity: true, step: stepEnforced}},
 		{name: "required, enforced, peer status late (restart): identity kept",
 			in: siInput{required: true, subject: subj, hasIdentity: true, trusted: true}, want: siPlan{holdCA: true, identity: true, step: stepSigningPending}},
 		{name: "disable: identity goes first, CA stays",
