@@ -445,7 +445,7 @@ func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, c
 			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
 		}
 	}
-	if es.GetAnnotations()[wiring.AnnotationWiring] != "" || es.GetAnnotations()[wiring.AnnotationVolumes] != "" {
+	if es.GetAnnotations()[wiring.AnnotationWiring] != "" || wiring.Recorded(es, wiring.SigningVolume(es.GetName())) {
 		obj := es.DeepCopy()
 		if _, err := wiring.Remove(obj); err != nil {
 			return 0, err

@@ -141,6 +141,11 @@ func ApplyVolume(es *unstructured.Unstructured, v Volume) ([]string, error) {
 	return changes, writeVolumesRecord(es, names)
 }
 
+// Recorded reports whether ApplyVolume added v to es (RemoveVolume would take it out).
+func Recorded(es *unstructured.Unstructured, v Volume) bool {
+	return slices.Contains(volumesRecord(es), v.Name)
+}
+
 // RemoveVolume takes out v and its mounts if ApplyVolume added them.
 func RemoveVolume(es *unstructured.Unstructured, v Volume) ([]string, error) {
 	names := volumesRecord(es)
