@@ -38,18 +38,40 @@ func (l *link) exportStep(ctx context.Context) string {
 	return ""
 }
 
-// waitStep waits until the export reports step for the link.
-func (l *link) waitStep(ctx context.Context, t *testing.T, step string, within time.Duration) time.Duration {
+// waitStep waits until the export reports step for the link, and returns how long that took
+// and the steps seen on the way (polled every 100ms, so short ones may be missed).
+func (l *link) waitStep(ctx context.Context, t *testing.T, step string, within time.Duration) (time.Duration, []string) {
 	t.Helper()
 	start := time.Now()
-	for l.exportStep(ctx) != step {
+	var seen []string
+	for {
+		cur := l.exportStep(ctx)
+		if len(seen) == 0 || seen[len(seen)-1] != cur {
+			seen = append(seen, cur)
+		}
+		if cur == step {
+			return time.Since(start), seen
+		}
 		if time.Since(start) > within {
 			rc, _ := l.local.CRDs.RemoteClusters().Get(ctx, l.ns, l.alias)
-			t.Fatalf("export link step %q, want %q after %s; RemoteCluster status:%s", l.exportStep(ctx), step, within, harness.DescribeConditions(rc))
+			t.Fatalf("export link step %q, want %q after %s (seen %q); RemoteCluster status:%s", cur, step, within, seen, harness.DescribeConditions(rc))
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	return time.Since(start)
+}
+
+// inOrder fails unless the steps seen follow order (some may be missing: polled).
+func inOrder(t *testing.T, seen, order []string) {
+	t.Helper()
+	i := 0
+	for _, s := range seen {
+		for i < len(order) && order[i] != s {
+			i++
+		}
+		if i == len(order) {
+			t.Fatalf("steps %q are not in the order %q", seen, order)
+		}
+	}
 }
 
 // keyIdentities are the certificate_identity values of the link's active keys ("" for none).
@@ -92,7 +114,8 @@ func TestRequiredConnects(t *testing.T) {
 	probe := harness.StartProbe(ctx, l.localPod, l.alias, time.Second)
 	defer probe.Stop()
 	t.Logf("connected %s after the import", l.connect(ctx, t, probe).Round(time.Millisecond))
-	l.waitStep(ctx, t, "Enforced", 90*time.Second)
+	_, seen := l.waitStep(ctx, t, "Enforced", 90*time.Second)
+	t.Logf("steps seen: %q", seen)
 	want := signing.IdentityPattern(subject(l.ns))
 	if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != want {
 		t.Fatalf("key identities %q, want [%q]", ids, want)
@@ -277,7 +300,9 @@ func TestEnableDisableOnALiveLink(t *testing.T) {
 	}
 
 	l.setMode(ctx, t, v1alpha1.StrongIdentityRequired)
-	t.Logf("enforced %s after strongIdentity Required", l.waitStep(ctx, t, "Enforced", 2*time.Minute).Round(time.Millisecond))
+	took, seen := l.waitStep(ctx, t, "Enforced", 2*time.Minute)
+	t.Logf("enforced %s after strongIdentity Required, steps seen %q", took.Round(time.Millisecond), seen)
+	inOrder(t, seen, []string{"", "TrustPending", "SigningPending", "Enforced"})
 	want := signing.IdentityPattern(subject(l.ns))
 	if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != want {
 		t.Fatalf("key identities %q, want [%q]", ids, want)
@@ -286,7 +311,9 @@ func TestEnableDisableOnALiveLink(t *testing.T) {
 	requireNoDisconnect(t, probe, "enabling")
 
 	l.setMode(ctx, t, v1alpha1.StrongIdentityDisabled)
-	t.Logf("strong identity off %s after strongIdentity Disabled", l.waitStep(ctx, t, "", 2*time.Minute).Round(time.Millisecond))
+	took, seen = l.waitStep(ctx, t, "", 2*time.Minute)
+	t.Logf("strong identity off %s after strongIdentity Disabled, steps seen %q", took.Round(time.Millisecond), seen)
+	inOrder(t, seen, []string{"Enforced", "IdentityClearing", "SigningStopping", "TrustReleasing", ""})
 	if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != "" {
 		t.Fatalf("key identities %q, want none", ids)
 	}
