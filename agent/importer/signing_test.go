@@ -1,12 +1,17 @@
 package importer
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/signing"
+	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -59,6 +64,49 @@ func TestSigningCondition(t *testing.T) {
 			status, reason, msg, ok := signingCondition(tc.creds, tc.subject, tc.wait)
 			if ok != (tc.reason != "") || status != tc.status || reason != tc.reason || !strings.Contains(msg, tc.msg) {
 				t.Fatalf("got %v %s %q (present %v), want %v %s with %q", status, reason, msg, ok, tc.status, tc.reason, tc.msg)
+			}
+		})
+	}
+}
+
+func TestBundleTrustedGatesPromotion(t *testing.T) {
+	now := time.Now()
+	a, err := signing.New(signing.Config{Environment: "east", CAValidity: 3 * time.Minute, LeafValidity: time.Minute}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stage the next CA: the bundle now holds two CAs.
+	if _, err := a.Tick(now.Add(2*time.Minute+30*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(2*time.Minute + 30*time.Second)
+	bundle := a.TrustBundle(later)
+	certs, _ := pemutil.ParseCertificates(bundle, pemutil.Limits{})
+	if len(certs) != 2 {
+		t.Fatalf("bundle holds %d CAs, want active and next", len(certs))
+	}
+	active, next := pemutil.Fingerprint(certs[0]), pemutil.Fingerprint(certs[1])
+	strong := func(fps ...string) *received {
+		return &received{creds: &peerv1.Credentials{StrongIdentity: true, SigningTrustedFingerprints: fps}}
+	}
+	for _, tc := range []struct {
+		name    string
+		answers []*received
+		want    bool
+	}{
+		{name: "no link requires strong identity", answers: []*received{{creds: &peerv1.Credentials{}}}, want: true},
+		{name: "one remote trusts both", answers: []*received{strong(active, next)}, want: true},
+		{name: "one remote trusts only the active CA", answers: []*received{strong(active, next), strong(active)}, want: false},
+		{name: "a removed link does not count", answers: []*received{strong(active, next), {removed: true, creds: &peerv1.Credentials{StrongIdentity: true}}}, want: true},
+		{name: "a refused link does not count", answers: []*received{strong(active, next), {refusal: &peerv1.Refusal{}}}, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := &Importer{answers: map[link.ID]*received{}}
+			for i, r := range tc.answers {
+				im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: fmt.Sprint("a", i)}] = r
+			}
+			if got := im.bundleTrusted(bundle); got != tc.want {
+				t.Fatalf("bundleTrusted = %v, want %v", got, tc.want)
 			}
 		})
 	}
