@@ -29,6 +29,7 @@ import (
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
+	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
 )
 
@@ -120,12 +121,16 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if a.exporter, err = exporter.New(exporter.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		SigningSyncDelay: cfg.Signing.SyncDelay.Duration,
 	}); err != nil {
 		return nil, err
 	}
 	if a.importer, err = importer.New(importer.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		AgentNamespace: cfg.Namespace,
+		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
+		SigningTick:    signingTick(cfg),
 	}); err != nil {
 		return nil, err
 	}
@@ -228,7 +233,7 @@ func (a *Agent) runActive(ctx context.Context) error {
 		return err
 	}
 	// The outbox holds every import before a stream opens, so the first Inventory is complete.
-	a.importer.PublishImports()
+	a.importer.PublishImports(ctx)
 	a.acting.Store(true)
 	defer a.acting.Store(false)
 	a.log.Info("agent active", "environment", a.cfg.Environment)
@@ -274,4 +279,14 @@ func (a *Agent) healthServer() task.Task {
 		}
 		return ctx.Err()
 	}
+}
+
+// signingTick is how often the signing CA rotation advances: a minute, or a tenth of a short
+// signing certificate lifetime (tests), at least a second.
+func signingTick(cfg config.Config) time.Duration {
+	tick := time.Minute
+	if v := cfg.Signing.CertValidity.Duration / 10; v > 0 && v < tick {
+		tick = max(v, time.Second)
+	}
+	return tick
 }

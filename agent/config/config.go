@@ -51,6 +51,8 @@ type Config struct {
 	// used anyway; 0 keeps the identity's default (7 days, at most half the rest of the CA's
 	// lifetime after caRotateAt).
 	CAOverlap Duration `json:"caOverlap"`
+	// Signing configures strong identity verification (Elasticsearch 9.3+).
+	Signing Signing `json:"signing"`
 	// ElasticsearchEndpoints overrides how the agent reaches an Elasticsearch, as
 	// "namespace/name" -> URL; for agents outside the cluster, where Service names do not resolve.
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
@@ -62,6 +64,15 @@ type Config struct {
 	File string `json:"-"`
 	// FlagEndpoints are the endpoint overrides given as flags; they win over the file's.
 	FlagEndpoints map[string]string `json:"-"`
+}
+
+// Signing sets the lifetimes of the signing CA and certificates (zero: one year and 30 days)
+// and how long after a write of a mounted ConfigMap every node sees it (the kubelet's sync
+// period plus its cache TTL; zero: 90s).
+type Signing struct {
+	CAValidity   Duration `json:"caValidity"`
+	CertValidity Duration `json:"certValidity"`
+	SyncDelay    Duration `json:"syncDelay"`
 }
 
 // LeaderElection configures the Lease-based election between replicas.
@@ -196,6 +207,20 @@ func (c *Config) Validate() error {
 	}
 	if c.CAOverlap.Duration < 0 {
 		bad("caOverlap", "must be a positive duration, e.g. 24h (or 0 for the default)")
+	}
+	if sg := c.Signing; sg.CAValidity.Duration < 0 || sg.CertValidity.Duration < 0 || sg.SyncDelay.Duration < 0 {
+		bad("signing", "caValidity, certValidity and syncDelay must be positive durations (or 0 for the defaults)")
+	} else if sg.CAValidity.Duration > 0 || sg.CertValidity.Duration > 0 {
+		ca, cert := sg.CAValidity.Duration, sg.CertValidity.Duration
+		if ca == 0 {
+			ca = 365 * 24 * time.Hour
+		}
+		if cert == 0 {
+			cert = 30 * 24 * time.Hour
+		}
+		if 3*cert > ca {
+			bad("signing.certValidity", "%s must be at most a third of signing.caValidity %s", cert, ca)
+		}
 	}
 	for key, u := range c.ElasticsearchEndpoints {
 		parts := strings.Split(key, "/")

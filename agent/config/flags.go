@@ -37,6 +37,9 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.LeafValidity.Duration, "leaf-validity", d.LeafValidity.Duration, "lifetime of the agent's leaf certificates")
 	fs.Float64Var(&f.v.CARotateAt, "ca-rotate-at", 0, "fraction of the agent CA's lifetime after which the next CA is announced to peers (0: 2/3)")
 	fs.DurationVar(&f.v.CAOverlap.Duration, "ca-overlap", 0, "longest a new agent CA waits for every peer's acknowledgement before it is used (0: 7 days, at most half the rest of the CA lifetime)")
+	fs.DurationVar(&f.v.Signing.CAValidity.Duration, "signing-ca-validity", 0, "lifetime of the strong identity signing CA (0: one year)")
+	fs.DurationVar(&f.v.Signing.CertValidity.Duration, "signing-cert-validity", 0, "lifetime of the signing certificates (0: 30 days; at most a third of the CA's)")
+	fs.DurationVar(&f.v.Signing.SyncDelay.Duration, "signing-sync-delay", 0, "how long after a mounted ConfigMap changes every node sees it (0: 90s)")
 	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
@@ -91,6 +94,12 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.CARotateAt = f.v.CARotateAt
 		case "ca-overlap":
 			cfg.CAOverlap = f.v.CAOverlap
+		case "signing-ca-validity":
+			cfg.Signing.CAValidity = f.v.Signing.CAValidity
+		case "signing-cert-validity":
+			cfg.Signing.CertValidity = f.v.Signing.CertValidity
+		case "signing-sync-delay":
+			cfg.Signing.SyncDelay = f.v.Signing.SyncDelay
 		case "elasticsearch-endpoint":
 			if cfg.ElasticsearchEndpoints == nil {
 				cfg.ElasticsearchEndpoints = map[string]string{}

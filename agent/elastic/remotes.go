@@ -61,12 +61,25 @@ type RemoteSettings struct {
 // GetRemoteSettings returns the persistent remote cluster settings by alias
 // (GET /_cluster/settings). Transient settings are ignored.
 func (c *Client) GetRemoteSettings(ctx context.Context) (map[string]RemoteSettings, error) {
+	flat, err := c.persistentFlat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get remote cluster settings: %w", err)
+	}
+	out, err := parseRemotes(flat)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get remote cluster settings: %w", err)
+	}
+	return out, nil
+}
+
+// persistentFlat returns the persistent cluster settings as dotted keys.
+func (c *Client) persistentFlat(ctx context.Context) (map[string]any, error) {
 	var res struct {
 		Persistent json.RawMessage `json:"persistent"`
 	}
 	send := c.typed.Cluster.GetSettings().FlatSettings(true).Perform
 	if err := c.call(ctx, send, &res); err != nil {
-		return nil, fmt.Errorf("failed to get remote cluster settings: %w", err)
+		return nil, err
 	}
 	flat := map[string]any{}
 	if len(res.Persistent) > 0 && !bytes.Equal(res.Persistent, []byte("null")) {
@@ -74,15 +87,11 @@ func (c *Client) GetRemoteSettings(ctx context.Context) (map[string]RemoteSettin
 		dec := json.NewDecoder(bytes.NewReader(res.Persistent))
 		dec.UseNumber()
 		if err := dec.Decode(&tree); err != nil {
-			return nil, fmt.Errorf("failed to get remote cluster settings: failed to decode response: %w", err)
+			return nil, fmt.Errorf("failed to decode response: %w", err)
 		}
 		flatten("", tree, flat)
 	}
-	out, err := parseRemotes(flat)
-	if err != nil {
-		return nil, fmt.Errorf("failed to get remote cluster settings: %w", err)
-	}
-	return out, nil
+	return flat, nil
 }
 
 // flatten turns nested settings into dotted keys; it accepts flat and

@@ -62,6 +62,12 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		}
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionRemoteClusterServerEnabled, rcs, reason, msg))
+	if found {
+		// Mounted while exported (9.3+), so that requiring strong identity later needs no restart.
+		if err := e.wireSigningCA(ctx, elastic.Target{Namespace: ns, Name: esName}); err != nil {
+			return 0, err
+		}
+	}
 	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
 	addr, serverName, err := e.address(ctx, exp)
 	switch {
@@ -103,7 +109,7 @@ func (e *Exporter) exportLinks(ns, name string) []v1alpha1.ExportLink {
 			if st.req == nil || st.removed || st.req.GetExportNamespace() != ns || st.req.GetExportName() != name {
 				continue
 			}
-			l := v1alpha1.ExportLink{Peer: peer, LocalNamespace: id.Namespace, LocalElasticsearch: id.Elasticsearch, Alias: id.Alias, APIKeyID: st.keyID}
+			l := v1alpha1.ExportLink{Peer: peer, LocalNamespace: id.Namespace, LocalElasticsearch: id.Elasticsearch, Alias: id.Alias, APIKeyID: st.keyID, StrongIdentity: st.siStep}
 			if !st.created.IsZero() {
 				l.Created = &metav1.Time{Time: st.created.Truncate(time.Second)}
 			}
@@ -176,6 +182,9 @@ func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExpo
 		}
 	}
 	if err := e.releaseExportTrust(ctx, exp); err != nil {
+		return err
+	}
+	if err := e.releaseSigningCA(ctx, exp); err != nil {
 		return err
 	}
 	exp = exp.DeepCopy()

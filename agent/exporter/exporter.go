@@ -54,6 +54,9 @@ type Config struct {
 	Now func() time.Time
 	// Resync re-checks every link and export this often.
 	Resync time.Duration
+	// SigningSyncDelay is how long after a write of the signing CA ConfigMap every node sees
+	// the new file (the kubelet's sync period plus its cache TTL). Default 90s.
+	SigningSyncDelay time.Duration
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
@@ -102,6 +105,8 @@ type linkState struct {
 	caSent map[string]time.Time
 	// trust is the peer CA added to the transport trust for the link (certificate model).
 	trust *heldTrust
+	// siStep is the link's strong identity step ("" without strong identity).
+	siStep string
 }
 
 // New checks the configuration and returns an Exporter.
@@ -139,6 +144,9 @@ func New(cfg Config) (*Exporter, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 30 * time.Second
+	}
+	if cfg.SigningSyncDelay == 0 {
+		cfg.SigningSyncDelay = 90 * time.Second
 	}
 	e := &Exporter{
 		cfg: cfg,

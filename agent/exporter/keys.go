@@ -18,10 +18,12 @@ const metaRoot = "ecklink"
 
 // chosenKey is the key the peer should use.
 type chosenKey struct {
-	id      string
-	encoded elastic.Secret // empty: the peer already holds it
-	created time.Time
-	expires time.Time
+	id string
+	// identity is the key's certificate_identity, nil without.
+	identity *string
+	encoded  elastic.Secret // empty: the peer already holds it
+	created  time.Time
+	expires  time.Time
 }
 
 // errWaitForStatus means the newest key's secret is not in memory (the agent restarted) and the
@@ -30,7 +32,9 @@ var errWaitForStatus = fmt.Errorf("waiting for the peer's link status: %w", errR
 
 // ensureKey makes sure the link has a live key with the export's access, rotates it before it
 // expires, and invalidates older keys once the peer is connected with the newest.
-func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, status *peerv1.LinkStatus, st *linkState) (chosenKey, time.Duration, error) {
+// identity gives the certificate_identity the link's keys must carry (nil: none), from the
+// newest live key (nil when there is none yet); nil identity leaves the keys' identities alone.
+func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, status *peerv1.LinkStatus, st *linkState, identity func(newest *elastic.Key) *string) (chosenKey, time.Duration, error) {
 	client, err := e.cfg.Elastic.Client(ctx, target)
 	if err != nil {
 		return chosenKey{}, 0, fmt.Errorf("failed to reach %s: %w", target, err)
@@ -52,6 +56,26 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 				return chosenKey{}, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
 			}
 			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
+		}
+	}
+
+	var wantIdentity *string
+	if identity != nil {
+		var newest *elastic.Key
+		if len(keys) > 0 {
+			newest = &keys[len(keys)-1]
+		}
+		wantIdentity = identity(newest)
+		// Every live key, so a key that is still in use during a rotation is covered too.
+		for i, k := range keys {
+			if equalIdentity(k.CertificateIdentity, wantIdentity) {
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
+				return chosenKey{}, 0, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
+			}
+			keys[i].CertificateIdentity = wantIdentity
+			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
 		}
 	}
 
@@ -90,7 +114,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
-			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: meta,
+			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: meta, CertificateIdentity: wantIdentity,
 		})
 		if err != nil {
 			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
@@ -100,7 +124,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		e.encoded[created.ID] = created.Encoded
 		e.mu.Unlock()
 		e.log.Info("api key created", "peer", peer, "link", id.String(), "api_key_id", created.ID, "expires", created.Expiration)
-		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration}
+		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity}
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
 	}
@@ -119,7 +143,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 			e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
 		}
 	}
-	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration}
+	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity}
 	if known {
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
@@ -132,6 +156,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		requeue = max(newest.Expiration.Sub(now)-rotateBefore, time.Second)
 	}
 	return choice, requeue, nil
+}
+
+func equalIdentity(a, b *string) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // keyLifetime returns the key lifetime (0: never expires) and how long before expiry to rotate

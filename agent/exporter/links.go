@@ -45,6 +45,9 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
+		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+			return 0, err
+		}
 		if err := e.cfg.Outbox.Remove(peer, resource); err != nil {
 			return 0, err
 		}
@@ -66,8 +69,11 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
+		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+			return 0, err
+		}
 		e.mu.Lock()
-		st.refusal, st.keyID, st.sent = ref.message, "", nil
+		st.refusal, st.keyID, st.sent, st.siStep = ref.message, "", nil, ""
 		e.mu.Unlock()
 		if err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message}); err != nil {
 			return 0, err
@@ -173,12 +179,22 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
-	if ref := strongIdentityRefusal(exp, version, req.GetElasticsearchVersion()); ref != nil {
+	if ref := strongIdentityRefusal(exp, version, req); ref != nil {
 		return nil, ref, 0, nil
 	}
-	key, requeue, err := e.ensureKey(ctx, peer, id, exp, target, status, st)
+	si, err := e.prepareSigning(ctx, peer, id, exp, target, req)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	key, requeue, err := e.ensureKey(ctx, peer, id, exp, target, status, st, si.identity(status))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := e.finishSigning(ctx, peer, id, target, si, st); err != nil {
+		return nil, nil, 0, err
+	}
+	if si.trust.wait > 0 {
+		requeue = sooner(requeue, si.trust.wait)
 	}
 	creds := &peerv1.Credentials{
 		Link:                 id.Proto(),
@@ -189,6 +205,11 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		ProxyAddress:         addr,
 		ServerName:           serverName,
 		ElasticsearchVersion: version,
+		StrongIdentity:       si.required,
+		IdentityRequired:     key.identity != nil,
+	}
+	if si.required {
+		creds.SigningTrustedFingerprints = si.trust.trusted
 	}
 	if !key.expires.IsZero() {
 		creds.ApiKeyExpiration = timestamppb.New(key.expires)

@@ -2,20 +2,22 @@ package exporter
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/signing"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// Strong identity verification (Elasticsearch 9.3+) needs both clusters at 9.3 or later. This
-// agent version does not set it up yet, so an export that requires it refuses its links, saying
-// why, rather than run them without: a refusal also invalidates the link's keys.
+// Strong identity verification (Elasticsearch 9.3+) needs both clusters at 9.3 or later. An
+// export that requires it refuses the links where a side is older, saying which, rather than run
+// them without: a refusal also invalidates the link's keys. The flow itself is in signing.go.
 
 // strongIdentityRefusal returns the refusal for a link of exp between the exported Elasticsearch
-// (version exported) and the consumer's (version local, as its import request reports it), nil
+// (version exported) and the consumer's (as its import request reports it, with its signing CA
+// and subject), nil
 // when the link may go ahead.
-func strongIdentityRefusal(exp *v1alpha1.ClusterExport, exported, local string) *refusal {
+func strongIdentityRefusal(exp *v1alpha1.ClusterExport, exported string, req *peerv1.ImportRequest) *refusal {
+	local := req.GetElasticsearchVersion()
 	if exp.Spec.StrongIdentity != v1alpha1.StrongIdentityRequired {
 		return nil
 	}
@@ -32,21 +34,11 @@ func strongIdentityRefusal(exp *v1alpha1.ClusterExport, exported, local string) 
 			return refuse("%s Elasticsearch runs %s, it needs 9.3 or later on both sides", side.name, side.version)
 		}
 	}
-	return refuse("this agent version cannot set it up yet; set spec.strongIdentity to Disabled or upgrade the agent")
+	if len(req.GetSigningCaBundle()) == 0 || req.GetSigningSubject() == "" {
+		return refuse("the consuming agent sent no signing CA or subject (it predates strong identity verification); upgrade it")
+	}
+	return nil
 }
 
-// supportsStrongIdentity reports whether Elasticsearch version v (MAJOR.MINOR.PATCH[-suffix]) has
-// strong identity verification.
-func supportsStrongIdentity(v string) (bool, error) {
-	core, _, _ := strings.Cut(v, "-")
-	parts := strings.Split(core, ".")
-	if len(parts) != 3 {
-		return false, fmt.Errorf("failed to parse version %q", v)
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil {
-		return false, fmt.Errorf("failed to parse version %q", v)
-	}
-	return major > 9 || major == 9 && minor >= 3, nil
-}
+// supportsStrongIdentity reports whether Elasticsearch version v has strong identity verification.
+func supportsStrongIdentity(v string) (bool, error) { return signing.Supported(v) }

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
 func TestStrongIdentityRefusal(t *testing.T) {
@@ -17,6 +18,7 @@ func TestStrongIdentityRefusal(t *testing.T) {
 		name            string
 		mode            v1alpha1.StrongIdentityMode
 		exported, local string
+		signing         bool   // the import request carries a signing CA and subject
 		want            string // "" goes ahead; else a part of the refusal message
 	}{
 		{name: "unset", exported: "9.3.0", local: "9.3.0"},
@@ -27,11 +29,16 @@ func TestStrongIdentityRefusal(t *testing.T) {
 			want: "the consuming Elasticsearch runs 9.2.4"},
 		{name: "required, consumer version unknown", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.1", local: "",
 			want: "the version of the consuming Elasticsearch is unknown"},
-		{name: "required, both 9.3+: not set up by this agent", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.0", local: "10.0.0-SNAPSHOT",
-			want: "this agent version cannot set it up yet"},
+		{name: "required, both 9.3+", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.0", local: "10.0.0-SNAPSHOT", signing: true},
+		{name: "required, both 9.3+, consumer agent without signing", mode: v1alpha1.StrongIdentityRequired, exported: "9.3.0", local: "9.3.0",
+			want: "the consuming agent sent no signing CA or subject"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := strongIdentityRefusal(export(tc.mode), tc.exported, tc.local)
+			req := &peerv1.ImportRequest{ElasticsearchVersion: tc.local}
+			if tc.signing {
+				req.SigningCaBundle, req.SigningSubject = []byte("pem"), "CN=ccs.apps.east,OU=ecklink-signing"
+			}
+			ref := strongIdentityRefusal(export(tc.mode), tc.exported, req)
 			switch {
 			case tc.want == "" && ref != nil:
 				t.Fatalf("refused: %v", ref)

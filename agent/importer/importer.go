@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/agent/signing"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	Resync time.Duration
 	// Pending is how soon a link that is not yet connected is checked again.
 	Pending time.Duration
+	// AgentNamespace holds the signing CA Secret (strong identity).
+	AgentNamespace string
+	// Signing sets the signing CA and certificate lifetimes (Environment is filled in).
+	Signing signing.Config
+	// SigningTick is how often the signing CA rotation advances. Default one minute.
+	SigningTick time.Duration
 }
 
 // received is the latest answer of a peer for a link.
@@ -80,6 +87,8 @@ type Importer struct {
 	answers   map[link.ID]*received
 	published map[link.ID]string // link -> peer its import request went to
 	statuses  map[link.ID]*peerv1.LinkStatus
+
+	signer signingAuthority
 }
 
 // New checks the configuration and returns an Importer.
@@ -98,6 +107,9 @@ func New(cfg Config) (*Importer, error) {
 	}
 	if cfg.Pending == 0 {
 		cfg.Pending = 2 * time.Second
+	}
+	if cfg.SigningTick == 0 {
+		cfg.SigningTick = time.Minute
 	}
 	im := &Importer{
 		cfg: cfg,
@@ -130,6 +142,7 @@ func (im *Importer) Run(ctx context.Context) error {
 		im.queue.ShutDown()
 	}()
 	go im.resyncLoop(ctx)
+	go im.signingLoop(ctx)
 	im.enqueueAll()
 	var wg sync.WaitGroup
 	for range workers {
@@ -172,6 +185,22 @@ func (im *Importer) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			im.enqueueAll()
+		}
+	}
+}
+
+// signingLoop advances the signing CA rotation (see tickSigning).
+func (im *Importer) signingLoop(ctx context.Context) {
+	t := time.NewTicker(im.cfg.SigningTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := im.tickSigning(ctx); err != nil {
+				im.log.Warn("signing CA rotation failed, will retry", "error", err)
+			}
 		}
 	}
 }

@@ -154,6 +154,9 @@ func (im *Importer) deleteOwn(ctx context.Context, ns, es string) error {
 	if err := im.cfg.Kube.CoreV1().Secrets(ns).Delete(ctx, wiring.CredentialsSecretName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
 	}
+	if err := im.cfg.Kube.CoreV1().Secrets(ns).Delete(ctx, wiring.SigningSecretName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete Secret %s/%s: %w", ns, wiring.SigningSecretName(es), err)
+	}
 	if err := im.cfg.Kube.CoreV1().ConfigMaps(ns).Delete(ctx, wiring.CAConfigMapName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete ConfigMap %s/%s: %w", ns, wiring.CAConfigMapName(es), err)
 	}

@@ -41,6 +41,9 @@ type state struct {
 	cas        map[string][]byte    // alias -> CA bundle applied
 	owner      map[string]types.UID // alias -> the active RemoteCluster holding it
 	cert       certState            // the certificate-model pass (certmodel.go)
+	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
+	// signingWait: alias -> why it does not sign yet although the export requires it.
+	signing, signingWait map[string]string
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -61,7 +64,7 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
 	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
 		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
-	im.publishImports(plans, es)
+	im.publishImports(ctx, plans, es)
 
 	desired, held, certs := map[string]*linkPlan{}, map[string]*linkPlan{}, map[string]*linkPlan{}
 	for _, p := range plans {
@@ -121,10 +124,15 @@ func allDeleting(plans []*linkPlan) bool {
 }
 
 // publishImports asks each RemoteCluster's peer for its export.
-func (im *Importer) publishImports(plans []*linkPlan, es *unstructured.Unstructured) {
+func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *unstructured.Unstructured) {
 	version := ""
 	if es != nil {
 		version, _, _ = unstructured.NestedString(es.Object, "spec", "version")
+	}
+	var signingBundle []byte
+	var signingSubject string
+	if len(plans) > 0 {
+		signingBundle, signingSubject = im.signingRequest(ctx, es)
 	}
 	for _, p := range plans {
 		if !p.active() {
@@ -148,6 +156,8 @@ func (im *Importer) publishImports(plans []*linkPlan, es *unstructured.Unstructu
 			// certificate-model export, which needs it before it can answer.
 			Model:             peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED,
 			TransportCaBundle: im.localTransportCA(p.id.Namespace, p.id.Elasticsearch),
+			SigningCaBundle:   signingBundle,
+			SigningSubject:    signingSubject,
 		}); err != nil {
 			im.log.Warn("failed to publish import request", "link", p.id.String(), "peer", peer, "error", err)
 		}
@@ -343,7 +353,14 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		}
 	}
 
-	// 6. Verify.
+	// 6. Strong identity: sign once the remote trusts the signing CA, stop once it no longer
+	// requires an identity (signing.go).
+	signRequeue, err := im.applySigning(ctx, client, es, desired, current, st)
+	if err != nil {
+		return 0, err
+	}
+
+	// 7. Verify.
 	st.info, err = client.RemoteInfo(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote info: %w", err)
@@ -360,7 +377,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			return 0, err
 		}
 	}
-	requeue := time.Duration(0)
+	requeue := signRequeue
 	for alias := range st.keyIDs {
 		if !st.info[alias].Connected || st.effective[alias] != st.keyIDs[alias] {
 			requeue = im.cfg.Pending
@@ -396,6 +413,14 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 	if err != nil {
 		return err
 	}
+	if supportsSigning(es) {
+		// Mounted with the rest (optional), so that signing can start later without a restart.
+		more, err := wiring.ApplyVolume(obj, wiring.SigningVolume(es.GetName()))
+		if err != nil {
+			return err
+		}
+		changes = append(changes, more...)
+	}
 	if len(changes) > 0 {
 		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("failed to wire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
@@ -420,9 +445,12 @@ func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, c
 			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
 		}
 	}
-	if es.GetAnnotations()[wiring.AnnotationWiring] != "" {
+	if es.GetAnnotations()[wiring.AnnotationWiring] != "" || wiring.Recorded(es, wiring.SigningVolume(es.GetName())) {
 		obj := es.DeepCopy()
 		if _, err := wiring.Remove(obj); err != nil {
+			return 0, err
+		}
+		if _, err := wiring.RemoveVolume(obj, wiring.SigningVolume(es.GetName())); err != nil {
 			return 0, err
 		}
 		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {

@@ -41,6 +41,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 			}
 			kube.Set(rc, kube.Ready(rc, linkConditions...))
 			modelCondition(rc, p)
+			setSigningCondition(rc, p, st)
 			rc.Status.ObservedGeneration = rc.Generation
 			im.fillStatus(rc, p, st)
 			return nil
@@ -174,6 +175,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		AppliedApiKeyId: st.effective[alias],
 		WrittenApiKeyId: st.keyIDs[alias],
 		Connected:       st.info[alias].Connected,
+		SigningSubject:  st.signing[alias],
 	}
 	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
 		for _, c := range certs {

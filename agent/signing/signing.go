@@ -6,7 +6,8 @@
 // pattern the remote side puts on the API key.
 //
 // It holds no Kubernetes or Elasticsearch client: callers persist Data() and distribute
-// TrustBundle(). Nothing in the agent uses it yet (see ClusterExport spec.strongIdentity).
+// TrustBundle(). The importer holds one Authority per agent (agent/importer/signing.go); the
+// exporter trusts the bundles its peers send (agent/exporter/signing.go).
 //
 // The order of the steps on a live link matters (test/esim/pod TestStrongIdentityLiveOrder): the
 // remote trusts the signing CA, then the local cluster signs, then the key gets its identity; to

@@ -67,10 +67,13 @@ type ClusterExportSpec struct {
 	// StrongIdentity is whether peers' cross-cluster requests must be signed (Elasticsearch 9.3+
 	// strong identity verification: the remote trusts the consumer's signing CA and the API key
 	// names the consumer's signing certificate subject, so a copy of the key alone is useless).
-	// Required: a link is refused, and its keys invalidated, unless strong identity is in force;
-	// with either side below 9.3 the refusal says which. Disabled: requests are not signed.
-	// When unset this agent version does not set up strong identity (as Disabled); a later
-	// version may use it by default where both sides run 9.3 or later.
+	// Required: the agents set it up on every link where both sides run 9.3 or later (the
+	// remote trusts the consumer's signing CA, the consumer signs, then the key requires its
+	// signing subject; status.links[].strongIdentity shows the step); a link where either side
+	// is below 9.3 is refused, and its keys invalidated, with a refusal that says which side.
+	// Disabled: requests are not signed (a live link is taken back in the reverse order).
+	// When unset, as Disabled; a later version may use it by default where both sides run 9.3
+	// or later.
 	// +optional
 	StrongIdentity StrongIdentityMode `json:"strongIdentity,omitempty"`
 
@@ -225,6 +228,12 @@ type ExportLink struct {
 	// Message explains the link's state when it is not connected.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// StrongIdentity is the link's strong identity step: TrustPending (the consumer's signing CA
+	// is not yet visible to every node), SigningPending (trusted; the consumer does not sign
+	// yet), Enforced (the key requires the consumer's signing subject), and while turning it
+	// off IdentityClearing, SigningStopping, TrustReleasing. Empty without strong identity.
+	// +optional
+	StrongIdentity string `json:"strongIdentity,omitempty"`
 }
 
 // ClusterExport lets paired peers connect to an Elasticsearch in this namespace with the given

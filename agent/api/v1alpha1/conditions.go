@@ -32,6 +32,11 @@ const (
 	// ConditionSettingsApplied is True on a RemoteCluster when cluster.remote.<alias> is set in the
 	// local Elasticsearch's persistent cluster settings.
 	ConditionSettingsApplied = "SettingsApplied"
+	// ConditionStrongIdentity is present on a RemoteCluster whose export requires strong
+	// identity verification (Elasticsearch 9.3+), or while it is being turned off: True once the
+	// local Elasticsearch signs and the remote key accepts only its signer. It does not count
+	// towards Ready.
+	ConditionStrongIdentity = "StrongIdentity"
 )
 
 // Reasons shared by several resources.
@@ -127,6 +132,13 @@ const (
 	ReasonElasticsearchRestarting = "ElasticsearchRestarting"
 	// ReasonRemoteConnected means GET /_remote/info reports the alias as connected.
 	ReasonRemoteConnected = "RemoteConnected"
+	// ReasonStrongIdentityEnforced means the local Elasticsearch signs and the key requires it.
+	ReasonStrongIdentityEnforced = "StrongIdentityEnforced"
+	// ReasonStrongIdentityPending means the steps that turn strong identity on are under way
+	// (remote trust, local signing, key identity); the message says which one waits.
+	ReasonStrongIdentityPending = "StrongIdentityPending"
+	// ReasonStrongIdentityDisabling means strong identity is being turned off, in reverse order.
+	ReasonStrongIdentityDisabling = "StrongIdentityDisabling"
 	// ReasonRemoteNotConnected means GET /_remote/info reports the alias as not connected.
 	ReasonRemoteNotConnected = "RemoteNotConnected"
 )

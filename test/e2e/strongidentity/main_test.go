@@ -1,9 +1,12 @@
 // Package strongidentity runs ClusterExport spec.strongIdentity end to end on the test bed: two
 // real ECK environments (west exports, east imports), agents as processes with exactly the
-// chart's RBAC, esim pods whose remote cluster port checks signed requests (9.3+). This agent
-// version does not set up strong identity verification, so the scenarios check that an export
-// requiring it is never served unsigned: the link is refused with a condition that says why (the
-// side below 9.3, or the agent), and Disabled restores it. Run with the test-bed lock:
+// chart's RBAC, esim pods whose remote cluster port checks signed requests (9.3+). The scenarios
+// check that an export requiring strong identity is never served unsigned: a side below 9.3 is
+// refused with a condition that says why; between 9.3 clusters the agents set it up (trust, then
+// signing, then the key's identity), a copy of the key with another certificate of the same CA is
+// refused, and renewals, CA rotation, enabling and disabling on a live link never disconnect it.
+// The signing CA lives 3 minutes and its certificates 1 minute, so that both rotate within a test.
+// Run with the test-bed lock:
 //
 //	flock /tmp/ecklink-testbed.lock go test ./test/e2e/strongidentity -v -timeout 20m
 package strongidentity
@@ -20,6 +23,12 @@ import (
 )
 
 var world *harness.World
+
+// Short signing lifetimes: the certificate renews every 40s, the CA rotates every 2 minutes.
+const (
+	signingCAValidity   = 3 * time.Minute
+	signingCertValidity = time.Minute
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -49,6 +58,8 @@ func run(m *testing.M) int {
 		Dir:         dir,
 		// The agents run with exactly what the Helm chart grants its ServiceAccount.
 		AgentKubeconfig: harness.ChartServiceAccount(),
+		ExtraAgentArgs: []string{"--signing-ca-validity", signingCAValidity.String(), "--signing-cert-validity", signingCertValidity.String(),
+			"--signing-sync-delay", "2s"},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

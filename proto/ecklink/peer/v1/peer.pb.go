@@ -848,8 +848,16 @@ type ImportRequest struct {
 	Model                SecurityModel `protobuf:"varint,5,opt,name=model,proto3,enum=ecklink.peer.v1.SecurityModel" json:"model,omitempty"`
 	// Certificate model: the local cluster's transport CA bundle (PEM), which the remote trusts.
 	TransportCaBundle []byte `protobuf:"bytes,6,opt,name=transport_ca_bundle,json=transportCaBundle,proto3" json:"transport_ca_bundle,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Strong identity (both Elasticsearch 9.3+): the PEM bundle of the importing agent's signing
+	// CAs, which the remote trusts in cluster.remote.signing.certificate_authorities. Empty when
+	// the local Elasticsearch is below 9.3.
+	SigningCaBundle []byte `protobuf:"bytes,7,opt,name=signing_ca_bundle,json=signingCaBundle,proto3" json:"signing_ca_bundle,omitempty"`
+	// Strong identity: the subject DN (RFC 2253) the local Elasticsearch signs with, which the
+	// remote puts into the key's certificate_identity. Empty when the local Elasticsearch is below
+	// 9.3.
+	SigningSubject string `protobuf:"bytes,8,opt,name=signing_subject,json=signingSubject,proto3" json:"signing_subject,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ImportRequest) Reset() {
@@ -924,6 +932,20 @@ func (x *ImportRequest) GetTransportCaBundle() []byte {
 	return nil
 }
 
+func (x *ImportRequest) GetSigningCaBundle() []byte {
+	if x != nil {
+		return x.SigningCaBundle
+	}
+	return nil
+}
+
+func (x *ImportRequest) GetSigningSubject() string {
+	if x != nil {
+		return x.SigningSubject
+	}
+	return ""
+}
+
 // Credentials answer an ImportRequest (remote -> local).
 type Credentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -944,8 +966,17 @@ type Credentials struct {
 	ServerName string `protobuf:"bytes,8,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
 	// Version of the remote Elasticsearch.
 	ElasticsearchVersion string `protobuf:"bytes,9,opt,name=elasticsearch_version,json=elasticsearchVersion,proto3" json:"elasticsearch_version,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Strong identity: the export requires it for this link; the local side signs once the remote
+	// trusts its active signing CA (signing_trusted_fingerprints), and stops signing when this is
+	// false and identity_required is false.
+	StrongIdentity bool `protobuf:"varint,10,opt,name=strong_identity,json=strongIdentity,proto3" json:"strong_identity,omitempty"`
+	// Strong identity: SHA-256 fingerprints of the signing CAs the remote Elasticsearch trusts now
+	// (the CA file is mounted and visible in every node).
+	SigningTrustedFingerprints []string `protobuf:"bytes,11,rep,name=signing_trusted_fingerprints,json=signingTrustedFingerprints,proto3" json:"signing_trusted_fingerprints,omitempty"`
+	// Strong identity: the key carries a certificate_identity, so unsigned requests are refused.
+	IdentityRequired bool `protobuf:"varint,12,opt,name=identity_required,json=identityRequired,proto3" json:"identity_required,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
@@ -1041,6 +1072,27 @@ func (x *Credentials) GetElasticsearchVersion() string {
 	return ""
 }
 
+func (x *Credentials) GetStrongIdentity() bool {
+	if x != nil {
+		return x.StrongIdentity
+	}
+	return false
+}
+
+func (x *Credentials) GetSigningTrustedFingerprints() []string {
+	if x != nil {
+		return x.SigningTrustedFingerprints
+	}
+	return nil
+}
+
+func (x *Credentials) GetIdentityRequired() bool {
+	if x != nil {
+		return x.IdentityRequired
+	}
+	return false
+}
+
 // Refusal answers an ImportRequest that the remote side will not grant (remote -> local).
 type Refusal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1120,8 +1172,11 @@ type LinkStatus struct {
 	// The API key id whose value the local side holds in its credentials Secret (it may not be in
 	// effect yet, while ECK restarts Elasticsearch). Empty when it holds none for this link.
 	WrittenApiKeyId string `protobuf:"bytes,7,opt,name=written_api_key_id,json=writtenApiKeyId,proto3" json:"written_api_key_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Strong identity: the subject DN (RFC 2253) the local Elasticsearch signs this alias's
+	// requests with, once the signing settings are in effect. Empty when it does not sign.
+	SigningSubject string `protobuf:"bytes,8,opt,name=signing_subject,json=signingSubject,proto3" json:"signing_subject,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LinkStatus) Reset() {
@@ -1199,6 +1254,13 @@ func (x *LinkStatus) GetObserved() *timestamppb.Timestamp {
 func (x *LinkStatus) GetWrittenApiKeyId() string {
 	if x != nil {
 		return x.WrittenApiKeyId
+	}
+	return ""
+}
+
+func (x *LinkStatus) GetSigningSubject() string {
+	if x != nil {
+		return x.SigningSubject
 	}
 	return ""
 }
@@ -1618,7 +1680,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x04Link\x12'\n" +
 	"\x0flocal_namespace\x18\x01 \x01(\tR\x0elocalNamespace\x12/\n" +
 	"\x13local_elasticsearch\x18\x02 \x01(\tR\x12localElasticsearch\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xa1\x02\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xf6\x02\n" +
 	"\rImportRequest\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12)\n" +
 	"\x10export_namespace\x18\x02 \x01(\tR\x0fexportNamespace\x12\x1f\n" +
@@ -1626,7 +1688,9 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"exportName\x123\n" +
 	"\x15elasticsearch_version\x18\x04 \x01(\tR\x14elasticsearchVersion\x124\n" +
 	"\x05model\x18\x05 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12.\n" +
-	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\"\x96\x03\n" +
+	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\x12*\n" +
+	"\x11signing_ca_bundle\x18\a \x01(\fR\x0fsigningCaBundle\x12'\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xae\x04\n" +
 	"\vCredentials\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x124\n" +
 	"\x05model\x18\x02 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12\x1c\n" +
@@ -1638,11 +1702,15 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\rproxy_address\x18\a \x01(\tR\fproxyAddress\x12\x1f\n" +
 	"\vserver_name\x18\b \x01(\tR\n" +
 	"serverName\x123\n" +
-	"\x15elasticsearch_version\x18\t \x01(\tR\x14elasticsearchVersion\"f\n" +
+	"\x15elasticsearch_version\x18\t \x01(\tR\x14elasticsearchVersion\x12'\n" +
+	"\x0fstrong_identity\x18\n" +
+	" \x01(\bR\x0estrongIdentity\x12@\n" +
+	"\x1csigning_trusted_fingerprints\x18\v \x03(\tR\x1asigningTrustedFingerprints\x12+\n" +
+	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\"f\n" +
 	"\aRefusal\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb9\x02\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xe2\x02\n" +
 	"\n" +
 	"LinkStatus\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12+\n" +
@@ -1651,7 +1719,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\tconnected\x18\x04 \x01(\bR\tconnected\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x126\n" +
 	"\bobserved\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\x12+\n" +
-	"\x12written_api_key_id\x18\a \x01(\tR\x0fwrittenApiKeyId\"$\n" +
+	"\x12written_api_key_id\x18\a \x01(\tR\x0fwrittenApiKeyId\x12'\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"$\n" +
 	"\x05Trust\x12\x1b\n" +
 	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"\t\n" +
 	"\aRemoved\")\n" +
