@@ -13,8 +13,6 @@ package strongidentity
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -31,62 +29,17 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(run(m))
+	os.Exit(harness.Suite{
+		Name: "strongidentity",
+		Options: harness.Options{
+			Names: []string{"west", "east"},
+			// The agents run with exactly what the Helm chart grants its ServiceAccount.
+			AgentKubeconfig: harness.ChartServiceAccount(),
+			ExtraAgentArgs: []string{"--signing-ca-validity", signingCAValidity.String(), "--signing-cert-validity", signingCertValidity.String(),
+				"--signing-sync-delay", "2s"},
+		},
+		Setup: func(ctx context.Context, w *harness.World) error { return w.Pair(ctx, "east", "west") },
+	}.Main(m, &world))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "ecklink-strongidentity-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	bin, err := harness.BuildAgent(ctx, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	start := time.Now()
-	world, err = harness.Start(ctx, harness.Options{
-		Names:       []string{"west", "east"},
-		AgentBinary: bin,
-		Dir:         dir,
-		// The agents run with exactly what the Helm chart grants its ServiceAccount.
-		AgentKubeconfig: harness.ChartServiceAccount(),
-		ExtraAgentArgs: []string{"--signing-ca-validity", signingCAValidity.String(), "--signing-cert-validity", signingCertValidity.String(),
-			"--signing-sync-delay", "2s"},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Printf("strongidentity: 2 environments with agents started in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), dir)
-	code := func() int {
-		defer world.Stop()
-		if err := world.Pair(ctx, "east", "west"); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		code := m.Run()
-		if code != 0 {
-			fmt.Println(world.Logs(80))
-		}
-		return code
-	}()
-	if code == 0 && os.Getenv("ECKLINK_KEEP_LOGS") == "" {
-		_ = os.RemoveAll(dir)
-	}
-	return code
-}
-
-func requireWorld(t *testing.T) {
-	t.Helper()
-	if world == nil {
-		t.Skip("end-to-end test: needs the test bed (not with -short)")
-	}
-}
+func requireWorld(t *testing.T) { harness.RequireWorld(t, world) }
