@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +59,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	l.deleteLink(ctx, t)
 	time.Sleep(2 * resync) // the removal's logs and events
 
-	hits, summary, err := scanSecrets(ctx, ctl, map[string][]byte{"agentctl": ctlOut})
+	hits, summary, err := world.ScanSecrets(ctx, ctl, map[string][]byte{"agentctl": ctlOut})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,174 +67,6 @@ func TestNoSecretLeaks(t *testing.T) {
 	for _, h := range hits {
 		t.Error(h)
 	}
-}
-
-// scanSecrets searches every agent log, the Kubernetes objects of both environments and extra
-// texts for every secret value of the test bed (and token, a pairing token's secret). It returns
-// where each was found, and a summary of what was searched. TestMain runs it once more after
-// every scenario of the package.
-func scanSecrets(ctx context.Context, token string, extra map[string][]byte) ([]string, string, error) {
-	secrets, err := collectSecrets(ctx, token)
-	if err != nil {
-		return nil, "", err
-	}
-	texts := map[string][]byte{}
-	for k, v := range extra {
-		texts[k] = v
-	}
-	logs, _ := filepath.Glob(filepath.Join(world.Dir, "*", "agent*.log"))
-	for _, f := range logs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, "", err
-		}
-		texts["log "+strings.TrimPrefix(f, world.Dir+"/")] = b
-	}
-	for _, c := range world.Clusters {
-		ct, err := clusterTexts(ctx, c)
-		if err != nil {
-			return nil, "", err
-		}
-		for name, b := range ct {
-			texts[c.Name+" "+name] = b
-		}
-	}
-	scanned := 0
-	var hits []string
-	for _, name := range sortedKeys(texts) {
-		text := texts[name]
-		scanned += len(text)
-		for _, s := range secrets {
-			if bytes.Contains(text, []byte(s.value)) {
-				hits = append(hits, fmt.Sprintf("%s found in %s", s.what, name))
-			}
-		}
-	}
-	kinds := map[string]int{}
-	for _, s := range secrets {
-		kinds[strings.SplitN(s.what, " ", 2)[0]]++
-	}
-	if kinds["api-key"] == 0 || kinds["password"] == 0 || kinds["private-key"] == 0 {
-		hits = append(hits, fmt.Sprintf("the search lacks a kind of secret: %v", kinds))
-	}
-	summary := fmt.Sprintf("searched %d secret values %v in %d texts (%.1f MiB): %d hits", len(secrets), kinds, len(texts), float64(scanned)/(1<<20), len(hits))
-	return hits, summary, nil
-}
-
-// secret is one value that must never be shown, with what it is.
-type secret struct{ what, value string }
-
-// collectSecrets gathers every secret value of the test bed; token is the pairing token's
-// secret, if agentctl made one.
-func collectSecrets(ctx context.Context, token string) ([]secret, error) {
-	var out []secret
-	add := func(what, v string) {
-		if v = strings.TrimSpace(v); len(v) >= 12 {
-			out = append(out, secret{what, v})
-		}
-	}
-	if token != "" {
-		add("token-secret", token)
-	}
-	for _, c := range world.Clusters {
-		for name, p := range c.Pods() {
-			if p.Node() == nil {
-				continue
-			}
-			for _, k := range p.Node().APIKeys() {
-				s, ok := p.Node().APIKeySecret(k.ID)
-				if !ok {
-					continue
-				}
-				add("api-key secret of "+k.ID+" ("+c.Name+" "+name+")", s)
-				add("api-key encoded "+k.ID+" ("+c.Name+" "+name+")", base64.StdEncoding.EncodeToString([]byte(k.ID+":"+s)))
-			}
-		}
-		list, err := c.Env.Kube.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range list.Items {
-			ref := c.Name + " " + s.Namespace + "/" + s.Name
-			switch {
-			case strings.HasSuffix(s.Name, "-es-elastic-user") || strings.HasSuffix(s.Name, "-es-internal-users"):
-				for k, v := range s.Data {
-					add("password "+k+" of "+ref, string(v))
-				}
-			case s.Name == "ecklink-agent-ca" || strings.HasSuffix(s.Name, "-ca-internal"):
-				for k, v := range s.Data {
-					if strings.HasSuffix(k, ".key") {
-						for _, line := range pemBodyLines(v) {
-							add("private-key "+k+" of "+ref, line)
-						}
-					}
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// pemBodyLines returns the base64 lines of every PEM block in data.
-func pemBodyLines(data []byte) []string {
-	var out []string
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return out
-		}
-		enc := base64.StdEncoding.EncodeToString(b.Bytes)
-		for len(enc) > 0 {
-			n := min(64, len(enc))
-			out = append(out, enc[:n])
-			enc = enc[n:]
-		}
-	}
-}
-
-// clusterTexts renders what the Kubernetes API shows users: Events, ecklink objects, the agent's
-// ConfigMaps.
-func clusterTexts(ctx context.Context, c *harness.Cluster) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	add := func(name string, v any, err error) error {
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(v)
-		out[name] = b
-		return err
-	}
-	events, err := c.Env.Kube.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err := add("events", events, err); err != nil {
-		return nil, err
-	}
-	rcs, err := c.CRDs.RemoteClusters().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err := add("remoteclusters", rcs, err); err != nil {
-		return nil, err
-	}
-	exps, err := c.CRDs.ClusterExports().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err := add("clusterexports", exps, err); err != nil {
-		return nil, err
-	}
-	peers, err := c.CRDs.Peers().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
-	if err := add("peers", peers, err); err != nil {
-		return nil, err
-	}
-	cms, err := c.Env.Kube.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	var own []any
-	for _, cm := range cms.Items {
-		if strings.HasPrefix(cm.Name, "ecklink-") || strings.HasSuffix(cm.Name, "-ecklink-remote-ca") {
-			own = append(own, cm)
-		}
-	}
-	if err := add("configmaps", own, nil); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // agentctlOutputs builds agentctl and runs what an operator would: a pairing token for west, then
@@ -303,13 +132,4 @@ func agentctlOutputs(ctx context.Context, t *testing.T, l *link) (string, []byte
 	all = append(all, run(doctor...)...)
 	all = append(all, run("doctor", "--kubeconfig", east.Env.AdminKubeconfig)...)
 	return token, all
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

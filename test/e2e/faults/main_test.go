@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 		Passed: func(*harness.World) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			hits, summary, err := scanSecrets(ctx, "", nil)
+			hits, summary, err := world.ScanSecrets(ctx, "", nil)
 			switch {
 			case err != nil:
 				return fmt.Errorf("final secret scan failed: %w", err)

@@ -13,7 +13,9 @@ package strongidentity
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,13 +34,29 @@ func TestMain(m *testing.M) {
 	os.Exit(harness.Suite{
 		Name: "strongidentity",
 		Options: harness.Options{
-			Names: []string{"west", "east"},
+			Names:    []string{"west", "east"},
+			LogLevel: "debug",
 			// The agents run with exactly what the Helm chart grants its ServiceAccount.
 			AgentKubeconfig: harness.ChartServiceAccount(),
 			ExtraAgentArgs: []string{"--signing-ca-validity", signingCAValidity.String(), "--signing-cert-validity", signingCertValidity.String(),
 				"--signing-sync-delay", "2s"},
 		},
 		Setup: func(ctx context.Context, w *harness.World) error { return w.Pair(ctx, "east", "west") },
+		// After every scenario: no signing key (nor any other secret) in a debug log, an Event
+		// or a status.
+		Passed: func(w *harness.World) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			hits, summary, err := w.ScanSecrets(ctx, "", nil, "signing-key")
+			switch {
+			case err != nil:
+				return fmt.Errorf("secret scan failed: %w", err)
+			case len(hits) > 0:
+				return fmt.Errorf("secret scan: %s\n%s", summary, strings.Join(hits, "\n"))
+			}
+			fmt.Println("strongidentity: secret scan:", summary)
+			return nil
+		},
 	}.Main(m, &world))
 }
 
