@@ -275,8 +275,13 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 						requeue = sooner(requeue, im.cfg.Pending)
 						st.signingWait[alias] = "the signing certificate is not visible in every node yet (the mount rolls out or the kubelet syncs)"
 						if v := wiring.SigningVolume(es.GetName()); !wiring.HasVolume(es, v) {
-							// Manual wiring: the user mounts it.
-							st.signingWait[alias] = fmt.Sprintf("mount Secret %s (optional) at %s in every node set to let Elasticsearch sign", v.Secret, v.MountPath())
+							// Manual wiring: the user mounts it, with the snippet.
+							snippet, err := wiring.Snippet(es, v)
+							if err != nil {
+								return 0, err
+							}
+							st.snippet = snippet
+							st.signingWait[alias] = fmt.Sprintf("mount Secret %s (optional) at %s in every node set to let Elasticsearch sign: commit status.wiringSnippet", v.Secret, v.MountPath())
 						}
 						continue
 					}

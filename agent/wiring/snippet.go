@@ -10,12 +10,20 @@ import (
 // Snippet renders, for manual mode, the change to commit to the Elasticsearch resource as YAML:
 // spec.secureSettings and spec.nodeSets complete, as they must be after wiring (ECK's CRD makes
 // both atomic lists, so a merge patch or an apply replaces them whole: partial entries would drop
-// the user's other fields). It is empty when es is wired.
-func Snippet(es *unstructured.Unstructured) (string, error) {
+// the user's other fields). Extra volumes (the signing certificate's, when strong identity waits
+// for it) are mounted too. It is empty when es is wired and mounts them.
+func Snippet(es *unstructured.Unstructured, extra ...Volume) (string, error) {
 	wired := es.DeepCopy()
 	changes, err := Apply(wired)
 	if err != nil {
 		return "", err
+	}
+	for _, v := range extra {
+		more, err := ApplyVolume(wired, v)
+		if err != nil {
+			return "", err
+		}
+		changes = append(changes, more...)
 	}
 	if len(changes) == 0 {
 		return "", nil

@@ -161,6 +161,34 @@ func TestSnippet(t *testing.T) {
 	}
 }
 
+// A wired Elasticsearch whose links wait for the signing certificate gets a snippet that mounts
+// it; without the extra volume the same Elasticsearch needs no snippet.
+func TestSnippetWithSigningVolume(t *testing.T) {
+	obj := es(t, "  version: 9.3.2\n  nodeSets:\n  - name: default\n    count: 1\n")
+	if _, err := Apply(obj); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Snippet(obj); err != nil || s != "" {
+		t.Fatalf("Snippet(wired) = %q, %v; want none", s, err)
+	}
+	v := SigningVolume("ccs")
+	s, err := Snippet(obj, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"secretName: " + v.Secret, "optional: true", "mountPath: " + v.MountPath(), "name: ecklink-remote-ca"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("snippet lacks %q:\n%s", want, s)
+		}
+	}
+	if _, err := ApplyVolume(obj, v); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Snippet(obj, v); err != nil || s != "" {
+		t.Fatalf("Snippet(wired with the volume) = %q, %v; want none", s, err)
+	}
+}
+
 func nodeSetConfig(t *testing.T, obj *unstructured.Unstructured, i int) map[string]any {
 	t.Helper()
 	nodeSets, _, _ := unstructured.NestedSlice(obj.Object, "spec", "nodeSets")
