@@ -182,7 +182,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if ref := strongIdentityRefusal(exp, version, req); ref != nil {
 		return nil, ref, 0, nil
 	}
-	si, err := e.prepareSigning(ctx, peer, id, exp, target, req)
+	si, err := e.prepareSigning(ctx, peer, id, exp, target, version, req)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -197,16 +197,17 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		requeue = sooner(requeue, si.trust.wait)
 	}
 	creds := &peerv1.Credentials{
-		Link:                 id.Proto(),
-		Model:                peerv1.SecurityModel_SECURITY_MODEL_API_KEY,
-		ApiKeyId:             key.id,
-		ApiKeyEncoded:        key.encoded.Value(),
-		CaBundle:             bundle,
-		ProxyAddress:         addr,
-		ServerName:           serverName,
-		ElasticsearchVersion: version,
-		StrongIdentity:       si.required,
-		IdentityRequired:     key.identity != nil,
+		Link:                   id.Proto(),
+		Model:                  peerv1.SecurityModel_SECURITY_MODEL_API_KEY,
+		ApiKeyId:               key.id,
+		ApiKeyEncoded:          key.encoded.Value(),
+		CaBundle:               bundle,
+		ProxyAddress:           addr,
+		ServerName:             serverName,
+		ElasticsearchVersion:   version,
+		StrongIdentity:         si.required,
+		IdentityRequired:       key.identity != nil,
+		StrongIdentityFallback: si.fallback,
 	}
 	if si.required {
 		creds.SigningTrustedFingerprints = si.trust.trusted

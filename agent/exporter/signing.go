@@ -44,6 +44,7 @@ const (
 	stepIdentityClear  = "IdentityClearing"
 	stepSigningStop    = "SigningStopping" // identity cleared; waiting for the peer to stop signing
 	stepTrustRelease   = "TrustReleasing"
+	stepUnavailable    = "Unavailable" // the export prefers it, but a side cannot (Credentials say why)
 )
 
 // siInput is what the exporter knows of one link's strong identity.
@@ -293,6 +294,8 @@ func identityOf(k *elastic.Key, subject string) bool {
 // linkSigning is one reconcile's strong identity state of a link.
 type linkSigning struct {
 	required bool
+	// fallback: why a link of an export that prefers strong identity runs without it.
+	fallback string
 	subject  string
 	bundle   []byte
 	owner    string
@@ -304,9 +307,11 @@ type linkSigning struct {
 
 // prepareSigning makes the exported Elasticsearch trust the consumer's signing CAs when the
 // export requires strong identity (the refusal already checked both versions and the request).
-func (e *Exporter) prepareSigning(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, req *peerv1.ImportRequest) (*linkSigning, error) {
+func (e *Exporter) prepareSigning(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, version string, req *peerv1.ImportRequest) (*linkSigning, error) {
+	use, why := strongIdentityMode(exp, version, req)
 	si := &linkSigning{
-		required: exp.Spec.StrongIdentity == v1alpha1.StrongIdentityRequired,
+		required: use,
+		fallback: why,
 		subject:  req.GetSigningSubject(),
 		bundle:   req.GetSigningCaBundle(),
 		owner:    signingOwner(peer, id),
@@ -360,6 +365,9 @@ func (e *Exporter) finishSigning(ctx context.Context, peer string, id link.ID, t
 			return err
 		}
 		e.log.Info("signing CA of link no longer trusted: strong identity is off", "peer", peer, "link", id.String())
+	}
+	if si.plan.step == "" && si.fallback != "" {
+		si.plan.step = stepUnavailable
 	}
 	e.mu.Lock()
 	if st.siStep != si.plan.step {

@@ -325,6 +325,9 @@ func signingCondition(c *peerv1.Credentials, subject, wait string) (status metav
 	case c.GetIdentityRequired() || subject != "":
 		return metav1.ConditionFalse, v1alpha1.ReasonStrongIdentityDisabling,
 			"the export no longer requires strong identity: the remote clears the key's identity, then this side stops signing", true
+	case c.GetStrongIdentityFallback() != "":
+		return metav1.ConditionFalse, v1alpha1.ReasonStrongIdentityUnavailable,
+			"the export prefers strong identity, but this link runs without it: " + c.GetStrongIdentityFallback(), true
 	}
 	return "", "", "", false
 }

@@ -59,6 +59,10 @@ func TestSigningCondition(t *testing.T) {
 			status: metav1.ConditionFalse, reason: v1alpha1.ReasonStrongIdentityDisabling, msg: "no longer requires"},
 		{name: "disabling, still signing", creds: &peerv1.Credentials{}, subject: subj,
 			status: metav1.ConditionFalse, reason: v1alpha1.ReasonStrongIdentityDisabling, msg: "stops signing"},
+		{name: "preferred, fallen back", creds: &peerv1.Credentials{StrongIdentityFallback: "the consuming Elasticsearch runs 8.19.2"},
+			status: metav1.ConditionFalse, reason: v1alpha1.ReasonStrongIdentityUnavailable, msg: "runs without it: the consuming Elasticsearch runs 8.19.2"},
+		{name: "preferred, fallen back while still signing", creds: &peerv1.Credentials{StrongIdentityFallback: "x"}, subject: subj,
+			status: metav1.ConditionFalse, reason: v1alpha1.ReasonStrongIdentityDisabling, msg: "stops signing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, reason, msg, ok := signingCondition(tc.creds, tc.subject, tc.wait)

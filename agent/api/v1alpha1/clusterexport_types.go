@@ -71,9 +71,12 @@ type ClusterExportSpec struct {
 	// remote trusts the consumer's signing CA, the consumer signs, then the key requires its
 	// signing subject; status.links[].strongIdentity shows the step); a link where either side
 	// is below 9.3 is refused, and its keys invalidated, with a refusal that says which side.
+	// Preferred: as Required where both sides run 9.3 or later and the consumer's agent offers
+	// it; elsewhere the link runs without, and its RemoteCluster's StrongIdentity condition
+	// (reason StrongIdentityUnavailable) and status.links[].strongIdentity (Unavailable) say why.
 	// Disabled: requests are not signed (a live link is taken back in the reverse order).
-	// When unset, as Disabled; a later version may use it by default where both sides run 9.3
-	// or later.
+	// When unset, as Disabled: strong identity is a technical preview in self-managed
+	// Elasticsearch 9.3, so the agent does not turn it on by itself.
 	// +optional
 	StrongIdentity StrongIdentityMode `json:"strongIdentity,omitempty"`
 
@@ -231,7 +234,9 @@ type ExportLink struct {
 	// StrongIdentity is the link's strong identity step: TrustPending (the consumer's signing CA
 	// is not yet visible to every node), SigningPending (trusted; the consumer does not sign
 	// yet), Enforced (the key requires the consumer's signing subject), and while turning it
-	// off IdentityClearing, SigningStopping, TrustReleasing. Empty without strong identity.
+	// off IdentityClearing, SigningStopping, TrustReleasing; Unavailable when the export prefers
+	// it but a side cannot (the RemoteCluster's StrongIdentity condition says why). Empty without
+	// strong identity.
 	// +optional
 	StrongIdentity string `json:"strongIdentity,omitempty"`
 }

@@ -17,12 +17,15 @@ const (
 
 // StrongIdentityMode is whether cross-cluster requests must be signed by the consumer
 // (Elasticsearch 9.3+ strong identity verification).
-// +kubebuilder:validation:Enum=Required;Disabled
+// +kubebuilder:validation:Enum=Required;Preferred;Disabled
 type StrongIdentityMode string
 
 const (
 	// StrongIdentityRequired refuses links that cannot use strong identity verification.
 	StrongIdentityRequired StrongIdentityMode = "Required"
+	// StrongIdentityPreferred uses strong identity verification where both sides can (9.3+, an
+	// agent that offers it) and links without it elsewhere, saying why.
+	StrongIdentityPreferred StrongIdentityMode = "Preferred"
 	// StrongIdentityDisabled links without signed requests.
 	StrongIdentityDisabled StrongIdentityMode = "Disabled"
 )

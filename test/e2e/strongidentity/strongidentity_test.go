@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/test/esim"
 	"github.com/ecklink/ecklink/test/esim/pod"
 	"github.com/ecklink/ecklink/test/harness"
@@ -130,6 +131,52 @@ func TestRequiredBelow93IsRefused(t *testing.T) {
 			}
 			l.setMode(ctx, t, v1alpha1.StrongIdentityDisabled)
 			t.Logf("connected %s after strongIdentity Disabled", l.connect(ctx, t, probe).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestPreferred: an export that prefers strong identity uses it where both sides run 9.3 or
+// later, and elsewhere links without it, with the RemoteCluster's StrongIdentity condition and
+// the export's link step saying why.
+func TestPreferred(t *testing.T) {
+	requireWorld(t)
+	for _, tc := range []struct {
+		name, ns, local, step, why string
+	}{
+		{"consumer 8.x falls back", "si-pref8", "8.19.2", "Unavailable", "the consuming Elasticsearch runs 8.19.2, it needs 9.3 or later on both sides"},
+		{"both 9.3 enforce", "si-pref93", "9.3.2", "Enforced", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+			defer cancel()
+			l := setup(ctx, t, tc.ns, "9.3.2", tc.local, v1alpha1.StrongIdentityPreferred)
+			probe := harness.StartProbe(ctx, l.localPod, l.alias, time.Second)
+			defer probe.Stop()
+			t.Logf("connected %s after the RemoteCluster was created", l.connect(ctx, t, probe).Round(time.Millisecond))
+			d, seen := l.waitStep(ctx, t, tc.step, 90*time.Second)
+			t.Logf("export link step %s after %s more (seen %q)", tc.step, d.Round(time.Millisecond), seen)
+			rc, err := l.local.WaitRemoteCluster(ctx, l.ns, l.alias, 60*time.Second, func(rc *v1alpha1.RemoteCluster) bool {
+				c := harness.Condition(rc, v1alpha1.ConditionStrongIdentity)
+				if tc.why == "" {
+					return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1alpha1.ReasonStrongIdentityEnforced
+				}
+				return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonStrongIdentityUnavailable && strings.Contains(c.Message, tc.why)
+			})
+			if err != nil {
+				t.Fatalf("StrongIdentity condition: %v; status:%s", err, harness.DescribeConditions(rc))
+			}
+			t.Logf("StrongIdentity condition: %s", harness.Condition(rc, v1alpha1.ConditionStrongIdentity).Message)
+			want := "" // the key's certificate_identity
+			if tc.why == "" {
+				want = signing.IdentityPattern(subject(tc.ns))
+			}
+			if ids := l.keyIdentities(); len(ids) != 1 || ids[0] != want {
+				t.Fatalf("key identities %q, want one key with %q", ids, want)
+			}
+			if !probe.Connected() {
+				t.Fatalf("not connected at the end: %s", l.localPod.RemoteError(l.alias))
+			}
 		})
 	}
 }

@@ -975,8 +975,11 @@ type Credentials struct {
 	SigningTrustedFingerprints []string `protobuf:"bytes,11,rep,name=signing_trusted_fingerprints,json=signingTrustedFingerprints,proto3" json:"signing_trusted_fingerprints,omitempty"`
 	// Strong identity: the key carries a certificate_identity, so unsigned requests are refused.
 	IdentityRequired bool `protobuf:"varint,12,opt,name=identity_required,json=identityRequired,proto3" json:"identity_required,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Strong identity: why a link of an export that prefers it runs without it (a side below 9.3,
+	// or an agent that does not offer it); empty otherwise.
+	StrongIdentityFallback string `protobuf:"bytes,13,opt,name=strong_identity_fallback,json=strongIdentityFallback,proto3" json:"strong_identity_fallback,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
@@ -1091,6 +1094,13 @@ func (x *Credentials) GetIdentityRequired() bool {
 		return x.IdentityRequired
 	}
 	return false
+}
+
+func (x *Credentials) GetStrongIdentityFallback() string {
+	if x != nil {
+		return x.StrongIdentityFallback
+	}
+	return ""
 }
 
 // Refusal answers an ImportRequest that the remote side will not grant (remote -> local).
@@ -1690,7 +1700,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12.\n" +
 	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\x12*\n" +
 	"\x11signing_ca_bundle\x18\a \x01(\fR\x0fsigningCaBundle\x12'\n" +
-	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xae\x04\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xe8\x04\n" +
 	"\vCredentials\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x124\n" +
 	"\x05model\x18\x02 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12\x1c\n" +
@@ -1706,7 +1716,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x0fstrong_identity\x18\n" +
 	" \x01(\bR\x0estrongIdentity\x12@\n" +
 	"\x1csigning_trusted_fingerprints\x18\v \x03(\tR\x1asigningTrustedFingerprints\x12+\n" +
-	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\"f\n" +
+	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\x128\n" +
+	"\x18strong_identity_fallback\x18\r \x01(\tR\x16strongIdentityFallback\"f\n" +
 	"\aRefusal\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
