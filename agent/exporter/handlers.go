@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -28,6 +30,9 @@ func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 	}
 	if len(req.GetTransportCaBundle()) > 256<<10 {
 		return fmt.Errorf("invalid import request: transport_ca_bundle is %d bytes, at most 262144 allowed", len(req.GetTransportCaBundle()))
+	}
+	if err := validateSigning(peer, id, req, e.cfg.Now); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	st := e.stateLocked(peer, id)
@@ -241,4 +246,32 @@ func (e *Exporter) enqueueElasticsearch(ns, name string) {
 			e.enqueueExport(exp.Namespace, exp.Name)
 		}
 	}
+}
+
+// validateSigning checks an import request's strong identity material: a signing CA bundle of
+// valid CA certificates, and the subject of the peer's own Elasticsearch (a peer may not ask for
+// a key bound to another environment's signer). Both are empty from a consumer below 9.3.
+func validateSigning(peer string, id link.ID, req *peerv1.ImportRequest, now func() time.Time) error {
+	bundle, subject := req.GetSigningCaBundle(), req.GetSigningSubject()
+	if len(bundle) == 0 && subject == "" {
+		return nil
+	}
+	if len(bundle) == 0 || subject == "" {
+		return errors.New("invalid import request: signing_ca_bundle and signing_subject must be set together")
+	}
+	if _, err := pemutil.ValidateCABundle(bundle, now(), pemutil.DefaultLimits); err != nil {
+		return fmt.Errorf("invalid import request: signing_ca_bundle: %w", err)
+	}
+	if want := signing.SubjectFor(peer, id.Namespace, id.Elasticsearch).String(); subject != want {
+		return fmt.Errorf("invalid import request: signing_subject %q: want %q, the subject of the link's own Elasticsearch", clip(subject, 256), want)
+	}
+	return nil
+}
+
+// clip bounds a peer-supplied string for an error message.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
 }

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/signing"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -95,6 +97,45 @@ func TestLinkStatusBeforeImport(t *testing.T) {
 			}
 			if got := len(e.early["east"]); got != tc.wantHeld {
 				t.Errorf("%d statuses held, want %d", got, tc.wantHeld)
+			}
+		})
+	}
+}
+
+// An import request's strong identity material is checked on receipt: a peer may only ask for
+// its own Elasticsearch's signing subject, with a bundle of valid CA certificates.
+func TestValidateSigning(t *testing.T) {
+	now := time.Now()
+	auth, err := signing.New(signing.Config{Environment: "east"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := auth.TrustBundle(now)
+	leaf, _, err := auth.Issue(signing.SubjectFor("east", "apps", "ccs"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "logs"}
+	own := signing.SubjectFor("east", "apps", "ccs").String()
+	for _, tc := range []struct {
+		name    string
+		bundle  []byte
+		subject string
+		want    string // a part of the error, "" for none
+	}{
+		{name: "none (consumer below 9.3)"},
+		{name: "own subject", bundle: bundle, subject: own},
+		{name: "bundle without subject", bundle: bundle, want: "must be set together"},
+		{name: "another environment's subject", bundle: bundle, subject: signing.SubjectFor("north", "apps", "ccs").String(),
+			want: `signing_subject "CN=ccs.apps.north,OU=ecklink-signing": want "CN=ccs.apps.east,OU=ecklink-signing"`},
+		{name: "another Elasticsearch's subject", bundle: bundle, subject: signing.SubjectFor("east", "apps", "other").String(), want: "signing_subject"},
+		{name: "garbage bundle", bundle: []byte("not pem"), subject: own, want: "signing_ca_bundle"},
+		{name: "leaf instead of CA", bundle: leaf, subject: own, want: "signing_ca_bundle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validateSigning("east", id, &peerv1.ImportRequest{SigningCaBundle: tc.bundle, SigningSubject: tc.subject}, time.Now)
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("validateSigning = %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -196,8 +196,12 @@ func (a *Authority) nextCert() *x509.Certificate {
 // Subject is the subject of the signing certificate of Elasticsearch es in namespace ns of this
 // environment, in RFC 2253 form as Elasticsearch matches it, e.g.
 // "CN=ccs.apps.east,OU=ecklink-signing".
-func (a *Authority) Subject(ns, es string) pkix.Name {
-	return pkix.Name{CommonName: es + "." + ns + "." + a.cfg.Environment, OrganizationalUnit: []string{organizationalUnit}}
+func (a *Authority) Subject(ns, es string) pkix.Name { return SubjectFor(a.cfg.Environment, ns, es) }
+
+// SubjectFor is the signing subject of Elasticsearch es in namespace ns of environment env. The
+// remote side checks that a peer asks for its own subject only (see the exporter's OnImport).
+func SubjectFor(env, ns, es string) pkix.Name {
+	return pkix.Name{CommonName: es + "." + ns + "." + env, OrganizationalUnit: []string{organizationalUnit}}
 }
 
 // IdentityPattern is the certificate_identity for a key that only the holder of the signing
