@@ -87,16 +87,7 @@ func ApplyVolume(es *unstructured.Unstructured, v Volume) ([]string, error) {
 			return nil, fmt.Errorf("invalid Elasticsearch %s: spec.nodeSets[%d] is not an object", es.GetName(), i)
 		}
 		nsName, _ := ns["name"].(string)
-		pt, _ := ns["podTemplate"].(map[string]any)
-		if pt == nil {
-			pt = map[string]any{}
-			ns["podTemplate"] = pt
-		}
-		spec, _ := pt["spec"].(map[string]any)
-		if spec == nil {
-			spec = map[string]any{}
-			pt["spec"] = spec
-		}
+		spec := podSpec(ns)
 		volumes, _ := spec["volumes"].([]any)
 		if indexByName(volumes, v.Name) < 0 {
 			src := map[string]any{"optional": true}
@@ -111,22 +102,15 @@ func ApplyVolume(es *unstructured.Unstructured, v Volume) ([]string, error) {
 			spec["volumes"] = append(volumes, vol)
 			changes = append(changes, fmt.Sprintf("nodeSet %s: add optional volume %s", nsName, v.Name))
 		}
-		containers, _ := spec["containers"].([]any)
-		idx := indexByName(containers, ContainerName)
-		if idx < 0 {
-			containers = append(containers, map[string]any{"name": ContainerName})
-			idx = len(containers) - 1
-		}
-		container, ok := containers[idx].(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("invalid Elasticsearch %s: spec.nodeSets[%d] container %s must be an object", es.GetName(), i, ContainerName)
+		container, _, err := esContainer(spec)
+		if err != nil {
+			return nil, fmt.Errorf("invalid Elasticsearch %s: spec.nodeSets[%d]: %w", es.GetName(), i, err)
 		}
 		mounts, _ := container["volumeMounts"].([]any)
 		if indexByName(mounts, v.Name) < 0 {
 			container["volumeMounts"] = append(mounts, map[string]any{"name": v.Name, "mountPath": v.MountPath(), "readOnly": true})
 			changes = append(changes, fmt.Sprintf("nodeSet %s: mount %s at %s", nsName, v.Name, v.MountPath()))
 		}
-		spec["containers"] = containers
 	}
 	if len(changes) == 0 {
 		return nil, nil

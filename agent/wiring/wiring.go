@@ -124,6 +124,36 @@ func applyNodeSet(esName string, ns map[string]any, r *nodeSetRecord) ([]string,
 
 func applyPodTemplate(esName string, ns map[string]any, r *nodeSetRecord) ([]string, error) {
 	var changes []string
+	spec := podSpec(ns)
+	volumes, _ := spec["volumes"].([]any)
+	if indexByName(volumes, CAVolumeName) < 0 {
+		spec["volumes"] = append(volumes, map[string]any{
+			"name":      CAVolumeName,
+			"configMap": map[string]any{"name": CAConfigMapName(esName)},
+		})
+		r.Volume = true
+		changes = append(changes, "add volume "+CAVolumeName)
+	}
+	container, created, err := esContainer(spec)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		r.Container = true
+	}
+	mounts, _ := container["volumeMounts"].([]any)
+	if indexByName(mounts, CAVolumeName) < 0 {
+		container["volumeMounts"] = append(mounts, map[string]any{
+			"name": CAVolumeName, "mountPath": CAMountPath, "readOnly": true,
+		})
+		r.Mount = true
+		changes = append(changes, "mount "+CAVolumeName+" at "+CAMountPath)
+	}
+	return changes, nil
+}
+
+// podSpec returns a node set's podTemplate.spec, creating the levels that are missing.
+func podSpec(ns map[string]any) map[string]any {
 	pt, _ := ns["podTemplate"].(map[string]any)
 	if pt == nil {
 		pt = map[string]any{}
@@ -134,36 +164,24 @@ func applyPodTemplate(esName string, ns map[string]any, r *nodeSetRecord) ([]str
 		spec = map[string]any{}
 		pt["spec"] = spec
 	}
-	volumes, _ := spec["volumes"].([]any)
-	if indexByName(volumes, CAVolumeName) < 0 {
-		spec["volumes"] = append(volumes, map[string]any{
-			"name":      CAVolumeName,
-			"configMap": map[string]any{"name": CAConfigMapName(esName)},
-		})
-		r.Volume = true
-		changes = append(changes, "add volume "+CAVolumeName)
-	}
+	return spec
+}
+
+// esContainer returns the elasticsearch container of a pod spec, adding an entry for it when
+// there is none (created).
+func esContainer(spec map[string]any) (container map[string]any, created bool, err error) {
 	containers, _ := spec["containers"].([]any)
 	idx := indexByName(containers, ContainerName)
 	if idx < 0 {
 		containers = append(containers, map[string]any{"name": ContainerName})
-		idx = len(containers) - 1
-		r.Container = true
+		idx, created = len(containers)-1, true
 	}
 	container, ok := containers[idx].(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("podTemplate container %s must be an object", ContainerName)
-	}
-	mounts, _ := container["volumeMounts"].([]any)
-	if indexByName(mounts, CAVolumeName) < 0 {
-		container["volumeMounts"] = append(mounts, map[string]any{
-			"name": CAVolumeName, "mountPath": CAMountPath, "readOnly": true,
-		})
-		r.Mount = true
-		changes = append(changes, "mount "+CAVolumeName+" at "+CAMountPath)
+		return nil, false, fmt.Errorf("podTemplate container %s must be an object", ContainerName)
 	}
 	spec["containers"] = containers
-	return changes, nil
+	return container, created, nil
 }
 
 // Missing describes what Apply would still change: empty when es is wired (by the agent or by
