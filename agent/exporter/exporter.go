@@ -23,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/internal/task"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -171,7 +172,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 		<-ctx.Done()
 		e.queue.ShutDown()
 	}()
-	go e.resyncLoop(ctx)
+	go task.Every(ctx, e.cfg.Resync, func() {
+		e.enqueueAll()
+		e.queue.Add(item{kind: "gc"})
+	})
 	for {
 		it, quit := e.queue.Get()
 		if quit {
@@ -208,20 +212,6 @@ func (e *Exporter) process(ctx context.Context, it item) {
 		e.queue.AddAfter(it, requeue)
 	default:
 		e.queue.Forget(it)
-	}
-}
-
-func (e *Exporter) resyncLoop(ctx context.Context) {
-	t := time.NewTicker(e.cfg.Resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			e.enqueueAll()
-			e.queue.Add(item{kind: "gc"})
-		}
 	}
 }
 

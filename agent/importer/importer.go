@@ -27,6 +27,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/signing"
+	"github.com/ecklink/ecklink/internal/task"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -141,8 +142,8 @@ func (im *Importer) Run(ctx context.Context) error {
 		<-ctx.Done()
 		im.queue.ShutDown()
 	}()
-	go im.resyncLoop(ctx)
-	go im.signingLoop(ctx)
+	go task.Every(ctx, im.cfg.Resync, im.enqueueAll)
+	go task.Every(ctx, im.cfg.SigningTick, func() { im.tickSigningOrWarn(ctx) })
 	im.enqueueAll()
 	var wg sync.WaitGroup
 	for range workers {
@@ -176,32 +177,11 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	}
 }
 
-func (im *Importer) resyncLoop(ctx context.Context) {
-	t := time.NewTicker(im.cfg.Resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			im.enqueueAll()
-		}
-	}
-}
-
-// signingLoop advances the signing CA rotation (see tickSigning).
-func (im *Importer) signingLoop(ctx context.Context) {
-	t := time.NewTicker(im.cfg.SigningTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := im.tickSigning(ctx); err != nil {
-				im.log.Warn("signing CA rotation failed, will retry", "error", err)
-			}
-		}
+// tickSigningOrWarn advances the signing CA rotation (see tickSigning); a failure is retried on
+// the next tick.
+func (im *Importer) tickSigningOrWarn(ctx context.Context) {
+	if err := im.tickSigning(ctx); err != nil {
+		im.log.Warn("signing CA rotation failed, will retry", "error", err)
 	}
 }
 

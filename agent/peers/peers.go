@@ -23,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/internal/task"
 )
 
 // Cleaner removes what a peering applied or issued.
@@ -146,20 +147,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		<-ctx.Done()
 		c.queue.ShutDown()
 	}()
-	go func() {
-		t := time.NewTicker(c.cfg.StatusInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				for _, p := range c.cfg.Cache.Peers() {
-					c.queue.Add(p.Name)
-				}
-			}
+	go task.Every(ctx, c.cfg.StatusInterval, func() {
+		for _, p := range c.cfg.Cache.Peers() {
+			c.queue.Add(p.Name)
 		}
-	}()
+	})
 	for _, p := range c.cfg.Cache.Peers() {
 		c.queue.Add(p.Name)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Task is a long-running function that returns when ctx ends or it fails.
@@ -41,4 +42,18 @@ func Run(ctx context.Context, tasks ...Named) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// Every calls f every interval until ctx ends.
+func Every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
