@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -200,4 +201,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// SecretScan is a Suite.Passed hook: after every test of the package passed, ScanSecrets must find
+// no secret anywhere (require: more kinds the search must have, e.g. "signing-key").
+func SecretScan(suite string, require ...string) func(*World) error {
+	return func(w *World) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		hits, summary, err := w.ScanSecrets(ctx, "", nil, require...)
+		switch {
+		case err != nil:
+			return fmt.Errorf("secret scan failed: %w", err)
+		case len(hits) > 0:
+			return fmt.Errorf("secret scan: %s\n%s", summary, strings.Join(hits, "\n"))
+		}
+		fmt.Printf("%s: secret scan after every scenario: %s\n", suite, summary)
+		return nil
+	}
 }

@@ -13,9 +13,7 @@ package faults
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -59,19 +57,7 @@ func TestMain(m *testing.M) {
 			}
 		},
 		// Once more, after every scenario that ran: no secret in any log, Event or status.
-		Passed: func(*harness.World) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			hits, summary, err := world.ScanSecrets(ctx, "", nil)
-			switch {
-			case err != nil:
-				return fmt.Errorf("final secret scan failed: %w", err)
-			case len(hits) > 0:
-				return fmt.Errorf("final secret scan: %s\n%s", summary, strings.Join(hits, "\n"))
-			}
-			fmt.Println("faults: final secret scan of every scenario:", summary)
-			return nil
-		},
+		Passed: harness.SecretScan("faults"),
 	}.Main(m, &world))
 }
 

@@ -13,9 +13,7 @@ package strongidentity
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,20 +41,9 @@ func TestMain(m *testing.M) {
 		},
 		Setup: func(ctx context.Context, w *harness.World) error { return w.Pair(ctx, "east", "west") },
 		// After every scenario: no signing key (nor any other secret) in a debug log, an Event
+		// After every scenario: no signing key (nor any other secret) in a debug log, an Event
 		// or a status.
-		Passed: func(w *harness.World) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			hits, summary, err := w.ScanSecrets(ctx, "", nil, "signing-key")
-			switch {
-			case err != nil:
-				return fmt.Errorf("secret scan failed: %w", err)
-			case len(hits) > 0:
-				return fmt.Errorf("secret scan: %s\n%s", summary, strings.Join(hits, "\n"))
-			}
-			fmt.Println("strongidentity: secret scan:", summary)
-			return nil
-		},
+		Passed: harness.SecretScan("strongidentity", "signing-key"),
 	}.Main(m, &world))
 }
 
