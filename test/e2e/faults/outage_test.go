@@ -49,10 +49,20 @@ func TestKubernetesAPIOutage(t *testing.T) {
 	}
 	east.Env.StopAPIServer()
 	stopped = time.Now()
+	eastDown := true
+	t.Cleanup(func() { // a failure below must not leave east's API down for the next scenarios
+		if eastDown {
+			if err := east.Env.StartAPIServer(context.Background()); err != nil {
+				t.Errorf("failed to restart east's API server: %v", err)
+			}
+		}
+	})
 	if err := west.Env.Kube.CoreV1().Secrets(first.ns).Delete(ctx, "logs-es-transport-ca-internal", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, time.Minute, "ECK issued a CA with a new key", func() (bool, string) {
+	// ECK's own watches came back from west's outage above on client-go's relist backoff (up to
+	// ~90s): the CA it reissues may take that long.
+	waitFor(ctx, t, 3*time.Minute, "ECK issued a CA with a new key", func() (bool, string) {
 		ca, err := first.transportCA(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -64,6 +74,7 @@ func TestKubernetesAPIOutage(t *testing.T) {
 	if err := east.Env.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
+	eastDown = false
 	restored = time.Now()
 	applied := waitFor(ctx, t, 2*time.Minute, "east holds west's new CA", func() (bool, string) {
 		return first.localTrusts(ctx, fresh.Fingerprint), "not yet"
