@@ -61,7 +61,13 @@ type grants interface {
 type refusedLink struct {
 	export string // namespace/name asked for
 	reason string
+	// resyncs counts the stream restarts that asked the peer to resend the request since it
+	// became admissible; a peer that does not resend it loses the record after maxResyncs.
+	resyncs int
 }
+
+// maxResyncs bounds the stream restarts made for one refused link.
+const maxResyncs = 2
 
 // validateImport checks the fields of an import request a peer sent, naming the bad one.
 func validateImport(req *peerv1.ImportRequest) error {
@@ -205,21 +211,36 @@ func (e *Exporter) dropRefused(peer string, id link.ID) {
 func (e *Exporter) resyncRefused() {
 	now := e.cfg.Now()
 	var due []string
+	var stale []healthKey
 	e.mu.Lock()
 	for peer, recs := range e.refused {
 		if now.Sub(e.resynced[peer]) < minResyncGap {
 			continue
 		}
+		admissible := false
 		for id, r := range recs {
 			ns, name, _ := strings.Cut(r.export, "/")
-			if e.admitLocked(peer, id, ns, name) == nil {
-				due = append(due, peer)
-				e.resynced[peer] = now
-				break
+			if e.admitLocked(peer, id, ns, name) != nil {
+				continue
 			}
+			if r.resyncs >= maxResyncs {
+				stale = append(stale, healthKey{peer: peer, link: id})
+				continue
+			}
+			r.resyncs++
+			recs[id] = r
+			admissible = true
+		}
+		if admissible {
+			due = append(due, peer)
+			e.resynced[peer] = now
 		}
 	}
 	e.mu.Unlock()
+	for _, k := range stale {
+		e.log.Info("the peer did not send a refused request again; forgetting it", "peer", k.peer, "link", k.link.String())
+		e.dropRefused(k.peer, k.link)
+	}
 	sort.Strings(due)
 	for _, peer := range due {
 		e.log.Info("a refused link can be granted now; restarting the stream so that the peer sends its request again", "peer", peer)

@@ -243,6 +243,12 @@ func TestRefusedLinkLifecycle(t *testing.T) {
 	if len(out.resynced) != 2 {
 		t.Fatalf("resynced %v, want east again after minResyncGap", out.resynced)
 	}
+	// A peer that does not send the request again loses the record after maxResyncs.
+	now = now.Add(minResyncGap)
+	e.resyncRefused()
+	if len(out.resynced) != 2 || len(e.refused["east"]) != 0 || out.refusal("east", testLink(1)) != nil {
+		t.Fatalf("resynced %v, refused %v: want the record dropped after %d restarts", out.resynced, e.refused["east"], maxResyncs)
+	}
 	if r := nackReason(e.OnImport("east", importOf(testLink(1), "ns/later"))); r != "" {
 		t.Fatalf("the resent request answered %q, want it kept", r)
 	}

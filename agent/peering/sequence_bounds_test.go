@@ -92,6 +92,14 @@ func TestSequencesCannotWrap(t *testing.T) {
 		}
 	})
 
+	t.Run("an applied sequence above MaxSequence persisted by an older version is not announced", func(t *testing.T) {
+		ps := newPeerState("west")
+		out := ps.seedReceived(map[string]uint64{"trust": 1<<64 - 1, "credentials/ns/es/a": 7})
+		if _, ok := out["trust"]; ok || out["credentials/ns/es/a"] != 6 || len(ps.received) != 1 {
+			t.Fatalf("announced %v with records %v, want only credentials/ns/es/a", out, ps.received)
+		}
+	})
+
 	t.Run("nextSequence is checked", func(t *testing.T) {
 		for _, tc := range []struct {
 			in   uint64

@@ -263,6 +263,13 @@ func (ps *peerState) seedReceived(applied map[string]uint64) map[string]uint64 {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for r, seq := range applied {
+		if seq > MaxSequence {
+			// Persisted by a version that accepted any sequence: announcing it would have the
+			// peer refuse the Open, and keeping it would refuse every later update as a
+			// rollback. The peer sends the resource again instead.
+			delete(ps.received, r)
+			continue
+		}
 		if rec, ok := ps.received[r]; !ok || rec.seq != seq {
 			ps.received[r] = record{seq: seq}
 		}
