@@ -50,6 +50,14 @@ func TestPairedPeerFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer deleteFloodPeer(t)
+	defer func() { // east's links go too, so that later scenarios do not carry them
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		for _, alias := range []string{l.alias, "west-flood-2"} {
+			_ = l.local.CRDs.RemoteClusters().Delete(cctx, l.ns, alias)
+		}
+		_ = l.remote.CRDs.ClusterExports().Delete(cctx, l.ns, "open")
+	}()
 	stream, err := fake.Connect(ctx, west, nil)
 	if err != nil {
 		t.Fatal(err)
