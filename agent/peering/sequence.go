@@ -28,9 +28,9 @@ func nextSequence(seq uint64) (uint64, error) {
 }
 
 // maxApplied bounds the entries of a peer's Open.applied: an honest peer lists the resources
-// it received from this agent (two per link and the trust bundle); the map is kept until the
-// next Open to number resources published later.
-const maxApplied = 1 << 16
+// it received from this agent (up to two per link, at most 100,000 links per peer, and the
+// trust bundle); the map is kept until the next Open to number resources published later.
+const maxApplied = 1 << 18
 
 // checkApplied validates the applied sequences a peer announced in Open against the outbox
 // entries held for it: each value at most MaxSequence, and below it for a resource held here
