@@ -131,6 +131,17 @@ func TestReceiverRecordsBounded(t *testing.T) {
 		t.Fatalf("%d records kept, want the 2 listed", len(ps.received))
 	}
 
+	big := newHarness(t, nil)
+	big.start()
+	applied := make(map[string]uint64, maxApplied+1)
+	for i := range maxApplied + 1 {
+		applied[fmt.Sprintf("status/ns/es/a%d", i)] = 1
+	}
+	big.open("west", applied)
+	if err := big.wait(); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "applied resources, at most") {
+		t.Fatalf("Open with %d applied entries: %v, want a protocol error", len(applied), err)
+	}
+
 	hs := newHarness(t, nil)
 	hs.start()
 	hs.open("west", nil)
