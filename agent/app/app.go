@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 		SigningSyncDelay: cfg.Signing.SyncDelay.Duration,
+		LinksPerPeer:     cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
 	}); err != nil {
 		return nil, err
 	}

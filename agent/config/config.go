@@ -58,6 +58,8 @@ type Config struct {
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
+	// Limits bound what a paired peer can make this agent hold.
+	Limits Limits `json:"limits"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -74,6 +76,24 @@ type Signing struct {
 	CertValidity Duration `json:"certValidity"`
 	SyncDelay    Duration `json:"syncDelay"`
 }
+
+// Limits bound the links a paired peer can open on this agent as the exporting side: an import
+// request beyond either cap is refused (reason LinkLimitExceeded, naming the setting) and
+// nothing of it is kept.
+type Limits struct {
+	// LinksPerPeer is the most links one peer may hold, granted or refused (default 1000).
+	LinksPerPeer int `json:"linksPerPeer"`
+	// LinksPerExport is the most links one ClusterExport serves, over all peers (default 1000).
+	LinksPerExport int `json:"linksPerExport"`
+}
+
+// Default link caps.
+const (
+	DefaultLinksPerPeer   = 1000
+	DefaultLinksPerExport = 1000
+	// maxLinkCap keeps a typo from disabling the caps (memory grows with them).
+	maxLinkCap = 100000
+)
 
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {
@@ -122,6 +142,7 @@ func Default() Config {
 			RenewDeadline: Duration{10 * time.Second},
 			RetryPeriod:   Duration{2 * time.Second},
 		},
+		Limits: Limits{LinksPerPeer: DefaultLinksPerPeer, LinksPerExport: DefaultLinksPerExport},
 	}
 }
 
@@ -231,6 +252,12 @@ func (c *Config) Validate() error {
 		if err != nil || pu.Scheme != "https" || pu.Host == "" {
 			bad("elasticsearchEndpoints", "%s: %q is not an https URL", key, u)
 		}
+	}
+	if n := c.Limits.LinksPerPeer; n < 1 || n > maxLinkCap {
+		bad("limits.linksPerPeer", "%d: want 1 to %d", n, maxLinkCap)
+	}
+	if n := c.Limits.LinksPerExport; n < 1 || n > maxLinkCap {
+		bad("limits.linksPerExport", "%d: want 1 to %d", n, maxLinkCap)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

@@ -55,6 +55,17 @@ func TestResolve(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "link caps default to 1000, flags override",
+			args: []string{"--environment", "w", "--namespace", "x", "--links-per-export", "20"},
+			check: func(t *testing.T, c Config) {
+				if c.Limits.LinksPerPeer != DefaultLinksPerPeer || c.Limits.LinksPerExport != 20 {
+					t.Errorf("limits = %+v, want linksPerPeer %d, linksPerExport 20", c.Limits, DefaultLinksPerPeer)
+				}
+			},
+		},
+		{name: "link caps out of range name their keys", args: []string{"--environment", "w", "--namespace", "x", "--links-per-peer", "0", "--links-per-export", "1000001"},
+			wantErr: []string{"limits.linksPerPeer: 0: want 1 to 100000", "limits.linksPerExport: 1000001"}},
 		{name: "rotate-at out of range", args: []string{"--environment", "w", "--namespace", "x", "--ca-rotate-at", "1.5"}, wantErr: []string{"caRotateAt: 1.5: want a fraction"}},
 	}
 	for _, tt := range tests {

@@ -334,7 +334,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	default:
 		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial the transport port at "+addr+" (load balancer)"
 	}
-	links := e.exportLinks(ns, name)
+	links, linkCount := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
@@ -350,7 +350,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		kube.Set(x, ready)
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
-		x.Status.Links = links
+		x.Status.Links, x.Status.LinkCount = links, linkCount
 		return nil
 	})
 	if err != nil {

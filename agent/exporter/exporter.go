@@ -31,6 +31,8 @@ import (
 type Outbox interface {
 	Publish(peer, resource string, payload proto.Message) error
 	Remove(peer, resource string) error
+	// Resync restarts the stream with peer, which then resends what this agent refused.
+	Resync(peer string)
 }
 
 // Clients gives an Elasticsearch client for a resource.
@@ -58,6 +60,9 @@ type Config struct {
 	// SigningSyncDelay is how long after a write of the signing CA ConfigMap every node sees
 	// the new file (the kubelet's sync period plus its cache TTL). Default 90s.
 	SigningSyncDelay time.Duration
+	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
+	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
+	LinksPerPeer, LinksPerExport int
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
@@ -84,6 +89,11 @@ type Exporter struct {
 	encoded  map[string]elastic.Secret // API key id -> encoded key, memory only
 	inventry map[string]bool           // peers whose inventory arrived since they connected
 	health   keyHealth                 // why a link's keys last failed, for the export status
+	// refused holds what is kept of import requests refused on receipt; together with links
+	// at most LinksPerPeer per peer.
+	refused  map[string]map[link.ID]refusedLink
+	resynced map[string]time.Time // when each peer was last asked to resend refused requests
+	grants   grants               // the informer cache
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -149,6 +159,12 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.SigningSyncDelay == 0 {
 		cfg.SigningSyncDelay = 90 * time.Second
 	}
+	if cfg.LinksPerPeer <= 0 {
+		cfg.LinksPerPeer = DefaultLinksPerPeer
+	}
+	if cfg.LinksPerExport <= 0 {
+		cfg.LinksPerExport = DefaultLinksPerExport
+	}
 	e := &Exporter{
 		cfg: cfg,
 		log: cfg.Logger.Named("exporter"),
@@ -159,6 +175,9 @@ func New(cfg Config) (*Exporter, error) {
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
+		refused:  map[string]map[link.ID]refusedLink{},
+		resynced: map[string]time.Time{},
+		grants:   cfg.Cache,
 	}
 	if err := e.registerHandlers(); err != nil {
 		return nil, err
@@ -226,6 +245,7 @@ func (e *Exporter) enqueueAll() {
 	for _, exp := range e.cfg.Cache.ClusterExports() {
 		e.queue.Add(item{kind: "export", ns: exp.Namespace, name: exp.Name})
 	}
+	e.resyncRefused()
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet).

@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -145,7 +146,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
 		for _, cert := range certs {
 			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
-				Fingerprint: pemutil.Fingerprint(cert), Subject: cert.Subject.String(), NotAfter: &metav1.Time{Time: cert.NotAfter},
+				Fingerprint: pemutil.Fingerprint(cert), Subject: peertext.Clean(cert.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: cert.NotAfter},
 			})
 		}
 	}

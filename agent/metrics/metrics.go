@@ -99,12 +99,18 @@ func (m *Metrics) Propagation(d time.Duration) {
 	m.propagation.Observe(d.Seconds())
 }
 
-// Nack counts a refused update.
+// Nack counts a refused update. The reason comes from the peer (direction "received") or
+// names a check of ours; either way it becomes a label value only if it is one of
+// NackReasons, else "other", so that a peer cannot create series at will. direction is
+// "sent" or "received"; anything else counts as "received".
 func (m *Metrics) Nack(peer, direction, reason string) {
 	if m == nil {
 		return
 	}
-	m.nacks.WithLabelValues(peer, direction, reason).Inc()
+	if direction != "sent" {
+		direction = "received"
+	}
+	m.nacks.WithLabelValues(peer, direction, NackReason(reason)).Inc()
 }
 
 // Link records a link's state on the local side.

@@ -54,7 +54,7 @@ func toStatus(err error) error {
 		code = codes.PermissionDenied
 	case errors.Is(err, ErrProtocol), errors.Is(err, ErrPeerTerminated):
 		code = codes.FailedPrecondition
-	case errors.Is(err, ErrReplaced):
+	case errors.Is(err, ErrReplaced), errors.Is(err, ErrResync):
 		code = codes.Aborted
 	case errors.Is(err, ErrPairingDisabled):
 		code = codes.Unimplemented

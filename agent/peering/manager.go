@@ -207,7 +207,9 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 	if n := proto.Size(u); n > m.cfg.MaxUpdateBytes {
 		return fmt.Errorf("failed to publish: update is %d bytes, at most %d allowed", n, m.cfg.MaxUpdateBytes)
 	}
-	m.peer(peer).set(u, false)
+	if err := m.peer(peer).set(u, false); err != nil {
+		return fmt.Errorf("failed to publish: %w", err)
+	}
 	return nil
 }
 
@@ -220,7 +222,9 @@ func (m *Manager) Remove(peer, resource string) error {
 	if ps == nil {
 		return nil
 	}
-	ps.set(&peerv1.Update{Resource: resource, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}, true)
+	if err := ps.set(&peerv1.Update{Resource: resource, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}, true); err != nil {
+		return fmt.Errorf("failed to remove: %w", err)
+	}
 	return nil
 }
 

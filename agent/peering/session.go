@@ -316,6 +316,9 @@ func (s *session) handleOpen(o *peerv1.Open) error {
 	if d := o.GetHeartbeatInterval(); d != nil && d.IsValid() && d.AsDuration() > 0 {
 		interval = d.AsDuration()
 	}
+	if err := s.ps.checkApplied(o.GetApplied()); err != nil {
+		return err
+	}
 	s.peerTimeout = min(max(3*interval, minReceiveTimeout), maxReceiveTimeout)
 	s.opened = true
 	acks := s.ps.open(s, o.GetApplied())

@@ -22,6 +22,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/internal/task"
 )
@@ -269,7 +270,7 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 		valid := 0
 		soonest := time.Time{}
 		for _, ca := range cas {
-			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: ca.Subject.String(), NotAfter: &metav1.Time{Time: ca.NotAfter}})
+			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: peertext.Clean(ca.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: ca.NotAfter}})
 			if now.Before(ca.NotAfter) {
 				valid++
 				if soonest.IsZero() || ca.NotAfter.Before(soonest) {

@@ -196,26 +196,36 @@ type ClusterExportStatus struct {
 	// +optional
 	ServerName string `json:"serverName,omitempty"`
 	// Links are the peers' RemoteClusters that consume this export, one per peer, consumer
-	// Elasticsearch and alias.
+	// Elasticsearch and alias: at most 100, shared out fairly between peers when there are
+	// more (linkCount says how many), sorted by peer and link.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
 	Links []ExportLink `json:"links,omitempty"`
+	// LinkCount is how many links the export serves, listed in links or not.
+	// +optional
+	LinkCount int `json:"linkCount,omitempty"`
 }
 
 // ExportLink is one consumer of an export: a RemoteCluster in a peer environment.
 type ExportLink struct {
 	// Peer is the consumer's environment name.
+	// +kubebuilder:validation:MaxLength=63
 	Peer string `json:"peer"`
 	// LocalNamespace is the namespace of the consumer's Elasticsearch in the peer environment.
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	LocalNamespace string `json:"localNamespace,omitempty"`
 	// LocalElasticsearch is the name of the consumer's Elasticsearch in the peer environment.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	LocalElasticsearch string `json:"localElasticsearch,omitempty"`
 	// Alias is the remote cluster alias the consumer uses for this export.
+	// +kubebuilder:validation:MaxLength=63
 	Alias string `json:"alias"`
 	// APIKeyID is the id of the current cross-cluster API key (never the key itself).
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	APIKeyID string `json:"apiKeyId,omitempty"`
 	// Created is when the current API key was created.
 	// +optional
@@ -228,8 +238,10 @@ type ExportLink struct {
 	LastAcknowledged *metav1.Time `json:"lastAcknowledged,omitempty"`
 	// Connected is whether the peer last reported the remote cluster as connected.
 	Connected bool `json:"connected"`
-	// Message explains the link's state when it is not connected.
+	// Message explains the link's state when it is not connected. Text from the peer is
+	// clipped to 256 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 	// StrongIdentity is the link's strong identity step: TrustPending (the consumer's signing CA
 	// is not yet visible to every node), SigningPending (trusted; the consumer does not sign
@@ -238,6 +250,7 @@ type ExportLink struct {
 	// it but a side cannot (the RemoteCluster's StrongIdentity condition says why). Empty without
 	// strong identity.
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	StrongIdentity string `json:"strongIdentity,omitempty"`
 }
 

@@ -84,14 +84,17 @@ type RemoteClusterStatus struct {
 	Model SecurityModel `json:"model,omitempty"`
 	// ProxyAddress is the host:port the local Elasticsearch dials, as the peer sent it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=260
 	ProxyAddress string `json:"proxyAddress,omitempty"`
 	// ServerName is the TLS server name the local Elasticsearch verifies, as the peer sent it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	ServerName string `json:"serverName,omitempty"`
 	// RemoteCertificateAuthorities describes the remote CA certificates the local Elasticsearch
 	// trusts for this remote cluster.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
 	RemoteCertificateAuthorities []CertificateInfo `json:"remoteCertificateAuthorities,omitempty"`
 	// APIKey describes the applied cross-cluster API key (model apiKey); never the key itself.
 	// +optional
@@ -112,6 +115,7 @@ type RemoteClusterStatus struct {
 // AppliedAPIKey identifies an applied cross-cluster API key without its secret.
 type AppliedAPIKey struct {
 	// ID is the API key id in the peer's Elasticsearch.
+	// +kubebuilder:validation:MaxLength=64
 	ID string `json:"id"`
 	// Expiration is when the key expires; unset when it never expires.
 	// +optional
