@@ -129,13 +129,18 @@ func (a *testAgent) start() {
 		}
 		return err
 	}
-	g := grpc.NewServer(ServerOptions(tlsConf, m.MaxMessageBytes())...)
-	srv.Register(g)
+	// The agent's port: streams reach the Manager through the Port's split.
+	port, err := NewPort(PortConfig{TLS: tlsConf, Server: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = g.Serve(lis) }()
+	portCtx, stopPort := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { defer close(served); _ = port.Serve(portCtx, lis) }()
 	d, err := NewDialer(DialerConfig{
 		Manager: m, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.id.ClientTLSConfig(a.trust, env) },
@@ -153,7 +158,8 @@ func (a *testAgent) start() {
 		once.Do(func() {
 			cancel()
 			<-done
-			g.Stop()
+			stopPort()
+			<-served
 		})
 	}
 }
