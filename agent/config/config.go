@@ -58,6 +58,8 @@ type Config struct {
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
+	// Pairing bounds the pairing tokens this agent redeems.
+	Pairing Pairing `json:"pairing"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -74,6 +76,15 @@ type Signing struct {
 	CertValidity Duration `json:"certValidity"`
 	SyncDelay    Duration `json:"syncDelay"`
 }
+
+// Pairing bounds pairing tokens: the agent redeems a token at most TokenMaxTTL after its Secret
+// was created, whatever expiry the token asks for (agentctl's --ttl).
+type Pairing struct {
+	TokenMaxTTL Duration `json:"tokenMaxTTL"`
+}
+
+// MaxTokenTTL is the longest TokenMaxTTL allowed: a pairing token is meant to be used at once.
+const MaxTokenTTL = 7 * 24 * time.Hour
 
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {
@@ -116,6 +127,7 @@ func Default() Config {
 		ResyncInterval:    Duration{30 * time.Second},
 		CAValidity:        Duration{365 * 24 * time.Hour},
 		LeafValidity:      Duration{24 * time.Hour},
+		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
@@ -231,6 +243,9 @@ func (c *Config) Validate() error {
 		if err != nil || pu.Scheme != "https" || pu.Host == "" {
 			bad("elasticsearchEndpoints", "%s: %q is not an https URL", key, u)
 		}
+	}
+	if ttl := c.Pairing.TokenMaxTTL.Duration; ttl <= 0 || ttl > MaxTokenTTL {
+		bad("pairing.tokenMaxTTL", "%s: want a positive duration up to %s, e.g. 1h", ttl, MaxTokenTTL)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {
