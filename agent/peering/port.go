@@ -285,7 +285,9 @@ func (p *Port) accept(ctx context.Context, lis net.Listener, peerQ, anonQ *connQ
 			}
 			// Out of file descriptors and the like: wait, as net/http does, rather than spin.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.log.Warn("failed to accept a connection, retrying", logError, err, logRetryIn, delay)
+			if ok, held := p.throttle.Allow("accept"); ok {
+				p.log.Warn("failed to accept a connection, retrying", logError, err, logRetryIn, delay, logSuppressed, held)
+			}
 			time.Sleep(delay)
 			continue
 		}
