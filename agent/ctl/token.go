@@ -123,7 +123,7 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string,
 	res := tokenResult{Token: enc, ID: t.ID, Environment: t.Environment, Peer: peer, Endpoints: t.Endpoints, Expires: t.Expires, Secret: sec.Name, Revoked: revoked}
 	return g.print(res, func(w io.Writer) error {
 		fmt.Fprintln(w, enc)
-		g.progress("Token %s for environment %s to join %s, valid until %s (%s); it works once.\nJoin from %s with:\n  agentctl pair join <token> --context <%s>",
+		g.progress("Token %s for environment %s to join %s, valid until %s (%s); it works once.\nJoin from %s with:\n  agentctl pair join <token> --context <context of %s>",
 			t.ID, peer, t.Environment, t.Expires.Format(time.RFC3339), ttl, peer, peer)
 		if ttl > defaultAgentMaxTTL {
 			g.progress("note: an agent redeems a token at most its pairing.tokenMaxTTL after creation (default %s); raise it on the agent for a token valid %s", defaultAgentMaxTTL, ttl)
