@@ -75,6 +75,12 @@ func (r recordingPairer) Pair(ctx context.Context, req *peerv1.PairRequest) (*pe
 // does: the token index, the acceptor and the Port.
 func (e *env) serve(t *testing.T, now func() time.Time) {
 	t.Helper()
+	e.serveWith(t, now, peering.PortLimits{})
+}
+
+// serveWith is serve with the port's limits.
+func (e *env) serveWith(t *testing.T, now func() time.Time, limits peering.PortLimits) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var err error
 	if e.tokens, err = NewTokenIndex(e.kube, ns, time.Hour); err != nil {
@@ -98,7 +104,7 @@ func (e *env) serve(t *testing.T, now func() time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, err := peering.NewPort(peering.PortConfig{TLS: e.id.ServerTLSConfigWithPairing(trust), Server: srv})
+	port, err := peering.NewPort(peering.PortConfig{TLS: e.id.ServerTLSConfigWithPairing(trust), Server: srv, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +296,29 @@ func TestJoinRefusals(t *testing.T) {
 	}
 	if _, err := east.crds.Peers().Get(ctx, ns, "west"); err == nil {
 		t.Fatal("a refused join created a Peer")
+	}
+}
+
+// TestJoinRetriesWhenRateLimited: a joiner whose address spent its pairing attempts waits for
+// the next one instead of failing: the refusal comes before the token is looked at.
+func TestJoinRetriesWhenRateLimited(t *testing.T) {
+	east, west := newEnv(t, "east"), newEnv(t, "west")
+	east.serveWith(t, time.Now, peering.PortLimits{PairBurst: 1, PairRate: 0.5})
+	wrong := east.token(t, time.Minute)
+	wrong.Secret = Secret(strings.Repeat("x", 43))
+	if _, err := Join(context.Background(), wrong, west.self(), JoinOptions{}); err == nil {
+		t.Fatal("a wrong secret joined")
+	}
+	start := time.Now()
+	joined, err := Join(context.Background(), east.token(t, time.Minute), west.self(), JoinOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("Join() after a rate-limited attempt = %v", err)
+	}
+	if joined.Acceptor.GetEnvironment() != "east" || time.Since(start) < time.Second {
+		t.Fatalf("joined %v after %s: want a retry after the rate limit's wait", joined.Acceptor, time.Since(start))
+	}
+	if east.calls() != 2 {
+		t.Fatalf("%d calls reached the acceptor, want 2 (the rate-limited one did not)", east.calls())
 	}
 }
 
