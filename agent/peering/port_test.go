@@ -318,3 +318,63 @@ func TestPortLogsClipped(t *testing.T) {
 		}
 	}
 }
+
+// blockingPairer holds every Pair call until release is closed, counting those in flight.
+type blockingPairer struct {
+	release        chan struct{}
+	inFlight, peak atomic.Int32
+}
+
+func (p *blockingPairer) Pair(ctx context.Context, _ *peerv1.PairRequest) (*peerv1.PairResponse, error) {
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	for {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	select {
+	case <-p.release:
+	case <-ctx.Done():
+	}
+	return &peerv1.PairResponse{}, nil
+}
+
+func TestPortBoundsCallsPerAnonymousConnection(t *testing.T) {
+	east := newAgent(t, "east", backoff.RealClock)
+	pairer := &blockingPairer{release: make(chan struct{})}
+	srv, err := NewServer(ServerConfig{Manager: east.m, Pairer: pairer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := NewPort(PortConfig{TLS: east.id.ServerTLSConfigWithPairing(east.trust), Server: srv, Limits: PortLimits{PairBurst: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = port.Serve(ctx, lis) }()
+	defer func() { cancel(); <-done }()
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(anonymousTLS())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := peerv1.NewPeerServiceClient(cc)
+	var wg sync.WaitGroup
+	for range 2 * anonMaxStreams {
+		wg.Go(func() { _, _ = client.Pair(ctx, &peerv1.PairRequest{}) })
+	}
+	waitFor(t, "calls in flight", wait, func() bool { return pairer.inFlight.Load() == anonMaxStreams })
+	time.Sleep(300 * time.Millisecond) // room for a call beyond the bound to arrive
+	if peak := pairer.peak.Load(); peak != anonMaxStreams {
+		t.Fatalf("%d calls in flight on one anonymous connection, want at most %d", peak, anonMaxStreams)
+	}
+	close(pairer.release)
+	wg.Wait()
+}
