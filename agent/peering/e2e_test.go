@@ -130,7 +130,7 @@ func (a *testAgent) start() {
 		return err
 	}
 	// The agent's port: streams reach the Manager through the Port's split.
-	port, err := NewPort(PortConfig{TLS: tlsConf, Server: srv})
+	port, err := NewPort(PortConfig{TLS: tlsConf, Server: srv, StopGrace: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,10 @@ type PortConfig struct {
 	// before the port's own.
 	Options []grpc.ServerOption
 	Limits  PortLimits
-	Metrics PortMetrics
+	// StopGrace is how long Serve lets calls in flight finish once ctx ended, before it closes
+	// every connection (default 5s).
+	StopGrace time.Duration
+	Metrics   PortMetrics
 	// Logger defaults to the Server's.
 	Logger hclog.Logger
 	// Now is the rate limiter's clock (default time.Now).
@@ -153,6 +156,9 @@ func NewPort(cfg PortConfig) (*Port, error) {
 	cfg.Limits.setDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = cfg.Server.log
@@ -234,8 +240,8 @@ func (p *Port) limitPair(ctx context.Context, req any, _ *grpc.UnaryServerInfo, 
 	return next(ctx, req)
 }
 
-// Serve accepts connections on lis until ctx ends, then stops both servers (gracefully for up
-// to 5 seconds) and closes lis.
+// Serve accepts connections on lis until ctx ends, then closes lis and stops both servers
+// (gracefully for up to StopGrace).
 func (p *Port) Serve(ctx context.Context, lis net.Listener) error {
 	peerQ, anonQ := newConnQueue(lis.Addr()), newConnQueue(lis.Addr())
 	served := make(chan error, 2)
@@ -268,7 +274,7 @@ func (p *Port) stop() {
 	}()
 	select {
 	case <-stopped:
-	case <-time.After(5 * time.Second):
+	case <-time.After(p.cfg.StopGrace):
 		p.peer.Stop()
 		p.anon.Stop()
 	}
