@@ -114,8 +114,7 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string,
 	if err != nil {
 		return fmt.Errorf("failed to store the token in %s: %w", a.label(), err)
 	}
-	revoked := g.revokePredecessors(ctx, a, created)
-	g.pruneTokens(ctx, a)
+	revoked := g.tidyTokens(ctx, a, created)
 	enc, err := t.Encode()
 	if err != nil {
 		return err
@@ -132,54 +131,43 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string,
 	})
 }
 
-// revokePredecessors marks revoked the unused tokens for the same peer older than created, and
-// returns their ids. The agent refuses them anyway (only the newest unused token of a peer
-// works); the mark makes "pair token list" say so. Failing to mark one is only reported.
-func (g *globals) revokePredecessors(ctx context.Context, e *env, created *corev1.Secret) []string {
+// tidyTokens runs after a new token was created: it marks revoked the unused tokens for the same
+// peer (the agent refuses them anyway, as only the newest unused token of a peer works; the mark
+// makes "pair token list" say so) and returns their ids, and it deletes the Secrets of tokens
+// that expired more than tokenRetention ago (they hold no secret, only a hash and a record).
+// Failures are only reported: the new token works regardless.
+func (g *globals) tidyTokens(ctx context.Context, e *env, created *corev1.Secret) []string {
 	secrets := e.kube.CoreV1().Secrets(e.namespace)
 	l, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: pairing.LabelPairing + "=" + pairing.KindToken})
 	if err != nil {
-		g.progress("warning: failed to list older tokens to revoke: %v", err)
+		g.progress("warning: failed to list the older tokens: %v", err)
 		return nil
 	}
-	newest := pairing.ReadTokenState(created)
+	now, newest := g.opts.Now(), pairing.ReadTokenState(created)
 	var revoked []string
 	for i := range l.Items {
 		s := &l.Items[i]
 		st := pairing.ReadTokenState(s)
-		if st.ID == newest.ID || st.Peer != newest.Peer || st.Used || st.Revoked || !g.opts.Now().Before(st.Expires) {
-			continue
+		switch {
+		case st.ID == newest.ID:
+		case !st.Expires.IsZero() && now.Sub(st.Expires) >= tokenRetention:
+			if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err == nil {
+				g.progress("removed Secret %s of token %s, expired at %s", s.Name, st.ID, st.Expires.Format(time.RFC3339))
+			}
+		case st.Peer == newest.Peer && !st.Used && !st.Revoked && now.Before(st.Expires):
+			if _, err := secrets.Update(ctx, pairing.Revoke(s, now, "superseded by token "+newest.ID), metav1.UpdateOptions{}); err != nil {
+				g.progress("warning: failed to revoke token %s (the agent refuses it anyway): %v", st.ID, err)
+				continue
+			}
+			g.progress("revoked unused token %s for environment %s: a new token replaces it", st.ID, st.Peer)
+			revoked = append(revoked, st.ID)
 		}
-		if _, err := secrets.Update(ctx, pairing.Revoke(s, g.opts.Now(), "superseded by token "+newest.ID), metav1.UpdateOptions{}); err != nil {
-			g.progress("warning: failed to revoke token %s (the agent refuses it anyway): %v", st.ID, err)
-			continue
-		}
-		g.progress("revoked unused token %s for environment %s: a new token replaces it", st.ID, st.Peer)
-		revoked = append(revoked, st.ID)
 	}
 	return revoked
 }
 
 // tokenRetention is how long the Secret of an expired token is kept, as a record of who used it.
 const tokenRetention = 24 * time.Hour
-
-// pruneTokens deletes the Secrets of tokens that expired more than tokenRetention ago. Failing
-// to is not an error: they hold no secret, only a hash and a record.
-func (g *globals) pruneTokens(ctx context.Context, e *env) {
-	l, err := e.kube.CoreV1().Secrets(e.namespace).List(ctx, metav1.ListOptions{LabelSelector: pairing.LabelPairing + "=" + pairing.KindToken})
-	if err != nil {
-		return
-	}
-	for i := range l.Items {
-		st := pairing.ReadTokenState(&l.Items[i])
-		if st.Expires.IsZero() || g.opts.Now().Sub(st.Expires) < tokenRetention {
-			continue
-		}
-		if err := e.kube.CoreV1().Secrets(e.namespace).Delete(ctx, l.Items[i].Name, metav1.DeleteOptions{}); err == nil {
-			g.progress("removed Secret %s of token %s, expired at %s", l.Items[i].Name, st.ID, st.Expires.Format(time.RFC3339))
-		}
-	}
-}
 
 func newJoinCommand(g *globals) *cobra.Command {
 	var dryRun bool
