@@ -134,13 +134,7 @@ func (a *testAgent) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	portCtx, stopPort := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { defer close(served); _ = port.Serve(portCtx, lis) }()
+	addr, stopPort := startPort(t, port)
 	d, err := NewDialer(DialerConfig{
 		Manager: m, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.id.ClientTLSConfig(a.trust, env) },
@@ -152,14 +146,13 @@ func (a *testAgent) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
-	a.m, a.addr = m, lis.Addr().String()
+	a.m, a.addr = m, addr
 	var once sync.Once
 	a.stop = func() {
 		once.Do(func() {
 			cancel()
 			<-done
 			stopPort()
-			<-served
 		})
 	}
 }

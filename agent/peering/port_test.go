@@ -88,6 +88,15 @@ func newTestPort(t *testing.T, limits PortLimits) *testPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stop func()
+	p.addr, stop = startPort(t, port)
+	t.Cleanup(stop)
+	return p
+}
+
+// startPort serves port on a free loopback port until stop is called.
+func startPort(t *testing.T, port *Port) (string, func()) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,9 +104,7 @@ func newTestPort(t *testing.T, limits PortLimits) *testPort {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = port.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	p.addr = lis.Addr().String()
-	return p
+	return lis.Addr().String(), func() { cancel(); <-done }
 }
 
 // anonymousTLS is a joiner's TLS configuration: no client certificate.
@@ -352,15 +359,10 @@ func TestPortBoundsCallsPerAnonymousConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = port.Serve(ctx, lis) }()
-	defer func() { cancel(); <-done }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(anonymousTLS())))
+	addr, stop := startPort(t, port)
+	defer stop()
+	ctx := context.Background()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(anonymousTLS())))
 	if err != nil {
 		t.Fatal(err)
 	}
