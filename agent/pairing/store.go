@@ -63,15 +63,15 @@ type TokenState struct {
 	Peer string
 	// Created is the Secret's creation time (set by the API server).
 	Created time.Time
-	// Expires is when the token stops working: the expiry it asks for, capped by the agent
-	// (ReadTokenStateCapped); Requested is the expiry it asks for.
-	Expires, Requested time.Time
-	Used               bool
-	UsedBy             string
-	UsedAt             time.Time
-	Revoked            bool
-	RevokedAt          time.Time
-	RevokedReason      string
+	// Expires is when the token stops working: the expiry it asks for (ReadTokenState), capped
+	// by the agent (ReadTokenStateCapped).
+	Expires       time.Time
+	Used          bool
+	UsedBy        string
+	UsedAt        time.Time
+	Revoked       bool
+	RevokedAt     time.Time
+	RevokedReason string
 }
 
 // ReadTokenState reads a token's Secret; Expires is the expiry the token asks for.
@@ -80,8 +80,7 @@ func ReadTokenState(s *corev1.Secret) TokenState {
 		ID: strings.TrimPrefix(s.Name, tokenSecretPrefix), Peer: string(s.Data[KeyPeer]), UsedBy: string(s.Data[KeyUsedBy]),
 		Created: s.CreationTimestamp.Time, RevokedReason: string(s.Data[KeyRevokedReason]),
 	}
-	st.Requested, _ = time.Parse(time.RFC3339, string(s.Data[KeyExpires]))
-	st.Expires = st.Requested
+	st.Expires, _ = time.Parse(time.RFC3339, string(s.Data[KeyExpires]))
 	st.Used, _ = strconv.ParseBool(string(s.Data[KeyUsed]))
 	st.UsedAt, _ = time.Parse(time.RFC3339, string(s.Data[KeyUsedAt]))
 	st.Revoked, _ = strconv.ParseBool(string(s.Data[KeyRevoked]))
