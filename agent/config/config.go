@@ -84,6 +84,8 @@ type Pairing struct {
 }
 
 // MaxTokenTTL is the longest TokenMaxTTL allowed: a pairing token is meant to be used at once.
+// It is pairing.MaxTTL, the longest agentctl's --ttl takes (config stays free of the agent's
+// packages).
 const MaxTokenTTL = 7 * 24 * time.Hour
 
 // LeaderElection configures the Lease-based election between replicas.

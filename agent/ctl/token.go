@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ecklink/ecklink/agent/config"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/pairing"
 )
@@ -81,9 +82,6 @@ type tokenResult struct {
 	Revoked []string `json:"revoked,omitempty"`
 }
 
-// defaultAgentMaxTTL is the agent's default pairing.tokenMaxTTL, for agentctl's warning.
-const defaultAgentMaxTTL = time.Hour
-
 func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string, endpoints []string, dryRun bool) error {
 	a, err := g.local()
 	if err != nil {
@@ -124,8 +122,8 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string,
 		fmt.Fprintln(w, enc)
 		g.progress("Token %s for environment %s to join %s, valid until %s (%s); it works once.\nJoin from %s with:\n  agentctl pair join <token> --context <context of %s>",
 			t.ID, peer, t.Environment, t.Expires.Format(time.RFC3339), ttl, peer, peer)
-		if ttl > defaultAgentMaxTTL {
-			g.progress("note: an agent redeems a token at most its pairing.tokenMaxTTL after creation (default %s); raise it on the agent for a token valid %s", defaultAgentMaxTTL, ttl)
+		if agentCap := config.Default().Pairing.TokenMaxTTL.Duration; ttl > agentCap {
+			g.progress("note: an agent redeems a token at most its pairing.tokenMaxTTL after creation (default %s); raise it on the agent for a token valid %s", agentCap, ttl)
 		}
 		return nil
 	})
