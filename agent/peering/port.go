@@ -173,8 +173,8 @@ func NewPort(cfg PortConfig) (*Port, error) {
 		handshakes: make(chan struct{}, cfg.Limits.MaxHandshakes),
 		log:        cfg.Logger.Named("port"), throttle: logging.NewThrottle(refusalLogInterval, cfg.Now),
 	}
-	max := cfg.Server.m.MaxMessageBytes()
-	p.peer = grpc.NewServer(append(slices.Clone(cfg.Options), append(PeerServerOptions(max), grpc.Creds(handshaken{}))...)...)
+	maxMessage := cfg.Server.m.MaxMessageBytes()
+	p.peer = grpc.NewServer(append(slices.Clone(cfg.Options), append(PeerServerOptions(maxMessage), grpc.Creds(handshaken{}))...)...)
 	peerv1.RegisterPeerServiceServer(p.peer, syncOnly{cfg.Server})
 	p.anon = grpc.NewServer(append(slices.Clone(cfg.Options), p.anonymousOptions()...)...)
 	peerv1.RegisterPeerServiceServer(p.anon, pairOnly{cfg.Server})
