@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -456,7 +457,7 @@ func (s *silentServer) Sync(stream grpc.BidiStreamingServer[peerv1.SyncRequest, 
 func TestHeartbeatTimeoutRedials(t *testing.T) {
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
 	silent := &silentServer{}
-	g := grpc.NewServer(ServerOptions(east.id.ServerTLSConfig(east.trust), 0)...)
+	g := grpc.NewServer(append(PeerServerOptions(0), grpc.Creds(credentials.NewTLS(east.id.ServerTLSConfig(east.trust))))...)
 	peerv1.RegisterPeerServiceServer(g, silent)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

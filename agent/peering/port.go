@@ -181,8 +181,8 @@ func NewPort(cfg PortConfig) (*Port, error) {
 	return p, nil
 }
 
-// PeerServerOptions are the gRPC server options of connections from paired peers, without the
-// transport credentials: the message size limit for updates, a bound on streams per connection,
+// PeerServerOptions are the gRPC server options of connections from paired peers, without
+// transport credentials (the Port runs the handshake): the message size limit for updates, a bound on streams per connection,
 // keepalives that find dead connections even when the application is idle (and refuse clients
 // that ping too often), and the closing of connections that carry no stream.
 func PeerServerOptions(maxMessageBytes int) []grpc.ServerOption {

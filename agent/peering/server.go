@@ -2,12 +2,10 @@ package peering
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/ecklink/ecklink/agent/identity"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -33,10 +31,8 @@ type ServerConfig struct {
 	Logger hclog.Logger
 }
 
-// Server implements PeerService. The agent serves it with a Port (Sync to clients with a
-// verified certificate, Pair to the others); a server of peer streams only can use the options
-// from ServerOptions, whose TLS configuration (identity.ServerTLSConfig) authenticates every
-// client as a paired environment.
+// Server implements PeerService. The agent serves it with a Port: Sync to clients with a
+// certificate verified in the handshake, Pair to the others.
 type Server struct {
 	peerv1.UnimplementedPeerServiceServer
 	m      *Manager
@@ -63,9 +59,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return &Server{m: cfg.Manager, pairer: cfg.Pairer, auth: auth, log: log.Named("server")}, nil
 }
 
-// Register adds the Server to a gRPC server.
-func (s *Server) Register(g grpc.ServiceRegistrar) { peerv1.RegisterPeerServiceServer(g, s) }
-
 // Pair delegates to the Pairer.
 func (s *Server) Pair(ctx context.Context, req *peerv1.PairRequest) (*peerv1.PairResponse, error) {
 	if s.pairer == nil {
@@ -84,14 +77,6 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[peerv1.SyncRequest, peerv1
 	}
 	_, err = s.m.serve(stream.Context(), env, serverStream{s: stream}, false)
 	return toStatus(err)
-}
-
-// ServerOptions returns the gRPC server options for a server of peer streams only, whose
-// transport credentials run the handshake: mTLS with tlsConf (from identity.ServerTLSConfig)
-// and PeerServerOptions. The agent serves its port with a Port instead, which also answers
-// anonymous Pair calls.
-func ServerOptions(tlsConf *tls.Config, maxMessageBytes int) []grpc.ServerOption {
-	return append(PeerServerOptions(maxMessageBytes), grpc.Creds(credentials.NewTLS(tlsConf)))
 }
 
 // syncOnly is the Server as the port's peer gRPC server offers it: connections there carry a
