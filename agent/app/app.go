@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -49,9 +48,12 @@ type Agent struct {
 	recorder *kube.Recorder
 	resolver *elastic.Resolver
 	metrics  *metrics.Metrics
+	// leaseKube renews the Lease: a client of its own (see newLeaseClient).
+	leaseKube kubernetes.Interface
 	// acting is true while this replica acts (leads, with informers synced).
 	acting atomic.Bool
-	grpc   *grpc.Server
+	port   *peering.Port
+	tokens *pairing.TokenIndex
 	dialer *peering.Dialer
 	trust  *trustSync
 	joiner *pairing.Joiner
@@ -75,6 +77,11 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{}), metrics: metrics.New()}
+	if cfg.LeaderElection.Enabled {
+		if a.leaseKube, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
+			return nil, err
+		}
+	}
 	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: kc}); err != nil {
 		return nil, err
 	}
@@ -145,20 +152,9 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, err
 	}
 	r.trust = a.trust
-	acceptor, err := pairing.NewAcceptor(pairing.AcceptorConfig{Namespace: cfg.Namespace, Kube: kc, CRDs: crds, Self: a.identity, Version: version, Logger: log})
-	if err != nil {
+	if err := a.newPort(cfg, kc, watchKube, crds, log, version); err != nil {
 		return nil, err
 	}
-	// Pair is served on the peer port to clients without a certificate (see
-	// identity.ServerTLSConfigWithPairing); Sync authenticates every stream against the
-	// current trust.
-	server, err := peering.NewServer(peering.ServerConfig{Manager: a.manager, Pairer: acceptor,
-		Authenticate: func(ctx context.Context) (string, error) { return a.identity.AuthenticatePeer(ctx, a.peers) }})
-	if err != nil {
-		return nil, err
-	}
-	a.grpc = grpc.NewServer(append(a.standbyGate(), peering.ServerOptions(a.identity.ServerTLSConfigWithPairing(a.peers), a.manager.MaxMessageBytes())...)...)
-	server.Register(a.grpc)
 	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
 		Manager: a.manager, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
@@ -186,29 +182,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	return task.Run(ctx,
 		task.Named{Name: "health", Run: a.healthServer()},
 		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
-		task.Named{Name: "grpc", Run: a.serveGRPC(lis)},
+		task.Named{Name: "grpc", Run: func(ctx context.Context) error { return a.port.Serve(ctx, lis) }},
 		task.Named{Name: "agent", Run: a.active()},
 	)
-}
-
-// serveGRPC serves the peer port until ctx ends.
-func (a *Agent) serveGRPC(lis net.Listener) task.Task {
-	return func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			stopped := make(chan struct{})
-			go func() { a.grpc.GracefulStop(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(5 * time.Second):
-				a.grpc.Stop()
-			}
-		}()
-		if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("failed to serve peers: %w", err)
-		}
-		return ctx.Err()
-	}
 }
 
 // active is the acting part: directly, or under leader election.
@@ -231,6 +207,9 @@ func (a *Agent) runActive(ctx context.Context) error {
 		return fmt.Errorf("failed to reload identity: %w", err)
 	}
 	if err := a.cache.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.tokens.Start(ctx); err != nil {
 		return err
 	}
 	// The outbox holds every import before a stream opens, so the first Inventory is complete.

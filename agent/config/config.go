@@ -60,6 +60,8 @@ type Config struct {
 	LeaderElection LeaderElection `json:"leaderElection"`
 	// Limits bound what a paired peer can make this agent hold.
 	Limits Limits `json:"limits"`
+	// Pairing bounds the pairing tokens this agent redeems.
+	Pairing Pairing `json:"pairing"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -94,6 +96,16 @@ const (
 	// maxLinkCap keeps a typo from disabling the caps (memory grows with them).
 	maxLinkCap = 100000
 )
+// Pairing bounds pairing tokens: the agent redeems a token at most TokenMaxTTL after its Secret
+// was created, whatever expiry the token asks for (agentctl's --ttl).
+type Pairing struct {
+	TokenMaxTTL Duration `json:"tokenMaxTTL"`
+}
+
+// MaxTokenTTL is the longest TokenMaxTTL allowed: a pairing token is meant to be used at once.
+// It is pairing.MaxTTL, the longest agentctl's --ttl takes (config stays free of the agent's
+// packages).
+const MaxTokenTTL = 7 * 24 * time.Hour
 
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {
@@ -136,6 +148,7 @@ func Default() Config {
 		ResyncInterval:    Duration{30 * time.Second},
 		CAValidity:        Duration{365 * 24 * time.Hour},
 		LeafValidity:      Duration{24 * time.Hour},
+		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
@@ -258,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Limits.LinksPerExport; n < 1 || n > maxLinkCap {
 		bad("limits.linksPerExport", "%d: want 1 to %d", n, maxLinkCap)
+	}
+	if ttl := c.Pairing.TokenMaxTTL.Duration; ttl <= 0 || ttl > MaxTokenTTL {
+		bad("pairing.tokenMaxTTL", "%s: want a positive duration up to %s, e.g. 1h", ttl, MaxTokenTTL)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

@@ -53,6 +53,9 @@ func TestResolve(t *testing.T) {
 				if c.CARotateAt != 0.5 || c.CAOverlap.Seconds() != 30 {
 					t.Errorf("caRotateAt = %v, caOverlap = %v", c.CARotateAt, c.CAOverlap)
 				}
+				if c.Pairing.TokenMaxTTL.Hours() != 1 {
+					t.Errorf("pairing.tokenMaxTTL = %v, want the default 1h", c.Pairing.TokenMaxTTL)
+				}
 			},
 		},
 		{
@@ -66,6 +69,16 @@ func TestResolve(t *testing.T) {
 		},
 		{name: "link caps out of range name their keys", args: []string{"--environment", "w", "--namespace", "x", "--links-per-peer", "0", "--links-per-export", "1000001"},
 			wantErr: []string{"limits.linksPerPeer: 0: want 1 to 100000", "limits.linksPerExport: 1000001"}},
+			name: "pairing token cap: default and flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "24h"},
+			check: func(t *testing.T, c Config) {
+				if c.Pairing.TokenMaxTTL.Hours() != 24 {
+					t.Errorf("pairing.tokenMaxTTL = %v", c.Pairing.TokenMaxTTL)
+				}
+			},
+		},
+		{name: "pairing token cap beyond 7 days", args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "169h"}, wantErr: []string{"pairing.tokenMaxTTL: 169h0m0s: want a positive duration up to 168h0m0s"}},
+		{name: "pairing token cap zero", args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "0s"}, wantErr: []string{"pairing.tokenMaxTTL: 0s"}},
 		{name: "rotate-at out of range", args: []string{"--environment", "w", "--namespace", "x", "--ca-rotate-at", "1.5"}, wantErr: []string{"caRotateAt: 1.5: want a fraction"}},
 	}
 	for _, tt := range tests {

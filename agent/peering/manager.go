@@ -14,6 +14,21 @@
 // stream with ResourceExhausted. A session holds at most 2 × MaxMessageBytes of received messages
 // waiting for its loop (budget.go), so a peer cannot fill this agent's memory by flooding large
 // messages while not reading the answers.
+//
+// The peer port (Port, port.go) is one TCP port for two kinds of clients: paired agents, with a
+// client certificate, and joining agents, without one, that may only call Pair. gRPC's limits
+// (message size, streams, flow-control windows, keepalive) apply per server, and 16 MiB messages
+// for anonymous clients would let anyone who reaches the port make the agent allocate 16 MiB per
+// call. So the Port runs the TLS handshake itself, with a deadline and a bound on handshakes in
+// progress, and then splits: a connection whose certificate verified (during the handshake,
+// against the current trust) goes to the peer server (Sync; the message size above, at most 16
+// streams per connection, keepalive enforcement, idle connections closed after 5 minutes); a
+// connection without a certificate goes to a small anonymous server that answers only Pair, with
+// 64 KiB messages, fixed 64 KiB flow-control windows, 4 calls per connection, a short idle
+// timeout and maximum age, at most MaxAnonymous such connections (and MaxAnonymousPerSource per
+// source address), and a per-source rate limit on Pair calls kept in a bounded table of sources.
+// Both servers keep gRPC's view of the handshake (credentials.TLSInfo), so authentication of
+// streams is unchanged. Refusals are counted by reason and logged at most once per interval.
 package peering
 
 import (
