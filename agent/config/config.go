@@ -96,6 +96,7 @@ const (
 	// maxLinkCap keeps a typo from disabling the caps (memory grows with them).
 	maxLinkCap = 100000
 )
+
 // Pairing bounds pairing tokens: the agent redeems a token at most TokenMaxTTL after its Secret
 // was created, whatever expiry the token asks for (agentctl's --ttl).
 type Pairing struct {

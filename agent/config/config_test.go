@@ -69,6 +69,7 @@ func TestResolve(t *testing.T) {
 		},
 		{name: "link caps out of range name their keys", args: []string{"--environment", "w", "--namespace", "x", "--links-per-peer", "0", "--links-per-export", "1000001"},
 			wantErr: []string{"limits.linksPerPeer: 0: want 1 to 100000", "limits.linksPerExport: 1000001"}},
+		{
 			name: "pairing token cap: default and flag",
 			args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "24h"},
 			check: func(t *testing.T, c Config) {
