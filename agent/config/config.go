@@ -58,6 +58,8 @@ type Config struct {
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
+	// Elasticsearch sets how the agent authenticates to Elasticsearch.
+	Elasticsearch Elasticsearch `json:"elasticsearch"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -73,6 +75,14 @@ type Signing struct {
 	CAValidity   Duration `json:"caValidity"`
 	CertValidity Duration `json:"certValidity"`
 	SyncDelay    Duration `json:"syncDelay"`
+}
+
+// Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
+// in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
+// use ECK's elastic superuser instead, and provision no user (it fails where
+// spec.auth.disableElasticUser is set).
+type Elasticsearch struct {
+	UseElasticUser bool `json:"useElasticUser"`
 }
 
 // LeaderElection configures the Lease-based election between replicas.

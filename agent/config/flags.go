@@ -41,6 +41,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.Signing.CertValidity.Duration, "signing-cert-validity", 0, "lifetime of the signing certificates (0: 30 days; at most a third of the CA's)")
 	fs.DurationVar(&f.v.Signing.SyncDelay.Duration, "signing-sync-delay", 0, "how long after a mounted ConfigMap changes every node sees it (0: 90s)")
 	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
+	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
 	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
@@ -114,6 +115,8 @@ func (f *Flags) Resolve() (Config, error) {
 				cfg.ElasticsearchEndpoints[k] = v
 				cfg.FlagEndpoints[k] = v
 			}
+		case "elasticsearch-use-elastic-user":
+			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
 		case "lease-name":

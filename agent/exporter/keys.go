@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -45,38 +46,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
 	access := toAccess(exp.Spec.Access)
-	hash := elastic.AccessHash(access)
-	meta := e.metadata(peer, id, exp, hash)
-
-	// Access changes go to every live key in place (same id, no restart on the peer): a
-	// narrowed access must reach the keys still in use too.
-	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash {
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
-			}
-			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
-		}
-	}
-
-	var wantIdentity *string
-	if identity != nil {
-		var newest *elastic.Key
-		if len(keys) > 0 {
-			newest = &keys[len(keys)-1]
-		}
-		wantIdentity = identity(newest)
-		// Every live key, so a key that is still in use during a rotation is covered too.
-		for i, k := range keys {
-			if equalIdentity(k.CertificateIdentity, wantIdentity) {
-				continue
-			}
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
-			}
-			keys[i].CertificateIdentity = wantIdentity
-			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
-		}
+	meta := e.metadata(peer, id, exp, elastic.AccessHash(access))
+	wantIdentity, stale, err := e.updateInPlace(ctx, client, peer, id, keys, access, meta, identity)
+	if err != nil {
+		return chosenKey{}, 0, err
 	}
 
 	now := e.cfg.Now()
@@ -111,6 +84,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	case !newest.Expiration.IsZero() && newest.Expiration.Sub(now) < rotateBefore:
 		create = true
 		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
+	case !ownedBy(*newest, client.Username()):
+		create = true
+		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
+			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
@@ -127,6 +104,15 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity}
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
+	}
+	// A key of another user whose access or identity is out of date cannot be updated: once its
+	// replacement exists it goes at once, as an in-place update would have narrowed it at once.
+	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest.ID }); len(stale) > 0 {
+		if err := e.invalidate(ctx, client, stale); err != nil {
+			return chosenKey{}, 0, err
+		}
+		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
+		keys = slices.DeleteFunc(keys, func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
 	}
 	// Break after make: once the peer reports it is connected with the newest key, the others go.
 	if applied == newest.ID && status.GetConnected() {
@@ -157,6 +143,59 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	return choice, requeue, nil
 }
+
+// updateInPlace brings every live key of a link to the export's access and to the identity the
+// link's step wants (returned; nil identity leaves identities alone), in place: same id, nothing
+// for the peer to apply. Only the user who created a key may update it; keys another user made
+// (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
+// when the newest is not the agent user's), and those out of date are returned as stale.
+func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta map[string]any, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
+	hash := elastic.AccessHash(access)
+	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
+
+	// Access changes go to every live key in place (same id, no restart on the peer): a
+	// narrowed access must reach the keys still in use too.
+	for _, k := range keys {
+		if metaField(k.Metadata, "access_hash") != hash {
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
+			}
+			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
+		}
+	}
+
+	if identity != nil {
+		var newest *elastic.Key
+		if len(keys) > 0 {
+			newest = &keys[len(keys)-1]
+		}
+		wantIdentity = identity(newest)
+		// Every live key, so a key that is still in use during a rotation is covered too.
+		for i, k := range keys {
+			if equalIdentity(k.CertificateIdentity, wantIdentity) {
+				continue
+			}
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
+			}
+			keys[i].CertificateIdentity = wantIdentity
+			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
+		}
+	}
+	slices.Sort(stale)
+	return wantIdentity, slices.Compact(stale), nil
+}
+
+// ownedBy says whether user made k (an unknown owner counts as user's: its update is tried).
+func ownedBy(k elastic.Key, user string) bool { return k.Owner == "" || k.Owner == user }
 
 func equalIdentity(a, b *string) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)

@@ -18,6 +18,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
@@ -229,11 +230,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	bundleAliases := slices.Sorted(maps.Keys(st.cas))
 	if len(bundleAliases) == 0 {
-		c, err := esClient()
-		if err != nil {
-			return 0, err
-		}
-		return im.unwire(ctx, es, c, managed, cmExists)
+		return im.unwire(ctx, es, esClient, managed)
 	}
 	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
 	wantCM := cm.DeepCopy()
@@ -400,9 +397,15 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 		if err != nil {
 			return err
 		}
+		var parts []wiring.Part
+		if im.cfg.AgentUser {
+			auth := esuser.Auth(es.GetName())
+			missing = append(missing, wiring.MissingAuth(es, auth)...)
+			parts = append(parts, auth)
+		}
 		st.wired = len(missing) == 0
 		if !st.wired {
-			if st.snippet, err = wiring.Snippet(es); err != nil {
+			if st.snippet, err = wiring.Snippet(es, parts...); err != nil {
 				return err
 			}
 		}
@@ -439,8 +442,15 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 
 // unwire removes everything when no link is left: settings already went, then the wiring, then
 // the Secret and ConfigMap.
-func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, client *elastic.Client, managed []string, cmExists bool) (time.Duration, error) {
+//
+// The client is made only when an alias is left to remove: an Elasticsearch without links has
+// no agent user to call it with (agent/esuser), and needs no call.
+func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, esClient func() (*elastic.Client, error), managed []string) (time.Duration, error) {
 	for _, alias := range managed {
+		client, err := esClient()
+		if err != nil {
+			return 0, err
+		}
 		if _, err := client.DeleteRemote(ctx, alias); err != nil {
 			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
 		}
