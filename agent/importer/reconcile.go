@@ -27,21 +27,23 @@ import (
 
 // state is what one reconcile learned, for the status of each RemoteCluster.
 type state struct {
-	esFound    bool
-	esError    string
-	esReason   string // condition reason of esError (applyFailure)
-	wired      bool
-	manual     bool
-	snippet    string
-	settings   map[string]bool   // alias -> settings applied
-	userAlias  map[string]bool   // alias configured in ES by someone else
-	keyIDs     map[string]string // alias -> key id in the Secret
-	effective  map[string]string // alias -> key id in effect
-	missingKey map[string]bool   // alias whose key value the peer must resend
-	info       map[string]elastic.RemoteInfo
-	cas        map[string][]byte    // alias -> CA bundle applied
-	owner      map[string]types.UID // alias -> the active RemoteCluster holding it
-	cert       certState            // the certificate-model pass (certmodel.go)
+	esFound  bool
+	esError  string
+	esReason string // condition reason of esError (applyFailure)
+	wired    bool
+	manual   bool
+	// userUnwired: manual wiring, and spec.auth does not name the agent's user yet.
+	userUnwired bool
+	snippet     string
+	settings    map[string]bool   // alias -> settings applied
+	userAlias   map[string]bool   // alias configured in ES by someone else
+	keyIDs      map[string]string // alias -> key id in the Secret
+	effective   map[string]string // alias -> key id in effect
+	missingKey  map[string]bool   // alias whose key value the peer must resend
+	info        map[string]elastic.RemoteInfo
+	cas         map[string][]byte    // alias -> CA bundle applied
+	owner       map[string]types.UID // alias -> the active RemoteCluster holding it
+	cert        certState            // the certificate-model pass (certmodel.go)
 	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
 	// signingWait: alias -> why it does not sign yet although the export requires it.
 	signing, signingWait map[string]string
@@ -307,6 +309,11 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	if err := im.wire(ctx, es, plans, st); err != nil {
 		return 0, err
 	}
+	if st.userUnwired {
+		// Manual wiring, and the snippet that names the agent's user is not applied yet: no call
+		// to Elasticsearch can authenticate before it is.
+		return im.cfg.Pending, nil
+	}
 
 	if _, err := esClient(); err != nil {
 		return 0, err
@@ -400,7 +407,9 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 		var parts []wiring.Part
 		if im.cfg.AgentUser {
 			auth := esuser.Auth(es.GetName())
-			missing = append(missing, wiring.MissingAuth(es, auth)...)
+			userMissing := wiring.MissingAuth(es, auth)
+			st.userUnwired = len(userMissing) > 0
+			missing = append(missing, userMissing...)
 			parts = append(parts, auth)
 		}
 		st.wired = len(missing) == 0
