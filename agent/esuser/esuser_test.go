@@ -308,3 +308,18 @@ func TestRolesGrantTheAgentsCallsOnly(t *testing.T) {
 		t.Errorf("authenticate: %v", err)
 	}
 }
+
+// The roles.yml the agent writes, exactly: any widening is a visible change of this test.
+func TestRolesYML(t *testing.T) {
+	const want = `ecklink_api_keys:
+  cluster:
+  - manage_security
+ecklink_settings:
+  cluster:
+  - monitor
+  - cluster:admin/settings/update
+`
+	if got := string(RolesYML()); got != want {
+		t.Errorf("roles.yml =\n%s\nwant\n%s", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -195,6 +196,68 @@ func TestPermissionsList(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root, c)); err != nil {
 				t.Errorf("%s %v: code %s: %v", e.Resource, e.Verbs, c, err)
 			}
+		}
+	}
+}
+
+// clientResources maps the agent's Kubernetes client calls to the resource they reach.
+var clientResources = []struct {
+	call     *regexp.Regexp
+	resource string
+}{
+	{regexp.MustCompile(`CoreV1\(\)\.Secrets\(|\.Core\(\)\.V1\(\)\.Secrets\(\)`), "secrets"},
+	{regexp.MustCompile(`CoreV1\(\)\.ConfigMaps\(|\.Core\(\)\.V1\(\)\.ConfigMaps\(\)`), "configmaps"},
+	{regexp.MustCompile(`CoreV1\(\)\.Services\(`), "services"},
+	{regexp.MustCompile(`CoreV1\(\)\.Events\(`), "events"},
+	{regexp.MustCompile(`CoordinationV1\(\)`), "leases"},
+	{regexp.MustCompile(`ElasticsearchGVR\b`), "elasticsearches"},
+	{regexp.MustCompile(`ClusterExportGVR\b`), "clusterexports"},
+	{regexp.MustCompile(`RemoteClusterGVR\b`), "remoteclusters"},
+	{regexp.MustCompile(`PeerGVR\b`), "peers"},
+}
+
+// TestEveryClientCallIsListed greps the agent's code (not agentctl's, not tests) for Kubernetes
+// client calls and fails on any resource they reach that deploy/helm/rbac.yaml does not list, and
+// on any resource it lists that no code reaches: a new kind of call cannot go in unnoticed.
+func TestEveryClientCallIsListed(t *testing.T) {
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string][]string{}
+	err = filepath.WalkDir(filepath.Join(root, "agent"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") ||
+			strings.Contains(path, string(filepath.Separator)+"ctl"+string(filepath.Separator)) {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, c := range clientResources {
+			if c.call.Match(src) {
+				rel, _ := filepath.Rel(root, path)
+				used[c.resource] = append(used[c.resource], rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := loadPermissions(t)
+	listed := map[string]bool{}
+	for _, e := range append(append([]permission{}, p.AgentNamespace...), p.WatchedNamespaces...) {
+		listed[strings.Split(e.Resource, "/")[0]] = true
+	}
+	for res, files := range used {
+		if !listed[res] {
+			t.Errorf("%s is used by %v but not in deploy/helm/rbac.yaml", res, files)
+		}
+	}
+	for res := range listed {
+		if used[res] == nil {
+			t.Errorf("deploy/helm/rbac.yaml lists %s, which no agent code uses", res)
 		}
 	}
 }
