@@ -147,9 +147,8 @@ func (c *Controller) uses() map[types.NamespacedName]use {
 		out[key] = u
 	}
 	for _, exp := range c.cfg.Cache.ClusterExports() {
-		if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-			continue // the certificate model makes no Elasticsearch call on the exporting side
-		}
+		// A certificate-model export needs the keys role too: its links invalidate the keys of an
+		// earlier API-key answer, and its finalizer those issued under it.
 		key := types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
 		add(key, RoleAPIKeys, false)
 		add(key, RoleSettings, false) // the signing CA settings of strong identity

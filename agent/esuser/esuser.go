@@ -9,8 +9,8 @@
 //     itself; the password exists only in this Secret, which the agent owns.
 //
 // Each user gets only the roles its cluster's use needs: RoleSettings on every cluster with a
-// RemoteCluster or an API-key ClusterExport, RoleAPIKeys only on exported clusters. The user and
-// its Secrets go when the cluster has neither any more.
+// RemoteCluster or a ClusterExport, RoleAPIKeys only on exported clusters. The user and its
+// Secrets go when the cluster has neither any more.
 //
 // What ECK 3.5 does with them (read in its source, pkg/controller/elasticsearch/user:
 // reconcileUserProvidedFileRealm, reconcileUserProvidedRoles, realmFromBasicAuthSecret,
@@ -64,7 +64,8 @@ const (
 //     grants this one action and nothing else. ECK's own roles use action names the same way.
 //     The agent never calls POST _nodes/reload_secure_settings, so it is not granted.
 //
-// RoleAPIKeys, only on clusters with a ClusterExport:
+// RoleAPIKeys, only on clusters with a ClusterExport (of either model: a certificate-model export
+// still invalidates the keys of an earlier API-key answer):
 //   - manage_security: creating and updating cross-cluster API keys needs it ("To use this API,
 //     you must have at least the manage_security cluster privilege", create and update
 //     cross-cluster API key API docs), and so does invalidating them: "The manage_api_key

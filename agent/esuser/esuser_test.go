@@ -151,7 +151,7 @@ func TestProvisionsOnlyTheRolesTheUseNeeds(t *testing.T) {
 		{"consuming", nil, []*v1alpha1.RemoteCluster{remote("logs", "")}, "ecklink_settings", true},
 		{"both", []*v1alpha1.ClusterExport{export("logs", v1alpha1.SecurityModelAPIKey)}, []*v1alpha1.RemoteCluster{remote("logs", v1alpha1.WiringManaged)}, "ecklink_api_keys,ecklink_settings", true},
 		{"consuming, manual wiring", nil, []*v1alpha1.RemoteCluster{remote("logs", v1alpha1.WiringManual)}, "ecklink_settings", false},
-		{"certificate-model export", []*v1alpha1.ClusterExport{export("logs", v1alpha1.SecurityModelCertificate)}, nil, "", false},
+		{"certificate-model export", []*v1alpha1.ClusterExport{export("logs", v1alpha1.SecurityModelCertificate)}, nil, "ecklink_api_keys,ecklink_settings", true},
 		{"another cluster's links", []*v1alpha1.ClusterExport{export("other", "")}, []*v1alpha1.RemoteCluster{remote("other", "")}, "", false},
 		{"unused", nil, nil, "", false},
 	} {
