@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -236,6 +237,11 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 		return nil
 	}
 	client, err := e.cfg.Elastic.Client(ctx, *target)
+	if errors.Is(err, elastic.ErrUserNotProvisioned) {
+		// The agent's user goes only once no export needs the cluster, after the exports'
+		// finalizers invalidated their keys: there is nothing left to invalidate.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", target, err)
 	}
