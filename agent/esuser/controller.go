@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -27,6 +28,9 @@ type Cache interface {
 	OnClusterExport(h cache.Handler) error
 	OnRemoteCluster(h cache.Handler) error
 	OnOwnObject(h cache.Handler) error
+	// OwnSecret returns a Secret with the agent's label, as last seen (to skip API calls when
+	// nothing changes).
+	OwnSecret(ns, name string) (*corev1.Secret, bool)
 }
 
 // Config configures the Controller.
@@ -167,6 +171,9 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) er
 	u, needed := c.uses()[key]
 	es, found := c.cfg.Cache.Elasticsearch(key.Namespace, key.Name)
 	if !needed {
+		if !c.hasSecrets(key) && (!found || !wiringRecorded(es)) {
+			return nil // the common case: an Elasticsearch the agent never worked with
+		}
 		if found && wiringRecorded(es) {
 			if err := c.unwire(ctx, es); err != nil {
 				return err

@@ -26,6 +26,7 @@ import (
 
 // fakeCache serves the objects of a test; handlers are not called (tests reconcile directly).
 type fakeCache struct {
+	kube    *fake.Clientset
 	es      map[string]*unstructured.Unstructured
 	exports []*v1alpha1.ClusterExport
 	remotes []*v1alpha1.RemoteCluster
@@ -41,6 +42,16 @@ func (f *fakeCache) OnElasticsearch(cache.Handler) error       { return nil }
 func (f *fakeCache) OnClusterExport(cache.Handler) error       { return nil }
 func (f *fakeCache) OnRemoteCluster(cache.Handler) error       { return nil }
 func (f *fakeCache) OnOwnObject(cache.Handler) error           { return nil }
+
+// OwnSecret reads through to the fake clientset, as a synced informer would show it.
+func (f *fakeCache) OwnSecret(ns, name string) (*corev1.Secret, bool) {
+	o, err := f.kube.Tracker().Get(corev1.SchemeGroupVersion.WithResource("secrets"), ns, name)
+	s, ok := o.(*corev1.Secret)
+	if err != nil || !ok || s.Labels[cache.ManagedByLabel] != cache.ManagedByValue {
+		return nil, false
+	}
+	return s, true
+}
 
 func elasticsearch(name string, auth map[string]any) *unstructured.Unstructured {
 	spec := map[string]any{"version": "9.1.0", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}}
@@ -72,7 +83,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, es ...*unstructured.Unstructured) *fixture {
 	t.Helper()
-	f := &fixture{cache: &fakeCache{es: map[string]*unstructured.Unstructured{}}, kube: fake.NewClientset(),
+	kube := fake.NewClientset()
+	f := &fixture{cache: &fakeCache{kube: kube, es: map[string]*unstructured.Unstructured{}}, kube: kube,
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 			map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"})}
 	for _, e := range es {
@@ -216,6 +228,21 @@ func TestLifecycle(t *testing.T) {
 	}
 	if v, _, _ := unstructured.NestedBool(es.Object, "spec", "auth", "disableElasticUser"); !v || wiring.RecordedAuth(es) {
 		t.Errorf("the user's spec.auth changed: %v", es.Object["spec"])
+	}
+}
+
+// A reconcile with nothing to change, and one of an Elasticsearch the agent never worked with,
+// make no API request: ECK updates the resources often, and each update enqueues them.
+func TestIdleReconcileMakesNoRequests(t *testing.T) {
+	f := newFixture(t, elasticsearch("logs", nil), elasticsearch("other", nil))
+	f.cache.remotes = []*v1alpha1.RemoteCluster{remote("logs", "")}
+	f.reconcile(t, "logs")
+	f.kube.ClearActions()
+	f.dyn.ClearActions()
+	f.reconcile(t, "logs")
+	f.reconcile(t, "other")
+	if n := len(f.kube.Actions()) + len(f.dyn.Actions()); n != 2 { // the two List calls of refresh
+		t.Errorf("%d requests: %v %v", n, f.kube.Actions(), f.dyn.Actions())
 	}
 }
 

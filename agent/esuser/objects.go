@@ -64,8 +64,14 @@ func (c *Controller) ensureSecrets(ctx context.Context, key types.NamespacedName
 	})
 }
 
-// ensure creates or updates one Secret with the data want derives from the current data.
+// ensure creates or updates one Secret with the data want derives from the current data. The
+// cached copy answers when nothing is to change, so a reconcile costs no API call then.
 func (c *Controller) ensure(ctx context.Context, key types.NamespacedName, name string, typ corev1.SecretType, want func(map[string][]byte) (map[string][]byte, error)) error {
+	if cached, ok := c.cfg.Cache.OwnSecret(key.Namespace, name); ok {
+		if data, err := want(cached.Data); err == nil && maps.EqualFunc(cached.Data, data, bytes.Equal) && maps.Equal(cached.Labels, ownLabels(key.Name)) {
+			return nil
+		}
+	}
 	secrets := c.cfg.Kube.CoreV1().Secrets(key.Namespace)
 	cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
@@ -101,6 +107,16 @@ func (c *Controller) ensure(ctx context.Context, key types.NamespacedName, name 
 	}
 	c.log.Info("updated the agent's user secret", "secret", key.Namespace+"/"+name, "roles", string(data["roles"]))
 	return nil
+}
+
+// hasSecrets reports whether the cache holds either of the agent's Secrets of key.
+func (c *Controller) hasSecrets(key types.NamespacedName) bool {
+	for _, name := range []string{elastic.UserSecretName(key.Name), RolesSecretName(key.Name)} {
+		if _, ok := c.cfg.Cache.OwnSecret(key.Namespace, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteSecrets removes the user's and the roles' Secrets, if they are the agent's.
