@@ -106,29 +106,8 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
 	}
-	// A key of another user whose access or identity is out of date cannot be updated: once its
-	// replacement exists it goes at once, as an in-place update would have narrowed it at once.
-	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest.ID }); len(stale) > 0 {
-		if err := e.invalidate(ctx, client, stale); err != nil {
-			return chosenKey{}, 0, err
-		}
-		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
-		keys = slices.DeleteFunc(keys, func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
-	}
-	// Break after make: once the peer reports it is connected with the newest key, the others go.
-	if applied == newest.ID && status.GetConnected() {
-		var old []string
-		for _, k := range keys {
-			if k.ID != newest.ID {
-				old = append(old, k.ID)
-			}
-		}
-		if len(old) > 0 {
-			if err := e.invalidate(ctx, client, old); err != nil {
-				return chosenKey{}, 0, err
-			}
-			e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
-		}
+	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected()); err != nil {
+		return chosenKey{}, 0, err
 	}
 	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity}
 	if known {
@@ -143,6 +122,37 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		requeue = max(newest.Expiration.Sub(now)-rotateBefore, time.Second)
 	}
 	return choice, requeue, nil
+}
+
+// breakOld invalidates the keys of a link that are not the newest: those in stale at once (keys
+// of another user whose access or identity is out of date: they cannot be updated, and an
+// in-place update would have narrowed them at once), the others once the peer is connected with
+// the newest (break after make).
+func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected bool) error {
+	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest }); len(stale) > 0 {
+		if err := e.invalidate(ctx, client, stale); err != nil {
+			return err
+		}
+		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
+		keys = slices.DeleteFunc(slices.Clone(keys), func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
+	}
+	if !connected {
+		return nil
+	}
+	var old []string
+	for _, k := range keys {
+		if k.ID != newest {
+			old = append(old, k.ID)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := e.invalidate(ctx, client, old); err != nil {
+		return err
+	}
+	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+	return nil
 }
 
 // updateInPlace brings every live key of a link to the export's access and to the identity the
