@@ -9,11 +9,13 @@ import (
 
 // Flags binds the agent's flags. Resolve layers them over the config file, if any.
 type Flags struct {
-	fs      *pflag.FlagSet
-	file    string
-	v       Config
-	le      bool
-	esEndpt []string
+	fs       *pflag.FlagSet
+	file     string
+	v        Config
+	le       bool
+	esEndpt  []string
+	insecure bool
+	certs    bool
 }
 
 // BindFlags registers the agent's flags on fs.
@@ -41,6 +43,8 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.Signing.CertValidity.Duration, "signing-cert-validity", 0, "lifetime of the signing certificates (0: 30 days; at most a third of the CA's)")
 	fs.DurationVar(&f.v.Signing.SyncDelay.Duration, "signing-sync-delay", 0, "how long after a mounted ConfigMap changes every node sees it (0: 90s)")
 	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
+	fs.BoolVar(&f.insecure, "allow-insecure-elasticsearch", false, "allow http:// in elasticsearch endpoints (credentials travel in clear)")
+	fs.BoolVar(&f.certs, "certificate-model", false, "let ClusterExports with model certificate serve peers (adds their transport CAs to the exported cluster's transport trust)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
 	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
@@ -114,6 +118,10 @@ func (f *Flags) Resolve() (Config, error) {
 				cfg.ElasticsearchEndpoints[k] = v
 				cfg.FlagEndpoints[k] = v
 			}
+		case "allow-insecure-elasticsearch":
+			cfg.AllowInsecureElasticsearch = f.insecure
+		case "certificate-model":
+			cfg.CertificateModel.Enabled = f.certs
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
 		case "lease-name":

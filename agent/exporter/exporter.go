@@ -58,6 +58,9 @@ type Config struct {
 	// SigningSyncDelay is how long after a write of the signing CA ConfigMap every node sees
 	// the new file (the kubelet's sync period plus its cache TTL). Default 90s.
 	SigningSyncDelay time.Duration
+	// CertificateModel lets exports with the certificate security model serve their peers
+	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
+	CertificateModel bool
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
