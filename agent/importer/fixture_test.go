@@ -97,7 +97,7 @@ func elasticsearch() *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
 		"metadata": map[string]any{"namespace": fxNS, "name": fxES, "uid": "uid-ccs-1"},
-		"spec": map[string]any{"version": "9.3.2", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}},
+		"spec":     map[string]any{"version": "9.3.2", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}},
 	}}
 }
 
