@@ -529,13 +529,6 @@ func equalData(a, b map[string][]byte) bool {
 	return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 func joinChanges(c []string) string {
 	out := ""
 	for i, s := range c {
