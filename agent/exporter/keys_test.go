@@ -19,7 +19,9 @@ import (
 // esimClients serves one esim node for every target.
 type esimClients struct{ c *elastic.Client }
 
-func (e esimClients) Client(context.Context, elastic.Target) (*elastic.Client, error) { return e.c, nil }
+func (e esimClients) Client(context.Context, elastic.Target) (*elastic.Client, error) {
+	return e.c, nil
+}
 
 func newKeyExporter(t *testing.T) (*Exporter, *elastic.Client) {
 	t.Helper()

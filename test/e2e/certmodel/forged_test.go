@@ -184,7 +184,9 @@ func waitImports(ctx context.Context, t *testing.T, s *harness.FakeStream, ns st
 	return out
 }
 
-func linkID(ns, alias string) link.ID { return link.ID{Namespace: ns, Elasticsearch: "ccs", Alias: alias} }
+func linkID(ns, alias string) link.ID {
+	return link.ID{Namespace: ns, Elasticsearch: "ccs", Alias: alias}
+}
 
 // credentials are certificate-model credentials with bundle, as a forging exporter sends them.
 func credentials(ns, alias string, local *pod.Pod, bundle []byte) *peerv1.Credentials {
