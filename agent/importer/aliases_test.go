@@ -84,8 +84,7 @@ func TestAliasRecordMigrationAdoptsOnlyWhatTheAgentConfigured(t *testing.T) {
 func TestForeignAliasSurvives(t *testing.T) {
 	f, es := aliasFixture(t)
 	ctx := t.Context()
-	rec, err := f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil })
-	if err != nil {
+	if _, err := f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil }); err != nil {
 		t.Fatal(err)
 	}
 	// After the migration, the user edits the annotation again: it is not read any more.
@@ -97,7 +96,7 @@ func TestForeignAliasSurvives(t *testing.T) {
 	if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err = f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil })
+	rec, err := f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,10 +257,9 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	// Release 0.1.0's list of aliases, migrated to the agent's namespace (aliases.go).
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
-		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
+		if _, err := im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return 0, err
 		}
-		cmExists = true
 		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)
 	}
 
