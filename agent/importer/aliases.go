@@ -18,39 +18,39 @@ import (
 )
 
 // The aliases whose cluster.remote.<alias> settings the agent created in a local Elasticsearch
-// are the only ones it ever removes. They are recorded in the agent's own namespace, one
-// ConfigMap per local Elasticsearch (aliasRecordName), where a user of the Elasticsearch's
-// namespace cannot add someone else's alias to make the agent delete it. Release 0.1.0 kept the
-// list in the user's namespace (an annotation of <es>-ecklink-remote-ca, and the import/<alias>
-// owners of the transport CA ConfigMap); the first reconcile of an Elasticsearch without a
-// record migrates that list, adopting only the aliases it can show the agent configured (see
-// migrateAliases). An alias is recorded before its settings are written and forgotten after
-// they are removed, so a crash in between leaves nothing that nobody removes.
+// are the only ones it ever removes. They are recorded in the agent's own namespace, in one
+// ConfigMap (aliasRecordName) with an entry per local Elasticsearch, where a user of the
+// Elasticsearch's namespace cannot add someone else's alias to make the agent delete it. One
+// object with a fixed name, so that the agent's Role can name it. Release 0.1.0 kept the list in
+// the user's namespace (an annotation of <es>-ecklink-remote-ca, and the import/<alias> owners of
+// the transport CA ConfigMap); the first reconcile of an Elasticsearch without an entry migrates
+// that list, adopting only the aliases it can show the agent configured (see migrateAliases). An
+// alias is recorded before its settings are written and forgotten after they are removed, so a
+// crash in between leaves nothing that nobody removes.
 
-const (
-	// aliasRecordPrefix starts the name of a record: ecklink-aliases.<namespace>.<elasticsearch>
-	// (both DNS labels, so the dots make the name unique).
-	aliasRecordPrefix = "ecklink-aliases."
-	// recordKeyAliases holds the aliases, a sorted JSON list.
-	recordKeyAliases = "aliases"
-	// recordKeyUID holds the Elasticsearch resource's UID: a record of a deleted Elasticsearch
-	// says nothing about a new one of the same name.
-	recordKeyUID = "elasticsearch-uid"
-	// recordKeyElasticsearch names the Elasticsearch (namespace/name), for people.
-	recordKeyElasticsearch = "elasticsearch"
-	// labelAliasRecord marks the records.
-	labelAliasRecord = "ecklink.io/alias-record"
-)
+// aliasRecordName is the ConfigMap, in the agent's namespace, of the aliases the agent configured.
+const aliasRecordName = "ecklink-aliases"
 
-// aliasRecordName is the name of the record of Elasticsearch es in namespace ns.
-func aliasRecordName(ns, es string) string { return aliasRecordPrefix + ns + "." + es }
+// maxRecordAttempts bounds the retries of a record write that conflicts with another worker's
+// (each worker writes only the entry of the Elasticsearch it reconciles).
+const maxRecordAttempts = 8
 
-// aliasRecord is the stored set of aliases the agent created in one local Elasticsearch.
+// recordKey is the entry of Elasticsearch es in namespace ns: <namespace>.<elasticsearch> (both
+// DNS labels, so the dot makes it unique).
+func recordKey(ns, es string) string { return ns + "." + es }
+
+// recordEntry is one Elasticsearch's entry: its UID (an entry of a deleted Elasticsearch says
+// nothing about a new one of the same name) and the aliases, sorted.
+type recordEntry struct {
+	UID     string   `json:"uid"`
+	Aliases []string `json:"aliases"`
+}
+
+// aliasRecord is the set of aliases the agent created in one local Elasticsearch.
 type aliasRecord struct {
 	im      *Importer
 	ns, es  string
 	uid     string
-	cm      *corev1.ConfigMap // as stored; nil while there is none
 	aliases map[string]bool
 }
 
@@ -69,7 +69,8 @@ func (r *aliasRecord) add(ctx context.Context, alias string) error {
 	return r.save(ctx)
 }
 
-// remove forgets alias after its settings are gone; the record goes with the last alias.
+// remove forgets alias after its settings are gone. An entry without aliases stays until its
+// Elasticsearch goes: it says the migration from 0.1.0 is done.
 func (r *aliasRecord) remove(ctx context.Context, alias string) error {
 	if !r.aliases[alias] {
 		return nil
@@ -78,67 +79,85 @@ func (r *aliasRecord) remove(ctx context.Context, alias string) error {
 	return r.save(ctx)
 }
 
-// save writes the record (optimistic concurrency), or deletes it when it holds no alias.
+// save writes the Elasticsearch's entry.
 func (r *aliasRecord) save(ctx context.Context) error {
-	client := r.im.cfg.Kube.CoreV1().ConfigMaps(r.im.cfg.AgentNamespace)
-	name := aliasRecordName(r.ns, r.es)
-	if len(r.aliases) == 0 {
-		if r.cm == nil {
+	data, _ := json.Marshal(recordEntry{UID: r.uid, Aliases: append([]string{}, r.list()...)})
+	return r.im.writeRecordEntry(ctx, recordKey(r.ns, r.es), string(data))
+}
+
+// writeRecordEntry sets (or, with value "", deletes) one entry of the record, re-reading it on a
+// conflict with another worker's write.
+func (im *Importer) writeRecordEntry(ctx context.Context, key, value string) error {
+	client := im.cfg.Kube.CoreV1().ConfigMaps(im.cfg.AgentNamespace)
+	var err error
+	for range maxRecordAttempts {
+		var cm *corev1.ConfigMap
+		cm, err = client.Get(ctx, aliasRecordName, metav1.GetOptions{})
+		exists := err == nil
+		switch {
+		case apierrors.IsNotFound(err):
+			if value == "" {
+				return nil
+			}
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: aliasRecordName, Namespace: im.cfg.AgentNamespace,
+				Labels: map[string]string{cache.ManagedByLabel: cache.ManagedByValue}}}
+		case err != nil:
+			return fmt.Errorf("failed to read the alias record %s/%s: %w", im.cfg.AgentNamespace, aliasRecordName, err)
+		}
+		if cm.Data[key] == value {
 			return nil
 		}
-		if err := client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &r.cm.ResourceVersion}}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("failed to delete ConfigMap %s/%s: %w", r.im.cfg.AgentNamespace, name, err)
+		cm = cm.DeepCopy()
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
 		}
-		r.cm = nil
-		return nil
-	}
-	data, _ := json.Marshal(r.list())
-	want := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.im.cfg.AgentNamespace,
-			Labels: map[string]string{cache.ManagedByLabel: cache.ManagedByValue, labelAliasRecord: "true"}},
-		Data: map[string]string{recordKeyAliases: string(data), recordKeyUID: r.uid, recordKeyElasticsearch: r.ns + "/" + r.es},
-	}
-	var (
-		out *corev1.ConfigMap
-		err error
-	)
-	if r.cm == nil {
-		out, err = client.Create(ctx, want, metav1.CreateOptions{})
-	} else {
-		want.ResourceVersion = r.cm.ResourceVersion
-		out, err = client.Update(ctx, want, metav1.UpdateOptions{})
+		if value == "" {
+			delete(cm.Data, key)
+		} else {
+			cm.Data[key] = value
+		}
+		if exists {
+			_, err = client.Update(ctx, cm, metav1.UpdateOptions{})
+		} else {
+			_, err = client.Create(ctx, cm, metav1.CreateOptions{})
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			break
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("failed to save the alias record %s/%s: %w", r.im.cfg.AgentNamespace, name, err)
+		return fmt.Errorf("failed to save the alias record %s/%s: %w", im.cfg.AgentNamespace, aliasRecordName, err)
 	}
-	r.cm = out
 	return nil
 }
 
-// loadAliases reads the record of a local Elasticsearch. Without one, it migrates 0.1.0's
-// annotations (which needs the Elasticsearch's settings, read only then); a record of an earlier
+// loadAliases reads the entry of a local Elasticsearch. Without one, it migrates 0.1.0's
+// annotations (which needs the Elasticsearch's settings, read only then); an entry of an earlier
 // Elasticsearch of the same name is dropped.
 func (im *Importer) loadAliases(ctx context.Context, es *unstructured.Unstructured, esClient func() (*elastic.Client, error)) (*aliasRecord, error) {
 	ns, name := es.GetNamespace(), es.GetName()
 	r := &aliasRecord{im: im, ns: ns, es: name, uid: string(es.GetUID()), aliases: map[string]bool{}}
-	cm, err := im.cfg.Kube.CoreV1().ConfigMaps(im.cfg.AgentNamespace).Get(ctx, aliasRecordName(ns, name), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return r, im.migrateAliases(ctx, es, r, esClient)
-	case err != nil:
-		return nil, fmt.Errorf("failed to read the alias record %s/%s: %w", im.cfg.AgentNamespace, aliasRecordName(ns, name), err)
+	cm, err := im.cfg.Kube.CoreV1().ConfigMaps(im.cfg.AgentNamespace).Get(ctx, aliasRecordName, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to read the alias record %s/%s: %w", im.cfg.AgentNamespace, aliasRecordName, err)
 	}
-	r.cm = cm
-	if cm.Data[recordKeyUID] != r.uid {
+	raw, ok := "", false
+	if err == nil {
+		raw, ok = cm.Data[recordKey(ns, name)]
+	}
+	if !ok {
+		return r, im.migrateAliases(ctx, es, r, esClient)
+	}
+	var entry recordEntry
+	if err := json.Unmarshal([]byte(raw), &entry); err != nil {
+		// Refuse to guess: a wrong guess could remove an alias someone else configured.
+		return nil, fmt.Errorf("invalid entry %s of the alias record %s/%s: %w", recordKey(ns, name), im.cfg.AgentNamespace, aliasRecordName, err)
+	}
+	if entry.UID != r.uid {
 		im.log.Info("alias record of an earlier Elasticsearch of the same name dropped", "elasticsearch", ns+"/"+name)
 		return r, r.save(ctx)
 	}
-	var list []string
-	if err := json.Unmarshal([]byte(cm.Data[recordKeyAliases]), &list); err != nil {
-		// Refuse to guess: a wrong guess could remove an alias someone else configured.
-		return nil, fmt.Errorf("invalid alias record %s/%s: %w", im.cfg.AgentNamespace, cm.Name, err)
-	}
-	for _, a := range list {
+	for _, a := range entry.Aliases {
 		r.aliases[a] = true
 	}
 	return r, nil
@@ -229,11 +248,7 @@ func (im *Importer) releaseAliases(ctx context.Context, rec *aliasRecord, wanted
 	return nil
 }
 
-// forgetAliases deletes the record of an Elasticsearch that is gone (its settings went with it).
+// forgetAliases drops the entry of an Elasticsearch that is gone (its settings went with it).
 func (im *Importer) forgetAliases(ctx context.Context, ns, es string) error {
-	name := aliasRecordName(ns, es)
-	if err := im.cfg.Kube.CoreV1().ConfigMaps(im.cfg.AgentNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to delete ConfigMap %s/%s: %w", im.cfg.AgentNamespace, name, err)
-	}
-	return nil
+	return im.writeRecordEntry(ctx, recordKey(ns, es), "")
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -69,12 +68,12 @@ func TestAliasRecordMigrationAdoptsOnlyWhatTheAgentConfigured(t *testing.T) {
 	if got := rec.list(); !slices.Equal(got, []string{"west-logs"}) {
 		t.Fatalf("migrated aliases %v, want [west-logs]", got)
 	}
-	cm, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), aliasRecordName(fxNS, fxES), metav1.GetOptions{})
+	cm, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), aliasRecordName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("no record in the agent's namespace: %v", err)
 	}
-	if cm.Data[recordKeyAliases] != `["west-logs"]` || cm.Data[recordKeyUID] != "uid-ccs-1" {
-		t.Errorf("record data %v", cm.Data)
+	if got := cm.Data[recordKey(fxNS, fxES)]; got != `{"uid":"uid-ccs-1","aliases":["west-logs"]}` {
+		t.Errorf("record entry %s", got)
 	}
 }
 
@@ -113,8 +112,8 @@ func TestForeignAliasSurvives(t *testing.T) {
 	if _, ok := settings["west-logs"]; ok {
 		t.Error("the agent kept west-logs, its own alias that nothing wants")
 	}
-	if _, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Get(ctx, aliasRecordName(fxNS, fxES), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the empty record was not deleted: %v", err)
+	if rec, err = f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil }); err != nil || len(rec.list()) != 0 {
+		t.Errorf("record after the release: %v (%v), want no alias", rec.list(), err)
 	}
 }
 
@@ -124,8 +123,8 @@ func TestAliasRecordOfAnEarlierElasticsearch(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	if _, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: fxAgentNS, Name: aliasRecordName(fxNS, fxES)},
-		Data:       map[string]string{recordKeyAliases: `["old"]`, recordKeyUID: "uid-of-a-deleted-one"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: fxAgentNS, Name: aliasRecordName},
+		Data:       map[string]string{recordKey(fxNS, fxES): `{"uid":"uid-of-a-deleted-one","aliases":["old"]}`},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

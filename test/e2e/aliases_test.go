@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,21 +17,43 @@ import (
 )
 
 // aliasRecord reads the agent's record of the aliases it configured in l's local Elasticsearch
-// (nil when there is none).
+// (nil when it has no entry).
 func (l *link) aliasRecord(ctx context.Context, t *testing.T) []string {
 	t.Helper()
-	cm, err := l.local.Env.Kube.CoreV1().ConfigMaps(harness.AgentNamespace).Get(ctx, "ecklink-aliases."+l.ns+".ccs", metav1.GetOptions{})
+	cm, err := l.local.Env.Kube.CoreV1().ConfigMaps(harness.AgentNamespace).Get(ctx, "ecklink-aliases", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	if err := json.Unmarshal([]byte(cm.Data["aliases"]), &out); err != nil {
-		t.Fatalf("record %s: %v", cm.Name, err)
+	raw, ok := cm.Data[l.ns+".ccs"]
+	if !ok {
+		return nil
 	}
-	return out
+	var entry struct{ Aliases []string }
+	if err := json.Unmarshal([]byte(raw), &entry); err != nil {
+		t.Fatalf("record entry %s: %v", raw, err)
+	}
+	return append([]string{}, entry.Aliases...)
+}
+
+// forgetRecord removes l's entry from the record, as if the agent had just been upgraded from
+// 0.1.0, which kept none.
+func (l *link) forgetRecord(ctx context.Context, t *testing.T) {
+	t.Helper()
+	cms := l.local.Env.Kube.CoreV1().ConfigMaps(harness.AgentNamespace)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, "ecklink-aliases", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		delete(cm.Data, l.ns+".ccs")
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestNamespaceUserCannotListAnAlias: the aliases the agent configured are recorded in its own
@@ -62,9 +85,7 @@ func TestNamespaceUserCannotListAnAlias(t *testing.T) {
 	// The record goes as if the agent had just been upgraded from 0.1.0, and the namespace
 	// user lists users-own where 0.1.0 listed the agent's aliases.
 	kube := l.local.Env.Kube.CoreV1()
-	if err := kube.ConfigMaps(harness.AgentNamespace).Delete(ctx, "ecklink-aliases."+l.ns+".ccs", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l.forgetRecord(ctx, t)
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := l.localConfigMap(ctx)
 		if err != nil {
@@ -94,8 +115,9 @@ func TestNamespaceUserCannotListAnAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.requireRemoved(ctx, t, "after deleting the RemoteCluster")
-	waitFor(ctx, t, 30*time.Second, "the empty record deleted", func() (bool, string) {
-		return l.aliasRecord(ctx, t) == nil, "still there"
+	waitFor(ctx, t, 30*time.Second, "the alias forgotten", func() (bool, string) {
+		got := l.aliasRecord(ctx, t)
+		return len(got) == 0, "record holds " + strings.Join(got, ",")
 	})
 	if !slices.Contains(l.remoteAliases(), "users-own") {
 		t.Error("users-own was removed")

@@ -62,7 +62,6 @@ var (
 // agentNamespaceAccess is what the agent needs in its own namespace.
 func agentNamespaceAccess(ns, lease string) []access {
 	out := grants(ns, "", []string{"secrets", "configmaps"}, crudVerbs)
-	out = append(out, access{verb: "delete", resource: "configmaps", namespace: ns}) // alias records
 	out = append(out, grants(ns, "ecklink.io", []string{"peers"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"})...)
 	out = append(out, grants(ns, "ecklink.io", []string{"peers/status"}, statusVerbs)...)
 	out = append(out, grants(ns, "", []string{"events"}, []string{"create", "patch"})...)
