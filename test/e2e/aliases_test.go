@@ -91,6 +91,9 @@ func TestNamespaceUserCannotListAnAlias(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
 		cm.Annotations["ecklink.io/managed-aliases"] = `["users-own","west-al"]`
 		_, err = kube.ConfigMaps(l.ns).Update(ctx, cm, metav1.UpdateOptions{})
 		return err
