@@ -136,8 +136,8 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if a.exporter, err = exporter.New(exporter.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
-		SigningSyncDelay: cfg.Signing.SyncDelay.Duration,
-		LinksPerPeer:     cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
+		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
+		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
 	}); err != nil {
 		return nil, err
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
 	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
 	LinksPerPeer, LinksPerExport int
+	// CertificateModel lets exports with the certificate security model serve their peers
+	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
+	CertificateModel bool
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.

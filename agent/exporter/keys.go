@@ -54,7 +54,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 
 	now := e.cfg.Now()
-	lifetime, rotateBefore := keyLifetime(exp)
+	lifetime, rotateBefore := exp.Spec.KeyLifetime()
 	applied := status.GetAppliedApiKeyId()
 	var newest *elastic.Key
 	if len(keys) > 0 {
@@ -89,6 +89,13 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		create = true
 		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
 			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
+	case (lifetime > 0) != !newest.Expiration.IsZero():
+		// The export's lifetime no longer fits the key: a key that never expires (made by
+		// 0.1.0, whose default that was, or before neverExpire was unset) is replaced by an
+		// expiring one, and an expiring key by one that does not expire once neverExpire is set,
+		// make-before-break like any rotation.
+		create = true
+		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", lifetime > 0)
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
@@ -210,19 +217,6 @@ func ownedBy(k elastic.Key, user string) bool { return k.Owner == "" || k.Owner 
 
 func equalIdentity(a, b *string) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
-
-// keyLifetime returns the key lifetime (0: never expires) and how long before expiry to rotate
-// (spec.apiKey.rotateBefore, else a third of the lifetime).
-func keyLifetime(exp *v1alpha1.ClusterExport) (time.Duration, time.Duration) {
-	if exp.Spec.APIKey == nil || exp.Spec.APIKey.Expiration == nil {
-		return 0, 0
-	}
-	lifetime := exp.Spec.APIKey.Expiration.Duration
-	if exp.Spec.APIKey.RotateBefore != nil {
-		return lifetime, exp.Spec.APIKey.RotateBefore.Duration
-	}
-	return lifetime, lifetime / 3
 }
 
 func (e *Exporter) invalidate(ctx context.Context, client *elastic.Client, ids []string) error {

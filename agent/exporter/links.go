@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"time"
 
@@ -140,18 +139,22 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		return nil, &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}, 0, nil
 	}
 	exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName())
-	if !ok || exp.DeletionTimestamp != nil || !slices.Contains(exp.Spec.Peers, peer) {
-		// The same answer whether the export is missing or does not name the peer, so a peer
-		// cannot probe what this environment exports.
-		if ok && !slices.Contains(exp.Spec.Peers, peer) {
+	granted := ok && exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch)
+	if !ok || exp.DeletionTimestamp != nil || !granted {
+		// The same answer whether the export is missing, does not name the peer, or names it
+		// for other namespaces, so a peer cannot probe what this environment exports.
+		if ok && !granted {
 			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonPeerNotGranted,
-				fmt.Sprintf("refused environment %s (link %s): it is not listed in spec.peers", peer, id))
+				fmt.Sprintf("refused environment %s (link %s): not granted by spec.peers or spec.grants", peer, id))
 		}
 		return nil, notGranted, 0, nil
 	}
 	e.mu.Lock()
 	st.export = exp.Namespace + "/" + exp.Name
 	e.mu.Unlock()
+	if ref := e.modelRefusal(peer, id, req, exp); ref != nil {
+		return nil, ref, 0, nil
+	}
 	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
 		return e.answerCertificate(ctx, peer, id, req, exp, st)
 	}

@@ -78,7 +78,9 @@ type received struct {
 	refusal  *peerv1.Refusal
 	// removed: the peer withdrew its answer or the peering ended.
 	removed bool
-	at      time.Time
+	// local: the refusal is this agent's, of an answer it did not accept (ModelNotAllowed).
+	local bool
+	at    time.Time
 }
 
 // Importer runs the local side.

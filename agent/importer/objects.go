@@ -21,8 +21,8 @@ import (
 const (
 	// labelElasticsearch names the local Elasticsearch on the agent's Secret and ConfigMap.
 	labelElasticsearch = "ecklink.io/elasticsearch"
-	// annotationAliases lists the aliases whose cluster settings the agent manages (JSON list);
-	// only those are ever removed, never the user's own.
+	// annotationAliases is where release 0.1.0 listed the aliases whose cluster settings the
+	// agent manages (JSON list), in the user's namespace; read once to migrate it (aliases.go).
 	annotationAliases = "ecklink.io/managed-aliases"
 	// annotationKeyIDs maps alias -> API key id of the value in the Secret.
 	annotationKeyIDs = "ecklink.io/key-ids"

@@ -53,6 +53,11 @@ func (im *Importer) OnCredentials(peer string, sequence uint64, c *peerv1.Creden
 	if err := validateText(c); err != nil {
 		return err
 	}
+	if ref := im.modelNotAllowed(peer, id, c); ref != nil {
+		// The link's status says it; nothing of the credentials is kept or applied.
+		im.store(id, &received{peer: peer, sequence: sequence, refusal: &peerv1.Refusal{Link: c.GetLink(), Reason: ref.Reason, Message: ref.Message}, local: true, at: im.cfg.Now()})
+		return ref
+	}
 	if err := im.validate(c); err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ func TestValuesRejected(t *testing.T) {
 		{"advertise endpoint without port", []string{"--set", "environment=x", "--set", "advertiseEndpoints={agent.example.com}"}, []string{"/advertiseEndpoints/0"}},
 		{"replicas without leader election", []string{"--set", "environment=x", "--set", "leaderElection.enabled=false"}, []string{"leaderElection.enabled=false requires replicas: 1"}},
 		{"existing service account without name", []string{"--set", "environment=x", "--set", "serviceAccount.create=false"}, []string{"serviceAccount.name is required"}},
+		{"http endpoint without allowInsecureElasticsearch", []string{"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://ccs.example.com:9200"},
+			[]string{"elasticsearchEndpoints[search/ccs]", "http://ccs.example.com:9200 is http", "allowInsecureElasticsearch=true"}},
+		{"certificate model not a bool", []string{"--set", "environment=x", "--set-string", "certificateModel.enabled=yes"}, []string{"/certificateModel/enabled", "want boolean"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +64,8 @@ func TestValuesAccepted(t *testing.T) {
 		"existing service account": {"--set", "environment=x", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=agent"},
 		"no rbac":                  {"--set", "environment=x", "--set", "rbac.create=false"},
 		"parent chart globals":     {"--set", "environment=x", "--set", "global.imageRegistry=r.example.com"},
+		"http endpoint allowed": {"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://127.0.0.1:9200",
+			"--set", "allowInsecureElasticsearch=true"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -66,6 +66,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "leaderElection.enabled=false requires replicas: 1; replicas without leader election would all act at once" -}}
 {{- end -}}
+{{- range $key, $url := .Values.elasticsearchEndpoints -}}
+{{- if and (hasPrefix "http://" $url) (not $.Values.allowInsecureElasticsearch) -}}
+{{- fail (printf "elasticsearchEndpoints[%s]: %s is http: the agent's Elasticsearch credentials would travel in clear; use https, or set allowInsecureElasticsearch=true to accept that" $key $url) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ecklink.watchRules are the rules in every watched namespace (deploy/helm/rbac.yaml says why
