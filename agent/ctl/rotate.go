@@ -110,10 +110,10 @@ func (g *globals) requestRotation(ctx context.Context, e *env, retireOld bool) (
 		if upd.Annotations == nil {
 			upd.Annotations = map[string]string{}
 		}
-		res = rotateResult{Environment: cm.Data[identity.KeyEnvironment], RetireOld: retireOld || retiring}
+		res = rotateResult{Environment: cm.Data[identity.KeyEnvironment], RetireOld: retireOld}
 		following = id != "" && !(st.Request == id && st.Finished())
 		if following {
-			res.Request = id
+			res.Request, res.RetireOld = id, retireOld || retiring
 			if !retireOld || retiring {
 				return nil
 			}
