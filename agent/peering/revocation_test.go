@@ -21,8 +21,8 @@ import (
 
 // bufNet holds the in-memory listeners of bufAgents, by environment.
 type bufNet struct {
-	mu   sync.Mutex
-	lis  map[string]*bufconn.Listener
+	mu  sync.Mutex
+	lis map[string]*bufconn.Listener
 }
 
 func (n *bufNet) dial(ctx context.Context, addr string) (net.Conn, error) {
