@@ -8,10 +8,11 @@ import (
 
 // StreamRenewAt is the fraction of a leaf's life (NotBefore to NotAfter) at which a dialed
 // stream is replaced by a new connection. Leaves renew at 2/3 of the time between issue and
-// expiry, and NotBefore is backdated by at most a tenth of the validity, so at 3/4 of the life
-// the side that renewed already holds its new leaf, and a quarter of the life is left to
-// reconnect before the peer ends the stream at the old leaf's expiry.
-const StreamRenewAt = 0.75
+// expiry, and NotBefore is backdated by at most a tenth of the validity (certificate times are
+// whole seconds), so at 4/5 of the life the side that renewed already holds its new leaf (for
+// leaves of a few seconds and more), and a fifth of the life is left to reconnect before the
+// peer ends the stream at the old leaf's expiry.
+const StreamRenewAt = 0.8
 
 // StreamChecker checks the certificates of live peer streams for the peering layer (it
 // implements peering.Credentials): a stream was authenticated once, by its handshake; the
@@ -41,7 +42,7 @@ func (c *StreamChecker) VerifyPeer(peer string, chain []*x509.Certificate, usage
 //     connection presents a leaf of the new CA, so the old one can be retired;
 //   - now, when the peer's leaf was not issued by the first CA trusted for the peer, its active
 //     one (the peer promoted a CA): the new handshake gets the peer's leaf of its new CA;
-//   - else at StreamRenewAt of the life of whichever leaf expires first.
+//   - else at StreamRenewAt of the life of whichever leaf reaches it first.
 func (c *StreamChecker) RenewAt(peer string, local *x509.Certificate, chain []*x509.Certificate) (time.Time, string) {
 	now := c.id.cfg.Clock.Now()
 	if local != nil {

@@ -25,8 +25,8 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 		wantNow    bool
 		wantReason string
 	}{
-		{name: "fresh leaves: at 3/4 of the first leaf to expire", wantReason: "nears its expiry"},
-		{name: "a stream the peer dialed: at 3/4 of the peer's leaf", served: true, wantReason: "the peer's leaf certificate nears its expiry"},
+		{name: "fresh leaves: at 4/5 of the life of the first leaf to reach it", wantReason: "nears its expiry"},
+		{name: "a stream the peer dialed: at 4/5 of the peer's leaf", served: true, wantReason: "the peer's leaf certificate nears its expiry"},
 		{
 			name: "this agent promoted a CA: now",
 			setup: func(t *testing.T, east, _ *Identity, _ *mapTrust) {
@@ -82,7 +82,7 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 				t.Fatalf("RenewAt() = %v %q, want %v %q", at, reason, want, tt.wantReason)
 			}
 			if !tt.wantNow && !tt.served {
-				// 3/4 of the life is after the renewal at 2/3 and before the expiry.
+				// 4/5 of the life is after the renewal at 2/3 and before the expiry.
 				renew := local.NotAfter.Add(-time.Minute) // issued at -3m, renewed at 2m of 3m
 				if !at.After(renew) || !at.Before(local.NotAfter) {
 					t.Fatalf("RenewAt() = %v, want between the renewal %v and the expiry %v", at, renew, local.NotAfter)

@@ -157,7 +157,8 @@ func (s *session) checkCredentials() error {
 		next = earliest(next, now.Add(cfg.RecheckInterval))
 	}
 	if at, reason := s.renewAt(); !at.IsZero() {
-		if at.After(now) {
+		// "Now" as Credentials saw it is already past: read the clock again.
+		if at.After(cfg.Clock.Now()) {
 			next = earliest(next, at)
 		} else {
 			c.renewAsked = true

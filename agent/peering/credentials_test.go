@@ -288,3 +288,33 @@ func TestTakeOverWaitsForOpen(t *testing.T) {
 	p.close()
 	<-done
 }
+
+// nowCredentials answers RenewAt with its own reading of the wall clock, as identity does for a
+// renewal due now: slightly after the session's.
+type nowCredentials struct{ fakeCredentials }
+
+func (n *nowCredentials) RenewAt(string, *x509.Certificate, []*x509.Certificate) (time.Time, string) {
+	n.mu.Lock()
+	n.verified++
+	n.mu.Unlock()
+	return time.Now(), "due now"
+}
+
+// TestRenewalDueNowOnTheWallClock: a renewal due "now" is asked for at once, not scheduled a
+// few microseconds later again and again.
+func TestRenewalDueNowOnTheWallClock(t *testing.T) {
+	creds := &nowCredentials{}
+	hs := newHarness(t, func(c *Config) { c.Credentials = creds })
+	ctl := newDialControl()
+	leaf := &x509.Certificate{NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
+	hs.startWith(sessionOptions{dialed: true, chain: []*x509.Certificate{leaf}, ctl: ctl})
+	select {
+	case <-ctl.renew:
+	case <-time.After(wait):
+		t.Fatal("no renewal requested")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := creds.verifications(); n > 3 {
+		t.Fatalf("RenewAt called %d times: the session spins", n)
+	}
+}

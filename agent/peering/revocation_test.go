@@ -51,14 +51,14 @@ type bufOptions struct {
 	noCreds bool
 }
 
-func newBufAgent(t *testing.T, n *bufNet, env string, clock *backoff.FakeClock, o bufOptions) *bufAgent {
+func newBufAgent(t *testing.T, n *bufNet, env string, clock backoff.Clock, o bufOptions) *bufAgent {
 	t.Helper()
 	if o.leaf == 0 {
 		o.leaf = 3 * time.Minute
 	}
 	id, err := identity.New(identity.Config{
 		Environment: env, Namespace: "ecklink", Client: fake.NewClientset(), Endpoints: []string{"127.0.0.1:1"},
-		CAValidity: 90 * time.Minute, LeafValidity: o.leaf, Overlap: 10 * time.Minute, Clock: clock,
+		CAValidity: 90 * time.Minute, LeafValidity: o.leaf, Overlap: 10 * time.Minute, Clock: clock, GatePoll: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +203,8 @@ func TestLiveStreamRevocation(t *testing.T) {
 		west, east, clock := newBufPair(t, bufOptions{}, bufOptions{})
 		for round := range 3 {
 			before := east.session("west")
-			// Past 3/4 of the leaves' life: both renewed at 2/3, west replaces its stream.
-			advanceTo(clock, before.PeerCertificate.NotAfter.Add(-40*time.Second))
+			// Past 4/5 of the leaves' life: both renewed at 2/3, west replaces its stream.
+			advanceTo(clock, before.PeerCertificate.NotAfter.Add(-30*time.Second))
 			waitFor(t, "the stream replaced with the renewed leaves", wait, func() bool {
 				s, w := east.session("west"), west.session("east")
 				return s.Connected && s.PeerCertificate.SerialNumber.Cmp(west.id.Leaf().SerialNumber) == 0 &&
@@ -292,4 +292,23 @@ func TestLiveStreamRevocation(t *testing.T) {
 		east.trust.set("west", append(trusted, west.id.CACertificates()[0]))
 		waitFor(t, "the retried replacement took over", 3*wait, func() bool { return east.session("west").Since.After(since) })
 	})
+}
+
+// TestRenewalsOnTheWallClock: with the wall clock, whose certificate times are whole seconds,
+// short leaves (10s, renewed every ~7s) are replaced before they expire, stream after stream,
+// without a disconnection.
+func TestRenewalsOnTheWallClock(t *testing.T) {
+	n := &bufNet{lis: map[string]*bufconn.Listener{}}
+	west, east := newBufAgent(t, n, "west", backoff.RealClock, bufOptions{leaf: 10 * time.Second}), newBufAgent(t, n, "east", backoff.RealClock, bufOptions{leaf: 10 * time.Second})
+	pairBuf(west, east)
+	waitFor(t, "connected", wait, func() bool { return east.session("west").Connected && west.session("east").Connected })
+	first := east.session("west").PeerCertificate
+	time.Sleep(time.Until(first.NotAfter.Add(8 * time.Second)))
+	if s := east.session("west"); !s.Connected || !s.PeerCertificate.NotBefore.After(first.NotAfter.Add(-10*time.Second)) {
+		t.Fatalf("the stream is not on a leaf issued after the first expired: %+v", s)
+	}
+	if d := east.disconnects() + west.disconnects(); d != 0 {
+		t.Fatalf("%d disconnections:\nwest:\n%s\neast:\n%s", d, west.logs.String(), east.logs.String())
+	}
+	t.Logf("%d replacements", strings.Count(east.logs.String(), "stream replaced by a newer one"))
 }
