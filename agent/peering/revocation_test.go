@@ -12,11 +12,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/test/bufconn"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/internal/backoff"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
 // bufNet holds the in-memory listeners of bufAgents, by environment.
@@ -81,8 +83,8 @@ func newBufAgent(t *testing.T, n *bufNet, env string, clock backoff.Clock, o buf
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(ServerOptions(id.ServerTLSConfig(a.trust), 0)...)
-	srv.Register(g)
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(id.ServerTLSConfig(a.trust))))
+	peerv1.RegisterPeerServiceServer(g, srv)
 	lis := bufconn.Listen(1 << 20)
 	n.mu.Lock()
 	n.lis[env] = lis
