@@ -129,7 +129,9 @@ func TestRevocation(t *testing.T) {
 	if code, out, errOut := agentctl(ctx, t, "pair", "--context", "north", "--peer-context", "east"); code != 0 {
 		t.Fatalf("pair: exit %d: %s%s", code, out, errOut)
 	}
-	t.Cleanup(func() { agentctl(context.Background(), t, "unpair", "east", "--context", "north", "--peer-context", "east") })
+	t.Cleanup(func() {
+		agentctl(context.Background(), t, "unpair", "east", "--context", "north", "--peer-context", "east")
+	})
 	l := setupLink(ctx, t, east, north, "revoke", "east-revoke")
 	probe := l.connect(ctx, t)
 	stream, sampled := sampleStream(ctx, north, east), time.Now()
