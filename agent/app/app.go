@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -130,6 +131,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+		Credentials: streamCredentials{a},
 	}); err != nil {
 		return nil, err
 	}
@@ -272,6 +274,18 @@ func (a *Agent) healthServer() task.Task {
 		}
 		return ctx.Err()
 	}
+}
+
+// streamCredentials checks live streams against the Peers' trust (identity.StreamChecker); the
+// Manager is built before the peer controller it needs.
+type streamCredentials struct{ a *Agent }
+
+func (c streamCredentials) VerifyPeer(peer string, chain []*x509.Certificate, usage x509.ExtKeyUsage) error {
+	return c.a.identity.StreamChecker(c.a.peers).VerifyPeer(peer, chain, usage)
+}
+
+func (c streamCredentials) RenewAt(peer string, local *x509.Certificate, chain []*x509.Certificate) (time.Time, string) {
+	return c.a.identity.StreamChecker(c.a.peers).RenewAt(peer, local, chain)
 }
 
 // signingTick is how often the signing CA rotation advances: a minute, or a tenth of a short

@@ -33,6 +33,7 @@ package peering
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -59,6 +61,7 @@ const (
 	DefaultMaxMessageBytes   = 16 << 20
 	DefaultOpenTimeout       = 30 * time.Second
 	DefaultRateLimitedRetry  = 2 * time.Second
+	DefaultRecheckInterval   = time.Minute
 
 	minReceiveTimeout = time.Second
 	maxReceiveTimeout = 5 * time.Minute
@@ -94,6 +97,15 @@ type Config struct {
 	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
 	// (default 2s).
 	RateLimitedRetry time.Duration
+	// Credentials verifies a live stream's peer certificate again (when trust changes, see
+	// Recheck, and every RecheckInterval) and tells when a dialed stream should be replaced.
+	// Without it a stream is only held to its peer certificate's expiry.
+	Credentials Credentials
+	// RecheckInterval is how often a live stream's peer certificate is verified again even
+	// without a change of trust (default 1m).
+	RecheckInterval time.Duration
+	// Clock drives the checks of peer certificates: expiry and rechecks (default the wall clock).
+	Clock backoff.Clock
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +135,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateLimitedRetry <= 0 {
 		c.RateLimitedRetry = DefaultRateLimitedRetry
+	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
+	if c.Clock == nil {
+		c.Clock = backoff.RealClock
 	}
 }
 
@@ -156,6 +174,10 @@ type SessionInfo struct {
 	PeerProtocol  uint32
 	// LastError is why the last stream ended, if it failed.
 	LastError string
+	// LocalCertificate is the leaf this agent presented, when it dialed (unknown otherwise).
+	LocalCertificate *x509.Certificate
+	// PeerCertificate is the leaf the peer presented.
+	PeerCertificate *x509.Certificate
 }
 
 // Manager owns the per-peer outboxes, receiver records and sessions. It is safe for concurrent use.
