@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
 	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log})
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, Cached: a.cache.ECKSecret})
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+		Capabilities: []string{peering.CapabilityExportCA},
 	}); err != nil {
 		return nil, err
 	}

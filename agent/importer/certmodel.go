@@ -141,6 +141,12 @@ func (im *Importer) apiKeyAliases(ctx context.Context, ns, es string) ([]string,
 func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, apiDesired, held map[string]*linkPlan, st *state) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
 	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}, cas: map[string][]byte{}}
+	if len(certs) == 0 && im.noTransportTrust(es) {
+		// No certificate-model link and nothing of ecklink's in the transport trust (the
+		// informer cache says so): no read at all.
+		st.cert.configMap = transporttrust.ConfigMapName(esName)
+		return 0, nil
+	}
 	store := im.trustStore()
 	cur, err := store.Read(ctx, es)
 	if err != nil {
@@ -369,4 +375,15 @@ func sooner(a, b time.Duration) time.Duration {
 		return a
 	}
 	return min(a, b)
+}
+
+// noTransportTrust reports whether the Elasticsearch names no transport CA ConfigMap and
+// ecklink's own does not exist, from the informer cache: the certificate pass has nothing to do
+// nor to clean up.
+func (im *Importer) noTransportTrust(es *unstructured.Unstructured) bool {
+	if transporttrust.ConfigMapOf(es) != "" || transporttrust.WiredByUs(es) {
+		return false
+	}
+	_, exists := im.cfg.Cache.OwnConfigMap(es.GetNamespace(), transporttrust.ConfigMapName(es.GetName()))
+	return !exists
 }

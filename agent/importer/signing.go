@@ -176,12 +176,9 @@ func (im *Importer) ensureSigningSecret(ctx context.Context, es *unstructured.Un
 	}
 	ns, name := es.GetNamespace(), wiring.SigningSecretName(es.GetName())
 	subj := a.Subject(es.GetNamespace(), es.GetName())
-	secrets := im.cfg.Kube.CoreV1().Secrets(ns)
-	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
-		return "", "", time.Time{}, fmt.Errorf("failed to read Secret %s/%s: %w", ns, name, err)
-	}
+	// From the informer cache: an Elasticsearch whose links do not use strong identity pays no
+	// API call for its signing certificate on each pass.
+	sec, exists := im.cachedSecret(ns, name)
 	now := im.cfg.Now()
 	if exists && !a.NeedsRenewal(sec.Data[corev1.TLSCertKey], subj, now) {
 		return subj.String(), pemutil.Fingerprint(a.ActiveCA()), renewalOf(sec.Data[corev1.TLSCertKey]), nil

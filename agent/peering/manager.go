@@ -94,6 +94,9 @@ type Config struct {
 	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
 	// (default 2s).
 	RateLimitedRetry time.Duration
+	// Capabilities are the optional protocol features this agent announces in Open
+	// (capabilities.go).
+	Capabilities []string
 }
 
 func (c *Config) setDefaults() {
@@ -154,6 +157,8 @@ type SessionInfo struct {
 	LastHeartbeat time.Time
 	PeerVersion   string
 	PeerProtocol  uint32
+	// Capabilities the peer announced in its Open (capabilities.go).
+	Capabilities []string
 	// LastError is why the last stream ended, if it failed.
 	LastError string
 }
@@ -191,7 +196,7 @@ func (m *Manager) peer(name string) *peerState {
 }
 
 // Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
-// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus or *peerv1.Trust; the Manager keeps
+// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus, *peerv1.ExportCA or *peerv1.Trust; the Manager keeps
 // its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
 // as soon as the peer is connected (now, or on the next connection).
 func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
@@ -216,6 +221,8 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
 	case *peerv1.Trust:
 		u.Payload = &peerv1.Update_Trust{Trust: p}
+	case *peerv1.ExportCA:
+		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
 	default:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
 	}

@@ -126,6 +126,7 @@ func (s *session) run(ctx context.Context) error {
 		Protocol:          ProtocolVersion,
 		Applied:           applied,
 		HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval),
+		Capabilities:      s.m.cfg.Capabilities,
 	}}}); err != nil {
 		return err
 	}
@@ -326,7 +327,7 @@ func (s *session) handleOpen(o *peerv1.Open) error {
 	var info SessionInfo
 	s.ps.setInfo(s, func(i *SessionInfo) {
 		*i = SessionInfo{Peer: s.ps.name, Connected: true, Dialed: s.dialed, Since: now, LastHeartbeat: now,
-			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol()}
+			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol(), Capabilities: peerCapabilities(o.GetCapabilities())}
 		info = *i
 	})
 	s.log.Info("stream open", logVersion, info.PeerVersion, logTimeout, s.peerTimeout)
