@@ -61,6 +61,7 @@ type Pod struct {
 	httpLn, rcsLn net.Listener
 	transportLn   net.Listener
 	http          httpServing
+	calls         callCounter
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 
