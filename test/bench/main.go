@@ -35,7 +35,7 @@ type options struct {
 	maxRatio              float64
 	results               string
 	restarts              bool
-	agent                 string
+	agent, label          string
 }
 
 func main() {
@@ -48,6 +48,7 @@ func main() {
 	flag.StringVar(&o.results, "results", "test/bench/RESULTS.md", "history file to append to (empty: none)")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure convergence after each agent restarts, at the largest size")
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
+	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		var n int

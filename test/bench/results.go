@@ -22,7 +22,11 @@ type report struct {
 // finish prints the summary, appends the run to the history and fails when a ratio is over the
 // limit.
 func (r *report) finish(o options) error {
-	line := r.line()
+	label := o.label
+	if label == "" {
+		label = commit()
+	}
+	line := r.line(label)
 	fmt.Println("bench: " + line)
 	if o.results != "" {
 		if err := appendResult(o.results, line); err != nil {
@@ -44,7 +48,7 @@ func (r *report) finish(o options) error {
 
 // line is the run as one Markdown table row: date, commit, then per size p50/p99 against the
 // baseline, then scale figures.
-func (r *report) line() string {
+func (r *report) line(label string) string {
 	var props, scale []string
 	for _, p := range r.props {
 		props = append(props, fmt.Sprintf("%d: %d/%d ms vs %d ms (x%.2f), last %d vs %d ms, es %d",
@@ -63,7 +67,7 @@ func (r *report) line() string {
 	for _, x := range r.restarts {
 		scale = append(scale, fmt.Sprintf("restart %s@%d %s", x.agent, x.links, x.d.Round(time.Second)))
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s |", time.Now().UTC().Format("2006-01-02"), commit(), strings.Join(props, "; "), strings.Join(scale, "; "))
+	return fmt.Sprintf("| %s | %s | %s | %s |", time.Now().UTC().Format("2006-01-02"), label, strings.Join(props, "; "), strings.Join(scale, "; "))
 }
 
 func sum(m map[string]int64) int64 {
