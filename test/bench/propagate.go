@@ -55,7 +55,9 @@ func (r propResult) print() {
 	fmt.Printf("bench: elasticsearch calls at %d links: %d over %d updates (%.1f per update)\n", r.links, total, len(r.agents), float64(total)/float64(max(len(r.agents), 1)))
 }
 
-func (r propResult) ratio() float64 { return ratio(percentile(r.agents, 50), percentile(r.baseline, 50)) }
+func (r propResult) ratio() float64 {
+	return ratio(percentile(r.agents, 50), percentile(r.baseline, 50))
+}
 
 func ratio(a, b time.Duration) float64 {
 	if b <= 0 {
