@@ -127,6 +127,7 @@ func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) e
 			return err
 		}
 		im.log.Debug("CA-only change applied", "elasticsearch", key.String(), "aliases", len(changed))
+		im.markPods(key)
 		im.publishCAStatus(key, changed, stored.Data)
 		return nil
 	}

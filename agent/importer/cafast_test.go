@@ -50,6 +50,7 @@ func testImporter() *Importer {
 		statuses:  map[link.ID]*peerv1.LinkStatus{},
 	}
 	im.ca.init()
+	im.pods.init()
 	return im
 }
 

@@ -98,6 +98,8 @@ type Importer struct {
 	ca caPath
 	// shared are the CA bundles peers share between links (exportca.go); under mu.
 	shared exportCAs
+	// pods marks the pods of an Elasticsearch as updated (pods.go).
+	pods podMarker
 }
 
 // New checks the configuration and returns an Importer.
@@ -131,6 +133,7 @@ func New(cfg Config) (*Importer, error) {
 		statuses:  map[link.ID]*peerv1.LinkStatus{},
 	}
 	im.ca.init()
+	im.pods.init()
 	if err := im.registerHandlers(); err != nil {
 		return nil, err
 	}
@@ -155,6 +158,7 @@ func (im *Importer) Run(ctx context.Context) error {
 		im.queue.ShutDown()
 	}()
 	go im.runCAPath(ctx)
+	go im.runPodMarker(ctx)
 	go task.Every(ctx, im.cfg.Resync, im.enqueueAll)
 	go task.Every(ctx, im.cfg.SigningTick, func() { im.tickSigningOrWarn(ctx) })
 	im.enqueueAll()

@@ -249,8 +249,12 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	writeJSON(wantCM.Annotations, annotationAliases, nonNil(managed))
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
+		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
 		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return 0, err
+		}
+		if mounted {
+			im.markPods(types.NamespacedName{Namespace: ns, Name: esName}) // pods.go
 		}
 		cmExists = true
 		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)

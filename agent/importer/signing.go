@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
@@ -199,6 +200,9 @@ func (im *Importer) ensureSigningSecret(ctx context.Context, es *unstructured.Un
 	want.Data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
 	if _, err := im.saveSecret(ctx, want, exists); err != nil {
 		return "", "", time.Time{}, err
+	}
+	if exists {
+		im.markPods(types.NamespacedName{Namespace: ns, Name: es.GetName()}) // a renewal of a mounted Secret (pods.go)
 	}
 	im.log.Info("signing certificate issued", "elasticsearch", ns+"/"+es.GetName(), "subject", subj.String(), "renewal", exists)
 	return subj.String(), pemutil.Fingerprint(a.ActiveCA()), renewalOf(certPEM), nil

@@ -69,6 +69,7 @@ func (p *Pod) reconcile(now time.Time) {
 		return
 	}
 	p.secureData = fresh
+	p.kubelet.syncNow(now) // the new pod mounts the volumes as they are
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)
 	p.startTime = now
@@ -83,6 +84,7 @@ func (p *Pod) reconcile(now time.Time) {
 // startLocked creates the node once the elastic user, the HTTP certificate and the transport CA
 // exist, as a pod could not start earlier.
 func (p *Pod) startLocked(live podSpec, now time.Time) {
+	p.kubelet.syncNow(now) // a starting pod mounts what the objects hold now
 	password, ok := p.elasticPassword(now)
 	if !ok {
 		return

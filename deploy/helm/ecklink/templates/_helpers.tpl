@@ -70,8 +70,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* ecklink.watchRules are the rules in every watched namespace: the Elasticsearch resources the
 agent wires, the Secrets and ConfigMaps it writes beside them (remote credentials and CAs) or reads
-(transport CAs, elastic user), the Services whose load balancer address it exports, the Events it
-records, and ecklink's own ClusterExports and RemoteClusters. */}}
+(transport CAs, elastic user), the Services whose load balancer address it exports, the pods it
+marks as updated, the Events it records, and ecklink's own ClusterExports and RemoteClusters. */}}
 {{- define "ecklink.watchRules" -}}
 - apiGroups: [""]
   resources: [secrets, configmaps]
@@ -79,6 +79,12 @@ records, and ecklink's own ClusterExports and RemoteClusters. */}}
 - apiGroups: [""]
   resources: [services]
   verbs: [get]
+# Pods of a consuming Elasticsearch: listed by ECK's cluster-name label and patched with the
+# annotation ecklink.io/updated-at after a mounted ConfigMap or Secret changed, so the kubelet
+# refreshes the files now instead of at its next sync (as ECK's MarkPodsAsUpdated does).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
