@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/config"
@@ -134,12 +135,21 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}); err != nil {
 		return nil, err
 	}
+	// Marking pods as updated is best effort: a client of its own, so that it never waits for,
+	// nor delays, the writes of the CA path.
+	podsCfg := rest.CopyConfig(restCfg)
+	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
+	podsKube, err := kubernetes.NewForConfig(podsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+	}
 	if a.importer, err = importer.New(importer.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 		AgentNamespace: cfg.Namespace,
 		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
 		SigningTick:    signingTick(cfg),
+		Pods:           podsKube,
 	}); err != nil {
 		return nil, err
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	Signing signing.Config
 	// SigningTick is how often the signing CA rotation advances. Default one minute.
 	SigningTick time.Duration
+	// Pods lists and marks the consuming Elasticsearch's pods (pods.go); Kube if nil. A client
+	// of its own keeps these best-effort requests from spending the rate limit of the writes
+	// that matter.
+	Pods kubernetes.Interface
 }
 
 // received is the latest answer of a peer for a link.
@@ -121,6 +125,9 @@ func New(cfg Config) (*Importer, error) {
 	}
 	if cfg.SigningTick == 0 {
 		cfg.SigningTick = time.Minute
+	}
+	if cfg.Pods == nil {
+		cfg.Pods = cfg.Kube
 	}
 	im := &Importer{
 		cfg: cfg,

@@ -28,17 +28,22 @@ const AnnotationUpdatedAt = "ecklink.io/updated-at"
 
 // podMarker is the queue of Elasticsearch resources whose pods to mark.
 type podMarker struct {
-	queue workqueue.TypedInterface[types.NamespacedName]
+	queue workqueue.TypedDelayingInterface[types.NamespacedName]
 	// denied is set once listing or patching pods was forbidden (logged once).
 	denied bool
 }
 
 func (m *podMarker) init() {
-	m.queue = workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[types.NamespacedName]{Name: "importer-pods"})
+	m.queue = workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{Name: "importer-pods"})
 }
 
+// markCoalesce gathers the changes of an Elasticsearch's mounted objects over a short window
+// into one mark: against the kubelet's minute it costs nothing, and a burst of CA updates (many
+// links, many rotations) costs one list and one patch per pod.
+const markCoalesce = 200 * time.Millisecond
+
 // markPods asks for the pods of an Elasticsearch to be marked as updated.
-func (im *Importer) markPods(key types.NamespacedName) { im.pods.queue.Add(key) }
+func (im *Importer) markPods(key types.NamespacedName) { im.pods.queue.AddAfter(key, markCoalesce) }
 
 // runPodMarker marks pods until ctx ends.
 func (im *Importer) runPodMarker(ctx context.Context) {
@@ -64,7 +69,7 @@ func (im *Importer) runPodMarker(ctx context.Context) {
 }
 
 func (im *Importer) markPodsNow(ctx context.Context, key types.NamespacedName) error {
-	pods := im.cfg.Kube.CoreV1().Pods(key.Namespace)
+	pods := im.cfg.Pods.CoreV1().Pods(key.Namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: cache.ECKClusterLabel + "=" + key.Name})
 	if err != nil {
 		return fmt.Errorf("failed to list the pods of %s: %w", key, err)

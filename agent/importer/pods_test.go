@@ -19,7 +19,7 @@ func TestMarkPodsBumpsOnlyThatElasticsearchsPods(t *testing.T) {
 	}
 	kube := fake.NewClientset(pod("ccs-es-default-0", "ccs"), pod("ccs-es-default-1", "ccs"), pod("other-es-default-0", "other"))
 	im := testImporter()
-	im.cfg.Kube = kube
+	im.cfg.Kube, im.cfg.Pods = kube, kube
 	if err := im.markPodsNow(context.Background(), types.NamespacedName{Namespace: "apps", Name: "ccs"}); err != nil {
 		t.Fatal(err)
 	}

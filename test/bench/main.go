@@ -36,6 +36,7 @@ type options struct {
 	results               string
 	restarts              bool
 	agent, label          string
+	kubelet               int
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&o.results, "results", "test/bench/RESULTS.md", "history file to append to (empty: none)")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure convergence after each agent restarts, at the largest size")
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
+	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
 	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -123,6 +125,13 @@ func run(o options) (*report, error) {
 			}
 			rep.idle = append(rep.idle, ic)
 		}
+	}
+	if o.kubelet > 0 {
+		k, err := b.kubeletDelay(ctx, o.kubelet)
+		if err != nil {
+			return rep, err
+		}
+		rep.kubelet = &k
 	}
 	if o.restarts {
 		for _, name := range []string{"east", "west"} {

@@ -108,20 +108,31 @@ func (b *bed) propagation(ctx context.Context, n, updates int) (propResult, erro
 	return res, nil
 }
 
-// update writes one new CA and waits until every ConfigMap holds it.
-func (b *bed) update(ctx context.Context, seen *seenCAs, agentCMs, baseCMs []string, i int) (time.Duration, time.Duration, error) {
+// writeCA writes a new CA into west's public transport CA Secret, as ECK does when it renews it.
+func (b *bed) writeCA(ctx context.Context, i int) (time.Time, string, error) {
 	secrets := b.w.Clusters["west"].Env.Kube.CoreV1().Secrets(ns)
 	pemCA, fp, err := newCA(i)
 	if err != nil {
-		return 0, 0, err
+		return time.Time{}, "", err
 	}
 	s, err := secrets.Get(ctx, caSecret, metav1.GetOptions{})
 	if err != nil {
-		return 0, 0, err
+		return time.Time{}, "", err
 	}
 	s.Data["ca.crt"] = pemCA
 	start := time.Now()
 	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return time.Time{}, "", err
+	}
+	return start, fp, nil
+}
+
+func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }
+
+// update writes one new CA and waits until every ConfigMap holds it.
+func (b *bed) update(ctx context.Context, seen *seenCAs, agentCMs, baseCMs []string, i int) (time.Duration, time.Duration, error) {
+	start, fp, err := b.writeCA(ctx, i)
+	if err != nil {
 		return 0, 0, err
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -17,6 +17,7 @@ type report struct {
 	connect  []connectResult
 	idle     []idleResult
 	restarts []restartResult
+	kubelet  *kubeletResult
 }
 
 // finish prints the summary, appends the run to the history and fails when a ratio is over the
@@ -63,6 +64,12 @@ func (r *report) line(label string) string {
 	}
 	for _, i := range r.idle {
 		scale = append(scale, fmt.Sprintf("idle@%d %.0f/%.0f MiB %.2f/%.2f%%", i.links, i.rss["west"], i.rss["east"], i.cpu["west"], i.cpu["east"]))
+	}
+	if k := r.kubelet; k != nil {
+		line := fmt.Sprintf("ECK renewed -> pods see it: with bump p50 %s max %s, without p50 %s max %s",
+			percentile(k.bumped, 50), percentile(k.bumped, 100), percentile(k.unbumped, 50), percentile(k.unbumped, 100))
+		fmt.Println("bench: " + line)
+		scale = append(scale, line)
 	}
 	for _, x := range r.restarts {
 		scale = append(scale, fmt.Sprintf("restart %s@%d %s", x.agent, x.links, x.d.Round(time.Second)))

@@ -40,6 +40,19 @@ func (b *bed) addLinks(ctx context.Context, n int) (connectResult, error) {
 	return res, nil
 }
 
+// waitConnected waits until the named RemoteClusters are connected.
+func (b *bed) waitConnected(ctx context.Context, names []string) error {
+	east := b.w.Clusters["east"]
+	for _, name := range names {
+		if _, err := east.WaitRemoteCluster(ctx, ns, name, 5*time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
+			return harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // waitAll waits until ok holds for every benchmark RemoteCluster.
 func (b *bed) waitAll(ctx context.Context, within time.Duration, ok func(*v1alpha1.RemoteCluster) bool) error {
 	east := b.w.Clusters["east"]

@@ -165,3 +165,8 @@ func (p *Pod) ensurePodObject(ctx context.Context, name, nodeSet string) error {
 	}
 	return nil
 }
+
+// Mounted returns an object's data as the pod's files show it now ("configMap" or "secret").
+func (p *Pod) Mounted(kind, name string) (map[string][]byte, bool) {
+	return p.view.visible(objectKey(kind, name), time.Now())
+}
