@@ -213,8 +213,15 @@ func (b *bed) topology(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = west.Export(ctx, ns, "logs", "logs", remote.RemoteClusterAddress(), []string{"east"}, nil)
-	return err
+	if _, err = west.Export(ctx, ns, "logs", "logs", remote.RemoteClusterAddress(), []string{"east"}, nil); err != nil {
+		return err
+	}
+	// Only the benchmark writes west's CA Secret from now on: ECK would put its own CA back at
+	// once. West needs ECK no more (its objects exist; the test bed's default CA lifetime is a
+	// year); east keeps it (it aggregates the keystore the links need).
+	fmt.Println("bench: stopping ECK in west so that only the benchmark writes its CA Secret")
+	west.Env.StopECK()
+	return nil
 }
 
 func consumer(i int) string { return fmt.Sprintf("ccs-%d", i) }
