@@ -77,6 +77,8 @@ func agentNamespaceAccess(ns, lease string) []access {
 func watchedNamespaceAccess(ns string) []access {
 	out := grants(ns, "", []string{"secrets", "configmaps"}, append(crudVerbs, "delete"))
 	out = append(out, access{verb: "get", resource: "services", namespace: ns})
+	// Consuming Elasticsearch pods, marked as updated after a mounted object changed.
+	out = append(out, grants(ns, "", []string{"pods"}, []string{"list", "patch"})...)
 	out = append(out, grants(ns, "", []string{"events"}, []string{"create", "patch"})...)
 	out = append(out, grants(ns, "elasticsearch.k8s.elastic.co", []string{"elasticsearches"}, readPatch)...)
 	out = append(out, grants(ns, "ecklink.io", []string{"clusterexports", "remoteclusters"}, readPatch)...)
@@ -95,6 +97,8 @@ func forbiddenEverywhere(ns string) []access {
 		{verb: "list", resource: "services", namespace: ns},
 		{verb: "update", resource: "services", namespace: ns},
 		{verb: "get", resource: "pods", namespace: ns},
+		{verb: "update", resource: "pods", namespace: ns},
+		{verb: "delete", resource: "pods", namespace: ns},
 		{verb: "create", resource: "pods/exec", namespace: ns},
 		{verb: "create", resource: "serviceaccounts/token", namespace: ns},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "roles", namespace: ns},
