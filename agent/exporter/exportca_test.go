@@ -45,8 +45,10 @@ func TestGateRunsOneItemPerElasticsearch(t *testing.T) {
 	if !g.enter("es/data/other", b) {
 		t.Fatal("an item of another Elasticsearch must enter")
 	}
-	if g.enter("es/data/logs", b) || g.enter("es/data/logs", b) {
-		t.Fatal("a second item of a busy Elasticsearch must be parked")
+	for range 2 { // parked twice, returned once
+		if g.enter("es/data/logs", b) {
+			t.Fatal("a second item of a busy Elasticsearch must be parked")
+		}
 	}
 	parked := g.leave("es/data/logs")
 	if len(parked) != 1 || parked[0] != b {
