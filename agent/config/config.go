@@ -62,6 +62,8 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Pairing bounds the pairing tokens this agent redeems.
 	Pairing Pairing `json:"pairing"`
+	// Elasticsearch sets how the agent authenticates to Elasticsearch.
+	Elasticsearch Elasticsearch `json:"elasticsearch"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -107,6 +109,14 @@ type Pairing struct {
 // It is pairing.MaxTTL, the longest agentctl's --ttl takes (config stays free of the agent's
 // packages).
 const MaxTokenTTL = 7 * 24 * time.Hour
+
+// Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
+// in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
+// use ECK's elastic superuser instead, and provision no user (it fails where
+// spec.auth.disableElasticUser is set).
+type Elasticsearch struct {
+	UseElasticUser bool `json:"useElasticUser"`
+}
 
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {
