@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -118,7 +119,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
 	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cache.ECKSecret})
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cachedSecret})
 	if err != nil {
 		return nil, err
 	}
@@ -293,4 +294,13 @@ func signingTick(cfg config.Config) time.Duration {
 		tick = max(v, time.Second)
 	}
 	return tick
+}
+
+// cachedSecret looks a Secret up in the informer cache: ECK's (the HTTP CA, the elastic user) or
+// the agent's own (its Elasticsearch user), so that an Elasticsearch call costs no API read.
+func (a *Agent) cachedSecret(ns, name string) (*corev1.Secret, bool) {
+	if s, ok := a.cache.ECKSecret(ns, name); ok {
+		return s, true
+	}
+	return a.cache.OwnSecret(ns, name)
 }
