@@ -141,6 +141,12 @@ func validateCertificate(c *peerv1.Credentials, now time.Time) error {
 func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
 	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}, cas: map[string][]byte{}}
+	if len(certs) == 0 && im.noTransportTrust(es) {
+		// No certificate-model link and nothing of ecklink's in the transport trust (the
+		// informer cache says so): no read at all.
+		st.cert.configMap = transporttrust.ConfigMapName(esName)
+		return 0, nil
+	}
 	store := im.trustStore()
 	cur, err := store.Read(ctx, es)
 	if err != nil {
@@ -387,4 +393,15 @@ func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentia
 func modelMessage(peer string, got, want v1alpha1.SecurityModel) string {
 	return fmt.Sprintf("environment %s answered with the %s security model, which this RemoteCluster does not accept (spec.model %s): refused, nothing of it applied",
 		peer, got, want)
+}
+
+// noTransportTrust reports whether the Elasticsearch names no transport CA ConfigMap and
+// ecklink's own does not exist, from the informer cache: the certificate pass has nothing to do
+// nor to clean up.
+func (im *Importer) noTransportTrust(es *unstructured.Unstructured) bool {
+	if transporttrust.ConfigMapOf(es) != "" || transporttrust.WiredByUs(es) {
+		return false
+	}
+	_, exists := im.cfg.Cache.OwnConfigMap(es.GetNamespace(), transporttrust.ConfigMapName(es.GetName()))
+	return !exists
 }

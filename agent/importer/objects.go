@@ -128,6 +128,7 @@ func (im *Importer) saveConfigMap(ctx context.Context, cm *corev1.ConfigMap, exi
 	if err != nil {
 		return nil, fmt.Errorf("failed to save ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
+	im.writes.note(kindConfigMap, out, prevVersion(cm.ResourceVersion, exists))
 	return out, nil
 }
 
@@ -146,11 +147,23 @@ func (im *Importer) saveSecret(ctx context.Context, s *corev1.Secret, exists boo
 	if err != nil {
 		return nil, fmt.Errorf("failed to save Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
+	im.writes.note(kindSecret, out, prevVersion(s.ResourceVersion, exists))
 	return out, nil
+}
+
+// prevVersion is the resourceVersion a write replaces: none for a create.
+func prevVersion(rv string, exists bool) string {
+	if !exists {
+		return ""
+	}
+	return rv
 }
 
 // deleteOwn deletes the agent's Secret and ConfigMap of a local Elasticsearch.
 func (im *Importer) deleteOwn(ctx context.Context, ns, es string) error {
+	im.writes.forget(kindSecret, ns, wiring.CredentialsSecretName(es))
+	im.writes.forget(kindSecret, ns, wiring.SigningSecretName(es))
+	im.writes.forget(kindConfigMap, ns, wiring.CAConfigMapName(es))
 	if err := im.cfg.Kube.CoreV1().Secrets(ns).Delete(ctx, wiring.CredentialsSecretName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
 	}

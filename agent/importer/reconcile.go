@@ -88,7 +88,13 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	var requeue time.Duration
 	if esFound {
 		var err error
-		if requeue, err = im.applyAll(ctx, es, plans, certs, desired, held, st); err != nil {
+		requeue, err = im.applyAll(ctx, es, plans, certs, desired, held, st)
+		if apierrors.IsConflict(err) {
+			// Lost a write race (the CA path wrote first): no failure to report, the pass
+			// runs again on fresh content (process).
+			return 0, err
+		}
+		if err != nil {
 			st.esError, st.esReason = err.Error(), applyFailure(err)
 			return 0, errors.Join(err, im.updateStatuses(ctx, plans, st))
 		}
@@ -232,7 +238,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	data := map[string]string{}
 	now := im.cfg.Now()
 	for _, alias := range aliases {
-		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), desired[alias].answer.creds.GetCaBundle(), now)
+		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), im.latestCA(desired[alias]), now)
 		if err != nil {
 			return 0, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
 		}
@@ -260,9 +266,14 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	// Release 0.1.0's list of aliases, migrated to the agent's namespace (aliases.go).
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
-		if _, err := im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
+		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
+		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return 0, err
 		}
+		if mounted {
+			im.markPods(types.NamespacedName{Namespace: ns, Name: esName}) // pods.go
+		}
+		cmExists = true
 		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)
 	}
 
@@ -518,26 +529,29 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 	return nil
 }
 
-func (im *Importer) getConfigMap(ctx context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
-	cm, err := im.cfg.Kube.CoreV1().ConfigMaps(ns).Get(ctx, wiring.CAConfigMapName(es), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+// getConfigMap reads the agent's CA ConfigMap of a local Elasticsearch from the informer cache
+// (echo.go): a stale copy only makes the write fail on its resourceVersion, and the pass is
+// retried at once.
+func (im *Importer) getConfigMap(_ context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
+	if cm, ok := im.cachedConfigMap(ns, wiring.CAConfigMapName(es)); ok {
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		return cm, true, nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to read ConfigMap %s/%s: %w", ns, wiring.CAConfigMapName(es), err)
-	}
-	return cm, true, nil
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
 }
 
-func (im *Importer) getSecret(ctx context.Context, ns, es string) (*corev1.Secret, bool, error) {
-	s, err := im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, wiring.CredentialsSecretName(es), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+// getSecret reads the agent's credentials Secret of a local Elasticsearch from the informer
+// cache, as getConfigMap.
+func (im *Importer) getSecret(_ context.Context, ns, es string) (*corev1.Secret, bool, error) {
+	if s, ok := im.cachedSecret(ns, wiring.CredentialsSecretName(es)); ok {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		return s, true, nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to read Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
-	}
-	return s, true, nil
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
 }
 
 func equalData(a, b map[string][]byte) bool {

@@ -106,6 +106,9 @@ type Config struct {
 	RecheckInterval time.Duration
 	// Clock drives the checks of peer certificates: expiry and rechecks (default the wall clock).
 	Clock backoff.Clock
+	// Capabilities are the optional protocol features this agent announces in Open
+	// (capabilities.go).
+	Capabilities []string
 }
 
 func (c *Config) setDefaults() {
@@ -172,6 +175,8 @@ type SessionInfo struct {
 	LastHeartbeat time.Time
 	PeerVersion   string
 	PeerProtocol  uint32
+	// Capabilities the peer announced in its Open (capabilities.go).
+	Capabilities []string
 	// LastError is why the last stream ended, if it failed.
 	LastError string
 	// LocalCertificate is the leaf this agent presented, when it dialed (unknown otherwise).
@@ -213,7 +218,7 @@ func (m *Manager) peer(name string) *peerState {
 }
 
 // Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
-// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus or *peerv1.Trust; the Manager keeps
+// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus, *peerv1.ExportCA or *peerv1.Trust; the Manager keeps
 // its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
 // as soon as the peer is connected (now, or on the next connection).
 func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
@@ -238,6 +243,8 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
 	case *peerv1.Trust:
 		u.Payload = &peerv1.Update_Trust{Trust: p}
+	case *peerv1.ExportCA:
+		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
 	default:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
 	}

@@ -128,6 +128,7 @@ func (s *session) run(ctx context.Context) error {
 		Protocol:          ProtocolVersion,
 		Applied:           applied,
 		HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval),
+		Capabilities:      s.m.cfg.Capabilities,
 	}}}); err != nil {
 		return err
 	}
@@ -370,7 +371,8 @@ func (s *session) handleOpen(o *peerv1.Open) error {
 	var info SessionInfo
 	s.ps.setInfo(s, func(i *SessionInfo) {
 		*i = SessionInfo{Peer: s.ps.name, Connected: true, Dialed: s.dialed, Since: now, LastHeartbeat: now,
-			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol(), LocalCertificate: s.creds.local}
+			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol(), LocalCertificate: s.creds.local,
+			Capabilities: peerCapabilities(o.GetCapabilities())}
 		if len(s.creds.chain) > 0 {
 			i.PeerCertificate = s.creds.chain[0]
 		}

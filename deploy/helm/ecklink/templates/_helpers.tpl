@@ -77,7 +77,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 each is there): the Elasticsearch resources the agent wires, the Secrets and ConfigMaps it reads
 (ECK's transport and HTTP CAs, its own user) or writes beside them (its own only, but Kubernetes
 RBAC cannot tell: their names derive from Elasticsearch names and labels cannot limit a rule), the
-Services whose load balancer address it exports, the Events it records (create only), and
+Services whose load balancer address it exports, the pods it marks as updated (list, patch), the
+Events it records (create only), and
 ecklink's own ClusterExports and RemoteClusters. Read and write are separate rules. */}}
 {{- define "ecklink.watchRules" -}}
 - apiGroups: [""]
@@ -89,6 +90,12 @@ ecklink's own ClusterExports and RemoteClusters. Read and write are separate rul
 - apiGroups: [""]
   resources: [services]
   verbs: [get]
+# Pods of a consuming Elasticsearch: listed by ECK's cluster-name label and patched with the
+# annotation ecklink.io/updated-at after a mounted ConfigMap or Secret changed, so the kubelet
+# refreshes the files now instead of at its next sync (as ECK's MarkPodsAsUpdated does).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
