@@ -114,10 +114,6 @@ func refusal(err error, fallback string) error {
 	if err == nil {
 		return nil
 	}
-	var ref *importer.Refused
-	if errors.As(err, &ref) {
-		return peering.Refuse(ref.Reason, "%s", ref.Message)
-	}
 	var nack *peering.RefusalError
 	if errors.As(err, &nack) {
 		return nack

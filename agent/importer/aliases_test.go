@@ -43,13 +43,18 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 	legacy, _ := json.Marshal([]string{"users-own", "west-logs"})
 	owners, _ := json.Marshal(map[string][]string{"import/users-own": {}})
 	for _, cm := range []*corev1.ConfigMap{
-		{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: wiring.CAConfigMapName(fxES), Annotations: map[string]string{annotationAliases: string(legacy)}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: wiring.CAConfigMapName(fxES), Labels: ownLabels(fxES), Annotations: map[string]string{annotationAliases: string(legacy)}}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: fxES + "-ecklink-transport-ca", Annotations: map[string]string{transporttrust.AnnotationCAs: string(owners)}}},
 	} {
 		if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The agent reads its own objects from the informer cache (0.1.0 labelled them as now).
+	waitCache(t, func() bool {
+		_, ok := f.im.cachedConfigMap(fxNS, wiring.CAConfigMapName(fxES))
+		return ok
+	})
 	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -117,21 +118,21 @@ func (im *Importer) registerTransportCAHandler() error {
 // validateCertificate checks certificate-model credentials before anything is applied.
 func validateCertificate(c *peerv1.Credentials, now time.Time) error {
 	if c.GetApiKeyId() != "" || c.GetApiKeyEncoded() != "" || c.GetApiKeyExpiration() != nil {
-		return &Refused{Reason: "InvalidCredentials", Message: "certificate-model credentials carry no API key"}
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: "certificate-model credentials carry no API key"}
 	}
 	// The CA joins the transport trust: one self-signed CA, the remote's own root, nothing more.
 	if _, err := pemutil.ValidateSelfSignedCA(c.GetCaBundle(), now, pemutil.DefaultLimits); err != nil {
-		return &Refused{Reason: "InvalidCA", Message: "ca_bundle of certificate-model credentials must be exactly one self-signed CA certificate: " + err.Error()}
+		return &peering.RefusalError{Reason: "InvalidCA", Message: "ca_bundle of certificate-model credentials must be exactly one self-signed CA certificate: " + err.Error()}
 	}
 	host, port, err := net.SplitHostPort(c.GetProxyAddress())
 	if err != nil || host == "" || len(host) > 253 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", c.GetProxyAddress())}
+		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", c.GetProxyAddress())}
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", c.GetProxyAddress())}
+		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", c.GetProxyAddress())}
 	}
 	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
-		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", sn)}
+		return &peering.RefusalError{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", sn)}
 	}
 	return nil
 }
@@ -394,7 +395,7 @@ func protoModel(m v1alpha1.SecurityModel) peerv1.SecurityModel {
 // modelNotAllowed refuses credentials of another security model than the RemoteCluster of the
 // link accepts (spec.model): a peer cannot choose the model for this side, in particular not the
 // certificate model, which would put its CA into this cluster's transport trust.
-func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *Refused {
+func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *peering.RefusalError {
 	var accepted v1alpha1.SecurityModel
 	for _, rc := range im.cfg.Cache.RemoteClusters() {
 		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
@@ -405,7 +406,7 @@ func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentia
 	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED || accepted == "" || got == accepted {
 		return nil // validate refuses an unknown model; requested, a link nobody asks for
 	}
-	return &Refused{Reason: v1alpha1.ReasonModelNotAllowed, Message: modelMessage(peer, got, accepted)}
+	return &peering.RefusalError{Reason: v1alpha1.ReasonModelNotAllowed, Message: modelMessage(peer, got, accepted)}
 }
 
 // modelMessage says why credentials of model got were refused for a RemoteCluster accepting want.

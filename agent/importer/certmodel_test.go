@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -56,7 +57,7 @@ func TestValidateCertificate(t *testing.T) {
 			c := good()
 			tc.mutate(c)
 			err := validateCertificate(c, time.Now())
-			var ref *Refused
+			var ref *peering.RefusalError
 			switch {
 			case tc.reason == "" && err != nil:
 				t.Fatalf("refused: %v", err)

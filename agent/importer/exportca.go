@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -32,11 +33,11 @@ type exportCAs struct {
 // OnExportCA validates a shared CA bundle from a peer and applies it to every link naming it.
 func (im *Importer) OnExportCA(peer, id string, ca *peerv1.ExportCA) error {
 	if !link.ValidExportCAID(id) {
-		return &Refused{Reason: "InvalidResource", Message: "exportca id: want 16 to 64 lower-case hex digits"}
+		return &peering.RefusalError{Reason: "InvalidResource", Message: "exportca id: want 16 to 64 lower-case hex digits"}
 	}
 	bundle := ca.GetCaBundle()
 	if _, err := pemutil.ValidateCABundle(bundle, im.cfg.Now(), pemutil.DefaultLimits); err != nil {
-		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+		return &peering.RefusalError{Reason: "InvalidCA", Message: err.Error()}
 	}
 	im.mu.Lock()
 	if im.shared.bundles == nil {
@@ -45,7 +46,7 @@ func (im *Importer) OnExportCA(peer, id string, ca *peerv1.ExportCA) error {
 	held := im.shared.bundles[peer]
 	if _, known := held[id]; !known && len(held) >= maxExportCAsPerPeer {
 		im.mu.Unlock()
-		return &Refused{Reason: "TooManyResources", Message: fmt.Sprintf("more than %d shared CA bundles", maxExportCAsPerPeer)}
+		return &peering.RefusalError{Reason: "TooManyResources", Message: fmt.Sprintf("more than %d shared CA bundles", maxExportCAsPerPeer)}
 	}
 	if held == nil {
 		held = map[string][]byte{}
@@ -97,11 +98,11 @@ func (im *Importer) resolveCARef(peer string, c *peerv1.Credentials) (*peerv1.Cr
 	}
 	switch {
 	case !link.ValidExportCAID(ref):
-		return nil, false, &Refused{Reason: "InvalidCredentials", Message: "ca_ref: want 16 to 64 lower-case hex digits"}
+		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref: want 16 to 64 lower-case hex digits"}
 	case len(c.GetCaBundle()) > 0:
-		return nil, false, &Refused{Reason: "InvalidCredentials", Message: "ca_ref and ca_bundle are exclusive"}
+		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref and ca_bundle are exclusive"}
 	case c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY:
-		return nil, false, &Refused{Reason: "InvalidCredentials", Message: "ca_ref is for the API-key model only"}
+		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref is for the API-key model only"}
 	}
 	im.mu.Lock()
 	bundle, ok := im.shared.bundles[peer][ref]

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -23,7 +24,7 @@ func TestOnExportCARefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := testImporter().OnExportCA("west", tc.id, &peerv1.ExportCA{CaBundle: tc.bundle})
-			var ref *Refused
+			var ref *peering.RefusalError
 			if !errors.As(err, &ref) || ref.Reason != tc.reason {
 				t.Fatalf("err = %v, want a refusal %s", err, tc.reason)
 			}
@@ -40,7 +41,7 @@ func TestOnExportCABoundsBundlesPerPeer(t *testing.T) {
 		}
 	}
 	err := im.OnExportCA("west", link.ExportCAID("ns", "one-too-many"), &peerv1.ExportCA{CaBundle: ca})
-	var ref *Refused
+	var ref *peering.RefusalError
 	if !errors.As(err, &ref) || ref.Reason != "TooManyResources" {
 		t.Fatalf("err = %v, want TooManyResources", err)
 	}
@@ -102,7 +103,7 @@ func TestResolveCARefRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := testImporter().resolveCARef("west", tc.c)
-			var r *Refused
+			var r *peering.RefusalError
 			if !errors.As(err, &r) || r.Reason != "InvalidCredentials" {
 				t.Fatalf("err = %v, want InvalidCredentials", err)
 			}

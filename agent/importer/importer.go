@@ -10,9 +10,10 @@ package importer
 import (
 	"context"
 	"fmt"
-	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hashicorp/go-hclog"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"

@@ -10,6 +10,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -57,7 +58,7 @@ func TestModelNotAllowed(t *testing.T) {
 		{"wants-cert", apiKeyCreds, "answered with the apiKey security model, which this RemoteCluster does not accept (spec.model certificate)"},
 	} {
 		err := f.im.OnCredentials(fxPeer, 3, tc.creds)
-		var ref *Refused
+		var ref *peering.RefusalError
 		if !errors.As(err, &ref) || ref.Reason != v1alpha1.ReasonModelNotAllowed || !strings.Contains(ref.Message, tc.want) {
 			t.Fatalf("%s: OnCredentials = %v, want a refusal ModelNotAllowed saying %q", tc.alias, err, tc.want)
 		}

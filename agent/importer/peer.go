@@ -11,19 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
-
-// Refused is returned for material a peer must not send; the peering layer answers with a Nack
-// carrying Reason, and the last good state stays applied.
-type Refused struct {
-	Reason  string
-	Message string
-}
-
-func (r *Refused) Error() string { return r.Reason + ": " + r.Message }
 
 // Bounds on peer text received by the local side.
 const (
@@ -81,7 +73,7 @@ func (im *Importer) OnRefusal(peer string, sequence uint64, r *peerv1.Refusal) e
 		return err
 	}
 	if len(r.GetMessage()) > maxRefusalMessage || !refusalReason.MatchString(r.GetReason()) {
-		return &Refused{Reason: "InvalidRefusal", Message: fmt.Sprintf("refusal reason must be 1-64 letters and digits starting with a letter, and its message at most %d bytes", maxRefusalMessage)}
+		return &peering.RefusalError{Reason: "InvalidRefusal", Message: fmt.Sprintf("refusal reason must be 1-64 letters and digits starting with a letter, and its message at most %d bytes", maxRefusalMessage)}
 	}
 	// The reason and message become the RemoteCluster's conditions: the message is cleaned
 	// of control characters and clipped once, here.
@@ -222,34 +214,34 @@ func (im *Importer) store(id link.ID, r *received) {
 func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 	id, err := link.FromProto(l)
 	if err != nil {
-		return id, &Refused{Reason: "InvalidLink", Message: err.Error()}
+		return id, &peering.RefusalError{Reason: "InvalidLink", Message: err.Error()}
 	}
 	for _, rc := range im.cfg.Cache.RemoteClusters() {
 		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
 			return id, nil
 		}
 	}
-	return id, &Refused{Reason: "NotRequested", Message: fmt.Sprintf("no RemoteCluster requests link %s from environment %s", id, peer)}
+	return id, &peering.RefusalError{Reason: "NotRequested", Message: fmt.Sprintf("no RemoteCluster requests link %s from environment %s", id, peer)}
 }
 
 // validateText bounds the free-text fields of credentials, which end up in conditions and logs.
 func validateText(c *peerv1.Credentials) error {
 	if v := c.GetElasticsearchVersion(); len(v) > maxVersionLen || v != "" && !esVersion.MatchString(v) {
-		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", peertext.Clean(v, maxVersionLen), maxVersionLen)}
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", peertext.Clean(v, maxVersionLen), maxVersionLen)}
 	}
 	if f := c.GetStrongIdentityFallback(); len(f) > maxFallbackText || !peertext.Printable(f) {
-		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
 	}
 	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}
+		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}
 	}
 	fps := c.GetSigningTrustedFingerprints()
 	if len(fps) > maxFingerprints {
-		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("%d signing_trusted_fingerprints, at most %d allowed", len(fps), maxFingerprints)}
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("%d signing_trusted_fingerprints, at most %d allowed", len(fps), maxFingerprints)}
 	}
 	for _, fp := range fps {
 		if !fingerprint.MatchString(fp) {
-			return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("signing_trusted_fingerprints entry %q: want 64 lower-case hex digits", peertext.Clean(fp, 64))}
+			return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("signing_trusted_fingerprints entry %q: want 64 lower-case hex digits", peertext.Clean(fp, 64))}
 		}
 	}
 	return nil
@@ -261,37 +253,37 @@ func (im *Importer) validate(c *peerv1.Credentials) error {
 		return validateCertificate(c, im.cfg.Now())
 	}
 	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
-		return &Refused{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
+		return &peering.RefusalError{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
 	}
 	if !apiKeyID.MatchString(c.GetApiKeyId()) {
-		return &Refused{Reason: "InvalidAPIKey", Message: "api_key_id must be 1-64 URL-safe base64 characters"}
+		return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_id must be 1-64 URL-safe base64 characters"}
 	}
 	if enc := c.GetApiKeyEncoded(); enc != "" {
 		raw, err := base64.StdEncoding.DecodeString(enc)
 		if err != nil || len(enc) > 512 {
-			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded is not base64 of id:key"}
+			return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_encoded is not base64 of id:key"}
 		}
 		keyID, secret, ok := strings.Cut(string(raw), ":")
 		if !ok || secret == "" || keyID != c.GetApiKeyId() {
-			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
+			return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
 		}
 	}
 	// Credentials waiting for the shared bundle they name have none yet; it is checked when
 	// it arrives (OnExportCA).
 	if c.GetCaRef() == "" || len(c.GetCaBundle()) > 0 {
 		if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
-			return &Refused{Reason: "InvalidCA", Message: err.Error()}
+			return &peering.RefusalError{Reason: "InvalidCA", Message: err.Error()}
 		}
 	}
 	host, port, err := net.SplitHostPort(c.GetProxyAddress())
 	if err != nil || host == "" || len(host) > 253 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", peertext.Clean(c.GetProxyAddress(), 260))}
+		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", peertext.Clean(c.GetProxyAddress(), 260))}
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", peertext.Clean(c.GetProxyAddress(), 260))}
+		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", peertext.Clean(c.GetProxyAddress(), 260))}
 	}
 	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
-		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", peertext.Clean(sn, 253))}
+		return &peering.RefusalError{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", peertext.Clean(sn, 253))}
 	}
 	return nil
 }
