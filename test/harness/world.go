@@ -169,9 +169,9 @@ func CRDs() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "crds", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "files", "crds", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("failed to find the ecklink CRDs in deploy/helm/ecklink/crds (run make generate)")
+		return nil, fmt.Errorf("failed to find the ecklink CRDs in deploy/helm/ecklink/files/crds (run make generate)")
 	}
 	var all []byte
 	for _, f := range files {
@@ -185,10 +185,19 @@ func CRDs() ([]byte, error) {
 }
 
 func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds []byte) (*Cluster, error) {
-	if err := env.ApplyCRDs(ctx, crds); err != nil {
+	if err := env.EnsureNamespace(ctx, AgentNamespace); err != nil {
 		return nil, err
 	}
-	if err := env.EnsureNamespace(ctx, AgentNamespace); err != nil {
+	// With the chart (ChartServiceAccount), the CRDs come from the chart, owned by the release
+	// as users get them; EnsureCRDs then only waits until they are established.
+	kubeconfig := env.AdminKubeconfig
+	if w.opts.AgentKubeconfig != nil {
+		var err error
+		if kubeconfig, err = w.opts.AgentKubeconfig(ctx, env); err != nil {
+			return nil, err
+		}
+	}
+	if err := env.EnsureCRDs(ctx, crds); err != nil {
 		return nil, err
 	}
 	client, err := kube.NewClient(kube.ClientConfig{Dynamic: env.Dynamic})
@@ -206,12 +215,6 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 	c.configPath = filepath.Join(w.Dir, env.Name, "agent.yaml")
 	if err := c.writeConfig(); err != nil {
 		return nil, err
-	}
-	kubeconfig := env.AdminKubeconfig
-	if w.opts.AgentKubeconfig != nil {
-		if kubeconfig, err = w.opts.AgentKubeconfig(ctx, env); err != nil {
-			return nil, err
-		}
 	}
 	for i, ip := range ips {
 		args := []string{

@@ -92,3 +92,10 @@ records, and ecklink's own ClusterExports and RemoteClusters. */}}
   resources: [clusterexports/status, remoteclusters/status]
   verbs: [get, update, patch]
 {{- end -}}
+
+{{/* ecklink.testSelectorLabels select the helm test pod. Its name differs from the agent's, so
+the Services, the PodDisruptionBudget and the NetworkPolicy never select it as an agent. */}}
+{{- define "ecklink.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecklink.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
