@@ -73,9 +73,8 @@ func cacheDir(commit string) (string, error) {
 	return filepath.Join(root, ".cache", "compat", commit), nil
 }
 
-// Source extracts `git archive <commit>` once and returns its folder. The commit must be in the
-// clone: a shallow clone (CI) fetches it first (`git fetch origin <commit>`), which the error
-// says.
+// Source extracts `git archive <commit>` once and returns its folder. A clone without the commit
+// (a shallow CI clone) fetches it from origin first; the error says how when that fails.
 func (r Release) Source(ctx context.Context) (string, error) {
 	dir, err := cacheDir(r.Commit)
 	if err != nil {
@@ -89,8 +88,15 @@ func (r Release) Source(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if out, err := exec.CommandContext(ctx, "git", "-C", root, "cat-file", "-e", r.Commit+"^{commit}").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("release %s commit %s is not in this clone (%s): git fetch origin %s (or git fetch --unshallow)", r.Version, r.Commit, strings.TrimSpace(string(out)), r.Commit)
+	has := func() error {
+		return exec.CommandContext(ctx, "git", "-C", root, "cat-file", "-e", r.Commit+"^{commit}").Run()
+	}
+	if has() != nil {
+		// A shallow clone (CI) lacks the release commit: fetch just that one, as make verify does.
+		_ = exec.CommandContext(ctx, "git", "-C", root, "fetch", "--quiet", "--depth=1", "origin", r.Commit).Run()
+	}
+	if err := has(); err != nil {
+		return "", fmt.Errorf("release %s commit %s is not in this clone and could not be fetched (%v): git fetch origin %s (or git fetch --unshallow)", r.Version, r.Commit, err, r.Commit)
 	}
 	tmp := src + ".tmp"
 	_ = os.RemoveAll(tmp)
