@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,13 +15,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/config"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
@@ -49,9 +52,14 @@ type Agent struct {
 	recorder *kube.Recorder
 	resolver *elastic.Resolver
 	metrics  *metrics.Metrics
+	// leaseKube renews the Lease: a client of its own (see newLeaseClient).
+	leaseKube kubernetes.Interface
+	// users provisions the agent's own Elasticsearch users (nil with useElasticUser).
+	users *esuser.Controller
 	// acting is true while this replica acts (leads, with informers synced).
 	acting atomic.Bool
-	grpc   *grpc.Server
+	port   *peering.Port
+	tokens *pairing.TokenIndex
 	dialer *peering.Dialer
 	trust  *trustSync
 	joiner *pairing.Joiner
@@ -75,6 +83,11 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{}), metrics: metrics.New()}
+	if cfg.LeaderElection.Enabled {
+		if a.leaseKube, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
+			return nil, err
+		}
+	}
 	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: kc}); err != nil {
 		return nil, err
 	}
@@ -107,30 +120,48 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
 	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log})
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cachedSecret})
 	if err != nil {
 		return nil, err
 	}
 	a.resolver = resolver
+	if !cfg.Elasticsearch.UseElasticUser {
+		if a.users, err = esuser.New(esuser.Config{Cache: a.cache, Kube: kc, Dynamic: dyn, Logger: log, Resync: cfg.ResyncInterval.Duration}); err != nil {
+			return nil, err
+		}
+	}
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+		Credentials:  streamCredentials{a},
+		Capabilities: []string{peering.CapabilityExportCA},
 	}); err != nil {
 		return nil, err
 	}
 	if a.exporter, err = exporter.New(exporter.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
-		SigningSyncDelay: cfg.Signing.SyncDelay.Duration,
+		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
+		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
 	}); err != nil {
 		return nil, err
+	}
+	// Marking pods as updated is best effort: a client of its own, so that it never waits for,
+	// nor delays, the writes of the CA path.
+	podsCfg := rest.CopyConfig(restCfg)
+	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
+	podsKube, err := kubernetes.NewForConfig(podsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
 	}
 	if a.importer, err = importer.New(importer.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 		AgentNamespace: cfg.Namespace,
+		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
 		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
 		SigningTick:    signingTick(cfg),
+		Pods:           podsKube,
 	}); err != nil {
 		return nil, err
 	}
@@ -144,20 +175,9 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, err
 	}
 	r.trust = a.trust
-	acceptor, err := pairing.NewAcceptor(pairing.AcceptorConfig{Namespace: cfg.Namespace, Kube: kc, CRDs: crds, Self: a.identity, Version: version, Logger: log})
-	if err != nil {
+	if err := a.newPort(cfg, kc, watchKube, crds, log, version); err != nil {
 		return nil, err
 	}
-	// Pair is served on the peer port to clients without a certificate (see
-	// identity.ServerTLSConfigWithPairing); Sync authenticates every stream against the
-	// current trust.
-	server, err := peering.NewServer(peering.ServerConfig{Manager: a.manager, Pairer: acceptor,
-		Authenticate: func(ctx context.Context) (string, error) { return a.identity.AuthenticatePeer(ctx, a.peers) }})
-	if err != nil {
-		return nil, err
-	}
-	a.grpc = grpc.NewServer(append(a.standbyGate(), peering.ServerOptions(a.identity.ServerTLSConfigWithPairing(a.peers), a.manager.MaxMessageBytes())...)...)
-	server.Register(a.grpc)
 	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
 		Manager: a.manager, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
@@ -185,29 +205,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	return task.Run(ctx,
 		task.Named{Name: "health", Run: a.healthServer()},
 		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
-		task.Named{Name: "grpc", Run: a.serveGRPC(lis)},
+		task.Named{Name: "grpc", Run: func(ctx context.Context) error { return a.port.Serve(ctx, lis) }},
 		task.Named{Name: "agent", Run: a.active()},
 	)
-}
-
-// serveGRPC serves the peer port until ctx ends.
-func (a *Agent) serveGRPC(lis net.Listener) task.Task {
-	return func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			stopped := make(chan struct{})
-			go func() { a.grpc.GracefulStop(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(5 * time.Second):
-				a.grpc.Stop()
-			}
-		}()
-		if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("failed to serve peers: %w", err)
-		}
-		return ctx.Err()
-	}
 }
 
 // active is the acting part: directly, or under leader election.
@@ -232,20 +232,27 @@ func (a *Agent) runActive(ctx context.Context) error {
 	if err := a.cache.Start(ctx); err != nil {
 		return err
 	}
+	if err := a.tokens.Start(ctx); err != nil {
+		return err
+	}
 	// The outbox holds every import before a stream opens, so the first Inventory is complete.
 	a.importer.PublishImports(ctx)
 	a.acting.Store(true)
 	defer a.acting.Store(false)
 	a.log.Info("agent active", "environment", a.cfg.Environment)
-	return task.Run(ctx,
-		task.Named{Name: "identity", Run: a.identity.Run},
-		task.Named{Name: "dialer", Run: a.dialer.Run},
-		task.Named{Name: "peers", Run: a.peers.Run},
-		task.Named{Name: "exporter", Run: a.exporter.Run},
-		task.Named{Name: "importer", Run: a.importer.Run},
-		task.Named{Name: "trust", Run: a.trust.Run},
-		task.Named{Name: "pairing", Run: a.joiner.Run},
-	)
+	tasks := []task.Named{
+		{Name: "identity", Run: a.identity.Run},
+		{Name: "dialer", Run: a.dialer.Run},
+		{Name: "peers", Run: a.peers.Run},
+		{Name: "exporter", Run: a.exporter.Run},
+		{Name: "importer", Run: a.importer.Run},
+		{Name: "trust", Run: a.trust.Run},
+		{Name: "pairing", Run: a.joiner.Run},
+	}
+	if a.users != nil {
+		tasks = append(tasks, task.Named{Name: "esuser", Run: a.users.Run})
+	}
+	return task.Run(ctx, tasks...)
 }
 
 // healthServer serves /healthz (the process runs) and /readyz (this replica serves the peer
@@ -281,6 +288,18 @@ func (a *Agent) healthServer() task.Task {
 	}
 }
 
+// streamCredentials checks live streams against the Peers' trust (identity.StreamChecker); the
+// Manager is built before the peer controller it needs.
+type streamCredentials struct{ a *Agent }
+
+func (c streamCredentials) VerifyPeer(peer string, chain []*x509.Certificate, usage x509.ExtKeyUsage) error {
+	return c.a.identity.StreamChecker(c.a.peers).VerifyPeer(peer, chain, usage)
+}
+
+func (c streamCredentials) RenewAt(peer string, local *x509.Certificate, chain []*x509.Certificate) (time.Time, string) {
+	return c.a.identity.StreamChecker(c.a.peers).RenewAt(peer, local, chain)
+}
+
 // signingTick is how often the signing CA rotation advances: a minute, or a tenth of a short
 // signing certificate lifetime (tests), at least a second.
 func signingTick(cfg config.Config) time.Duration {
@@ -289,4 +308,13 @@ func signingTick(cfg config.Config) time.Duration {
 		tick = max(v, time.Second)
 	}
 	return tick
+}
+
+// cachedSecret looks a Secret up in the informer cache: ECK's (the HTTP CA, the elastic user) or
+// the agent's own (its Elasticsearch user), so that an Elasticsearch call costs no API read.
+func (a *Agent) cachedSecret(ns, name string) (*corev1.Secret, bool) {
+	if s, ok := a.cache.ECKSecret(ns, name); ok {
+		return s, true
+	}
+	return a.cache.OwnSecret(ns, name)
 }

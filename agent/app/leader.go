@@ -6,11 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/ecklink/ecklink/agent/config"
 )
 
 // errLostLeadership ends the process of a replica that lost its lease, so it starts again as a
@@ -25,7 +31,7 @@ func (a *Agent) runElected(ctx context.Context) error {
 	id := identityForLease()
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: le.LeaseName, Namespace: a.cfg.Namespace},
-		Client:     a.kube.CoordinationV1(),
+		Client:     a.leaseKube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
 	parent := ctx
@@ -79,6 +85,26 @@ func (a *Agent) runElected(ctx context.Context) error {
 	default:
 		return errLostLeadership
 	}
+}
+
+// newLeaseClient returns the client that renews the Lease: its own connection (a dialer of its
+// own keeps client-go from sharing the cached transport of the other clients) and its own rate
+// limiter, so that nothing else the agent does with the API, however much, delays a renewal.
+// Its requests time out within the renew deadline.
+func newLeaseClient(restCfg *rest.Config, le config.LeaderElection) (kubernetes.Interface, error) {
+	c := rest.CopyConfig(restCfg)
+	// A renewal is one or two requests per retry period; room for four.
+	c.QPS = float32(max(5, 4/le.RetryPeriod.Seconds()))
+	c.Burst = int(2 * c.QPS)
+	c.RateLimiter = nil
+	c.Dial = (&net.Dialer{Timeout: le.RenewDeadline.Duration, KeepAlive: 30 * time.Second}).DialContext
+	c.Timeout = le.RenewDeadline.Duration
+	c.UserAgent += " leader-election"
+	kc, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the leader election client: %w", err)
+	}
+	return kc, nil
 }
 
 // identityForLease is the pod name (or host name) with a random suffix, unique per process.

@@ -7,12 +7,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
+	"github.com/ecklink/ecklink/internal/peertext"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -38,7 +40,9 @@ func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	var ref *peering.RefusalError
 	if errors.As(err, &ref) {
 		r.metrics.Nack(peer, "sent", ref.Reason)
-		r.log.Warn("refused an update from the peer", "peer", peer, "resource", u.GetResource(), "reason", ref.Reason, "message", ref.Message)
+		// Refusal messages quote what the peer sent: clipped, as every peer string in a log.
+		r.log.Warn("refused an update from the peer", "peer", peer, "resource", peertext.Clean(u.GetResource(), peertext.Log),
+			"reason", peertext.Clean(ref.Reason, 64), "message", peertext.Clean(ref.Message, peertext.Log))
 	}
 	return err
 }
@@ -46,6 +50,16 @@ func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update
 func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
 	if u.GetResource() == peering.ResourceTrust {
 		return r.trust.HandleUpdate(ctx, peer, u)
+	}
+	if id, ok := link.ParseExportCAResource(u.GetResource()); ok {
+		switch p := u.GetPayload().(type) {
+		case *peerv1.Update_ExportCa:
+			return refusal(r.imp.OnExportCA(peer, id, p.ExportCa), "InvalidCA")
+		case *peerv1.Update_Removed:
+			r.imp.OnExportCARemoved(peer, id)
+			return nil
+		}
+		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no ExportCA", u.GetResource())
 	}
 	kind, id, err := link.ParseResource(u.GetResource())
 	if err != nil {
@@ -104,6 +118,10 @@ func refusal(err error, fallback string) error {
 	if errors.As(err, &ref) {
 		return peering.Refuse(ref.Reason, "%s", ref.Message)
 	}
+	var nack *peering.RefusalError
+	if errors.As(err, &nack) {
+		return nack
+	}
 	return peering.Refuse(fallback, "%v", err)
 }
 
@@ -130,12 +148,24 @@ func (r *router) OnAck(peer, resource string, seq uint64) {
 
 func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {
 	r.metrics.Nack(peer, "received", reason)
-	r.log.Warn("peer refused an update", "peer", peer, "resource", resource, "sequence", seq, "reason", reason, "message", message)
+	r.log.Warn("peer refused an update", "peer", peer, "resource", resource, "sequence", seq,
+		"reason", peertext.Clean(reason, 64), "message", peertext.Clean(message, peertext.Log))
+	// A peer refusing an import request on receipt (not granted, a cap reached) may send no
+	// Refusal: the RemoteCluster's conditions show the Nack's reason instead.
+	if kind, id, err := link.ParseResource(resource); err == nil && kind == link.KindImport && importRefusals[reason] {
+		r.imp.OnImportRefused(peer, id, reason, message)
+	}
+}
+
+// importRefusals are the Nack reasons of an import request that mean "not granted as it
+// stands", rather than a malformed request.
+var importRefusals = map[string]bool{
+	v1alpha1.ReasonPeerNotGranted: true, v1alpha1.ReasonPeerNotFound: true, exporter.ReasonLinkLimitExceeded: true,
 }
 
 func (r *router) OnConnected(info peering.SessionInfo) {
 	r.log.Info("peer connected", "peer", info.Peer, "dialed", info.Dialed, "peer_version", info.PeerVersion)
-	r.exp.PeerConnected(info.Peer)
+	r.exp.PeerConnected(info.Peer, info.Capabilities)
 	r.peers.Refresh(info.Peer)
 }
 

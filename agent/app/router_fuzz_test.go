@@ -60,6 +60,7 @@ type nopOutbox struct{}
 func (nopOutbox) Publish(string, string, proto.Message) error { return nil }
 func (nopOutbox) Remove(string, string) error                 { return nil }
 func (nopOutbox) Acknowledged(string, string) bool            { return false }
+func (nopOutbox) Resync(string)                               {}
 
 // noElastic is an Elasticsearch that cannot be reached; the handlers never call it.
 type noElastic struct{}
@@ -105,8 +106,14 @@ func buildRouterFixture() (*routerFixture, error) {
 	}
 	peer := pairing.NewPeer(testNS, fuzzPeer, westBundle, []string{"west.example:9400"}, true, "")
 	peer.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
+	// The export west imports from this agent (the seeds' import requests ask for it).
+	export := &v1alpha1.ClusterExport{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindClusterExport},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "elastic", Name: "logs"},
+		Spec:       v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Peers: []string{fuzzPeer}},
+	}
 	var objs []runtime.Object
-	for _, o := range []runtime.Object{rc, peer} {
+	for _, o := range []runtime.Object{rc, peer, export} {
 		u, err := kube.ToUnstructured(o)
 		if err != nil {
 			return nil, err
@@ -297,17 +304,20 @@ func TestRouterFuzzSeeds(t *testing.T) {
 			c.CaBundle = []byte("-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n")
 			return c
 		}()}},
-		"refusal":        {Resource: res, Sequence: 4, Payload: &peerv1.Update_Refusal{Refusal: &peerv1.Refusal{Link: l, Reason: "PeerNotGranted", Message: "no"}}},
-		"removed":        {Resource: res, Sequence: 5, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
-		"import":         {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 1, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: l, ExportNamespace: "elastic", ExportName: "logs", Model: peerv1.SecurityModel_SECURITY_MODEL_API_KEY}}},
-		"import_removed": {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 2, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
-		"link_status":    {Resource: "status/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 1, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l, AppliedApiKeyId: "key-id", Connected: true, AppliedCaFingerprints: []string{"ab"}}}},
-		"trust":          {Resource: peering.ResourceTrust, Sequence: 1, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: longCA("west-agent-ca")}}},
-		"trust_garbage":  {Resource: peering.ResourceTrust, Sequence: 2, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("garbage")}}},
-		"inventory":      {Resource: peering.ResourceInventory, Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{Resources: []string{res, "import/x/y/z", "trust"}}}},
-		"mismatch":       {Resource: "status/" + fuzzNS + "/ccs/other", Sequence: 1, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l}}},
-		"bad_resource":   {Resource: "credentials/../../x", Sequence: 1, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
-		"no_payload":     {Resource: res, Sequence: 1},
+		"refusal":                  {Resource: res, Sequence: 4, Payload: &peerv1.Update_Refusal{Refusal: &peerv1.Refusal{Link: l, Reason: "PeerNotGranted", Message: "no"}}},
+		"removed":                  {Resource: res, Sequence: 5, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
+		"import":                   {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 1, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: l, ExportNamespace: "elastic", ExportName: "logs", Model: peerv1.SecurityModel_SECURITY_MODEL_API_KEY}}},
+		"import_removed":           {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 2, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
+		"link_status":              {Resource: "status/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 1, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l, AppliedApiKeyId: "key-id", Connected: true, AppliedCaFingerprints: []string{strings.Repeat("ab", 32)}}}},
+		"link_status_long_message": {Resource: "status/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 2, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l, Message: strings.Repeat("m", 2048)}}},
+		"import_not_granted":       {Resource: "import/" + fuzzNS + "/ccs/other", Sequence: 1, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: &peerv1.Link{LocalNamespace: fuzzNS, LocalElasticsearch: "ccs", Alias: "other"}, ExportNamespace: "elastic", ExportName: "secret"}}},
+		"import_bad_version":       {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 3, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: l, ExportNamespace: "elastic", ExportName: "logs", ElasticsearchVersion: strings.Repeat("9", 4096)}}},
+		"trust":                    {Resource: peering.ResourceTrust, Sequence: 1, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: longCA("west-agent-ca")}}},
+		"trust_garbage":            {Resource: peering.ResourceTrust, Sequence: 2, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("garbage")}}},
+		"inventory":                {Resource: peering.ResourceInventory, Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{Resources: []string{res, "import/x/y/z", "trust"}}}},
+		"mismatch":                 {Resource: "status/" + fuzzNS + "/ccs/other", Sequence: 1, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l}}},
+		"bad_resource":             {Resource: "credentials/../../x", Sequence: 1, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
+		"no_payload":               {Resource: res, Sequence: 1},
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -337,7 +347,10 @@ func TestRouterAnswers(t *testing.T) {
 	fx := newRouterFixture(t)
 	for _, seed := range []struct{ name, want string }{
 		{"import", ""},
+		{"import_not_granted", "PeerNotGranted"},
+		{"import_bad_version", "InvalidImport"},
 		{"link_status", ""},
+		{"link_status_long_message", "InvalidLinkStatus"},
 		{"import_removed", ""},
 		{"credentials", ""},
 		{"credentials_unchanged_key", ""},

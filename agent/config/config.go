@@ -55,9 +55,22 @@ type Config struct {
 	Signing Signing `json:"signing"`
 	// ElasticsearchEndpoints overrides how the agent reaches an Elasticsearch, as
 	// "namespace/name" -> URL; for agents outside the cluster, where Service names do not resolve.
+	// Only https URLs, unless AllowInsecureElasticsearch.
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
+	// AllowInsecureElasticsearch lets elasticsearchEndpoints use http:// URLs, over which the
+	// agent's Elasticsearch credentials travel in clear. Off by default; for a TLS-terminating
+	// proxy on the same host, never across a network.
+	AllowInsecureElasticsearch bool `json:"allowInsecureElasticsearch"`
+	// CertificateModel gates exports with the certificate security model.
+	CertificateModel CertificateModel `json:"certificateModel"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
+	// Limits bound what a paired peer can make this agent hold.
+	Limits Limits `json:"limits"`
+	// Pairing bounds the pairing tokens this agent redeems.
+	Pairing Pairing `json:"pairing"`
+	// Elasticsearch sets how the agent authenticates to Elasticsearch.
+	Elasticsearch Elasticsearch `json:"elasticsearch"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -73,6 +86,51 @@ type Signing struct {
 	CAValidity   Duration `json:"caValidity"`
 	CertValidity Duration `json:"certValidity"`
 	SyncDelay    Duration `json:"syncDelay"`
+}
+
+// Limits bound the links a paired peer can open on this agent as the exporting side: an import
+// request beyond either cap is refused (reason LinkLimitExceeded, naming the setting) and
+// nothing of it is kept.
+type Limits struct {
+	// LinksPerPeer is the most links one peer may hold, granted or refused (default 1000).
+	LinksPerPeer int `json:"linksPerPeer"`
+	// LinksPerExport is the most links one ClusterExport serves, over all peers (default 1000).
+	LinksPerExport int `json:"linksPerExport"`
+}
+
+// Default link caps.
+const (
+	DefaultLinksPerPeer   = 1000
+	DefaultLinksPerExport = 1000
+	// maxLinkCap keeps a typo from disabling the caps (memory grows with them).
+	maxLinkCap = 100000
+)
+
+// Pairing bounds pairing tokens: the agent redeems a token at most TokenMaxTTL after its Secret
+// was created, whatever expiry the token asks for (agentctl's --ttl).
+type Pairing struct {
+	TokenMaxTTL Duration `json:"tokenMaxTTL"`
+}
+
+// MaxTokenTTL is the longest TokenMaxTTL allowed: a pairing token is meant to be used at once.
+// It is pairing.MaxTTL, the longest agentctl's --ttl takes (config stays free of the agent's
+// packages).
+const MaxTokenTTL = 7 * 24 * time.Hour
+
+// Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
+// in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
+// use ECK's elastic superuser instead, and provision no user (it fails where
+// spec.auth.disableElasticUser is set).
+type Elasticsearch struct {
+	UseElasticUser bool `json:"useElasticUser"`
+}
+
+// CertificateModel gates the certificate security model on the exporting side: such an export
+// adds the consumer's transport CA to the exported Elasticsearch's transport trust, which gives
+// the consumer's nodes near-full read access, so an export alone cannot turn it on.
+type CertificateModel struct {
+	// Enabled lets ClusterExports with model certificate serve their peers; off by default.
+	Enabled bool `json:"enabled"`
 }
 
 // LeaderElection configures the Lease-based election between replicas.
@@ -116,12 +174,14 @@ func Default() Config {
 		ResyncInterval:    Duration{30 * time.Second},
 		CAValidity:        Duration{365 * 24 * time.Hour},
 		LeafValidity:      Duration{24 * time.Hour},
+		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
 			RenewDeadline: Duration{10 * time.Second},
 			RetryPeriod:   Duration{2 * time.Second},
 		},
+		Limits: Limits{LinksPerPeer: DefaultLinksPerPeer, LinksPerExport: DefaultLinksPerExport},
 	}
 }
 
@@ -228,9 +288,22 @@ func (c *Config) Validate() error {
 			bad("elasticsearchEndpoints", "key %q: want namespace/name", key)
 		}
 		pu, err := url.Parse(u)
-		if err != nil || pu.Scheme != "https" || pu.Host == "" {
+		switch {
+		case err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http"):
 			bad("elasticsearchEndpoints", "%s: %q is not an https URL", key, u)
+		case pu.Scheme == "http" && !c.AllowInsecureElasticsearch:
+			bad("elasticsearchEndpoints", "%s: %q is http: the agent's Elasticsearch credentials would travel in clear; "+
+				"use https, or set allowInsecureElasticsearch: true (flag --allow-insecure-elasticsearch) to accept that", key, u)
 		}
+	}
+	if n := c.Limits.LinksPerPeer; n < 1 || n > maxLinkCap {
+		bad("limits.linksPerPeer", "%d: want 1 to %d", n, maxLinkCap)
+	}
+	if n := c.Limits.LinksPerExport; n < 1 || n > maxLinkCap {
+		bad("limits.linksPerExport", "%d: want 1 to %d", n, maxLinkCap)
+	}
+	if ttl := c.Pairing.TokenMaxTTL.Duration; ttl <= 0 || ttl > MaxTokenTTL {
+		bad("pairing.tokenMaxTTL", "%s: want a positive duration up to %s, e.g. 1h", ttl, MaxTokenTTL)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

@@ -15,6 +15,14 @@ func TestResolve(t *testing.T) {
 	if err := os.WriteFile(file, []byte("environment: west\nnamespace: ecklink\nheartbeatInterval: 2s\nlogFormat: json\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	insecure := filepath.Join(dir, "insecure.yaml")
+	if err := os.WriteFile(insecure, []byte("environment: west\nnamespace: ecklink\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(dir, "allowed.yaml")
+	if err := os.WriteFile(allowed, []byte("environment: west\nnamespace: ecklink\nallowInsecureElasticsearch: true\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\ncertificateModel: {enabled: false}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("environment: west\nnamespace: ecklink\nheartbeat: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -42,7 +50,45 @@ func TestResolve(t *testing.T) {
 		{
 			name:    "bad values name their keys",
 			args:    []string{"--environment", "West_1", "--namespace", "x", "--log-level", "loud", "--advertise-endpoint", "nohost", "--elasticsearch-endpoint", "logs=http://x"},
-			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "is not an https URL"},
+			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "\"http://x\" is http"},
+		},
+		{
+			name:    "http endpoint refused, naming the key and the setting",
+			args:    []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=http://127.0.0.5:9200"},
+			wantErr: []string{"elasticsearchEndpoints: data/logs: \"http://127.0.0.5:9200\" is http", "credentials would travel in clear", "allowInsecureElasticsearch"},
+		},
+		{
+			name:    "http endpoint in the file refused",
+			args:    []string{"--config", insecure},
+			wantErr: []string{"elasticsearchEndpoints: data/logs: \"http://127.0.0.5:9200\" is http"},
+		},
+		{name: "not a URL", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=ftp://h"}, wantErr: []string{"is not an https URL"}},
+		{
+			name: "http endpoint allowed explicitly",
+			args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=http://127.0.0.5:9200", "--allow-insecure-elasticsearch"},
+			check: func(t *testing.T, c Config) {
+				if !c.AllowInsecureElasticsearch || c.ElasticsearchEndpoints["data/logs"] != "http://127.0.0.5:9200" {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "http endpoint allowed in the file",
+			args: []string{"--config", allowed},
+			check: func(t *testing.T, c Config) {
+				if !c.AllowInsecureElasticsearch || c.CertificateModel.Enabled {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "certificate model off by default, on by flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--certificate-model"},
+			check: func(t *testing.T, c Config) {
+				if !c.CertificateModel.Enabled || c.AllowInsecureElasticsearch {
+					t.Errorf("got %+v", c)
+				}
+			},
 		},
 		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},
 		{name: "leaf longer than CA", args: []string{"--environment", "w", "--namespace", "x", "--ca-validity", "1h", "--leaf-validity", "2h"}, wantErr: []string{"leafValidity: 2h0m0s is longer than caValidity"}},
@@ -53,8 +99,33 @@ func TestResolve(t *testing.T) {
 				if c.CARotateAt != 0.5 || c.CAOverlap.Seconds() != 30 {
 					t.Errorf("caRotateAt = %v, caOverlap = %v", c.CARotateAt, c.CAOverlap)
 				}
+				if c.Pairing.TokenMaxTTL.Hours() != 1 {
+					t.Errorf("pairing.tokenMaxTTL = %v, want the default 1h", c.Pairing.TokenMaxTTL)
+				}
 			},
 		},
+		{
+			name: "link caps default to 1000, flags override",
+			args: []string{"--environment", "w", "--namespace", "x", "--links-per-export", "20"},
+			check: func(t *testing.T, c Config) {
+				if c.Limits.LinksPerPeer != DefaultLinksPerPeer || c.Limits.LinksPerExport != 20 {
+					t.Errorf("limits = %+v, want linksPerPeer %d, linksPerExport 20", c.Limits, DefaultLinksPerPeer)
+				}
+			},
+		},
+		{name: "link caps out of range name their keys", args: []string{"--environment", "w", "--namespace", "x", "--links-per-peer", "0", "--links-per-export", "1000001"},
+			wantErr: []string{"limits.linksPerPeer: 0: want 1 to 100000", "limits.linksPerExport: 1000001"}},
+		{
+			name: "pairing token cap: default and flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "24h"},
+			check: func(t *testing.T, c Config) {
+				if c.Pairing.TokenMaxTTL.Hours() != 24 {
+					t.Errorf("pairing.tokenMaxTTL = %v", c.Pairing.TokenMaxTTL)
+				}
+			},
+		},
+		{name: "pairing token cap beyond 7 days", args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "169h"}, wantErr: []string{"pairing.tokenMaxTTL: 169h0m0s: want a positive duration up to 168h0m0s"}},
+		{name: "pairing token cap zero", args: []string{"--environment", "w", "--namespace", "x", "--pairing-token-max-ttl", "0s"}, wantErr: []string{"pairing.tokenMaxTTL: 0s"}},
 		{name: "rotate-at out of range", args: []string{"--environment", "w", "--namespace", "x", "--ca-rotate-at", "1.5"}, wantErr: []string{"caRotateAt: 1.5: want a fraction"}},
 	}
 	for _, tt := range tests {

@@ -9,11 +9,13 @@ import (
 
 // Flags binds the agent's flags. Resolve layers them over the config file, if any.
 type Flags struct {
-	fs      *pflag.FlagSet
-	file    string
-	v       Config
-	le      bool
-	esEndpt []string
+	fs       *pflag.FlagSet
+	file     string
+	v        Config
+	le       bool
+	esEndpt  []string
+	insecure bool
+	certs    bool
 }
 
 // BindFlags registers the agent's flags on fs.
@@ -41,6 +43,12 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.Signing.CertValidity.Duration, "signing-cert-validity", 0, "lifetime of the signing certificates (0: 30 days; at most a third of the CA's)")
 	fs.DurationVar(&f.v.Signing.SyncDelay.Duration, "signing-sync-delay", 0, "how long after a mounted ConfigMap changes every node sees it (0: 90s)")
 	fs.StringSliceVar(&f.esEndpt, "elasticsearch-endpoint", nil, "namespace/name=https://host:port to reach an Elasticsearch from outside its cluster (repeatable)")
+	fs.IntVar(&f.v.Limits.LinksPerPeer, "links-per-peer", d.Limits.LinksPerPeer, "most links one peer may hold on this agent (requests beyond are refused: LinkLimitExceeded)")
+	fs.IntVar(&f.v.Limits.LinksPerExport, "links-per-export", d.Limits.LinksPerExport, "most links one ClusterExport serves over all peers (requests beyond are refused: LinkLimitExceeded)")
+	fs.DurationVar(&f.v.Pairing.TokenMaxTTL.Duration, "pairing-token-max-ttl", d.Pairing.TokenMaxTTL.Duration, "longest a pairing token is redeemed after it was created, whatever its own expiry (at most 168h)")
+	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
+	fs.BoolVar(&f.insecure, "allow-insecure-elasticsearch", false, "allow http:// in elasticsearch endpoints (credentials travel in clear)")
+	fs.BoolVar(&f.certs, "certificate-model", false, "let ClusterExports with model certificate serve peers (adds their transport CAs to the exported cluster's transport trust)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
 	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
@@ -114,6 +122,18 @@ func (f *Flags) Resolve() (Config, error) {
 				cfg.ElasticsearchEndpoints[k] = v
 				cfg.FlagEndpoints[k] = v
 			}
+		case "links-per-peer":
+			cfg.Limits.LinksPerPeer = f.v.Limits.LinksPerPeer
+		case "links-per-export":
+			cfg.Limits.LinksPerExport = f.v.Limits.LinksPerExport
+		case "pairing-token-max-ttl":
+			cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL
+		case "elasticsearch-use-elastic-user":
+			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
+		case "allow-insecure-elasticsearch":
+			cfg.AllowInsecureElasticsearch = f.insecure
+		case "certificate-model":
+			cfg.CertificateModel.Enabled = f.certs
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
 		case "lease-name":

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -75,14 +76,19 @@ func TestPairDirect(t *testing.T) {
 func TestPairTokenAndJoin(t *testing.T) {
 	ctx := context.Background()
 	envs := twoEnvs(t)
-	old, _ := pairing.NewToken("east", []string{"a:1"}, []string{"sha256:" + strings.Repeat("0", 64)}, testNow.Add(-25*time.Hour))
-	recent, _ := pairing.NewToken("east", []string{"a:1"}, []string{"sha256:" + strings.Repeat("0", 64)}, testNow.Add(-time.Hour))
-	for _, tk := range []*pairing.Token{old, recent} {
-		if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Create(ctx, pairing.TokenSecret(agentNS, tk), metav1.CreateOptions{}); err != nil {
+	pin := []string{"sha256:" + strings.Repeat("0", 64)}
+	old, _ := pairing.NewToken("east", []string{"a:1"}, pin, testNow.Add(-25*time.Hour))
+	recent, _ := pairing.NewToken("east", []string{"a:1"}, pin, testNow.Add(-time.Hour))
+	unusedWest, _ := pairing.NewToken("east", []string{"a:1"}, pin, testNow.Add(5*time.Minute))
+	unusedNorth, _ := pairing.NewToken("east", []string{"a:1"}, pin, testNow.Add(5*time.Minute))
+	for tk, peer := range map[*pairing.Token]string{old: "west", recent: "west", unusedWest: "west", unusedNorth: "north"} {
+		s := pairing.TokenSecret(agentNS, tk, peer)
+		s.CreationTimestamp = metav1.NewTime(testNow.Add(-10 * time.Minute))
+		if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	code, out, errOut := runCtl(t, envs, "pair", "token", "--context", "east", "--ttl", "10m")
+	code, out, errOut := runCtl(t, envs, "pair", "token", "--context", "east", "--peer", "west", "--ttl", "10m")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -100,8 +106,27 @@ func TestPairTokenAndJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(sec.Data[pairing.KeySecretHash]) != pairing.HashSecret(tok.Secret) || sec.Labels[pairing.LabelManagedBy] != "ecklink" {
+	if string(sec.Data[pairing.KeySecretHash]) != pairing.HashSecret(tok.Secret) || sec.Labels[pairing.LabelManagedBy] != "ecklink" ||
+		string(sec.Data[pairing.KeyPeer]) != "west" {
 		t.Fatalf("token Secret = %+v", sec)
+	}
+	// The API server sets the creation time; the fake does not.
+	sec.CreationTimestamp = metav1.NewTime(testNow)
+	if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The unused token for west is replaced; the one for north is not.
+	for id, want := range map[string]bool{unusedWest.ID: true, unusedNorth.ID: false} {
+		s, err := envs["east"].kube.CoreV1().Secrets(agentNS).Get(ctx, pairing.TokenSecretName(id), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := pairing.ReadTokenState(s); st.Revoked != want || want && st.RevokedReason != "superseded by token "+tok.ID {
+			t.Fatalf("token %s: %+v, want revoked %v", id, st, want)
+		}
+	}
+	if !strings.Contains(errOut, "revoked unused token "+unusedWest.ID+" for environment west") {
+		t.Fatalf("stderr: %s", errOut)
 	}
 	for k, v := range sec.Data {
 		if strings.Contains(string(v), string(tok.Secret)) {
@@ -115,6 +140,59 @@ func TestPairTokenAndJoin(t *testing.T) {
 		t.Fatalf("the Secret of a recently expired token was removed: %v", err)
 	}
 
+	t.Run("list", func(t *testing.T) {
+		code, out, errOut := runCtl(t, envs, "pair", "token", "list", "--context", "east")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{
+			tok.ID + "  west  open",
+			unusedWest.ID + "  west  revoked",
+			unusedNorth.ID + "  north  open",
+			recent.ID + "  west  expired",
+		} {
+			if !strings.Contains(strings.Join(strings.Fields(out), "  "), strings.Join(strings.Fields(want), "  ")) {
+				t.Errorf("list lacks %q:\n%s", want, out)
+			}
+		}
+		code, out, _ = runCtl(t, envs, "pair", "token", "list", "--context", "east", "-o", "json")
+		var rows []tokenRow
+		if err := json.Unmarshal([]byte(out), &rows); code != ExitOK || err != nil || len(rows) != 4 {
+			t.Fatalf("json: exit %d, %v: %s", code, err, out)
+		}
+		if strings.Contains(out, string(tok.Secret)) || strings.Contains(out, "sha256:") {
+			t.Fatal("list shows a secret or its hash")
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		code, out, errOut := runCtl(t, envs, "pair", "token", "revoke", unusedNorth.ID, "--context", "east")
+		if code != ExitOK || !strings.Contains(out, "token "+unusedNorth.ID+" (for environment north) is revoked") {
+			t.Fatalf("exit %d: %s%s", code, out, errOut)
+		}
+		s, _ := envs["east"].kube.CoreV1().Secrets(agentNS).Get(ctx, pairing.TokenSecretName(unusedNorth.ID), metav1.GetOptions{})
+		if st := pairing.ReadTokenState(s); !st.Revoked || st.RevokedReason != "revoked with agentctl" {
+			t.Fatalf("state after revoke: %+v", st)
+		}
+		code, _, errOut = runCtl(t, envs, "pair", "token", "revoke", "00000000000000ff", "--context", "east")
+		if code != ExitFailed || !strings.Contains(errOut, "has no token 00000000000000ff") {
+			t.Fatalf("unknown token: exit %d: %s", code, errOut)
+		}
+		s, _ = envs["east"].kube.CoreV1().Secrets(agentNS).Get(ctx, pairing.TokenSecretName(recent.ID), metav1.GetOptions{})
+		s.Data[pairing.KeyUsed], s.Data[pairing.KeyUsedBy] = []byte("true"), []byte("west")
+		if _, err := envs["east"].kube.CoreV1().Secrets(agentNS).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut = runCtl(t, envs, "pair", "token", "revoke", recent.ID, "--context", "east")
+		if code != ExitFailed || !strings.Contains(errOut, "was already used by environment west") || !strings.Contains(errOut, "agentctl unpair west") {
+			t.Fatalf("used token: exit %d: %s", code, errOut)
+		}
+	})
+	t.Run("a long ttl is noted", func(t *testing.T) {
+		code, _, errOut := runCtl(t, envs, "pair", "token", "--context", "east", "--peer", "north", "--ttl", "48h")
+		if code != ExitOK || !strings.Contains(errOut, "at most its pairing.tokenMaxTTL after creation (default 1h0m0s)") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
 	t.Run("join dry run redacts the token", func(t *testing.T) {
 		code, out, errOut := runCtl(t, envs, "pair", "join", strings.TrimSpace(out), "--context", "west", "--dry-run")
 		if code != ExitOK || strings.Contains(out, string(tok.Secret)) || !strings.Contains(out, "token: <token>") {
@@ -219,6 +297,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"unpair"}, ExitUsage, "accepts 1 arg"},
 		{[]string{"pair", "--context", "west"}, ExitUsage, "required flag"},
 		{[]string{"pair", "token", "--context", "east", "--ttl", "0s"}, ExitUsage, "--ttl 0s"},
+		{[]string{"pair", "token", "--context", "east"}, ExitUsage, "--peer: the environment that will join"},
+		{[]string{"pair", "token", "--context", "east", "--peer", "East!"}, ExitUsage, "--peer: the environment that will join"},
+		{[]string{"pair", "token", "--context", "east", "--peer", "east"}, ExitUsage, "--peer east is the environment of --context itself"},
+		{[]string{"pair", "token", "revoke", "xyz", "--context", "east"}, ExitUsage, `token id "xyz": want 16 hex digits`},
 		{[]string{"pair", "join", "not-a-token", "--context", "west"}, ExitUsage, "failed to decode token"},
 		{[]string{"pair", "--context", "east", "--peer-context", "west", "--dialer", "both"}, ExitUsage, "--dialer \"both\""},
 	}

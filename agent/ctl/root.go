@@ -99,7 +99,7 @@ with kubectl: --kubeconfig (else $KUBECONFIG, else ~/.kube/config) and --context
 	_ = root.RegisterFlagCompletionFunc("context", g.completeContexts)
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, name, json, yaml or jsonpath=TEMPLATE (wide, name: commands that list)")
 	pf.IntVarP(&g.verbosity, "v", "v", 0, "debug output on stderr: 4 agentctl's steps, 6 also each Kubernetes API request, 8 with bodies")
-	pf.BoolVar(&g.wait, "wait", false, "wait until the state is reached, up to --timeout, with progress on stderr (pair, pair join and unpair wait unless --wait=false)")
+	pf.BoolVar(&g.wait, "wait", false, "wait until the state is reached, up to --timeout, with progress on stderr (pair, pair join, unpair and rotate identity wait unless --wait=false)")
 	pf.DurationVar(&g.timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if err := validOutput(g.output); err != nil {
@@ -113,7 +113,7 @@ with kubectl: --kubeconfig (else $KUBECONFIG, else ~/.kube/config) and --context
 		}
 		return nil
 	}
-	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newStatusCommand(g), newDoctorCommand(g), newCheckCommand(g), newUninstallCommand(g), newVersionCommand(g))
+	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newRotateCommand(g), newStatusCommand(g), newDoctorCommand(g), newCheckCommand(g), newUninstallCommand(g), newVersionCommand(g))
 	documentExitCodes(root.Commands())
 	g.addCompletion(root)
 	if name := displayName(os.Args[0]); name != "agentctl" {

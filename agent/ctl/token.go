@@ -10,47 +10,62 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ecklink/ecklink/agent/config"
+	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/pairing"
 )
 
 func newTokenCommand(g *globals) *cobra.Command {
 	var (
 		ttl       time.Duration
+		peer      string
 		endpoints []string
 		dryRun    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "token --context A [--ttl 15m]",
-		Short: "Create a one-time pairing token for environment A",
-		Long: `Creates a token that lets another environment pair with the agent of --context by
-itself, with "agentctl pair join" there: only that environment needs to reach this agent's
-endpoint. The token carries this agent's endpoints (or --endpoint), the SHA-256 pins of its agent
-CA keys, its environment, a token id and secret, and the expiry. Only a hash of the secret is
-stored, in Secret ecklink-pairing-token-<id> of the agent's namespace. A token works once.
+		Use:   "token --context A --peer B [--ttl 15m]",
+		Short: "Create a one-time pairing token for environment B to join environment A",
+		Long: `Creates a token that lets environment --peer pair with the agent of --context by itself,
+with "agentctl pair join" there: only that environment needs to reach this agent's endpoint.
+The token carries this agent's endpoints (or --endpoint), the SHA-256 pins of its agent CA
+keys, its environment, a token id and secret, and the expiry. Only a hash of the secret is
+stored, in Secret ecklink-pairing-token-<id> of the agent's namespace, with the name of the
+environment the token is for: the agent refuses a joiner of another name. A token works once;
+a new token for the same environment revokes its unused predecessor.
+
+The agent redeems a token at most its pairing.tokenMaxTTL (default 1h, at most 168h) after it
+was created, whatever --ttl says. "pair token list" shows the tokens, "pair token revoke ID"
+revokes one.
 
 The token is printed alone on stdout, so that it can be captured; treat it as a secret.
 --dry-run prints the Secret instead and creates nothing.`,
-		Example: `  TOKEN=$(agentctl pair token --context east --ttl 10m)
+		Example: `  TOKEN=$(agentctl pair token --context east --peer west --ttl 10m)
   agentctl pair join "$TOKEN" --context west`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ttl <= 0 || ttl > pairing.MaxTTL {
 				return usageErr(fmt.Errorf("--ttl %s: want a duration up to %s", ttl, pairing.MaxTTL))
 			}
+			if err := identity.ValidateEnvironment(peer); err != nil {
+				return usageErr(fmt.Errorf("--peer: the environment that will join, as its agent names itself: %w", err))
+			}
 			for _, ep := range endpoints {
 				if err := pairing.ValidateEndpoint(ep); err != nil {
 					return usageErr(fmt.Errorf("--endpoint %w", err))
 				}
 			}
-			return g.pairToken(cmd.Context(), ttl, endpoints, dryRun)
+			return g.pairToken(cmd.Context(), ttl, peer, endpoints, dryRun)
 		},
 	}
-	cmd.Flags().DurationVar(&ttl, "ttl", pairing.DefaultTTL, "how long the token is valid")
+	cmd.Flags().DurationVar(&ttl, "ttl", pairing.DefaultTTL, "how long the token is valid (the agent caps it at its pairing.tokenMaxTTL, default 1h)")
+	cmd.Flags().StringVar(&peer, "peer", "", "environment name of the agent that will join with the token (required): the agent refuses any other")
 	cmd.Flags().StringSliceVar(&endpoints, "endpoint", nil, "host:port the joiner dials, instead of the agent's advertised endpoints (repeatable)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the token's Secret instead of creating it")
+	cmd.AddCommand(newTokenListCommand(g), newTokenRevokeCommand(g))
 	return cmd
 }
 
@@ -59,12 +74,15 @@ type tokenResult struct {
 	Token       string    `json:"token"`
 	ID          string    `json:"id"`
 	Environment string    `json:"environment"`
+	Peer        string    `json:"peer"`
 	Endpoints   []string  `json:"endpoints"`
 	Expires     time.Time `json:"expires"`
 	Secret      string    `json:"secretName"`
+	// Revoked are the unused tokens for the same peer that this one replaced.
+	Revoked []string `json:"revoked,omitempty"`
 }
 
-func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []string, dryRun bool) error {
+func (g *globals) pairToken(ctx context.Context, ttl time.Duration, peer string, endpoints []string, dryRun bool) error {
 	a, err := g.local()
 	if err != nil {
 		return err
@@ -72,6 +90,9 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []
 	id, err := pairing.ReadIdentity(ctx, a.kube, a.namespace)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.label(), err)
+	}
+	if peer == id.Environment {
+		return usageErr(fmt.Errorf("--peer %s is the environment of --context itself: name the environment that will join", peer))
 	}
 	if len(endpoints) == 0 {
 		endpoints = id.Endpoints
@@ -83,47 +104,68 @@ func (g *globals) pairToken(ctx context.Context, ttl time.Duration, endpoints []
 	if err != nil {
 		return err
 	}
-	sec := pairing.TokenSecret(a.namespace, t)
+	sec := pairing.TokenSecret(a.namespace, t, peer)
 	if dryRun {
 		return g.printObjects(sec)
 	}
-	if _, err := a.kube.CoreV1().Secrets(a.namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+	created, err := a.kube.CoreV1().Secrets(a.namespace).Create(ctx, sec, metav1.CreateOptions{})
+	if err != nil {
 		return fmt.Errorf("failed to store the token in %s: %w", a.label(), err)
 	}
-	g.pruneTokens(ctx, a)
+	revoked := g.tidyTokens(ctx, a, created)
 	enc, err := t.Encode()
 	if err != nil {
 		return err
 	}
-	res := tokenResult{Token: enc, ID: t.ID, Environment: t.Environment, Endpoints: t.Endpoints, Expires: t.Expires, Secret: sec.Name}
+	res := tokenResult{Token: enc, ID: t.ID, Environment: t.Environment, Peer: peer, Endpoints: t.Endpoints, Expires: t.Expires, Secret: sec.Name, Revoked: revoked}
 	return g.print(res, func(w io.Writer) error {
 		fmt.Fprintln(w, enc)
-		g.progress("Token %s for environment %s, valid until %s (%s); it works once.\nJoin from the other environment with:\n  agentctl pair join <token> --context <other>",
-			t.ID, t.Environment, t.Expires.Format(time.RFC3339), ttl)
+		g.progress("Token %s for environment %s to join %s, valid until %s (%s); it works once.\nJoin from %s with:\n  agentctl pair join <token> --context <context of %s>",
+			t.ID, peer, t.Environment, t.Expires.Format(time.RFC3339), ttl, peer, peer)
+		if agentCap := config.Default().Pairing.TokenMaxTTL.Duration; ttl > agentCap {
+			g.progress("note: an agent redeems a token at most its pairing.tokenMaxTTL after creation (default %s); raise it on the agent for a token valid %s", agentCap, ttl)
+		}
 		return nil
 	})
 }
 
+// tidyTokens runs after a new token was created: it marks revoked the unused tokens for the same
+// peer (the agent refuses them anyway, as only the newest unused token of a peer works; the mark
+// makes "pair token list" say so) and returns their ids, and it deletes the Secrets of tokens
+// that expired more than tokenRetention ago (they hold no secret, only a hash and a record).
+// Failures are only reported: the new token works regardless.
+func (g *globals) tidyTokens(ctx context.Context, e *env, created *corev1.Secret) []string {
+	secrets := e.kube.CoreV1().Secrets(e.namespace)
+	l, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: pairing.LabelPairing + "=" + pairing.KindToken})
+	if err != nil {
+		g.progress("warning: failed to list the older tokens: %v", err)
+		return nil
+	}
+	now, newest := g.opts.Now(), pairing.ReadTokenState(created)
+	var revoked []string
+	for i := range l.Items {
+		s := &l.Items[i]
+		st := pairing.ReadTokenState(s)
+		switch {
+		case st.ID == newest.ID:
+		case !st.Expires.IsZero() && now.Sub(st.Expires) >= tokenRetention:
+			if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err == nil {
+				g.progress("removed Secret %s of token %s, expired at %s", s.Name, st.ID, st.Expires.Format(time.RFC3339))
+			}
+		case st.Peer == newest.Peer && !st.Used && !st.Revoked && now.Before(st.Expires):
+			if _, err := secrets.Update(ctx, pairing.Revoke(s, now, "superseded by token "+newest.ID), metav1.UpdateOptions{}); err != nil {
+				g.progress("warning: failed to revoke token %s (the agent refuses it anyway): %v", st.ID, err)
+				continue
+			}
+			g.progress("revoked unused token %s for environment %s: a new token replaces it", st.ID, st.Peer)
+			revoked = append(revoked, st.ID)
+		}
+	}
+	return revoked
+}
+
 // tokenRetention is how long the Secret of an expired token is kept, as a record of who used it.
 const tokenRetention = 24 * time.Hour
-
-// pruneTokens deletes the Secrets of tokens that expired more than tokenRetention ago. Failing
-// to is not an error: they hold no secret, only a hash and a record.
-func (g *globals) pruneTokens(ctx context.Context, e *env) {
-	l, err := e.kube.CoreV1().Secrets(e.namespace).List(ctx, metav1.ListOptions{LabelSelector: pairing.LabelPairing + "=" + pairing.KindToken})
-	if err != nil {
-		return
-	}
-	for i := range l.Items {
-		st := pairing.ReadTokenState(&l.Items[i])
-		if st.Expires.IsZero() || g.opts.Now().Sub(st.Expires) < tokenRetention {
-			continue
-		}
-		if err := e.kube.CoreV1().Secrets(e.namespace).Delete(ctx, l.Items[i].Name, metav1.DeleteOptions{}); err == nil {
-			g.progress("removed Secret %s of token %s, expired at %s", l.Items[i].Name, st.ID, st.Expires.Format(time.RFC3339))
-		}
-	}
-}
 
 func newJoinCommand(g *globals) *cobra.Command {
 	var dryRun bool

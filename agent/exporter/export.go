@@ -9,12 +9,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/peertext"
 )
 
 // reconcileExport keeps the export's finalizer, enables the remote cluster server when the export
@@ -81,7 +82,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 	conds = append(conds, e.keysCondition(exp))
-	links := e.exportLinks(ns, name)
+	links, linkCount := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		for _, c := range conds {
 			kube.Set(x, c)
@@ -90,7 +91,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
-		x.Status.Links = links
+		x.Status.Links, x.Status.LinkCount = links, linkCount
 		return nil
 	})
 	if err != nil {
@@ -99,53 +100,88 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	return requeue, nil
 }
 
-// exportLinks reports every link served by an export, sorted.
-func (e *Exporter) exportLinks(ns, name string) []v1alpha1.ExportLink {
+// exportLinks reports the links served by an export, and how many there are. At most
+// maxStatusLinks are reported, shared out fairly between peers (each peer's first links, in
+// order, round by round), so that one peer's many links cannot hide another's; the result is
+// sorted by peer and link.
+func (e *Exporter) exportLinks(ns, name string) ([]v1alpha1.ExportLink, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []v1alpha1.ExportLink
+	byPeer := map[string][]v1alpha1.ExportLink{}
+	total := 0
 	for peer, links := range e.links {
 		for id, st := range links {
 			if st.req == nil || st.removed || st.req.GetExportNamespace() != ns || st.req.GetExportName() != name {
 				continue
 			}
-			l := v1alpha1.ExportLink{Peer: peer, LocalNamespace: id.Namespace, LocalElasticsearch: id.Elasticsearch, Alias: id.Alias, APIKeyID: st.keyID, StrongIdentity: st.siStep}
-			if !st.created.IsZero() {
-				l.Created = &metav1.Time{Time: st.created.Truncate(time.Second)}
+			byPeer[peer] = append(byPeer[peer], e.exportLinkLocked(peer, id, st))
+			total++
+		}
+	}
+	peers := make([]string, 0, len(byPeer))
+	for peer, links := range byPeer {
+		sort.Slice(links, func(i, j int) bool { return linkKey(links[i]) < linkKey(links[j]) })
+		peers = append(peers, peer)
+	}
+	sort.Strings(peers)
+	var out []v1alpha1.ExportLink
+	for round := 0; len(out) < min(total, maxStatusLinks); round++ {
+		for _, peer := range peers {
+			if round < len(byPeer[peer]) && len(out) < maxStatusLinks {
+				out = append(out, byPeer[peer][round])
 			}
-			if !st.expires.IsZero() {
-				l.Expires = &metav1.Time{Time: st.expires.Truncate(time.Second)}
-			}
-			if s := st.status; s != nil {
-				l.Connected = s.GetConnected() && s.GetAppliedApiKeyId() == st.keyID
-				if s.GetObserved() != nil {
-					l.LastAcknowledged = &metav1.Time{Time: s.GetObserved().AsTime().Truncate(time.Second)}
-				}
-				l.Message = s.GetMessage()
-			}
-			if st.refusal != "" {
-				l.Message = st.refusal
-			}
-			if f := e.linkFailure(peer, id); f != "" {
-				l.Message = f
-			}
-			out = append(out, l)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Peer != b.Peer {
-			return a.Peer < b.Peer
+		if out[i].Peer != out[j].Peer {
+			return out[i].Peer < out[j].Peer
 		}
-		return a.LocalNamespace+"/"+a.LocalElasticsearch+"/"+a.Alias < b.LocalNamespace+"/"+b.LocalElasticsearch+"/"+b.Alias
+		return linkKey(out[i]) < linkKey(out[j])
 	})
-	return out
+	return out, total
 }
 
-// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch.
+func linkKey(l v1alpha1.ExportLink) string {
+	return l.LocalNamespace + "/" + l.LocalElasticsearch + "/" + l.Alias
+}
+
+// exportLinkLocked is the status of one link; peer text is cleaned and clipped. e.mu is held.
+func (e *Exporter) exportLinkLocked(peer string, id link.ID, st *linkState) v1alpha1.ExportLink {
+	l := v1alpha1.ExportLink{Peer: peer, LocalNamespace: id.Namespace, LocalElasticsearch: id.Elasticsearch, Alias: id.Alias, APIKeyID: st.keyID, StrongIdentity: st.siStep}
+	if !st.created.IsZero() {
+		l.Created = &metav1.Time{Time: st.created.Truncate(time.Second)}
+	}
+	if !st.expires.IsZero() {
+		l.Expires = &metav1.Time{Time: st.expires.Truncate(time.Second)}
+	}
+	if s := st.status; s != nil {
+		l.Connected = s.GetConnected() && s.GetAppliedApiKeyId() == st.keyID
+		if s.GetObserved() != nil {
+			l.LastAcknowledged = &metav1.Time{Time: s.GetObserved().AsTime().Truncate(time.Second)}
+		}
+		l.Message = peertext.Clean(s.GetMessage(), peertext.Status)
+	}
+	if st.refusal != "" {
+		l.Message = clip(st.refusal, maxLinkMessage)
+	}
+	if f := e.linkFailure(peer, id); f != "" {
+		l.Message = clip(f, maxLinkMessage)
+	}
+	return l
+}
+
+// maxLinkMessage bounds status.links[].message (the CRD allows 1024 bytes).
+const maxLinkMessage = 1000
+
+// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch,
+// by read-modify-write with the cached resourceVersion (a concurrent change fails with a conflict
+// and the next pass decides again), as every other edit of the resource.
 func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructured.Unstructured) error {
-	patch := []byte(`{"spec":{"remoteClusterServer":{"enabled":true}}}`)
-	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Patch(ctx, es.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	obj := es.DeepCopy()
+	if err := unstructured.SetNestedField(obj.Object, true, "spec", "remoteClusterServer", "enabled"); err != nil {
+		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+	}
+	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())

@@ -31,6 +31,8 @@ import (
 type Outbox interface {
 	Publish(peer, resource string, payload proto.Message) error
 	Remove(peer, resource string) error
+	// Resync restarts the stream with peer, which then resends what this agent refused.
+	Resync(peer string)
 }
 
 // Clients gives an Elasticsearch client for a resource.
@@ -58,6 +60,12 @@ type Config struct {
 	// SigningSyncDelay is how long after a write of the signing CA ConfigMap every node sees
 	// the new file (the kubelet's sync period plus its cache TTL). Default 90s.
 	SigningSyncDelay time.Duration
+	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
+	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
+	LinksPerPeer, LinksPerExport int
+	// CertificateModel lets exports with the certificate security model serve their peers
+	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
+	CertificateModel bool
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
@@ -84,6 +92,17 @@ type Exporter struct {
 	encoded  map[string]elastic.Secret // API key id -> encoded key, memory only
 	inventry map[string]bool           // peers whose inventory arrived since they connected
 	health   keyHealth                 // why a link's keys last failed, for the export status
+	// refused holds what is kept of import requests refused on receipt; together with links
+	// at most LinksPerPeer per peer.
+	refused  map[string]map[link.ID]refusedLink
+	resynced map[string]time.Time // when each peer was last asked to resend refused requests
+	grants   grants               // the informer cache
+	// caps are the capabilities each peer announced when it last connected.
+	caps map[string][]string
+	// pubMu orders publications that carry a CA bundle (exportca.go).
+	pubMu sync.Mutex
+	// gate runs one item per Elasticsearch at a time (workers.go).
+	gate gate
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -104,6 +123,8 @@ type linkState struct {
 	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
 	caSent map[string]time.Time
+	// caRef is the shared CA bundle the credentials last sent name ("" for a bundle inline).
+	caRef string
 	// trust is the peer CA added to the transport trust for the link (certificate model).
 	trust *heldTrust
 	// siStep is the link's strong identity step ("" without strong identity).
@@ -149,6 +170,12 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.SigningSyncDelay == 0 {
 		cfg.SigningSyncDelay = 90 * time.Second
 	}
+	if cfg.LinksPerPeer <= 0 {
+		cfg.LinksPerPeer = DefaultLinksPerPeer
+	}
+	if cfg.LinksPerExport <= 0 {
+		cfg.LinksPerExport = DefaultLinksPerExport
+	}
 	e := &Exporter{
 		cfg: cfg,
 		log: cfg.Logger.Named("exporter"),
@@ -159,6 +186,10 @@ func New(cfg Config) (*Exporter, error) {
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
+		refused:  map[string]map[link.ID]refusedLink{},
+		resynced: map[string]time.Time{},
+		grants:   cfg.Cache,
+		caps:     map[string][]string{},
 	}
 	if err := e.registerHandlers(); err != nil {
 		return nil, err
@@ -166,7 +197,7 @@ func New(cfg Config) (*Exporter, error) {
 	return e, nil
 }
 
-// Run drains the queue with one worker until ctx ends.
+// Run drains the queue with its workers until ctx ends (workers.go).
 func (e *Exporter) Run(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
@@ -176,13 +207,8 @@ func (e *Exporter) Run(ctx context.Context) error {
 		e.enqueueAll()
 		e.queue.Add(item{kind: "gc"})
 	})
-	for {
-		it, quit := e.queue.Get()
-		if quit {
-			return ctx.Err()
-		}
-		e.process(ctx, it)
-	}
+	e.runWorkers(ctx)
+	return ctx.Err()
 }
 
 func (e *Exporter) process(ctx context.Context, it item) {
@@ -196,6 +222,8 @@ func (e *Exporter) process(ctx context.Context, it item) {
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
 	case "ca":
 		requeue, err = e.republishCA(ctx, it.peer, it.link)
+	case "exportca":
+		requeue, err = e.republishExportCA(it.peer, it.ns, it.name)
 	case "export":
 		requeue, err = e.reconcileExport(ctx, it.ns, it.name)
 	case "gc":
@@ -226,6 +254,7 @@ func (e *Exporter) enqueueAll() {
 	for _, exp := range e.cfg.Cache.ClusterExports() {
 		e.queue.Add(item{kind: "export", ns: exp.Namespace, name: exp.Name})
 	}
+	e.resyncRefused()
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet).

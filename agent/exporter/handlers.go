@@ -10,8 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -19,23 +21,31 @@ import (
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // OnImport records an import request from a peer. An error refuses the update (a Nack): the
-// request is malformed; whether it is granted is answered later, on the stream, as a Refusal.
+// request is malformed, or it asks for a link this agent does not hold yet and the export does
+// not grant it or a cap is reached (then a Refusal says why, and nothing of the request is
+// kept). A granted request is answered later, on the stream.
 func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 	id, err := link.FromProto(req.GetLink())
 	if err != nil {
 		return fmt.Errorf("invalid import request: %w", err)
 	}
-	if !dnsLabel.MatchString(req.GetExportNamespace()) || req.GetExportName() == "" || len(req.GetExportName()) > 253 {
-		return fmt.Errorf("invalid import request: export %q/%q: want namespace/name of a ClusterExport", req.GetExportNamespace(), req.GetExportName())
-	}
-	if len(req.GetTransportCaBundle()) > 256<<10 {
-		return fmt.Errorf("invalid import request: transport_ca_bundle is %d bytes, at most 262144 allowed", len(req.GetTransportCaBundle()))
+	if err := validateImport(req); err != nil {
+		return err
 	}
 	if err := validateSigning(peer, id, req, e.cfg.Now); err != nil {
 		return err
 	}
 	e.mu.Lock()
-	st := e.stateLocked(peer, id)
+	st, held := e.links[peer][id]
+	if !held {
+		if ref := e.admitLocked(peer, id, req.GetExportNamespace(), req.GetExportName()); ref != nil {
+			e.mu.Unlock()
+			return e.refuseOnReceipt(peer, id, req.GetExportNamespace(), req.GetExportName(), ref)
+		}
+		st = e.stateLocked(peer, id)
+	}
+	_, wasRefused := e.refused[peer][id]
+	delete(e.refused[peer], id) // the credentials answer replaces the Refusal sent
 	st.req = req
 	st.removed = false
 	if early, ok := e.early[peer][id]; ok {
@@ -45,12 +55,16 @@ func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 		delete(e.early[peer], id)
 	}
 	e.mu.Unlock()
+	if wasRefused {
+		e.log.Info("a link refused before is granted now", "peer", peer, "link", id.String())
+	}
 	e.queue.Add(item{kind: "link", peer: peer, link: id})
 	return nil
 }
 
 // OnImportRemoved records that the peer no longer imports the link: its keys are invalidated.
 func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
+	e.dropRefused(peer, id)
 	e.mu.Lock()
 	if st, ok := e.links[peer][id]; ok {
 		st.removed = true
@@ -69,6 +83,9 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 	if err != nil {
 		return fmt.Errorf("invalid link status: %w", err)
 	}
+	if err := validateLinkStatus(s); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	st, ok := e.links[peer][id]
 	if !ok {
@@ -83,6 +100,7 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		e.log.Debug("link status before its import request, held for it", "peer", peer, "link", id.String())
 		return nil
 	}
+	reconcile := statusNeedsReconcile(st.status, s) // exportca.go
 	st.status = s
 	now := e.cfg.Now()
 	for _, fp := range s.GetAppliedCaFingerprints() {
@@ -92,19 +110,34 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		}
 	}
 	e.mu.Unlock()
-	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	if reconcile {
+		e.queue.Add(item{kind: "link", peer: peer, link: id})
+	}
 	return nil
 }
 
 // OnInventory drops the imports a peer no longer lists (removed while the stream was down).
+// The list comes from the peer: only the links held here are marked, so memory stays bounded
+// by what this agent holds, whatever the peer lists.
 func (e *Exporter) OnInventory(peer string, resources []string) {
 	listed := map[link.ID]bool{}
+	e.mu.Lock()
 	for _, r := range resources {
 		if kind, id, err := link.ParseResource(r); err == nil && kind == link.KindImport {
-			listed[id] = true
+			_, held := e.links[peer][id]
+			_, early := e.early[peer][id]
+			_, refused := e.refused[peer][id]
+			if held || early || refused {
+				listed[id] = true
+			}
 		}
 	}
-	e.mu.Lock()
+	var gone []link.ID
+	for id := range e.refused[peer] {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
 	e.inventry[peer] = true
 	for id := range e.early[peer] {
 		if !listed[id] {
@@ -118,19 +151,17 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 		}
 	}
 	e.mu.Unlock()
-}
-
-// PeerConnected forgets the peer's last inventory: until a new one arrives, nothing is collected.
-func (e *Exporter) PeerConnected(peer string) {
-	e.mu.Lock()
-	e.inventry[peer] = false
-	e.mu.Unlock()
+	for _, id := range gone {
+		e.dropRefused(peer, id)
+	}
 }
 
 // PeerGone invalidates everything issued to a peer whose peering ended.
 func (e *Exporter) PeerGone(peer string) {
 	e.mu.Lock()
 	delete(e.early, peer)
+	delete(e.refused, peer)
+	delete(e.resynced, peer)
 	for id, st := range e.links[peer] {
 		st.removed = true
 		e.queue.Add(item{kind: "link", peer: peer, link: id})
@@ -183,6 +214,9 @@ func (e *Exporter) stateLocked(peer string, id link.ID) *linkState {
 
 func (e *Exporter) registerHandlers() error {
 	if err := e.cfg.Cache.OnClusterExport(func(old, new any) {
+		if !cache.SpecChanged(old, new) { // the export's status is the exporter's own write
+			return
+		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				e.enqueueExport(u.GetNamespace(), u.GetName())
@@ -192,6 +226,9 @@ func (e *Exporter) registerHandlers() error {
 		return err
 	}
 	if err := e.cfg.Cache.OnElasticsearch(func(old, new any) {
+		if !cache.SpecChanged(old, new) { // ECK's status updates
+			return
+		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				e.enqueueElasticsearch(u.GetNamespace(), u.GetName())
@@ -212,11 +249,11 @@ func (e *Exporter) registerHandlers() error {
 	})
 }
 
-// enqueueExport queues the export and every link that asks for it.
+// enqueueExport queues the export and every link that asks for it, and asks peers whose
+// requests for it were refused to send them again if it grants them now.
 func (e *Exporter) enqueueExport(ns, name string) {
 	e.queue.Add(item{kind: "export", ns: ns, name: name})
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for peer, links := range e.links {
 		for id, st := range links {
 			if st.req != nil && st.req.GetExportNamespace() == ns && st.req.GetExportName() == name {
@@ -224,17 +261,26 @@ func (e *Exporter) enqueueExport(ns, name string) {
 			}
 		}
 	}
+	e.mu.Unlock()
+	e.resyncRefused()
 }
 
-// enqueueCA queues a CA-only update of every link served from an Elasticsearch.
+// enqueueCA queues a CA-only update of every link served from an Elasticsearch: one per peer
+// that takes shared bundles, one per link for the others (exportca.go).
 func (e *Exporter) enqueueCA(ns, es string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for peer, links := range e.links {
+		share := e.sharesCALocked(peer)
 		for id, st := range links {
-			if st.target != nil && st.target.Namespace == ns && st.target.Name == es {
-				e.queue.Add(item{kind: "ca", peer: peer, link: id})
+			if st.target == nil || st.target.Namespace != ns || st.target.Name != es {
+				continue
 			}
+			if share {
+				e.queue.Add(item{kind: "exportca", peer: peer, ns: ns, name: es})
+				break
+			}
+			e.queue.Add(item{kind: "ca", peer: peer, link: id})
 		}
 	}
 }
@@ -268,10 +314,6 @@ func validateSigning(peer string, id link.ID, req *peerv1.ImportRequest, now fun
 	return nil
 }
 
-// clip bounds a peer-supplied string for an error message.
-func clip(s string, n int) string {
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "..."
-	}
-	return s
-}
+// clip bounds a peer-supplied string for an error message, a log or a status: printable
+// characters only, at most n bytes and a "..." mark.
+func clip(s string, n int) string { return peertext.Clean(s, n) }

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -16,11 +18,17 @@ import (
 
 func newHandlerExporter() *Exporter {
 	return &Exporter{
+		cfg: Config{Environment: "west", Now: time.Now, LinksPerPeer: DefaultLinksPerPeer, LinksPerExport: DefaultLinksPerExport,
+			Outbox: newRecordingOutbox(), Recorder: kube.NewRecorderFor(&record.FakeRecorder{})},
 		log:      hclog.NewNullLogger(),
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[item]()),
 		links:    map[string]map[link.ID]*linkState{},
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		inventry: map[string]bool{},
+		refused:  map[string]map[link.ID]refusedLink{},
+		resynced: map[string]time.Time{},
+		// east is paired; ns/logs grants it.
+		grants: fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
 	}
 }
 

@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -45,42 +47,14 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
 	access := toAccess(exp.Spec.Access)
-	hash := elastic.AccessHash(access)
-	meta := e.metadata(peer, id, exp, hash)
-
-	// Access changes go to every live key in place (same id, no restart on the peer): a
-	// narrowed access must reach the keys still in use too.
-	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash {
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
-			}
-			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
-		}
-	}
-
-	var wantIdentity *string
-	if identity != nil {
-		var newest *elastic.Key
-		if len(keys) > 0 {
-			newest = &keys[len(keys)-1]
-		}
-		wantIdentity = identity(newest)
-		// Every live key, so a key that is still in use during a rotation is covered too.
-		for i, k := range keys {
-			if equalIdentity(k.CertificateIdentity, wantIdentity) {
-				continue
-			}
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
-			}
-			keys[i].CertificateIdentity = wantIdentity
-			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
-		}
+	meta := e.metadata(peer, id, exp, elastic.AccessHash(access))
+	wantIdentity, stale, err := e.updateInPlace(ctx, client, peer, id, keys, access, meta, identity)
+	if err != nil {
+		return chosenKey{}, 0, err
 	}
 
 	now := e.cfg.Now()
-	lifetime, rotateBefore := keyLifetime(exp)
+	lifetime, rotateBefore := exp.Spec.KeyLifetime()
 	applied := status.GetAppliedApiKeyId()
 	var newest *elastic.Key
 	if len(keys) > 0 {
@@ -111,6 +85,17 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	case !newest.Expiration.IsZero() && newest.Expiration.Sub(now) < rotateBefore:
 		create = true
 		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
+	case !ownedBy(*newest, client.Username()):
+		create = true
+		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
+			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
+	case (lifetime > 0) != !newest.Expiration.IsZero():
+		// The export's lifetime no longer fits the key: a key that never expires (made by
+		// 0.1.0, whose default that was, or before neverExpire was unset) is replaced by an
+		// expiring one, and an expiring key by one that does not expire once neverExpire is set,
+		// make-before-break like any rotation.
+		create = true
+		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", lifetime > 0)
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
@@ -128,20 +113,8 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
 	}
-	// Break after make: once the peer reports it is connected with the newest key, the others go.
-	if applied == newest.ID && status.GetConnected() {
-		var old []string
-		for _, k := range keys {
-			if k.ID != newest.ID {
-				old = append(old, k.ID)
-			}
-		}
-		if len(old) > 0 {
-			if err := e.invalidate(ctx, client, old); err != nil {
-				return chosenKey{}, 0, err
-			}
-			e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
-		}
+	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected()); err != nil {
+		return chosenKey{}, 0, err
 	}
 	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity}
 	if known {
@@ -158,21 +131,93 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	return choice, requeue, nil
 }
 
-func equalIdentity(a, b *string) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+// breakOld invalidates the keys of a link that are not the newest: those in stale at once (keys
+// of another user whose access or identity is out of date: they cannot be updated, and an
+// in-place update would have narrowed them at once), the others once the peer is connected with
+// the newest (break after make).
+func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected bool) error {
+	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest }); len(stale) > 0 {
+		if err := e.invalidate(ctx, client, stale); err != nil {
+			return err
+		}
+		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
+		keys = slices.DeleteFunc(slices.Clone(keys), func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
+	}
+	if !connected {
+		return nil
+	}
+	var old []string
+	for _, k := range keys {
+		if k.ID != newest {
+			old = append(old, k.ID)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := e.invalidate(ctx, client, old); err != nil {
+		return err
+	}
+	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+	return nil
 }
 
-// keyLifetime returns the key lifetime (0: never expires) and how long before expiry to rotate
-// (spec.apiKey.rotateBefore, else a third of the lifetime).
-func keyLifetime(exp *v1alpha1.ClusterExport) (time.Duration, time.Duration) {
-	if exp.Spec.APIKey == nil || exp.Spec.APIKey.Expiration == nil {
-		return 0, 0
+// updateInPlace brings every live key of a link to the export's access and to the identity the
+// link's step wants (returned; nil identity leaves identities alone), in place: same id, nothing
+// for the peer to apply. Only the user who created a key may update it; keys another user made
+// (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
+// when the newest is not the agent user's), and those out of date are returned as stale.
+func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta map[string]any, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
+	hash := elastic.AccessHash(access)
+	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
+
+	// Access and metadata changes go to every live key in place (same id, no restart on the
+	// peer): a narrowed access must reach the keys still in use too, and so must metadata that
+	// names what the export decides (a link moved to another export).
+	for _, k := range keys {
+		if metaField(k.Metadata, "access_hash") != hash || metaDiffers(k.Metadata, meta) {
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
+			}
+			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
+		}
 	}
-	lifetime := exp.Spec.APIKey.Expiration.Duration
-	if exp.Spec.APIKey.RotateBefore != nil {
-		return lifetime, exp.Spec.APIKey.RotateBefore.Duration
+
+	if identity != nil {
+		var newest *elastic.Key
+		if len(keys) > 0 {
+			newest = &keys[len(keys)-1]
+		}
+		wantIdentity = identity(newest)
+		// Every live key, so a key that is still in use during a rotation is covered too.
+		for i, k := range keys {
+			if equalIdentity(k.CertificateIdentity, wantIdentity) {
+				continue
+			}
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
+			}
+			keys[i].CertificateIdentity = wantIdentity
+			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
+		}
 	}
-	return lifetime, lifetime / 3
+	slices.Sort(stale)
+	return wantIdentity, slices.Compact(stale), nil
+}
+
+// ownedBy says whether user made k (an unknown owner counts as user's: its update is tried).
+func ownedBy(k elastic.Key, user string) bool { return k.Owner == "" || k.Owner == user }
+
+func equalIdentity(a, b *string) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 func (e *Exporter) invalidate(ctx context.Context, client *elastic.Client, ids []string) error {
@@ -197,6 +242,11 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 		return nil
 	}
 	client, err := e.cfg.Elastic.Client(ctx, *target)
+	if errors.Is(err, elastic.ErrUserNotProvisioned) {
+		// The agent's user goes only once no export needs the cluster, after the exports'
+		// finalizers invalidated their keys: there is nothing left to invalidate.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", target, err)
 	}
@@ -237,6 +287,18 @@ func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
 		metaRoot + ".peer":        peer,
 		metaRoot + ".link":        id.String(),
 	}
+}
+
+// metaDiffers reports whether a key's ecklink metadata lacks or differs in any field the
+// agent writes now (fields of older releases the agent no longer writes do not count).
+func metaDiffers(have, want map[string]any) bool {
+	wantRoot, _ := want[metaRoot].(map[string]any)
+	for field, v := range wantRoot {
+		if s, ok := v.(string); ok && metaField(have, field) != s {
+			return true
+		}
+	}
+	return false
 }
 
 func metaField(meta map[string]any, field string) string {

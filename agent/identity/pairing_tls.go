@@ -16,8 +16,9 @@ import (
 // with the token secret instead, after it checked this server against the token's pin. A
 // certificate that is presented must still pass VerifyPeer, exactly as with ServerTLSConfig, so a
 // client of an unpaired CA is refused during the handshake. A connection without a certificate
-// is anonymous: every RPC except Pair must refuse it, which AuthenticatePeer does (the same
-// split as SPIRE's server, where node attestation runs before the agent holds a certificate).
+// is anonymous: the agent's peering.Port hands it to a server that answers only Pair, with limits of
+// its own, and AuthenticatePeer refuses it for every other RPC (the same split as SPIRE's
+// server, where node attestation runs before the agent holds a certificate).
 func (i *Identity) ServerTLSConfigWithPairing(trust TrustSource) *tls.Config {
 	c := i.ServerTLSConfig(trust)
 	c.ClientAuth = tls.RequestClientCert

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -24,9 +25,22 @@ type Refused struct {
 
 func (r *Refused) Error() string { return r.Reason + ": " + r.Message }
 
+// Bounds on peer text received by the local side.
+const (
+	maxRefusalMessage = 1024
+	maxFallbackText   = 512
+	maxVersionLen     = 32
+	maxFingerprints   = 32
+	maxProxyAddress   = 260 // a DNS name, ':' and a port
+)
+
 var (
-	apiKeyID   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	serverName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$`)
+	// refusalReason is what a refusal's reason must look like: it becomes a condition reason.
+	refusalReason = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,63}$`)
+	esVersion     = regexp.MustCompile(`^[0-9A-Za-z][-0-9A-Za-z.+]*$`)
+	fingerprint   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	apiKeyID      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	serverName    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$`)
 )
 
 // OnCredentials validates credentials a peer sent for one of our links and queues them for the
@@ -36,10 +50,27 @@ func (im *Importer) OnCredentials(peer string, sequence uint64, c *peerv1.Creden
 	if err != nil {
 		return err
 	}
+	if err := validateText(c); err != nil {
+		return err
+	}
+	if ref := im.modelNotAllowed(peer, id, c); ref != nil {
+		// The link's status says it; nothing of the credentials is kept or applied.
+		im.store(id, &received{peer: peer, sequence: sequence, refusal: &peerv1.Refusal{Link: c.GetLink(), Reason: ref.Reason, Message: ref.Message}, local: true, at: im.cfg.Now()})
+		return ref
+	}
+	c, resolved, err := im.resolveCARef(peer, c) // exportca.go
+	if err != nil {
+		return err
+	}
 	if err := im.validate(c); err != nil {
 		return err
 	}
-	im.store(id, &received{peer: peer, sequence: sequence, creds: c, at: im.cfg.Now()})
+	r := &received{peer: peer, sequence: sequence, creds: c, at: im.cfg.Now()}
+	if !resolved {
+		im.holdForCA(id, r)
+		return nil
+	}
+	im.store(id, r)
 	return nil
 }
 
@@ -49,16 +80,39 @@ func (im *Importer) OnRefusal(peer string, sequence uint64, r *peerv1.Refusal) e
 	if err != nil {
 		return err
 	}
-	if len(r.GetMessage()) > 1024 || len(r.GetReason()) > 128 {
-		return &Refused{Reason: "InvalidRefusal", Message: "refusal reason or message too long"}
+	if len(r.GetMessage()) > maxRefusalMessage || !refusalReason.MatchString(r.GetReason()) {
+		return &Refused{Reason: "InvalidRefusal", Message: fmt.Sprintf("refusal reason must be 1-64 letters and digits starting with a letter, and its message at most %d bytes", maxRefusalMessage)}
 	}
+	// The reason and message become the RemoteCluster's conditions: the message is cleaned
+	// of control characters and clipped once, here.
+	r = &peerv1.Refusal{Link: r.GetLink(), Reason: r.GetReason(), Message: peertext.Clean(r.GetMessage(), peertext.Status)}
 	im.store(id, &received{peer: peer, sequence: sequence, refusal: r, at: im.cfg.Now()})
 	return nil
+}
+
+// OnImportRefused records a Nack of one of our import requests whose reason means that the peer
+// will not grant the link as it stands (a peer refusing on receipt keeps nothing and may send
+// no Refusal): the RemoteCluster's conditions say so, as for a Refusal. The peer checks the
+// request again when the stream reopens.
+func (im *Importer) OnImportRefused(peer string, id link.ID, reason, message string) {
+	if _, err := im.requested(peer, id.Proto()); err != nil || !refusalReason.MatchString(reason) {
+		return
+	}
+	im.mu.Lock()
+	if r := im.answers[id]; r != nil && r.peer == peer && r.creds != nil {
+		im.mu.Unlock()
+		return // credentials stay in effect until the peer withdraws them
+	}
+	im.mu.Unlock()
+	im.store(id, &received{peer: peer, refusal: &peerv1.Refusal{Link: id.Proto(), Reason: reason, Message: peertext.Clean(message, peertext.Status)}, at: im.cfg.Now()})
 }
 
 // OnCredentialsRemoved drops what a peer sent for a link.
 func (im *Importer) OnCredentialsRemoved(peer string, id link.ID) {
 	im.mu.Lock()
+	if r := im.shared.waiting[id]; r != nil && r.peer == peer {
+		delete(im.shared.waiting, id)
+	}
 	if r, ok := im.answers[id]; ok && r.peer == peer {
 		im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
 	}
@@ -94,6 +148,12 @@ func (im *Importer) OnInventory(peer string, resources []string) {
 // PeerGone drops everything a peer sent: its links are removed from the local Elasticsearch.
 func (im *Importer) PeerGone(peer string) {
 	im.mu.Lock()
+	delete(im.shared.bundles, peer)
+	for id, r := range im.shared.waiting {
+		if r.peer == peer {
+			delete(im.shared.waiting, id)
+		}
+	}
 	var gone []link.ID
 	for id, r := range im.answers {
 		if r.peer == peer && !r.removed {
@@ -146,9 +206,16 @@ func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 
 func (im *Importer) store(id link.ID, r *received) {
 	im.mu.Lock()
+	caOnly := caOnlyChange(im.answers[id], r)
 	im.answers[id] = r
+	delete(im.shared.waiting, id)
 	im.mu.Unlock()
-	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
+	key := types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch}
+	if caOnly {
+		im.ca.queue.Add(key) // cafast.go
+		return
+	}
+	im.queue.Add(key)
 }
 
 // requested checks that the link is one we asked this peer for.
@@ -163,6 +230,29 @@ func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 		}
 	}
 	return id, &Refused{Reason: "NotRequested", Message: fmt.Sprintf("no RemoteCluster requests link %s from environment %s", id, peer)}
+}
+
+// validateText bounds the free-text fields of credentials, which end up in conditions and logs.
+func validateText(c *peerv1.Credentials) error {
+	if v := c.GetElasticsearchVersion(); len(v) > maxVersionLen || v != "" && !esVersion.MatchString(v) {
+		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", peertext.Clean(v, maxVersionLen), maxVersionLen)}
+	}
+	if f := c.GetStrongIdentityFallback(); len(f) > maxFallbackText || !peertext.Printable(f) {
+		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
+	}
+	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}
+	}
+	fps := c.GetSigningTrustedFingerprints()
+	if len(fps) > maxFingerprints {
+		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("%d signing_trusted_fingerprints, at most %d allowed", len(fps), maxFingerprints)}
+	}
+	for _, fp := range fps {
+		if !fingerprint.MatchString(fp) {
+			return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("signing_trusted_fingerprints entry %q: want 64 lower-case hex digits", peertext.Clean(fp, 64))}
+		}
+	}
+	return nil
 }
 
 // validate checks credentials before anything is applied.
@@ -186,18 +276,22 @@ func (im *Importer) validate(c *peerv1.Credentials) error {
 			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
 		}
 	}
-	if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
-		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+	// Credentials waiting for the shared bundle they name have none yet; it is checked when
+	// it arrives (OnExportCA).
+	if c.GetCaRef() == "" || len(c.GetCaBundle()) > 0 {
+		if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
+			return &Refused{Reason: "InvalidCA", Message: err.Error()}
+		}
 	}
 	host, port, err := net.SplitHostPort(c.GetProxyAddress())
 	if err != nil || host == "" || len(host) > 253 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", c.GetProxyAddress())}
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", peertext.Clean(c.GetProxyAddress(), 260))}
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", c.GetProxyAddress())}
+		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", peertext.Clean(c.GetProxyAddress(), 260))}
 	}
 	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
-		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", sn)}
+		return &Refused{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", peertext.Clean(sn, 253))}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -70,6 +71,8 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 		return all(v1alpha1.ReasonPeerNotFound, fmt.Sprintf("no Peer %s: pair this environment with it first (agentctl pair)", rc.Spec.Peer))
 	case p.answer == nil:
 		return all(v1alpha1.ReasonWaitingForPeer, fmt.Sprintf("waiting for environment %s to answer the import of %s/%s", rc.Spec.Peer, rc.Spec.Export.Namespace, rc.Spec.Export.Name))
+	case p.answer.refusal != nil && p.answer.local:
+		return all(p.answer.refusal.GetReason(), p.answer.refusal.GetMessage())
 	case p.answer.refusal != nil:
 		return all(p.answer.refusal.GetReason(), fmt.Sprintf("environment %s refused: %s", rc.Spec.Peer, p.answer.refusal.GetMessage()))
 	case p.answer.removed:
@@ -145,7 +148,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
 		for _, cert := range certs {
 			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
-				Fingerprint: pemutil.Fingerprint(cert), Subject: cert.Subject.String(), NotAfter: &metav1.Time{Time: cert.NotAfter},
+				Fingerprint: pemutil.Fingerprint(cert), Subject: peertext.Clean(cert.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: cert.NotAfter},
 			})
 		}
 	}

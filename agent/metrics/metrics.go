@@ -26,6 +26,8 @@ type Metrics struct {
 	linkConnected   *prometheus.GaugeVec
 	reconcileErrors *prometheus.CounterVec
 	leader          prometheus.Gauge
+	portRefusals    *prometheus.CounterVec
+	pairRefusals    *prometheus.CounterVec
 }
 
 // New registers the collectors on a new registry (plus Go and process collectors).
@@ -53,8 +55,13 @@ func New() *Metrics {
 			Help: "Failed reconciles, by controller."}, []string{"controller"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
 			Help: "1 when this replica is the active one."}),
+		portRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "peer_port_refusals_total",
+			Help: "Connections and anonymous calls the peer port refused, by reason (failed handshake, a capacity, rate limit)."}, []string{"reason"}),
+		pairRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pairing_refusals_total",
+			Help: "Pair calls refused after the rate limit, by reason (no open token, wrong secret, expired, wrong peer...)."}, []string{"reason"}),
 	}
-	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader)
+	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader,
+		m.portRefusals, m.pairRefusals)
 	return m
 }
 
@@ -99,12 +106,18 @@ func (m *Metrics) Propagation(d time.Duration) {
 	m.propagation.Observe(d.Seconds())
 }
 
-// Nack counts a refused update.
+// Nack counts a refused update. The reason comes from the peer (direction "received") or
+// names a check of ours; either way it becomes a label value only if it is one of
+// NackReasons, else "other", so that a peer cannot create series at will. direction is
+// "sent" or "received"; anything else counts as "received".
 func (m *Metrics) Nack(peer, direction, reason string) {
 	if m == nil {
 		return
 	}
-	m.nacks.WithLabelValues(peer, direction, reason).Inc()
+	if direction != "sent" {
+		direction = "received"
+	}
+	m.nacks.WithLabelValues(peer, direction, NackReason(reason)).Inc()
 }
 
 // Link records a link's state on the local side.
@@ -147,6 +160,23 @@ func (m *Metrics) Leader(active bool) {
 		return
 	}
 	m.leader.Set(b2f(active))
+}
+
+// PortRefused counts a connection or anonymous call the peer port refused; reason is one of
+// the port's fixed set.
+func (m *Metrics) PortRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.portRefusals.WithLabelValues(reason).Inc()
+}
+
+// PairingRefused counts a refused Pair call; reason is one of the acceptor's fixed set.
+func (m *Metrics) PairingRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.pairRefusals.WithLabelValues(reason).Inc()
 }
 
 func b2f(b bool) float64 {

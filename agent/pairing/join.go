@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/ecklink/ecklink/internal/logging"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -84,9 +85,9 @@ func joinEndpoint(ctx context.Context, ep string, t *Token, req *peerv1.PairRequ
 		return nil, fmt.Errorf("failed to create client: %w", err)
 	}
 	defer cc.Close()
-	resp, err := peerv1.NewPeerServiceClient(cc).Pair(ctx, req)
+	resp, err := pair(ctx, peerv1.NewPeerServiceClient(cc), req, v)
 	if err != nil {
-		return nil, fromStatus(err, v)
+		return nil, err
 	}
 	ca, _ := v.result()
 	if ca == nil {
@@ -103,9 +104,29 @@ func joinEndpoint(ctx context.Context, ep string, t *Token, req *peerv1.PairRequ
 	}
 	pin := pemutil.SPKIPin(ca)
 	if !slices.ContainsFunc(cas, func(c *x509.Certificate) bool { return pemutil.SPKIPin(c) == pin }) {
-		return nil, fmt.Errorf("the acceptor's CA bundle lacks the pinned CA %s that its server certificate chains to", shortPin(pin))
+		return nil, fmt.Errorf("the acceptor's CA bundle lacks the pinned CA %s that its server certificate chains to", pin)
 	}
 	return &Joined{Acceptor: acc, CAs: cas, Endpoint: ep}, nil
+}
+
+// pair calls Pair, again while the acceptor answers that this source is rate limited (the
+// refusal comes before the token is looked at, so a retry is safe) and ctx allows.
+func pair(ctx context.Context, c peerv1.PeerServiceClient, req *peerv1.PairRequest, v *pinVerifier) (*peerv1.PairResponse, error) {
+	for {
+		resp, err := c.Pair(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		err = fromStatus(err, v)
+		if !errors.Is(err, errRateLimited) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(rateLimitedRetry):
+		}
+	}
 }
 
 // classifyDial names why the probe connection failed.
@@ -128,15 +149,19 @@ func fromStatus(err error, v *pinVerifier) error {
 		return failed
 	}
 	st, _ := status.FromError(err)
+	// The acceptor's words end up in the join request and the joiner's log: bounded.
+	msg := logging.Clip(st.Message(), maxLoggedError)
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		if ca == nil {
-			return fmt.Errorf("%w: %s", ErrUnreachable, st.Message())
+			return fmt.Errorf("%w: %s", ErrUnreachable, msg)
 		}
-		return fmt.Errorf("the acceptor did not answer: %s", st.Message())
+		return fmt.Errorf("the acceptor did not answer: %s", msg)
 	case codes.Unimplemented:
-		return fmt.Errorf("the acceptor does not accept pairing tokens: %s", st.Message())
+		return fmt.Errorf("the acceptor does not accept pairing tokens: %s", msg)
+	case codes.ResourceExhausted:
+		return fmt.Errorf("%w: %s", errRateLimited, msg)
 	default:
-		return fmt.Errorf("the acceptor refused: %s", st.Message())
+		return fmt.Errorf("the acceptor refused: %s", msg)
 	}
 }

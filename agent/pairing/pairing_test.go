@@ -32,11 +32,12 @@ const ns = "ecklink"
 // env is one agent's side of a pairing test: an identity, fake API clients, and optionally a
 // gRPC server that answers Pair (and refuses Sync streams, as the agent's server does).
 type env struct {
-	name string
-	id   *identity.Identity
-	kube kubernetes.Interface
-	crds *kube.Client
-	addr string
+	name   string
+	id     *identity.Identity
+	kube   kubernetes.Interface
+	crds   *kube.Client
+	tokens *TokenIndex
+	addr   string
 	// pairCalls records every Pair request that reached the server.
 	mu        sync.Mutex
 	pairCalls []*peerv1.PairRequest
@@ -70,10 +71,26 @@ func (r recordingPairer) Pair(ctx context.Context, req *peerv1.PairRequest) (*pe
 	return r.next.Pair(ctx, req)
 }
 
-// serve starts the agent's peer server with pairing enabled, trusting no peer.
+// serve starts the agent's peer port with pairing enabled, trusting no peer, as the agent
+// does: the token index, the acceptor and the Port.
 func (e *env) serve(t *testing.T, now func() time.Time) {
 	t.Helper()
-	acc, err := NewAcceptor(AcceptorConfig{Namespace: ns, Kube: e.kube, CRDs: e.crds, Self: e.id, Version: "test", Now: now})
+	e.serveWith(t, now, peering.PortLimits{})
+}
+
+// serveWith is serve with the port's limits.
+func (e *env) serveWith(t *testing.T, now func() time.Time, limits peering.PortLimits) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var err error
+	if e.tokens, err = NewTokenIndex(e.kube, ns, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	e.tokens.now = now
+	if err := e.tokens.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acc, err := NewAcceptor(AcceptorConfig{Namespace: ns, Kube: e.kube, Tokens: e.tokens, CRDs: e.crds, Self: e.id, Version: "test", Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +104,17 @@ func (e *env) serve(t *testing.T, now func() time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(peering.ServerOptions(e.id.ServerTLSConfigWithPairing(trust), 0)...)
-	srv.Register(g)
+	port, err := peering.NewPort(peering.PortConfig{TLS: e.id.ServerTLSConfigWithPairing(trust), Server: srv, Limits: limits})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = port.Serve(ctx, lis) }()
+	t.Cleanup(func() { cancel(); <-done })
 	e.addr = lis.Addr().String()
 }
 
@@ -109,8 +129,15 @@ type noTrust struct{}
 func (noTrust) PeerCAs(string) []*x509.Certificate { return nil }
 func (noTrust) Environments() []string             { return nil }
 
-// token creates a token of e valid for ttl and records it as agentctl does.
+// token creates a token of e for west valid for ttl, records it as agentctl does, and waits
+// until the agent's index holds it.
 func (e *env) token(t *testing.T, ttl time.Duration, endpoints ...string) *Token {
+	t.Helper()
+	return e.tokenFor(t, "west", ttl, endpoints...)
+}
+
+// tokenFor is token for another joining environment.
+func (e *env) tokenFor(t *testing.T, peer string, ttl time.Duration, endpoints ...string) *Token {
 	t.Helper()
 	if len(endpoints) == 0 {
 		endpoints = []string{e.addr}
@@ -119,10 +146,31 @@ func (e *env) token(t *testing.T, ttl time.Duration, endpoints ...string) *Token
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.kube.CoreV1().Secrets(ns).Create(context.Background(), TokenSecret(ns, tok), metav1.CreateOptions{}); err != nil {
+	sec := TokenSecret(ns, tok, peer)
+	// The API server sets it; the fake client does not.
+	sec.CreationTimestamp = metav1.Now()
+	if _, err := e.kube.CoreV1().Secrets(ns).Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if e.tokens != nil {
+		e.waitIndexed(t, tok.ID, func(*indexedToken) bool { return true })
+	}
 	return tok
+}
+
+// waitIndexed waits until the index holds token id in a state cond accepts.
+func (e *env) waitIndexed(t *testing.T, id string, cond func(*indexedToken) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if tok, ok := e.tokens.lookup(id); ok && cond(tok) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token %s not indexed as expected", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (e *env) self() *peerv1.AgentIdentity {
@@ -163,10 +211,10 @@ func TestJoin(t *testing.T) {
 	}
 
 	t.Run("a token works once", func(t *testing.T) {
-		north := newEnv(t, "north")
-		_, err := Join(ctx, tok, north.self(), JoinOptions{})
-		if err == nil || !strings.Contains(err.Error(), "was already used (by environment \"west\"") {
-			t.Fatalf("Join() = %v, want already used", err)
+		east.waitIndexed(t, tok.ID, func(it *indexedToken) bool { return it.state.Used })
+		_, err := Join(ctx, tok, west.self(), JoinOptions{})
+		if err == nil || !strings.Contains(err.Error(), "no open pairing token on this agent matches") {
+			t.Fatalf("Join() = %v, want a refusal", err)
 		}
 	})
 	t.Run("already paired", func(t *testing.T) {
@@ -199,18 +247,20 @@ func TestJoinRefusals(t *testing.T) {
 		calls   int
 		mutator func(*Token)
 	}{
-		{name: "expired", token: func() *Token { return east.token(t, -time.Second) }, want: "expired at", calls: 1},
+		// Before the secret is proven, every refusal reads the same (acceptor_test.go has the details).
+		{name: "expired", token: func() *Token { return east.token(t, -time.Second) }, want: "no open pairing token on this agent matches", calls: 1},
 		{name: "wrong secret", token: func() *Token {
 			tok := east.token(t, time.Minute)
 			tok.Secret = Secret(strings.Repeat("x", 43))
 			return tok
-		}, want: "wrong secret", calls: 1},
+		}, want: "no open pairing token on this agent matches", calls: 1},
 		{name: "unknown token", token: func() *Token {
 			tok := east.token(t, time.Minute)
 			tok.ID = "00000000000000ff"
 			return tok
-		}, want: "unknown token 00000000000000ff", calls: 1},
-		{name: "pin mismatch", token: func() *Token { return east.token(t, time.Minute, impostor.addr) }, wantIs: ErrPinMismatch, want: "is not the agent CA pinned in the token"},
+		}, want: "no open pairing token on this agent matches", calls: 1},
+		{name: "pin mismatch", token: func() *Token { return east.token(t, time.Minute, impostor.addr) }, wantIs: ErrPinMismatch,
+			want: "server CA " + impostor.id.Pin() + ", token pins " + east.id.Pin()},
 		{name: "unreachable", token: func() *Token { return east.token(t, time.Minute, dead) }, wantIs: ErrUnreachable},
 		{name: "wrong environment in the token", token: func() *Token {
 			tok := east.token(t, time.Minute)
@@ -246,6 +296,29 @@ func TestJoinRefusals(t *testing.T) {
 	}
 	if _, err := east.crds.Peers().Get(ctx, ns, "west"); err == nil {
 		t.Fatal("a refused join created a Peer")
+	}
+}
+
+// TestJoinRetriesWhenRateLimited: a joiner whose address spent its pairing attempts waits for
+// the next one instead of failing: the refusal comes before the token is looked at.
+func TestJoinRetriesWhenRateLimited(t *testing.T) {
+	east, west := newEnv(t, "east"), newEnv(t, "west")
+	east.serveWith(t, time.Now, peering.PortLimits{PairBurst: 1, PairRate: 0.5})
+	wrong := east.token(t, time.Minute)
+	wrong.Secret = Secret(strings.Repeat("x", 43))
+	if _, err := Join(context.Background(), wrong, west.self(), JoinOptions{}); err == nil {
+		t.Fatal("a wrong secret joined")
+	}
+	start := time.Now()
+	joined, err := Join(context.Background(), east.token(t, time.Minute), west.self(), JoinOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("Join() after a rate-limited attempt = %v", err)
+	}
+	if joined.Acceptor.GetEnvironment() != "east" || time.Since(start) < time.Second {
+		t.Fatalf("joined %v after %s: want a retry after the rate limit's wait", joined.Acceptor, time.Since(start))
+	}
+	if east.calls() != 2 {
+		t.Fatalf("%d calls reached the acceptor, want 2 (the rate-limited one did not)", east.calls())
 	}
 }
 

@@ -21,7 +21,12 @@ var (
 	ErrPinMismatch = errors.New("pin mismatch")
 	// ErrUnreachable means no connection could be made to a token endpoint.
 	ErrUnreachable = errors.New("unreachable endpoint")
+	// errRateLimited means the acceptor refused the call for the rate of pairing attempts
+	// from this side's address; Join retries it after rateLimitedRetry.
+	errRateLimited = errors.New("rate limited")
 )
+
+const rateLimitedRetry = 2 * time.Second
 
 // pinVerifier checks a server's certificate chain against a token: the chain must hold a CA
 // whose SPKI pin the token lists, the leaf must chain to that CA, allow server authentication,
@@ -72,7 +77,7 @@ func (v *pinVerifier) verify(chain []*x509.Certificate) (*x509.Certificate, erro
 	var seen []string
 	for _, c := range chain[1:] {
 		p := pemutil.SPKIPin(c)
-		seen = append(seen, shortPin(p))
+		seen = append(seen, p)
 		if c.IsCA && slices.Contains(v.pins, p) {
 			ca = c
 			break
@@ -82,8 +87,9 @@ func (v *pinVerifier) verify(chain []*x509.Certificate) (*x509.Certificate, erro
 		if len(seen) == 0 {
 			return nil, fmt.Errorf("%w: the server sent no CA certificate with its own, so it cannot be checked against the token (not an ecklink agent, or one too old to pair by token)", ErrPinMismatch)
 		}
-		return nil, fmt.Errorf("%w: the server's CA %s is not the agent CA pinned in the token (%s): another agent answers at this address, or the token is stale",
-			ErrPinMismatch, strings.Join(seen, ", "), shortPin(v.pins[0]))
+		// Whole pins: two abbreviated ones could look alike and hide the mismatch.
+		return nil, fmt.Errorf("%w: the server's CA is not an agent CA pinned in the token (another agent answers at this address, or the token is stale): server CA %s, token pins %s",
+			ErrPinMismatch, strings.Join(seen, ", "), strings.Join(v.pins, ", "))
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
@@ -98,12 +104,4 @@ func (v *pinVerifier) verify(chain []*x509.Certificate) (*x509.Certificate, erro
 		return nil, fmt.Errorf("%w: the server is the agent of environment %q, the token names %q", ErrPinMismatch, env, v.env)
 	}
 	return ca, nil
-}
-
-// shortPin abbreviates a pin for messages: the algorithm and 16 hex digits.
-func shortPin(p string) string {
-	if len(p) > len("sha256:")+16 {
-		return p[:len("sha256:")+16] + "..."
-	}
-	return p
 }

@@ -1,16 +1,26 @@
 // Package pairing pairs two agents with a one-time token, so that only the joining side needs
 // to reach the accepting one (design: "Pairing").
 //
-// The acceptor's administrator creates a token (agentctl pair token): a Secret in the agent's
-// namespace keeps only the SHA-256 hash of the token secret, its expiry and whether it was used;
-// the printed token carries the acceptor's endpoints, the SPKI pins of its agent CAs, its
+// The acceptor's administrator creates a token for one joining environment (agentctl pair token
+// --peer <env>): a Secret in the agent's namespace keeps only the SHA-256 hash of the token
+// secret, its expiry, the environment it is bound to, and whether it was used or revoked; the
+// printed token carries the acceptor's endpoints, the SPKI pins of its agent CAs, its
 // environment, the token id and secret, and the expiry. The joining side's administrator hands
 // the token to its own agent through a join request (agentctl pair join). That agent dials the
 // acceptor, checks the server's CA against a pin before it sends anything, and calls Pair with
-// the token id and secret and its own identity. The acceptor checks the secret's hash, the expiry
-// and single use, creates a Peer for the joiner (dial=false) and answers with its identity; the
-// joiner creates a Peer for the acceptor (dial=true). From then on the two agents hold the usual
-// mutually authenticated stream.
+// the token id and secret and its own identity. The acceptor checks the secret's hash, the
+// expiry, single use and the joiner's name against the binding, creates a Peer for the joiner
+// (dial=false) and answers with its identity; the joiner creates a Peer for the acceptor
+// (dial=true). From then on the two agents hold the usual mutually authenticated stream.
+//
+// Pair is answered to anyone who reaches the peer port, so the acceptor looks tokens up in memory
+// (TokenIndex, an informer of the token Secrets): until a caller proved a token's secret, Pair
+// costs no Kubernetes call and no certificate parsing, and while no token is open at all it
+// refuses at once. Every refusal before the secret is proven gets the same answer. The agent,
+// not agentctl, bounds a token's life: at most pairing.tokenMaxTTL after its Secret was created.
+// Of the unused tokens bound to one environment only the newest works (a new token replaces its
+// unused predecessor, as in Consul peering), and a revoked one never. Refusals are counted by
+// reason and logged at most once per interval and reason.
 package pairing
 
 import (
@@ -35,7 +45,9 @@ const TokenVersion = 1
 const (
 	// DefaultTTL is how long a token is valid unless agentctl is told otherwise.
 	DefaultTTL = 15 * time.Minute
-	// MaxTTL bounds a token's validity: a pairing token is meant to be used at once.
+	// MaxTTL bounds a token's validity: a pairing token is meant to be used at once. The agent
+	// enforces its own cap (pairing.tokenMaxTTL, default 1h, at most MaxTTL) from the creation
+	// of the token's Secret.
 	MaxTTL = 7 * 24 * time.Hour
 	// maxEncodedToken bounds the tokens decoded, before any parsing.
 	maxEncodedToken = 8 << 10
@@ -162,6 +174,14 @@ func (t *Token) Validate() error {
 	}
 	if t.Expires.IsZero() {
 		return fmt.Errorf("expires: missing")
+	}
+	return nil
+}
+
+// ValidateTokenID checks a token id (16 hex digits).
+func ValidateTokenID(id string) error {
+	if !tokenIDPattern.MatchString(id) {
+		return fmt.Errorf("token id %q: want 16 hex digits (agentctl pair token list shows them)", id)
 	}
 	return nil
 }

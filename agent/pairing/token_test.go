@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecklink/ecklink/agent/config"
 )
 
 var testPin = "sha256:" + strings.Repeat("ab", 32)
@@ -86,4 +88,12 @@ func FuzzDecodeToken(f *testing.F) {
 			t.Fatalf("decoded token does not validate: %v", err)
 		}
 	})
+}
+
+// TestMaxTTLMatchesTheAgentSetting: agentctl's --ttl and the agent's pairing.tokenMaxTTL share
+// one upper bound, written in two packages.
+func TestMaxTTLMatchesTheAgentSetting(t *testing.T) {
+	if MaxTTL != config.MaxTokenTTL {
+		t.Fatalf("pairing.MaxTTL %s, config.MaxTokenTTL %s", MaxTTL, config.MaxTokenTTL)
+	}
 }

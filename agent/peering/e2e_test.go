@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -129,13 +130,12 @@ func (a *testAgent) start() {
 		}
 		return err
 	}
-	g := grpc.NewServer(ServerOptions(tlsConf, m.MaxMessageBytes())...)
-	srv.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// The agent's port: streams reach the Manager through the Port's split.
+	port, err := NewPort(PortConfig{TLS: tlsConf, Server: srv, StopGrace: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = g.Serve(lis) }()
+	addr, stopPort := startPort(t, port)
 	d, err := NewDialer(DialerConfig{
 		Manager: m, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.id.ClientTLSConfig(a.trust, env) },
@@ -147,13 +147,13 @@ func (a *testAgent) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
-	a.m, a.addr = m, lis.Addr().String()
+	a.m, a.addr = m, addr
 	var once sync.Once
 	a.stop = func() {
 		once.Do(func() {
 			cancel()
 			<-done
-			g.Stop()
+			stopPort()
 		})
 	}
 }
@@ -457,7 +457,7 @@ func (s *silentServer) Sync(stream grpc.BidiStreamingServer[peerv1.SyncRequest, 
 func TestHeartbeatTimeoutRedials(t *testing.T) {
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
 	silent := &silentServer{}
-	g := grpc.NewServer(ServerOptions(east.id.ServerTLSConfig(east.trust), 0)...)
+	g := grpc.NewServer(append(PeerServerOptions(0), grpc.Creds(credentials.NewTLS(east.id.ServerTLSConfig(east.trust))))...)
 	peerv1.RegisterPeerServiceServer(g, silent)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -32,6 +32,13 @@ var (
 	ErrPairingInvalid = errors.New("invalid pairing request")
 	// ErrAlreadyPaired answers Pair from an environment that already has a Peer.
 	ErrAlreadyPaired = errors.New("already paired")
+	// ErrPairingRateLimited answers Pair from a source address beyond its rate limit.
+	ErrPairingRateLimited = errors.New("pairing rate limited")
+	// ErrCertificateRequired answers Sync on a connection without a client certificate.
+	ErrCertificateRequired = errors.New("a client certificate of a paired agent is required")
+	// ErrAnonymousOnly answers Pair on a connection with a client certificate: pairing is for
+	// agents that are not paired yet.
+	ErrAnonymousOnly = errors.New("pairing is served only to clients without a certificate")
 )
 
 // toStatus is the one place where errors become gRPC statuses.
@@ -48,13 +55,13 @@ func toStatus(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrUnauthenticated):
+	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrCertificateRequired), errors.Is(err, ErrPeerCredentials):
 		code = codes.Unauthenticated
 	case errors.Is(err, ErrIdentity):
 		code = codes.PermissionDenied
 	case errors.Is(err, ErrProtocol), errors.Is(err, ErrPeerTerminated):
 		code = codes.FailedPrecondition
-	case errors.Is(err, ErrReplaced):
+	case errors.Is(err, ErrReplaced), errors.Is(err, ErrResync):
 		code = codes.Aborted
 	case errors.Is(err, ErrPairingDisabled):
 		code = codes.Unimplemented
@@ -64,6 +71,10 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrAlreadyPaired):
 		code = codes.AlreadyExists
+	case errors.Is(err, ErrPairingRateLimited):
+		code = codes.ResourceExhausted
+	case errors.Is(err, ErrAnonymousOnly):
+		code = codes.FailedPrecondition
 	}
 	return status.Error(code, err.Error())
 }

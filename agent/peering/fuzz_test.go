@@ -56,8 +56,8 @@ func fuzzSession(t testing.TB, sent *int) (*session, *fakeHandler) {
 }
 
 // FuzzHandleMessage feeds arbitrary bytes, decoded as a Message, through the receive path of an
-// opened session and of one awaiting Open: whatever arrives, nothing panics and every update
-// gets exactly one answer.
+// opened session and of one awaiting Open: whatever arrives, nothing panics, every update gets
+// exactly one answer, and no sequence held or applied passes MaxSequence (none wraps).
 func FuzzHandleMessage(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -75,9 +75,34 @@ func FuzzHandleMessage(f *testing.F) {
 		if err == nil {
 			_ = s.flush()
 		}
+		requireSequencesBounded(t, s.ps)
 		fresh := &session{m: s.m, ps: newPeerState("west"), stream: discardStream{sent: &sent}, log: s.log, limiter: s.limiter, retry: s.retry}
-		_ = fresh.handle(context.Background(), msg)
+		// What the fresh session's peer applied of ours: the trust bundle, at sequence 1.
+		_ = fresh.ps.set(&peerv1.Update{Resource: "trust", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("T")}}}, false)
+		fresh.ps.session = fresh
+		if fresh.handle(context.Background(), msg) == nil {
+			_ = fresh.ps.set(&peerv1.Update{Resource: "trust", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("T2")}}}, false)
+		}
+		requireSequencesBounded(t, fresh.ps)
 	})
+}
+
+// requireSequencesBounded fails if an outbox entry or a receiver record is past MaxSequence,
+// or an outbox entry wrapped to 0.
+func requireSequencesBounded(t *testing.T, ps *peerState) {
+	t.Helper()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for r, e := range ps.entries {
+		if e.seq == 0 || e.seq > MaxSequence || e.delivered > e.seq {
+			t.Fatalf("outbox entry %s: sequence %d, delivered %d", r, e.seq, e.delivered)
+		}
+	}
+	for r, rec := range ps.received {
+		if rec.seq > MaxSequence {
+			t.Fatalf("receiver record %s at sequence %d", r, rec.seq)
+		}
+	}
 }
 
 // TestFuzzSeedCorpus keeps the committed seeds in testdata/fuzz; run with -update to rewrite them.
@@ -110,6 +135,13 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		"heartbeat":   {Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{}}},
 		"terminated":  {Kind: &peerv1.Message_Terminated{Terminated: &peerv1.Terminated{Reason: "unpaired"}}},
 		"empty":       {},
+		// Sequences at and past 2^63, in updates and in Open's applied map.
+		"seq_2_63":          upd(&peerv1.Update{Resource: "trust", Sequence: 1 << 63, Nonce: "n7", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{}}}),
+		"seq_max_uint64":    upd(&peerv1.Update{Resource: "status/b", Sequence: 1<<64 - 1, Nonce: "n8", Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{}}}),
+		"seq_max_allowed":   upd(&peerv1.Update{Resource: "trust", Sequence: MaxSequence, Nonce: "n9", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{}}}),
+		"open_applied_wrap": openMsg("west", 1, map[string]uint64{"trust": 1<<64 - 1}),
+		"open_applied_max":  openMsg("west", 1, map[string]uint64{"trust": MaxSequence, "status/x": MaxSequence}),
+		"open_applied_near": openMsg("west", 1, map[string]uint64{"trust": MaxSequence - 1}),
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -14,4 +14,8 @@ const (
 	logRetryIn  = "retry_in"
 	logVersion  = "peer_version"
 	logTimeout  = "receive_timeout"
+	// logSource is a client's source address (IPv4 address or IPv6 /64), logSuppressed the
+	// number of like lines held back since the last one (see Port.refused).
+	logSource     = "source"
+	logSuppressed = "suppressed"
 )

@@ -14,10 +14,26 @@
 // stream with ResourceExhausted. A session holds at most 2 × MaxMessageBytes of received messages
 // waiting for its loop (budget.go), so a peer cannot fill this agent's memory by flooding large
 // messages while not reading the answers.
+//
+// The peer port (Port, port.go) is one TCP port for two kinds of clients: paired agents, with a
+// client certificate, and joining agents, without one, that may only call Pair. gRPC's limits
+// (message size, streams, flow-control windows, keepalive) apply per server, and 16 MiB messages
+// for anonymous clients would let anyone who reaches the port make the agent allocate 16 MiB per
+// call. So the Port runs the TLS handshake itself, with a deadline and a bound on handshakes in
+// progress, and then splits: a connection whose certificate verified (during the handshake,
+// against the current trust) goes to the peer server (Sync; the message size above, at most 16
+// streams per connection, keepalive enforcement, idle connections closed after 5 minutes); a
+// connection without a certificate goes to a small anonymous server that answers only Pair, with
+// 64 KiB messages, fixed 64 KiB flow-control windows, 4 calls per connection, a short idle
+// timeout and maximum age, at most MaxAnonymous such connections (and MaxAnonymousPerSource per
+// source address), and a per-source rate limit on Pair calls kept in a bounded table of sources.
+// Both servers keep gRPC's view of the handshake (credentials.TLSInfo), so authentication of
+// streams is unchanged. Refusals are counted by reason and logged at most once per interval.
 package peering
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -44,6 +61,7 @@ const (
 	DefaultMaxMessageBytes   = 16 << 20
 	DefaultOpenTimeout       = 30 * time.Second
 	DefaultRateLimitedRetry  = 2 * time.Second
+	DefaultRecheckInterval   = time.Minute
 
 	minReceiveTimeout = time.Second
 	maxReceiveTimeout = 5 * time.Minute
@@ -79,6 +97,18 @@ type Config struct {
 	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
 	// (default 2s).
 	RateLimitedRetry time.Duration
+	// Credentials verifies a live stream's peer certificate again (when trust changes, see
+	// Recheck, and every RecheckInterval) and tells when a dialed stream should be replaced.
+	// Without it a stream is only held to its peer certificate's expiry.
+	Credentials Credentials
+	// RecheckInterval is how often a live stream's peer certificate is verified again even
+	// without a change of trust (default 1m).
+	RecheckInterval time.Duration
+	// Clock drives the checks of peer certificates: expiry and rechecks (default the wall clock).
+	Clock backoff.Clock
+	// Capabilities are the optional protocol features this agent announces in Open
+	// (capabilities.go).
+	Capabilities []string
 }
 
 func (c *Config) setDefaults() {
@@ -108,6 +138,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateLimitedRetry <= 0 {
 		c.RateLimitedRetry = DefaultRateLimitedRetry
+	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
+	if c.Clock == nil {
+		c.Clock = backoff.RealClock
 	}
 }
 
@@ -139,8 +175,14 @@ type SessionInfo struct {
 	LastHeartbeat time.Time
 	PeerVersion   string
 	PeerProtocol  uint32
+	// Capabilities the peer announced in its Open (capabilities.go).
+	Capabilities []string
 	// LastError is why the last stream ended, if it failed.
 	LastError string
+	// LocalCertificate is the leaf this agent presented, when it dialed (unknown otherwise).
+	LocalCertificate *x509.Certificate
+	// PeerCertificate is the leaf the peer presented.
+	PeerCertificate *x509.Certificate
 }
 
 // Manager owns the per-peer outboxes, receiver records and sessions. It is safe for concurrent use.
@@ -176,7 +218,7 @@ func (m *Manager) peer(name string) *peerState {
 }
 
 // Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
-// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus or *peerv1.Trust; the Manager keeps
+// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus, *peerv1.ExportCA or *peerv1.Trust; the Manager keeps
 // its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
 // as soon as the peer is connected (now, or on the next connection).
 func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
@@ -201,13 +243,17 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
 	case *peerv1.Trust:
 		u.Payload = &peerv1.Update_Trust{Trust: p}
+	case *peerv1.ExportCA:
+		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
 	default:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
 	}
 	if n := proto.Size(u); n > m.cfg.MaxUpdateBytes {
 		return fmt.Errorf("failed to publish: update is %d bytes, at most %d allowed", n, m.cfg.MaxUpdateBytes)
 	}
-	m.peer(peer).set(u, false)
+	if err := m.peer(peer).set(u, false); err != nil {
+		return fmt.Errorf("failed to publish: %w", err)
+	}
 	return nil
 }
 
@@ -220,7 +266,9 @@ func (m *Manager) Remove(peer, resource string) error {
 	if ps == nil {
 		return nil
 	}
-	ps.set(&peerv1.Update{Resource: resource, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}, true)
+	if err := ps.set(&peerv1.Update{Resource: resource, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}, true); err != nil {
+		return fmt.Errorf("failed to remove: %w", err)
+	}
 	return nil
 }
 

@@ -46,6 +46,9 @@ func (s *session) receive(ctx context.Context, u *peerv1.Update) *peerv1.Message
 	if u.GetSequence() == 0 {
 		return nack(u, ReasonInvalidSequence, "sequence must be at least 1")
 	}
+	if u.GetSequence() > MaxSequence {
+		return nack(u, ReasonSequenceTooLarge, fmt.Sprintf("sequence %d is above %d, the highest allowed", u.GetSequence(), uint64(MaxSequence)))
+	}
 	h := hashUpdate(u)
 	last := s.ps.lastReceived(r)
 	switch {
@@ -59,6 +62,13 @@ func (s *session) receive(ctx context.Context, u *peerv1.Update) *peerv1.Message
 	}
 	if err := s.m.cfg.Handler.HandleUpdate(ctx, peer, u); err != nil {
 		return s.refused(u, err)
+	}
+	if u.GetRemoved() != nil {
+		// The application holds nothing of a removed resource, and neither does the receiver:
+		// a peer naming ever new resources only to remove them cannot grow the records. The
+		// peer sends the same removal again on its next session, which changes nothing.
+		s.ps.forgetReceived(r)
+		return ack(u)
 	}
 	s.ps.recordReceived(r, record{seq: u.GetSequence(), hash: h, known: true})
 	s.log.Debug("applied update", logResource, r, logSequence, u.GetSequence())

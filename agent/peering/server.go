@@ -2,14 +2,10 @@ package peering
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/ecklink/ecklink/agent/identity"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -35,8 +31,8 @@ type ServerConfig struct {
 	Logger hclog.Logger
 }
 
-// Server implements PeerService. Serve it with the options from ServerOptions, whose TLS
-// configuration (identity.ServerTLSConfig) authenticates every client as a paired environment.
+// Server implements PeerService. The agent serves it with a Port: Sync to clients with a
+// certificate verified in the handshake, Pair to the others.
 type Server struct {
 	peerv1.UnimplementedPeerServiceServer
 	m      *Manager
@@ -63,9 +59,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return &Server{m: cfg.Manager, pairer: cfg.Pairer, auth: auth, log: log.Named("server")}, nil
 }
 
-// Register adds the Server to a gRPC server.
-func (s *Server) Register(g grpc.ServiceRegistrar) { peerv1.RegisterPeerServiceServer(g, s) }
-
 // Pair delegates to the Pairer.
 func (s *Server) Pair(ctx context.Context, req *peerv1.PairRequest) (*peerv1.PairResponse, error) {
 	if s.pairer == nil {
@@ -86,18 +79,18 @@ func (s *Server) Sync(stream grpc.BidiStreamingServer[peerv1.SyncRequest, peerv1
 	return toStatus(err)
 }
 
-// ServerOptions returns the gRPC server options for peer streams: mTLS with tlsConf (from
-// identity.ServerTLSConfig), the message size limit, and keepalives that find dead connections
-// even when the application is idle.
-func ServerOptions(tlsConf *tls.Config, maxMessageBytes int) []grpc.ServerOption {
-	if maxMessageBytes <= 0 {
-		maxMessageBytes = DefaultMaxMessageBytes
-	}
-	return []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(tlsConf)),
-		grpc.MaxRecvMsgSize(maxMessageBytes),
-		grpc.MaxSendMsgSize(maxMessageBytes),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+// syncOnly is the Server as the port's peer gRPC server offers it: connections there carry a
+// verified client certificate, and pairing is for agents that have none yet.
+type syncOnly struct{ *Server }
+
+func (syncOnly) Pair(context.Context, *peerv1.PairRequest) (*peerv1.PairResponse, error) {
+	return nil, toStatus(ErrAnonymousOnly)
+}
+
+// pairOnly is the Server as the port's anonymous gRPC server offers it: Sync is refused before
+// anything is read.
+type pairOnly struct{ *Server }
+
+func (pairOnly) Sync(grpc.BidiStreamingServer[peerv1.SyncRequest, peerv1.SyncResponse]) error {
+	return toStatus(ErrCertificateRequired)
 }

@@ -2,6 +2,7 @@ package peering
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -93,27 +94,40 @@ func (ps *peerState) poke() {
 	}
 }
 
-// set stores new content for u.Resource, or a removal.
-func (ps *peerState) set(u *peerv1.Update, removal bool) {
+// set stores new content for u.Resource, or a removal. It fails, changing nothing, when the
+// resource has no sequence left (the peer announced it applied MaxSequence).
+func (ps *peerState) set(u *peerv1.Update, removal bool) error {
 	h := hashUpdate(u)
 	ps.mu.Lock()
 	e := ps.entries[u.Resource]
+	seq := uint64(0)
 	switch {
 	case removal && (e == nil || e.removed):
 		ps.mu.Unlock()
-		return
+		return nil
 	case !removal && e != nil && !e.removed && e.hash == h:
 		ps.mu.Unlock()
-		return
+		return nil
 	case e == nil:
-		e = &entry{seq: ps.peerApplied[u.Resource]}
+		seq = ps.peerApplied[u.Resource]
+	default:
+		seq = e.seq
+	}
+	next, err := nextSequence(seq)
+	if err != nil {
+		ps.mu.Unlock()
+		return fmt.Errorf("resource %s: %w", u.Resource, err)
+	}
+	if e == nil {
+		e = &entry{}
 		ps.entries[u.Resource] = e
 	}
-	e.seq++
+	e.seq = next
 	e.update, e.hash, e.removed = u, h, removal
 	ps.enqueueLocked(u.Resource)
 	ps.mu.Unlock()
 	ps.poke()
+	return nil
 }
 
 func (ps *peerState) enqueueLocked(resource string) {
@@ -126,7 +140,8 @@ func (ps *peerState) enqueueLocked(resource string) {
 // open prepares the outbox for a session whose peer announced applied: sequences are rebased
 // above applied the first time (this process may have restarted and counted from 1 again),
 // everything the peer lacks is queued, and updates the peer applied without our seeing the Ack
-// are reported as acknowledged.
+// are reported as acknowledged. applied was checked by checkApplied: every value is at most
+// MaxSequence, so the rebase below cannot wrap.
 func (ps *peerState) open(s *session, applied map[string]uint64) []ackEvent {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -145,7 +160,8 @@ func (ps *peerState) open(s *session, applied map[string]uint64) []ackEvent {
 		e.sent = 0
 		switch {
 		case !ps.synced && e.seq <= a, ps.synced && e.seq < a:
-			e.seq = a + 1
+			// checkApplied refused a = MaxSequence for a resource held here.
+			e.seq, _ = nextSequence(a)
 		case e.seq == a && e.delivered < a:
 			acks = append(acks, ackEvent{resource: r, seq: a})
 		}
@@ -247,6 +263,13 @@ func (ps *peerState) seedReceived(applied map[string]uint64) map[string]uint64 {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for r, seq := range applied {
+		if seq > MaxSequence {
+			// Persisted by a version that accepted any sequence: announcing it would have the
+			// peer refuse the Open, and keeping it would refuse every later update as a
+			// rollback. The peer sends the resource again instead.
+			delete(ps.received, r)
+			continue
+		}
 		if rec, ok := ps.received[r]; !ok || rec.seq != seq {
 			ps.received[r] = record{seq: seq}
 		}
@@ -278,15 +301,30 @@ func (ps *peerState) recordReceived(r string, rec record) {
 	ps.received[r] = rec
 }
 
-// keepReceived drops the receiver records of resources not in keep.
+// keepReceived drops the receiver records of resources not in keep. keep comes from the peer
+// (up to MaxUpdateBytes of keys): it is scanned once, and only the records held here are
+// marked, so time is linear and memory bounded by the records, whatever the peer lists.
 func (ps *peerState) keepReceived(keep []string) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	listed := make(map[string]struct{}, min(len(keep), len(ps.received)))
+	for _, r := range keep {
+		if _, ok := ps.received[r]; ok {
+			listed[r] = struct{}{}
+		}
+	}
 	for r := range ps.received {
-		if !slices.Contains(keep, r) {
+		if _, ok := listed[r]; !ok {
 			delete(ps.received, r)
 		}
 	}
+}
+
+// forgetReceived drops the receiver record of r.
+func (ps *peerState) forgetReceived(r string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	delete(ps.received, r)
 }
 
 // attach makes s the current session, ending the previous one first. It returns ErrPeerTerminated

@@ -22,6 +22,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/internal/task"
 )
@@ -36,6 +37,8 @@ type Sessions interface {
 	Sessions() []peering.SessionInfo
 	Terminate(ctx context.Context, peer, reason string) error
 	Forget(peer string)
+	// Recheck verifies the peer certificate of peer's live stream against the current trust.
+	Recheck(peer string)
 }
 
 // Config configures the Controller.
@@ -99,8 +102,38 @@ func New(cfg Config) (*Controller, error) {
 				c.queue.Add(u.GetName())
 			}
 		}
+		// The informer's store already holds new: PeerCAs answers with the changed trust.
+		if env, ok := trustChanged(old, new); ok {
+			c.log.Info("peer trust changed: checking its live stream again", "peer", env)
+			cfg.Sessions.Recheck(env)
+		}
 	})
 	return c, err
+}
+
+// trustChanged reports whether a Peer event changed the CAs trusted for its environment (an
+// update of spec.caBundle, or a deletion), and names the environment. A live stream opened
+// with a certificate of a CA no longer trusted must end now, not at its next handshake.
+func trustChanged(old, new any) (string, bool) {
+	bundle := func(o any) (env, ca string, ok bool) {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			return "", "", false
+		}
+		env, _, _ = unstructured.NestedString(u.Object, "spec", "environment")
+		ca, _, _ = unstructured.NestedString(u.Object, "spec", "caBundle")
+		return env, ca, true
+	}
+	oenv, oca, oldOK := bundle(old)
+	nenv, nca, newOK := bundle(new)
+	switch {
+	case oldOK && newOK:
+		return nenv, oca != nca
+	case oldOK:
+		return oenv, true
+	default:
+		return "", false
+	}
 }
 
 // PeerCAs implements identity.TrustSource: the CAs of a paired environment.
@@ -269,7 +302,7 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 		valid := 0
 		soonest := time.Time{}
 		for _, ca := range cas {
-			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: ca.Subject.String(), NotAfter: &metav1.Time{Time: ca.NotAfter}})
+			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: peertext.Clean(ca.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: ca.NotAfter}})
 			if now.Before(ca.NotAfter) {
 				valid++
 				if soonest.IsZero() || ca.NotAfter.Before(soonest) {

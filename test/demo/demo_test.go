@@ -25,7 +25,7 @@ func TestDemoUnattended(t *testing.T) {
 		t.Fatalf("demo failed after %s: %v\n%s", time.Since(start).Round(time.Second), err, text)
 	}
 	for _, want := range []string{
-		"agentctl pair token --context west",
+		"agentctl pair token --context west --peer east",
 		"$ agentctl pair join <token> --context east",
 		"east's CA ConfigMap holds the new CA",
 		"RemoteCluster west-logs: Ready=True",

@@ -78,11 +78,11 @@ func (d *demo) ctl(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// token runs `agentctl pair token`, which prints the token alone on stdout (kept out of the
-// narration: it is a secret until redeemed) and explains on stderr.
-func (d *demo) token(ctx context.Context, env string) (string, error) {
-	fmt.Printf("   $ TOKEN=$(agentctl pair token --context %s --ttl 15m)\n", env)
-	cmd := exec.CommandContext(ctx, d.agentctl, "pair", "token", "--context", env, "--ttl", "15m")
+// token runs `agentctl pair token` in env for peer, which prints the token alone on stdout
+// (kept out of the narration: it is a secret until redeemed) and explains on stderr.
+func (d *demo) token(ctx context.Context, env, peer string) (string, error) {
+	fmt.Printf("   $ TOKEN=$(agentctl pair token --context %s --peer %s --ttl 15m)\n", env, peer)
+	cmd := exec.CommandContext(ctx, d.agentctl, "pair", "token", "--context", env, "--peer", peer, "--ttl", "15m")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -153,7 +153,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.note("kubeconfig with contexts west and east: %s", d.kubeconfig)
 
 	d.say("Pairing: west issues a one-time token, east joins with it (only east -> west must be reachable)")
-	token, err := d.token(ctx, "west")
+	token, err := d.token(ctx, "west", "east")
 	if err != nil {
 		return err
 	}

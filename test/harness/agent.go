@@ -128,3 +128,16 @@ func (a *Agent) LogTail(n int) string {
 func (a *Agent) LogCount(s string) int {
 	return bytes.Count([]byte(a.Log()), []byte(s))
 }
+
+// Flag returns the value of the agent's flag --name (the last one given), or "".
+func (a *Agent) Flag(name string) string {
+	v := ""
+	for i, arg := range a.Args {
+		if arg == "--"+name && i+1 < len(a.Args) {
+			v = a.Args[i+1]
+		} else if after, ok := strings.CutPrefix(arg, "--"+name+"="); ok {
+			v = after
+		}
+	}
+	return v
+}

@@ -68,26 +68,50 @@ func (a *Agent) Wait(within time.Duration) bool {
 	}
 }
 
-// Metric reads one unlabelled metric (e.g. go_memstats_heap_inuse_bytes) from the agent's
-// /metrics endpoint.
+// Metric reads one unlabelled metric (e.g. go_memstats_heap_inuse_bytes) from the /metrics
+// endpoint of the cluster's first agent.
 func (c *Cluster) Metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.AgentIP+":9401/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	text, err := c.Agent.Metrics(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read metrics of %s: %w", c.Name, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
 	return 0, fmt.Errorf("metric %s not found on %s", name, c.Name)
+}
+
+// Metrics returns the text of the agent's /metrics endpoint (its --metrics-address).
+func (a *Agent) Metrics(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.Flag("metrics-address")+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("failed to read metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// MetricSum sums the samples of metrics text whose name and labels start with prefix, e.g.
+// `ecklink_peer_up{peer="west"}` or `ecklink_pairing_refusals_total`.
+func MetricSum(text, prefix string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }

@@ -44,9 +44,12 @@ type ElasticsearchReference struct {
 // CertificateInfo describes one CA certificate without its key material.
 type CertificateInfo struct {
 	// Fingerprint is the SHA-256 fingerprint of the DER certificate, as lower-case hex.
+	// +kubebuilder:validation:MaxLength=64
 	Fingerprint string `json:"fingerprint"`
-	// Subject is the certificate's subject distinguished name.
+	// Subject is the certificate's subject distinguished name, clipped to 256 characters
+	// (certificates come from peers).
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Subject string `json:"subject,omitempty"`
 	// NotAfter is the end of the certificate's validity.
 	// +optional

@@ -49,13 +49,16 @@ type PeerStatus struct {
 	// +optional
 	LastHeartbeat *metav1.Time `json:"lastHeartbeat,omitempty"`
 
-	// PeerVersion is the ecklink version the peer agent reported when the stream opened.
+	// PeerVersion is the ecklink version the peer agent reported when the stream opened
+	// (clipped to 64 characters).
 	// +optional
+	// +kubebuilder:validation:MaxLength=128
 	PeerVersion string `json:"peerVersion,omitempty"`
 
 	// CertificateAuthorities describes the CA certificates in the peer's current agent CA bundle.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
 	CertificateAuthorities []CertificateInfo `json:"certificateAuthorities,omitempty"`
 
 	// ObservedGeneration is the metadata.generation this status describes.

@@ -50,6 +50,26 @@ type RemoteClusterSpec struct {
 	// +kubebuilder:default=managed
 	// +optional
 	Wiring Wiring `json:"wiring,omitempty"`
+
+	// Model is the security model this consumer accepts, sent to the peer with the import
+	// request. apiKey (default): the remote's CA is trusted by the remote cluster client only
+	// (port 9443) and a cross-cluster API key scopes what this cluster may do remotely.
+	// certificate: the remote's transport CA joins this Elasticsearch's transport trust (port
+	// 9300, which also carries node-to-node traffic), so ask for it only for a remote you trust
+	// as much as your own nodes; Elastic deprecates that model. Credentials of another model
+	// than this one are refused (reason ModelNotAllowed) and nothing of them is applied: a peer
+	// can never widen this cluster's transport trust on its own.
+	// +kubebuilder:default=apiKey
+	// +optional
+	Model SecurityModel `json:"model,omitempty"`
+}
+
+// AcceptedModel is the security model the RemoteCluster accepts: spec.model, apiKey when unset.
+func (s *RemoteClusterSpec) AcceptedModel() SecurityModel {
+	if s.Model == "" {
+		return SecurityModelAPIKey
+	}
+	return s.Model
 }
 
 // ExportReference names a ClusterExport in the peer environment.
@@ -84,14 +104,17 @@ type RemoteClusterStatus struct {
 	Model SecurityModel `json:"model,omitempty"`
 	// ProxyAddress is the host:port the local Elasticsearch dials, as the peer sent it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=260
 	ProxyAddress string `json:"proxyAddress,omitempty"`
 	// ServerName is the TLS server name the local Elasticsearch verifies, as the peer sent it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	ServerName string `json:"serverName,omitempty"`
 	// RemoteCertificateAuthorities describes the remote CA certificates the local Elasticsearch
 	// trusts for this remote cluster.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
 	RemoteCertificateAuthorities []CertificateInfo `json:"remoteCertificateAuthorities,omitempty"`
 	// APIKey describes the applied cross-cluster API key (model apiKey); never the key itself.
 	// +optional
@@ -112,6 +135,7 @@ type RemoteClusterStatus struct {
 // AppliedAPIKey identifies an applied cross-cluster API key without its secret.
 type AppliedAPIKey struct {
 	// ID is the API key id in the peer's Elasticsearch.
+	// +kubebuilder:validation:MaxLength=64
 	ID string `json:"id"`
 	// Expiration is when the key expires; unset when it never expires.
 	// +optional

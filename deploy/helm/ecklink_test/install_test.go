@@ -60,7 +60,7 @@ func TestInstall(t *testing.T) {
 	t.Logf("helm install (cluster-wide) took %s", time.Since(start).Round(time.Millisecond))
 	for _, want := range []string{
 		`ecklink agent "west" is installed in namespace ecklink-system`,
-		"agentctl pair token --context <this> --namespace ecklink-system",
+		"agentctl pair token --context <this> --namespace ecklink-system --peer <other environment>",
 		"agentctl pair join TOKEN --context <other>",
 		"agentctl status --context <this> --namespace ecklink-system",
 		"--set 'advertiseEndpoints={HOST:PORT}'",

@@ -38,6 +38,9 @@ func TestValuesRejected(t *testing.T) {
 		{"network policy peer without a selector", []string{"--set", "environment=x", "--set", "networkPolicy.ingress.peers[0].cidr=10.0.0.0/8"},
 			[]string{"/networkPolicy/ingress/peers/0", "additional properties 'cidr' not allowed"}},
 		{"extra volume mount without a path", []string{"--set", "environment=x", "--set", "extraVolumeMounts[0].name=data"}, []string{"/extraVolumeMounts/0", "mountPath"}},
+		{"http endpoint without allowInsecureElasticsearch", []string{"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://ccs.example.com:9200"},
+			[]string{"elasticsearchEndpoints[search/ccs]", "http://ccs.example.com:9200 is http", "allowInsecureElasticsearch=true"}},
+		{"certificate model not a bool", []string{"--set", "environment=x", "--set-string", "certificateModel.enabled=yes"}, []string{"/certificateModel/enabled", "want boolean"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +68,8 @@ func TestValuesAccepted(t *testing.T) {
 		"existing service account": {"--set", "environment=x", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=agent"},
 		"no rbac":                  {"--set", "environment=x", "--set", "rbac.create=false"},
 		"parent chart globals":     {"--set", "environment=x", "--set", "global.imageRegistry=r.example.com"},
+		"http endpoint allowed": {"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://127.0.0.1:9200",
+			"--set", "allowInsecureElasticsearch=true"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {

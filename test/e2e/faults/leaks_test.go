@@ -97,7 +97,7 @@ func agentctlOutputs(ctx context.Context, t *testing.T, l *link) (string, []byte
 		return append(stdout.Bytes(), stderr.Bytes()...)
 	}
 	west, east := l.remote, l.local
-	tokenOut := run("pair", "token", "--kubeconfig", west.Env.AdminKubeconfig, "--ttl", "10m")
+	tokenOut := run("pair", "token", "--kubeconfig", west.Env.AdminKubeconfig, "--peer", "east", "--ttl", "10m")
 	token := ""
 	first, _, _ := strings.Cut(string(tokenOut), "\n") // the token alone on stdout's first line
 	if raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(first)); err == nil {

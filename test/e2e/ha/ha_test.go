@@ -1,10 +1,7 @@
-// Package ha shows the agent's high availability on the test bed: two replicas per environment
-// under leader election (a Lease), installed with the Helm chart's permissions.
 package ha
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -19,27 +16,11 @@ import (
 // the CA; the standby takes over within the lease duration, the peer still receives the new CA,
 // and no _remote/info sample is disconnected.
 func TestLeaderKilledDuringCARotation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real kube-apiservers and ECK")
-	}
+	harness.RequireWorld(t, world)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin, err := harness.BuildAgent(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const lease = 4 * time.Second
-	w, err := harness.Start(ctx, harness.Options{
-		Names: []string{"west", "east"}, AgentBinary: bin, Dir: dir, Replicas: 2,
-		LeaseDuration: lease, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
-		ECK:             testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
-		AgentKubeconfig: harness.ChartServiceAccount("--set", "replicas=2"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := world
+	const lease = leaseDuration
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(w.Logs(60))
@@ -48,9 +29,6 @@ func TestLeaderKilledDuringCARotation(t *testing.T) {
 			}
 		}
 	})
-	if err := w.Pair(ctx, "east", "west"); err != nil {
-		t.Fatal(err)
-	}
 	west, east := w.Clusters["west"], w.Clusters["east"]
 	remote, err := west.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: "ha", Name: "logs", Version: "9.3.2", RemoteClusterServer: true})
 	if err != nil {
@@ -95,7 +73,7 @@ func TestLeaderKilledDuringCARotation(t *testing.T) {
 	t.Logf("killed west's leader (pid gone) %s before the expected CA renewal", renewal.Sub(killed).Round(100*time.Millisecond))
 
 	var newLeader *harness.Agent
-	waitFor(t, 3*lease, "a standby took over", func() bool {
+	waitFor(t, 3*lease+retryPeriod, "a standby took over", func() bool {
 		newLeader = west.Leader(ctx)
 		return newLeader != nil && newLeader != leader
 	})
@@ -137,9 +115,6 @@ func TestLeaderKilledDuringCARotation(t *testing.T) {
 	}
 	if !harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue) {
 		t.Errorf("RemoteCluster not connected:%s", harness.DescribeConditions(rc))
-	}
-	if os.Getenv("ECKLINK_KEEP_LOGS") != "" {
-		t.Logf("logs in %s", dir)
 	}
 }
 

@@ -5,7 +5,8 @@
 //   - east accepts pairings: its agent advertises an endpoint;
 //   - west only dials: its agent advertises no endpoint, and rotates its agent CA every few
 //     minutes (3m CA, 40s leaves) so that rotations happen during the tests;
-//   - north advertises its endpoint and keeps the default lifetimes.
+//   - north advertises its endpoint and keeps the default lifetimes, but redeems pairing tokens
+//     for 30s only.
 //
 // The scenarios run one after the other: some stop agents or pair environments that others use.
 package pairing
@@ -42,6 +43,8 @@ func TestMain(m *testing.M) {
 			AgentArgs: map[string][]string{
 				"west": {"--ca-validity", "3m", "--leaf-validity", "40s"},
 				"east": {"--leaf-validity", "1m"},
+				// TestTokenBinding shows the agent's own cap on a token's life.
+				"north": {"--pairing-token-max-ttl", "30s"},
 			},
 		},
 		Setup: func(ctx context.Context, w *harness.World) error {
@@ -82,7 +85,7 @@ func agentctl(ctx context.Context, t *testing.T, args ...string) (int, string, s
 		}
 	}
 	stdout := out.String()
-	if len(args) >= 2 && args[0] == "pair" && args[1] == "token" {
+	if len(args) >= 2 && args[0] == "pair" && args[1] == "token" && (len(args) == 2 || args[2] != "list" && args[2] != "revoke") {
 		stdout = "<token>\n" // printed by design; kept out of the test log too
 	} else {
 		outputs.Lock()

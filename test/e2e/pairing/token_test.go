@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,10 @@ import (
 	"github.com/ecklink/ecklink/test/testbed"
 )
 
-// token creates a token in env's agent with agentctl and returns it encoded and decoded.
-func token(ctx context.Context, t *testing.T, env string, args ...string) (string, *pairing.Token) {
+// token creates a token in env's agent for peer with agentctl and returns it encoded and decoded.
+func token(ctx context.Context, t *testing.T, env, peer string, args ...string) (string, *pairing.Token) {
 	t.Helper()
-	code, out, errOut := agentctl(ctx, t, append([]string{"pair", "token", "--context", env}, args...)...)
+	code, out, errOut := agentctl(ctx, t, append([]string{"pair", "token", "--context", env, "--peer", peer}, args...)...)
 	if code != 0 {
 		t.Fatalf("pair token: exit %d: %s", code, errOut)
 	}
@@ -56,7 +57,7 @@ func TestTokenPairing(t *testing.T) {
 	defer cancel()
 	east, west := world.Clusters["east"], world.Clusters["west"]
 
-	enc, tok := token(ctx, t, "east", "--ttl", "5m")
+	enc, tok := token(ctx, t, "east", "west", "--ttl", "5m")
 	if len(tok.Endpoints) != 1 || tok.Endpoints[0] != east.Endpoint || tok.Environment != "east" {
 		t.Fatalf("token = %+v", tok)
 	}
@@ -199,6 +200,8 @@ func rotationDuringSync(ctx context.Context, t *testing.T, l *link) {
 	t.Logf("west reconnected %s after a restart, with a leaf of its new CA", time.Since(restarted).Round(100*time.Millisecond))
 }
 
+var pinsInError = regexp.MustCompile(`server CA (sha256:[0-9a-f]{64}), token pins (sha256:[0-9a-f]{64})`)
+
 // TestTokenRefusals: a token works once, an expired token is refused, a token whose pin does
 // not match the agent answering at its endpoint is refused before the secret is sent, and
 // certificates of unpaired CAs, or of a peer after unpair, are refused.
@@ -211,7 +214,7 @@ func TestTokenRefusals(t *testing.T) {
 	var extra []*harness.Agent
 
 	t.Run("a token works once", func(t *testing.T) {
-		enc, tok := token(ctx, t, "east")
+		enc, tok := token(ctx, t, "east", "north")
 		secrets = append(secrets, string(tok.Secret))
 		if code, out, errOut := agentctl(ctx, t, "pair", "join", enc, "--context", "north"); code != 0 {
 			t.Fatalf("first use: exit %d: %s%s", code, out, errOut)
@@ -231,14 +234,19 @@ func TestTokenRefusals(t *testing.T) {
 			t.Fatalf("east still accepts north's certificate after unpair: %v", err)
 		}
 		t.Log("after unpair, east refuses north's certificate in the handshake")
+		// No token is open in east any more: the second use is refused at once, with the answer
+		// every attempt gets that did not prove an open token's secret.
 		code, _, errOut = agentctl(ctx, t, "pair", "join", enc, "--context", "north")
-		if code != 1 || !strings.Contains(errOut, `was already used (by environment "north"`) {
+		if code != 1 || !strings.Contains(errOut, "no open pairing token on this agent matches") {
 			t.Fatalf("second use: exit %d: %s", code, errOut)
+		}
+		if st := tokenState(ctx, t, east, tok.ID); !st.Used || st.UsedBy != "north" {
+			t.Fatalf("token state = %+v", st)
 		}
 	})
 
 	t.Run("an expired token is refused", func(t *testing.T) {
-		enc, tok := token(ctx, t, "east", "--ttl", "2s")
+		enc, tok := token(ctx, t, "east", "north", "--ttl", "2s")
 		secrets = append(secrets, string(tok.Secret))
 		time.Sleep(time.Until(tok.Expires) + time.Second)
 		code, _, errOut := agentctl(ctx, t, "pair", "join", enc, "--context", "north")
@@ -289,12 +297,18 @@ func TestTokenRefusals(t *testing.T) {
 			return true, ""
 		})
 		// A genuine token of east, whose endpoint leads to the other agent.
-		enc, tok := token(ctx, t, "east", "--endpoint", addr)
+		enc, tok := token(ctx, t, "east", "north", "--endpoint", addr)
 		secrets = append(secrets, string(tok.Secret))
 		code, _, errOut := agentctl(ctx, t, "pair", "join", enc, "--context", "north")
-		if code != 1 || !strings.Contains(errOut, "pin mismatch") || !strings.Contains(errOut, "is not the agent CA pinned in the token") {
+		if code != 1 || !strings.Contains(errOut, "pin mismatch") || !strings.Contains(errOut, "is not an agent CA pinned in the token") {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
+		// Whole pins, so that the two differ visibly.
+		m := pinsInError.FindStringSubmatch(errOut)
+		if m == nil || m[1] == m[2] || m[2] != tok.Pins[0] {
+			t.Fatalf("the error does not show the server's pin and the token's whole and different: %s", errOut)
+		}
+		t.Logf("server CA %s, token pin %s", m[1], m[2])
 		// The other agent never received a Pair call: it logs every one it answers.
 		log := impostor.Log()
 		if strings.Contains(log, tok.ID) || strings.Contains(log, "pairing refused") || strings.Contains(log, "paired by token") || strings.Contains(log, string(tok.Secret)) {
