@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/internal/version"
 	"github.com/ecklink/ecklink/test/harness"
 	"github.com/ecklink/ecklink/test/testbed"
@@ -104,7 +106,10 @@ func (s *scenario) mixedVersions(ctx context.Context, t *testing.T) {
 }
 
 // upgrade: west goes from the release's chart and agent to HEAD's, as the README says, while
-// both links are sampled every second: no disconnected sample, the same API keys.
+// both links are sampled every second: no disconnected sample. Keys HEAD made (east's export)
+// stay; the key the release made for west's export belongs to elastic and never expires, so
+// HEAD replaces it exactly once, make-before-break, with a key of its own user (README "The
+// agent's Elasticsearch user"), and keeps that one.
 func (s *scenario) upgrade(ctx context.Context, t *testing.T) {
 	west := world.Clusters["west"]
 	chart, err := harness.HeadChart()
@@ -145,18 +150,34 @@ func (s *scenario) upgrade(ctx context.Context, t *testing.T) {
 		v := peerVersion(ctx, world.Clusters["east"], "west")
 		return v == version.Version, "west reports " + v
 	})
+	old := s.fromRelease
+	harness.WaitFor(ctx, t, 4*time.Minute, "the release's key of "+old.alias+" replaced by one of west's agent user", func() (bool, string) {
+		live := old.activeKeys()
+		k, _ := old.remotePod.Node().APIKey(s.keys[old.alias])
+		if !k.Invalidated || len(live) != 1 {
+			return false, fmt.Sprintf("release's key invalidated=%v, valid keys %v", k.Invalidated, live)
+		}
+		n, _ := old.remotePod.Node().APIKey(live[0])
+		return n.Username == esuser.Username, "the valid key belongs to " + n.Username
+	})
+	replacement := old.activeKeys()[0]
 	// Give the upgraded agent a few resyncs on the live links.
 	time.Sleep(20 * time.Second)
+	if n := west.Agent.LogCount("api key made by another user is replaced by one of the agent's user: peer=east link=" + old.ns + "/ccs/" + old.alias + " "); n != 1 {
+		t.Errorf("%d replacements of %s's key logged, want 1", n, old.alias)
+	}
+	s.keys[old.alias] = replacement
+	before[old.alias] = []string{replacement}
 	for _, l := range s.links() {
 		if n := l.probe.Result().Samples - samples[l.alias]; n < 20 {
 			t.Errorf("%s: only %d samples during the upgrade", l.alias, n)
 		}
 		l.requireNoDisconnects(t, "through the upgrade")
 		if got := l.keyID(ctx, t); got != s.keys[l.alias] {
-			t.Errorf("%s: API key %s after the upgrade, want %s (no key churn)", l.alias, got, s.keys[l.alias])
+			t.Errorf("%s: API key %s applied after the upgrade, want %s", l.alias, got, s.keys[l.alias])
 		}
 		if after := l.activeKeys(); !slices.Equal(after, before[l.alias]) {
-			t.Errorf("%s: valid keys in the exporting Elasticsearch %v after the upgrade, were %v", l.alias, after, before[l.alias])
+			t.Errorf("%s: valid keys in the exporting Elasticsearch %v after the upgrade, want %v", l.alias, after, before[l.alias])
 		}
 	}
 	p, err := west.CRDs.Peers().Get(ctx, harness.AgentNamespace, "east")
