@@ -106,12 +106,16 @@ func (p *Pod) Syncs() int {
 	return p.kubelet.syncs
 }
 
-// podLabels are the labels ECK sets on the pods of an Elasticsearch node set.
-func (p *Pod) podLabels(nodeSet string) map[string]string {
+// podLabels are the labels ECK sets on the pods of an Elasticsearch node set. ECK reads the
+// version label of every pod it selects by cluster name (version.MinInPods in its reconcile) and
+// stops the Elasticsearch's reconcile (transport certificates, keystore, ...) with "version label
+// elasticsearch.k8s.elastic.co/version is missing" on a pod without it.
+func (p *Pod) podLabels(nodeSet, version string) map[string]string {
 	return map[string]string{
 		"common.k8s.elastic.co/type":                    "elasticsearch",
 		"elasticsearch.k8s.elastic.co/cluster-name":     p.opts.Name,
 		"elasticsearch.k8s.elastic.co/statefulset-name": p.opts.Name + "-es-" + nodeSet,
+		"elasticsearch.k8s.elastic.co/version":          version,
 	}
 }
 
@@ -153,9 +157,12 @@ func (p *Pod) ensurePodObject(ctx context.Context, name, nodeSet string) error {
 	if _, err := p.opts.Kube.CoreV1().ServiceAccounts(p.opts.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to create ServiceAccount %s/default: %w", p.opts.Namespace, err)
 	}
+	p.mu.Lock()
+	version := p.running.Version
+	p.mu.Unlock()
 	no := false
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.opts.Namespace, Labels: p.podLabels(nodeSet)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.opts.Namespace, Labels: p.podLabels(nodeSet, version)},
 		Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{{
 			Name: "elasticsearch", Image: "docker.elastic.co/elasticsearch/elasticsearch",
 		}}},
