@@ -32,12 +32,23 @@ build: ## Build the agent and agentctl into bin/.
 # The image version defaults to the chart's appVersion, so the chart's default image
 # (ghcr.io/ecklink/agent:<appVersion>) is what `make image` builds.
 VERSION ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' deploy/helm/ecklink/Chart.yaml)
+# Reproducible outputs: timestamps are the last commit's.
+EPOCH = $${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 .PHONY: image
-image: ## Build the agent image tarball dist/ecklink-agent-VERSION.tar without Docker; prints its path.
-	@SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
-		$(GO) run ./deploy/image/cmd/build-image --version $(VERSION) \
-		--revision "$$(git rev-parse HEAD 2>/dev/null)" --out dist/ecklink-agent-$(VERSION).tar
+image: ## Build the agent image for linux/amd64 and linux/arm64 without a container engine: OCI layout (index + SPDX SBOM) dist/ecklink-agent-VERSION-oci, the SBOM file, and a docker load tarball for this machine.
+	@SOURCE_DATE_EPOCH=$(EPOCH) $(GO) run ./deploy/image/cmd/build-image --version $(VERSION) \
+		--revision "$$(git rev-parse HEAD 2>/dev/null)"
+
+.PHONY: push
+push: ## Push the image of make image (built first if missing) to REGISTRY/agent:VERSION, without a container engine; prints the digest.
+	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY, e.g. make push REGISTRY=registry.example.com/ecklink (the image goes to REGISTRY/agent:$(VERSION))" >&2; exit 2; }
+	@test -d dist/ecklink-agent-$(VERSION)-oci || $(MAKE) --no-print-directory image
+	$(GO) run ./deploy/image/cmd/push-image --registry $(REGISTRY) --layout dist/ecklink-agent-$(VERSION)-oci
+
+.PHONY: dist
+dist: ## Build agentctl release archives (linux, darwin; amd64, arm64) with SHA256SUMS and the krew manifest into dist/agentctl-VERSION.
+	@SOURCE_DATE_EPOCH=$(EPOCH) $(GO) run ./deploy/dist/cmd/dist --version $(VERSION)
 
 .PHONY: chart-golden
 chart-golden: tools ## Refresh the chart's golden files (deploy/helm/ecklink_test/testdata) after a chart change.

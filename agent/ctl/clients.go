@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/internal/version"
@@ -21,22 +23,20 @@ type env struct {
 }
 
 // label names the environment's context in messages.
-func (e *env) label() string {
-	if e.context == "" {
-		return "the current context"
-	}
-	return "context " + e.context
-}
+func (e *env) label() string { return contextLabel(e.context) }
 
-// connect builds the clients of one environment. kubeconfig "" follows $KUBECONFIG, then
-// ~/.kube/config, as kubectl does.
-func connect(kubeconfig, context, namespace string) (*env, error) {
-	cfg, err := kube.RESTConfig(kubeconfig, context)
+// connect builds the clients of one environment from kubectl-style connection flags:
+// --kubeconfig "" follows $KUBECONFIG, then ~/.kube/config, as kubectl does.
+func connect(flags genericclioptions.RESTClientGetter, context, namespace string) (*env, error) {
+	cfg, err := flags.ToRESTConfig()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to load kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "agentctl/" + version.Version
-	cfg.Timeout = 30 * time.Second
+	if cfg.Timeout == 0 {
+		// --request-timeout 0 (the default) still bounds each request: waits poll instead.
+		cfg.Timeout = 30 * time.Second
+	}
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
@@ -54,10 +54,12 @@ func connect(kubeconfig, context, namespace string) (*env, error) {
 
 // local returns the environment of --context.
 func (g *globals) local() (*env, error) {
+	kubeconfig, context, namespace := ptr.Deref(g.kube.KubeConfig, ""), ptr.Deref(g.kube.Context, ""), ptr.Deref(g.kube.Namespace, defaultAgentNamespace)
+	g.debug(4, "connecting to %s (kubeconfig %q), agent namespace %s", contextLabel(context), kubeconfig, namespace)
 	if g.connect != nil {
-		return g.connect(g.kubeconfig, g.context, g.namespace)
+		return g.connect(kubeconfig, context, namespace)
 	}
-	return connect(g.kubeconfig, g.context, g.namespace)
+	return connect(g.kube, context, namespace)
 }
 
 // peerFlags select the other environment of pair, unpair and doctor.
@@ -74,13 +76,21 @@ func (g *globals) peer(p peerFlags) (*env, error) {
 	}
 	kc, ns := p.kubeconfig, p.namespace
 	if kc == "" {
-		kc = g.kubeconfig
+		kc = ptr.Deref(g.kube.KubeConfig, "")
 	}
 	if ns == "" {
-		ns = g.namespace
+		ns = ptr.Deref(g.kube.Namespace, defaultAgentNamespace)
 	}
+	g.debug(4, "connecting to peer %s (kubeconfig %q), agent namespace %s", contextLabel(p.context), kc, ns)
 	if g.connect != nil {
 		return g.connect(kc, p.context, ns)
 	}
-	return connect(kc, p.context, ns)
+	return connect(peerKubeFlags(g.kube, kc, p.context), p.context, ns)
+}
+
+func contextLabel(c string) string {
+	if c == "" {
+		return "the current context"
+	}
+	return "context " + c
 }

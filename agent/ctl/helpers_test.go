@@ -84,8 +84,14 @@ func identityConfigMap(t *testing.T, envName string, endpoints []string, cas ...
 // default) and returns the exit code, stdout and stderr.
 func runCtl(t *testing.T, envs map[string]*env, args ...string) (int, string, string) {
 	t.Helper()
+	return runCtlNow(t, envs, func() time.Time { return testNow }, args...)
+}
+
+// runCtlNow is runCtl with the clock now (time.Now where real certificates are checked).
+func runCtlNow(t *testing.T, envs map[string]*env, now func() time.Time, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	o := Options{Out: &out, Err: &errb, In: strings.NewReader(""), Now: func() time.Time { return testNow },
+	o := Options{Out: &out, Err: &errb, In: strings.NewReader(""), Now: now,
 		connect: func(_, context, namespace string) (*env, error) {
 			e, ok := envs[context]
 			if !ok {

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,30 +10,91 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/client-go/util/jsonpath"
 	"sigs.k8s.io/yaml"
 )
 
-// print writes v as JSON or YAML, or calls table for the table format.
+// validOutput checks --output: table, wide, name, json, yaml or jsonpath=TEMPLATE.
+func validOutput(o string) error {
+	switch {
+	case o == "table", o == "wide", o == "name", o == "json", o == "yaml":
+		return nil
+	case strings.HasPrefix(o, "jsonpath="):
+		if _, err := parseJSONPath(strings.TrimPrefix(o, "jsonpath=")); err != nil {
+			return fmt.Errorf("--output %q: %w", o, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("--output %q: want table, wide, name, json, yaml or jsonpath=TEMPLATE", o)
+}
+
+func parseJSONPath(tmpl string) (*jsonpath.JSONPath, error) {
+	jp := jsonpath.New("output").AllowMissingKeys(true)
+	if err := jp.Parse(tmpl); err != nil {
+		return nil, fmt.Errorf("invalid jsonpath template: %w", err)
+	}
+	return jp, nil
+}
+
+// namer is output that lists Kubernetes objects, for -o name (kind.group/name, as kubectl).
+type namer interface{ names() []string }
+
+// wide reports -o wide: tables add columns.
+func (g *globals) wide() bool { return g.output == "wide" }
+
+// print writes v as JSON, YAML, a jsonpath template's result or object names, or calls table
+// for the table formats.
 func (g *globals) print(v any, table func(w io.Writer) error) error {
 	w := g.opts.Out
-	switch g.output {
-	case "json":
+	switch {
+	case g.output == "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("failed to write JSON: %w", err)
 		}
 		return nil
-	case "yaml":
+	case g.output == "yaml":
 		b, err := yaml.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("failed to write YAML: %w", err)
 		}
 		_, err = w.Write(b)
 		return err
+	case strings.HasPrefix(g.output, "jsonpath="):
+		return printJSONPath(w, strings.TrimPrefix(g.output, "jsonpath="), v)
+	case g.output == "name":
+		n, ok := v.(namer)
+		if !ok {
+			return usageErr(errors.New("--output name: this command lists no objects (use it with status)"))
+		}
+		for _, name := range n.names() {
+			fmt.Fprintln(w, name)
+		}
+		return nil
 	default:
 		return table(w)
 	}
+}
+
+// printJSONPath evaluates the template on v's JSON form, so the paths are those of -o json.
+func printJSONPath(w io.Writer, tmpl string, v any) error {
+	jp, err := parseJSONPath(tmpl)
+	if err != nil {
+		return usageErr(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("failed to encode output: %w", err)
+	}
+	var data any
+	if err := json.Unmarshal(b, &data); err != nil {
+		return fmt.Errorf("failed to decode output: %w", err)
+	}
+	if err := jp.Execute(w, data); err != nil {
+		return fmt.Errorf("failed to apply the jsonpath template: %w", err)
+	}
+	return nil
 }
 
 // printObjects writes Kubernetes objects for --dry-run: YAML documents, or a JSON list.

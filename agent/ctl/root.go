@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 )
 
 // Exit codes of agentctl.
@@ -27,7 +28,7 @@ const (
 	ExitUsage = 2
 	// ExitNotReady: --wait gave up after --timeout, or the state waited for was not reached.
 	ExitNotReady = 3
-	// ExitCheckFailed: doctor found a failing check.
+	// ExitCheckFailed: doctor or check found a failing check.
 	ExitCheckFailed = 4
 )
 
@@ -36,7 +37,7 @@ const exitCodesHelp = `Exit codes:
   1  failure (API error, refused pairing, ...)
   2  usage error (flags, arguments)
   3  not ready: --wait timed out, or the state waited for was not reached
-  4  doctor found a failing check`
+  4  doctor or check found a failing check`
 
 // Options are agentctl's streams and clock; tests replace them.
 type Options struct {
@@ -53,13 +54,13 @@ type Options struct {
 
 // globals are the flags every command shares.
 type globals struct {
-	opts       Options
-	kubeconfig string
-	context    string
-	namespace  string
-	output     string
-	wait       bool
-	timeout    time.Duration
+	opts Options
+	// kube are kubectl's connection flags (--kubeconfig, --context, -n, --as, --request-timeout...).
+	kube      *genericclioptions.ConfigFlags
+	output    string
+	wait      bool
+	timeout   time.Duration
+	verbosity int
 	// connect builds an environment's clients; tests replace it with fakes.
 	connect func(kubeconfig, context, namespace string) (*env, error)
 }
@@ -78,7 +79,7 @@ func NewCommand(o Options) *cobra.Command {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	g := &globals{opts: o, connect: o.connect}
+	g := &globals{opts: o, connect: o.connect, kube: newKubeFlags()}
 	root := &cobra.Command{
 		Use:   "agentctl",
 		Short: "Pair ecklink environments, show their state and diagnose remote cluster links",
@@ -94,25 +95,30 @@ with kubectl: --kubeconfig (else $KUBECONFIG, else ~/.kube/config) and --context
 	root.SetErr(o.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
-	pf.StringVar(&g.context, "context", "", "kubeconfig context of this environment (default: the current context)")
-	pf.StringVarP(&g.namespace, "namespace", "n", "ecklink", "namespace of the ecklink agent")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+	addKubeFlags(pf, g.kube)
+	_ = root.RegisterFlagCompletionFunc("context", g.completeContexts)
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, name, json, yaml or jsonpath=TEMPLATE (wide, name: commands that list)")
+	pf.IntVarP(&g.verbosity, "v", "v", 0, "debug output on stderr: 4 agentctl's steps, 6 also each Kubernetes API request, 8 with bodies")
 	pf.BoolVar(&g.wait, "wait", false, "wait until the state is reached, up to --timeout, with progress on stderr (pair, pair join, unpair and rotate identity wait unless --wait=false)")
 	pf.DurationVar(&g.timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		switch g.output {
-		case "table", "json", "yaml":
-		default:
-			return usageErr(fmt.Errorf("--output %q: want table, json or yaml", g.output))
+		if err := validOutput(g.output); err != nil {
+			return usageErr(err)
+		}
+		if err := setVerbosity(g.verbosity); err != nil {
+			return usageErr(err)
 		}
 		if g.timeout <= 0 {
 			return usageErr(fmt.Errorf("--timeout must be positive"))
 		}
 		return nil
 	}
-	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newRotateCommand(g), newStatusCommand(g), newDoctorCommand(g), newVersionCommand(g))
+	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newRotateCommand(g), newStatusCommand(g), newDoctorCommand(g), newCheckCommand(g), newUninstallCommand(g), newVersionCommand(g))
 	documentExitCodes(root.Commands())
+	g.addCompletion(root)
+	if name := displayName(os.Args[0]); name != "agentctl" {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: name}
+	}
 	return root
 }
 

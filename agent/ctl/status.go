@@ -50,6 +50,7 @@ With --wait, waits until every Peer is connected and every RemoteCluster is Read
 			if err != nil && r == nil {
 				return err
 			}
+			r.wide = g.wide()
 			if perr := g.print(r, r.table); perr != nil {
 				return perr
 			}
@@ -69,7 +70,31 @@ type statusReport struct {
 	// Warnings name what could not be read (e.g. RBAC forbids listing a kind).
 	Warnings []string `json:"warnings,omitempty"`
 
-	now time.Time // the clock of the countdowns in the table
+	now  time.Time // the clock of the countdowns in the table
+	wide bool      // -o wide: more columns
+}
+
+// names lists the objects of the report for -o name: Peers, RemoteClusters, ClusterExports.
+func (r *statusReport) names() []string {
+	var out []string
+	for _, p := range r.Peers {
+		out = append(out, "peer.ecklink.io/"+p.Name)
+	}
+	for _, l := range r.Links {
+		out = append(out, "remotecluster.ecklink.io/"+l.Name)
+	}
+	for _, x := range r.Exports {
+		out = append(out, "clusterexport.ecklink.io/"+x.Name)
+	}
+	return out
+}
+
+// cells appends the wide columns when the report is wide.
+func (r *statusReport) cells(base []string, wide ...string) []string {
+	if r.wide {
+		return append(base, wide...)
+	}
+	return base
 }
 
 // caStatus describes one CA certificate; never key material.
@@ -348,14 +373,14 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintln(w, "  none: pair with agentctl pair, or pair token and pair join")
 	} else {
 		t = newTable(w)
-		row(t, "NAME", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS")
+		row(t, r.cells([]string{"NAME", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS"}, "ENDPOINTS", "MESSAGE")...)
 		for _, p := range r.Peers {
 			name := p.Name
 			if p.Deleting {
 				name += " (unpairing)"
 			}
-			row(t, name, yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
-				state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now))
+			row(t, r.cells([]string{name, yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
+				state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now)}, dash(strings.Join(p.Endpoints, ",")), dash(p.Message))...)
 		}
 		t.Flush()
 	}
@@ -365,13 +390,15 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintln(w, "  none")
 	} else {
 		t = newTable(w)
-		row(t, "REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC")
+		row(t, r.cells([]string{"REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC"},
+			"ELASTICSEARCH", "PROXY ADDRESS", "SERVER NAME", "MESSAGE")...)
 		for _, l := range r.Links {
 			key, age, exp := "-", "-", "-"
 			if l.APIKey != nil {
 				key, age, exp = l.APIKey.ID, ago(now, tptr(l.APIKey.AppliedAt)), until(now, tptr(l.APIKey.Expiration))
 			}
-			row(t, l.Namespace+"/"+l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync)))
+			row(t, r.cells([]string{l.Namespace + "/" + l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync))},
+				l.Elasticsearch, dash(l.ProxyAddress), dash(l.ServerName), dash(l.Message))...)
 		}
 		t.Flush()
 	}
@@ -381,14 +408,15 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintln(w, "  none")
 	} else {
 		t = newTable(w)
-		row(t, "CLUSTEREXPORT", "ELASTICSEARCH", "READY", "PEER", "LINK", "API KEY", "CREATED", "KEY EXPIRES", "CONNECTED")
+		row(t, r.cells([]string{"CLUSTEREXPORT", "ELASTICSEARCH", "READY", "PEER", "LINK", "API KEY", "CREATED", "KEY EXPIRES", "CONNECTED"}, "PROXY ADDRESS", "LAST ACK")...)
 		for _, x := range r.Exports {
 			name, ready := x.Namespace+"/"+x.Name, state(x.Ready, "yes", x.Reason)
 			if len(x.Links) == 0 {
-				row(t, name, x.Elasticsearch, ready, strings.Join(x.Peers, ","), "-", "-", "-", "-", "-")
+				row(t, r.cells([]string{name, x.Elasticsearch, ready, strings.Join(x.Peers, ","), "-", "-", "-", "-", "-"}, dash(x.ProxyAddress), "-")...)
 			}
 			for _, l := range x.Links {
-				row(t, name, x.Elasticsearch, ready, l.Peer, l.Link, dash(l.APIKeyID), ago(now, tptr(l.Created)), until(now, tptr(l.Expires)), yesNo(l.Connected))
+				row(t, r.cells([]string{name, x.Elasticsearch, ready, l.Peer, l.Link, dash(l.APIKeyID), ago(now, tptr(l.Created)), until(now, tptr(l.Expires)), yesNo(l.Connected)},
+					dash(x.ProxyAddress), ago(now, tptr(l.LastAcknowledged)))...)
 			}
 		}
 		t.Flush()

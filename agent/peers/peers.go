@@ -266,7 +266,7 @@ func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	return nil
 }
 
-// updateStatus writes the Connected and TrustCurrent conditions and the stream facts.
+// updateStatus writes the Connected, TrustCurrent and Ready conditions and the stream facts.
 func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 	var info *peering.SessionInfo
 	for _, s := range c.cfg.Sessions.Sessions() {
@@ -317,6 +317,9 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 	_, err = c.cfg.CRDs.Peers().UpdateStatus(ctx, p, func(x *v1alpha1.Peer) error {
 		kube.Set(x, connected)
 		kube.Set(x, trust)
+		// Ready summarizes both, so every kind has the Ready column and health checks (Argo CD)
+		// read one condition.
+		kube.Set(x, kube.Ready(x, v1alpha1.ConditionConnected, v1alpha1.ConditionTrustCurrent))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.CertificateAuthorities = infos
 		if info != nil {

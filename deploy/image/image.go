@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 const (
@@ -123,7 +124,9 @@ func Build(cfg Config) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to build the binaries layer: %w", err)
 	}
-	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
+	// OCI media types throughout, so the images can sit in an OCI index with an SBOM artifact.
+	base0 := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.ConfigFile(base0, &v1.ConfigFile{
 		Architecture: cfg.Arch,
 		OS:           "linux",
 		Created:      created,

@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // passwd and group hold only root (so tools that look up uid 0 do not fail) and nonroot. The
@@ -102,7 +103,7 @@ func layer(mtime time.Time, entries []entry) (v1.Layer, error) {
 	// BestSpeed; caching keeps the digest pass and the tarball write from compressing twice.
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithCompressionLevel(gzip.DefaultCompression), tarball.WithCompressedCaching)
+	}, tarball.WithCompressionLevel(gzip.DefaultCompression), tarball.WithCompressedCaching, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("failed to make layer: %w", err)
 	}

@@ -5,7 +5,7 @@ package version
 import "runtime/debug"
 
 // Version is the release version.
-var Version = "0.1.0-dev"
+var Version = "0.2.0-dev"
 
 // Commit is the VCS revision, when the build knows it.
 func Commit() string {

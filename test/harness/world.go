@@ -36,6 +36,11 @@ type Options struct {
 	ECK   testbed.ECKOptions
 	// AgentBinary is the agent to run; BuildAgent builds one.
 	AgentBinary string
+	// AgentBinaries overrides AgentBinary for environments by name (e.g. the last release's
+	// agent in one environment, for mixed-version tests).
+	AgentBinaries map[string]string
+	// Binaries are the test bed's programs (e.g. another ECK version); FindBinaries() if zero.
+	Binaries testbed.Binaries
 	// Dir holds logs and configs; a temporary folder if empty.
 	Dir string
 	// Agent tuning for tests.
@@ -85,9 +90,11 @@ type Cluster struct {
 
 	world      *World
 	configPath string
-	mu         sync.Mutex
-	endpoints  map[string]string
-	pods       map[string]*pod.Pod
+	// chart is set by UseChartConfig: the agent's config then comes from the chart's ConfigMap.
+	chart     string
+	mu        sync.Mutex
+	endpoints map[string]string
+	pods      map[string]*pod.Pod
 }
 
 // BuildAgent builds the agent binary into dir.
@@ -138,7 +145,7 @@ func Start(ctx context.Context, opts Options) (*World, error) {
 	}
 	envOpts := make([]testbed.Options, len(opts.Names))
 	for i, n := range opts.Names {
-		envOpts[i] = testbed.Options{Name: n, ECK: opts.ECK, Dir: filepath.Join(opts.Dir, n)}
+		envOpts[i] = testbed.Options{Name: n, ECK: opts.ECK, Dir: filepath.Join(opts.Dir, n), Binaries: opts.Binaries}
 		if err := os.MkdirAll(envOpts[i].Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("failed to create folder: %w", err)
 		}
@@ -171,9 +178,9 @@ func CRDs() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "crds", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "files", "crds", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("failed to find the ecklink CRDs in deploy/helm/ecklink/crds (run make generate)")
+		return nil, fmt.Errorf("failed to find the ecklink CRDs in deploy/helm/ecklink/files/crds (run make generate)")
 	}
 	var all []byte
 	for _, f := range files {
@@ -187,10 +194,19 @@ func CRDs() ([]byte, error) {
 }
 
 func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds []byte) (*Cluster, error) {
-	if err := env.ApplyCRDs(ctx, crds); err != nil {
+	if err := env.EnsureNamespace(ctx, AgentNamespace); err != nil {
 		return nil, err
 	}
-	if err := env.EnsureNamespace(ctx, AgentNamespace); err != nil {
+	// With the chart (ChartServiceAccount), the CRDs come from the chart, owned by the release
+	// as users get them; EnsureCRDs then only waits until they are established.
+	kubeconfig := env.AdminKubeconfig
+	if w.opts.AgentKubeconfig != nil {
+		var err error
+		if kubeconfig, err = w.opts.AgentKubeconfig(ctx, env); err != nil {
+			return nil, err
+		}
+	}
+	if err := env.EnsureCRDs(ctx, crds); err != nil {
 		return nil, err
 	}
 	client, err := kube.NewClient(kube.ClientConfig{Dynamic: env.Dynamic})
@@ -208,12 +224,6 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 	c.configPath = filepath.Join(w.Dir, env.Name, "agent.yaml")
 	if err := c.writeConfig(); err != nil {
 		return nil, err
-	}
-	kubeconfig := env.AdminKubeconfig
-	if w.opts.AgentKubeconfig != nil {
-		if kubeconfig, err = w.opts.AgentKubeconfig(ctx, env); err != nil {
-			return nil, err
-		}
 	}
 	for i, ip := range ips {
 		args := []string{
@@ -241,7 +251,11 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 		if i > 0 {
 			logName = fmt.Sprintf("agent-%d.log", i)
 		}
-		a := &Agent{Bin: w.opts.AgentBinary, Args: append(append(args, w.opts.ExtraAgentArgs...), w.opts.AgentArgs[env.Name]...), LogPath: filepath.Join(w.Dir, env.Name, logName),
+		bin := w.opts.AgentBinary
+		if b, ok := w.opts.AgentBinaries[env.Name]; ok {
+			bin = b
+		}
+		a := &Agent{Bin: bin, Args: append(append(args, w.opts.ExtraAgentArgs...), w.opts.AgentArgs[env.Name]...), LogPath: filepath.Join(w.Dir, env.Name, logName),
 			Env: []string{fmt.Sprintf("POD_NAME=%s-agent-%d", env.Name, i)}}
 		if err := a.Start(); err != nil {
 			return nil, err
@@ -253,8 +267,16 @@ func (w *World) addCluster(ctx context.Context, env *testbed.Environment, crds [
 }
 
 // writeConfig writes the agent's config file: the endpoint overrides of the esim pods, which
-// the agent reloads without a restart.
+// the agent reloads without a restart. After UseChartConfig they go through the chart instead.
 func (c *Cluster) writeConfig() error {
+	c.mu.Lock()
+	chart := c.chart
+	c.mu.Unlock()
+	if chart != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return c.configFromChart(ctx, chart)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data, err := yaml.Marshal(map[string]any{"elasticsearchEndpoints": c.endpoints})

@@ -65,6 +65,35 @@ func (e *Environment) ApplyCRDs(ctx context.Context, manifests []byte) error {
 	return nil
 }
 
+// EnsureCRDs creates the CRDs of the manifests that do not exist yet and waits until every one
+// is established. Existing CRDs are left as they are: a Helm release may own them (its labels
+// and annotations must stay).
+func (e *Environment) EnsureCRDs(ctx context.Context, manifests []byte) error {
+	docs, err := decodeYAMLDocuments(manifests)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, obj := range docs {
+		if obj.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		_, err := e.Dynamic.Resource(crdGVR).Create(ctx, obj, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("failed to create CRD %s: %w", obj.GetName(), err)
+		}
+		names = append(names, obj.GetName())
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, name := range names {
+		if err := e.waitEstablished(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *Environment) waitEstablished(ctx context.Context, name string) error {
 	for {
 		crd, err := e.Dynamic.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})

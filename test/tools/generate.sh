@@ -3,7 +3,7 @@
 # nothing):
 #   proto/**/*.pb.go                          buf generate (buf.yaml, buf.gen.yaml)
 #   agent/api/*/zz_generated.deepcopy.go      controller-gen object
-#   deploy/helm/ecklink/crds/*.yaml           controller-gen crd, one file per CRD
+#   deploy/helm/ecklink/files/crds/*.yaml     controller-gen crd, one file per CRD (templates/crds.yaml renders them)
 # The tools come from test/tools/build.sh tools (.cache/tools/bin); `make generate` installs them.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ for tool in buf protoc-gen-go protoc-gen-go-grpc controller-gen; do
 	fi
 done
 
-crds=deploy/helm/ecklink/crds
+crds=deploy/helm/ecklink/files/crds
 
 buf generate
 

@@ -89,6 +89,37 @@ check_buf() {
 	buf lint >&2 || fail "buf lint found problems in proto/" "correct the .proto files, then run: make generate"
 }
 
+# check_buf_breaking compares proto/ with the last release commit (the last line of
+# test/compat/releases.txt): changes must be additive (docs/compatibility.md). The release's files
+# come from `git archive`, which works in any clone that has the commit, worktrees included (their
+# .git is a file, which buf's own `.git#ref=` input cannot read). A shallow clone (CI) fetches the
+# one commit first.
+check_buf_breaking() {
+	step "buf breaking (against the last release)"
+	if ! command -v buf >/dev/null; then
+		fail "buf is not installed" "make tools"
+		return
+	fi
+	local line version sha
+	line=$(grep -v '^#' test/compat/releases.txt | grep . | tail -1)
+	version=${line%% *}
+	sha=${line##* }
+	if ! git cat-file -e "$sha^{commit}" 2>/dev/null; then
+		step "release $version ($sha) is not in this clone; fetching it"
+		git fetch --quiet --depth=1 origin "$sha" >&2 2>&1 || true
+	fi
+	if ! git cat-file -e "$sha^{commit}" 2>/dev/null; then
+		fail "release $version commit $sha is not in this clone" "git fetch --unshallow (or: git fetch origin $sha)"
+		return
+	fi
+	local against
+	against=$(mktemp -d)
+	git archive "$sha" buf.yaml proto | tar -x -C "$against"
+	buf breaking --against "$against" >&2 ||
+		fail "proto/ breaks compatibility with release $version ($sha)" "make the change additive (docs/compatibility.md): new fields and messages only, reserve removed ones"
+	rm -rf "$against"
+}
+
 check_helm() {
 	local chart=deploy/helm/ecklink
 	if [ ! -f "$chart/Chart.yaml" ]; then
@@ -110,6 +141,7 @@ check_gofmt
 check_vet
 check_staticcheck
 check_buf
+check_buf_breaking
 check_helm
 
 if [ ${#failed[@]} -gt 0 ]; then

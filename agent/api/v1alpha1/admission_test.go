@@ -42,7 +42,7 @@ func startAPIServer(t *testing.T) *testbed.Environment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "crds", "ecklink.io_*.yaml"))
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "helm", "ecklink", "files", "crds", "ecklink.io_*.yaml"))
 	if err != nil || len(files) != 3 {
 		t.Fatalf("want 3 generated CRDs (run `make generate`), found %v (%v)", files, err)
 	}

@@ -11,8 +11,8 @@ const (
 	// ConditionTrustCurrent is True on a Peer while this agent holds the peer's current,
 	// unexpired agent CA bundle.
 	ConditionTrustCurrent = "TrustCurrent"
-	// ConditionReady summarizes a ClusterExport or RemoteCluster: True when every other condition
-	// is True.
+	// ConditionReady summarizes a Peer, ClusterExport or RemoteCluster: True when every other
+	// condition is True (on a Peer: Connected and TrustCurrent).
 	ConditionReady = "Ready"
 	// ConditionRemoteClusterServerEnabled is True on a ClusterExport (model apiKey) when the
 	// exported Elasticsearch has its remote cluster server enabled.

@@ -4,7 +4,7 @@
 //
 // The agent has no generated clientset: it talks to these resources through the dynamic client
 // and converts with runtime.DefaultUnstructuredConverter (see package agent/kube). The CRDs in
-// deploy/helm/ecklink/crds/ and zz_generated.deepcopy.go are generated from this package by
+// deploy/helm/ecklink/files/crds/ and zz_generated.deepcopy.go are generated from this package by
 // `make generate`; the doc comments on fields become the descriptions `kubectl explain` shows.
 //
 // Every condition type of this API has positive polarity: True is the healthy state.

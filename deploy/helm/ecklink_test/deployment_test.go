@@ -2,6 +2,8 @@ package ecklink_test
 
 import (
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -54,10 +56,12 @@ func TestDeploymentArgsAreAgentConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := deployment(t, render(t, h, tt.name))
+			objs := render(t, h, tt.name)
+			d := deployment(t, objs)
+			args := mountedConfig(t, objs, d)
 			fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
 			flags := config.BindFlags(fs)
-			if err := fs.Parse(d.Spec.Template.Spec.Containers[0].Args); err != nil {
+			if err := fs.Parse(args); err != nil {
 				t.Fatalf("the agent rejects the chart's flags: %v", err)
 			}
 			cfg, err := flags.Resolve()
@@ -141,3 +145,45 @@ func TestDeploymentDefaults(t *testing.T) {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// mountedConfig plays the kubelet for the config file: it finds the volume mounted where --config
+// points, writes the rendered ConfigMap's key there (a temporary folder) and returns the args
+// with --config rewritten to it.
+func mountedConfig(t *testing.T, objs map[string]any, d *appsv1.Deployment) []string {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	const flag = "--config="
+	i := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, flag) })
+	if i < 0 {
+		t.Fatalf("args %q lack --config", c.Args)
+	}
+	file := strings.TrimPrefix(c.Args[i], flag)
+	var cm *corev1.ConfigMap
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != path.Dir(file) {
+			continue
+		}
+		if m.SubPath != "" {
+			t.Errorf("config mount %+v uses subPath: the kubelet never updates it, so nothing would reload", m)
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.ConfigMap != nil {
+				cm, _ = objs["ConfigMap/"+d.Namespace+"/"+v.ConfigMap.Name].(*corev1.ConfigMap)
+			}
+		}
+	}
+	if cm == nil {
+		t.Fatalf("no rendered ConfigMap is mounted at %s", path.Dir(file))
+	}
+	data, ok := cm.Data[path.Base(file)]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", cm.Name, path.Base(file))
+	}
+	local := filepath.Join(t.TempDir(), path.Base(file))
+	if err := os.WriteFile(local, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := slices.Clone(c.Args)
+	out[i] = flag + local
+	return out
+}

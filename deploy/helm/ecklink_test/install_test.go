@@ -69,7 +69,8 @@ func TestInstall(t *testing.T) {
 			t.Errorf("install notes lack %q:\n%s", want, notes)
 		}
 	}
-	if _, err := h.run(ctx, append([]string{"install", "scoped", chart, "--namespace", "ecklink-scoped",
+	// A second release in the same cluster: one release owns the (cluster-scoped) CRDs.
+	if _, err := h.run(ctx, append([]string{"install", "scoped", chart, "--namespace", "ecklink-scoped", "--set", "crds.enabled=false",
 		"--set", "environment=east", "--set", "rbac.namespaced=true", "--set", "watchNamespaces={team-a,team-b}",
 		"--set", "leaderElection.leaseName=scoped-lease", "--set", "service.type=LoadBalancer"}, kubeconfig...)...); err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestInstall(t *testing.T) {
 	})
 }
 
-// checkCRDs expects the chart's three CRDs established (helm installs crds/ before the rest).
+// checkCRDs expects the chart's three CRDs established (templates/crds.yaml; helm applies CRDs first).
 func checkCRDs(ctx context.Context, t *testing.T, env *testbed.Environment) {
 	crds := env.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
 	for _, name := range []string{"peers.ecklink.io", "clusterexports.ecklink.io", "remoteclusters.ecklink.io"} {

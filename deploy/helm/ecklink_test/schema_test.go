@@ -34,6 +34,10 @@ func TestValuesRejected(t *testing.T) {
 		{"advertise endpoint without port", []string{"--set", "environment=x", "--set", "advertiseEndpoints={agent.example.com}"}, []string{"/advertiseEndpoints/0"}},
 		{"replicas without leader election", []string{"--set", "environment=x", "--set", "leaderElection.enabled=false"}, []string{"leaderElection.enabled=false requires replicas: 1"}},
 		{"existing service account without name", []string{"--set", "environment=x", "--set", "serviceAccount.create=false"}, []string{"serviceAccount.name is required"}},
+		{"crds.keep not a bool", []string{"--set", "environment=x", "--set-string", "crds.keep=no"}, []string{"/crds/keep", "want boolean"}},
+		{"network policy peer without a selector", []string{"--set", "environment=x", "--set", "networkPolicy.ingress.peers[0].cidr=10.0.0.0/8"},
+			[]string{"/networkPolicy/ingress/peers/0", "additional properties 'cidr' not allowed"}},
+		{"extra volume mount without a path", []string{"--set", "environment=x", "--set", "extraVolumeMounts[0].name=data"}, []string{"/extraVolumeMounts/0", "mountPath"}},
 		{"http endpoint without allowInsecureElasticsearch", []string{"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://ccs.example.com:9200"},
 			[]string{"elasticsearchEndpoints[search/ccs]", "http://ccs.example.com:9200 is http", "allowInsecureElasticsearch=true"}},
 		{"certificate model not a bool", []string{"--set", "environment=x", "--set-string", "certificateModel.enabled=yes"}, []string{"/certificateModel/enabled", "want boolean"}},
@@ -85,7 +89,7 @@ func TestLint(t *testing.T) {
 		"custom":  {"--values", "testdata/custom-values.yaml"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := h.run(context.Background(), append([]string{"lint", "--strict", chart, "--kube-version", kubeVersion}, args...)...)
+			out, err := h.run(context.Background(), append([]string{"lint", "--strict", chart}, args...)...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}

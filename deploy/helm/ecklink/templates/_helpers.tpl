@@ -112,3 +112,10 @@ ecklink's own ClusterExports and RemoteClusters. Read and write are separate rul
   resources: [clusterexports/status, remoteclusters/status]
   verbs: [update]
 {{- end -}}
+
+{{/* ecklink.testSelectorLabels select the helm test pod. Its name differs from the agent's, so
+the Services, the PodDisruptionBudget and the NetworkPolicy never select it as an agent. */}}
+{{- define "ecklink.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecklink.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
