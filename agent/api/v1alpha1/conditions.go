@@ -37,6 +37,16 @@ const (
 	// local Elasticsearch signs and the remote key accepts only its signer. It does not count
 	// towards Ready.
 	ConditionStrongIdentity = "StrongIdentity"
+	// ConditionPeerConnected is True on a RemoteCluster while the stream with its peer is up,
+	// and on a ClusterExport while the stream with every peer holding one of its links is up:
+	// without it, CA and API key updates do not flow (the data path may still work). It does
+	// not count towards Ready, but a Ready that is False names the stream when it is down.
+	ConditionPeerConnected = "PeerConnected"
+	// ConditionProbeSucceeded is True on a RemoteCluster (model apiKey) while the agent's own
+	// periodic TLS handshake with the proxy address, sending the server name and verifying with
+	// the CA ConfigMap's bundle (what Elasticsearch does), succeeds. It does not count towards
+	// Ready.
+	ConditionProbeSucceeded = "ProbeSucceeded"
 )
 
 // Reasons shared by several resources.
@@ -141,6 +151,21 @@ const (
 	ReasonStrongIdentityDisabling = "StrongIdentityDisabling"
 	// ReasonRemoteNotConnected means GET /_remote/info reports the alias as not connected.
 	ReasonRemoteNotConnected = "RemoteNotConnected"
+)
+
+// Reasons of the ProbeSucceeded condition.
+const (
+	// ReasonHandshakeVerified means the probe's TLS handshake succeeded and the certificate
+	// chains to the CA ConfigMap's bundle with the server name among its SANs.
+	ReasonHandshakeVerified = "HandshakeVerified"
+	// ReasonProxyUnreachable means the proxy address accepted no TCP connection from the agent.
+	ReasonProxyUnreachable = "ProxyUnreachable"
+	// ReasonCertificateUntrusted means the certificate presented does not chain to a CA of the
+	// CA ConfigMap's bundle (or it expired, or the ConfigMap holds no CA).
+	ReasonCertificateUntrusted = "CertificateUntrusted"
+	// ReasonServerNameMismatch means the server name is not among the certificate's SANs.
+	ReasonServerNameMismatch = "ServerNameMismatch"
+	// The probe also uses ReasonHandshakeFailed: the TLS handshake itself failed.
 )
 
 // GetConditions returns the Peer's status conditions.
