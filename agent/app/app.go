@@ -28,6 +28,7 @@ import (
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
+	"github.com/ecklink/ecklink/agent/peertrust"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
 )
@@ -43,7 +44,9 @@ type Agent struct {
 	cache    *cache.Cache
 	manager  *peering.Manager
 	peers    *peers.Controller
-	exporter *exporter.Exporter
+	// peerTrust keeps the agent CA bundles peers announce (one Secret per peer).
+	peerTrust *peertrust.Store
+	exporter  *exporter.Exporter
 	importer *importer.Importer
 	recorder *kube.Recorder
 	resolver *elastic.Resolver
@@ -142,8 +145,12 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}); err != nil {
 		return nil, err
 	}
+	if a.peerTrust, err = peertrust.New(kc, cfg.Namespace, func(env string) { a.peers.TrustChanged(env) }); err != nil {
+		return nil, err
+	}
 	if a.peers, err = peers.New(peers.Config{
-		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Metrics: a.metrics, Logger: log,
+		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Store: a.peerTrust,
+		Metrics: a.metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -206,6 +213,8 @@ func (a *Agent) runActive(ctx context.Context) error {
 	if err := a.identity.Init(ctx); err != nil {
 		return fmt.Errorf("failed to reload identity: %w", err)
 	}
+	// The learnt trust too: the leader before may have written newer bundles.
+	a.peerTrust.Reset()
 	if err := a.cache.Start(ctx); err != nil {
 		return err
 	}

@@ -63,7 +63,9 @@ const (
 	ReasonUnsupportedVersion = "UnsupportedVersion"
 	// ReasonPeerNotFound means no Peer exists for the named environment.
 	ReasonPeerNotFound = "PeerNotFound"
-	// ReasonPeerDisconnected means the peering stream to the peer is down.
+	// ReasonPeerDisconnected means the peering stream to the peer is down (on a Peer: it broke
+	// or the peer closed it; on a RemoteCluster or ClusterExport: whatever the cause, named in
+	// the message).
 	ReasonPeerDisconnected = "PeerDisconnected"
 	// ReasonWaitingForPeer means the agent waits for material or an acknowledgement from the peer.
 	ReasonWaitingForPeer = "WaitingForPeer"
@@ -82,6 +84,8 @@ const (
 	ReasonStreamEstablished = "StreamEstablished"
 	// ReasonDialFailed means this agent could not reach any of the peer's endpoints.
 	ReasonDialFailed = "DialFailed"
+	// ReasonDialing means this agent dials the peer and no stream has opened yet.
+	ReasonDialing = "Dialing"
 	// ReasonHandshakeFailed means the TLS handshake or the peer identity check failed.
 	ReasonHandshakeFailed = "HandshakeFailed"
 	// ReasonHeartbeatTimeout means no heartbeat arrived within the receive deadline.
