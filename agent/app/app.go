@@ -47,10 +47,10 @@ type Agent struct {
 	// peerTrust keeps the agent CA bundles peers announce (one Secret per peer).
 	peerTrust *peertrust.Store
 	exporter  *exporter.Exporter
-	importer *importer.Importer
-	recorder *kube.Recorder
-	resolver *elastic.Resolver
-	metrics  *metrics.Metrics
+	importer  *importer.Importer
+	recorder  *kube.Recorder
+	resolver  *elastic.Resolver
+	metrics   *metrics.Metrics
 	// leaseKube renews the Lease: a client of its own (see newLeaseClient).
 	leaseKube kubernetes.Interface
 	// acting is true while this replica acts (leads, with informers synced).

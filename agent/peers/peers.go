@@ -50,8 +50,8 @@ type Config struct {
 	// Store holds the bundles peers announced; the trusted bundle of a peer comes from it.
 	Store   *peertrust.Store
 	Metrics *metrics.Metrics
-	Logger   hclog.Logger
-	Now      func() time.Time
+	Logger  hclog.Logger
+	Now     func() time.Time
 	// StatusInterval is how often Peer status is refreshed.
 	StatusInterval time.Duration
 }
