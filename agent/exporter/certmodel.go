@@ -19,6 +19,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -342,7 +343,8 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		conds := x.GetConditions()
 		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
 		x.SetConditions(conds)
-		ready := kube.Ready(x, v1alpha1.ConditionAddressResolved)
+		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
+		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved)
 		if !found {
 			ready = kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
 				fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))

@@ -16,6 +16,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/internal/peertext"
 )
 
@@ -89,7 +90,8 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 			kube.Set(x, c)
 		}
 		dropModelWarning(x)
-		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
+		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
+		kube.Set(x, peerhealth.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
 		x.Status.Links, x.Status.LinkCount = links, linkCount
