@@ -29,8 +29,10 @@ import (
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
 	"github.com/ecklink/ecklink/agent/peertrust"
+	"github.com/ecklink/ecklink/agent/probe"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
+	iversion "github.com/ecklink/ecklink/internal/version"
 )
 
 // Agent is an assembled agent, ready to Run.
@@ -58,6 +60,7 @@ type Agent struct {
 	port   *peering.Port
 	tokens *pairing.TokenIndex
 	dialer *peering.Dialer
+	prober *probe.Prober // nil when probe.interval is 0
 	trust  *trustSync
 	joiner *pairing.Joiner
 	ready  chan struct{}
@@ -162,6 +165,19 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err := a.newPort(cfg, kc, watchKube, crds, log, version); err != nil {
 		return nil, err
 	}
+	if cfg.Probe.Interval.Duration > 0 {
+		if a.prober, err = probe.New(probe.Config{Cache: a.cache, CRDs: crds, Metrics: a.metrics, Logger: log, Interval: cfg.Probe.Interval.Duration}); err != nil {
+			return nil, err
+		}
+	}
+	a.metrics.BuildInfo(version, iversion.Commit())
+	a.metrics.AgentCAs(func() []metrics.AgentCA {
+		var out []metrics.AgentCA
+		for _, ca := range a.identity.CAs() {
+			out = append(out, metrics.AgentCA{Role: ca.Role, NotAfter: ca.NotAfter})
+		}
+		return out
+	})
 	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
 		Manager: a.manager, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
@@ -226,15 +242,19 @@ func (a *Agent) runActive(ctx context.Context) error {
 	a.acting.Store(true)
 	defer a.acting.Store(false)
 	a.log.Info("agent active", "environment", a.cfg.Environment)
-	return task.Run(ctx,
-		task.Named{Name: "identity", Run: a.identity.Run},
-		task.Named{Name: "dialer", Run: a.dialer.Run},
-		task.Named{Name: "peers", Run: a.peers.Run},
-		task.Named{Name: "exporter", Run: a.exporter.Run},
-		task.Named{Name: "importer", Run: a.importer.Run},
-		task.Named{Name: "trust", Run: a.trust.Run},
-		task.Named{Name: "pairing", Run: a.joiner.Run},
-	)
+	tasks := []task.Named{
+		{Name: "identity", Run: a.identity.Run},
+		{Name: "dialer", Run: a.dialer.Run},
+		{Name: "peers", Run: a.peers.Run},
+		{Name: "exporter", Run: a.exporter.Run},
+		{Name: "importer", Run: a.importer.Run},
+		{Name: "trust", Run: a.trust.Run},
+		{Name: "pairing", Run: a.joiner.Run},
+	}
+	if a.prober != nil {
+		tasks = append(tasks, task.Named{Name: "probe", Run: a.prober.Run})
+	}
+	return task.Run(ctx, tasks...)
 }
 
 // healthServer serves /healthz (the process runs) and /readyz (this replica serves the peer

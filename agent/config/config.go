@@ -62,6 +62,8 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Pairing bounds the pairing tokens this agent redeems.
 	Pairing Pairing `json:"pairing"`
+	// Probe configures the agent's own probe of each link's data path.
+	Probe Probe `json:"probe"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -108,6 +110,19 @@ type Pairing struct {
 // packages).
 const MaxTokenTTL = 7 * 24 * time.Hour
 
+// Probe configures the agent's periodic TLS handshake with each link's remote cluster server,
+// as the local Elasticsearch makes it (RemoteCluster condition ProbeSucceeded).
+type Probe struct {
+	// Interval between two probes of a link (default 30s); 0 turns the probe off.
+	Interval Duration `json:"interval"`
+}
+
+// Bounds of probe.interval.
+const (
+	minProbeInterval = time.Second
+	maxProbeInterval = time.Hour
+)
+
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {
 	Enabled       bool     `json:"enabled"`
@@ -150,6 +165,7 @@ func Default() Config {
 		CAValidity:        Duration{365 * 24 * time.Hour},
 		LeafValidity:      Duration{24 * time.Hour},
 		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
+		Probe:             Probe{Interval: Duration{30 * time.Second}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
@@ -275,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if ttl := c.Pairing.TokenMaxTTL.Duration; ttl <= 0 || ttl > MaxTokenTTL {
 		bad("pairing.tokenMaxTTL", "%s: want a positive duration up to %s, e.g. 1h", ttl, MaxTokenTTL)
+	}
+	if iv := c.Probe.Interval.Duration; iv != 0 && (iv < minProbeInterval || iv > maxProbeInterval) {
+		bad("probe.interval", "%s: want 0 (off) or a duration from %s to %s, e.g. 30s", iv, minProbeInterval, maxProbeInterval)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

@@ -44,6 +44,26 @@ func TestResolve(t *testing.T) {
 			args:    []string{"--environment", "West_1", "--namespace", "x", "--log-level", "loud", "--advertise-endpoint", "nohost", "--elasticsearch-endpoint", "logs=http://x"},
 			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "is not an https URL"},
 		},
+		{
+			name: "probe interval: default, flag, off",
+			args: []string{"--environment", "w", "--namespace", "x"},
+			check: func(t *testing.T, c Config) {
+				if c.Probe.Interval.Seconds() != 30 {
+					t.Errorf("probe.interval = %v, want the default 30s", c.Probe.Interval)
+				}
+			},
+		},
+		{
+			name: "probe interval flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "0"},
+			check: func(t *testing.T, c Config) {
+				if c.Probe.Interval.Duration != 0 {
+					t.Errorf("probe.interval = %v, want 0 (off)", c.Probe.Interval)
+				}
+			},
+		},
+		{name: "probe interval too short", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "100ms"}, wantErr: []string{"probe.interval: 100ms: want 0 (off) or a duration from 1s to 1h0m0s"}},
+		{name: "probe interval too long", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "2h"}, wantErr: []string{"probe.interval: 2h0m0s"}},
 		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},
 		{name: "leaf longer than CA", args: []string{"--environment", "w", "--namespace", "x", "--ca-validity", "1h", "--leaf-validity", "2h"}, wantErr: []string{"leafValidity: 2h0m0s is longer than caValidity"}},
 		{

@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/internal/tlsprobe"
 )
 
 // Heartbeats older than these make the peer check warn, then fail: the agent writes the Peer
@@ -195,7 +196,7 @@ func (l *linkRun) network(ctx context.Context) {
 		return
 	}
 	proxyItem := fmt.Sprintf("proxy address %s (from %s)", addr, l.exportRef())
-	if err := dialTCP(ctx, addr, l.d.timeout); err != nil {
+	if err := tlsprobe.DialTCP(ctx, addr, l.d.timeout); err != nil {
 		l.add(check{Name: checkProxy, Result: resultFail, Item: proxyItem, Detail: "unreachable from here: " + err.Error(),
 			Fix: fmt.Sprintf("make %s reachable from this environment's Elasticsearch (a LoadBalancer Service, firewall rules), or correct spec.proxyAddress or spec.service of %s", addr, l.exportRef())})
 		l.add(check{Name: checkRemoteCA, Result: resultSkip, Item: "remote cluster server " + addr, Detail: "not reached"})
@@ -211,7 +212,7 @@ func (l *linkRun) remoteCA(ctx context.Context) check {
 	rc, addr := l.rc, l.rc.Status.ProxyAddress
 	cmName := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
 	c := check{Name: checkRemoteCA, Item: fmt.Sprintf("ConfigMap %s/%s key %s", rc.Namespace, cmName, wiring.CAFileKey)}
-	chain, err := presentedChain(ctx, addr, rc.Status.ServerName, l.d.timeout)
+	chain, err := tlsprobe.Handshake(ctx, addr, rc.Status.ServerName, l.d.timeout)
 	if err != nil {
 		c.Item = "remote cluster server " + addr
 		c.Result, c.Detail = resultFail, "TLS handshake failed: "+err.Error()
@@ -231,7 +232,7 @@ func (l *linkRun) remoteCA(ctx context.Context) check {
 		c.Result, c.Detail, c.Fix = resultFail, "the CA bundle is unusable: "+err.Error(), "check that the agent of this environment runs: it rewrites the ConfigMap"
 		return c
 	}
-	if err := verifyChain(chain, cas, l.now); err != nil {
+	if err := tlsprobe.VerifyChain(chain, cas, l.now); err != nil {
 		c.Result = resultFail
 		c.Detail = fmt.Sprintf("the certificate presented at %s, issued by %s, does not chain to the %d CA(s) it holds (%s): %v",
 			addr, issuerName(leaf), len(cas), describeCAs(cas, l.now), err)
