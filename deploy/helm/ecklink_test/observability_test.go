@@ -119,6 +119,10 @@ func chartQueries(t *testing.T) []query {
 }
 
 func ruleQueries(t *testing.T, doc map[string]any) []query {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ := json.Marshal(doc)
 	var rule struct {
 		Spec struct {
@@ -143,8 +147,11 @@ func ruleQueries(t *testing.T, doc map[string]any) []query {
 					q.refs = append(q.refs, m[1])
 				}
 			}
-			if !strings.HasPrefix(r.Annotations["runbook_url"], "https://") || !strings.Contains(r.Annotations["runbook_url"], "#"+strings.ToLower(r.Alert)) {
+			if !strings.HasPrefix(r.Annotations["runbook_url"], "https://") || !strings.HasSuffix(r.Annotations["runbook_url"], "README.md#"+strings.ToLower(r.Alert)) {
 				t.Errorf("alert %s: runbook_url %q does not point at its README section", r.Alert, r.Annotations["runbook_url"])
+			}
+			if !bytes.Contains(readme, []byte("\n#### "+r.Alert+"\n")) {
+				t.Errorf("alert %s has no runbook section (#### %s) in README.md", r.Alert, r.Alert)
 			}
 			qs = append(qs, q)
 		}
@@ -292,7 +299,7 @@ func TestReadmeListsMetrics(t *testing.T) {
 		section = section[:end+3]
 	}
 	listed := map[string]bool{}
-	for _, m := range regexp.MustCompile("`(ecklink_[a-z_]+)").FindAllSubmatch(section, -1) {
+	for _, m := range regexp.MustCompile("`(ecklink_[a-z_]*[a-z])`").FindAllSubmatch(section, -1) {
 		listed[string(m[1])] = true
 	}
 	want := map[string]bool{}

@@ -154,6 +154,7 @@ func TestTemplateObjects(t *testing.T) {
 			"ServiceAccount/ecklink-system/ecklink",
 		},
 		"custom": {
+			"ConfigMap/monitoring/ecklink-dashboard",
 			"Deployment/ecklink-system/ecklink", "PodDisruptionBudget/ecklink-system/ecklink",
 			"PrometheusRule/ecklink-system/ecklink",
 			"Role/ecklink-system/ecklink", "Role/logging/ecklink-ecklink-system", "Role/search/ecklink-ecklink-system",
