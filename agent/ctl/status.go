@@ -111,23 +111,23 @@ type peerStatus struct {
 }
 
 type linkStatus struct {
-	Namespace     string        `json:"namespace"`
-	Name          string        `json:"name"`
-	Elasticsearch string        `json:"elasticsearch"`
-	Alias         string        `json:"alias"`
-	Peer          string        `json:"peer"`
-	Export        string        `json:"export"`
-	Ready         bool          `json:"ready"`
-	Reason        string        `json:"reason,omitempty"`
-	Message       string        `json:"message,omitempty"`
-	ProxyAddress  string        `json:"proxyAddress,omitempty"`
-	ServerName    string        `json:"serverName,omitempty"`
+	Namespace     string `json:"namespace"`
+	Name          string `json:"name"`
+	Elasticsearch string `json:"elasticsearch"`
+	Alias         string `json:"alias"`
+	Peer          string `json:"peer"`
+	Export        string `json:"export"`
+	Ready         bool   `json:"ready"`
+	Reason        string `json:"reason,omitempty"`
+	Message       string `json:"message,omitempty"`
+	ProxyAddress  string `json:"proxyAddress,omitempty"`
+	ServerName    string `json:"serverName,omitempty"`
 	// PeerConnected and Probe are the PeerConnected and ProbeSucceeded conditions.
 	PeerConnected *conditionStatus `json:"peerConnected,omitempty"`
 	Probe         *conditionStatus `json:"probe,omitempty"`
 	RemoteCAs     []caStatus       `json:"remoteCAs"`
-	APIKey        *apiKeyStatus `json:"apiKey,omitempty"`
-	LastSync      *time.Time    `json:"lastSync,omitempty"`
+	APIKey        *apiKeyStatus    `json:"apiKey,omitempty"`
+	LastSync      *time.Time       `json:"lastSync,omitempty"`
 }
 
 // conditionStatus is a condition as status shows it.
