@@ -20,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/config"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
@@ -55,6 +56,8 @@ type Agent struct {
 	metrics   *metrics.Metrics
 	// leaseKube renews the Lease: a client of its own (see newLeaseClient).
 	leaseKube kubernetes.Interface
+	// users provisions the agent's own Elasticsearch users (nil with useElasticUser).
+	users *esuser.Controller
 	// acting is true while this replica acts (leads, with informers synced).
 	acting atomic.Bool
 	port   *peering.Port
@@ -120,11 +123,16 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
 	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log})
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser})
 	if err != nil {
 		return nil, err
 	}
 	a.resolver = resolver
+	if !cfg.Elasticsearch.UseElasticUser {
+		if a.users, err = esuser.New(esuser.Config{Cache: a.cache, Kube: kc, Dynamic: dyn, Logger: log, Resync: cfg.ResyncInterval.Duration}); err != nil {
+			return nil, err
+		}
+	}
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
@@ -143,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 		AgentNamespace: cfg.Namespace,
+		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
 		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
 		SigningTick:    signingTick(cfg),
 	}); err != nil {
@@ -253,6 +262,9 @@ func (a *Agent) runActive(ctx context.Context) error {
 	}
 	if a.prober != nil {
 		tasks = append(tasks, task.Named{Name: "probe", Run: a.prober.Run})
+	}
+	if a.users != nil {
+		tasks = append(tasks, task.Named{Name: "esuser", Run: a.users.Run})
 	}
 	return task.Run(ctx, tasks...)
 }

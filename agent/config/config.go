@@ -64,6 +64,8 @@ type Config struct {
 	Pairing Pairing `json:"pairing"`
 	// Probe configures the agent's own probe of each link's data path.
 	Probe Probe `json:"probe"`
+	// Elasticsearch sets how the agent authenticates to Elasticsearch.
+	Elasticsearch Elasticsearch `json:"elasticsearch"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -122,6 +124,14 @@ const (
 	minProbeInterval = time.Second
 	maxProbeInterval = time.Hour
 )
+
+// Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
+// in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
+// use ECK's elastic superuser instead, and provision no user (it fails where
+// spec.auth.disableElasticUser is set).
+type Elasticsearch struct {
+	UseElasticUser bool `json:"useElasticUser"`
+}
 
 // LeaderElection configures the Lease-based election between replicas.
 type LeaderElection struct {

@@ -45,6 +45,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.IntVar(&f.v.Limits.LinksPerExport, "links-per-export", d.Limits.LinksPerExport, "most links one ClusterExport serves over all peers (requests beyond are refused: LinkLimitExceeded)")
 	fs.DurationVar(&f.v.Pairing.TokenMaxTTL.Duration, "pairing-token-max-ttl", d.Pairing.TokenMaxTTL.Duration, "longest a pairing token is redeemed after it was created, whatever its own expiry (at most 168h)")
 	fs.DurationVar(&f.v.Probe.Interval.Duration, "probe-interval", d.Probe.Interval.Duration, "period of the agent's TLS handshake with each link's remote cluster server (0 turns it off)")
+	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
 	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
@@ -126,6 +127,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL
 		case "probe-interval":
 			cfg.Probe.Interval = f.v.Probe.Interval
+		case "elasticsearch-use-elastic-user":
+			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
 		case "lease-name":

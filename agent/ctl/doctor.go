@@ -42,6 +42,7 @@ type doctorFlags struct {
 	endpoints     []string
 	peerEndpoints []string
 	dialTimeout   time.Duration
+	useElastic    bool
 }
 
 func newDoctorCommand(g *globals) *cobra.Command {
@@ -67,7 +68,9 @@ names the first failing item with the fix:
 
 Elasticsearch is reached through its Service, or through --elasticsearch-endpoint (and
 --peer-elasticsearch-endpoint) namespace/name=https://host:port when its Service name does not
-resolve from here, as for the agent. Network checks run from this machine, not from the
+resolve from here, as for the agent, and as the agent's own user (Secret <es>-ecklink-user, or
+ECK's elastic user with --use-elastic-user, for agents run with elasticsearch.useElasticUser).
+Network checks run from this machine, not from the
 Elasticsearch pods. With --wait, checks again until every check passes.`,
 		Example: `  agentctl doctor --context west
   agentctl doctor logs/east-logs --context west --peer-context east -o json`,
@@ -84,6 +87,7 @@ Elasticsearch pods. With --wait, checks again until every check passes.`,
 	cmd.Flags().StringSliceVar(&f.endpoints, "elasticsearch-endpoint", nil, "namespace/name=https://host:port of a local Elasticsearch (repeatable)")
 	cmd.Flags().StringSliceVar(&f.peerEndpoints, "peer-elasticsearch-endpoint", nil, "namespace/name=https://host:port of an Elasticsearch of the peer (repeatable)")
 	cmd.Flags().DurationVar(&f.dialTimeout, "dial-timeout", 5*time.Second, "timeout of each network check")
+	cmd.Flags().BoolVar(&f.useElastic, "use-elastic-user", false, "call Elasticsearch as ECK's elastic user, as an agent with elasticsearch.useElasticUser does")
 	return cmd
 }
 
@@ -140,11 +144,11 @@ func (g *globals) doctor(ctx context.Context, only string, f doctorFlags) error 
 		return err
 	}
 	d := &doctor{g: g, local: local, peer: peer, timeout: f.dialTimeout}
-	if d.localES, err = resolver(local, f.endpoints, "--elasticsearch-endpoint"); err != nil {
+	if d.localES, err = resolver(local, f.endpoints, "--elasticsearch-endpoint", f.useElastic); err != nil {
 		return err
 	}
 	if peer != nil {
-		if d.peerES, err = resolver(peer, f.peerEndpoints, "--peer-elasticsearch-endpoint"); err != nil {
+		if d.peerES, err = resolver(peer, f.peerEndpoints, "--peer-elasticsearch-endpoint", f.useElastic); err != nil {
 			return err
 		}
 	}
@@ -186,12 +190,12 @@ func (g *globals) doctor(ctx context.Context, only string, f doctorFlags) error 
 	return err
 }
 
-func resolver(e *env, entries []string, flag string) (*elastic.Resolver, error) {
+func resolver(e *env, entries []string, flag string, useElastic bool) (*elastic.Resolver, error) {
 	eps, err := elastic.ParseEndpoints(entries)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("%s: %w", flag, err))
 	}
-	return elastic.NewResolver(elastic.ResolverConfig{Kube: e.kube, Endpoints: eps})
+	return elastic.NewResolver(elastic.ResolverConfig{Kube: e.kube, Endpoints: eps, UseElasticUser: useElastic})
 }
 
 // doctor holds what the checks of one run share.

@@ -401,6 +401,12 @@ func (l *linkRun) remoteInfo(ctx context.Context) {
 	if err == nil {
 		info, err = client.RemoteInfo(ctx)
 	}
+	if err != nil && elastic.UserNotReady(err) {
+		c.Result, c.Detail = resultSkip, fmt.Sprintf("not callable as the agent's user (%v)", err)
+		c.Fix = "the agent provisions its user once a link needs the cluster, and Elasticsearch loads it within the kubelet's sync period; give --use-elastic-user if the agent runs with elasticsearch.useElasticUser"
+		l.add(c)
+		return
+	}
 	if err != nil {
 		c.Result, c.Detail = resultSkip, fmt.Sprintf("not reachable from here (%v); give --elasticsearch-endpoint %s=https://host:port", err, target)
 		l.add(c)

@@ -93,7 +93,10 @@ type Key struct {
 	// Expiration is zero when the key never expires.
 	Expiration  time.Time
 	Invalidated bool
-	Metadata    map[string]any
+	// Owner and OwnerRealm are the user (and its realm) who created the key; only that user may
+	// update it (ES answers 404 to anyone else).
+	Owner, OwnerRealm string
+	Metadata          map[string]any
 	// Access is set for cross-cluster keys.
 	Access              *Access
 	CertificateIdentity *string

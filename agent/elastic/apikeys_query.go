@@ -21,6 +21,8 @@ type esKey struct {
 	Creation            int64           `json:"creation"`
 	Expiration          *int64          `json:"expiration"`
 	Invalidated         bool            `json:"invalidated"`
+	Username            string          `json:"username"`
+	Realm               string          `json:"realm"`
 	Metadata            map[string]any  `json:"metadata"`
 	Access              *esAccess       `json:"access"`
 	CertificateIdentity *string         `json:"certificate_identity"`
@@ -31,6 +33,7 @@ func (e *esKey) toKey() (Key, error) {
 	k := Key{
 		ID: e.ID, Name: e.Name, Type: e.Type, Creation: millis(e.Creation),
 		Invalidated: e.Invalidated, Metadata: e.Metadata, CertificateIdentity: e.CertificateIdentity,
+		Owner: e.Username, OwnerRealm: e.Realm,
 	}
 	if e.Expiration != nil {
 		k.Expiration = millis(*e.Expiration)

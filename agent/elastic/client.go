@@ -1,10 +1,11 @@
 // Package elastic is how the ecklink agent talks to an ECK-managed
-// Elasticsearch: it builds authenticated clients from the Secrets ECK creates
-// (Resolver) and offers the few operations the agent needs (cross-cluster API
+// Elasticsearch: it builds clients authenticated as the agent's own user (or,
+// when a setting asks for it, ECK's elastic user) over ECK's HTTP CA
+// (Resolver), and offers the few operations the agent needs (cross-cluster API
 // keys, remote cluster settings, remote info, secure settings reload), with
 // typed results and errors that say whether a retry may help.
 //
-// Secrets (the elastic password, encoded API keys) never appear in logs or
+// Secrets (user passwords, encoded API keys) never appear in logs or
 // errors produced here: request and response bodies are never logged, and
 // encoded keys are returned as Secret, which redacts itself when printed.
 package elastic
@@ -43,6 +44,7 @@ const (
 	logKeyAlias         = "alias"
 	logKeyNode          = "node"
 	logKeyURL           = "url"
+	logKeyUser          = "user"
 )
 
 // defaultPageSize is the page size of ListKeys.
@@ -81,6 +83,7 @@ const DefaultRequestTimeout = 30 * time.Second
 
 // Client talks to one Elasticsearch cluster. It is safe for concurrent use.
 type Client struct {
+	username string
 	es       *elasticsearch.Client
 	typed    *elasticsearch.TypedClient
 	log      hclog.Logger
@@ -118,6 +121,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("failed to create client: %w", err)
 	}
 	return &Client{
+		username: cfg.Username,
 		es:       es,
 		typed:    elasticsearch.NewTypedFrom(es),
 		log:      cfg.Logger,
@@ -125,6 +129,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		timeout:  cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout),
 	}, nil
 }
+
+// Username is the user the client authenticates as: the owner of the API keys
+// it creates.
+func (c *Client) Username() string { return c.username }
 
 // validateURL accepts http(s) URLs with a host and no credentials, query or
 // fragment. The URL is never echoed: it could carry user info.

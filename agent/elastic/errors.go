@@ -72,6 +72,14 @@ func IsForbidden(err error) bool {
 	return ae.Status == http.StatusForbidden || (ae.Status == 0 && ae.Type == "security_exception")
 }
 
+// UserNotReady reports an error of the agent's own Elasticsearch user rather than of the
+// request: its Secret does not exist yet (ErrUserNotProvisioned), or Elasticsearch does not know
+// it yet (401: ECK's aggregated file realm has not reached the nodes, which takes the kubelet's
+// sync period). Both clear by themselves; a 403 (a role not loaded, or taken away) is IsForbidden.
+func UserNotReady(err error) bool {
+	return errors.Is(err, ErrUserNotProvisioned) || IsUnauthorized(err)
+}
+
 // ErrorType returns the Elasticsearch exception type of err, or "".
 func ErrorType(err error) string {
 	var ae *APIError

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -21,6 +22,7 @@ import (
 const (
 	elasticUser         = "elastic"
 	elasticUserSuffix   = "-es-elastic-user"
+	userSecretSuffix    = "-ecklink-user"
 	httpCertsSuffix     = "-es-http-certs-public"
 	httpServiceSuffix   = "-es-http"
 	caCertKey           = "ca.crt"
@@ -40,13 +42,29 @@ type ResolverConfig struct {
 	// resolver derived (CA from ECK's Secret, ECK's server name). Nil uses a
 	// standard http.Transport; tests may wrap or replace it.
 	NewTransport func(*tls.Config) http.RoundTripper
+	// UseElasticUser authenticates as ECK's elastic superuser (Secret
+	// "<es>-es-elastic-user") instead of the agent's own user (Secret
+	// "<es>-ecklink-user", provisioned by agent/esuser). Only for clusters
+	// where the agent's user cannot be provisioned; it fails where
+	// spec.auth.disableElasticUser is set.
+	UseElasticUser bool
 }
 
-// Resolver builds clients for Elasticsearch resources from the Secrets ECK
-// creates: the elastic user's password from "<es>-es-elastic-user" and the
-// HTTP CA from "<es>-es-http-certs-public". It reads both Secrets on every
-// Client call and builds a new client only when the password, the CA or the
-// URL changed, so rotated credentials and CAs are picked up on the next
+// UserSecretName is the Secret holding the agent's own Elasticsearch user of
+// the Elasticsearch es: a kubernetes.io/basic-auth Secret (keys "username",
+// "password", "roles") that ECK reads through spec.auth.fileRealm.
+func UserSecretName(es string) string { return es + userSecretSuffix }
+
+// ErrUserNotProvisioned means the agent's user Secret of an Elasticsearch does
+// not exist yet (agent/esuser creates it once a link needs the cluster).
+var ErrUserNotProvisioned = errors.New("the agent's Elasticsearch user is not provisioned yet")
+
+// Resolver builds clients for Elasticsearch resources: the agent's own user
+// from "<es>-ecklink-user" (or, with UseElasticUser, ECK's elastic user from
+// "<es>-es-elastic-user") and the HTTP CA from ECK's
+// "<es>-es-http-certs-public". It reads both Secrets on every Client call and
+// builds a new client only when the user, the password, the CA or the URL
+// changed, so changed credentials and rotated CAs are picked up on the next
 // call. It is safe for concurrent use.
 type Resolver struct {
 	kube         kubernetes.Interface
@@ -54,6 +72,7 @@ type Resolver struct {
 	endpoints    map[Target]string
 	log          hclog.Logger
 	newTransport func(*tls.Config) http.RoundTripper
+	useElastic   bool
 
 	mu    sync.Mutex
 	cache map[Target]cachedClient
@@ -100,6 +119,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		endpoints:    eps,
 		log:          cfg.Logger.Named("elasticsearch"),
 		newTransport: cfg.NewTransport,
+		useElastic:   cfg.UseElasticUser,
 		cache:        map[Target]cachedClient{},
 	}, nil
 }
@@ -149,14 +169,9 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 		return nil, fmt.Errorf("failed to resolve elasticsearch: %w", err)
 	}
 	u := r.URL(t)
-	user, err := r.secret(ctx, t.Namespace, t.Name+elasticUserSuffix)
+	username, password, err := r.credentials(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
-	}
-	password := string(user.Data[elasticUser])
-	if password == "" {
-		return nil, fmt.Errorf("failed to resolve elasticsearch %s: Secret %s/%s has no key %q",
-			t, user.Namespace, user.Name, elasticUser)
 	}
 	var ca []byte
 	if strings.HasPrefix(u, "https://") {
@@ -168,7 +183,7 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 		// system roots are used.
 		ca = certs.Data[caCertKey]
 	}
-	version := fingerprint(u, password, string(ca))
+	version := fingerprint(u, username, password, string(ca))
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -187,7 +202,7 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 		rt = newHTTPTransport(conf)
 	}
 	log := r.log.With(logKeyElasticsearch, t.String())
-	c, err := NewClient(ClientConfig{URL: u, Username: elasticUser, Password: Secret(password), Transport: rt, Logger: log})
+	c, err := NewClient(ClientConfig{URL: u, Username: username, Password: Secret(password), Transport: rt, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
 	}
@@ -196,9 +211,38 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 	if had {
 		log.Debug("credentials or CA changed, rebuilt client")
 	} else {
-		log.Debug("built client", logKeyURL, u)
+		log.Debug("built client", logKeyURL, u, logKeyUser, username)
 	}
 	return c, nil
+}
+
+// credentials returns the user the agent authenticates as in t and its password.
+func (r *Resolver) credentials(ctx context.Context, t Target) (string, string, error) {
+	if r.useElastic {
+		s, err := r.secret(ctx, t.Namespace, t.Name+elasticUserSuffix)
+		if err != nil {
+			return "", "", err
+		}
+		if len(s.Data[elasticUser]) == 0 {
+			return "", "", fmt.Errorf("Secret %s/%s has no key %q (does spec.auth.disableElasticUser remove the elastic user? then unset elasticsearch.useElasticUser)",
+				s.Namespace, s.Name, elasticUser)
+		}
+		return elasticUser, string(s.Data[elasticUser]), nil
+	}
+	name := UserSecretName(t.Name)
+	s, err := r.kube.CoreV1().Secrets(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", "", fmt.Errorf("Secret %s/%s not found: %w", t.Namespace, name, ErrUserNotProvisioned)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("failed to get Secret %s/%s: %w", t.Namespace, name, err)
+	}
+	user, password := string(s.Data[corev1.BasicAuthUsernameKey]), string(s.Data[corev1.BasicAuthPasswordKey])
+	if user == "" || password == "" {
+		return "", "", fmt.Errorf("Secret %s/%s lacks %q or %q: %w", t.Namespace, name,
+			corev1.BasicAuthUsernameKey, corev1.BasicAuthPasswordKey, ErrUserNotProvisioned)
+	}
+	return user, password, nil
 }
 
 // Forget drops the cached client of t (e.g. when the Elasticsearch resource

@@ -3,6 +3,7 @@ package elastic
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,14 @@ func eckSecrets(password string, caPEM []byte) (*corev1.Secret, *corev1.Secret) 
 		secret("data", "logs-es-http-certs-public", map[string]string{"ca.crt": string(caPEM), "tls.crt": "x"})
 }
 
-// newESIMNode returns an esim node with the elastic user.
+// agentUser is the agent's own user Secret of data/logs (agent/esuser writes it).
+func agentUser(password string) *corev1.Secret {
+	s := secret("data", "logs-ecklink-user", map[string]string{"username": "ecklink-agent", "password": password, "roles": "ecklink_settings"})
+	s.Type = corev1.SecretTypeBasicAuth
+	return s
+}
+
+// newESIMNode returns an esim node with the elastic user and the agent's user.
 func newESIMNode(t *testing.T, password string) *esim.Node {
 	t.Helper()
 	node, err := esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: "c", NodeName: "n"})
@@ -40,6 +48,7 @@ func newESIMNode(t *testing.T, password string) *esim.Node {
 		t.Fatal(err)
 	}
 	node.SetUser("elastic", password)
+	node.SetUser("ecklink-agent", password)
 	return node
 }
 
@@ -47,7 +56,8 @@ func TestResolverProductionPath(t *testing.T) {
 	pki := newPKI(t, ServerName(logsTarget))
 	node := newESIMNode(t, testPassword)
 	srv := serveTLS(t, node.Handler(), pki)
-	user, certs := eckSecrets(testPassword, pki.caPEM)
+	_, certs := eckSecrets(testPassword, pki.caPEM)
+	user := agentUser(testPassword)
 	kube := fake.NewClientset(user, certs)
 	r, err := NewResolver(ResolverConfig{Kube: kube, Endpoints: map[Target]string{logsTarget: srv.URL}})
 	if err != nil {
@@ -61,16 +71,19 @@ func TestResolverProductionPath(t *testing.T) {
 	if _, err := c.Info(ctx); err != nil {
 		t.Fatalf("Info through the production TLS path: %v", err)
 	}
+	if c.Username() != "ecklink-agent" {
+		t.Errorf("Username = %q, want the agent's user", c.Username())
+	}
 	if again, _ := r.Client(ctx, logsTarget); again != c {
 		t.Error("unchanged Secrets did not reuse the client")
 	}
 
-	// ECK rotates the password: the new client authenticates.
-	node.SetUser("elastic", "rotated-"+testPassword)
+	// The user's password changes: the new client authenticates.
+	node.SetUser("ecklink-agent", "rotated-"+testPassword)
 	if _, err := c.Info(ctx); !IsUnauthorized(err) {
 		t.Fatalf("old client err = %v, want 401", err)
 	}
-	user.Data["elastic"] = []byte("rotated-" + testPassword)
+	user.Data["password"] = []byte("rotated-" + testPassword)
 	if _, err := kube.CoreV1().Secrets("data").Update(ctx, user, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +121,8 @@ func TestResolverVerifiesECKServerName(t *testing.T) {
 	// for ECK's service name: the client must refuse it.
 	pki := newPKI(t, "elsewhere.example.com")
 	srv := serveTLS(t, newESIMNode(t, testPassword).Handler(), pki)
-	user, certs := eckSecrets(testPassword, pki.caPEM)
-	r, _ := NewResolver(ResolverConfig{Kube: fake.NewClientset(user, certs), Endpoints: map[Target]string{logsTarget: srv.URL}})
+	_, certs := eckSecrets(testPassword, pki.caPEM)
+	r, _ := NewResolver(ResolverConfig{Kube: fake.NewClientset(agentUser(testPassword), certs), Endpoints: map[Target]string{logsTarget: srv.URL}})
 	c, err := r.Client(context.Background(), logsTarget)
 	if err != nil {
 		t.Fatal(err)
@@ -123,10 +136,10 @@ func TestResolverVerifiesECKServerName(t *testing.T) {
 func TestResolverTransportHook(t *testing.T) {
 	node := newESIMNode(t, testPassword)
 	srv := serveTLS(t, node.Handler(), newPKI(t, "ignored"))
-	user, certs := eckSecrets(testPassword, newPKI(t, "x").caPEM)
+	_, certs := eckSecrets(testPassword, newPKI(t, "x").caPEM)
 	var seen atomic.Value
 	r, _ := NewResolver(ResolverConfig{
-		Kube: fake.NewClientset(user, certs),
+		Kube: fake.NewClientset(agentUser(testPassword), certs),
 		NewTransport: func(conf *tls.Config) http.RoundTripper {
 			seen.Store(conf.ServerName)
 			return srv.Client().Transport // trusts the test server
@@ -145,11 +158,36 @@ func TestResolverTransportHook(t *testing.T) {
 	_ = c
 }
 
+// The elastic user only when asked for: then it is read from ECK's Secret, and a cluster without
+// it (spec.auth.disableElasticUser) says so; otherwise the elastic Secret alone does not do.
+func TestResolverElasticUser(t *testing.T) {
+	pki := newPKI(t, ServerName(logsTarget))
+	node := newESIMNode(t, testPassword)
+	srv := serveTLS(t, node.Handler(), pki)
+	elasticUser, certs := eckSecrets(testPassword, pki.caPEM)
+	ctx := context.Background()
+	eps := map[Target]string{logsTarget: srv.URL}
+
+	r, _ := NewResolver(ResolverConfig{Kube: fake.NewClientset(elasticUser, certs), Endpoints: eps, UseElasticUser: true})
+	c, err := r.Client(ctx, logsTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Info(ctx); err != nil || c.Username() != "elastic" {
+		t.Fatalf("as elastic: user %q, %v", c.Username(), err)
+	}
+	r, _ = NewResolver(ResolverConfig{Kube: fake.NewClientset(elasticUser, certs), Endpoints: eps})
+	if _, err := r.Client(ctx, logsTarget); !errors.Is(err, ErrUserNotProvisioned) {
+		t.Fatalf("without the agent's user: err = %v, want ErrUserNotProvisioned", err)
+	}
+}
+
 func TestResolverErrors(t *testing.T) {
 	ca := newPKI(t, "x").caPEM
 	tests := []struct {
 		name      string
 		objects   []*corev1.Secret
+		elastic   bool
 		endpoints map[Target]string
 		target    Target
 		want      []string
@@ -157,22 +195,34 @@ func TestResolverErrors(t *testing.T) {
 		{
 			name:    "missing user secret",
 			objects: []*corev1.Secret{secret("data", "logs-es-http-certs-public", map[string]string{"ca.crt": string(ca)})},
-			target:  logsTarget, want: []string{"data/logs-es-elastic-user", "not found"},
+			target:  logsTarget, want: []string{"data/logs-ecklink-user", "not found", "not provisioned yet"},
 		},
 		{
 			name:    "missing password key",
+			objects: []*corev1.Secret{secret("data", "logs-ecklink-user", map[string]string{"username": "ecklink-agent"})},
+			target:  logsTarget, want: []string{"data/logs-ecklink-user", `lacks "username" or "password"`},
+		},
+		{
+			name:    "missing elastic user secret",
+			elastic: true,
+			objects: []*corev1.Secret{secret("data", "logs-es-http-certs-public", map[string]string{"ca.crt": string(ca)})},
+			target:  logsTarget, want: []string{"data/logs-es-elastic-user", "not found"},
+		},
+		{
+			name:    "missing elastic password key",
+			elastic: true,
 			objects: []*corev1.Secret{secret("data", "logs-es-elastic-user", map[string]string{"other": "x"})},
-			target:  logsTarget, want: []string{"data/logs-es-elastic-user", `no key "elastic"`},
+			target:  logsTarget, want: []string{"data/logs-es-elastic-user", `no key "elastic"`, "disableElasticUser"},
 		},
 		{
 			name:    "missing CA secret",
-			objects: []*corev1.Secret{secret("data", "logs-es-elastic-user", map[string]string{"elastic": testPassword})},
+			objects: []*corev1.Secret{agentUser(testPassword)},
 			target:  logsTarget, want: []string{"data/logs-es-http-certs-public", "not found"},
 		},
 		{
 			name: "bad CA",
 			objects: []*corev1.Secret{
-				secret("data", "logs-es-elastic-user", map[string]string{"elastic": testPassword}),
+				agentUser(testPassword),
 				secret("data", "logs-es-http-certs-public", map[string]string{"ca.crt": "not a pem"}),
 			},
 			target: logsTarget, want: []string{"data/logs-es-http-certs-public", "ca.crt", "no PEM certificate"},
@@ -188,7 +238,7 @@ func TestResolverErrors(t *testing.T) {
 			for _, s := range tt.objects {
 				_ = kube.Tracker().Add(s)
 			}
-			r, err := NewResolver(ResolverConfig{Kube: kube, Endpoints: tt.endpoints})
+			r, err := NewResolver(ResolverConfig{Kube: kube, Endpoints: tt.endpoints, UseElasticUser: tt.elastic})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,7 +268,7 @@ func TestResolverHTTPOverrideSkipsCA(t *testing.T) {
 	node := newESIMNode(t, testPassword)
 	srv := newPlainServer(t, node.Handler())
 	r, _ := NewResolver(ResolverConfig{
-		Kube:      fake.NewClientset(secret("data", "logs-es-elastic-user", map[string]string{"elastic": testPassword})),
+		Kube:      fake.NewClientset(agentUser(testPassword)),
 		Endpoints: map[Target]string{logsTarget: srv},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -63,8 +63,8 @@ func runEverything(t *testing.T, log hclog.Logger) (secrets []string, errs []err
 	node := newESIMNode(t, testPassword)
 	node.SetReloadFunc(func(string) error { return fmt.Errorf("keystore broken") })
 	srv := serveTLS(t, node.Handler(), pki)
-	user, certs := eckSecrets(testPassword, pki.caPEM)
-	r, err := NewResolver(ResolverConfig{Kube: fake.NewClientset(user, certs), Endpoints: map[Target]string{logsTarget: srv.URL}, Logger: log})
+	_, certs := eckSecrets(testPassword, pki.caPEM)
+	r, err := NewResolver(ResolverConfig{Kube: fake.NewClientset(agentUser(testPassword), certs), Endpoints: map[Target]string{logsTarget: srv.URL}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func runEverything(t *testing.T, log hclog.Logger) (secrets []string, errs []err
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets = append(secrets, testPassword, base64.StdEncoding.EncodeToString([]byte("elastic:"+testPassword)))
+	secrets = append(secrets, testPassword, base64.StdEncoding.EncodeToString([]byte("ecklink-agent:"+testPassword)))
 	note := func(err error) {
 		if err != nil {
 			errs = append(errs, err)

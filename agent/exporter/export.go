@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
@@ -176,10 +175,15 @@ func (e *Exporter) exportLinkLocked(peer string, id link.ID, st *linkState) v1al
 // maxLinkMessage bounds status.links[].message (the CRD allows 1024 bytes).
 const maxLinkMessage = 1000
 
-// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch.
+// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch,
+// by read-modify-write with the cached resourceVersion (a concurrent change fails with a conflict
+// and the next pass decides again), as every other edit of the resource.
 func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructured.Unstructured) error {
-	patch := []byte(`{"spec":{"remoteClusterServer":{"enabled":true}}}`)
-	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Patch(ctx, es.GetName(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	obj := es.DeepCopy()
+	if err := unstructured.SetNestedField(obj.Object, true, "spec", "remoteClusterServer", "enabled"); err != nil {
+		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+	}
+	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())

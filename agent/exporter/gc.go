@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -45,6 +46,9 @@ func (e *Exporter) collectGarbage(ctx context.Context) error {
 
 func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {
 	client, err := e.cfg.Elastic.Client(ctx, t)
+	if errors.Is(err, elastic.ErrUserNotProvisioned) {
+		return nil // no export left there (see invalidateLink), or not provisioned yet: the next sweep
+	}
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", t, err)
 	}

@@ -81,6 +81,10 @@ func keyFailureReason(err error) string {
 		return ""
 	case elastic.Unavailable(err):
 		return v1alpha1.ReasonElasticsearchUnavailable
+	case elastic.UserNotReady(err):
+		return v1alpha1.ReasonElasticsearchUserPending
+	case elastic.IsForbidden(err):
+		return v1alpha1.ReasonElasticsearchForbidden
 	case errors.As(err, &ae):
 		return v1alpha1.ReasonAPIKeyFailed
 	}

@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -45,38 +47,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
 	access := toAccess(exp.Spec.Access)
-	hash := elastic.AccessHash(access)
-	meta := e.metadata(peer, id, exp, hash)
-
-	// Access changes go to every live key in place (same id, no restart on the peer): a
-	// narrowed access must reach the keys still in use too.
-	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash {
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
-			}
-			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
-		}
-	}
-
-	var wantIdentity *string
-	if identity != nil {
-		var newest *elastic.Key
-		if len(keys) > 0 {
-			newest = &keys[len(keys)-1]
-		}
-		wantIdentity = identity(newest)
-		// Every live key, so a key that is still in use during a rotation is covered too.
-		for i, k := range keys {
-			if equalIdentity(k.CertificateIdentity, wantIdentity) {
-				continue
-			}
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
-				return chosenKey{}, 0, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
-			}
-			keys[i].CertificateIdentity = wantIdentity
-			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
-		}
+	meta := e.metadata(peer, id, exp, elastic.AccessHash(access))
+	wantIdentity, stale, err := e.updateInPlace(ctx, client, peer, id, keys, access, meta, identity)
+	if err != nil {
+		return chosenKey{}, 0, err
 	}
 
 	now := e.cfg.Now()
@@ -111,6 +85,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	case !newest.Expiration.IsZero() && newest.Expiration.Sub(now) < rotateBefore:
 		create = true
 		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
+	case !ownedBy(*newest, client.Username()):
+		create = true
+		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
+			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
@@ -128,20 +106,8 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
 	}
-	// Break after make: once the peer reports it is connected with the newest key, the others go.
-	if applied == newest.ID && status.GetConnected() {
-		var old []string
-		for _, k := range keys {
-			if k.ID != newest.ID {
-				old = append(old, k.ID)
-			}
-		}
-		if len(old) > 0 {
-			if err := e.invalidate(ctx, client, old); err != nil {
-				return chosenKey{}, 0, err
-			}
-			e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
-		}
+	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected()); err != nil {
+		return chosenKey{}, 0, err
 	}
 	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity}
 	if known {
@@ -157,6 +123,90 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 	return choice, requeue, nil
 }
+
+// breakOld invalidates the keys of a link that are not the newest: those in stale at once (keys
+// of another user whose access or identity is out of date: they cannot be updated, and an
+// in-place update would have narrowed them at once), the others once the peer is connected with
+// the newest (break after make).
+func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected bool) error {
+	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest }); len(stale) > 0 {
+		if err := e.invalidate(ctx, client, stale); err != nil {
+			return err
+		}
+		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
+		keys = slices.DeleteFunc(slices.Clone(keys), func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
+	}
+	if !connected {
+		return nil
+	}
+	var old []string
+	for _, k := range keys {
+		if k.ID != newest {
+			old = append(old, k.ID)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := e.invalidate(ctx, client, old); err != nil {
+		return err
+	}
+	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+	return nil
+}
+
+// updateInPlace brings every live key of a link to the export's access and to the identity the
+// link's step wants (returned; nil identity leaves identities alone), in place: same id, nothing
+// for the peer to apply. Only the user who created a key may update it; keys another user made
+// (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
+// when the newest is not the agent user's), and those out of date are returned as stale.
+func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta map[string]any, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
+	hash := elastic.AccessHash(access)
+	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
+
+	// Access changes go to every live key in place (same id, no restart on the peer): a
+	// narrowed access must reach the keys still in use too.
+	for _, k := range keys {
+		if metaField(k.Metadata, "access_hash") != hash {
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
+			}
+			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
+		}
+	}
+
+	if identity != nil {
+		var newest *elastic.Key
+		if len(keys) > 0 {
+			newest = &keys[len(keys)-1]
+		}
+		wantIdentity = identity(newest)
+		// Every live key, so a key that is still in use during a rotation is covered too.
+		for i, k := range keys {
+			if equalIdentity(k.CertificateIdentity, wantIdentity) {
+				continue
+			}
+			if !owned(k) {
+				stale = append(stale, k.ID)
+				continue
+			}
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
+				return nil, nil, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
+			}
+			keys[i].CertificateIdentity = wantIdentity
+			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
+		}
+	}
+	slices.Sort(stale)
+	return wantIdentity, slices.Compact(stale), nil
+}
+
+// ownedBy says whether user made k (an unknown owner counts as user's: its update is tried).
+func ownedBy(k elastic.Key, user string) bool { return k.Owner == "" || k.Owner == user }
 
 func equalIdentity(a, b *string) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
@@ -197,6 +247,11 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 		return nil
 	}
 	client, err := e.cfg.Elastic.Client(ctx, *target)
+	if errors.Is(err, elastic.ErrUserNotProvisioned) {
+		// The agent's user goes only once no export needs the cluster, after the exports'
+		// finalizers invalidated their keys: there is nothing left to invalidate.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", target, err)
 	}

@@ -61,6 +61,9 @@ type Config struct {
 	Pending time.Duration
 	// AgentNamespace holds the signing CA Secret (strong identity).
 	AgentNamespace string
+	// AgentUser says the agent authenticates as its own Elasticsearch user (agent/esuser), whose
+	// spec.auth entries a manual-wiring snippet must then name too.
+	AgentUser bool
 	// Signing sets the signing CA and certificate lifetimes (Environment is filled in).
 	Signing signing.Config
 	// SigningTick is how often the signing CA rotation advances. Default one minute.

@@ -18,6 +18,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
@@ -26,21 +27,23 @@ import (
 
 // state is what one reconcile learned, for the status of each RemoteCluster.
 type state struct {
-	esFound    bool
-	esError    string
-	esReason   string // condition reason of esError (applyFailure)
-	wired      bool
-	manual     bool
-	snippet    string
-	settings   map[string]bool   // alias -> settings applied
-	userAlias  map[string]bool   // alias configured in ES by someone else
-	keyIDs     map[string]string // alias -> key id in the Secret
-	effective  map[string]string // alias -> key id in effect
-	missingKey map[string]bool   // alias whose key value the peer must resend
-	info       map[string]elastic.RemoteInfo
-	cas        map[string][]byte    // alias -> CA bundle applied
-	owner      map[string]types.UID // alias -> the active RemoteCluster holding it
-	cert       certState            // the certificate-model pass (certmodel.go)
+	esFound  bool
+	esError  string
+	esReason string // condition reason of esError (applyFailure)
+	wired    bool
+	manual   bool
+	// userUnwired: manual wiring, and spec.auth does not name the agent's user yet.
+	userUnwired bool
+	snippet     string
+	settings    map[string]bool   // alias -> settings applied
+	userAlias   map[string]bool   // alias configured in ES by someone else
+	keyIDs      map[string]string // alias -> key id in the Secret
+	effective   map[string]string // alias -> key id in effect
+	missingKey  map[string]bool   // alias whose key value the peer must resend
+	info        map[string]elastic.RemoteInfo
+	cas         map[string][]byte    // alias -> CA bundle applied
+	owner       map[string]types.UID // alias -> the active RemoteCluster holding it
+	cert        certState            // the certificate-model pass (certmodel.go)
 	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
 	// signingWait: alias -> why it does not sign yet although the export requires it.
 	signing, signingWait map[string]string
@@ -229,11 +232,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	bundleAliases := slices.Sorted(maps.Keys(st.cas))
 	if len(bundleAliases) == 0 {
-		c, err := esClient()
-		if err != nil {
-			return 0, err
-		}
-		return im.unwire(ctx, es, c, managed, cmExists)
+		return im.unwire(ctx, es, esClient, managed)
 	}
 	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
 	wantCM := cm.DeepCopy()
@@ -309,6 +308,11 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	// 4. Wiring of the Elasticsearch resource, once.
 	if err := im.wire(ctx, es, plans, st); err != nil {
 		return 0, err
+	}
+	if st.userUnwired {
+		// Manual wiring, and the snippet that names the agent's user is not applied yet: no call
+		// to Elasticsearch can authenticate before it is.
+		return im.cfg.Pending, nil
 	}
 
 	if _, err := esClient(); err != nil {
@@ -400,9 +404,17 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 		if err != nil {
 			return err
 		}
+		var parts []wiring.Part
+		if im.cfg.AgentUser {
+			auth := esuser.Auth(es.GetName())
+			userMissing := wiring.MissingAuth(es, auth)
+			st.userUnwired = len(userMissing) > 0
+			missing = append(missing, userMissing...)
+			parts = append(parts, auth)
+		}
 		st.wired = len(missing) == 0
 		if !st.wired {
-			if st.snippet, err = wiring.Snippet(es); err != nil {
+			if st.snippet, err = wiring.Snippet(es, parts...); err != nil {
 				return err
 			}
 		}
@@ -439,8 +451,15 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 
 // unwire removes everything when no link is left: settings already went, then the wiring, then
 // the Secret and ConfigMap.
-func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, client *elastic.Client, managed []string, cmExists bool) (time.Duration, error) {
+//
+// The client is made only when an alias is left to remove: an Elasticsearch without links has
+// no agent user to call it with (agent/esuser), and needs no call.
+func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, esClient func() (*elastic.Client, error), managed []string) (time.Duration, error) {
 	for _, alias := range managed {
+		client, err := esClient()
+		if err != nil {
+			return 0, err
+		}
 		if _, err := client.DeleteRemote(ctx, alias); err != nil {
 			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
 		}

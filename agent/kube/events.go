@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,11 +48,28 @@ func NewRecorder(ctx context.Context, cfg RecorderConfig) (*Recorder, error) {
 		cfg.Component = Component
 	}
 	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Kube.CoreV1().Events("")})
+	b.StartRecordingToSink(createOnlySink{&typedcorev1.EventSinkImpl{Interface: cfg.Kube.CoreV1().Events("")}})
 	return &Recorder{
 		recorder:    b.NewRecorder(Scheme, corev1.EventSource{Component: cfg.Component}),
 		broadcaster: b,
 	}, nil
+}
+
+// createOnlySink writes every Event with create. The broadcaster turns a repeated Event into a
+// patch of the first one's count; here it becomes a new Event with the count so far. The agent
+// then needs only the create verb on Events, and cannot change Events of anyone else (RBAC
+// cannot limit patch to one's own Events). The broadcaster's spam filter bounds the repeats.
+type createOnlySink struct{ sink record.EventSink }
+
+func (s createOnlySink) Create(e *corev1.Event) (*corev1.Event, error) { return s.sink.Create(e) }
+
+func (s createOnlySink) Update(e *corev1.Event) (*corev1.Event, error) { return s.Patch(e, nil) }
+
+func (s createOnlySink) Patch(e *corev1.Event, _ []byte) (*corev1.Event, error) {
+	fresh := e.DeepCopy()
+	fresh.Name = fmt.Sprintf("%s.%x", e.InvolvedObject.Name, time.Now().UnixNano())
+	fresh.ResourceVersion = ""
+	return s.sink.Create(fresh)
 }
 
 // NewRecorderFor wraps an existing EventRecorder, e.g. a record.FakeRecorder in tests.

@@ -103,3 +103,42 @@ func TestNewRecorderRequiresKube(t *testing.T) {
 		t.Fatal("want an error without Kube")
 	}
 }
+
+// The recorder only creates Events: a repeated Event, which the broadcaster would patch, is
+// written as a new one (the agent's RBAC grants create on Events and nothing else).
+func TestRecorderOnlyCreatesEvents(t *testing.T) {
+	kube := fake.NewClientset()
+	r, err := NewRecorder(t.Context(), RecorderConfig{Kube: kube})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown()
+	peer := &v1alpha1.Peer{ObjectMeta: metav1.ObjectMeta{Namespace: "ecklink", Name: "west", UID: "u1"}}
+	for range 3 {
+		r.Event(peer, corev1.EventTypeWarning, "DialFailed", "no route to host")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var creates, others int
+		for _, a := range kube.Actions() {
+			if a.GetResource().Resource != "events" {
+				continue
+			}
+			if a.GetVerb() == "create" {
+				creates++
+			} else {
+				others++
+			}
+		}
+		if others > 0 {
+			t.Fatalf("%d event requests other than create", others)
+		}
+		if creates == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events created, want 3", creates)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -7,23 +7,36 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// Part is something more a snippet wires: a Volume or the agent's user (Auth).
+type Part interface {
+	applyTo(es *unstructured.Unstructured) ([]string, error)
+}
+
+func (v Volume) applyTo(es *unstructured.Unstructured) ([]string, error) { return ApplyVolume(es, v) }
+func (a Auth) applyTo(es *unstructured.Unstructured) ([]string, error)   { return ApplyAuth(es, a) }
+
 // Snippet renders, for manual mode, the change to commit to the Elasticsearch resource as YAML:
 // spec.secureSettings and spec.nodeSets complete, as they must be after wiring (ECK's CRD makes
 // both atomic lists, so a merge patch or an apply replaces them whole: partial entries would drop
-// the user's other fields). Extra volumes (the signing certificate's, when strong identity waits
-// for it) are mounted too. It is empty when es is wired and mounts them.
-func Snippet(es *unstructured.Unstructured, extra ...Volume) (string, error) {
+// the user's other fields). Extra parts are wired too: volumes (the signing certificate's, when
+// strong identity waits for it) and the agent's user (spec.auth.fileRealm and spec.auth.roles,
+// also complete lists). It is empty when es is wired and has every part.
+func Snippet(es *unstructured.Unstructured, extra ...Part) (string, error) {
 	wired := es.DeepCopy()
 	changes, err := Apply(wired)
 	if err != nil {
 		return "", err
 	}
-	for _, v := range extra {
-		more, err := ApplyVolume(wired, v)
+	withAuth := false
+	for _, p := range extra {
+		more, err := p.applyTo(wired)
 		if err != nil {
 			return "", err
 		}
 		changes = append(changes, more...)
+		if _, ok := p.(Auth); ok {
+			withAuth = true
+		}
 	}
 	if len(changes) == 0 {
 		return "", nil
@@ -31,6 +44,9 @@ func Snippet(es *unstructured.Unstructured, extra ...Volume) (string, error) {
 	spec := map[string]any{}
 	if v, ok, _ := unstructured.NestedSlice(wired.Object, "spec", "secureSettings"); ok {
 		spec["secureSettings"] = v
+	}
+	if auth, ok, _ := unstructured.NestedMap(wired.Object, "spec", "auth"); ok && withAuth {
+		spec["auth"] = auth
 	}
 	nodeSets, _, _ := unstructured.NestedSlice(wired.Object, "spec", "nodeSets")
 	spec["nodeSets"] = nodeSets
@@ -46,7 +62,7 @@ func Snippet(es *unstructured.Unstructured, extra ...Volume) (string, error) {
 	}
 	header := fmt.Sprintf("# ecklink wiring for Elasticsearch %s/%s: commit it to your manifest, or\n"+
 		"#   kubectl patch elasticsearch %s -n %s --type merge --patch-file <this file>\n"+
-		"# secureSettings and nodeSets are complete lists (ECK makes them atomic: they replace yours whole).\n",
+		"# secureSettings, nodeSets and the auth lists are complete (ECK makes them atomic: they replace yours whole).\n",
 		es.GetNamespace(), es.GetName(), es.GetName(), es.GetNamespace())
 	return header + string(data), nil
 }

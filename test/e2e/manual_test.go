@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,10 @@ func TestManualWiring(t *testing.T) {
 		t.Fatalf("the agent wired the Elasticsearch resource in manual mode (missing=%v, err=%v)", missing, err)
 	}
 	t.Logf("snippet:\n%s", rc.Status.WiringSnippet)
+	// The agent's own Elasticsearch user is part of the snippet, not wired by the agent.
+	if wiring.RecordedAuth(es) || !strings.Contains(rc.Status.WiringSnippet, "secretName: ccs-ecklink-user") || !strings.Contains(rc.Status.WiringSnippet, "secretName: ccs-ecklink-roles") {
+		t.Fatalf("manual mode: spec.auth wired by the agent (%v), or the snippet does not name the agent's user", wiring.RecordedAuth(es))
+	}
 
 	// The user applies the snippet, as its header says: a merge patch.
 	patch, err := yaml.YAMLToJSON([]byte(rc.Status.WiringSnippet))

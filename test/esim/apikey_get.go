@@ -1,6 +1,7 @@
 package esim
 
 import (
+	"net/http"
 	"strings"
 )
 
@@ -215,9 +216,13 @@ func (n *Node) invalidate(c *reqCtx, p *invalidatePayload) obj {
 	for _, id := range p.ids {
 		ids[id] = true
 	}
+	// Cross-cluster keys need manage_security "or higher" (TransportInvalidateApiKeyAction's
+	// has-privileges check); without it they are skipped, each with an error detail.
+	crossCluster := n.impliesManageSecurity(c.auth)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	done := []string{}
+	var failed []any
 	for _, kid := range n.keyOrder {
 		k := n.keys[kid]
 		switch {
@@ -229,6 +234,10 @@ func (n *Node) invalidate(c *reqCtx, p *invalidatePayload) obj {
 			p.owner && c.auth.isAPIKey() && k.id != c.auth.key.id,
 			p.owner && !c.auth.isAPIKey() && (k.username != c.auth.username || k.realm != c.auth.realm):
 			continue
+		case k.typ == keyTypeCrossCluster && !crossCluster:
+			failed = append(failed, newErr(http.StatusForbidden, "security_exception",
+				"Cannot invalidate cross-cluster API key [%s]. This requires [manage_security] cluster privilege or higher", k.id).cause(true))
+			continue
 		}
 		k.invalidated, k.invalidation = true, now
 		done = append(done, k.id)
@@ -237,5 +246,9 @@ func (n *Node) invalidate(c *reqCtx, p *invalidatePayload) obj {
 		n.notifyLocked()
 		n.log.Info("invalidated API keys", "ids", strings.Join(done, ","))
 	}
-	return obj{{"invalidated_api_keys", done}, {"previously_invalidated_api_keys", []string{}}, {"error_count", 0}}
+	out := obj{{"invalidated_api_keys", done}, {"previously_invalidated_api_keys", []string{}}, {"error_count", len(failed)}}
+	if len(failed) > 0 {
+		out = append(out, Field{"error_details", failed})
+	}
+	return out
 }

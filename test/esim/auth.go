@@ -64,10 +64,7 @@ func (n *Node) authenticateREST(c *reqCtx) (*authn, *Error) {
 		if !found {
 			return nil, authErr("invalid basic authentication header value")
 		}
-		n.mu.Lock()
-		want, exists := n.users[user]
-		n.mu.Unlock()
-		if !exists || subtle.ConstantTimeCompare([]byte(want), []byte(pass)) != 1 {
+		if !n.authenticatePassword(user, pass) {
 			n.log.Warn("authentication failed", "user", user, "uri", c.path)
 			return nil, authErr("unable to authenticate user [%s] for REST request [%s]", user, c.uri)
 		}
@@ -216,7 +213,10 @@ func javaBase64Decode(s string) ([]byte, string) {
 
 // authenticateResponse is GET /_security/_authenticate.
 func (n *Node) authenticateResponse(a *authn) obj {
-	roles := []string{"superuser"}
+	roles := n.assignedRoles(a.username)
+	if roles == nil {
+		roles = []string{}
+	}
 	realm := obj{{"name", a.realm}, {"type", a.realmType}}
 	authType := "realm"
 	if a.isAPIKey() {

@@ -8,7 +8,7 @@
 //
 // A Node holds state only in memory. Listeners, TLS and the Kubernetes
 // binding belong to the caller: Handler serves the REST API on whatever
-// listener the caller chooses; SetUser, SetRemoteStatusFunc, SetReloadFunc,
+// listener the caller chooses; SetFileRealm, SetUser, SetRemoteStatusFunc, SetReloadFunc,
 // SetStartTime and SetFileFunc feed users, remote connection state, keystore
 // reload semantics, restarts and the files the signing settings name into the
 // node; RemoteClusters, Subscribe, APIKey and
@@ -29,7 +29,11 @@
 // POST /_nodes[/{node_id}]/reload_secure_settings, GET /_nodes[/...].
 // GET|HEAD|DELETE /{index} answer 404 index_not_found_exception (a cluster
 // without indices). Other paths answer as ES does for unknown routes.
-// Every user has all privileges, so no 403 is ever produced.
+// Users come from the file realm (SetFileRealm: ES's users, users_roles and
+// roles.yml files, bcrypt hashes) or SetUser (superusers); each request is
+// authorized against the caller's cluster privileges and refused with ES's
+// 403 security_exception when they do not grant its transport action
+// (authz.go says what is and is not modelled).
 //
 // Cluster settings accepted besides cluster.remote.<alias>.*:
 // cluster.routing.allocation.enable, cluster.routing.allocation.disk.threshold_enabled,

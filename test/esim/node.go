@@ -2,6 +2,7 @@ package esim
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -52,7 +53,9 @@ type Node struct {
 	handler http.Handler
 
 	mu           sync.Mutex
-	users        map[string]string // name -> password
+	users        map[string]string // name -> password (SetUser: superusers)
+	realm        *fileRealm        // SetFileRealm
+	authCache    map[string][sha256.Size]byte
 	keys         map[string]*apiKey
 	keyOrder     []string
 	persistent   settingsMap
@@ -96,6 +99,7 @@ func NewNode(cfg Config) (*Node, error) {
 		log:        cfg.Logger,
 		nodeID:     randomID(16),
 		users:      map[string]string{},
+		authCache:  map[string][sha256.Size]byte{},
 		keys:       map[string]*apiKey{},
 		persistent: settingsMap{},
 		transient:  settingsMap{},
@@ -116,7 +120,8 @@ func (n *Node) NodeID() string { return n.nodeID }
 func (n *Node) ClusterUUID() string { return n.cfg.ClusterUUID }
 
 // SetUser adds or replaces a user of the file realm ("file1", as ECK
-// configures it). Every user has all privileges; "elastic" is the superuser.
+// configures it) with the superuser role, as a test's shortcut for a users
+// file entry. Users of SetFileRealm have the roles the files give them.
 func (n *Node) SetUser(name, password string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

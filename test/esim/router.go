@@ -26,6 +26,9 @@ type endpoint struct {
 	// prepare parses params and body (RestHandler.prepareRequest) and
 	// returns the action to run.
 	prepare func(c *reqCtx) (action, error)
+	// transport is the transport action the endpoint runs, which the caller
+	// must be authorized for (authz.go); "" runs without a check.
+	transport string
 }
 
 type route struct {
@@ -265,6 +268,9 @@ func (rt *router) run(c *reqCtx, ep *endpoint) *response {
 	}
 	if len(c.body) > 0 && !ep.body {
 		return errResponse(iae("request [%s %s] does not support having a body", c.method, c.path))
+	}
+	if aerr := c.n.authorize(c.auth, ep.transport); aerr != nil {
+		return errResponse(aerr)
 	}
 	resp, err := act()
 	if err != nil {

@@ -111,6 +111,8 @@ func (w *World) collectSecrets(ctx context.Context, token string) ([]secret, err
 				for k, v := range s.Data {
 					add("password "+k+" of "+ref, string(v))
 				}
+			case strings.HasSuffix(s.Name, "-ecklink-user"):
+				add("password of the agent's user in "+ref, string(s.Data["password"]))
 			case s.Name == "ecklink-agent-ca" || strings.HasSuffix(s.Name, "-ca-internal"):
 				addKeys(add, "private-key", ref, s.Data)
 			case s.Name == "ecklink-signing-ca" || strings.HasSuffix(s.Name, "-ecklink-signing"):

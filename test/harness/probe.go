@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8"
+
 	"github.com/ecklink/ecklink/test/esim/pod"
 )
 
@@ -33,8 +35,18 @@ type Sample struct {
 	Reason string
 }
 
-// StartProbe starts sampling alias on p every interval.
+// StartProbe starts sampling alias on p every interval, as the elastic user.
 func StartProbe(ctx context.Context, p *pod.Pod, alias string, interval time.Duration) *Probe {
+	return startProbe(ctx, p, p.Client, alias, interval)
+}
+
+// StartProbeAs is StartProbe as another user of the file realm (an Elasticsearch with
+// spec.auth.disableElasticUser has no elastic user).
+func StartProbeAs(ctx context.Context, p *pod.Pod, username, password, alias string, interval time.Duration) *Probe {
+	return startProbe(ctx, p, func(context.Context) (*elasticsearch.Client, error) { return p.ClientAs(username, password) }, alias, interval)
+}
+
+func startProbe(ctx context.Context, p *pod.Pod, client func(context.Context) (*elasticsearch.Client, error), alias string, interval time.Duration) *Probe {
 	ctx, cancel := context.WithCancel(ctx)
 	pr := &Probe{alias: alias, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -42,7 +54,7 @@ func StartProbe(ctx context.Context, p *pod.Pod, alias string, interval time.Dur
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			ok, reason := sample(ctx, p, alias)
+			ok, reason := sample(ctx, p, client, alias)
 			if ctx.Err() != nil {
 				return // stopped mid-sample: its failure is the probe's own, not the link's
 			}
@@ -74,8 +86,8 @@ func (pr *Probe) record(ok bool, reason string) {
 	}
 }
 
-func sample(ctx context.Context, p *pod.Pod, alias string) (bool, string) {
-	c, err := p.Client(ctx)
+func sample(ctx context.Context, p *pod.Pod, client func(context.Context) (*elasticsearch.Client, error), alias string) (bool, string) {
+	c, err := client(ctx)
 	if err != nil {
 		return false, err.Error()
 	}

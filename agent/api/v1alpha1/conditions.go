@@ -59,6 +59,13 @@ const (
 	ReasonElasticsearchNotFound = "ElasticsearchNotFound"
 	// ReasonElasticsearchUnavailable means the agent cannot reach the Elasticsearch API.
 	ReasonElasticsearchUnavailable = "ElasticsearchUnavailable"
+	// ReasonElasticsearchUserPending means the agent's own Elasticsearch user is not provisioned
+	// yet, or Elasticsearch has not loaded it yet (ECK's file realm reaches the nodes within the
+	// kubelet's sync period); the agent retries.
+	ReasonElasticsearchUserPending = "ElasticsearchUserPending"
+	// ReasonElasticsearchForbidden means Elasticsearch refused a call for a missing privilege
+	// (403): the agent user's roles are not loaded yet or were changed.
+	ReasonElasticsearchForbidden = "ElasticsearchForbidden"
 	// ReasonUnsupportedVersion means the Elasticsearch or ECK version lacks a needed feature.
 	ReasonUnsupportedVersion = "UnsupportedVersion"
 	// ReasonPeerNotFound means no Peer exists for the named environment.

@@ -53,34 +53,15 @@ func grants(namespace, group string, resources, verbs []string) []access {
 	return out
 }
 
-var (
-	crudVerbs   = []string{"get", "list", "watch", "create", "update"}
-	statusVerbs = []string{"get", "update", "patch"}
-	readPatch   = []string{"get", "list", "watch", "update", "patch"}
-)
-
-// agentNamespaceAccess is what the agent needs in its own namespace.
-func agentNamespaceAccess(ns, lease string) []access {
-	out := grants(ns, "", []string{"secrets", "configmaps"}, crudVerbs)
-	out = append(out, grants(ns, "ecklink.io", []string{"peers"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"})...)
-	out = append(out, grants(ns, "ecklink.io", []string{"peers/status"}, statusVerbs)...)
-	out = append(out, grants(ns, "", []string{"events"}, []string{"create", "patch"})...)
-	return append(out,
-		access{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: ns},
-		access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: ns, name: lease},
-		access{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: ns, name: lease},
-	)
+// agentNamespaceAccess is what the agent needs in its own namespace (deploy/helm/rbac.yaml).
+func agentNamespaceAccess(p permissions, ns, lease string) []access {
+	return accesses(p.AgentNamespace, ns, chartValues{leaderElection: true, leaseName: lease})
 }
 
 // watchedNamespaceAccess is what the agent needs where it manages Elasticsearch ("" is every
-// namespace).
-func watchedNamespaceAccess(ns string) []access {
-	out := grants(ns, "", []string{"secrets", "configmaps"}, append(crudVerbs, "delete"))
-	out = append(out, access{verb: "get", resource: "services", namespace: ns})
-	out = append(out, grants(ns, "", []string{"events"}, []string{"create", "patch"})...)
-	out = append(out, grants(ns, "elasticsearch.k8s.elastic.co", []string{"elasticsearches"}, readPatch)...)
-	out = append(out, grants(ns, "ecklink.io", []string{"clusterexports", "remoteclusters"}, readPatch)...)
-	return append(out, grants(ns, "ecklink.io", []string{"clusterexports/status", "remoteclusters/status"}, statusVerbs)...)
+// namespace; deploy/helm/rbac.yaml).
+func watchedNamespaceAccess(p permissions, ns string) []access {
+	return accesses(p.WatchedNamespaces, ns, chartValues{})
 }
 
 // forbiddenEverywhere is what no agent may do anywhere.
@@ -92,6 +73,12 @@ func forbiddenEverywhere(ns string) []access {
 		{verb: "delete", group: "ecklink.io", resource: "remoteclusters", namespace: ns},
 		{verb: "deletecollection", resource: "secrets", namespace: ns},
 		{verb: "patch", resource: "secrets", namespace: ns},
+		{verb: "patch", resource: "events", namespace: ns},
+		{verb: "update", resource: "events", namespace: ns},
+		{verb: "delete", resource: "events", namespace: ns},
+		{verb: "patch", group: "elasticsearch.k8s.elastic.co", resource: "elasticsearches", namespace: ns},
+		{verb: "patch", group: "ecklink.io", resource: "remoteclusters", namespace: ns},
+		{verb: "patch", group: "ecklink.io", resource: "clusterexports/status", namespace: ns},
 		{verb: "list", resource: "services", namespace: ns},
 		{verb: "update", resource: "services", namespace: ns},
 		{verb: "get", resource: "pods", namespace: ns},
@@ -174,11 +161,12 @@ func saClient(ctx context.Context, t *testing.T, env *testbed.Environment, ns, s
 
 // checkClusterWideRBAC checks the default release (ServiceAccount ecklink-system/ecklink).
 func checkClusterWideRBAC(ctx context.Context, t *testing.T, env *testbed.Environment) {
+	p := loadPermissions(t)
 	client := saClient(ctx, t, env, "ecklink-system", "ecklink")
 	review := selfReviewer(client)
-	expect(ctx, t, review, true, agentNamespaceAccess("ecklink-system", "ecklink-agent"))
+	expect(ctx, t, review, true, agentNamespaceAccess(p, "ecklink-system", "ecklink-agent"))
 	for _, ns := range []string{"team-a", "team-c", ""} {
-		expect(ctx, t, review, true, watchedNamespaceAccess(ns))
+		expect(ctx, t, review, true, watchedNamespaceAccess(p, ns))
 		expect(ctx, t, review, false, forbiddenEverywhere(ns))
 	}
 	// Peers live in the agent's namespace only.
@@ -187,12 +175,12 @@ func checkClusterWideRBAC(ctx context.Context, t *testing.T, env *testbed.Enviro
 
 	// Exactly these rules and no more, as the API server resolves them for the namespace.
 	rules := resolvedRules(ctx, t, env, client, "team-a")
-	want := ruleSet(watchedNamespaceAccess("team-a"))
+	want := ruleSet(watchedNamespaceAccess(p, "team-a"))
 	if !maps.Equal(rules, want) {
 		t.Errorf("rules in team-a differ from what the agent needs:\n extra:   %q\n missing: %q", missing(want, rules), missing(rules, want))
 	}
 	rules = resolvedRules(ctx, t, env, client, "ecklink-system")
-	want = ruleSet(append(agentNamespaceAccess("ecklink-system", "ecklink-agent"), watchedNamespaceAccess("ecklink-system")...))
+	want = ruleSet(append(agentNamespaceAccess(p, "ecklink-system", "ecklink-agent"), watchedNamespaceAccess(p, "ecklink-system")...))
 	if !maps.Equal(rules, want) {
 		t.Errorf("rules in ecklink-system differ from what the agent needs:\n extra:   %q\n missing: %q", missing(want, rules), missing(rules, want))
 	}
@@ -201,13 +189,14 @@ func checkClusterWideRBAC(ctx context.Context, t *testing.T, env *testbed.Enviro
 // checkNamespacedRBAC checks the release with rbac.namespaced and watchNamespaces team-a, team-b
 // (ServiceAccount ecklink-scoped/scoped-ecklink).
 func checkNamespacedRBAC(ctx context.Context, t *testing.T, env *testbed.Environment) {
+	p := loadPermissions(t)
 	client := saClient(ctx, t, env, "ecklink-scoped", "scoped-ecklink")
 	self := selfReviewer(client)
 	admin := subjectReviewer(env, "ecklink-scoped", "scoped-ecklink")
 	for _, review := range []reviewer{self, admin} {
-		expect(ctx, t, review, true, agentNamespaceAccess("ecklink-scoped", "scoped-lease"))
-		expect(ctx, t, review, true, watchedNamespaceAccess("team-a"))
-		expect(ctx, t, review, true, watchedNamespaceAccess("team-b"))
+		expect(ctx, t, review, true, agentNamespaceAccess(p, "ecklink-scoped", "scoped-lease"))
+		expect(ctx, t, review, true, watchedNamespaceAccess(p, "team-a"))
+		expect(ctx, t, review, true, watchedNamespaceAccess(p, "team-b"))
 		for _, ns := range []string{"team-a", "team-c", "", "ecklink-scoped"} {
 			expect(ctx, t, review, false, forbiddenEverywhere(ns))
 		}
@@ -221,6 +210,8 @@ func checkNamespacedRBAC(ctx context.Context, t *testing.T, env *testbed.Environ
 		// touch another release's Lease.
 		expect(ctx, t, review, false, []access{
 			{verb: "delete", resource: "secrets", namespace: "ecklink-scoped"},
+			{verb: "get", resource: "configmaps", namespace: "ecklink-scoped", name: "someone-elses"},
+			{verb: "list", resource: "configmaps", namespace: "ecklink-scoped"},
 			{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: "ecklink-scoped", name: "ecklink-agent"},
 		})
 	}

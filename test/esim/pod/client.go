@@ -14,11 +14,17 @@ import (
 // Client returns a go-elasticsearch client for the pod as the elastic user, trusting ECK's HTTP
 // CA and checking the certificate against the Service name ECK issued it for.
 func (p *Pod) Client(ctx context.Context) (*elasticsearch.Client, error) {
-	ns, name := p.opts.Namespace, p.opts.Name
-	user, err := p.opts.Kube.CoreV1().Secrets(ns).Get(ctx, name+"-es-elastic-user", metav1.GetOptions{})
+	user, err := p.opts.Kube.CoreV1().Secrets(p.opts.Namespace).Get(ctx, p.opts.Name+"-es-elastic-user", metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("failed to read elastic user: %w", err)
 	}
+	return p.ClientAs("elastic", string(user.Data["elastic"]))
+}
+
+// ClientAs is Client for another user of the file realm (e.g. when spec.auth.disableElasticUser
+// leaves no elastic user).
+func (p *Pod) ClientAs(username, password string) (*elasticsearch.Client, error) {
+	ns, name := p.opts.Namespace, p.opts.Name
 	serverName := fmt.Sprintf("%s-es-http.%s.svc", name, ns)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// ECK rotates the HTTP CA too (with --ca-cert-validity), so trust is read at each handshake
@@ -46,8 +52,8 @@ func (p *Pod) Client(ctx context.Context) (*elasticsearch.Client, error) {
 	}
 	c, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses: []string{p.HTTPURL()},
-		Username:  "elastic",
-		Password:  string(user.Data["elastic"]),
+		Username:  username,
+		Password:  password,
 		Transport: tr,
 	})
 	if err != nil {

@@ -36,10 +36,7 @@ func (p *Pod) reconcile(now time.Time) {
 		p.startLocked(live, now)
 		return
 	}
-	password, ok := p.elasticPassword(now)
-	if ok {
-		p.node.SetUser("elastic", password)
-	}
+	p.loadFileRealmLocked(now)
 	keystoreChanged := !p.running.FileBasedSecure && hashData(p.secureData) != p.keyHash
 	if live.Hash == p.running.Hash && !keystoreChanged {
 		p.pendingAt, p.pendingHash = time.Time{}, ""
@@ -80,14 +77,10 @@ func (p *Pod) reconcile(now time.Time) {
 	p.log.Info("pod restarted", "keystore_entries", len(p.keystore))
 }
 
-// startLocked creates the node once the elastic user, the HTTP certificate and the transport CA
-// exist, as a pod could not start earlier.
+// startLocked creates the node once the file realm, the HTTP certificate and the transport CA
+// exist, as a pod could not start earlier (ECK mounts all three).
 func (p *Pod) startLocked(live podSpec, now time.Time) {
-	password, ok := p.elasticPassword(now)
-	if !ok {
-		return
-	}
-	for _, name := range []string{p.opts.Name + "-es-http-certs-internal", p.opts.Name + "-es-transport-ca-internal"} {
+	for _, name := range []string{p.fileRealmSecret(), p.opts.Name + "-es-http-certs-internal", p.opts.Name + "-es-transport-ca-internal"} {
 		if _, ok := p.view.visible(objectKey("secret", name), now); !ok {
 			return
 		}
@@ -102,12 +95,13 @@ func (p *Pod) startLocked(live podSpec, now time.Time) {
 		p.log.Error("failed to create node", "error", err)
 		return
 	}
-	node.SetUser("elastic", password)
 	node.SetStartTime(now)
 	node.SetRemoteStatusFunc(p.remoteStatus)
 	node.SetReloadFunc(p.reload)
 	node.SetFileFunc(p.fileExists)
 	p.node = node
+	p.realmHash = ""
+	p.loadFileRealmLocked(now)
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)
 	p.startTime = now
@@ -131,12 +125,24 @@ func (p *Pod) currentSecureSettings() (map[string][]byte, error) {
 
 func (p *Pod) podName(nodeSet string) string { return p.opts.Name + "-es-" + nodeSet + "-0" }
 
-func (p *Pod) elasticPassword(now time.Time) (string, bool) {
-	data, ok := p.view.visible(objectKey("secret", p.opts.Name+"-es-elastic-user"), now)
-	if !ok || len(data["elastic"]) == 0 {
-		return "", false
+// fileRealmSecret is the Secret ECK aggregates the file realm and file roles into (users,
+// users_roles, roles.yml: the elastic user unless spec.auth.disableElasticUser, ECK's internal
+// users, and the users and roles of spec.auth.fileRealm and spec.auth.roles). ECK mounts it at
+// /mnt/elastic-internal/xpack-file-realm and links the files into the config directory.
+func (p *Pod) fileRealmSecret() string { return p.opts.Name + "-es-xpack-file-realm" }
+
+// loadFileRealmLocked gives the node the file realm as the pod's files show it now. ES watches
+// the files and reloads them (resource.reload.interval.high, 5s by default): that delay is not
+// added to the kubelet's, which dominates it.
+func (p *Pod) loadFileRealmLocked(now time.Time) {
+	data, ok := p.view.visible(objectKey("secret", p.fileRealmSecret()), now)
+	if !ok {
+		return
 	}
-	return string(data["elastic"]), true
+	if h := hashData(data); h != p.realmHash {
+		p.node.SetFileRealm(data["users"], data["users_roles"], data["roles.yml"])
+		p.realmHash = h
+	}
 }
 
 func (p *Pod) loadKeystoreLocked(data map[string][]byte) {

@@ -1,6 +1,7 @@
 // Package pod binds an esim node to one ECK-managed Elasticsearch resource of a test-bed
 // environment. It shows the node exactly what an Elasticsearch pod of that resource would see,
-// derived from the same Kubernetes objects: ECK's HTTP certificate and elastic user, the effective
+// derived from the same Kubernetes objects: ECK's HTTP certificate, the file realm and file roles
+// ECK aggregates (users with bcrypt hashes, users_roles, roles.yml), the effective
 // configuration (ECK's defaults under the user's nodeSet config), mounted ConfigMaps and Secrets
 // (visible after the kubelet's sync delay), and the keystore ECK builds from spec.secureSettings
 // (taking effect when ECK would roll the pod, modelled as a delay, or on reload where ES and ECK
@@ -80,9 +81,10 @@ type Pod struct {
 	ready       chan struct{}
 	readyOnce   sync.Once
 	secureData  map[string][]byte // current <es>-es-secure-settings content (not delayed)
+	realmHash   string            // of the file realm the node has loaded
 }
 
-// Start starts the pod: it waits until ECK created the certificates and the elastic user, then
+// Start starts the pod: it waits until ECK created the certificates and the file realm, then
 // serves HTTPS and the remote cluster server.
 func Start(ctx context.Context, opts Options) (*Pod, error) {
 	if opts.Kube == nil || opts.Dynamic == nil || opts.Namespace == "" || opts.Name == "" || opts.IP == "" {

@@ -68,27 +68,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* ecklink.watchRules are the rules in every watched namespace: the Elasticsearch resources the
-agent wires, the Secrets and ConfigMaps it writes beside them (remote credentials and CAs) or reads
-(transport CAs, elastic user), the Services whose load balancer address it exports, the Events it
-records, and ecklink's own ClusterExports and RemoteClusters. */}}
+{{/* ecklink.watchRules are the rules in every watched namespace (deploy/helm/rbac.yaml says why
+each is there): the Elasticsearch resources the agent wires, the Secrets and ConfigMaps it reads
+(ECK's transport and HTTP CAs, its own user) or writes beside them (its own only, but Kubernetes
+RBAC cannot tell: their names derive from Elasticsearch names and labels cannot limit a rule), the
+Services whose load balancer address it exports, the Events it records (create only), and
+ecklink's own ClusterExports and RemoteClusters. Read and write are separate rules. */}}
 {{- define "ecklink.watchRules" -}}
 - apiGroups: [""]
   resources: [secrets, configmaps]
-  verbs: [get, list, watch, create, update, delete]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [create, update, delete]
 - apiGroups: [""]
   resources: [services]
   verbs: [get]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 - apiGroups: [elasticsearch.k8s.elastic.co]
   resources: [elasticsearches]
-  verbs: [get, list, watch, update, patch]
+  verbs: [list, watch]
+- apiGroups: [elasticsearch.k8s.elastic.co]
+  resources: [elasticsearches]
+  verbs: [update]
 - apiGroups: [ecklink.io]
   resources: [clusterexports, remoteclusters]
-  verbs: [get, list, watch, update, patch]
+  verbs: [get, list, watch, update]
 - apiGroups: [ecklink.io]
   resources: [clusterexports/status, remoteclusters/status]
-  verbs: [get, update, patch]
+  verbs: [update]
 {{- end -}}
