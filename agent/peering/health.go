@@ -95,8 +95,9 @@ func classify(err error, dial bool) string {
 		return FailureTerminated
 	case errors.Is(err, ErrReceiveTimeout):
 		return FailureHeartbeat
-	case errors.Is(err, ErrIdentity), strings.Contains(msg, "authentication handshake failed"),
-		strings.Contains(msg, "x509:"), strings.Contains(msg, "tls: "):
+	// A handshake cut short (EOF, reset: the peer, or a load balancer in front of it, is down)
+	// is a reachability problem; only a refused certificate is a trust problem.
+	case errors.Is(err, ErrIdentity), strings.Contains(msg, "x509:"), strings.Contains(msg, "certificate"):
 		return FailureHandshake
 	case dial:
 		return FailureDial

@@ -152,6 +152,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: Open names another", ErrIdentity), false, FailureHandshake},
 		{errors.New("rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: bad certificate\""), true, FailureHandshake},
 		{errors.New("rpc error: code = Unavailable desc = connection refused"), true, FailureDial},
+		{errors.New("rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: EOF\""), true, FailureDial},
+		{errors.New("transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"), true, FailureHandshake},
 		{errors.New("peer closed the stream"), false, FailureStream},
 	} {
 		if got := classify(tc.err, tc.dial); got != tc.want {
