@@ -279,7 +279,7 @@ func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterEx
 	}
 	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", "", fmt.Errorf("service %s not found", svcName)
+		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
@@ -300,7 +300,7 @@ func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
 		}
 	}
 	if port == 0 {
-		return "", fmt.Errorf("service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
+		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
 	}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer (spec.transport.service of the Elasticsearch)", svc.Name, svc.Spec.Type)
@@ -328,7 +328,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	addr, serverName, err := e.address(ctx, exp)
 	switch {
 	case err != nil:
-		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, addressReason(err), err.Error()
 		requeue = 10 * time.Second
 	case exp.Spec.ProxyAddress != "":
 		addrMsg = "peers dial the transport port at " + addr + " (spec.proxyAddress)"

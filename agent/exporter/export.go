@@ -74,7 +74,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	addr, serverName, err := e.address(ctx, exp)
 	switch {
 	case err != nil:
-		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, addressReason(err), err.Error()
 		requeue = 10 * time.Second
 	case exp.Spec.ProxyAddress != "":
 		addrMsg = "peers dial " + addr + " (spec.proxyAddress)"
