@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/config"
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err != nil {
 		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
 	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser})
+	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cachedSecret})
 	if err != nil {
 		return nil, err
 	}
@@ -136,16 +139,26 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+		Credentials:  streamCredentials{a},
+		Capabilities: []string{peering.CapabilityExportCA},
 	}); err != nil {
 		return nil, err
 	}
 	if a.exporter, err = exporter.New(exporter.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
-		SigningSyncDelay: cfg.Signing.SyncDelay.Duration,
-		LinksPerPeer:     cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
+		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
+		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
 	}); err != nil {
 		return nil, err
+	}
+	// Marking pods as updated is best effort: a client of its own, so that it never waits for,
+	// nor delays, the writes of the CA path.
+	podsCfg := rest.CopyConfig(restCfg)
+	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
+	podsKube, err := kubernetes.NewForConfig(podsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
 	}
 	if a.importer, err = importer.New(importer.Config{
 		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
@@ -154,6 +167,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
 		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
 		SigningTick:    signingTick(cfg),
+		Pods:           podsKube,
 	}); err != nil {
 		return nil, err
 	}
@@ -302,6 +316,18 @@ func (a *Agent) healthServer() task.Task {
 	}
 }
 
+// streamCredentials checks live streams against the Peers' trust (identity.StreamChecker); the
+// Manager is built before the peer controller it needs.
+type streamCredentials struct{ a *Agent }
+
+func (c streamCredentials) VerifyPeer(peer string, chain []*x509.Certificate, usage x509.ExtKeyUsage) error {
+	return c.a.identity.StreamChecker(c.a.peers).VerifyPeer(peer, chain, usage)
+}
+
+func (c streamCredentials) RenewAt(peer string, local *x509.Certificate, chain []*x509.Certificate) (time.Time, string) {
+	return c.a.identity.StreamChecker(c.a.peers).RenewAt(peer, local, chain)
+}
+
 // signingTick is how often the signing CA rotation advances: a minute, or a tenth of a short
 // signing certificate lifetime (tests), at least a second.
 func signingTick(cfg config.Config) time.Duration {
@@ -310,4 +336,13 @@ func signingTick(cfg config.Config) time.Duration {
 		tick = max(v, time.Second)
 	}
 	return tick
+}
+
+// cachedSecret looks a Secret up in the informer cache: ECK's (the HTTP CA, the elastic user) or
+// the agent's own (its Elasticsearch user), so that an Elasticsearch call costs no API read.
+func (a *Agent) cachedSecret(ns, name string) (*corev1.Secret, bool) {
+	if s, ok := a.cache.ECKSecret(ns, name); ok {
+		return s, true
+	}
+	return a.cache.OwnSecret(ns, name)
 }

@@ -23,8 +23,8 @@ func (a *Agent) newPairing(cfg config.Config, kc kubernetes.Interface, crds *kub
 		return err
 	}
 	if a.trust, err = newTrustSync(trustConfig{
-		Identity: a.identity, Outbox: a.manager, Peers: a.cache, CRDs: crds, Store: a.peerTrust, Endpoints: cfg.AdvertiseEndpoints,
-		Namespace: cfg.Namespace, Recorder: a.recorder, Busy: a.joiner.InProgress, Logger: log,
+		Identity: a.identity, Outbox: a.manager, Streams: a.manager, Peers: a.cache, CRDs: crds, Store: a.peerTrust,
+		Endpoints: cfg.AdvertiseEndpoints, Namespace: cfg.Namespace, Recorder: a.recorder, Busy: a.joiner.InProgress, Logger: log,
 	}); err != nil {
 		return err
 	}

@@ -39,7 +39,10 @@ func (a *Agent) watchConfig(resolver *elastic.Resolver) func(context.Context) er
 			lastMod = fi.ModTime()
 			cfg, err := config.LoadFile(a.cfg.File)
 			if err == nil {
+				// Only the endpoints are reloaded: whether http is allowed stays as the agent
+				// started, so an edit of the file cannot turn it on behind a running agent.
 				cfg.Environment, cfg.Namespace = a.cfg.Environment, a.cfg.Namespace
+				cfg.AllowInsecureElasticsearch = a.cfg.AllowInsecureElasticsearch
 				err = cfg.Validate()
 			}
 			if err != nil {

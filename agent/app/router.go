@@ -51,6 +51,16 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	if u.GetResource() == peering.ResourceTrust {
 		return r.trust.HandleUpdate(ctx, peer, u)
 	}
+	if id, ok := link.ParseExportCAResource(u.GetResource()); ok {
+		switch p := u.GetPayload().(type) {
+		case *peerv1.Update_ExportCa:
+			return refusal(r.imp.OnExportCA(peer, id, p.ExportCa), "InvalidCA")
+		case *peerv1.Update_Removed:
+			r.imp.OnExportCARemoved(peer, id)
+			return nil
+		}
+		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no ExportCA", u.GetResource())
+	}
 	kind, id, err := link.ParseResource(u.GetResource())
 	if err != nil {
 		return peering.Refuse(peering.ReasonInvalidResource, "%v", err)
@@ -155,7 +165,7 @@ var importRefusals = map[string]bool{
 
 func (r *router) OnConnected(info peering.SessionInfo) {
 	r.log.Info("peer connected", "peer", info.Peer, "dialed", info.Dialed, "peer_version", info.PeerVersion)
-	r.exp.PeerConnected(info.Peer)
+	r.exp.PeerConnected(info.Peer, info.Capabilities)
 	r.peers.Refresh(info.Peer)
 }
 

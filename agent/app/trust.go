@@ -44,6 +44,12 @@ type trustOutbox interface {
 	Acknowledged(peer, resource string) bool
 }
 
+// streams is the part of the stream layer the rotation of this agent's CA watches.
+type streams interface {
+	Sessions() []peering.SessionInfo
+	RecheckAll()
+}
+
 // peerLister reads the Peer objects (the informer cache).
 type peerLister interface {
 	Peers() []*v1alpha1.Peer
@@ -54,8 +60,11 @@ type peerLister interface {
 type trustConfig struct {
 	Identity *identity.Identity
 	Outbox   trustOutbox
-	Peers    peerLister
-	CRDs     *kube.Client
+	// Streams, when set, are rechecked when this agent's CAs change and tell whether they moved
+	// to the active CA (a requested retirement waits for that).
+	Streams streams
+	Peers   peerLister
+	CRDs    *kube.Client
 	// Store keeps the bundles peers announce (Peer.spec is never rewritten).
 	Store *peertrust.Store
 	// Endpoints are this agent's advertised endpoints, announced with its bundle.
@@ -102,12 +111,16 @@ func newTrustSync(cfg trustConfig) (*trustSync, error) {
 	return &trustSync{cfg: cfg, log: cfg.Logger.Named("trust"), wake: make(chan struct{}, 1), published: map[string][]byte{}}, nil
 }
 
-// Run publishes the bundle until ctx ends. It installs the promote gate for its duration.
+// Run publishes the bundle until ctx ends. It installs the promote gate and the gates of
+// requested rotations for its duration. When this agent's CAs change, the streams are checked
+// again: those it dialed with a leaf of a CA no longer active move to a new connection.
 func (t *trustSync) Run(ctx context.Context) error {
 	changed, stop := t.cfg.Identity.Subscribe()
 	defer stop()
 	t.cfg.Identity.SetPromoteGate(t.gate)
 	defer t.cfg.Identity.SetPromoteGate(nil)
+	t.cfg.Identity.SetRotationGates(identity.RotationGates{Trusted: t.trusted, Moved: t.moved})
+	defer t.cfg.Identity.SetRotationGates(identity.RotationGates{})
 	tick := time.NewTicker(trustResync)
 	defer tick.Stop()
 	for {
@@ -116,6 +129,9 @@ func (t *trustSync) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changed:
+			if t.cfg.Streams != nil {
+				t.cfg.Streams.RecheckAll()
+			}
 		case <-t.wake:
 		case <-tick.C:
 		}
@@ -174,6 +190,21 @@ func (t *trustSync) gate() bool {
 	if t.cfg.Busy != nil && t.cfg.Busy() {
 		return false
 	}
+	open, waiting := t.trusted()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if open && !t.gateOpen {
+		t.log.Info("every peer trusts the next agent CA: promoting it")
+	} else if !open {
+		t.log.Debug("next agent CA waits for peers", "peers", waiting)
+	}
+	t.gateOpen = open
+	return open
+}
+
+// trusted reports whether every peer acknowledged this agent's current bundle, and names the
+// peers that did not.
+func (t *trustSync) trusted() (bool, []string) {
 	bundle := t.cfg.Identity.Bundle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -183,14 +214,29 @@ func (t *trustSync) gate() bool {
 			waiting = append(waiting, peer)
 		}
 	}
-	open := len(waiting) == 0
-	if open && !t.gateOpen {
-		t.log.Info("every peer trusts the next agent CA: promoting it")
-	} else if !open {
-		t.log.Debug("next agent CA waits for peers", "peers", waiting)
+	return len(waiting) == 0, waiting
+}
+
+// moved reports whether every live stream uses, on this agent's side, a leaf of its active CA,
+// and names the peers whose stream does not. A dialed stream is known by the leaf it presented;
+// a stream the peer dialed was handshaken with the leaf current then, so it moved when it opened
+// after the promotion, which re-issued the leaf before any peer learnt of it.
+func (t *trustSync) moved() (bool, []string) {
+	if t.cfg.Streams == nil {
+		return true, nil
 	}
-	t.gateOpen = open
-	return open
+	promoted := t.cfg.Identity.PromotedAt()
+	var stale []string
+	for _, s := range t.cfg.Streams.Sessions() {
+		switch {
+		case !s.Connected:
+		case s.Dialed && !t.cfg.Identity.IssuedByActiveCA(s.LocalCertificate):
+			stale = append(stale, s.Peer)
+		case !s.Dialed && !promoted.IsZero() && !s.Since.After(promoted):
+			stale = append(stale, s.Peer)
+		}
+	}
+	return len(stale) == 0, stale
 }
 
 // OnAck wakes the identity when a peer acknowledged the bundle while a CA is staged, so that the

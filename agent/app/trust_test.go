@@ -261,3 +261,75 @@ func TestHandleTrust(t *testing.T) {
 		}
 	})
 }
+
+// fakeStreams lists sessions and counts rechecks.
+type fakeStreams struct {
+	mu       sync.Mutex
+	sessions []peering.SessionInfo
+	rechecks int
+}
+
+func (s *fakeStreams) Sessions() []peering.SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+func (s *fakeStreams) RecheckAll() {
+	s.mu.Lock()
+	s.rechecks++
+	s.mu.Unlock()
+}
+
+// TestRotationGates: what a requested rotation waits for, as the trust exchange reports it.
+func TestRotationGates(t *testing.T) {
+	ctx := context.Background()
+	f := newTrustFixture(t)
+	f.peer("west")
+	f.peer("north")
+	streams := &fakeStreams{}
+	f.ts.cfg.Streams = streams
+	oldLeaf := f.id.Leaf()
+	if err := f.id.StageNextCA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if err := f.id.PromoteNextCA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	promoted, newLeaf := f.id.PromotedAt(), f.id.Leaf()
+
+	f.ts.publishAll()
+	f.out.ack("west")
+	if ok, waiting := f.ts.trusted(); ok || len(waiting) != 1 || waiting[0] != "north" {
+		t.Fatalf("trusted() = %v %v, want north waiting", ok, waiting)
+	}
+	f.out.ack("north")
+	if ok, waiting := f.ts.trusted(); !ok || len(waiting) != 0 {
+		t.Fatalf("trusted() = %v %v after every acknowledgement", ok, waiting)
+	}
+
+	tests := []struct {
+		name      string
+		sessions  []peering.SessionInfo
+		wantStale []string
+	}{
+		{name: "no streams"},
+		{name: "dialed with a leaf of the new CA", sessions: []peering.SessionInfo{{Peer: "west", Connected: true, Dialed: true, LocalCertificate: newLeaf}}},
+		{name: "dialed with a leaf of the old CA", sessions: []peering.SessionInfo{{Peer: "west", Connected: true, Dialed: true, LocalCertificate: oldLeaf}}, wantStale: []string{"west"}},
+		{name: "dialed by the peer before the promotion", sessions: []peering.SessionInfo{{Peer: "north", Connected: true, Since: promoted.Add(-time.Second)}}, wantStale: []string{"north"}},
+		{name: "dialed by the peer after the promotion", sessions: []peering.SessionInfo{{Peer: "north", Connected: true, Since: promoted.Add(time.Second)}}},
+		{name: "a closed stream does not count", sessions: []peering.SessionInfo{{Peer: "north", Dialed: true, LocalCertificate: oldLeaf}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			streams.mu.Lock()
+			streams.sessions = tt.sessions
+			streams.mu.Unlock()
+			ok, stale := f.ts.moved()
+			if ok != (len(tt.wantStale) == 0) || strings.Join(stale, ",") != strings.Join(tt.wantStale, ",") {
+				t.Fatalf("moved() = %v %v, want stale %v", ok, stale, tt.wantStale)
+			}
+		})
+	}
+}

@@ -55,7 +55,14 @@ type Config struct {
 	Signing Signing `json:"signing"`
 	// ElasticsearchEndpoints overrides how the agent reaches an Elasticsearch, as
 	// "namespace/name" -> URL; for agents outside the cluster, where Service names do not resolve.
+	// Only https URLs, unless AllowInsecureElasticsearch.
 	ElasticsearchEndpoints map[string]string `json:"elasticsearchEndpoints"`
+	// AllowInsecureElasticsearch lets elasticsearchEndpoints use http:// URLs, over which the
+	// agent's Elasticsearch credentials travel in clear. Off by default; for a TLS-terminating
+	// proxy on the same host, never across a network.
+	AllowInsecureElasticsearch bool `json:"allowInsecureElasticsearch"`
+	// CertificateModel gates exports with the certificate security model.
+	CertificateModel CertificateModel `json:"certificateModel"`
 	// LeaderElection runs one active replica out of several.
 	LeaderElection LeaderElection `json:"leaderElection"`
 	// Limits bound what a paired peer can make this agent hold.
@@ -131,6 +138,14 @@ const (
 // spec.auth.disableElasticUser is set).
 type Elasticsearch struct {
 	UseElasticUser bool `json:"useElasticUser"`
+}
+
+// CertificateModel gates the certificate security model on the exporting side: such an export
+// adds the consumer's transport CA to the exported Elasticsearch's transport trust, which gives
+// the consumer's nodes near-full read access, so an export alone cannot turn it on.
+type CertificateModel struct {
+	// Enabled lets ClusterExports with model certificate serve their peers; off by default.
+	Enabled bool `json:"enabled"`
 }
 
 // LeaderElection configures the Lease-based election between replicas.
@@ -289,8 +304,12 @@ func (c *Config) Validate() error {
 			bad("elasticsearchEndpoints", "key %q: want namespace/name", key)
 		}
 		pu, err := url.Parse(u)
-		if err != nil || pu.Scheme != "https" || pu.Host == "" {
+		switch {
+		case err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http"):
 			bad("elasticsearchEndpoints", "%s: %q is not an https URL", key, u)
+		case pu.Scheme == "http" && !c.AllowInsecureElasticsearch:
+			bad("elasticsearchEndpoints", "%s: %q is http: the agent's Elasticsearch credentials would travel in clear; "+
+				"use https, or set allowInsecureElasticsearch: true (flag --allow-insecure-elasticsearch) to accept that", key, u)
 		}
 	}
 	if n := c.Limits.LinksPerPeer; n < 1 || n > maxLinkCap {

@@ -15,6 +15,14 @@ func TestResolve(t *testing.T) {
 	if err := os.WriteFile(file, []byte("environment: west\nnamespace: ecklink\nheartbeatInterval: 2s\nlogFormat: json\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	insecure := filepath.Join(dir, "insecure.yaml")
+	if err := os.WriteFile(insecure, []byte("environment: west\nnamespace: ecklink\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(dir, "allowed.yaml")
+	if err := os.WriteFile(allowed, []byte("environment: west\nnamespace: ecklink\nallowInsecureElasticsearch: true\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\ncertificateModel: {enabled: false}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("environment: west\nnamespace: ecklink\nheartbeat: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -42,7 +50,45 @@ func TestResolve(t *testing.T) {
 		{
 			name:    "bad values name their keys",
 			args:    []string{"--environment", "West_1", "--namespace", "x", "--log-level", "loud", "--advertise-endpoint", "nohost", "--elasticsearch-endpoint", "logs=http://x"},
-			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "is not an https URL"},
+			wantErr: []string{"environment: \"West_1\" is not a DNS label", "logLevel: \"loud\"", "advertiseEndpoints[0]", "key \"logs\": want namespace/name", "\"http://x\" is http"},
+		},
+		{
+			name:    "http endpoint refused, naming the key and the setting",
+			args:    []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=http://127.0.0.5:9200"},
+			wantErr: []string{"elasticsearchEndpoints: data/logs: \"http://127.0.0.5:9200\" is http", "credentials would travel in clear", "allowInsecureElasticsearch"},
+		},
+		{
+			name:    "http endpoint in the file refused",
+			args:    []string{"--config", insecure},
+			wantErr: []string{"elasticsearchEndpoints: data/logs: \"http://127.0.0.5:9200\" is http"},
+		},
+		{name: "not a URL", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=ftp://h"}, wantErr: []string{"is not an https URL"}},
+		{
+			name: "http endpoint allowed explicitly",
+			args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "data/logs=http://127.0.0.5:9200", "--allow-insecure-elasticsearch"},
+			check: func(t *testing.T, c Config) {
+				if !c.AllowInsecureElasticsearch || c.ElasticsearchEndpoints["data/logs"] != "http://127.0.0.5:9200" {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "http endpoint allowed in the file",
+			args: []string{"--config", allowed},
+			check: func(t *testing.T, c Config) {
+				if !c.AllowInsecureElasticsearch || c.CertificateModel.Enabled {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "certificate model off by default, on by flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--certificate-model"},
+			check: func(t *testing.T, c Config) {
+				if !c.CertificateModel.Enabled || c.AllowInsecureElasticsearch {
+					t.Errorf("got %+v", c)
+				}
+			},
 		},
 		{
 			name: "probe interval: default, flag, off",

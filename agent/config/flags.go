@@ -9,11 +9,13 @@ import (
 
 // Flags binds the agent's flags. Resolve layers them over the config file, if any.
 type Flags struct {
-	fs      *pflag.FlagSet
-	file    string
-	v       Config
-	le      bool
-	esEndpt []string
+	fs       *pflag.FlagSet
+	file     string
+	v        Config
+	le       bool
+	esEndpt  []string
+	insecure bool
+	certs    bool
 }
 
 // BindFlags registers the agent's flags on fs.
@@ -46,6 +48,8 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.DurationVar(&f.v.Pairing.TokenMaxTTL.Duration, "pairing-token-max-ttl", d.Pairing.TokenMaxTTL.Duration, "longest a pairing token is redeemed after it was created, whatever its own expiry (at most 168h)")
 	fs.DurationVar(&f.v.Probe.Interval.Duration, "probe-interval", d.Probe.Interval.Duration, "period of the agent's TLS handshake with each link's remote cluster server (0 turns it off)")
 	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
+	fs.BoolVar(&f.insecure, "allow-insecure-elasticsearch", false, "allow http:// in elasticsearch endpoints (credentials travel in clear)")
+	fs.BoolVar(&f.certs, "certificate-model", false, "let ClusterExports with model certificate serve peers (adds their transport CAs to the exported cluster's transport trust)")
 	fs.BoolVar(&f.le, "leader-elect", false, "run leader election between replicas (Lease)")
 	fs.StringVar(&f.v.LeaderElection.LeaseName, "lease-name", d.LeaderElection.LeaseName, "name of the leader election Lease")
 	fs.DurationVar(&f.v.LeaderElection.LeaseDuration.Duration, "lease-duration", d.LeaderElection.LeaseDuration.Duration, "leader lease duration")
@@ -129,6 +133,10 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Probe.Interval = f.v.Probe.Interval
 		case "elasticsearch-use-elastic-user":
 			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
+		case "allow-insecure-elasticsearch":
+			cfg.AllowInsecureElasticsearch = f.insecure
+		case "certificate-model":
+			cfg.CertificateModel.Enabled = f.certs
 		case "leader-elect":
 			cfg.LeaderElection.Enabled = f.le
 		case "lease-name":

@@ -98,7 +98,7 @@ with kubectl: --kubeconfig (else $KUBECONFIG, else ~/.kube/config) and --context
 	pf.StringVar(&g.context, "context", "", "kubeconfig context of this environment (default: the current context)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "ecklink", "namespace of the ecklink agent")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
-	pf.BoolVar(&g.wait, "wait", false, "wait until the state is reached, up to --timeout, with progress on stderr (pair, pair join and unpair wait unless --wait=false)")
+	pf.BoolVar(&g.wait, "wait", false, "wait until the state is reached, up to --timeout, with progress on stderr (pair, pair join, unpair and rotate identity wait unless --wait=false)")
 	pf.DurationVar(&g.timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		switch g.output {
@@ -111,7 +111,7 @@ with kubectl: --kubeconfig (else $KUBECONFIG, else ~/.kube/config) and --context
 		}
 		return nil
 	}
-	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newStatusCommand(g), newDoctorCommand(g), newVersionCommand(g))
+	root.AddCommand(newPairCommand(g), newUnpairCommand(g), newRotateCommand(g), newStatusCommand(g), newDoctorCommand(g), newVersionCommand(g))
 	documentExitCodes(root.Commands())
 	return root
 }

@@ -327,7 +327,7 @@ func linkStatusOf(rc *v1alpha1.RemoteCluster, now time.Time) linkStatus {
 }
 
 func exportStatusOf(x *v1alpha1.ClusterExport) exportStatus {
-	s := exportStatus{Namespace: x.Namespace, Name: x.Name, Elasticsearch: x.Spec.ElasticsearchRef.Name, Peers: x.Spec.Peers, ProxyAddress: x.Status.ProxyAddress}
+	s := exportStatus{Namespace: x.Namespace, Name: x.Name, Elasticsearch: x.Spec.ElasticsearchRef.Name, Peers: x.Spec.GrantedPeers(), ProxyAddress: x.Status.ProxyAddress}
 	if c := condition(x.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 		s.Ready, s.Reason = c.Status == metav1.ConditionTrue, c.Reason
 	}

@@ -42,6 +42,10 @@ type ResolverConfig struct {
 	// resolver derived (CA from ECK's Secret, ECK's server name). Nil uses a
 	// standard http.Transport; tests may wrap or replace it.
 	NewTransport func(*tls.Config) http.RoundTripper
+	// Cached, if set, looks ECK's Secrets up in an informer cache first; the resolver reads
+	// the API server only for a Secret the cache does not hold. It keeps a live read per
+	// Secret off every Elasticsearch call.
+	Cached func(namespace, name string) (*corev1.Secret, bool)
 	// UseElasticUser authenticates as ECK's elastic superuser (Secret
 	// "<es>-es-elastic-user") instead of the agent's own user (Secret
 	// "<es>-ecklink-user", provisioned by agent/esuser). Only for clusters
@@ -72,6 +76,7 @@ type Resolver struct {
 	endpoints    map[Target]string
 	log          hclog.Logger
 	newTransport func(*tls.Config) http.RoundTripper
+	cached       func(namespace, name string) (*corev1.Secret, bool)
 	useElastic   bool
 
 	mu    sync.Mutex
@@ -119,6 +124,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		endpoints:    eps,
 		log:          cfg.Logger.Named("elasticsearch"),
 		newTransport: cfg.NewTransport,
+		cached:       cfg.Cached,
 		useElastic:   cfg.UseElasticUser,
 		cache:        map[Target]cachedClient{},
 	}, nil
@@ -254,6 +260,11 @@ func (r *Resolver) Forget(t Target) {
 }
 
 func (r *Resolver) secret(ctx context.Context, ns, name string) (*secretData, error) {
+	if r.cached != nil {
+		if s, ok := r.cached(ns, name); ok {
+			return &secretData{Namespace: ns, Name: name, Data: s.Data}, nil
+		}
+	}
 	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to get Secret %s/%s (is the Elasticsearch resource managed by ECK and reconciled?): %w", ns, name, err)

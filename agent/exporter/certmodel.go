@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,10 +78,13 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}, 0, nil
 	}
 	now := e.cfg.Now()
-	peerCAs, err := pemutil.ValidateCABundle(req.GetTransportCaBundle(), now, pemutil.DefaultLimits)
+	// One self-signed CA, the consumer's own: its nodes chain to it, and nothing else joins
+	// the transport trust with it (see pemutil.ValidateSelfSignedCA).
+	peerCA, err := pemutil.ValidateSelfSignedCA(req.GetTransportCaBundle(), now, pemutil.DefaultLimits)
 	if err != nil {
-		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "the transport CA sent for this link is not usable: " + err.Error()}, 0, nil
+		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}, 0, nil
 	}
+	peerCAs := []*x509.Certificate{peerCA}
 	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s: %w", target, errRetry)
@@ -245,14 +247,19 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 		return "export " + ns + "/" + exportName + " is gone"
 	case exp.Spec.Model != v1alpha1.SecurityModelCertificate:
 		return "export " + ns + "/" + exportName + " no longer uses the certificate model"
-	case !slices.Contains(exp.Spec.Peers, peer):
-		return "export " + ns + "/" + exportName + " no longer grants " + peer
+	case !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch):
+		return "export " + ns + "/" + exportName + " no longer grants " + peer + " link " + id.String()
+	case !e.cfg.CertificateModel:
+		return "the certificate model is turned off on this agent (certificateModel.enabled)"
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st, known := e.links[peer][id]
 	if known && st.req != nil && (st.req.GetExportNamespace() != ns || st.req.GetExportName() != exportName) {
 		return "link " + id.String() + " now imports another export"
+	}
+	if known && st.req != nil && requestedModel(st.req) == v1alpha1.SecurityModelAPIKey {
+		return "link " + id.String() + " asks for the API-key model"
 	}
 	if e.inventry[peer] && (!known || st.removed) {
 		return "peer " + peer + " no longer imports link " + id.String()
@@ -340,11 +347,12 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
 			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
+		kube.Set(x, e.certificateModelCondition(x))
 		conds := x.GetConditions()
 		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
 		x.SetConditions(conds)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
-		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved)
+		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
 		if !found {
 			ready = kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
 				fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))
@@ -361,11 +369,23 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	return requeue, nil
 }
 
-// dropModelWarning removes the certificate model's warning from an export now on the API-key
-// model.
+// certificateModelCondition says whether this agent lets a certificate-model export serve peers.
+func (e *Exporter) certificateModelCondition(x *v1alpha1.ClusterExport) metav1.Condition {
+	if !e.cfg.CertificateModel {
+		return kube.NewCondition(x, v1alpha1.ConditionCertificateModelEnabled, metav1.ConditionFalse,
+			v1alpha1.ReasonCertificateModelDisabled, v1alpha1.CertificateModelDisabledMessage+"; until then every peer is refused")
+	}
+	return kube.NewCondition(x, v1alpha1.ConditionCertificateModelEnabled, metav1.ConditionTrue,
+		v1alpha1.ReasonCertificateModelAllowed, "the exporting agent allows the certificate security model (certificateModel.enabled)")
+}
+
+// dropModelWarning removes the certificate model's warning and gate from an export now on the
+// API-key model.
 func dropModelWarning(x kube.Conditioned) {
 	conds := x.GetConditions()
-	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent) {
+	removed := meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent)
+	removed = meta.RemoveStatusCondition(&conds, v1alpha1.ConditionCertificateModelEnabled) || removed
+	if removed {
 		x.SetConditions(conds)
 	}
 }

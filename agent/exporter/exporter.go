@@ -63,6 +63,9 @@ type Config struct {
 	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
 	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
 	LinksPerPeer, LinksPerExport int
+	// CertificateModel lets exports with the certificate security model serve their peers
+	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
+	CertificateModel bool
 }
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
@@ -94,6 +97,12 @@ type Exporter struct {
 	refused  map[string]map[link.ID]refusedLink
 	resynced map[string]time.Time // when each peer was last asked to resend refused requests
 	grants   grants               // the informer cache
+	// caps are the capabilities each peer announced when it last connected.
+	caps map[string][]string
+	// pubMu orders publications that carry a CA bundle (exportca.go).
+	pubMu sync.Mutex
+	// gate runs one item per Elasticsearch at a time (workers.go).
+	gate gate
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -114,6 +123,8 @@ type linkState struct {
 	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
 	caSent map[string]time.Time
+	// caRef is the shared CA bundle the credentials last sent name ("" for a bundle inline).
+	caRef string
 	// trust is the peer CA added to the transport trust for the link (certificate model).
 	trust *heldTrust
 	// siStep is the link's strong identity step ("" without strong identity).
@@ -178,6 +189,7 @@ func New(cfg Config) (*Exporter, error) {
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		grants:   cfg.Cache,
+		caps:     map[string][]string{},
 	}
 	if err := e.registerHandlers(); err != nil {
 		return nil, err
@@ -185,7 +197,7 @@ func New(cfg Config) (*Exporter, error) {
 	return e, nil
 }
 
-// Run drains the queue with one worker until ctx ends.
+// Run drains the queue with its workers until ctx ends (workers.go).
 func (e *Exporter) Run(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
@@ -195,13 +207,8 @@ func (e *Exporter) Run(ctx context.Context) error {
 		e.enqueueAll()
 		e.queue.Add(item{kind: "gc"})
 	})
-	for {
-		it, quit := e.queue.Get()
-		if quit {
-			return ctx.Err()
-		}
-		e.process(ctx, it)
-	}
+	e.runWorkers(ctx)
+	return ctx.Err()
 }
 
 func (e *Exporter) process(ctx context.Context, it item) {
@@ -215,6 +222,8 @@ func (e *Exporter) process(ctx context.Context, it item) {
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
 	case "ca":
 		requeue, err = e.republishCA(ctx, it.peer, it.link)
+	case "exportca":
+		requeue, err = e.republishExportCA(it.peer, it.ns, it.name)
 	case "export":
 		requeue, err = e.reconcileExport(ctx, it.ns, it.name)
 	case "gc":

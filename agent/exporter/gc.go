@@ -80,19 +80,15 @@ func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
 	if !ok {
 		return "export " + exportRef + " is gone"
 	}
-	granted := false
-	for _, p := range exp.Spec.Peers {
-		granted = granted || p == peer
-	}
-	if !granted {
-		return "export " + exportRef + " no longer grants " + peer
-	}
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return "export " + exportRef + " uses the certificate model, which needs no api key"
-	}
 	id, err := link.Parse(linkRef)
 	if err != nil {
 		return "malformed link metadata"
+	}
+	if !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
+		return "export " + exportRef + " no longer grants " + peer + " link " + linkRef
+	}
+	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
+		return "export " + exportRef + " uses the certificate model, which needs no api key"
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

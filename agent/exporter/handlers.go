@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/peertext"
@@ -99,6 +100,7 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		e.log.Debug("link status before its import request, held for it", "peer", peer, "link", id.String())
 		return nil
 	}
+	reconcile := statusNeedsReconcile(st.status, s) // exportca.go
 	st.status = s
 	now := e.cfg.Now()
 	for _, fp := range s.GetAppliedCaFingerprints() {
@@ -108,7 +110,9 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		}
 	}
 	e.mu.Unlock()
-	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	if reconcile {
+		e.queue.Add(item{kind: "link", peer: peer, link: id})
+	}
 	return nil
 }
 
@@ -150,13 +154,6 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 	for _, id := range gone {
 		e.dropRefused(peer, id)
 	}
-}
-
-// PeerConnected forgets the peer's last inventory: until a new one arrives, nothing is collected.
-func (e *Exporter) PeerConnected(peer string) {
-	e.mu.Lock()
-	e.inventry[peer] = false
-	e.mu.Unlock()
 }
 
 // PeerGone invalidates everything issued to a peer whose peering ended.
@@ -217,6 +214,9 @@ func (e *Exporter) stateLocked(peer string, id link.ID) *linkState {
 
 func (e *Exporter) registerHandlers() error {
 	if err := e.cfg.Cache.OnClusterExport(func(old, new any) {
+		if !cache.SpecChanged(old, new) { // the export's status is the exporter's own write
+			return
+		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				e.enqueueExport(u.GetNamespace(), u.GetName())
@@ -226,6 +226,9 @@ func (e *Exporter) registerHandlers() error {
 		return err
 	}
 	if err := e.cfg.Cache.OnElasticsearch(func(old, new any) {
+		if !cache.SpecChanged(old, new) { // ECK's status updates
+			return
+		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				e.enqueueElasticsearch(u.GetNamespace(), u.GetName())
@@ -262,15 +265,22 @@ func (e *Exporter) enqueueExport(ns, name string) {
 	e.resyncRefused()
 }
 
-// enqueueCA queues a CA-only update of every link served from an Elasticsearch.
+// enqueueCA queues a CA-only update of every link served from an Elasticsearch: one per peer
+// that takes shared bundles, one per link for the others (exportca.go).
 func (e *Exporter) enqueueCA(ns, es string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for peer, links := range e.links {
+		share := e.sharesCALocked(peer)
 		for id, st := range links {
-			if st.target != nil && st.target.Namespace == ns && st.target.Name == es {
-				e.queue.Add(item{kind: "ca", peer: peer, link: id})
+			if st.target == nil || st.target.Namespace != ns || st.target.Name != es {
+				continue
 			}
+			if share {
+				e.queue.Add(item{kind: "exportca", peer: peer, ns: ns, name: es})
+				break
+			}
+			e.queue.Add(item{kind: "ca", peer: peer, link: id})
 		}
 	}
 }

@@ -54,7 +54,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 
 	now := e.cfg.Now()
-	lifetime, rotateBefore := keyLifetime(exp)
+	lifetime, rotateBefore := exp.Spec.KeyLifetime()
 	applied := status.GetAppliedApiKeyId()
 	var newest *elastic.Key
 	if len(keys) > 0 {
@@ -89,6 +89,13 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		create = true
 		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
 			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
+	case (lifetime > 0) != !newest.Expiration.IsZero():
+		// The export's lifetime no longer fits the key: a key that never expires (made by
+		// 0.1.0, whose default that was, or before neverExpire was unset) is replaced by an
+		// expiring one, and an expiring key by one that does not expire once neverExpire is set,
+		// make-before-break like any rotation.
+		create = true
+		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", lifetime > 0)
 	}
 	if create {
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
@@ -164,10 +171,11 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 	hash := elastic.AccessHash(access)
 	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
 
-	// Access changes go to every live key in place (same id, no restart on the peer): a
-	// narrowed access must reach the keys still in use too.
+	// Access and metadata changes go to every live key in place (same id, no restart on the
+	// peer): a narrowed access must reach the keys still in use too, and so must metadata that
+	// names what the export decides (a link moved to another export).
 	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash {
+		if metaField(k.Metadata, "access_hash") != hash || metaDiffers(k.Metadata, meta) {
 			if !owned(k) {
 				stale = append(stale, k.ID)
 				continue
@@ -210,19 +218,6 @@ func ownedBy(k elastic.Key, user string) bool { return k.Owner == "" || k.Owner 
 
 func equalIdentity(a, b *string) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
-
-// keyLifetime returns the key lifetime (0: never expires) and how long before expiry to rotate
-// (spec.apiKey.rotateBefore, else a third of the lifetime).
-func keyLifetime(exp *v1alpha1.ClusterExport) (time.Duration, time.Duration) {
-	if exp.Spec.APIKey == nil || exp.Spec.APIKey.Expiration == nil {
-		return 0, 0
-	}
-	lifetime := exp.Spec.APIKey.Expiration.Duration
-	if exp.Spec.APIKey.RotateBefore != nil {
-		return lifetime, exp.Spec.APIKey.RotateBefore.Duration
-	}
-	return lifetime, lifetime / 3
 }
 
 func (e *Exporter) invalidate(ctx context.Context, client *elastic.Client, ids []string) error {
@@ -292,6 +287,18 @@ func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
 		metaRoot + ".peer":        peer,
 		metaRoot + ".link":        id.String(),
 	}
+}
+
+// metaDiffers reports whether a key's ecklink metadata lacks or differs in any field the
+// agent writes now (fields of older releases the agent no longer writes do not count).
+func metaDiffers(have, want map[string]any) bool {
+	wantRoot, _ := want[metaRoot].(map[string]any)
+	for field, v := range wantRoot {
+		if s, ok := v.(string); ok && metaField(have, field) != s {
+			return true
+		}
+	}
+	return false
 }
 
 func metaField(meta map[string]any, field string) string {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,12 +46,18 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
-		if err := e.cfg.Outbox.Remove(peer, resource); err != nil {
+		e.pubMu.Lock()
+		err := e.cfg.Outbox.Remove(peer, resource)
+		e.mu.Lock()
+		st.sent = nil
+		if err == nil {
+			delete(e.links[peer], id)
+		}
+		e.mu.Unlock()
+		e.pubMu.Unlock()
+		if err != nil {
 			return 0, err
 		}
-		e.mu.Lock()
-		delete(e.links[peer], id)
-		e.mu.Unlock()
 		e.log.Info("link removed, keys invalidated", "peer", peer, "link", id.String())
 		return 0, nil
 	}
@@ -72,16 +76,19 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
+		e.pubMu.Lock() // a CA item must not publish credentials over the refusal (exportca.go)
 		e.mu.Lock()
 		st.refusal, st.keyID, st.sent, st.siStep = ref.message, "", nil, ""
 		e.mu.Unlock()
-		if err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message}); err != nil {
+		err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message})
+		e.pubMu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 		e.log.Info("import refused", "peer", peer, "link", id.String(), "reason", ref.reason)
 		return requeue, nil
 	}
-	if err := e.cfg.Outbox.Publish(peer, resource, creds); err != nil {
+	if err := e.publishCredentials(peer, id, st, creds); err != nil { // exportca.go
 		return 0, err
 	}
 	if creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
@@ -90,46 +97,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 			return 0, err
 		}
 	}
-	e.noteCAsSent(st, creds.GetCaBundle())
-	e.mu.Lock()
-	st.sent = creds
-	e.mu.Unlock()
 	return requeue, nil
-}
-
-// republishCA sends the link's last credentials with the exported Elasticsearch's new transport
-// CA bundle, without a round trip to Elasticsearch: a CA rotation reaches the peer within
-// milliseconds. Anything else than the CA goes through the full reconcile.
-func (e *Exporter) republishCA(ctx context.Context, peer string, id link.ID) (time.Duration, error) {
-	e.mu.Lock()
-	st, ok := e.links[peer][id]
-	var sent *peerv1.Credentials
-	var target *elastic.Target
-	if ok && !st.removed {
-		sent, target = st.sent, st.target
-	}
-	e.mu.Unlock()
-	if sent == nil || target == nil {
-		return e.reconcileLink(ctx, peer, id)
-	}
-	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
-	if !ok {
-		return e.reconcileLink(ctx, peer, id)
-	}
-	bundle, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], e.cfg.Now())
-	if err != nil {
-		return 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
-	}
-	creds := proto.Clone(sent).(*peerv1.Credentials)
-	creds.CaBundle = bundle
-	if err := e.cfg.Outbox.Publish(peer, link.Resource(link.KindCredentials, id), creds); err != nil {
-		return 0, err
-	}
-	e.noteCAsSent(st, bundle)
-	e.mu.Lock()
-	st.sent = creds
-	e.mu.Unlock()
-	return 0, nil
 }
 
 // answer decides what the peer gets for an import request.
@@ -140,18 +108,22 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		return nil, &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}, 0, nil
 	}
 	exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName())
-	if !ok || exp.DeletionTimestamp != nil || !slices.Contains(exp.Spec.Peers, peer) {
-		// The same answer whether the export is missing or does not name the peer, so a peer
-		// cannot probe what this environment exports.
-		if ok && !slices.Contains(exp.Spec.Peers, peer) {
+	granted := ok && exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch)
+	if !ok || exp.DeletionTimestamp != nil || !granted {
+		// The same answer whether the export is missing, does not name the peer, or names it
+		// for other namespaces, so a peer cannot probe what this environment exports.
+		if ok && !granted {
 			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonPeerNotGranted,
-				fmt.Sprintf("refused environment %s (link %s): it is not listed in spec.peers", peer, id))
+				fmt.Sprintf("refused environment %s (link %s): not granted by spec.peers or spec.grants", peer, id))
 		}
 		return nil, notGranted, 0, nil
 	}
 	e.mu.Lock()
 	st.export = exp.Namespace + "/" + exp.Name
 	e.mu.Unlock()
+	if ref := e.modelRefusal(peer, id, req, exp); ref != nil {
+		return nil, ref, 0, nil
+	}
 	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
 		return e.answerCertificate(ctx, peer, id, req, exp, st)
 	}

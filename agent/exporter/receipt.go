@@ -3,7 +3,6 @@ package exporter
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,7 +111,7 @@ func validateLinkStatus(s *peerv1.LinkStatus) error {
 // exist and name it, and neither cap may be reached. nil admits; e.mu is held. A refused
 // record of the link itself does not count against the peer's cap.
 func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *refusal {
-	if ref := e.grantRefusal(peer, ns, name); ref != nil {
+	if ref := e.grantRefusal(peer, id, ns, name); ref != nil {
 		return ref
 	}
 	n := e.peerLinksLocked(peer)
@@ -130,15 +129,16 @@ func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *refusa
 	return nil
 }
 
-// grantRefusal answers whether the export ns/name grants peer, from the informer cache. The
-// answer is the same whether the export is missing or does not name the peer, so that a peer
+// grantRefusal answers whether the export ns/name serves link id of peer (spec.peers names the
+// peer, or a grant names the link's namespace and Elasticsearch), from the informer cache. The
+// answer is the same whether the export is missing or does not serve the link, so that a peer
 // cannot probe what this environment exports.
-func (e *Exporter) grantRefusal(peer, ns, name string) *refusal {
+func (e *Exporter) grantRefusal(peer string, id link.ID, ns, name string) *refusal {
 	if _, ok := e.grants.Peer(peer); !ok {
 		return &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}
 	}
 	exp, ok := e.grants.ClusterExport(ns, name)
-	if !ok || exp.DeletionTimestamp != nil || !slices.Contains(exp.Spec.Peers, peer) {
+	if !ok || exp.DeletionTimestamp != nil || !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
 		return &refusal{reason: v1alpha1.ReasonPeerNotGranted, message: fmt.Sprintf(
 			"no ClusterExport %s/%s grants access to environment %s", ns, name, peer)}
 	}
@@ -185,7 +185,7 @@ func (e *Exporter) refuseOnReceipt(peer string, id link.ID, ns, name string, ref
 		if !had && ref.reason == v1alpha1.ReasonPeerNotGranted {
 			if exp, ok := e.grants.ClusterExport(ns, name); ok && exp.DeletionTimestamp == nil {
 				e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonPeerNotGranted,
-					fmt.Sprintf("refused environment %s (link %s): it is not listed in spec.peers", peer, id))
+					fmt.Sprintf("refused environment %s (link %s): not granted by spec.peers or spec.grants", peer, id))
 			}
 		}
 	}

@@ -17,10 +17,12 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// fakeGrants is an informer cache with Peers and ClusterExports ("ns/name" -> peers).
+// fakeGrants is an informer cache with Peers and ClusterExports ("ns/name" -> peers, and
+// "ns/name" -> spec.grants).
 type fakeGrants struct {
 	peers   []string
 	exports map[string][]string
+	grants  map[string][]v1alpha1.ExportGrant
 }
 
 func (f fakeGrants) Peer(env string) (*v1alpha1.Peer, bool) {
@@ -32,10 +34,11 @@ func (f fakeGrants) Peer(env string) (*v1alpha1.Peer, bool) {
 
 func (f fakeGrants) ClusterExport(ns, name string) (*v1alpha1.ClusterExport, bool) {
 	peers, ok := f.exports[ns+"/"+name]
-	if !ok {
+	grants, granted := f.grants[ns+"/"+name]
+	if !ok && !granted {
 		return nil, false
 	}
-	return &v1alpha1.ClusterExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.ClusterExportSpec{Peers: peers}}, true
+	return &v1alpha1.ClusterExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.ClusterExportSpec{Peers: peers, Grants: grants}}, true
 }
 
 // recordingOutbox keeps what the exporter publishes, like the peering layer's outbox.
@@ -125,6 +128,17 @@ func TestImportReceipt(t *testing.T) {
 			wantErrText: "no ClusterExport ns/missing grants access to environment east",
 		},
 		{
+			name: "spec.grants: the link's namespace and Elasticsearch, nothing else",
+			requests: func(send func(string, link.ID, string) string) {
+				send("east", testLink(1), "ns/narrow")                                                              // ns/local granted
+				send("east", link.ID{Namespace: "ns", Elasticsearch: "etl", Alias: "west-etl"}, "ns/narrow")        // another Elasticsearch
+				send("east", link.ID{Namespace: "other", Elasticsearch: "local", Alias: "west-other"}, "ns/narrow") // another namespace
+				send("north", testLink(1), "ns/narrow")                                                             // another peer
+				send("east", testLink(2), "ns/anyes")                                                               // any Elasticsearch of ns
+			},
+			wantReasons: map[string]int{"": 2, v1alpha1.ReasonPeerNotGranted: 3}, wantLinks: 2, wantRefused: 3,
+		},
+		{
 			name: "unpaired environment",
 			requests: func(send func(string, link.ID, string) string) {
 				send("mallory", testLink(1), "ns/logs")
@@ -168,7 +182,11 @@ func TestImportReceipt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newHandlerExporter()
 			defer e.queue.ShutDown()
-			e.grants = fakeGrants{peers: []string{"east", "north"}, exports: map[string][]string{"ns/logs": {"east", "north"}, "ns/other": {"north"}}}
+			e.grants = fakeGrants{peers: []string{"east", "north"}, exports: map[string][]string{"ns/logs": {"east", "north"}, "ns/other": {"north"}},
+				grants: map[string][]v1alpha1.ExportGrant{
+					"ns/narrow": {{Peer: "east", Namespaces: []string{"ns"}, Elasticsearch: []string{"local"}}},
+					"ns/anyes":  {{Peer: "east", Namespaces: []string{"ns"}}},
+				}}
 			if tc.perPeer > 0 {
 				e.cfg.LinksPerPeer = tc.perPeer
 			}

@@ -122,6 +122,7 @@ func issueLeaf(ca *caPair, env string, endpoints []string, now time.Time, validi
 			PrivateKey:  key,
 			Leaf:        cert,
 		},
-		renewAt: now.Add(notAfter.Sub(now) * 2 / 3),
+		// From the certificate's NotAfter, which is whole seconds: peers see that one.
+		renewAt: now.Add(cert.NotAfter.Sub(now) * 2 / 3),
 	}, nil
 }

@@ -21,6 +21,8 @@ const (
 	DefaultRotateAt     = 2.0 / 3.0
 	DefaultOverlap      = 7 * 24 * time.Hour
 	DefaultGatePoll     = 30 * time.Second
+	DefaultRequestPoll  = time.Second
+	DefaultRetireGrace  = 2 * time.Minute
 )
 
 // Names of the Kubernetes objects the identity owns, and their keys.
@@ -42,6 +44,9 @@ const (
 	// AnnotationNextStaged records when the next CA was staged, so that the overlap survives
 	// restarts.
 	AnnotationNextStaged = "ecklink.io/next-ca-staged-at"
+	// AnnotationPromoted records when the active CA was promoted, which bounds how long the
+	// previous CA stays trusted.
+	AnnotationPromoted = "ecklink.io/ca-promoted-at"
 )
 
 // Config configures an Identity.
@@ -68,6 +73,12 @@ type Config struct {
 	Overlap time.Duration
 	// GatePoll is how often the promote gate is consulted while a CA is staged (default 30s).
 	GatePoll time.Duration
+	// RequestPoll is how often a requested rotation is advanced while it is pending (default 1s).
+	RequestPoll time.Duration
+	// RetireGrace bounds how long a requested retirement of the old CA waits for the streams
+	// still on leaves of it to move to the new CA (peers of older versions never reconnect on
+	// their own); then it retires the old CA anyway and those streams end (default 2m).
+	RetireGrace time.Duration
 	// Clock drives renewals and certificate validity checks (default the wall clock).
 	Clock backoff.Clock
 	// Logger receives the identity's logs (default a null logger).
@@ -89,6 +100,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.GatePoll == 0 {
 		c.GatePoll = DefaultGatePoll
+	}
+	if c.RequestPoll == 0 {
+		c.RequestPoll = DefaultRequestPoll
+	}
+	if c.RetireGrace == 0 {
+		c.RetireGrace = DefaultRetireGrace
 	}
 	if c.Clock == nil {
 		c.Clock = backoff.RealClock
@@ -130,6 +147,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("overlap: must be positive and shorter than the rest of the CA lifetime after rotateAt (%s), got %s", c.rotationWindow(), c.Overlap)
 	case c.GatePoll < 0:
 		return fmt.Errorf("gatePoll: must be positive, got %s", c.GatePoll)
+	case c.RequestPoll < 0:
+		return fmt.Errorf("requestPoll: must be positive, got %s", c.RequestPoll)
+	case c.RetireGrace < 0:
+		return fmt.Errorf("retireGrace: must be positive, got %s", c.RetireGrace)
 	}
 	return nil
 }

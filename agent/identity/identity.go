@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/ecklink/ecklink/internal/backoff"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -37,8 +38,16 @@ type Identity struct {
 	st     *state
 	leaf   *leaf
 	gate   func() bool
+	gates  RotationGates
 	subs   map[int]chan struct{}
 	nextID int
+	// requests reads the identity ConfigMap while Run watches it.
+	requests cache.Store
+
+	// retireWait is when a requested retirement started waiting for streams to move, and
+	// reported the last rotation status written (Run's goroutine only).
+	retireWait time.Time
+	reported   RotationStatus
 
 	wake chan struct{}
 }
@@ -87,7 +96,7 @@ func (i *Identity) Init(ctx context.Context) error {
 		st = &state{active: st.next}
 		changed = true
 	}
-	if st.previous != nil && !now.Before(retireAt(st.previous)) {
+	if st.previous != nil && !now.Before(i.previousRetireAt(st)) {
 		st.previous = nil
 		changed = true
 	}
@@ -126,6 +135,9 @@ func (i *Identity) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := i.watchRequests(ctx); err != nil {
+		return err
+	}
 	retry := backoff.New(backoff.Config{Initial: time.Second, Max: time.Minute}, i.cfg.Clock)
 	for {
 		now := i.cfg.Clock.Now()
@@ -151,11 +163,15 @@ func (i *Identity) Run(ctx context.Context) error {
 
 // tick performs every step that is due at now and returns when the next one is.
 func (i *Identity) tick(ctx context.Context, now time.Time) (time.Time, error) {
+	reqNext, err := i.advanceRequest(ctx, now)
+	if err != nil {
+		return now, err
+	}
 	i.mu.RLock()
 	st, gate := i.st, i.gate
 	i.mu.RUnlock()
 
-	if st.previous != nil && !now.Before(retireAt(st.previous)) {
+	if st.previous != nil && !now.Before(i.previousRetireAt(st)) {
 		if err := i.RetirePrevious(ctx); err != nil {
 			return now, err
 		}
@@ -192,7 +208,10 @@ func (i *Identity) tick(ctx context.Context, now time.Time) (time.Time, error) {
 		}
 	}
 	if st.previous != nil {
-		next = earliest(next, retireAt(st.previous))
+		next = earliest(next, i.previousRetireAt(st))
+	}
+	if !reqNext.IsZero() {
+		next = earliest(next, reqNext)
 	}
 	return next, nil
 }
@@ -210,8 +229,8 @@ func stageAt(ca *x509.Certificate, fraction float64) time.Time {
 	return ca.NotBefore.Add(time.Duration(float64(life) * fraction))
 }
 
-// retireAt is when a previous CA leaves the bundle: just before it expires, so that a bundle
-// published by this agent never holds an expired certificate, which peers would refuse.
+// retireAt is the latest a previous CA may stay in the bundle: just before it expires, so that a
+// bundle published by this agent never holds an expired certificate, which peers would refuse.
 func retireAt(ca *x509.Certificate) time.Time {
 	margin := min(time.Hour, ca.NotAfter.Sub(ca.NotBefore)/100)
 	return ca.NotAfter.Add(-margin)

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -35,7 +36,7 @@ func (i *Identity) StageNextCA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := &state{active: cur.active, next: next, nextStaged: now, previous: cur.previous}
+	st := &state{active: cur.active, next: next, nextStaged: now, previous: cur.previous, promoted: cur.promoted}
 	if err := i.commit(ctx, st); err != nil {
 		return fmt.Errorf("failed to stage next CA: %w", err)
 	}
@@ -44,7 +45,10 @@ func (i *Identity) StageNextCA(ctx context.Context) error {
 }
 
 // PromoteNextCA makes the staged CA the signer and re-issues the leaf with it. The old CA stays in
-// the bundle as the previous CA until it expires or RetirePrevious is called.
+// the bundle as the previous CA until no leaf it issued can still be valid (one leaf lifetime),
+// at most until just before it expires, or until RetirePrevious is called. The new leaf is in
+// place before subscribers learn of the new bundle: peers told of the promotion reconnect to get
+// a leaf of the new CA, and must not get the old one.
 func (i *Identity) PromoteNextCA(ctx context.Context) error {
 	i.opMu.Lock()
 	defer i.opMu.Unlock()
@@ -55,14 +59,17 @@ func (i *Identity) PromoteNextCA(ctx context.Context) error {
 	if cur.next == nil {
 		return fmt.Errorf("failed to promote next CA: none is staged")
 	}
-	st := &state{active: cur.next, previous: cur.active.cert}
-	if err := i.commit(ctx, st); err != nil {
-		return fmt.Errorf("failed to promote next CA: %w", err)
-	}
-	if err := i.renewLeaf(i.cfg.Clock.Now()); err != nil {
+	now := i.cfg.Clock.Now()
+	l, err := issueLeaf(cur.next, i.cfg.Environment, i.cfg.Endpoints, now, i.cfg.LeafValidity)
+	if err != nil {
 		return err
 	}
-	i.log.Info("promoted next agent CA", "fingerprint", pemutil.Fingerprint(st.active.cert), "previous", pemutil.Fingerprint(st.previous))
+	st := &state{active: cur.next, previous: cur.active.cert, promoted: now}
+	if err := i.commitLeaf(ctx, st, l); err != nil {
+		return fmt.Errorf("failed to promote next CA: %w", err)
+	}
+	i.log.Info("promoted next agent CA", "fingerprint", pemutil.Fingerprint(st.active.cert), "previous", pemutil.Fingerprint(st.previous),
+		"previous_retires", i.previousRetireAt(st))
 	return nil
 }
 
@@ -96,12 +103,18 @@ func (i *Identity) current() (*state, error) {
 
 // commit persists st, makes it current, republishes the ConfigMap and notifies subscribers.
 // Persisting first means a restart never forgets a CA that peers were already told about.
-func (i *Identity) commit(ctx context.Context, st *state) error {
+func (i *Identity) commit(ctx context.Context, st *state) error { return i.commitLeaf(ctx, st, nil) }
+
+// commitLeaf is commit that also installs leaf (when not nil) together with st.
+func (i *Identity) commitLeaf(ctx context.Context, st *state, leaf *leaf) error {
 	if err := i.persist(ctx, st); err != nil {
 		return err
 	}
 	i.mu.Lock()
 	i.st = st
+	if leaf != nil {
+		i.leaf = leaf
+	}
 	i.mu.Unlock()
 	i.notify()
 	i.poke()
@@ -111,4 +124,26 @@ func (i *Identity) commit(ctx context.Context, st *state) error {
 		i.log.Warn("failed to publish identity", "error", err)
 	}
 	return nil
+}
+
+// previousRetireAt is when the previous CA of st leaves the bundle: once no leaf it issued can be
+// valid any more (this agent's leaf was re-issued at the promotion, and leaves live LeafValidity),
+// and in any case just before it expires, so that a published bundle never holds an expired CA,
+// which peers would refuse.
+func (i *Identity) previousRetireAt(st *state) time.Time {
+	at := retireAt(st.previous)
+	if !st.promoted.IsZero() {
+		at = earliest(at, st.promoted.Add(i.cfg.LeafValidity))
+	}
+	return at
+}
+
+// PromotedAt is when the active CA was promoted, zero if it never was (or it is unknown).
+func (i *Identity) PromotedAt() time.Time {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	if i.st == nil || i.st.previous == nil {
+		return time.Time{}
+	}
+	return i.st.promoted
 }

@@ -24,6 +24,9 @@ type state struct {
 	next       *caPair
 	nextStaged time.Time
 	previous   *x509.Certificate
+	// promoted is when the active CA replaced previous (zero if unknown: an older agent wrote
+	// the Secret).
+	promoted time.Time
 }
 
 // bundle lists every CA certificate peers must trust for this agent, active first.
@@ -63,6 +66,9 @@ func encodeState(s *state) (map[string][]byte, map[string]string, error) {
 	}
 	if s.previous != nil {
 		data[KeyPreviousCert] = pemutil.EncodeBundle([]*x509.Certificate{s.previous})
+		if !s.promoted.IsZero() {
+			annotations[AnnotationPromoted] = s.promoted.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	return data, annotations, nil
 }
@@ -108,6 +114,8 @@ func decodeState(sec *corev1.Secret) (*state, error) {
 			return nil, fmt.Errorf("failed to parse previous CA certificate: %w", err)
 		}
 		s.previous = certs[0]
+		// Unknown promotion time: the previous CA stays until just before it expires.
+		s.promoted, _ = time.Parse(time.RFC3339Nano, sec.Annotations[AnnotationPromoted])
 	}
 	return s, nil
 }
@@ -170,6 +178,7 @@ func (i *Identity) persist(ctx context.Context, st *state) error {
 			upd.Annotations = map[string]string{}
 		}
 		delete(upd.Annotations, AnnotationNextStaged)
+		delete(upd.Annotations, AnnotationPromoted)
 		maps.Copy(upd.Annotations, annotations)
 		_, err = secrets.Update(ctx, upd, metav1.UpdateOptions{})
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -33,11 +34,13 @@ import (
 // mode, with no credentials: without cluster.remote.<alias>.credentials in its keystore,
 // Elasticsearch dials with its transport TLS profile, presenting its transport certificate.
 //
-// An alias belongs to one half at a time. The owner entries of the transport CA ConfigMap record
-// the aliases of this half (written before their settings, removed after), the remote CA
-// ConfigMap's annotation those of the API-key half. When a link changes model, the half that
-// takes it over records it first and the other then lets go of its trust without touching the
-// settings, so that a crash in between leaves no alias that nobody manages.
+// Only a RemoteCluster whose spec.model is certificate gets here (linkPlan.certificate): a peer
+// cannot put its CA into this cluster's transport trust by answering with that model.
+//
+// The owner entries of the transport CA ConfigMap record which remote CAs this half added for
+// which alias; which aliases' settings the agent created is recorded apart, in its own namespace
+// (aliases.go), for both halves: a link that changes model keeps its alias recorded, and the
+// half it leaves only lets go of its trust.
 
 // certState is what the certificate pass of one reconcile learned.
 type certState struct {
@@ -59,9 +62,12 @@ const importOwnerPrefix = "import/"
 
 func importOwner(alias string) string { return importOwnerPrefix + alias }
 
-// certificate reports whether the peer's answer for the link uses the certificate model.
+// certificate reports whether the link is applied with the certificate model: its RemoteCluster
+// asks for it and the peer's answer uses it (plan turns an answer of another model than the
+// RemoteCluster's into a refusal; this checks both once more, as it guards the transport trust).
 func (p *linkPlan) certificate() bool {
-	return p.desired() && p.answer.creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+	return p.desired() && p.answer.creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE &&
+		p.rc.Spec.AcceptedModel() == v1alpha1.SecurityModelCertificate
 }
 
 func (im *Importer) trustStore() *transporttrust.Store {
@@ -110,8 +116,9 @@ func validateCertificate(c *peerv1.Credentials, now time.Time) error {
 	if c.GetApiKeyId() != "" || c.GetApiKeyEncoded() != "" || c.GetApiKeyExpiration() != nil {
 		return &Refused{Reason: "InvalidCredentials", Message: "certificate-model credentials carry no API key"}
 	}
-	if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), now, pemutil.DefaultLimits); err != nil {
-		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+	// The CA joins the transport trust: one self-signed CA, the remote's own root, nothing more.
+	if _, err := pemutil.ValidateSelfSignedCA(c.GetCaBundle(), now, pemutil.DefaultLimits); err != nil {
+		return &Refused{Reason: "InvalidCA", Message: "ca_bundle of certificate-model credentials must be exactly one self-signed CA certificate: " + err.Error()}
 	}
 	host, port, err := net.SplitHostPort(c.GetProxyAddress())
 	if err != nil || host == "" || len(host) > 253 {
@@ -126,21 +133,20 @@ func validateCertificate(c *peerv1.Credentials, now time.Time) error {
 	return nil
 }
 
-// apiKeyAliases are the aliases the API-key half manages (the remote CA ConfigMap's record).
-func (im *Importer) apiKeyAliases(ctx context.Context, ns, es string) ([]string, error) {
-	cm, exists, err := im.getConfigMap(ctx, ns, es)
-	if err != nil || !exists {
-		return nil, err
-	}
-	return readJSONList(cm.Annotations, annotationAliases), nil
-}
-
-// applyCertificate runs before the API-key half (apply): it takes over the aliases whose answer
-// moved to the certificate model, and lets go of those that moved away. An Elasticsearch with no
-// certificate-model link costs one read of its transport CA ConfigMap and no Elasticsearch call.
-func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, apiDesired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+// applyCertificate runs before the API-key half (apply): it adds the remote transport CAs of the
+// links on the certificate model and configures them, and lets go of the trust of links that left
+// it (their settings went before, in releaseAliases, or stay for the API-key half). An
+// Elasticsearch with no certificate-model link costs one read of its transport CA ConfigMap and
+// no Elasticsearch call.
+func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
 	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}, cas: map[string][]byte{}}
+	if len(certs) == 0 && im.noTransportTrust(es) {
+		// No certificate-model link and nothing of ecklink's in the transport trust (the
+		// informer cache says so): no read at all.
+		st.cert.configMap = transporttrust.ConfigMapName(esName)
+		return 0, nil
+	}
 	store := im.trustStore()
 	cur, err := store.Read(ctx, es)
 	if err != nil {
@@ -160,45 +166,29 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		}
 		return 0, nil
 	}
-	client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
+	client, err := esClient()
 	if err != nil {
-		return 0, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
+		return 0, err
 	}
 	current, err := client.GetRemoteSettings(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
-	apiManaged, err := im.apiKeyAliases(ctx, ns, esName)
-	if err != nil {
-		return 0, err
-	}
 	var requeue time.Duration
 	want := map[string][]*x509.Certificate{}
 
-	// 1. Aliases no longer on this model: their settings go first, then their trust.
+	// 1. Aliases no longer on this model: their trust goes (their settings went before, in
+	// releaseAliases, unless the API-key half now uses them).
 	for _, alias := range slices.Sorted(maps.Keys(st.cert.owned)) {
-		switch {
-		case certs[alias] != nil || held[alias] != nil:
+		if certs[alias] != nil || held[alias] != nil {
 			continue
-		case apiDesired[alias] != nil && !slices.Contains(apiManaged, alias):
-			// Moved to the API-key model: the API-key half records the alias first (apply, step
-			// 5 takes it over); the trust goes on the next pass.
-			requeue = im.cfg.Pending
-			continue
-		case apiDesired[alias] == nil:
-			if _, exists := current[alias]; exists {
-				if _, err := client.DeleteRemote(ctx, alias); err != nil {
-					return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
-				}
-				im.log.Info("remote cluster settings removed", "elasticsearch", ns+"/"+esName, "alias", alias, "model", "certificate")
-			}
 		}
 		want[importOwner(alias)] = nil
 	}
 
-	// 2. The remote transport CA of each link of this model, recorded before its settings.
+	// 2. The remote transport CA of each link of this model, added before its settings.
 	for alias, p := range certs {
-		if _, exists := current[alias]; exists && !st.cert.owned[alias] && !slices.Contains(apiManaged, alias) {
+		if _, exists := current[alias]; exists && !st.aliases.has(alias) {
 			st.userAlias[alias] = true
 			continue
 		}
@@ -239,6 +229,9 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		for _, alias := range slices.Sorted(maps.Keys(certs)) {
 			if st.userAlias[alias] {
 				continue
+			}
+			if err := st.aliases.add(ctx, alias); err != nil {
+				return 0, err
 			}
 			c := certs[alias].answer.creds
 			settings := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: certs[alias].rc.Spec.SkipUnavailable}
@@ -369,4 +362,46 @@ func sooner(a, b time.Duration) time.Duration {
 		return a
 	}
 	return min(a, b)
+}
+
+// protoModel is a security model on the stream.
+func protoModel(m v1alpha1.SecurityModel) peerv1.SecurityModel {
+	if m == v1alpha1.SecurityModelCertificate {
+		return peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+	}
+	return peerv1.SecurityModel_SECURITY_MODEL_API_KEY
+}
+
+// modelNotAllowed refuses credentials of another security model than the RemoteCluster of the
+// link accepts (spec.model): a peer cannot choose the model for this side, in particular not the
+// certificate model, which would put its CA into this cluster's transport trust.
+func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *Refused {
+	var accepted v1alpha1.SecurityModel
+	for _, rc := range im.cfg.Cache.RemoteClusters() {
+		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
+			accepted = rc.Spec.AcceptedModel()
+		}
+	}
+	got := answerModel(c)
+	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED || accepted == "" || got == accepted {
+		return nil // validate refuses an unknown model; requested, a link nobody asks for
+	}
+	return &Refused{Reason: v1alpha1.ReasonModelNotAllowed, Message: modelMessage(peer, got, accepted)}
+}
+
+// modelMessage says why credentials of model got were refused for a RemoteCluster accepting want.
+func modelMessage(peer string, got, want v1alpha1.SecurityModel) string {
+	return fmt.Sprintf("environment %s answered with the %s security model, which this RemoteCluster does not accept (spec.model %s): refused, nothing of it applied",
+		peer, got, want)
+}
+
+// noTransportTrust reports whether the Elasticsearch names no transport CA ConfigMap and
+// ecklink's own does not exist, from the informer cache: the certificate pass has nothing to do
+// nor to clean up.
+func (im *Importer) noTransportTrust(es *unstructured.Unstructured) bool {
+	if transporttrust.ConfigMapOf(es) != "" || transporttrust.WiredByUs(es) {
+		return false
+	}
+	_, exists := im.cfg.Cache.OwnConfigMap(es.GetNamespace(), transporttrust.ConfigMapName(es.GetName()))
+	return !exists
 }

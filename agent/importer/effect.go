@@ -50,9 +50,13 @@ func (im *Importer) effectiveKeys(ctx context.Context, client *elastic.Client, n
 			out[alias] = id
 		}
 	}
-	agg, err := im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, es+"-es-secure-settings", metav1.GetOptions{})
-	if err != nil {
-		return out, records
+	// ECK labels the aggregated Secret as its own: the informer cache holds it.
+	agg, ok := im.cfg.Cache.ECKSecret(ns, es+"-es-secure-settings")
+	if !ok {
+		var err error
+		if agg, err = im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, es+"-es-secure-settings", metav1.GetOptions{}); err != nil {
+			return out, records
+		}
 	}
 	for alias, rec := range records {
 		key := wiring.CredentialsKey(alias)

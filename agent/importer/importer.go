@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -68,6 +69,10 @@ type Config struct {
 	Signing signing.Config
 	// SigningTick is how often the signing CA rotation advances. Default one minute.
 	SigningTick time.Duration
+	// Pods lists and marks the consuming Elasticsearch's pods (pods.go); Kube if nil. A client
+	// of its own keeps these best-effort requests from spending the rate limit of the writes
+	// that matter.
+	Pods kubernetes.Interface
 }
 
 // received is the latest answer of a peer for a link.
@@ -78,7 +83,9 @@ type received struct {
 	refusal  *peerv1.Refusal
 	// removed: the peer withdrew its answer or the peering ended.
 	removed bool
-	at      time.Time
+	// local: the refusal is this agent's, of an answer it did not accept (ModelNotAllowed).
+	local bool
+	at    time.Time
 }
 
 // Importer runs the local side.
@@ -93,6 +100,15 @@ type Importer struct {
 	statuses  map[link.ID]*peerv1.LinkStatus
 
 	signer signingAuthority
+
+	// writes are the importer's own writes of its objects (echo.go).
+	writes ownWrites
+	// ca is the short path of CA-only changes (cafast.go).
+	ca caPath
+	// shared are the CA bundles peers share between links (exportca.go); under mu.
+	shared exportCAs
+	// pods marks the pods of an Elasticsearch as updated (pods.go).
+	pods podMarker
 }
 
 // New checks the configuration and returns an Importer.
@@ -115,6 +131,9 @@ func New(cfg Config) (*Importer, error) {
 	if cfg.SigningTick == 0 {
 		cfg.SigningTick = time.Minute
 	}
+	if cfg.Pods == nil {
+		cfg.Pods = cfg.Kube
+	}
 	im := &Importer{
 		cfg: cfg,
 		log: cfg.Logger.Named("importer"),
@@ -125,6 +144,8 @@ func New(cfg Config) (*Importer, error) {
 		published: map[link.ID]string{},
 		statuses:  map[link.ID]*peerv1.LinkStatus{},
 	}
+	im.ca.init()
+	im.pods.init()
 	if err := im.registerHandlers(); err != nil {
 		return nil, err
 	}
@@ -139,12 +160,17 @@ func New(cfg Config) (*Importer, error) {
 // elastic.DefaultRequestTimeout).
 const workers = 4
 
+// conflictRetry is how soon a pass that lost a write race runs again.
+const conflictRetry = 20 * time.Millisecond
+
 // Run drains the queue with its workers until ctx ends.
 func (im *Importer) Run(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
 		im.queue.ShutDown()
 	}()
+	go im.runCAPath(ctx)
+	go im.runPodMarker(ctx)
 	go task.Every(ctx, im.cfg.Resync, im.enqueueAll)
 	go task.Every(ctx, im.cfg.SigningTick, func() { im.tickSigningOrWarn(ctx) })
 	im.enqueueAll()
@@ -168,6 +194,11 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	defer im.queue.Done(key)
 	requeue, err := im.reconcile(ctx, key)
 	switch {
+	case apierrors.IsConflict(err):
+		// Another pass (the CA path) wrote the object first: decide again on its content, now.
+		im.log.Debug("object changed meanwhile, reconciling again", "elasticsearch", key.String(), "error", err)
+		im.queue.Forget(key)
+		im.queue.AddAfter(key, conflictRetry)
 	case err != nil:
 		im.cfg.Metrics.ReconcileError("importer")
 		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
@@ -207,10 +238,18 @@ func (im *Importer) registerHandlers() error {
 			im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: es})
 		}
 	}
-	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) { enqueueRC(old); enqueueRC(new) }); err != nil {
+	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) {
+		if cache.SpecChanged(old, new) { // the agent's own status writes come back as status-only updates
+			enqueueRC(old)
+			enqueueRC(new)
+		}
+	}); err != nil {
 		return err
 	}
 	if err := im.cfg.Cache.OnElasticsearch(func(old, new any) {
+		if !cache.SpecChanged(old, new) {
+			return
+		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
@@ -220,6 +259,9 @@ func (im *Importer) registerHandlers() error {
 		return err
 	}
 	return im.cfg.Cache.OnOwnObject(func(old, new any) {
+		if im.ownObjectEcho(old, new) {
+			return
+		}
 		for _, o := range []any{old, new} {
 			if m, ok := o.(interface {
 				GetLabels() map[string]string

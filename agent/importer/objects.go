@@ -21,8 +21,8 @@ import (
 const (
 	// labelElasticsearch names the local Elasticsearch on the agent's Secret and ConfigMap.
 	labelElasticsearch = "ecklink.io/elasticsearch"
-	// annotationAliases lists the aliases whose cluster settings the agent manages (JSON list);
-	// only those are ever removed, never the user's own.
+	// annotationAliases is where release 0.1.0 listed the aliases whose cluster settings the
+	// agent manages (JSON list), in the user's namespace; read once to migrate it (aliases.go).
 	annotationAliases = "ecklink.io/managed-aliases"
 	// annotationKeyIDs maps alias -> API key id of the value in the Secret.
 	annotationKeyIDs = "ecklink.io/key-ids"
@@ -128,6 +128,7 @@ func (im *Importer) saveConfigMap(ctx context.Context, cm *corev1.ConfigMap, exi
 	if err != nil {
 		return nil, fmt.Errorf("failed to save ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
+	im.writes.note(kindConfigMap, out, prevVersion(cm.ResourceVersion, exists))
 	return out, nil
 }
 
@@ -146,11 +147,23 @@ func (im *Importer) saveSecret(ctx context.Context, s *corev1.Secret, exists boo
 	if err != nil {
 		return nil, fmt.Errorf("failed to save Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
+	im.writes.note(kindSecret, out, prevVersion(s.ResourceVersion, exists))
 	return out, nil
+}
+
+// prevVersion is the resourceVersion a write replaces: none for a create.
+func prevVersion(rv string, exists bool) string {
+	if !exists {
+		return ""
+	}
+	return rv
 }
 
 // deleteOwn deletes the agent's Secret and ConfigMap of a local Elasticsearch.
 func (im *Importer) deleteOwn(ctx context.Context, ns, es string) error {
+	im.writes.forget(kindSecret, ns, wiring.CredentialsSecretName(es))
+	im.writes.forget(kindSecret, ns, wiring.SigningSecretName(es))
+	im.writes.forget(kindConfigMap, ns, wiring.CAConfigMapName(es))
 	if err := im.cfg.Kube.CoreV1().Secrets(ns).Delete(ctx, wiring.CredentialsSecretName(es), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
 	}

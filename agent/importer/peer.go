@@ -53,10 +53,24 @@ func (im *Importer) OnCredentials(peer string, sequence uint64, c *peerv1.Creden
 	if err := validateText(c); err != nil {
 		return err
 	}
+	if ref := im.modelNotAllowed(peer, id, c); ref != nil {
+		// The link's status says it; nothing of the credentials is kept or applied.
+		im.store(id, &received{peer: peer, sequence: sequence, refusal: &peerv1.Refusal{Link: c.GetLink(), Reason: ref.Reason, Message: ref.Message}, local: true, at: im.cfg.Now()})
+		return ref
+	}
+	c, resolved, err := im.resolveCARef(peer, c) // exportca.go
+	if err != nil {
+		return err
+	}
 	if err := im.validate(c); err != nil {
 		return err
 	}
-	im.store(id, &received{peer: peer, sequence: sequence, creds: c, at: im.cfg.Now()})
+	r := &received{peer: peer, sequence: sequence, creds: c, at: im.cfg.Now()}
+	if !resolved {
+		im.holdForCA(id, r)
+		return nil
+	}
+	im.store(id, r)
 	return nil
 }
 
@@ -96,6 +110,9 @@ func (im *Importer) OnImportRefused(peer string, id link.ID, reason, message str
 // OnCredentialsRemoved drops what a peer sent for a link.
 func (im *Importer) OnCredentialsRemoved(peer string, id link.ID) {
 	im.mu.Lock()
+	if r := im.shared.waiting[id]; r != nil && r.peer == peer {
+		delete(im.shared.waiting, id)
+	}
 	if r, ok := im.answers[id]; ok && r.peer == peer {
 		im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
 	}
@@ -131,6 +148,12 @@ func (im *Importer) OnInventory(peer string, resources []string) {
 // PeerGone drops everything a peer sent: its links are removed from the local Elasticsearch.
 func (im *Importer) PeerGone(peer string) {
 	im.mu.Lock()
+	delete(im.shared.bundles, peer)
+	for id, r := range im.shared.waiting {
+		if r.peer == peer {
+			delete(im.shared.waiting, id)
+		}
+	}
 	var gone []link.ID
 	for id, r := range im.answers {
 		if r.peer == peer && !r.removed {
@@ -183,9 +206,16 @@ func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 
 func (im *Importer) store(id link.ID, r *received) {
 	im.mu.Lock()
+	caOnly := caOnlyChange(im.answers[id], r)
 	im.answers[id] = r
+	delete(im.shared.waiting, id)
 	im.mu.Unlock()
-	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
+	key := types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch}
+	if caOnly {
+		im.ca.queue.Add(key) // cafast.go
+		return
+	}
+	im.queue.Add(key)
 }
 
 // requested checks that the link is one we asked this peer for.
@@ -246,8 +276,12 @@ func (im *Importer) validate(c *peerv1.Credentials) error {
 			return &Refused{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
 		}
 	}
-	if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
-		return &Refused{Reason: "InvalidCA", Message: err.Error()}
+	// Credentials waiting for the shared bundle they name have none yet; it is checked when
+	// it arrives (OnExportCA).
+	if c.GetCaRef() == "" || len(c.GetCaBundle()) > 0 {
+		if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
+			return &Refused{Reason: "InvalidCA", Message: err.Error()}
+		}
 	}
 	host, port, err := net.SplitHostPort(c.GetProxyAddress())
 	if err != nil || host == "" || len(host) > 253 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
 // linkPlan is one RemoteCluster of a local Elasticsearch and what is known for it.
@@ -50,6 +51,11 @@ func (im *Importer) plan(ns, es string) []*linkPlan {
 			p.answer = r
 		}
 		im.mu.Unlock()
+		if r := p.answer; r != nil && r.creds != nil && !r.removed && answerModel(r.creds) != rc.Spec.AcceptedModel() {
+			// Credentials received before the RemoteCluster changed its model are not applied.
+			p.answer = &received{peer: r.peer, sequence: r.sequence, local: true, at: r.at,
+				refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonModelNotAllowed, Message: modelMessage(r.peer, answerModel(r.creds), rc.Spec.AcceptedModel())}}
+		}
 		plans = append(plans, p)
 	}
 	sort.Slice(plans, func(i, j int) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +43,9 @@ type state struct {
 	cas         map[string][]byte    // alias -> CA bundle applied
 	owner       map[string]types.UID // alias -> the active RemoteCluster holding it
 	cert        certState            // the certificate-model pass (certmodel.go)
+	// aliases are the aliases whose settings the agent created (aliases.go); only those are
+	// ever removed, and an alias set by anyone else is a conflict.
+	aliases *aliasRecord
 	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
 	// signingWait: alias -> why it does not sign yet although the export requires it.
 	signing, signingWait map[string]string
@@ -85,11 +87,12 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	}
 	var requeue time.Duration
 	if esFound {
-		certRequeue, err := im.applyCertificate(ctx, es, plans, certs, desired, held, st)
-		if err == nil {
-			requeue, err = im.apply(ctx, es, plans, desired, held, st)
-			requeue = sooner(requeue, certRequeue)
-			maps.Copy(st.cas, st.cert.cas)
+		var err error
+		requeue, err = im.applyAll(ctx, es, plans, certs, desired, held, st)
+		if apierrors.IsConflict(err) {
+			// Lost a write race (the CA path wrote first): no failure to report, the pass
+			// runs again on fresh content (process).
+			return 0, err
 		}
 		if err != nil {
 			st.esError, st.esReason = err.Error(), applyFailure(err)
@@ -101,6 +104,9 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 			return 0, err
 		}
 		if err := im.releaseOrphanedTrust(ctx, ns, esName); err != nil {
+			return 0, err
+		}
+		if err := im.forgetAliases(ctx, ns, esName); err != nil {
 			return 0, err
 		}
 	}
@@ -115,6 +121,53 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		requeue = im.cfg.Resync
 	}
 	return requeue, nil
+}
+
+// applyAll reads which aliases the agent created, removes the settings of those no RemoteCluster
+// wants any more, then runs the certificate-model pass and the API-key pass.
+func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, desired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+	esClient := im.lazyClient(ctx, es.GetNamespace(), es.GetName())
+	rec, err := im.loadAliases(ctx, es, esClient)
+	if err != nil {
+		return 0, err
+	}
+	st.aliases = rec
+	wanted := map[string]bool{}
+	for _, m := range []map[string]*linkPlan{certs, desired, held} {
+		for alias := range m {
+			wanted[alias] = true
+		}
+	}
+	if err := im.releaseAliases(ctx, rec, wanted, esClient); err != nil {
+		return 0, err
+	}
+	certRequeue, err := im.applyCertificate(ctx, es, plans, certs, held, st, esClient)
+	if err != nil {
+		return 0, err
+	}
+	requeue, err := im.apply(ctx, es, plans, desired, held, st, esClient)
+	if err != nil {
+		return 0, err
+	}
+	maps.Copy(st.cas, st.cert.cas)
+	return sooner(requeue, certRequeue), nil
+}
+
+// lazyClient returns the Elasticsearch client on first use: a CA update reaches the ConfigMap
+// before any call to Elasticsearch.
+func (im *Importer) lazyClient(ctx context.Context, ns, es string) func() (*elastic.Client, error) {
+	var client *elastic.Client
+	return func() (*elastic.Client, error) {
+		if client != nil {
+			return client, nil
+		}
+		c, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: es})
+		if err != nil {
+			return nil, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, es, err)
+		}
+		client = c
+		return c, nil
+	}
 }
 
 func allDeleting(plans []*linkPlan) bool {
@@ -150,73 +203,42 @@ func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *u
 		if old != "" && old != peer {
 			_ = im.cfg.Outbox.Remove(old, resource)
 		}
-		if err := im.cfg.Outbox.Publish(peer, resource, &peerv1.ImportRequest{
+		req := &peerv1.ImportRequest{
 			Link:                 p.id.Proto(),
 			ExportNamespace:      p.rc.Spec.Export.Namespace,
 			ExportName:           p.rc.Spec.Export.Name,
 			ElasticsearchVersion: version,
-			// The export decides the model. Its transport CA is public and only used by a
-			// certificate-model export, which needs it before it can answer.
-			Model:             peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED,
-			TransportCaBundle: im.localTransportCA(p.id.Namespace, p.id.Elasticsearch),
-			SigningCaBundle:   signingBundle,
-			SigningSubject:    signingSubject,
-		}); err != nil {
+			// The consumer decides which model it accepts; the export must use the same.
+			Model:           protoModel(p.rc.Spec.AcceptedModel()),
+			SigningCaBundle: signingBundle,
+			SigningSubject:  signingSubject,
+		}
+		if req.Model == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
+			// Only a certificate-model export trusts it, and needs it before it can answer.
+			req.TransportCaBundle = im.localTransportCA(p.id.Namespace, p.id.Elasticsearch)
+		}
+		if err := im.cfg.Outbox.Publish(peer, resource, req); err != nil {
 			im.log.Warn("failed to publish import request", "link", p.id.String(), "peer", peer, "error", err)
 		}
 	}
 }
 
-// apply writes the ConfigMap, the Secret, the wiring and the settings, then verifies.
-func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, desired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+// apply writes the ConfigMap, the Secret, the wiring and the settings, then verifies. The
+// settings of aliases no longer wanted went before (releaseAliases), so their trust and
+// credentials go after them.
+func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, desired, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
-	// The Elasticsearch client is made on first use: a CA update reaches the ConfigMap before
-	// any call to Elasticsearch.
-	var client *elastic.Client
-	esClient := func() (*elastic.Client, error) {
-		if client != nil {
-			return client, nil
-		}
-		c, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: esName})
-		if err != nil {
-			return nil, fmt.Errorf("failed to reach Elasticsearch %s/%s: %w", ns, esName, err)
-		}
-		client = c
-		return c, nil
-	}
 	cm, cmExists, err := im.getConfigMap(ctx, ns, esName)
 	if err != nil {
 		return 0, err
 	}
-	managed := readJSONList(cm.Annotations, annotationAliases)
-
-	// 1. Aliases we manage that are no longer wanted: settings go first, then their trust.
-	var kept []string
-	for _, alias := range managed {
-		if desired[alias] != nil || held[alias] != nil {
-			kept = append(kept, alias)
-			continue
-		}
-		if st.cert.owned[alias] {
-			continue // the certificate-model pass took the alias over: its settings stay
-		}
-		c, err := esClient()
-		if err != nil {
-			return 0, err
-		}
-		if _, err := c.DeleteRemote(ctx, alias); err != nil {
-			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
-		}
-		im.log.Info("remote cluster settings removed", "elasticsearch", ns+"/"+esName, "alias", alias)
-	}
-	managed = kept
 
 	// 2. CA bundles.
 	aliases := slices.Sorted(maps.Keys(desired))
 	data := map[string]string{}
 	now := im.cfg.Now()
 	for _, alias := range aliases {
-		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), desired[alias].answer.creds.GetCaBundle(), now)
+		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), im.latestCA(desired[alias]), now)
 		if err != nil {
 			return 0, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
 		}
@@ -232,7 +254,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	bundleAliases := slices.Sorted(maps.Keys(st.cas))
 	if len(bundleAliases) == 0 {
-		return im.unwire(ctx, es, esClient, managed)
+		return im.unwire(ctx, es)
 	}
 	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
 	wantCM := cm.DeepCopy()
@@ -241,10 +263,15 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	if wantCM.Annotations == nil {
 		wantCM.Annotations = map[string]string{}
 	}
-	writeJSON(wantCM.Annotations, annotationAliases, nonNil(managed))
+	// Release 0.1.0's list of aliases, migrated to the agent's namespace (aliases.go).
+	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
+		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
 		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return 0, err
+		}
+		if mounted {
+			im.markPods(types.NamespacedName{Namespace: ns, Name: esName}) // pods.go
 		}
 		cmExists = true
 		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)
@@ -315,7 +342,8 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		return im.cfg.Pending, nil
 	}
 
-	if _, err := esClient(); err != nil {
+	client, err := esClient()
+	if err != nil {
 		return 0, err
 	}
 	current, err := client.GetRemoteSettings(ctx)
@@ -330,16 +358,12 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			if _, ok := st.keyIDs[alias]; !ok {
 				continue
 			}
-			if _, exists := current[alias]; exists && !slices.Contains(managed, alias) && !st.cert.owned[alias] {
+			if _, exists := current[alias]; exists && !st.aliases.has(alias) {
 				st.userAlias[alias] = true
 				continue
 			}
-			if !slices.Contains(managed, alias) {
-				managed = append(managed, alias)
-				sort.Strings(managed)
-				cm = cm.DeepCopy()
-				writeJSON(cm.Annotations, annotationAliases, managed)
-				if cm, err = im.saveConfigMap(ctx, cm, true); err != nil {
+			if !st.aliases.has(alias) {
+				if err := st.aliases.add(ctx, alias); err != nil {
 					return 0, err
 				}
 				failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
@@ -449,21 +473,9 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 	return nil
 }
 
-// unwire removes everything when no link is left: settings already went, then the wiring, then
-// the Secret and ConfigMap.
-//
-// The client is made only when an alias is left to remove: an Elasticsearch without links has
-// no agent user to call it with (agent/esuser), and needs no call.
-func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured, esClient func() (*elastic.Client, error), managed []string) (time.Duration, error) {
-	for _, alias := range managed {
-		client, err := esClient()
-		if err != nil {
-			return 0, err
-		}
-		if _, err := client.DeleteRemote(ctx, alias); err != nil {
-			return 0, fmt.Errorf("failed to remove remote cluster %s: %w", alias, err)
-		}
-	}
+// unwire removes everything of the API-key half when none of its links is left: the settings
+// already went (releaseAliases), then the wiring, then the Secret and ConfigMap.
+func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured) (time.Duration, error) {
 	if es.GetAnnotations()[wiring.AnnotationWiring] != "" || wiring.Recorded(es, wiring.SigningVolume(es.GetName())) {
 		obj := es.DeepCopy()
 		if _, err := wiring.Remove(obj); err != nil {
@@ -517,37 +529,33 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 	return nil
 }
 
-func (im *Importer) getConfigMap(ctx context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
-	cm, err := im.cfg.Kube.CoreV1().ConfigMaps(ns).Get(ctx, wiring.CAConfigMapName(es), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+// getConfigMap reads the agent's CA ConfigMap of a local Elasticsearch from the informer cache
+// (echo.go): a stale copy only makes the write fail on its resourceVersion, and the pass is
+// retried at once.
+func (im *Importer) getConfigMap(_ context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
+	if cm, ok := im.cachedConfigMap(ns, wiring.CAConfigMapName(es)); ok {
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		return cm, true, nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to read ConfigMap %s/%s: %w", ns, wiring.CAConfigMapName(es), err)
-	}
-	return cm, true, nil
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
 }
 
-func (im *Importer) getSecret(ctx context.Context, ns, es string) (*corev1.Secret, bool, error) {
-	s, err := im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, wiring.CredentialsSecretName(es), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+// getSecret reads the agent's credentials Secret of a local Elasticsearch from the informer
+// cache, as getConfigMap.
+func (im *Importer) getSecret(_ context.Context, ns, es string) (*corev1.Secret, bool, error) {
+	if s, ok := im.cachedSecret(ns, wiring.CredentialsSecretName(es)); ok {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		return s, true, nil
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("failed to read Secret %s/%s: %w", ns, wiring.CredentialsSecretName(es), err)
-	}
-	return s, true, nil
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
 }
 
 func equalData(a, b map[string][]byte) bool {
 	return maps.EqualFunc(a, b, func(x, y []byte) bool { return string(x) == string(y) })
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func joinChanges(c []string) string {

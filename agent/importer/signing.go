@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
@@ -176,12 +177,9 @@ func (im *Importer) ensureSigningSecret(ctx context.Context, es *unstructured.Un
 	}
 	ns, name := es.GetNamespace(), wiring.SigningSecretName(es.GetName())
 	subj := a.Subject(es.GetNamespace(), es.GetName())
-	secrets := im.cfg.Kube.CoreV1().Secrets(ns)
-	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
-		return "", "", time.Time{}, fmt.Errorf("failed to read Secret %s/%s: %w", ns, name, err)
-	}
+	// From the informer cache: an Elasticsearch whose links do not use strong identity pays no
+	// API call for its signing certificate on each pass.
+	sec, exists := im.cachedSecret(ns, name)
 	now := im.cfg.Now()
 	if exists && !a.NeedsRenewal(sec.Data[corev1.TLSCertKey], subj, now) {
 		return subj.String(), pemutil.Fingerprint(a.ActiveCA()), renewalOf(sec.Data[corev1.TLSCertKey]), nil
@@ -202,6 +200,9 @@ func (im *Importer) ensureSigningSecret(ctx context.Context, es *unstructured.Un
 	want.Data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
 	if _, err := im.saveSecret(ctx, want, exists); err != nil {
 		return "", "", time.Time{}, err
+	}
+	if exists {
+		im.markPods(types.NamespacedName{Namespace: ns, Name: es.GetName()}) // a renewal of a mounted Secret (pods.go)
 	}
 	im.log.Info("signing certificate issued", "elasticsearch", ns+"/"+es.GetName(), "subject", subj.String(), "renewal", exists)
 	return subj.String(), pemutil.Fingerprint(a.ActiveCA()), renewalOf(certPEM), nil

@@ -73,6 +73,8 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 		return all(v1alpha1.ReasonPeerNotFound, fmt.Sprintf("no Peer %s: pair this environment with it first (agentctl pair)", rc.Spec.Peer))
 	case p.answer == nil:
 		return all(v1alpha1.ReasonWaitingForPeer, fmt.Sprintf("waiting for environment %s to answer the import of %s/%s", rc.Spec.Peer, rc.Spec.Export.Namespace, rc.Spec.Export.Name))
+	case p.answer.refusal != nil && p.answer.local:
+		return all(p.answer.refusal.GetReason(), p.answer.refusal.GetMessage())
 	case p.answer.refusal != nil:
 		return all(p.answer.refusal.GetReason(), fmt.Sprintf("environment %s refused: %s", rc.Spec.Peer, p.answer.refusal.GetMessage()))
 	case p.answer.removed:

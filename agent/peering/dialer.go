@@ -3,9 +3,11 @@ package peering
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -107,6 +109,8 @@ type DialerConfig struct {
 	DialTimeout time.Duration
 	// Logger receives the dialer's logs (default: the Manager's).
 	Logger hclog.Logger
+	// ContextDialer, when set, opens the connections (tests: in-memory listeners).
+	ContextDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Dialer keeps exactly one stream open to every peer this agent dials.
@@ -275,15 +279,102 @@ func (t *dialTask) order() []string {
 	return append([]string{good}, slices.DeleteFunc(slices.Clone(eps), func(e string) bool { return e == good })...)
 }
 
-// session dials one endpoint and runs a session over it.
+// session runs streams over one endpoint until the stream ends for good. When the current
+// stream is due for renewal (a leaf nears its expiry, a CA was rotated: Credentials.RenewAt), a
+// new connection opens next to it and takes over once the peer accepted it, so that renewals
+// never disconnect the peers; a replacement that fails leaves the current stream serving and is
+// tried again later.
 func (d *Dialer) session(ctx context.Context, env, endpoint string) (bool, error) {
+	log := d.log.With(logPeer, env, logEndpoint, endpoint)
+	cur := d.dial(ctx, env, endpoint, nil)
+	var next *dialed
+	var retry <-chan time.Time
+	again := ibackoff.New(ibackoff.Config{Initial: time.Second, Max: 30 * time.Second}, d.cfg.Clock)
+	opened := false
+	for {
+		var nextDone <-chan struct{}
+		if next != nil {
+			nextDone = next.done
+		}
+		select {
+		case <-cur.done:
+			opened = opened || cur.opened
+			if next != nil {
+				<-next.h.done // it took over (cur then ended with ErrReplaced) or gave up
+				if next.h.attached.Load() {
+					cur, next, retry = next, nil, nil
+					again.Reset()
+					continue
+				}
+				<-next.done
+			}
+			return opened, cur.err
+		case reason := <-cur.ctl.renew:
+			log.Debug("opening a new stream to replace the current one", logReason, reason)
+			next = d.dial(ctx, env, endpoint, cur)
+		case <-nextDone:
+			if next.h.attached.Load() {
+				<-cur.done // replaced: it ends at once
+				opened = opened || cur.opened
+				cur, next, retry = next, nil, nil
+				again.Reset()
+				continue
+			}
+			delay := again.Next()
+			log.Warn("failed to open a stream to replace the current one, which keeps serving", logError, next.err, logRetryIn, delay)
+			next, retry = nil, d.cfg.Clock.After(delay)
+		case <-retry:
+			retry = nil
+			next = d.dial(ctx, env, endpoint, cur)
+		}
+	}
+}
+
+// dialed is one stream of a Dialer, running in its own goroutine.
+type dialed struct {
+	ctl *dialControl
+	// h is set on a stream that replaces another.
+	h *handover
+	// local and peer are the leaves of the handshake, once the stream is established.
+	local, peer *x509.Certificate
+
+	done   chan struct{}
+	opened bool
+	err    error
+}
+
+// dial starts a stream to endpoint; with prev set, the stream replaces prev once the peer
+// accepted it.
+func (d *Dialer) dial(ctx context.Context, env, endpoint string, prev *dialed) *dialed {
+	ds := &dialed{ctl: newDialControl(), done: make(chan struct{})}
+	if prev != nil {
+		ds.h = newHandover()
+		prev.ctl.successor.Store(ds.h)
+	}
+	go func() {
+		defer close(ds.done)
+		ds.opened, ds.err = d.stream(ctx, env, endpoint, ds, prev)
+		if ds.h != nil {
+			ds.h.finish(false) // no-op once it took over
+		}
+	}()
+	return ds
+}
+
+// stream dials one endpoint and runs a session over it.
+func (d *Dialer) stream(ctx context.Context, env, endpoint string, ds, prev *dialed) (bool, error) {
 	size := d.cfg.Manager.MaxMessageBytes()
-	conn, err := grpc.NewClient(endpoint,
-		grpc.WithTransportCredentials(credentials.NewTLS(d.cfg.TLSConfig(env))),
+	tlsConf, presented := capturePresented(d.cfg.TLSConfig(env))
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(size), grpc.MaxCallSendMsgSize(size)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: d.cfg.DialTimeout}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if d.cfg.ContextDialer != nil {
+		opts = append(opts, grpc.WithContextDialer(d.cfg.ContextDialer))
+	}
+	conn, err := grpc.NewClient(endpoint, opts...)
 	if err != nil {
 		return false, fmt.Errorf("failed to create client: %w", err)
 	}
@@ -294,6 +385,42 @@ func (d *Dialer) session(ctx context.Context, env, endpoint string) (bool, error
 	if err != nil {
 		return false, fmt.Errorf("failed to open stream: %w", err)
 	}
+	// The stream's context carries the verified handshake: the server's chain.
+	chain := peerChain(stream.Context())
+	ds.local = presented.Load()
+	if len(chain) > 0 {
+		ds.peer = chain[0]
+	}
+	// A replacement that got the very certificates of the stream it replaces cannot do better
+	// by being replaced again (the peer has not renewed yet): it serves until they expire.
+	if prev != nil && ds.local.Equal(prev.local) && ds.peer.Equal(prev.peer) {
+		ds.ctl.renewable = false
+	}
 	d.log.Debug("stream dialed", logPeer, env, logEndpoint, endpoint)
-	return d.cfg.Manager.serve(ctx, env, clientStream{s: stream}, true)
+	return d.cfg.Manager.serveWith(ctx, env, clientStream{s: stream}, sessionOptions{
+		dialed: true, chain: chain, local: ds.local, ctl: ds.ctl, takeOver: ds.h,
+	})
+}
+
+// capturePresented returns a copy of conf that records the client certificate it presents:
+// the handshake's state holds only the peer's certificates.
+func capturePresented(conf *tls.Config) (*tls.Config, *atomic.Pointer[x509.Certificate]) {
+	presented := &atomic.Pointer[x509.Certificate]{}
+	conf = conf.Clone()
+	get := conf.GetClientCertificate
+	if get == nil {
+		return conf, presented
+	}
+	conf.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		c, err := get(cri)
+		if err == nil && c != nil {
+			leaf := c.Leaf
+			if leaf == nil && len(c.Certificate) > 0 {
+				leaf, _ = x509.ParseCertificate(c.Certificate[0])
+			}
+			presented.Store(leaf)
+		}
+		return c, err
+	}
+	return conf, presented
 }

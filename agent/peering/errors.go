@@ -55,7 +55,7 @@ func toStatus(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrCertificateRequired):
+	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrCertificateRequired), errors.Is(err, ErrPeerCredentials):
 		code = codes.Unauthenticated
 	case errors.Is(err, ErrIdentity):
 		code = codes.PermissionDenied

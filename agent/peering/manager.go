@@ -33,6 +33,7 @@ package peering
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -59,6 +61,7 @@ const (
 	DefaultMaxMessageBytes   = 16 << 20
 	DefaultOpenTimeout       = 30 * time.Second
 	DefaultRateLimitedRetry  = 2 * time.Second
+	DefaultRecheckInterval   = time.Minute
 
 	minReceiveTimeout = time.Second
 	maxReceiveTimeout = 5 * time.Minute
@@ -94,6 +97,18 @@ type Config struct {
 	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
 	// (default 2s).
 	RateLimitedRetry time.Duration
+	// Credentials verifies a live stream's peer certificate again (when trust changes, see
+	// Recheck, and every RecheckInterval) and tells when a dialed stream should be replaced.
+	// Without it a stream is only held to its peer certificate's expiry.
+	Credentials Credentials
+	// RecheckInterval is how often a live stream's peer certificate is verified again even
+	// without a change of trust (default 1m).
+	RecheckInterval time.Duration
+	// Clock drives the checks of peer certificates: expiry and rechecks (default the wall clock).
+	Clock backoff.Clock
+	// Capabilities are the optional protocol features this agent announces in Open
+	// (capabilities.go).
+	Capabilities []string
 }
 
 func (c *Config) setDefaults() {
@@ -123,6 +138,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RateLimitedRetry <= 0 {
 		c.RateLimitedRetry = DefaultRateLimitedRetry
+	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
+	if c.Clock == nil {
+		c.Clock = backoff.RealClock
 	}
 }
 
@@ -169,6 +190,12 @@ type SessionInfo struct {
 	// LastApplied is the last update from the peer this agent applied; PeerLastApplied the
 	// last one of this agent's the peer acknowledged.
 	LastApplied, PeerLastApplied *AppliedRecord
+	// Capabilities the peer announced in its Open (capabilities.go).
+	Capabilities []string
+	// LocalCertificate is the leaf this agent presented, when it dialed (unknown otherwise).
+	LocalCertificate *x509.Certificate
+	// PeerCertificate is the leaf the peer presented.
+	PeerCertificate *x509.Certificate
 }
 
 // Manager owns the per-peer outboxes, receiver records and sessions. It is safe for concurrent use.
@@ -204,7 +231,7 @@ func (m *Manager) peer(name string) *peerState {
 }
 
 // Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
-// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus or *peerv1.Trust; the Manager keeps
+// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus, *peerv1.ExportCA or *peerv1.Trust; the Manager keeps
 // its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
 // as soon as the peer is connected (now, or on the next connection).
 func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
@@ -229,6 +256,8 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
 	case *peerv1.Trust:
 		u.Payload = &peerv1.Update_Trust{Trust: p}
+	case *peerv1.ExportCA:
+		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
 	default:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
 	}

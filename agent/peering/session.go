@@ -21,7 +21,8 @@ import (
 )
 
 // session runs one stream with one peer: one receive goroutine feeding one select loop that
-// sends (outbox, answers, heartbeats) and watches the receive deadline.
+// sends (outbox, answers, heartbeats) and watches the receive deadline and the peer's
+// certificate (credentials.go).
 type session struct {
 	m       *Manager
 	ps      *peerState
@@ -31,6 +32,9 @@ type session struct {
 	limiter *tokenBucket
 	id      string
 	nonces  uint64
+	creds   streamCreds
+	// takeOver is set on a session that replaces the current one once the peer answered.
+	takeOver *handover
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -43,37 +47,57 @@ type session struct {
 }
 
 // serve runs a session with peer over st until it ends, and reports whether the Open exchange
-// completed. The Server and the Dialer both call it; it returns errors, never statuses.
+// completed. The Server calls it; the peer's certificate chain comes from ctx.
 func (m *Manager) serve(ctx context.Context, peer string, st msgStream, dialed bool) (opened bool, err error) {
+	return m.serveWith(ctx, peer, st, sessionOptions{dialed: dialed, chain: peerChain(ctx)})
+}
+
+// serveWith is serve with the stream's details; the Dialer calls it. It returns errors, never
+// statuses.
+func (m *Manager) serveWith(ctx context.Context, peer string, st msgStream, o sessionOptions) (opened bool, err error) {
 	if peer == m.cfg.Environment {
 		return false, fmt.Errorf("%w: peer has this agent's own environment %q", ErrIdentity, peer)
 	}
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	s := &session{
-		m:       m,
-		ps:      m.peer(peer),
-		stream:  st,
-		dialed:  dialed,
-		log:     m.log.With(logPeer, peer, logDialed, dialed),
-		limiter: newTokenBucket(m.cfg.UpdateRate, m.cfg.UpdateBurst, time.Now()),
-		id:      hex.EncodeToString(id),
-		done:    make(chan struct{}),
+		m:        m,
+		ps:       m.peer(peer),
+		stream:   st,
+		dialed:   o.dialed,
+		log:      m.log.With(logPeer, peer, logDialed, o.dialed),
+		limiter:  newTokenBucket(m.cfg.UpdateRate, m.cfg.UpdateBurst, time.Now()),
+		id:       hex.EncodeToString(id),
+		creds:    newStreamCreds(o),
+		takeOver: o.takeOver,
+		done:     make(chan struct{}),
 	}
 	ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
 	defer close(s.done)
-	if err := s.ps.attach(s); err != nil {
-		return false, err
+	if s.takeOver == nil {
+		if err := s.ps.attach(s); err != nil {
+			return false, err
+		}
 	}
 	err = s.run(ctx)
+	if s.takeOver != nil {
+		s.takeOver.finish(false) // no-op once it took over
+	}
+	err = s.awaitSuccessor(ctx, err)
+	current := s.ps.isCurrent(s)
 	s.ps.detach(s, s.opened, err)
-	if s.opened {
+	// A replaced session is no disconnection: its successor serves the peer.
+	if s.opened && current {
 		m.cfg.Handler.OnDisconnected(peer, err)
 	}
 	switch {
 	case errors.Is(err, ErrTerminated):
 		s.log.Info("stream closed", logReason, "terminated")
+	case errors.Is(err, ErrReplaced), s.opened && !current:
+		s.log.Debug("stream replaced by a newer one")
+	case errors.Is(err, ErrPeerCredentials):
+		s.log.Warn("stream ended: the peer's certificate is no longer valid", logError, err)
 	case s.opened:
 		s.log.Info("stream closed", logError, err)
 	default:
@@ -92,33 +116,11 @@ func (s *session) run(ctx context.Context) error {
 	// is kept aside too, so the end of the stream cannot win the race against it.
 	termCh := make(chan *peerv1.Message, 1)
 	alive := newLiveness(time.Now())
-	go func() {
-		for {
-			msg, err := s.stream.Recv()
-			if err != nil {
-				errCh <- err
-				return
-			}
-			alive.received(time.Now())
-			if msg.GetTerminated() != nil {
-				select {
-				case termCh <- msg:
-				default:
-				}
-			}
-			size := proto.Size(msg)
-			if budget.acquire(ctx, size) != nil {
-				return
-			}
-			select {
-			case recvCh <- queued{msg: msg, size: size}:
-				alive.queued(time.Now())
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go s.read(ctx, recvCh, errCh, termCh, budget, alive)
 
+	if err := s.checkCredentials(); err != nil {
+		return err
+	}
 	applied := s.ps.seedReceived(s.m.cfg.Handler.AppliedSequences(s.ps.name))
 	if err := s.send(&peerv1.Message{Kind: &peerv1.Message_Open{Open: &peerv1.Open{
 		Environment:       s.m.cfg.Environment,
@@ -126,11 +128,17 @@ func (s *session) run(ctx context.Context) error {
 		Protocol:          ProtocolVersion,
 		Applied:           applied,
 		HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval),
+		Capabilities:      s.m.cfg.Capabilities,
 	}}}); err != nil {
 		return err
 	}
+	if s.takeOver != nil {
+		if err := s.takeOverOnOpen(ctx, recvCh, errCh, budget); err != nil {
+			return err
+		}
+	}
 
-	deadline := time.NewTimer(s.m.cfg.OpenTimeout)
+	deadline := time.NewTimer(s.receiveTimeout())
 	defer deadline.Stop()
 	heartbeat := time.NewTicker(s.m.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
@@ -180,6 +188,14 @@ func (s *session) run(ctx context.Context) error {
 		case <-s.retry.C:
 			s.ps.resend(s, s.delayed)
 			s.delayed = nil
+		case <-s.creds.recheck:
+			if err := s.checkCredentials(); err != nil {
+				return err
+			}
+		case <-s.creds.timer:
+			if err := s.checkCredentials(); err != nil {
+				return err
+			}
 		}
 		if err := s.flush(); err != nil {
 			if errors.Is(err, ErrTerminated) {
@@ -187,6 +203,35 @@ func (s *session) run(ctx context.Context) error {
 				s.ps.terminationSent()
 			}
 			return err
+		}
+	}
+}
+
+// read is the receive goroutine: it queues the peer's messages for the session loop, within the
+// byte budget, and reports the end of the stream on errCh.
+func (s *session) read(ctx context.Context, recvCh chan<- queued, errCh chan<- error, termCh chan<- *peerv1.Message, budget *byteBudget, alive *liveness) {
+	for {
+		msg, err := s.stream.Recv()
+		if err != nil {
+			errCh <- err
+			return
+		}
+		alive.received(time.Now())
+		if msg.GetTerminated() != nil {
+			select {
+			case termCh <- msg:
+			default:
+			}
+		}
+		size := proto.Size(msg)
+		if budget.acquire(ctx, size) != nil {
+			return
+		}
+		select {
+		case recvCh <- queued{msg: msg, size: size}:
+			alive.queued(time.Now())
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -328,7 +373,11 @@ func (s *session) handleOpen(o *peerv1.Open) error {
 	var info SessionInfo
 	s.ps.setInfo(s, func(i *SessionInfo) {
 		*i = SessionInfo{Peer: s.ps.name, Connected: true, Dialed: s.dialed, Since: now, LastHeartbeat: now,
-			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol()}
+			PeerVersion: clean(o.GetVersion(), 64), PeerProtocol: o.GetProtocol(), LocalCertificate: s.creds.local,
+			Capabilities: peerCapabilities(o.GetCapabilities())}
+		if len(s.creds.chain) > 0 {
+			i.PeerCertificate = s.creds.chain[0]
+		}
 		info = *i
 	})
 	s.log.Info("stream open", logVersion, info.PeerVersion, logTimeout, s.peerTimeout)

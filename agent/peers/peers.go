@@ -39,6 +39,8 @@ type Sessions interface {
 	Sessions() []peering.SessionInfo
 	Terminate(ctx context.Context, peer, reason string) error
 	Forget(peer string)
+	// Recheck verifies the peer certificate of peer's live stream against the current trust.
+	Recheck(peer string)
 }
 
 // Config configures the Controller.
@@ -105,8 +107,38 @@ func New(cfg Config) (*Controller, error) {
 				c.queue.Add(u.GetName())
 			}
 		}
+		// The informer's store already holds new: PeerCAs answers with the changed trust.
+		if env, ok := trustChanged(old, new); ok {
+			c.log.Info("peer trust changed: checking its live stream again", "peer", env)
+			cfg.Sessions.Recheck(env)
+		}
 	})
 	return c, err
+}
+
+// trustChanged reports whether a Peer event changed the CAs trusted for its environment (an
+// update of spec.caBundle, or a deletion), and names the environment. A live stream opened
+// with a certificate of a CA no longer trusted must end now, not at its next handshake.
+func trustChanged(old, new any) (string, bool) {
+	bundle := func(o any) (env, ca string, ok bool) {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			return "", "", false
+		}
+		env, _, _ = unstructured.NestedString(u.Object, "spec", "environment")
+		ca, _, _ = unstructured.NestedString(u.Object, "spec", "caBundle")
+		return env, ca, true
+	}
+	oenv, oca, oldOK := bundle(old)
+	nenv, nca, newOK := bundle(new)
+	switch {
+	case oldOK && newOK:
+		return nenv, oca != nca
+	case oldOK:
+		return oenv, true
+	default:
+		return "", false
+	}
 }
 
 // PeerCAs implements identity.TrustSource: the CAs of a paired environment.
@@ -142,8 +174,12 @@ func (c *Controller) PeerCAs(environment string) []*x509.Certificate {
 }
 
 // TrustChanged is told that the bundle trusted for peer changed (peertrust.Store): its status
-// is refreshed.
-func (c *Controller) TrustChanged(peer string) { c.queue.Add(peer) }
+// is refreshed, and its live stream is verified against the new trust at once (a CA the peer
+// retired ends a stream still presenting one of its leaves, as a change of spec.caBundle does).
+func (c *Controller) TrustChanged(peer string) {
+	c.queue.Add(peer)
+	c.cfg.Sessions.Recheck(peer)
+}
 
 // Environments implements identity.TrustSource.
 func (c *Controller) Environments() []string {

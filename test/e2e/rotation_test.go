@@ -48,10 +48,15 @@ func TestCARotations(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
-	current, _ := l.transportCA(ctx)
-	if !l.localTrusts(ctx, current) {
-		t.Errorf("east's CA ConfigMap does not hold west's current CA %s", current.Fingerprint[:16])
-	}
+	// ECK may have renewed the CA again just now: trust follows within milliseconds, yet a read
+	// of the current CA and of east's ConfigMap a moment apart can fall on either side of it.
+	waitFor(ctx, t, 15*time.Second, "east's CA ConfigMap holds west's current CA", func() (bool, string) {
+		current, err := l.transportCA(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return l.localTrusts(ctx, current), "east does not trust " + current.Fingerprint[:16]
+	})
 	r := probe.Stop()
 	requireNoDisconnects(t, r)
 	if r.Connected < 120 {

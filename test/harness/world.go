@@ -56,7 +56,9 @@ type Options struct {
 	Replicas int
 	// Lease timings with Replicas > 1.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	// Pod tuning.
+	// Pod tuning. VolumeSyncDelay is the modelled kubelet's sync period (esim/pod kubelet.go):
+	// 1s here by default, without jitter, so that tests are fast; a test of the kubelet's real
+	// delays sets it per Elasticsearch (ElasticsearchWith).
 	RestartDelay    time.Duration
 	VolumeSyncDelay time.Duration
 	Logger          hclog.Logger
@@ -303,16 +305,27 @@ func (w *World) Logs(lines int) string {
 // Elasticsearch creates an Elasticsearch resource and its simulated pod on its own loopback
 // address (HTTP 9200, remote cluster server 9443, transport 9300), and points the agent at it.
 func (c *Cluster) Elasticsearch(ctx context.Context, es testbed.Elasticsearch) (*pod.Pod, error) {
+	return c.ElasticsearchWith(ctx, es, nil)
+}
+
+// ElasticsearchWith is Elasticsearch with the pod's options changed by tune (e.g. the kubelet
+// model as documented: VolumeSyncDelay 0 and Kubelet zero take the kubelet's defaults).
+func (c *Cluster) ElasticsearchWith(ctx context.Context, es testbed.Elasticsearch, tune func(*pod.Options)) (*pod.Pod, error) {
 	if _, err := c.Env.CreateElasticsearch(ctx, es); err != nil {
 		return nil, err
 	}
 	ip := testbed.LoopbackIP()
-	p, err := pod.Start(ctx, pod.Options{
+	opts := pod.Options{
 		Kube: c.Env.Kube, Dynamic: c.Env.Dynamic, Namespace: es.Namespace, Name: es.Name, IP: ip,
 		HTTPPort: 9200, RemoteClusterPort: 9443, TransportPort: 9300,
 		RestartDelay: c.world.opts.RestartDelay, VolumeSyncDelay: c.world.opts.VolumeSyncDelay,
-		Logger: c.world.opts.Logger.Named(c.Name),
-	})
+		Kubelet: pod.Kubelet{Jitter: -1},
+		Logger:  c.world.opts.Logger.Named(c.Name),
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	p, err := pod.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

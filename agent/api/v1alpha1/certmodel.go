@@ -17,9 +17,29 @@ const (
 	// ReasonTransportCAMissing means a peer asked for a certificate-model link without sending
 	// its transport CA.
 	ReasonTransportCAMissing = "TransportCAMissing"
-	// ReasonInvalidTransportCA means a peer's transport CA is not a valid CA certificate.
+	// ReasonInvalidTransportCA means a peer's transport CA is not exactly one valid, self-signed
+	// CA certificate.
 	ReasonInvalidTransportCA = "InvalidTransportCA"
+	// ReasonModelNotAllowed means the two sides disagree on the security model: a peer answered
+	// a RemoteCluster with credentials of another model than its spec.model (refused, nothing
+	// applied), or an export refused a RemoteCluster that asks for another model than its own.
+	ReasonModelNotAllowed = "ModelNotAllowed"
+	// ConditionCertificateModelEnabled is present on a ClusterExport with model certificate:
+	// False while the exporting agent does not allow that model (setting
+	// certificateModel.enabled), when peers get a refusal with ReasonCertificateModelDisabled.
+	ConditionCertificateModelEnabled = "CertificateModelEnabled"
+	// ReasonCertificateModelDisabled means the agent's setting certificateModel.enabled is off.
+	ReasonCertificateModelDisabled = "CertificateModelDisabled"
+	// ReasonCertificateModelAllowed means the agent's setting certificateModel.enabled is on.
+	ReasonCertificateModelAllowed = "CertificateModelAllowed"
 )
+
+// CertificateModelDisabledMessage explains, on an export and in the peers' refusal, why a
+// certificate-model export serves nobody.
+const CertificateModelDisabledMessage = "the certificate security model is turned off on the exporting agent: it gives the " +
+	"consumer's nodes transport-level access, near-full read access to this cluster. Turn it on with the chart value " +
+	"certificateModel.enabled (agent setting certificateModel.enabled, flag --certificate-model) if you accept that, " +
+	"or use model apiKey"
 
 // DeprecatedModelMessage is the message of ConditionSecurityModelCurrent with the certificate
 // model.

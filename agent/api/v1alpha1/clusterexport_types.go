@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"slices"
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -11,18 +14,35 @@ import (
 // +kubebuilder:validation:XValidation:rule="!(has(self.model) && self.model == 'certificate') || !has(self.apiKey)",message="apiKey applies only to model apiKey",fieldPath=".apiKey"
 // +kubebuilder:validation:XValidation:rule="!has(self.proxyAddress) || !has(self.service)",message="set proxyAddress or service, not both",fieldPath=".service"
 // +kubebuilder:validation:XValidation:rule="!(has(self.model) && self.model == 'certificate') || !has(self.strongIdentity) || self.strongIdentity == 'Disabled'",message="strongIdentity applies only to model apiKey",fieldPath=".strongIdentity"
+// +kubebuilder:validation:XValidation:rule="has(self.peers) || has(self.grants)",message="name the environments this export serves in peers (whole environments) or grants (some namespaces of an environment)",fieldPath=".peers"
+// +kubebuilder:validation:XValidation:rule="!has(self.peers) || !has(self.grants) || self.grants.all(g, !(g.peer in self.peers))",message="an environment is either in peers (all its namespaces) or in grants (the namespaces named there), not in both",fieldPath=".grants"
 type ClusterExportSpec struct {
 	// ElasticsearchRef names the exported Elasticsearch, which must be in the ClusterExport's
 	// namespace.
 	ElasticsearchRef ElasticsearchReference `json:"elasticsearchRef"`
 
 	// Peers are the environment names (Peer spec.environment) that may connect to this
-	// Elasticsearch. A peer obtains nothing that an export does not grant to it by name.
+	// Elasticsearch from any of their namespaces. A peer obtains nothing that an export does not
+	// grant to it by name, here or in grants.
+	// +optional
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
 	// +listType=set
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	Peers []string `json:"peers"`
+	Peers []string `json:"peers,omitempty"`
+
+	// Grants are narrower than peers: each names an environment and the namespaces (and,
+	// optionally, the Elasticsearch names in them) whose RemoteClusters it serves there. An
+	// import from any other namespace or Elasticsearch of that environment is refused with
+	// PeerNotGranted, the same answer as for an export that does not exist, so that peers
+	// cannot probe what is exported.
+	// +optional
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=map
+	// +listMapKey=peer
+	Grants []ExportGrant `json:"grants,omitempty"`
 
 	// Model is the security model: apiKey (default; remote cluster server on port 9443 and a
 	// cross-cluster API key per consumer, scoped by access and rotated by the agent) or
@@ -87,6 +107,63 @@ type ClusterExportSpec struct {
 	EnableRemoteClusterServer bool `json:"enableRemoteClusterServer,omitempty"`
 }
 
+// ExportGrant grants an export to some namespaces (and Elasticsearch names) of one peer
+// environment.
+type ExportGrant struct {
+	// Peer is the environment name (Peer spec.environment).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Peer string `json:"peer"`
+	// Namespaces are the namespaces, in the peer environment, of the consuming Elasticsearch
+	// (and its RemoteCluster).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespaces []string `json:"namespaces"`
+	// Elasticsearch, when set, are the names of the consuming Elasticsearch resources in those
+	// namespaces; unset means any Elasticsearch of those namespaces.
+	// +optional
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Elasticsearch []string `json:"elasticsearch,omitempty"`
+}
+
+// Serves reports whether the export serves the consuming Elasticsearch es in namespace ns of
+// environment peer: peer is in spec.peers, or a grant of peer names ns (and es, when it names
+// Elasticsearch resources).
+func (s *ClusterExportSpec) Serves(peer, ns, es string) bool {
+	if slices.Contains(s.Peers, peer) {
+		return true
+	}
+	for _, g := range s.Grants {
+		if g.Peer == peer && slices.Contains(g.Namespaces, ns) && (len(g.Elasticsearch) == 0 || slices.Contains(g.Elasticsearch, es)) {
+			return true
+		}
+	}
+	return false
+}
+
+// NamesPeer reports whether the export grants anything to environment peer.
+func (s *ClusterExportSpec) NamesPeer(peer string) bool {
+	return slices.Contains(s.Peers, peer) || slices.ContainsFunc(s.Grants, func(g ExportGrant) bool { return g.Peer == peer })
+}
+
+// GrantedPeers lists the environments the export grants anything to, sorted.
+func (s *ClusterExportSpec) GrantedPeers() []string {
+	out := slices.Clone(s.Peers)
+	for _, g := range s.Grants {
+		out = append(out, g.Peer)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // CrossClusterAccess is the access of a cross-cluster API key, as in the Elasticsearch API.
 // +kubebuilder:validation:XValidation:rule="(has(self.search) && size(self.search) > 0) || (has(self.replication) && size(self.replication) > 0)",message="access must grant search or replication"
 type CrossClusterAccess struct {
@@ -148,24 +225,51 @@ type ReplicationAccess struct {
 // APIKeySettings are the lifetime and rotation of the cross-cluster API keys of an export.
 // The rules parse durations only once they match the fields' pattern, so that a malformed value
 // reports the pattern and not a CEL conversion error.
-// +kubebuilder:validation:XValidation:rule="!has(self.expiration) || !self.expiration.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.expiration) > duration('0s')",message="expiration must be positive",fieldPath=".expiration"
-// +kubebuilder:validation:XValidation:rule="!has(self.rotateBefore) || (has(self.expiration) && (!self.expiration.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.rotateBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.rotateBefore) < duration(self.expiration)))",message="rotateBefore requires expiration and must be shorter than it",fieldPath=".rotateBefore"
+// +kubebuilder:validation:XValidation:rule="!has(self.expiration) || !self.expiration.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.expiration) > duration('0s')",message="expiration must be positive (for keys that never expire, set neverExpire: true instead)",fieldPath=".expiration"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotateBefore) || !self.rotateBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (has(self.expiration) ? (!self.expiration.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.rotateBefore) < duration(self.expiration)) : duration(self.rotateBefore) < duration('2160h'))",message="rotateBefore must be shorter than expiration (default 2160h)",fieldPath=".rotateBefore"
+// +kubebuilder:validation:XValidation:rule="!(has(self.neverExpire) && self.neverExpire) || (!has(self.expiration) && !has(self.rotateBefore))",message="neverExpire excludes expiration and rotateBefore",fieldPath=".neverExpire"
 type APIKeySettings struct {
 	// Expiration is the lifetime of each API key, as a Go duration such as 2160h. When unset,
-	// keys never expire and the agent replaces them only when access changes or links go away.
+	// 2160h (90 days): keys expire by default, so a copied key stops working on its own.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
 	Expiration *metav1.Duration `json:"expiration,omitempty"`
 	// RotateBefore is how long before expiry the agent creates the successor key (make before
-	// break: the old key is invalidated once the peer reports the new one connected). Requires
-	// Expiration; when unset, the agent rotates after two thirds of a key's lifetime.
+	// break: the old key is invalidated once the peer reports the new one connected). When
+	// unset, the agent rotates after two thirds of a key's lifetime.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
 	RotateBefore *metav1.Duration `json:"rotateBefore,omitempty"`
+	// NeverExpire asks for keys that never expire, which the agent then replaces only when
+	// access changes or links go away. Only for peers that cannot take a rotation; a key that
+	// leaks stays valid until someone invalidates it.
+	// +optional
+	NeverExpire bool `json:"neverExpire,omitempty"`
+}
+
+// DefaultKeyLifetime is the lifetime of cross-cluster API keys when an export sets none.
+const DefaultKeyLifetime = 90 * 24 * time.Hour
+
+// KeyLifetime returns the lifetime of the export's keys (0: they never expire) and how long
+// before expiry the successor is created (spec.apiKey.rotateBefore, else a third of the
+// lifetime, so that keys are rotated at two thirds of their life).
+func (s *ClusterExportSpec) KeyLifetime() (lifetime, rotateBefore time.Duration) {
+	lifetime = DefaultKeyLifetime
+	k := s.APIKey
+	if k != nil && k.NeverExpire {
+		return 0, 0
+	}
+	if k != nil && k.Expiration != nil {
+		lifetime = k.Expiration.Duration
+	}
+	if k != nil && k.RotateBefore != nil {
+		return lifetime, k.RotateBefore.Duration
+	}
+	return lifetime, lifetime / 3
 }
 
 // ServiceReference names a Service in the namespace of the object that holds the reference.

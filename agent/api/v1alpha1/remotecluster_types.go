@@ -50,6 +50,26 @@ type RemoteClusterSpec struct {
 	// +kubebuilder:default=managed
 	// +optional
 	Wiring Wiring `json:"wiring,omitempty"`
+
+	// Model is the security model this consumer accepts, sent to the peer with the import
+	// request. apiKey (default): the remote's CA is trusted by the remote cluster client only
+	// (port 9443) and a cross-cluster API key scopes what this cluster may do remotely.
+	// certificate: the remote's transport CA joins this Elasticsearch's transport trust (port
+	// 9300, which also carries node-to-node traffic), so ask for it only for a remote you trust
+	// as much as your own nodes; Elastic deprecates that model. Credentials of another model
+	// than this one are refused (reason ModelNotAllowed) and nothing of them is applied: a peer
+	// can never widen this cluster's transport trust on its own.
+	// +kubebuilder:default=apiKey
+	// +optional
+	Model SecurityModel `json:"model,omitempty"`
+}
+
+// AcceptedModel is the security model the RemoteCluster accepts: spec.model, apiKey when unset.
+func (s *RemoteClusterSpec) AcceptedModel() SecurityModel {
+	if s.Model == "" {
+		return SecurityModelAPIKey
+	}
+	return s.Model
 }
 
 // ExportReference names a ClusterExport in the peer environment.

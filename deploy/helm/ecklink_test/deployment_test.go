@@ -36,7 +36,8 @@ func TestDeploymentArgsAreAgentConfig(t *testing.T) {
 	}{
 		{"default", func(t *testing.T, c config.Config) {
 			if c.Environment != "west" || c.Namespace != "ecklink-system" || !c.LeaderElection.Enabled ||
-				c.LeaderElection.LeaseName != "ecklink-agent" || c.LogFormat != "json" || len(c.WatchNamespaces) != 0 {
+				c.LeaderElection.LeaseName != "ecklink-agent" || c.LogFormat != "json" || len(c.WatchNamespaces) != 0 ||
+				c.CertificateModel.Enabled || c.AllowInsecureElasticsearch {
 				t.Errorf("config %+v", c)
 			}
 		}},
@@ -45,7 +46,8 @@ func TestDeploymentArgsAreAgentConfig(t *testing.T) {
 				!slices.Equal(c.AdvertiseEndpoints, []string{"ecklink.eu-west.example.com:443"}) ||
 				c.LeaderElection.LeaseName != "ecklink-eu-west" || c.LeaderElection.LeaseDuration.String() != "30s" ||
 				c.HeartbeatInterval.String() != "5s" || c.ResyncInterval.String() != "1m0s" || c.LeafValidity.String() != "12h0m0s" ||
-				c.ElasticsearchEndpoints["search/ccs"] != "https://ccs.search.example.com:9200" || c.LogLevel != "debug" {
+				c.ElasticsearchEndpoints["search/ccs"] != "https://ccs.search.example.com:9200" || c.LogLevel != "debug" ||
+				!c.CertificateModel.Enabled {
 				t.Errorf("config %+v", c)
 			}
 		}},

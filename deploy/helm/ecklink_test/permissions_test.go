@@ -208,6 +208,7 @@ var clientResources = []struct {
 	{regexp.MustCompile(`CoreV1\(\)\.Secrets\(|\.Core\(\)\.V1\(\)\.Secrets\(\)`), "secrets"},
 	{regexp.MustCompile(`CoreV1\(\)\.ConfigMaps\(|\.Core\(\)\.V1\(\)\.ConfigMaps\(\)`), "configmaps"},
 	{regexp.MustCompile(`CoreV1\(\)\.Services\(`), "services"},
+	{regexp.MustCompile(`CoreV1\(\)\.Pods\(`), "pods"},
 	{regexp.MustCompile(`CoreV1\(\)\.Events\(`), "events"},
 	{regexp.MustCompile(`CoordinationV1\(\)`), "leases"},
 	{regexp.MustCompile(`ElasticsearchGVR\b`), "elasticsearches"},

@@ -82,6 +82,8 @@ func forbiddenEverywhere(ns string) []access {
 		{verb: "list", resource: "services", namespace: ns},
 		{verb: "update", resource: "services", namespace: ns},
 		{verb: "get", resource: "pods", namespace: ns},
+		{verb: "update", resource: "pods", namespace: ns},
+		{verb: "delete", resource: "pods", namespace: ns},
 		{verb: "create", resource: "pods/exec", namespace: ns},
 		{verb: "create", resource: "serviceaccounts/token", namespace: ns},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "roles", namespace: ns},

@@ -37,6 +37,9 @@ func TestValuesRejected(t *testing.T) {
 		{"runbook URL with an anchor", []string{"--set", "environment=x", "--set", "prometheusRule.runbookBaseURL=https://x.example/r.md#top"}, []string{"/prometheusRule/runbookBaseURL"}},
 		{"misspelled dashboard key", []string{"--set", "environment=x", "--set", "grafanaDashboard.enable=true"}, []string{"/grafanaDashboard", "additional properties 'enable' not allowed"}},
 		{"existing service account without name", []string{"--set", "environment=x", "--set", "serviceAccount.create=false"}, []string{"serviceAccount.name is required"}},
+		{"http endpoint without allowInsecureElasticsearch", []string{"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://ccs.example.com:9200"},
+			[]string{"elasticsearchEndpoints[search/ccs]", "http://ccs.example.com:9200 is http", "allowInsecureElasticsearch=true"}},
+		{"certificate model not a bool", []string{"--set", "environment=x", "--set-string", "certificateModel.enabled=yes"}, []string{"/certificateModel/enabled", "want boolean"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +68,8 @@ func TestValuesAccepted(t *testing.T) {
 		"no rbac":                  {"--set", "environment=x", "--set", "rbac.create=false"},
 		"parent chart globals":     {"--set", "environment=x", "--set", "global.imageRegistry=r.example.com"},
 		"probe off":                {"--set", "environment=x", "--set-string", "probe.interval=0"},
+		"http endpoint allowed": {"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://127.0.0.1:9200",
+			"--set", "allowInsecureElasticsearch=true"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,5 +1,7 @@
 // Command baseline is the benchmark's reference: the least a program can do to propagate a CA,
-// a client-go informer on the Secret in one apiserver that writes a ConfigMap into another.
+// a client-go informer on the Secret in one apiserver that writes ConfigMaps into another, one
+// after the other: <configmap>-0 ... <configmap>-<count-1>, as many as the agent writes (one per
+// consuming Elasticsearch).
 package main
 
 import (
@@ -25,9 +27,10 @@ func main() {
 	to := flag.String("to", "", "kubeconfig of the target apiserver")
 	ns := flag.String("namespace", "", "namespace of the Secret and the ConfigMap")
 	secret := flag.String("secret", "", "Secret to watch (key ca.crt)")
-	cm := flag.String("configmap", "", "ConfigMap to write (key ca.crt)")
+	cm := flag.String("configmap", "", "prefix of the ConfigMaps to write (key ca.crt)")
+	count := flag.Int("count", 1, "ConfigMaps to write on each change")
 	flag.Parse()
-	if err := run(*from, *to, *ns, *secret, *cm); err != nil {
+	if err := run(*from, *to, *ns, *secret, *cm, *count); err != nil {
 		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}
@@ -42,7 +45,7 @@ func client(path string) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-func run(from, to, ns, secret, cm string) error {
+func run(from, to, ns, secret, prefix string, count int) error {
 	src, err := client(from)
 	if err != nil {
 		return err
@@ -62,13 +65,15 @@ func run(from, to, ns, secret, cm string) error {
 		if !ok {
 			return
 		}
-		c := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cm, Namespace: ns}, Data: map[string]string{"ca.crt": string(s.Data["ca.crt"])}}
-		_, err := dst.CoreV1().ConfigMaps(ns).Update(ctx, c, metav1.UpdateOptions{})
-		if apierrors.IsNotFound(err) {
-			_, err = dst.CoreV1().ConfigMaps(ns).Create(ctx, c, metav1.CreateOptions{})
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "baseline: write:", err)
+		for i := range count {
+			c := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i), Namespace: ns}, Data: map[string]string{"ca.crt": string(s.Data["ca.crt"])}}
+			_, err := dst.CoreV1().ConfigMaps(ns).Update(ctx, c, metav1.UpdateOptions{})
+			if apierrors.IsNotFound(err) {
+				_, err = dst.CoreV1().ConfigMaps(ns).Create(ctx, c, metav1.CreateOptions{})
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "baseline: write:", err)
+			}
 		}
 	}
 	if _, err := factory.Core().V1().Secrets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

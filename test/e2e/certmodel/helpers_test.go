@@ -68,11 +68,15 @@ func setup(ctx context.Context, t *testing.T, ns, alias string, o options) *cert
 		t.Fatal(err)
 	}
 	l.created = time.Now()
-	if _, err := l.local.Import(ctx, ns, alias, "ccs", alias, "west", ns, "logs", nil); err != nil {
+	if _, err := l.local.Import(ctx, ns, alias, "ccs", alias, "west", ns, "logs", askCertificate); err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
+
+// askCertificate makes a RemoteCluster accept the certificate model (spec.model), without which
+// east refuses west's certificate-model answer.
+func askCertificate(rc *v1alpha1.RemoteCluster) { rc.Spec.Model = v1alpha1.SecurityModelCertificate }
 
 // userCAs creates, when asked, the ConfigMap "user-cas" with a CA of the user's, before the
 // Elasticsearch that names it (ECK stops reconciling its certificates while it is missing).

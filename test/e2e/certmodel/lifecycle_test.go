@@ -96,7 +96,7 @@ func TestRemovingTheLinkRemovesThePeerCAs(t *testing.T) {
 	})
 
 	// 2. A new RemoteCluster connects again; then the export goes.
-	if _, err := l.local.Import(ctx, l.ns, l.alias, "ccs", l.alias, "west", l.ns, "logs", nil); err != nil {
+	if _, err := l.local.Import(ctx, l.ns, l.alias, "ccs", l.alias, "west", l.ns, "logs", askCertificate); err != nil {
 		t.Fatal(err)
 	}
 	l.connect(ctx, t).Stop()

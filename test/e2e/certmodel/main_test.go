@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 			ECK:   testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
 			// The agents run with exactly what the Helm chart grants its ServiceAccount.
 			AgentKubeconfig: harness.ChartServiceAccount(),
+			// West exports with the certificate model, which its agent must allow (the chart's
+			// certificateModel.enabled); east's agent keeps it off (TestCertificateModelDisabled).
+			AgentArgs: map[string][]string{"west": {"--certificate-model"}},
 		},
 		Setup: func(ctx context.Context, w *harness.World) error { return w.Pair(ctx, "east", "west") },
 	}.Main(m, &world))

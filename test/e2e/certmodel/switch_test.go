@@ -9,16 +9,18 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/test/harness"
 )
 
 // TestSwitchModels: a live certificate-model link is switched to the API-key model by editing
-// the export alone, and back. Each time it connects again with no manual step, and the model it
-// left leaves nothing behind: no peer CA in either transport trust (the agent's ConfigMaps gone,
-// both Elasticsearch resources unwired), respectively no API key, credentials Secret or remote
-// cluster client CA.
+// the export and the RemoteCluster (each side decides for itself: either alone leaves the link
+// refused with ModelNotAllowed), and back. Each time it connects again with no other step, and
+// the model it left leaves nothing behind: no peer CA in either transport trust (the agent's
+// ConfigMaps gone, both Elasticsearch resources unwired), respectively no API key, credentials
+// Secret or remote cluster client CA.
 func TestSwitchModels(t *testing.T) {
 	requireWorld(t)
 	t.Parallel()
@@ -38,6 +40,8 @@ func TestSwitchModels(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	l.waitRefused(ctx, t, "the export switched to apiKey, the RemoteCluster still asks for certificate")
+	l.setModel(ctx, t, v1alpha1.SecurityModelAPIKey)
 	l.waitModel(ctx, t, v1alpha1.SecurityModelAPIKey)
 	l.waitConnectedWith(ctx, t, true)
 	t.Logf("apiKey model connected %s after the export was switched", time.Since(switched).Round(100*time.Millisecond))
@@ -55,6 +59,8 @@ func TestSwitchModels(t *testing.T) {
 	// 2. apiKey -> certificate.
 	before := len(r.Disconnected)
 	switched = time.Now()
+	l.setModel(ctx, t, v1alpha1.SecurityModelCertificate)
+	l.waitRefused(ctx, t, "the RemoteCluster switched to certificate, the export still uses apiKey")
 	if err := l.remote.UpdateClusterExport(ctx, l.ns, "logs", harnessCertificate(l.remotePod.TransportAddress())); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +87,35 @@ func TestSwitchModels(t *testing.T) {
 	r = probe.Stop()
 	t.Logf("probe: %d samples, %d connected; disconnected samples: %d during the switch to apiKey, %d during the switch back",
 		r.Samples, r.Connected, before, len(r.Disconnected)-before)
+}
+
+// setModel sets the RemoteCluster's spec.model.
+func (l *certLink) setModel(ctx context.Context, t *testing.T, model v1alpha1.SecurityModel) {
+	t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		rc, err := l.local.CRDs.RemoteClusters().Get(ctx, l.ns, l.alias)
+		if err != nil {
+			return err
+		}
+		rc.Spec.Model = model
+		_, err = l.local.CRDs.RemoteClusters().Update(ctx, rc)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRefused waits for the RemoteCluster to say that the two sides name different models.
+func (l *certLink) waitRefused(ctx context.Context, t *testing.T, when string) {
+	t.Helper()
+	rc, err := l.local.WaitRemoteCluster(ctx, l.ns, l.alias, 60*time.Second, func(rc *v1alpha1.RemoteCluster) bool {
+		c := harness.Condition(rc, v1alpha1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonModelNotAllowed
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
+	t.Logf("%s: %s", when, harness.Condition(rc, v1alpha1.ConditionReady).Message)
 }
 
 // waitConnectedWith waits until east's Elasticsearch reports the alias connected with (or

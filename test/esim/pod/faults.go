@@ -121,6 +121,7 @@ func (p *Pod) serveHTTPLocked(ln net.Listener) {
 func (p *Pod) faulty(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.http.requests.Add(1)
+		p.calls.add(r)
 		p.http.mu.Lock()
 		f := p.http.fault
 		p.http.mu.Unlock()

@@ -41,17 +41,17 @@ type version struct {
 	deleted bool
 }
 
-// volumeView models what the kubelet shows a pod of mounted ConfigMaps and Secrets: a change
-// becomes visible in the pod's files only after delay (the kubelet's sync period), while objects
-// present when the pod started are visible at once.
+// volumeView models what the kubelet shows a pod of mounted ConfigMaps and Secrets: an object as
+// it was at the kubelet's last sync of the pod (kubelet.go), while objects present when the pod
+// started are visible at once.
 type volumeView struct {
-	mu    sync.Mutex
-	delay time.Duration
-	hist  map[string][]version
+	mu      sync.Mutex
+	kubelet *kubeletState
+	hist    map[string][]version
 }
 
-func newVolumeView(delay time.Duration) *volumeView {
-	return &volumeView{delay: delay, hist: map[string][]version{}}
+func newVolumeView(k *kubeletState) *volumeView {
+	return &volumeView{kubelet: k, hist: map[string][]version{}}
 }
 
 // record stores a new state of an object seen at time at.
@@ -61,14 +61,16 @@ func (v *volumeView) record(key string, at time.Time, data map[string][]byte, de
 	v.hist[key] = append(v.hist[key], version{at: at, data: data, deleted: deleted})
 }
 
-// visible returns the object's data as the pod sees it at now.
-func (v *volumeView) visible(key string, now time.Time) (map[string][]byte, bool) {
+// visible returns the object's data as the pod sees it (now is kept for callers that read
+// files at a given moment; the kubelet's last sync decides).
+func (v *volumeView) visible(key string, _ time.Time) (map[string][]byte, bool) {
+	horizon := v.kubelet.horizon()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	h := v.hist[key]
 	idx := -1
 	for i := range h {
-		if !h[i].at.After(now.Add(-v.delay)) {
+		if !h[i].at.After(horizon) {
 			idx = i
 		}
 	}

@@ -66,6 +66,7 @@ func (p *Pod) reconcile(now time.Time) {
 		return
 	}
 	p.secureData = fresh
+	p.kubelet.syncNow(now) // the new pod mounts the volumes as they are
 	p.running = live
 	p.loadKeystoreLocked(p.secureData)
 	p.startTime = now
@@ -80,6 +81,7 @@ func (p *Pod) reconcile(now time.Time) {
 // startLocked creates the node once the file realm, the HTTP certificate and the transport CA
 // exist, as a pod could not start earlier (ECK mounts all three).
 func (p *Pod) startLocked(live podSpec, now time.Time) {
+	p.kubelet.syncNow(now) // a starting pod mounts what the objects hold now
 	for _, name := range []string{p.fileRealmSecret(), p.opts.Name + "-es-http-certs-internal", p.opts.Name + "-es-transport-ca-internal"} {
 		if _, ok := p.view.visible(objectKey("secret", name), now); !ok {
 			return

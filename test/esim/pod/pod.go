@@ -41,8 +41,15 @@ type Options struct {
 	// RestartDelay models ECK's rolling restart: spec or keystore changes take effect this long
 	// after they were written. Default 3s.
 	RestartDelay time.Duration
-	// VolumeSyncDelay models the kubelet updating mounted ConfigMaps and Secrets. Default 1s.
+	// VolumeSyncDelay is the kubelet's sync period (kubelet.go): mounted ConfigMaps and
+	// Secrets change in the pod's files when the kubelet next syncs the pod. Default 1 minute,
+	// as the kubelet's --sync-frequency; tests that need speed set less.
 	VolumeSyncDelay time.Duration
+	// Kubelet tunes the rest of the kubelet model (jitter, cache delay); its SyncPeriod is
+	// VolumeSyncDelay.
+	Kubelet Kubelet
+	// NoPodObject leaves out the pod object (no pod update can sync the volumes early).
+	NoPodObject bool
 	// CheckInterval is how often remote connections are re-established and checked. Real ES
 	// keeps sockets open; esim reconnects, so it reports false as soon as a new connection would
 	// fail. Default 1s.
@@ -58,10 +65,13 @@ type Pod struct {
 	log  hclog.Logger
 	node *esim.Node
 	view *volumeView
+	// kubelet models the kubelet's syncs of the pod's volumes (kubelet.go).
+	kubelet *kubeletState
 
 	httpLn, rcsLn net.Listener
 	transportLn   net.Listener
 	http          httpServing
+	calls         callCounter
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 
@@ -93,9 +103,8 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 	if opts.RestartDelay == 0 {
 		opts.RestartDelay = 3 * time.Second
 	}
-	if opts.VolumeSyncDelay == 0 {
-		opts.VolumeSyncDelay = time.Second
-	}
+	opts.Kubelet.SyncPeriod = opts.VolumeSyncDelay
+	opts.Kubelet.setDefaults()
 	if opts.CheckInterval == 0 {
 		opts.CheckInterval = time.Second
 	}
@@ -108,13 +117,14 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 	p := &Pod{
 		opts:     opts,
 		log:      opts.Logger.Named("esim").With("elasticsearch", opts.Namespace+"/"+opts.Name),
-		view:     newVolumeView(opts.VolumeSyncDelay),
+		kubelet:  newKubeletState(opts.Kubelet, time.Now()),
 		remote:   map[string]remoteResult{},
 		rcsCert:  &certCache{},
 		httpCert: &certCache{},
 		esObj:    &esState{},
 		ready:    make(chan struct{}),
 	}
+	p.view = newVolumeView(p.kubelet)
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	if err := p.watch(runCtx); err != nil {
@@ -139,6 +149,15 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 	if err := p.listenTransport(runCtx); err != nil {
 		p.Stop()
 		return nil, err
+	}
+	if !opts.NoPodObject {
+		p.mu.Lock()
+		nodeSet := p.running.NodeSet
+		p.mu.Unlock()
+		if err := p.watchPodObject(runCtx, nodeSet); err != nil {
+			p.Stop()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -180,6 +199,7 @@ func (p *Pod) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			p.kubelet.tick(now)
 			p.reconcile(now)
 			p.mu.Lock()
 			recheck := p.recheck

@@ -74,8 +74,9 @@ func newTestPod(t *testing.T, es string, ca testCA, extra [][]byte, user map[str
 	t.Helper()
 	p := &Pod{
 		opts: Options{Namespace: "ns", Name: es, IP: "127.0.0.1", Resolve: func(h string) string { return h }}, log: hclog.NewNullLogger(),
-		view: newVolumeView(time.Second), remote: map[string]remoteResult{}, rcsCert: &certCache{}, keystore: map[string][]byte{},
+		kubelet: newKubeletState(Kubelet{SyncPeriod: time.Minute}, time.Now()), remote: map[string]remoteResult{}, rcsCert: &certCache{}, keystore: map[string][]byte{},
 	}
+	p.view = newVolumeView(p.kubelet)
 	cfg, err := mergeUserConfig(eckDefaults(true, false), user)
 	if err != nil {
 		t.Fatal(err)
@@ -220,13 +221,13 @@ func TestTransportTrustFollowsTheMountedFile(t *testing.T) {
 	if err := local.dial(remote.TransportAddress(), ""); err == nil {
 		t.Fatal("connected before the remote trusts the local CA")
 	}
-	// ECK updates the Secret now; the pod's file follows after the sync delay (1s here).
+	// ECK updates the Secret now; the pod's file follows at the kubelet's next sync.
 	bundle := append(remoteCA.pem(), localCA.pem()...)
 	remote.view.record(objectKey("secret", "logs-es-default-es-transport-certs"), time.Now(), map[string][]byte{"ca.crt": bundle}, false)
 	if err := local.dial(remote.TransportAddress(), ""); err == nil {
 		t.Fatal("connected before the kubelet updated the mounted file")
 	}
-	time.Sleep(1100 * time.Millisecond)
+	remote.kubelet.syncNow(time.Now())
 	if err := local.dial(remote.TransportAddress(), ""); err != nil {
 		t.Fatalf("not connected after the file was updated: %v", err)
 	}

@@ -66,13 +66,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "leaderElection.enabled=false requires replicas: 1; replicas without leader election would all act at once" -}}
 {{- end -}}
+{{- range $key, $url := .Values.elasticsearchEndpoints -}}
+{{- if and (hasPrefix "http://" $url) (not $.Values.allowInsecureElasticsearch) -}}
+{{- fail (printf "elasticsearchEndpoints[%s]: %s is http: the agent's Elasticsearch credentials would travel in clear; use https, or set allowInsecureElasticsearch=true to accept that" $key $url) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ecklink.watchRules are the rules in every watched namespace (deploy/helm/rbac.yaml says why
 each is there): the Elasticsearch resources the agent wires, the Secrets and ConfigMaps it reads
 (ECK's transport and HTTP CAs, its own user) or writes beside them (its own only, but Kubernetes
 RBAC cannot tell: their names derive from Elasticsearch names and labels cannot limit a rule), the
-Services whose load balancer address it exports, the Events it records (create only), and
+Services whose load balancer address it exports, the pods it marks as updated (list, patch), the
+Events it records (create only), and
 ecklink's own ClusterExports and RemoteClusters. Read and write are separate rules. */}}
 {{- define "ecklink.watchRules" -}}
 - apiGroups: [""]
@@ -84,6 +90,12 @@ ecklink's own ClusterExports and RemoteClusters. Read and write are separate rul
 - apiGroups: [""]
   resources: [services]
   verbs: [get]
+# Pods of a consuming Elasticsearch: listed by ECK's cluster-name label and patched with the
+# annotation ecklink.io/updated-at after a mounted ConfigMap or Secret changed, so the kubelet
+# refreshes the files now instead of at its next sync (as ECK's MarkPodsAsUpdated does).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

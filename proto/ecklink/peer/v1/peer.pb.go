@@ -513,8 +513,12 @@ type Open struct {
 	Applied map[string]uint64 `protobuf:"bytes,4,rep,name=applied,proto3" json:"applied,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// How often the sender sends heartbeats; the receiver drops the stream after a few missed.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Optional protocol features the sender understands, e.g. "export-ca" (ExportCA updates and
+	// Credentials.ca_ref). A sender uses a feature towards a peer only when the peer's Open lists
+	// it; agents of 0.1.0 list none and get what they always got.
+	Capabilities  []string `protobuf:"bytes,6,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Open) Reset() {
@@ -582,6 +586,13 @@ func (x *Open) GetHeartbeatInterval() *durationpb.Duration {
 	return nil
 }
 
+func (x *Open) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
 // Update carries the current state of one resource.
 type Update struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -600,6 +611,7 @@ type Update struct {
 	//	*Update_Trust
 	//	*Update_Removed
 	//	*Update_Inventory
+	//	*Update_ExportCa
 	Payload       isUpdate_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -726,6 +738,15 @@ func (x *Update) GetInventory() *Inventory {
 	return nil
 }
 
+func (x *Update) GetExportCa() *ExportCA {
+	if x != nil {
+		if x, ok := x.Payload.(*Update_ExportCa); ok {
+			return x.ExportCa
+		}
+	}
+	return nil
+}
+
 type isUpdate_Payload interface {
 	isUpdate_Payload()
 }
@@ -758,6 +779,10 @@ type Update_Inventory struct {
 	Inventory *Inventory `protobuf:"bytes,16,opt,name=inventory,proto3,oneof"`
 }
 
+type Update_ExportCa struct {
+	ExportCa *ExportCA `protobuf:"bytes,17,opt,name=export_ca,json=exportCa,proto3,oneof"`
+}
+
 func (*Update_ImportRequest) isUpdate_Payload() {}
 
 func (*Update_Credentials) isUpdate_Payload() {}
@@ -771,6 +796,8 @@ func (*Update_Trust) isUpdate_Payload() {}
 func (*Update_Removed) isUpdate_Payload() {}
 
 func (*Update_Inventory) isUpdate_Payload() {}
+
+func (*Update_ExportCa) isUpdate_Payload() {}
 
 // Link identifies one remote cluster connection: a local Elasticsearch and an alias.
 type Link struct {
@@ -978,8 +1005,12 @@ type Credentials struct {
 	// Strong identity: why a link of an export that prefers it runs without it (a side below 9.3,
 	// or an agent that does not offer it); empty otherwise.
 	StrongIdentityFallback string `protobuf:"bytes,13,opt,name=strong_identity_fallback,json=strongIdentityFallback,proto3" json:"strong_identity_fallback,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// Capability "export-ca": the CA bundle is the one of resource "exportca/<ca_ref>" (an ExportCA
+	// the sender publishes before the credentials that name it), and ca_bundle is empty. A renewed
+	// CA then costs one update per peer and exported Elasticsearch instead of one per link.
+	CaRef         string `protobuf:"bytes,14,opt,name=ca_ref,json=caRef,proto3" json:"ca_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
@@ -1103,6 +1134,61 @@ func (x *Credentials) GetStrongIdentityFallback() string {
 	return ""
 }
 
+func (x *Credentials) GetCaRef() string {
+	if x != nil {
+		return x.CaRef
+	}
+	return ""
+}
+
+// ExportCA is the transport CA bundle of one exported Elasticsearch (remote -> local), shared by
+// the credentials of every link to it that name it in ca_ref; resource "exportca/<id>", where id
+// is an opaque name the sender chose (16 to 64 lower-case hex digits).
+type ExportCA struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM bundle of the CA certificates the local side must trust for the links naming it.
+	CaBundle      []byte `protobuf:"bytes,1,opt,name=ca_bundle,json=caBundle,proto3" json:"ca_bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCA) Reset() {
+	*x = ExportCA{}
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCA) ProtoMessage() {}
+
+func (x *ExportCA) ProtoReflect() protoreflect.Message {
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCA.ProtoReflect.Descriptor instead.
+func (*ExportCA) Descriptor() ([]byte, []int) {
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExportCA) GetCaBundle() []byte {
+	if x != nil {
+		return x.CaBundle
+	}
+	return nil
+}
+
 // Refusal answers an ImportRequest that the remote side will not grant (remote -> local).
 type Refusal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1117,7 +1203,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1215,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1228,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Refusal) GetLink() *Link {
@@ -1191,7 +1277,7 @@ type LinkStatus struct {
 
 func (x *LinkStatus) Reset() {
 	*x = LinkStatus{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1289,7 @@ func (x *LinkStatus) String() string {
 func (*LinkStatus) ProtoMessage() {}
 
 func (x *LinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1302,7 @@ func (x *LinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatus.ProtoReflect.Descriptor instead.
 func (*LinkStatus) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LinkStatus) GetLink() *Link {
@@ -1291,7 +1377,7 @@ type Trust struct {
 
 func (x *Trust) Reset() {
 	*x = Trust{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1389,7 @@ func (x *Trust) String() string {
 func (*Trust) ProtoMessage() {}
 
 func (x *Trust) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1402,7 @@ func (x *Trust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trust.ProtoReflect.Descriptor instead.
 func (*Trust) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Trust) GetCaBundle() []byte {
@@ -1344,7 +1430,7 @@ type AgentEndpoints struct {
 
 func (x *AgentEndpoints) Reset() {
 	*x = AgentEndpoints{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1442,7 @@ func (x *AgentEndpoints) String() string {
 func (*AgentEndpoints) ProtoMessage() {}
 
 func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1455,7 @@ func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentEndpoints.ProtoReflect.Descriptor instead.
 func (*AgentEndpoints) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AgentEndpoints) GetAddresses() []string {
@@ -1388,7 +1474,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1486,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1499,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 // Inventory lists every resource the sender holds after its initial updates; the receiver drops
@@ -1427,7 +1513,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1525,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1538,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Inventory) GetResources() []string {
@@ -1474,7 +1560,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1572,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1585,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetNonce() string {
@@ -1539,7 +1625,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1637,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1650,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Nack) GetNonce() string {
@@ -1612,7 +1698,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1710,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1723,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Heartbeat) GetSent() *timestamppb.Timestamp {
@@ -1658,7 +1744,7 @@ type Terminated struct {
 
 func (x *Terminated) Reset() {
 	*x = Terminated{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1756,7 @@ func (x *Terminated) String() string {
 func (*Terminated) ProtoMessage() {}
 
 func (x *Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1769,7 @@ func (x *Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Terminated.ProtoReflect.Descriptor instead.
 func (*Terminated) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Terminated) GetReason() string {
@@ -1722,16 +1808,17 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"terminated\x18\x06 \x01(\v2\x1b.ecklink.peer.v1.TerminatedH\x00R\n" +
 	"terminatedB\x06\n" +
-	"\x04kind\"\xa2\x02\n" +
+	"\x04kind\"\xc6\x02\n" +
 	"\x04Open\x12 \n" +
 	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\rR\bprotocol\x12<\n" +
 	"\aapplied\x18\x04 \x03(\v2\".ecklink.peer.v1.Open.AppliedEntryR\aapplied\x12H\n" +
-	"\x12heartbeat_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x1a:\n" +
+	"\x12heartbeat_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\"\n" +
+	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x1a:\n" +
 	"\fAppliedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x84\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xbe\x04\n" +
 	"\x06Update\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x14\n" +
@@ -1744,7 +1831,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"linkStatus\x12.\n" +
 	"\x05trust\x18\x0e \x01(\v2\x16.ecklink.peer.v1.TrustH\x00R\x05trust\x124\n" +
 	"\aremoved\x18\x0f \x01(\v2\x18.ecklink.peer.v1.RemovedH\x00R\aremoved\x12:\n" +
-	"\tinventory\x18\x10 \x01(\v2\x1a.ecklink.peer.v1.InventoryH\x00R\tinventoryB\t\n" +
+	"\tinventory\x18\x10 \x01(\v2\x1a.ecklink.peer.v1.InventoryH\x00R\tinventory\x128\n" +
+	"\texport_ca\x18\x11 \x01(\v2\x19.ecklink.peer.v1.ExportCAH\x00R\bexportCaB\t\n" +
 	"\apayload\"v\n" +
 	"\x04Link\x12'\n" +
 	"\x0flocal_namespace\x18\x01 \x01(\tR\x0elocalNamespace\x12/\n" +
@@ -1759,7 +1847,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12.\n" +
 	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\x12*\n" +
 	"\x11signing_ca_bundle\x18\a \x01(\fR\x0fsigningCaBundle\x12'\n" +
-	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xe8\x04\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xff\x04\n" +
 	"\vCredentials\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x124\n" +
 	"\x05model\x18\x02 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12\x1c\n" +
@@ -1776,7 +1864,10 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	" \x01(\bR\x0estrongIdentity\x12@\n" +
 	"\x1csigning_trusted_fingerprints\x18\v \x03(\tR\x1asigningTrustedFingerprints\x12+\n" +
 	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\x128\n" +
-	"\x18strong_identity_fallback\x18\r \x01(\tR\x16strongIdentityFallback\"f\n" +
+	"\x18strong_identity_fallback\x18\r \x01(\tR\x16strongIdentityFallback\x12\x15\n" +
+	"\x06ca_ref\x18\x0e \x01(\tR\x05caRef\"'\n" +
+	"\bExportCA\x12\x1b\n" +
+	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"f\n" +
 	"\aRefusal\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
@@ -1835,7 +1926,7 @@ func file_ecklink_peer_v1_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_ecklink_peer_v1_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(SecurityModel)(0),            // 0: ecklink.peer.v1.SecurityModel
 	(*PairRequest)(nil),           // 1: ecklink.peer.v1.PairRequest
@@ -1849,19 +1940,20 @@ var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(*Link)(nil),                  // 9: ecklink.peer.v1.Link
 	(*ImportRequest)(nil),         // 10: ecklink.peer.v1.ImportRequest
 	(*Credentials)(nil),           // 11: ecklink.peer.v1.Credentials
-	(*Refusal)(nil),               // 12: ecklink.peer.v1.Refusal
-	(*LinkStatus)(nil),            // 13: ecklink.peer.v1.LinkStatus
-	(*Trust)(nil),                 // 14: ecklink.peer.v1.Trust
-	(*AgentEndpoints)(nil),        // 15: ecklink.peer.v1.AgentEndpoints
-	(*Removed)(nil),               // 16: ecklink.peer.v1.Removed
-	(*Inventory)(nil),             // 17: ecklink.peer.v1.Inventory
-	(*Ack)(nil),                   // 18: ecklink.peer.v1.Ack
-	(*Nack)(nil),                  // 19: ecklink.peer.v1.Nack
-	(*Heartbeat)(nil),             // 20: ecklink.peer.v1.Heartbeat
-	(*Terminated)(nil),            // 21: ecklink.peer.v1.Terminated
-	nil,                           // 22: ecklink.peer.v1.Open.AppliedEntry
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*ExportCA)(nil),              // 12: ecklink.peer.v1.ExportCA
+	(*Refusal)(nil),               // 13: ecklink.peer.v1.Refusal
+	(*LinkStatus)(nil),            // 14: ecklink.peer.v1.LinkStatus
+	(*Trust)(nil),                 // 15: ecklink.peer.v1.Trust
+	(*AgentEndpoints)(nil),        // 16: ecklink.peer.v1.AgentEndpoints
+	(*Removed)(nil),               // 17: ecklink.peer.v1.Removed
+	(*Inventory)(nil),             // 18: ecklink.peer.v1.Inventory
+	(*Ack)(nil),                   // 19: ecklink.peer.v1.Ack
+	(*Nack)(nil),                  // 20: ecklink.peer.v1.Nack
+	(*Heartbeat)(nil),             // 21: ecklink.peer.v1.Heartbeat
+	(*Terminated)(nil),            // 22: ecklink.peer.v1.Terminated
+	nil,                           // 23: ecklink.peer.v1.Open.AppliedEntry
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: ecklink.peer.v1.PairRequest.identity:type_name -> ecklink.peer.v1.AgentIdentity
@@ -1870,38 +1962,39 @@ var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	6,  // 3: ecklink.peer.v1.SyncResponse.message:type_name -> ecklink.peer.v1.Message
 	7,  // 4: ecklink.peer.v1.Message.open:type_name -> ecklink.peer.v1.Open
 	8,  // 5: ecklink.peer.v1.Message.update:type_name -> ecklink.peer.v1.Update
-	18, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
-	19, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
-	20, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
-	21, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
-	22, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
-	23, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
+	19, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
+	20, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
+	21, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
+	22, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
+	23, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
+	24, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
 	10, // 12: ecklink.peer.v1.Update.import_request:type_name -> ecklink.peer.v1.ImportRequest
 	11, // 13: ecklink.peer.v1.Update.credentials:type_name -> ecklink.peer.v1.Credentials
-	12, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
-	13, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
-	14, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
-	16, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
-	17, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
-	9,  // 19: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
-	0,  // 20: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
-	9,  // 21: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
-	0,  // 22: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
-	24, // 23: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
-	9,  // 24: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
-	9,  // 25: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
-	24, // 26: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
-	15, // 27: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
-	24, // 28: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
-	1,  // 29: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
-	4,  // 30: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
-	2,  // 31: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
-	5,  // 32: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
-	31, // [31:33] is the sub-list for method output_type
-	29, // [29:31] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	13, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
+	14, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
+	15, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
+	17, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
+	18, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
+	12, // 19: ecklink.peer.v1.Update.export_ca:type_name -> ecklink.peer.v1.ExportCA
+	9,  // 20: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
+	0,  // 21: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
+	9,  // 22: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
+	0,  // 23: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
+	25, // 24: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
+	9,  // 25: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
+	9,  // 26: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
+	25, // 27: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
+	16, // 28: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
+	25, // 29: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
+	1,  // 30: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
+	4,  // 31: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
+	2,  // 32: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
+	5,  // 33: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
+	32, // [32:34] is the sub-list for method output_type
+	30, // [30:32] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_ecklink_peer_v1_peer_proto_init() }
@@ -1925,6 +2018,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 		(*Update_Trust)(nil),
 		(*Update_Removed)(nil),
 		(*Update_Inventory)(nil),
+		(*Update_ExportCa)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1932,7 +2026,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecklink_peer_v1_peer_proto_rawDesc), len(file_ecklink_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

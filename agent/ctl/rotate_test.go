@@ -1,0 +1,133 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/ecklink/ecklink/agent/identity"
+)
+
+// rotationCM is east's identity ConfigMap with annotations.
+func rotationCM(t *testing.T, annotations map[string]string) *corev1.ConfigMap {
+	cm := identityConfigMap(t, "east", []string{"10.0.0.1:9400"}, "agent-east")
+	cm.Annotations = annotations
+	return cm
+}
+
+func statusJSON(t *testing.T, st identity.RotationStatus) string {
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// fakeAgent answers the first rotation request it sees with status st, as the agent would.
+func fakeAgent(t *testing.T, e *env, st identity.RotationStatus) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
+			if err == nil && cm.Annotations[identity.AnnotationRotateRequest] != "" {
+				st.Request = cm.Annotations[identity.AnnotationRotateRequest]
+				cm.Annotations[identity.AnnotationRotateStatus] = statusJSON(t, st)
+				if _, err := e.kube.CoreV1().ConfigMaps(agentNS).Update(ctx, cm, metav1.UpdateOptions{}); err == nil {
+					return
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+}
+
+func TestRotateIdentity(t *testing.T) {
+	requestID := testNow.Format(time.RFC3339Nano)
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		noConfigMap bool
+		args        []string
+		agent       *identity.RotationStatus
+		wantCode    int
+		wantOut     string
+		wantErr     string
+		// wantAnnotations are expected on the ConfigMap afterwards ("" means absent).
+		wantAnnotations map[string]string
+	}{
+		{
+			name: "request without waiting", args: []string{"--wait=false", "--retire-old"},
+			wantOut:         "rotation of the agent CA of east requested",
+			wantErr:         "rotation of the agent CA of east requested (request " + requestID + ")",
+			wantAnnotations: map[string]string{identity.AnnotationRotateRequest: requestID, identity.AnnotationRotateRetireOld: "true"},
+		},
+		{
+			name:            "waits until the agent is done",
+			agent:           &identity.RotationStatus{Phase: identity.RotationDone, Message: "the new CA signs and no peer trusts the old one any more", OldCA: "aaaaaaaaaaaaaaaaaaaa", NewCA: "bbbbbbbbbbbbbbbbbbbb"},
+			wantOut:         "rotated the agent CA of east: aaaaaaaaaaaaaaaa -> bbbbbbbbbbbbbbbb\nthe new CA signs and no peer trusts the old one any more\n",
+			wantAnnotations: map[string]string{identity.AnnotationRotateRequest: requestID, identity.AnnotationRotateRetireOld: ""},
+		},
+		{
+			name:     "the agent refuses the request",
+			agent:    &identity.RotationStatus{Phase: identity.RotationFailed, Message: "annotation ecklink.io/rotate-request: want at most 64 printable characters"},
+			wantCode: ExitFailed, wantErr: "the agent refused the rotation request: annotation ecklink.io/rotate-request",
+		},
+		{
+			name: "a rotation under way is followed, and told to retire the old CA",
+			annotations: map[string]string{identity.AnnotationRotateRequest: "r0",
+				identity.AnnotationRotateStatus: `{"request":"r0","phase":"Staged","message":"waiting for peers west"}`},
+			args:            []string{"--wait=false", "--retire-old"},
+			wantErr:         "a rotation of the agent CA of east is under way (request r0): following it",
+			wantAnnotations: map[string]string{identity.AnnotationRotateRequest: "r0", identity.AnnotationRotateRetireOld: "true"},
+		},
+		{
+			name: "a finished rotation is not followed: a new one is requested",
+			annotations: map[string]string{identity.AnnotationRotateRequest: "r0", identity.AnnotationRotateRetireOld: "true",
+				identity.AnnotationRotateStatus: `{"request":"r0","phase":"Done"}`},
+			args:            []string{"--wait=false"},
+			wantAnnotations: map[string]string{identity.AnnotationRotateRequest: requestID, identity.AnnotationRotateRetireOld: ""},
+		},
+		{
+			name: "the agent does not answer: not ready after --timeout", args: []string{"--timeout", "10ms"},
+			wantCode: ExitNotReady, wantErr: "gave up waiting for the rotation of the agent CA after 10ms: the agent has not taken the request up yet",
+		},
+		{
+			name: "no agent", noConfigMap: true, args: []string{"--wait=false"},
+			wantCode: ExitFailed, wantErr: "has no agent identity (ConfigMap ecklink/ecklink-agent-identity): is the agent installed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var objs []runtime.Object
+			if !tt.noConfigMap {
+				objs = append(objs, rotationCM(t, tt.annotations))
+			}
+			e := fakeEnv(t, objs)
+			if tt.agent != nil {
+				fakeAgent(t, e, *tt.agent)
+			}
+			code, out, errOut := runCtl(t, map[string]*env{"east": e}, append([]string{"rotate", "identity", "--context", "east"}, tt.args...)...)
+			if code != tt.wantCode || !contains(out, tt.wantOut) || !contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErr)
+			}
+			if tt.noConfigMap {
+				return
+			}
+			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(context.Background(), identity.ConfigMapName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range tt.wantAnnotations {
+				if got := cm.Annotations[k]; got != want {
+					t.Errorf("annotation %s = %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}

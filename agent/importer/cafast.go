@@ -1,0 +1,202 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// The CA path. A renewed remote CA is the one change that must reach the consuming
+// Elasticsearch at once, and the only thing it changes is the CA ConfigMap: no Secret, no
+// wiring, no settings, no Elasticsearch call. So credentials whose only difference from the
+// last ones received for the link is the CA bundle skip the per-Elasticsearch reconcile: a queue
+// of their own, keyed by Elasticsearch, merges the new bundles of every link of that
+// Elasticsearch that changed together into its ConfigMap, read from the informer cache, with
+// one write, while a full reconcile of the same Elasticsearch may be running.
+//
+// Ordering: the answer is stored before the CA path runs, and the full reconcile merges the
+// latest bundle of a link (latestCA), so neither writes an older bundle over a newer one; both
+// write with optimistic concurrency, and the one that loses the race decides again on what the
+// other wrote (the CA path reads the ConfigMap live once, the full reconcile runs again). A
+// ConfigMap that does not hold the link yet, or any failure, hands the Elasticsearch to the full
+// reconcile, which applies everything.
+
+// caPath is the CA path's queue.
+type caPath struct {
+	queue workqueue.TypedInterface[types.NamespacedName]
+}
+
+func (c *caPath) init() {
+	c.queue = workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[types.NamespacedName]{Name: "importer-ca"})
+}
+
+// caWorkers apply CA-only changes of different Elasticsearch resources side by side.
+const caWorkers = 4
+
+// runCAPath drains the CA path's queue until ctx ends.
+func (im *Importer) runCAPath(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		im.ca.queue.ShutDown()
+	}()
+	var wg sync.WaitGroup
+	for range caWorkers {
+		wg.Go(func() {
+			for {
+				key, quit := im.ca.queue.Get()
+				if quit {
+					return
+				}
+				if err := im.applyCAOnly(ctx, key); err != nil {
+					im.log.Warn("CA-only update failed, the full reconcile applies it", "elasticsearch", key.String(), "error", err)
+					im.queue.Add(key)
+				}
+				im.ca.queue.Done(key)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// caOnlyChange reports whether next differs from prev, both credentials of the same peer for a
+// link, in the CA bundle only (API-key model: certificate-model CAs go to the transport trust,
+// through the full reconcile).
+func caOnlyChange(prev, next *received) bool {
+	if prev == nil || next == nil || prev.removed || next.removed || prev.creds == nil || next.creds == nil || prev.peer != next.peer {
+		return false
+	}
+	if next.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY || bytes.Equal(prev.creds.GetCaBundle(), next.creds.GetCaBundle()) {
+		return false
+	}
+	a, b := proto.Clone(prev.creds).(*peerv1.Credentials), proto.Clone(next.creds).(*peerv1.Credentials)
+	a.CaBundle, b.CaBundle = nil, nil
+	return proto.Equal(a, b)
+}
+
+// latestCA is the CA bundle to merge for a link in a full reconcile: the newest received, when
+// it came after the plan as a CA-only change.
+func (im *Importer) latestCA(p *linkPlan) []byte {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if r := im.answers[p.id]; r != p.answer && caOnlyChange(p.answer, r) {
+		return r.creds.GetCaBundle()
+	}
+	return p.answer.creds.GetCaBundle()
+}
+
+// applyCAOnly merges the newest CA bundles of the links of one Elasticsearch into its CA
+// ConfigMap, with one write.
+func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) error {
+	name := wiring.CAConfigMapName(key.Name)
+	cm, ok := im.cachedConfigMap(key.Namespace, name)
+	if !ok {
+		im.queue.Add(key) // nothing applied yet: the full reconcile creates it
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		data, changed, err := im.caOnlyData(key, cm.Data)
+		if err != nil || len(changed) == 0 {
+			return err
+		}
+		want := cm.DeepCopy()
+		want.Data = data
+		stored, err := im.saveConfigMap(ctx, want, true)
+		if apierrors.IsConflict(err) && attempt == 0 {
+			if cm, err = im.cfg.Kube.CoreV1().ConfigMaps(key.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("failed to read ConfigMap %s/%s: %w", key.Namespace, name, err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		im.log.Debug("CA-only change applied", "elasticsearch", key.String(), "aliases", len(changed))
+		im.markPods(key)
+		im.publishCAStatus(key, changed, stored.Data)
+		return nil
+	}
+}
+
+// caOnlyData is the ConfigMap data with each applied alias's CAs merged with the newest bundle
+// received for it, and the aliases whose CAs changed. Aliases the ConfigMap does not hold are
+// left to the full reconcile.
+func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) (map[string]string, []string, error) {
+	now := im.cfg.Now()
+	data := maps.Clone(cur)
+	var aliases, changed []string
+	for k := range cur {
+		alias, ok := strings.CutSuffix(k, ".crt")
+		if !ok || k == wiring.CAFileKey {
+			continue
+		}
+		aliases = append(aliases, alias)
+		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
+		im.mu.Lock()
+		r := im.answers[id]
+		im.mu.Unlock()
+		if r == nil || r.removed || r.creds == nil || r.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
+			continue
+		}
+		merged, _, err := mergeCAs([]byte(cur[k]), r.creds.GetCaBundle(), now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+		}
+		if string(merged) != cur[k] {
+			data[k] = string(merged)
+			changed = append(changed, alias)
+		}
+	}
+	if len(changed) == 0 {
+		return cur, nil, nil
+	}
+	slices.Sort(aliases)
+	data[wiring.CAFileKey] = combinedBundle(data, aliases)
+	return data, changed, nil
+}
+
+// publishCAStatus tells the peers which CAs the changed links now trust (the exporter's
+// propagation metric), from the last status published for each; the rest of the status is the
+// full reconcile's.
+func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, data map[string]string) {
+	for _, alias := range aliases {
+		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
+		certs, err := pemutil.ParseCertificates([]byte(data[aliasCAKey(alias)]), pemutil.Limits{})
+		if err != nil {
+			continue
+		}
+		im.mu.Lock()
+		prev, r := im.statuses[id], im.answers[id]
+		if prev == nil || r == nil {
+			im.mu.Unlock()
+			continue
+		}
+		ls := proto.Clone(prev).(*peerv1.LinkStatus)
+		ls.AppliedCaFingerprints = ls.AppliedCaFingerprints[:0]
+		for _, c := range certs {
+			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
+		}
+		ls.Observed = timestamppb.New(im.cfg.Now())
+		im.statuses[id] = ls
+		peer := r.peer
+		im.mu.Unlock()
+		if err := im.cfg.Outbox.Publish(peer, link.Resource(link.KindStatus, id), ls); err != nil {
+			im.log.Warn("failed to publish link status", "link", id.String(), "error", err)
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package importer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/pemutil"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+func newTestCA(t *testing.T, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Minute),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// testImporter is an Importer with its queues and maps, and no Kubernetes behind it.
+func testImporter() *Importer {
+	im := &Importer{
+		cfg:       Config{Now: time.Now},
+		log:       hclog.NewNullLogger(),
+		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
+		answers:   map[link.ID]*received{},
+		published: map[link.ID]string{},
+		statuses:  map[link.ID]*peerv1.LinkStatus{},
+	}
+	im.ca.init()
+	im.pods.init()
+	return im
+}
+
+func creds(ca []byte, keyID string) *peerv1.Credentials {
+	return &peerv1.Credentials{Model: peerv1.SecurityModel_SECURITY_MODEL_API_KEY, ApiKeyId: keyID, CaBundle: ca, ProxyAddress: "logs.example:9443"}
+}
+
+func TestCAOnlyChange(t *testing.T) {
+	ca1, ca2 := []byte("ca-1"), []byte("ca-2")
+	cert := creds(ca2, "k1")
+	cert.Model = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+	for _, tc := range []struct {
+		name       string
+		prev, next *received
+		want       bool
+	}{
+		{name: "first answer", prev: nil, next: &received{peer: "west", creds: creds(ca1, "k1")}, want: false},
+		{name: "only the CA changed", prev: &received{peer: "west", creds: creds(ca1, "k1")}, next: &received{peer: "west", creds: creds(ca2, "k1")}, want: true},
+		{name: "same credentials again", prev: &received{peer: "west", creds: creds(ca1, "k1")}, next: &received{peer: "west", creds: creds(ca1, "k1")}, want: false},
+		{name: "CA and key changed", prev: &received{peer: "west", creds: creds(ca1, "k1")}, next: &received{peer: "west", creds: creds(ca2, "k2")}, want: false},
+		{name: "another peer", prev: &received{peer: "west", creds: creds(ca1, "k1")}, next: &received{peer: "north", creds: creds(ca2, "k1")}, want: false},
+		{name: "after a refusal", prev: &received{peer: "west", refusal: &peerv1.Refusal{}}, next: &received{peer: "west", creds: creds(ca2, "k1")}, want: false},
+		{name: "after a removal", prev: &received{peer: "west", removed: true}, next: &received{peer: "west", creds: creds(ca2, "k1")}, want: false},
+		{name: "certificate model", prev: &received{peer: "west", creds: func() *peerv1.Credentials { c := creds(ca1, "k1"); c.Model = cert.Model; return c }()}, next: &received{peer: "west", creds: cert}, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := caOnlyChange(tc.prev, tc.next); got != tc.want {
+				t.Fatalf("caOnlyChange = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStoreRoutesCAOnlyChangesToTheCAPath(t *testing.T) {
+	im := testImporter()
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "logs"}
+	key := types.NamespacedName{Namespace: "apps", Name: "ccs"}
+	im.store(id, &received{peer: "west", creds: creds(newTestCA(t, "a"), "k1")})
+	if im.queue.Len() != 1 || im.ca.queue.Len() != 0 {
+		t.Fatalf("a first answer goes to the full reconcile: queue %d, CA path %d", im.queue.Len(), im.ca.queue.Len())
+	}
+	got, _ := im.queue.Get()
+	im.queue.Done(got)
+	im.store(id, &received{peer: "west", creds: creds(newTestCA(t, "b"), "k1")})
+	if im.queue.Len() != 0 || im.ca.queue.Len() != 1 {
+		t.Fatalf("a CA-only change goes to the CA path only: queue %d, CA path %d", im.queue.Len(), im.ca.queue.Len())
+	}
+	if k, _ := im.ca.queue.Get(); k != key {
+		t.Fatalf("CA path key %v, want %v", k, key)
+	}
+}
+
+func TestCAOnlyDataMergesEveryChangedAliasOnce(t *testing.T) {
+	im := testImporter()
+	old, newA, newB, other := newTestCA(t, "old"), newTestCA(t, "new-a"), newTestCA(t, "new-b"), newTestCA(t, "other")
+	key := types.NamespacedName{Namespace: "apps", Name: "ccs"}
+	cur := map[string]string{aliasCAKey("a"): string(old), aliasCAKey("b"): string(old), aliasCAKey("c"): string(other), aliasCAKey("held"): string(old)}
+	cur[wiring.CAFileKey] = combinedBundle(cur, []string{"a", "b", "c", "held"})
+	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "a"}] = &received{peer: "west", creds: creds(newA, "k")}
+	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "b"}] = &received{peer: "west", creds: creds(newB, "k")}
+	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "c"}] = &received{peer: "west", creds: creds(other, "k")}
+	data, changed, err := im.caOnlyData(key, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(changed, ",") != "a,b" && strings.Join(changed, ",") != "b,a" {
+		t.Fatalf("changed %v, want a and b", changed)
+	}
+	for alias, want := range map[string][][]byte{"a": {newA, old}, "b": {newB, old}, "c": {other}, "held": {old}} {
+		certs, _ := pemutil.ParseCertificates([]byte(data[aliasCAKey(alias)]), pemutil.Limits{})
+		if len(certs) != len(want) {
+			t.Fatalf("alias %s holds %d CAs, want %d", alias, len(certs), len(want))
+		}
+		first, _ := pemutil.ParseCertificates(want[0], pemutil.Limits{})
+		if pemutil.Fingerprint(certs[0]) != pemutil.Fingerprint(first[0]) {
+			t.Fatalf("alias %s: the newest CA must come first", alias)
+		}
+	}
+	all, _ := pemutil.ParseCertificates([]byte(data[wiring.CAFileKey]), pemutil.Limits{})
+	if len(all) != 4 { // old, new-a, new-b, other
+		t.Fatalf("ca.crt holds %d CAs, want 4", len(all))
+	}
+	if _, again, _ := im.caOnlyData(key, data); len(again) != 0 {
+		t.Fatalf("applying the same answers again changes %v", again)
+	}
+}
+
+func TestLatestCAKeepsTheNewestBundle(t *testing.T) {
+	im := testImporter()
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "a"}
+	planned := &received{peer: "west", creds: creds([]byte("old"), "k1")}
+	p := &linkPlan{id: id, answer: planned}
+	im.answers[id] = planned
+	if got := string(im.latestCA(p)); got != "old" {
+		t.Fatalf("latestCA = %q, want the planned bundle", got)
+	}
+	im.answers[id] = &received{peer: "west", creds: creds([]byte("new"), "k1")}
+	if got := string(im.latestCA(p)); got != "new" {
+		t.Fatalf("latestCA = %q after a CA-only change, want the newest bundle", got)
+	}
+	im.answers[id] = &received{peer: "west", creds: creds([]byte("newer"), "k2")}
+	if got := string(im.latestCA(p)); got != "old" {
+		t.Fatalf("latestCA = %q after a key change, want the planned bundle (the next pass takes the rest)", got)
+	}
+}
+
+func TestOwnWritesStandInForAStaleCache(t *testing.T) {
+	cm := func(rv string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "ccs-ecklink-remote-ca", ResourceVersion: rv}}
+	}
+	for _, tc := range []struct {
+		name     string
+		wrote    *corev1.ConfigMap
+		prevRV   string
+		cached   *corev1.ConfigMap
+		wantRV   string
+		wantEcho bool
+	}{
+		{name: "nothing written", cached: cm("5"), wantRV: "5"},
+		{name: "cache behind our update", wrote: cm("6"), prevRV: "5", cached: cm("5"), wantRV: "6"},
+		{name: "cache caught up", wrote: cm("6"), prevRV: "5", cached: cm("6"), wantRV: "6", wantEcho: true},
+		{name: "someone wrote after us", wrote: cm("6"), prevRV: "5", cached: cm("7"), wantRV: "7"},
+		{name: "created, not cached yet", wrote: cm("1"), prevRV: "", cached: nil, wantRV: "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w ownWrites
+			if tc.wrote != nil {
+				w.note(kindConfigMap, tc.wrote, tc.prevRV)
+			}
+			var cached metav1.Object
+			if tc.cached != nil {
+				cached = tc.cached
+			}
+			got, ok := w.fresher(kindConfigMap, "apps", "ccs-ecklink-remote-ca", cached, tc.cached != nil)
+			if !ok || got.GetResourceVersion() != tc.wantRV {
+				t.Fatalf("fresher = %v (ok %v), want resourceVersion %s", got, ok, tc.wantRV)
+			}
+			if tc.cached != nil && w.echo(kindConfigMap, tc.cached) != tc.wantEcho {
+				t.Fatalf("echo = %v, want %v", !tc.wantEcho, tc.wantEcho)
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package importer
+
+import (
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The importer's own writes come back to it through the informers. Handling each as a change
+// re-ran the whole per-Elasticsearch reconcile (its own status writes and ConfigMap/Secret writes
+// each cost another pass with live reads and Elasticsearch calls): under a CA rotation that was
+// more than three full reconciles per update, and the requests they made spent the client's QPS
+// budget, so the CA write itself waited in client-go's rate limiter. So the handlers drop the
+// echoes of the agent's own writes and the status-only updates of RemoteClusters (which only the
+// agent writes), and the reconcile reads its own objects from the informer cache, with the
+// object it wrote last standing in while the cache has not caught up with that write.
+
+// ownWrites remembers, per object the importer wrote, the object the API server returned and
+// the resourceVersion it replaced.
+type ownWrites struct {
+	mu sync.Mutex
+	m  map[string]ownWrite
+}
+
+type ownWrite struct {
+	obj    metav1.Object // as stored by our write
+	prevRV string        // resourceVersion our write replaced ("" for a create)
+}
+
+func writeKey(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
+
+// note records an object the importer just stored over prevRV.
+func (w *ownWrites) note(kind string, obj metav1.Object, prevRV string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]ownWrite{}
+	}
+	w.m[writeKey(kind, obj.GetNamespace(), obj.GetName())] = ownWrite{obj: obj, prevRV: prevRV}
+}
+
+// forget drops what was recorded of an object (deleted).
+func (w *ownWrites) forget(kind, ns, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, writeKey(kind, ns, name))
+}
+
+// echo reports whether obj is the state the importer's last write of it produced.
+func (w *ownWrites) echo(kind string, obj metav1.Object) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.m[writeKey(kind, obj.GetNamespace(), obj.GetName())]
+	return ok && last.obj.GetResourceVersion() == obj.GetResourceVersion()
+}
+
+// fresher returns the importer's own last write of an object instead of cached when the cache
+// still shows the state that write replaced (or nothing, after a create); otherwise cached,
+// which may be newer than our write (someone else changed it since).
+func (w *ownWrites) fresher(kind, ns, name string, cached metav1.Object, inCache bool) (metav1.Object, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, ok := w.m[writeKey(kind, ns, name)]
+	switch {
+	case !ok:
+		return cached, inCache
+	case !inCache && last.prevRV == "":
+		return last.obj, true // created; the cache has not seen it yet
+	case inCache && cached.GetResourceVersion() == last.prevRV:
+		return last.obj, true
+	}
+	return cached, inCache
+}
+
+const (
+	kindConfigMap = "configmap"
+	kindSecret    = "secret"
+)
+
+// cachedConfigMap reads one of the agent's ConfigMaps from the informer cache (a copy).
+func (im *Importer) cachedConfigMap(ns, name string) (*corev1.ConfigMap, bool) {
+	c, ok := im.cfg.Cache.OwnConfigMap(ns, name)
+	var cached metav1.Object
+	if ok {
+		cached = c
+	}
+	obj, ok := im.writes.fresher(kindConfigMap, ns, name, cached, ok)
+	if !ok {
+		return nil, false
+	}
+	return obj.(*corev1.ConfigMap).DeepCopy(), true
+}
+
+// cachedSecret reads one of the agent's Secrets from the informer cache (a copy).
+func (im *Importer) cachedSecret(ns, name string) (*corev1.Secret, bool) {
+	s, ok := im.cfg.Cache.OwnSecret(ns, name)
+	var cached metav1.Object
+	if ok {
+		cached = s
+	}
+	obj, ok := im.writes.fresher(kindSecret, ns, name, cached, ok)
+	if !ok {
+		return nil, false
+	}
+	return obj.(*corev1.Secret).DeepCopy(), true
+}
+
+// ownObjectEcho reports whether an informer event of one of the agent's objects is the echo of
+// the importer's own write (nothing to do), and forgets deleted objects.
+func (im *Importer) ownObjectEcho(old, new any) bool {
+	kind := func(o any) string {
+		switch o.(type) {
+		case *corev1.ConfigMap:
+			return kindConfigMap
+		case *corev1.Secret:
+			return kindSecret
+		}
+		return ""
+	}
+	if new == nil {
+		if m, ok := old.(metav1.Object); ok && kind(old) != "" {
+			im.writes.forget(kind(old), m.GetNamespace(), m.GetName())
+		}
+		return false
+	}
+	m, ok := new.(metav1.Object)
+	return ok && kind(new) != "" && im.writes.echo(kind(new), m)
+}

@@ -1,0 +1,203 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/agent/pairing"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+	"github.com/ecklink/ecklink/test/esim"
+)
+
+// The fixture is environment east with a paired peer west, a local Elasticsearch search/ccs
+// served by an in-process esim node, and RemoteClusters given per test.
+const (
+	fxAgentNS = "ecklink"
+	fxNS      = "search"
+	fxES      = "ccs"
+	fxPeer    = "west"
+)
+
+type fixture struct {
+	im     *Importer
+	kc     *fake.Clientset
+	crds   *kube.Client
+	node   *esim.Node
+	es     *elastic.Client
+	outbox *recordingOutbox
+}
+
+// recordingOutbox keeps the last payload published per resource.
+type recordingOutbox struct {
+	mu   sync.Mutex
+	sent map[string]proto.Message
+}
+
+func (o *recordingOutbox) Publish(_, resource string, p proto.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sent[resource] = p
+	return nil
+}
+
+func (o *recordingOutbox) Remove(_, resource string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.sent, resource)
+	return nil
+}
+
+func (o *recordingOutbox) get(resource string) proto.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sent[resource]
+}
+
+// oneES is the Clients of the fixture's only Elasticsearch.
+type oneES struct{ c *elastic.Client }
+
+func (o oneES) Client(_ context.Context, t elastic.Target) (*elastic.Client, error) {
+	if t.Namespace != fxNS || t.Name != fxES {
+		return nil, errors.New("no such Elasticsearch in this test")
+	}
+	return o.c, nil
+}
+
+// remoteCluster is a RemoteCluster of search/ccs from west under alias, with the finalizer.
+func remoteCluster(alias string, model v1alpha1.SecurityModel) *v1alpha1.RemoteCluster {
+	return &v1alpha1.RemoteCluster{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindRemoteCluster},
+		ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: alias, Finalizers: []string{v1alpha1.Finalizer}, CreationTimestamp: metav1.Now()},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: fxES}, Alias: alias, Peer: fxPeer,
+			Export: v1alpha1.ExportReference{Namespace: "data", Name: "logs"}, Model: model},
+	}
+}
+
+// elasticsearch is the ECK resource search/ccs.
+func elasticsearch() *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+		"metadata": map[string]any{"namespace": fxNS, "name": fxES, "uid": "uid-ccs-1"},
+		"spec":     map[string]any{"version": "9.3.2", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}},
+	}}
+}
+
+func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	peer := pairing.NewPeer(fxAgentNS, fxPeer, []byte("bundle"), []string{"west.example:9400"}, true, "")
+	peer.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
+	var objs []runtime.Object
+	for _, o := range append([]runtime.Object{peer}, toObjects(rcs)...) {
+		u, err := kube.ToUnstructured(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, u)
+	}
+	kinds := map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"}
+	for k, v := range kube.ListKinds {
+		kinds[k] = v
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
+	// Created through its resource: the fake would guess "elasticsearchs" from the kind.
+	if _, err := dyn.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Create(ctx, elasticsearch(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kc := fake.NewClientset()
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := hclog.NewNullLogger()
+	c, err := cache.New(cache.Config{Kube: kc, Dynamic: dyn, AgentNamespace: fxAgentNS, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: fxES, NodeName: "ccs-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.SetUser("elastic", "test-password")
+	srv := httptest.NewTLSServer(node.Handler())
+	t.Cleanup(srv.Close)
+	es, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recordingOutbox{sent: map[string]proto.Message{}}
+	im, err := New(Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Outbox: out,
+		Metrics: metrics.New(), Logger: log, AgentNamespace: fxAgentNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out}
+}
+
+func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {
+	out := make([]runtime.Object, len(rcs))
+	for i, rc := range rcs {
+		out[i] = rc
+	}
+	return out
+}
+
+// reconcile runs one pass over search/ccs.
+func (f *fixture) reconcile(t *testing.T) {
+	t.Helper()
+	if _, err := f.im.reconcile(t.Context(), types.NamespacedName{Namespace: fxNS, Name: fxES}); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+}
+
+// remoteCluster reads a RemoteCluster back.
+func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteCluster {
+	t.Helper()
+	rc, err := f.crds.RemoteClusters().Get(t.Context(), fxNS, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// waitCache waits until the informer shows what ok accepts.
+func waitCache(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache did not catch up within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// certificateCredentials are what a peer sends with the certificate model.
+func certificateCredentials(t *testing.T, alias string) *peerv1.Credentials {
+	return &peerv1.Credentials{Link: &peerv1.Link{LocalNamespace: fxNS, LocalElasticsearch: fxES, Alias: alias},
+		Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE, CaBundle: testCA(t, true, time.Now().Add(time.Hour)),
+		ProxyAddress: "203.0.113.7:9300", ServerName: "logs-es-transport.data.svc"}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/test/harness"
+)
+
+// connectResult is how long links took to connect.
+type connectResult struct {
+	from, to int
+	d        time.Duration
+}
+
+// addLinks creates RemoteClusters until there are n and waits until all are connected.
+func (b *bed) addLinks(ctx context.Context, n int) (connectResult, error) {
+	east := b.w.Clusters["east"]
+	res := connectResult{from: b.links, to: n}
+	start := time.Now()
+	for i := b.links; i < n; i++ {
+		name, es := linkName(i)
+		if _, err := east.Import(ctx, ns, name, es, name, "west", ns, "logs", nil); err != nil {
+			return res, err
+		}
+	}
+	b.links = n
+	if err := b.waitAll(ctx, 10*time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
+		return harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue)
+	}); err != nil {
+		return res, err
+	}
+	res.d = time.Since(start)
+	return res, nil
+}
+
+// waitConnected waits until the named RemoteClusters are connected.
+func (b *bed) waitConnected(ctx context.Context, names []string) error {
+	east := b.w.Clusters["east"]
+	for _, name := range names {
+		if _, err := east.WaitRemoteCluster(ctx, ns, name, 5*time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
+			return harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitAll waits until ok holds for every benchmark RemoteCluster.
+func (b *bed) waitAll(ctx context.Context, within time.Duration, ok func(*v1alpha1.RemoteCluster) bool) error {
+	east := b.w.Clusters["east"]
+	deadline := time.Now().Add(within)
+	for {
+		rcs, err := east.CRDs.RemoteClusters().List(ctx, ns, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, rc := range rcs {
+			if strings.HasPrefix(rc.Name, "l-") && ok(rc) {
+				ready++
+			}
+		}
+		if ready >= b.links {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d RemoteClusters ready after %s", ready, b.links, within)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// idleResult is each agent's RSS and CPU at idle.
+type idleResult struct {
+	links    int
+	rss, cpu map[string]float64
+}
+
+// idleCost measures each agent's RSS and CPU over the idle window, after a settling pause.
+func (b *bed) idleCost(ctx context.Context, n int, window time.Duration) (idleResult, error) {
+	res := idleResult{links: n, rss: map[string]float64{}, cpu: map[string]float64{}}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(10 * time.Second):
+	}
+	before := map[string]float64{}
+	for name, c := range b.w.Clusters {
+		before[name] = cpuSeconds(c.Agent.Pid())
+	}
+	time.Sleep(window)
+	for name, c := range b.w.Clusters {
+		res.cpu[name] = (cpuSeconds(c.Agent.Pid()) - before[name]) / window.Seconds() * 100
+		res.rss[name] = rssMiB(c.Agent.Pid())
+		fmt.Printf("bench: agent %s idle with %d links: rss_mib=%.1f cpu_percent=%.2f\n", name, n, res.rss[name], res.cpu[name])
+	}
+	return res, nil
+}
+
+// restartResult is how long the links took to converge after an agent restarted.
+type restartResult struct {
+	agent string
+	links int
+	d     time.Duration
+}
+
+// restartConvergence kills one agent (SIGKILL, as a crash), starts it again and waits until
+// every link received its credentials again (status.lastSync after the restart) and is
+// connected.
+func (b *bed) restartConvergence(ctx context.Context, name string) (time.Duration, error) {
+	a := b.w.Clusters[name].Agent
+	start := time.Now()
+	a.Kill()
+	if err := a.Start(); err != nil {
+		return 0, err
+	}
+	since := start.Truncate(time.Second)
+	err := b.waitAll(ctx, 5*time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
+		return rc.Status.LastSync != nil && !rc.Status.LastSync.Time.Before(since) &&
+			harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue)
+	})
+	return time.Since(start), err
+}
+
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data)[strings.LastIndex(string(data), ")")+2:])
+	var utime, stime float64
+	fmt.Sscan(fields[11], &utime)
+	fmt.Sscan(fields[12], &stime)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func rssMiB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
