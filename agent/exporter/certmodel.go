@@ -73,16 +73,10 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 	if err != nil {
 		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
 	}
-	if len(req.GetTransportCaBundle()) == 0 {
-		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
-			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}, 0, nil
-	}
 	now := e.cfg.Now()
-	// One self-signed CA, the consumer's own: its nodes chain to it, and nothing else joins
-	// the transport trust with it (see pemutil.ValidateSelfSignedCA).
-	peerCA, err := pemutil.ValidateSelfSignedCA(req.GetTransportCaBundle(), now, pemutil.DefaultLimits)
-	if err != nil {
-		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}, 0, nil
+	peerCA, ref := consumerTransportCA(exp, req.GetTransportCaBundle(), now)
+	if ref != nil {
+		return nil, ref, 0, nil
 	}
 	peerCAs := []*x509.Certificate{peerCA}
 	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
@@ -331,16 +325,10 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	ns, name, esName := exp.Namespace, exp.Name, exp.Spec.ElasticsearchRef.Name
 	_, found := e.cfg.Cache.Elasticsearch(ns, esName)
 	requeue := time.Duration(0)
-	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
 	addr, serverName, err := e.address(ctx, exp)
-	switch {
-	case err != nil:
-		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, addressReason(err), err.Error()
+	addrStatus, addrReason, addrMsg := addressCondition(exp, addr, "the transport port at ", err)
+	if err != nil {
 		requeue = 10 * time.Second
-	case exp.Spec.ProxyAddress != "":
-		addrMsg = "peers dial the transport port at " + addr + " (spec.proxyAddress)"
-	default:
-		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial the transport port at "+addr+" (load balancer)"
 	}
 	links, linkCount := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
@@ -388,4 +376,19 @@ func dropModelWarning(x kube.Conditioned) {
 	if removed {
 		x.SetConditions(conds)
 	}
+}
+
+// consumerTransportCA validates the importing Elasticsearch's transport CA a certificate-model
+// import request carries: one self-signed CA, the consumer's own (its nodes chain to it, and
+// nothing else joins the transport trust with it, see pemutil.ValidateSelfSignedCA).
+func consumerTransportCA(exp *v1alpha1.ClusterExport, bundle []byte, now time.Time) (*x509.Certificate, *refusal) {
+	if len(bundle) == 0 {
+		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
+			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}
+	}
+	ca, err := pemutil.ValidateSelfSignedCA(bundle, now, pemutil.DefaultLimits)
+	if err != nil {
+		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}
+	}
+	return ca, nil
 }

@@ -90,3 +90,47 @@ func TestApplyFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestCertLinkConditions: every reason the link conditions of a certificate-model link carry.
+func TestCertLinkConditions(t *testing.T) {
+	im := &Importer{log: hclog.NewNullLogger()}
+	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west",
+			Export: v1alpha1.ExportReference{Namespace: "data", Name: "logs"}, Model: v1alpha1.SecurityModelCertificate}}
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
+	creds := &received{peer: "west", creds: &peerv1.Credentials{ProxyAddress: "logs.west:9300", Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE}}
+	ready := func() *state {
+		return &state{esFound: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{},
+			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}},
+			cert: certState{wired: true, configMap: "ccs-ecklink-transport-cas", eckHas: map[string]bool{"west-logs": true}}}
+	}
+	with := func(f func(*state)) *state { st := ready(); f(st); return st }
+	type want map[string]string
+	for _, tc := range []struct {
+		name string
+		st   *state
+		want want
+	}{
+		{"connected", ready(), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonCertificateModel,
+			v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteConnected}},
+		{"ECK has not copied the CA yet", with(func(s *state) { s.cert.eckHas = map[string]bool{} }), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonWaitingForECK}},
+		{"manual wiring", with(func(s *state) { s.cert.wired, s.cert.snippet = false, "spec: ..."; s.settings = map[string]bool{} }),
+			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
+		{"alias configured by someone else", with(func(s *state) { s.userAlias["west-logs"] = true }),
+			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonAliasConflict, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
+		{"not connected", with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := linkPlan{answer: creds, rc: rc, id: id}
+			got := map[string]string{}
+			for _, c := range im.conditions(&p, tc.st) {
+				got[c.Type] = c.Reason
+			}
+			for typ, reason := range tc.want {
+				if got[typ] != reason {
+					t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
+				}
+			}
+		})
+	}
+}

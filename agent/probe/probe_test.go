@@ -105,7 +105,7 @@ func TestProbe(t *testing.T) {
 	addr := remoteClusterServer(t, ca, name)
 	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
 		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west"}}
-	if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
+	if _, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
 		t.Fatal(err)
 	}
 	setStatus := func(addr, serverName string) {

@@ -53,8 +53,6 @@ const (
 const (
 	// ReasonReconciling is the reason of a condition the agent has not evaluated yet.
 	ReasonReconciling = "Reconciling"
-	// ReasonInvalidSpec means the spec passed admission but cannot be acted on.
-	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonElasticsearchNotFound means the referenced Elasticsearch resource does not exist.
 	ReasonElasticsearchNotFound = "ElasticsearchNotFound"
 	// ReasonElasticsearchUnavailable means the agent cannot reach the Elasticsearch API.
@@ -66,8 +64,6 @@ const (
 	// ReasonElasticsearchForbidden means Elasticsearch refused a call for a missing privilege
 	// (403): the agent user's roles are not loaded yet or were changed.
 	ReasonElasticsearchForbidden = "ElasticsearchForbidden"
-	// ReasonUnsupportedVersion means the Elasticsearch or ECK version lacks a needed feature.
-	ReasonUnsupportedVersion = "UnsupportedVersion"
 	// ReasonPeerNotFound means no Peer exists for the named environment.
 	ReasonPeerNotFound = "PeerNotFound"
 	// ReasonPeerDisconnected means the peering stream to the peer is down (on a Peer: it broke
