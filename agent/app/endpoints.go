@@ -60,6 +60,6 @@ func (t *trustSync) learnEndpoints(ctx context.Context, p *v1alpha1.Peer, eps []
 	if err != nil {
 		return fmt.Errorf("failed to record the endpoints of peer %s: %w", p.Spec.Environment, err)
 	}
-	t.log.Info("peer announced its endpoints", "peer", p.Spec.Environment, "endpoints", eps, "before", p.Status.Endpoints)
+	t.log.Info("peer announced its endpoints", "peer", p.Spec.Environment, "peer_endpoints", eps, "previous", p.Status.Endpoints)
 	return nil
 }

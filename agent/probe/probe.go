@@ -222,7 +222,7 @@ func (p *Prober) report(ctx context.Context, tg *target) {
 		return
 	}
 	if !ok || last.key != ck {
-		p.log.Info("link probe", "remote_cluster", key, "result", tg.result.Step, "reason", reason, "duration", tg.result.Duration)
+		p.log.Info("link probe", "remote_cluster", key, "step", tg.result.Step, "reason", reason, "duration", tg.result.Duration)
 	}
 	_, err := p.cfg.CRDs.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionProbeSucceeded, status, reason, msg+took))
