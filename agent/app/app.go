@@ -32,8 +32,11 @@ import (
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
+	"github.com/ecklink/ecklink/agent/peertrust"
+	"github.com/ecklink/ecklink/agent/probe"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
+	iversion "github.com/ecklink/ecklink/internal/version"
 )
 
 // Agent is an assembled agent, ready to Run.
@@ -47,11 +50,13 @@ type Agent struct {
 	cache    *cache.Cache
 	manager  *peering.Manager
 	peers    *peers.Controller
-	exporter *exporter.Exporter
-	importer *importer.Importer
-	recorder *kube.Recorder
-	resolver *elastic.Resolver
-	metrics  *metrics.Metrics
+	// peerTrust keeps the agent CA bundles peers announce (one Secret per peer).
+	peerTrust *peertrust.Store
+	exporter  *exporter.Exporter
+	importer  *importer.Importer
+	recorder  *kube.Recorder
+	resolver  *elastic.Resolver
+	metrics   *metrics.Metrics
 	// leaseKube renews the Lease: a client of its own (see newLeaseClient).
 	leaseKube kubernetes.Interface
 	// users provisions the agent's own Elasticsearch users (nil with useElasticUser).
@@ -61,6 +66,7 @@ type Agent struct {
 	port   *peering.Port
 	tokens *pairing.TokenIndex
 	dialer *peering.Dialer
+	prober *probe.Prober // nil when probe.interval is 0
 	trust  *trustSync
 	joiner *pairing.Joiner
 	ready  chan struct{}
@@ -165,8 +171,12 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}); err != nil {
 		return nil, err
 	}
+	if a.peerTrust, err = peertrust.New(kc, cfg.Namespace, func(env string) { a.peers.TrustChanged(env) }); err != nil {
+		return nil, err
+	}
 	if a.peers, err = peers.New(peers.Config{
-		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Metrics: a.metrics, Logger: log,
+		Cache: a.cache, CRDs: crds, Sessions: a.manager, Cleaners: []peers.Cleaner{a.exporter, a.importer}, Store: a.peerTrust,
+		Metrics: a.metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -178,6 +188,19 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if err := a.newPort(cfg, kc, watchKube, crds, log, version); err != nil {
 		return nil, err
 	}
+	if cfg.Probe.Interval.Duration > 0 {
+		if a.prober, err = probe.New(probe.Config{Cache: a.cache, CRDs: crds, Metrics: a.metrics, Logger: log, Interval: cfg.Probe.Interval.Duration}); err != nil {
+			return nil, err
+		}
+	}
+	a.metrics.BuildInfo(version, iversion.Commit())
+	a.metrics.AgentCAs(func() []metrics.AgentCA {
+		var out []metrics.AgentCA
+		for _, ca := range a.identity.CAs() {
+			out = append(out, metrics.AgentCA{Role: ca.Role, NotAfter: ca.NotAfter})
+		}
+		return out
+	})
 	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
 		Manager: a.manager, Peers: a.peers,
 		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
@@ -229,6 +252,8 @@ func (a *Agent) runActive(ctx context.Context) error {
 	if err := a.identity.Init(ctx); err != nil {
 		return fmt.Errorf("failed to reload identity: %w", err)
 	}
+	// The learnt trust too: the leader before may have written newer bundles.
+	a.peerTrust.Reset()
 	if err := a.cache.Start(ctx); err != nil {
 		return err
 	}
@@ -248,6 +273,9 @@ func (a *Agent) runActive(ctx context.Context) error {
 		{Name: "importer", Run: a.importer.Run},
 		{Name: "trust", Run: a.trust.Run},
 		{Name: "pairing", Run: a.joiner.Run},
+	}
+	if a.prober != nil {
+		tasks = append(tasks, task.Named{Name: "probe", Run: a.prober.Run})
 	}
 	if a.users != nil {
 		tasks = append(tasks, task.Named{Name: "esuser", Run: a.users.Run})

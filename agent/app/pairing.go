@@ -9,6 +9,7 @@ import (
 	"github.com/ecklink/ecklink/agent/config"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/pairing"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/peering"
 )
 
@@ -22,12 +23,19 @@ func (a *Agent) newPairing(cfg config.Config, kc kubernetes.Interface, crds *kub
 		return err
 	}
 	if a.trust, err = newTrustSync(trustConfig{
-		Identity: a.identity, Outbox: a.manager, Streams: a.manager, Peers: a.cache, CRDs: crds, Namespace: cfg.Namespace,
-		Recorder: a.recorder, Busy: a.joiner.InProgress, Logger: log,
+		Identity: a.identity, Outbox: a.manager, Streams: a.manager, Peers: a.cache, CRDs: crds, Store: a.peerTrust,
+		Endpoints: cfg.AdvertiseEndpoints, Namespace: cfg.Namespace, Recorder: a.recorder, Busy: a.joiner.InProgress, Logger: log,
 	}); err != nil {
 		return err
 	}
-	return a.cache.OnPeer(func(_, _ any) { a.trust.PeersChanged() })
+	if err := a.cache.OnPeer(func(_, _ any) { a.trust.PeersChanged() }); err != nil {
+		return err
+	}
+	// RemoteClusters and ClusterExports follow their peers' streams (PeerConnected).
+	return a.cache.OnPeer(peerhealth.OnStateChange(func(peer string) {
+		a.importer.PeerStateChanged(peer)
+		a.exporter.PeerStateChanged(peer)
+	}))
 }
 
 // newPort builds the peer port: Sync for paired agents, Pair for joining ones, redeemed from the

@@ -41,6 +41,7 @@ import (
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peertrust"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -152,7 +153,11 @@ func buildRouterFixture() (*routerFixture, error) {
 	if err := self.Init(ctx); err != nil {
 		return nil, err
 	}
-	ts, err := newTrustSync(trustConfig{Identity: self, Outbox: nopOutbox{}, Peers: crdPeers{crds}, CRDs: crds, Namespace: testNS})
+	store, err := peertrust.New(kc, testNS, nil)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := newTrustSync(trustConfig{Identity: self, Outbox: nopOutbox{}, Peers: crdPeers{crds}, CRDs: crds, Store: store, Namespace: testNS})
 	if err != nil {
 		return nil, err
 	}

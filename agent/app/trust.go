@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,13 +13,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peertrust"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -35,10 +33,6 @@ const (
 	ReasonTrustDiscontinuity = "TrustDiscontinuity"
 	// ReasonNotPaired refuses trust from an environment without a Peer.
 	ReasonNotPaired = "NotPaired"
-
-	// AnnotationTrustSequence on a Peer is the peer's sequence of the bundle in spec.caBundle,
-	// announced in Open so the peer resends only newer bundles, across restarts too.
-	AnnotationTrustSequence = "ecklink.io/trust-sequence"
 
 	// trustResync republishes the bundle even without a change, as a safety net.
 	trustResync = 30 * time.Second
@@ -71,6 +65,10 @@ type trustConfig struct {
 	Streams streams
 	Peers   peerLister
 	CRDs    *kube.Client
+	// Store keeps the bundles peers announce (Peer.spec is never rewritten).
+	Store *peertrust.Store
+	// Endpoints are this agent's advertised endpoints, announced with its bundle.
+	Endpoints []string
 	// Namespace holds the Peers.
 	Namespace string
 	Recorder  *kube.Recorder
@@ -86,8 +84,10 @@ type trustConfig struct {
 //     resource "trust" to every peer, whenever it changes and when a peer appears;
 //   - it holds the identity's staged CA back until every peer acknowledged the bundle that
 //     carries it (identity.SetPromoteGate), after which the identity signs with it;
-//   - it applies the bundles peers send to their Peer objects, which the mTLS verification
-//     reads, after checking that they keep a CA trusted now.
+//   - it keeps the bundles peers send in their trust Secrets (peertrust), which the mTLS
+//     verification reads, after checking that they keep a CA trusted now;
+//   - it announces this agent's advertised endpoints with its bundle, and records the endpoints
+//     peers announce in their Peer status (endpoints.go), so a dialer follows a moved peer.
 type trustSync struct {
 	cfg  trustConfig
 	log  hclog.Logger
@@ -99,8 +99,8 @@ type trustSync struct {
 }
 
 func newTrustSync(cfg trustConfig) (*trustSync, error) {
-	if cfg.Identity == nil || cfg.Outbox == nil || cfg.Peers == nil || cfg.CRDs == nil || cfg.Namespace == "" {
-		return nil, fmt.Errorf("failed to create trust sync: Identity, Outbox, Peers, CRDs and Namespace are required")
+	if cfg.Identity == nil || cfg.Outbox == nil || cfg.Peers == nil || cfg.CRDs == nil || cfg.Store == nil || cfg.Namespace == "" {
+		return nil, fmt.Errorf("failed to create trust sync: Identity, Outbox, Peers, CRDs, Store and Namespace are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -166,8 +166,10 @@ func (t *trustSync) publishAll() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Set even when empty: an agent that only dials says so, and a peer forgets what it learnt.
+	endpoints := &peerv1.AgentEndpoints{Addresses: t.cfg.Endpoints}
 	for _, peer := range livePeers(t.cfg.Peers) {
-		if err := t.cfg.Outbox.Publish(peer, peering.ResourceTrust, &peerv1.Trust{CaBundle: bundle}); err != nil {
+		if err := t.cfg.Outbox.Publish(peer, peering.ResourceTrust, &peerv1.Trust{CaBundle: bundle, Endpoints: endpoints}); err != nil {
 			t.log.Warn("failed to publish the agent CA bundle", "peer", peer, "error", err)
 			continue
 		}
@@ -249,10 +251,13 @@ func (t *trustSync) OnAck(peer string) {
 	}
 }
 
-// AppliedSequence is the sequence of the peer's bundle held in its Peer object, 0 if unknown.
-func (t *trustSync) AppliedSequence(p *v1alpha1.Peer) uint64 {
-	seq, _ := strconv.ParseUint(p.Annotations[AnnotationTrustSequence], 10, 64)
-	return seq
+// AppliedSequence is the sequence of the bundle trusted for the peer of p, 0 if unknown.
+func (t *trustSync) AppliedSequence(ctx context.Context, p *v1alpha1.Peer) uint64 {
+	tr, err := t.cfg.Store.Effective(ctx, p)
+	if err != nil {
+		t.log.Warn("failed to read the learnt trust of a peer", "peer", p.Spec.Environment, "error", err)
+	}
+	return tr.Sequence
 }
 
 // WithApplied adds the sequence of peer's applied bundle to applied (the sequences announced
@@ -262,7 +267,9 @@ func (t *trustSync) WithApplied(peer string, applied map[string]uint64) map[stri
 	if !ok {
 		return applied
 	}
-	if seq := t.AppliedSequence(p); seq > 0 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if seq := t.AppliedSequence(ctx, p); seq > 0 {
 		if applied == nil {
 			applied = map[string]uint64{}
 		}
@@ -284,54 +291,51 @@ func (t *trustSync) HandleUpdate(ctx context.Context, peer string, u *peerv1.Upd
 	}
 }
 
-// HandleTrust applies a peer's bundle to its Peer object. A refusal keeps the last good bundle
-// and is sent back as a Nack; it is also recorded as an Event on the Peer.
+// HandleTrust keeps a peer's bundle in its trust Secret and the endpoints it announces in its
+// Peer status. A refusal keeps the last good bundle and endpoints and is sent back as a Nack;
+// it is also recorded as an Event on the Peer. A bundle from an agent before 0.2 announces no
+// endpoints: what was learnt before stays.
 func (t *trustSync) HandleTrust(ctx context.Context, peer string, seq uint64, tr *peerv1.Trust) error {
 	now := t.cfg.Now()
 	incoming, err := pemutil.ValidateCABundle(tr.GetCaBundle(), now, pairing.PeerLimits)
 	if err != nil {
 		return t.refuse(ctx, peer, ReasonInvalidCA, "the agent CA bundle is invalid: %v", err)
 	}
-	bundle := string(pemutil.EncodeBundle(incoming))
-	var added, dropped []string
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		p, err := t.cfg.CRDs.Peers().Get(ctx, t.cfg.Namespace, peer)
-		if apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil) {
-			return peering.Refuse(ReasonNotPaired, "there is no Peer %s in namespace %s", peer, t.cfg.Namespace)
+	var endpoints []string
+	if tr.GetEndpoints() != nil {
+		if endpoints, err = validateAnnounced(tr.GetEndpoints().GetAddresses()); err != nil {
+			return t.refuse(ctx, peer, ReasonInvalidEndpoints, "the announced endpoints are invalid: %v", err)
 		}
-		if err != nil {
-			return err
-		}
-		current, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
-		if !keepsTrustedCA(current, incoming, now) {
-			return peering.Refuse(ReasonTrustDiscontinuity,
-				"the bundle keeps none of the %d agent CA(s) trusted now for %s: announce a new CA next to the current one, or pair again to replace it",
-				len(current), peer)
-		}
-		if p.Spec.CABundle == bundle && t.AppliedSequence(p) >= seq {
-			return nil
-		}
-		added, dropped = diffCAs(current, incoming)
-		p = p.DeepCopy()
-		p.Spec.CABundle = bundle
-		if p.Annotations == nil {
-			p.Annotations = map[string]string{}
-		}
-		p.Annotations[AnnotationTrustSequence] = strconv.FormatUint(seq, 10)
-		_, err = t.cfg.CRDs.Peers().Update(ctx, p)
-		return err
-	})
-	var refusal *peering.RefusalError
-	switch {
-	case err == nil:
-	case errors.As(err, &refusal):
-		return t.refuse(ctx, peer, refusal.Reason, "%s", refusal.Message)
-	default:
-		return fmt.Errorf("failed to update the trust of peer %s: %w", peer, err)
 	}
-	if len(added)+len(dropped) > 0 {
-		t.log.Info("peer agent CA bundle updated", "peer", peer, "sequence", seq, "added", added, "dropped", dropped)
-		t.event(ctx, peer, corev1.EventTypeNormal, "TrustUpdated", fmt.Sprintf("agent CA bundle of %s updated: %d CA(s) added, %d dropped", peer, len(added), len(dropped)))
+	p, err := t.cfg.CRDs.Peers().Get(ctx, t.cfg.Namespace, peer)
+	if apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil) {
+		return t.refuse(ctx, peer, ReasonNotPaired, "there is no Peer %s in namespace %s", peer, t.cfg.Namespace)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to read peer %s: %w", peer, err)
+	}
+	cur, err := t.cfg.Store.Effective(ctx, p)
+	if err != nil {
+		return err
+	}
+	current, _ := pemutil.ParseCertificates(cur.Bundle, pemutil.Limits{})
+	if !keepsTrustedCA(current, incoming, now) {
+		return t.refuse(ctx, peer, ReasonTrustDiscontinuity,
+			"the bundle keeps none of the %d agent CA(s) trusted now for %s: announce a new CA next to the current one, or pair again to replace it",
+			len(current), peer)
+	}
+	bundle := pemutil.EncodeBundle(incoming)
+	if !bytes.Equal(cur.Bundle, bundle) || cur.Sequence < seq || cur.Source != peertrust.SourceLearned {
+		if err := t.cfg.Store.Save(ctx, p, bundle, seq); err != nil {
+			return fmt.Errorf("failed to update the trust of peer %s: %w", peer, err)
+		}
+		if added, dropped := diffCAs(current, incoming); len(added)+len(dropped) > 0 {
+			t.log.Info("peer agent CA bundle updated", "peer", peer, "sequence", seq, "added", added, "dropped", dropped)
+			t.event(ctx, peer, corev1.EventTypeNormal, "TrustUpdated", fmt.Sprintf("agent CA bundle of %s updated: %d CA(s) added, %d dropped", peer, len(added), len(dropped)))
+		}
+	}
+	if tr.GetEndpoints() != nil {
+		return t.learnEndpoints(ctx, p, endpoints)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peertrust"
 	"github.com/ecklink/ecklink/internal/backoff"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -27,14 +29,25 @@ const testNS = "ecklink"
 
 // fakeOutbox records what trust publishes and which peers acknowledged it.
 type fakeOutbox struct {
-	mu    sync.Mutex
-	sent  map[string][]byte
-	acked map[string]bool
+	mu     sync.Mutex
+	sent   map[string][]byte
+	trusts map[string]*peerv1.Trust
+	acked  map[string]bool
+}
+
+func (o *fakeOutbox) last(peer string) *peerv1.Trust {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.trusts[peer]
 }
 
 func (o *fakeOutbox) Publish(peer, resource string, payload proto.Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.trusts == nil {
+		o.trusts = map[string]*peerv1.Trust{}
+	}
+	o.trusts[peer] = payload.(*peerv1.Trust)
 	b := payload.(*peerv1.Trust).GetCaBundle()
 	if string(o.sent[peer]) != string(b) {
 		o.acked[peer] = false
@@ -74,6 +87,8 @@ type trustFixture struct {
 	clock *backoff.FakeClock
 	out   *fakeOutbox
 	crds  *kube.Client
+	kube  *fake.Clientset
+	store *peertrust.Store
 	ts    *trustSync
 	busy  bool
 }
@@ -92,8 +107,12 @@ func newTrustFixture(t *testing.T) *trustFixture {
 	if err := f.id.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if f.ts, err = newTrustSync(trustConfig{Identity: f.id, Outbox: f.out, Peers: crdPeers{f.crds}, CRDs: f.crds, Namespace: testNS,
-		Busy: func() bool { return f.busy }, Now: f.clock.Now}); err != nil {
+	f.kube = fake.NewClientset()
+	if f.store, err = peertrust.New(f.kube, testNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.ts, err = newTrustSync(trustConfig{Identity: f.id, Outbox: f.out, Peers: crdPeers{f.crds}, CRDs: f.crds, Store: f.store, Namespace: testNS,
+		Endpoints: []string{"agent.east.example:9400"}, Busy: func() bool { return f.busy }, Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -109,10 +128,26 @@ func (f *trustFixture) peer(env string) *identity.Identity {
 	if err := id.Init(context.Background()); err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.crds.Peers().Create(context.Background(), pairing.NewPeer(testNS, env, id.Bundle(), nil, false, "")); err != nil {
+	p := pairing.NewPeer(testNS, env, id.Bundle(), []string{env + ".example:9400"}, true, "")
+	p.UID = types.UID("uid-" + env) // the fake API server assigns none
+	if _, err := f.crds.Peers().Create(context.Background(), p); err != nil {
 		f.t.Fatal(err)
 	}
 	return id
+}
+
+// trusted returns the bundle the agent trusts for env now, and the Peer.
+func (f *trustFixture) trusted(env string) (peertrust.Trust, *v1alpha1.Peer) {
+	f.t.Helper()
+	p, err := f.crds.Peers().Get(context.Background(), testNS, env)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tr, err := f.store.Effective(context.Background(), p)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tr, p
 }
 
 func TestTrustGate(t *testing.T) {
@@ -188,13 +223,13 @@ func TestHandleTrust(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := f.crds.Peers().Get(ctx, testNS, tt.peer)
-			if err != nil {
-				t.Fatal(err)
+			tr, p := f.trusted(tt.peer)
+			certs, _ := pemutil.ParseCertificates(tr.Bundle, pemutil.Limits{})
+			if len(certs) != tt.wantCAs || tr.Sequence != tt.seq || f.ts.AppliedSequence(ctx, p) != tt.seq || tr.Source != peertrust.SourceLearned {
+				t.Fatalf("the agent trusts %d CAs at sequence %d from %s", len(certs), tr.Sequence, tr.Source)
 			}
-			certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
-			if len(certs) != tt.wantCAs || f.ts.AppliedSequence(p) != tt.seq {
-				t.Fatalf("Peer holds %d CAs at sequence %d", len(certs), f.ts.AppliedSequence(p))
+			if certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{}); len(certs) != 1 || len(p.Annotations) != 0 {
+				t.Fatalf("Peer.spec changed: %d CAs, annotations %v", len(certs), p.Annotations)
 			}
 			if got := f.ts.WithApplied(tt.peer, nil)[peering.ResourceTrust]; got != tt.seq {
 				t.Fatalf("WithApplied() trust = %d, want %d", got, tt.seq)
@@ -212,9 +247,8 @@ func TestHandleTrust(t *testing.T) {
 		if err := f.ts.HandleTrust(ctx, "west", 3, &peerv1.Trust{CaBundle: west.Bundle()}); err != nil {
 			t.Fatalf("HandleTrust() after the rotation = %v", err)
 		}
-		p, _ := f.crds.Peers().Get(ctx, testNS, "west")
-		if p.Spec.CABundle != string(west.Bundle()) {
-			t.Fatal("Peer does not hold the rotated bundle")
+		if tr, _ := f.trusted("west"); string(tr.Bundle) != string(west.Bundle()) {
+			t.Fatal("the agent does not trust the rotated bundle")
 		}
 	})
 	t.Run("a removal keeps the last good bundle", func(t *testing.T) {
@@ -222,8 +256,7 @@ func TestHandleTrust(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _ := f.crds.Peers().Get(ctx, testNS, "west")
-		if !strings.Contains(p.Spec.CABundle, "CERTIFICATE") {
+		if tr, _ := f.trusted("west"); !strings.Contains(string(tr.Bundle), "CERTIFICATE") {
 			t.Fatal("bundle dropped")
 		}
 	})

@@ -69,6 +69,8 @@ type Config struct {
 	Limits Limits `json:"limits"`
 	// Pairing bounds the pairing tokens this agent redeems.
 	Pairing Pairing `json:"pairing"`
+	// Probe configures the agent's own probe of each link's data path.
+	Probe Probe `json:"probe"`
 	// Elasticsearch sets how the agent authenticates to Elasticsearch.
 	Elasticsearch Elasticsearch `json:"elasticsearch"`
 
@@ -116,6 +118,19 @@ type Pairing struct {
 // It is pairing.MaxTTL, the longest agentctl's --ttl takes (config stays free of the agent's
 // packages).
 const MaxTokenTTL = 7 * 24 * time.Hour
+
+// Probe configures the agent's periodic TLS handshake with each link's remote cluster server,
+// as the local Elasticsearch makes it (RemoteCluster condition ProbeSucceeded).
+type Probe struct {
+	// Interval between two probes of a link (default 30s); 0 turns the probe off.
+	Interval Duration `json:"interval"`
+}
+
+// Bounds of probe.interval.
+const (
+	minProbeInterval = time.Second
+	maxProbeInterval = time.Hour
+)
 
 // Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
 // in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
@@ -175,6 +190,7 @@ func Default() Config {
 		CAValidity:        Duration{365 * 24 * time.Hour},
 		LeafValidity:      Duration{24 * time.Hour},
 		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
+		Probe:             Probe{Interval: Duration{30 * time.Second}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
@@ -302,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if ttl := c.Pairing.TokenMaxTTL.Duration; ttl <= 0 || ttl > MaxTokenTTL {
 		bad("pairing.tokenMaxTTL", "%s: want a positive duration up to %s, e.g. 1h", ttl, MaxTokenTTL)
+	}
+	if iv := c.Probe.Interval.Duration; iv != 0 && (iv < minProbeInterval || iv > maxProbeInterval) {
+		bad("probe.interval", "%s: want 0 (off) or a duration from %s to %s, e.g. 30s", iv, minProbeInterval, maxProbeInterval)
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

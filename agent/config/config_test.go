@@ -90,6 +90,26 @@ func TestResolve(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "probe interval: default, flag, off",
+			args: []string{"--environment", "w", "--namespace", "x"},
+			check: func(t *testing.T, c Config) {
+				if c.Probe.Interval.Seconds() != 30 {
+					t.Errorf("probe.interval = %v, want the default 30s", c.Probe.Interval)
+				}
+			},
+		},
+		{
+			name: "probe interval flag",
+			args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "0"},
+			check: func(t *testing.T, c Config) {
+				if c.Probe.Interval.Duration != 0 {
+					t.Errorf("probe.interval = %v, want 0 (off)", c.Probe.Interval)
+				}
+			},
+		},
+		{name: "probe interval too short", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "100ms"}, wantErr: []string{"probe.interval: 100ms: want 0 (off) or a duration from 1s to 1h0m0s"}},
+		{name: "probe interval too long", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "2h"}, wantErr: []string{"probe.interval: 2h0m0s"}},
 		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},
 		{name: "leaf longer than CA", args: []string{"--environment", "w", "--namespace", "x", "--ca-validity", "1h", "--leaf-validity", "2h"}, wantErr: []string{"leafValidity: 2h0m0s is longer than caValidity"}},
 		{

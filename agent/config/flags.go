@@ -46,6 +46,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.IntVar(&f.v.Limits.LinksPerPeer, "links-per-peer", d.Limits.LinksPerPeer, "most links one peer may hold on this agent (requests beyond are refused: LinkLimitExceeded)")
 	fs.IntVar(&f.v.Limits.LinksPerExport, "links-per-export", d.Limits.LinksPerExport, "most links one ClusterExport serves over all peers (requests beyond are refused: LinkLimitExceeded)")
 	fs.DurationVar(&f.v.Pairing.TokenMaxTTL.Duration, "pairing-token-max-ttl", d.Pairing.TokenMaxTTL.Duration, "longest a pairing token is redeemed after it was created, whatever its own expiry (at most 168h)")
+	fs.DurationVar(&f.v.Probe.Interval.Duration, "probe-interval", d.Probe.Interval.Duration, "period of the agent's TLS handshake with each link's remote cluster server (0 turns it off)")
 	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
 	fs.BoolVar(&f.insecure, "allow-insecure-elasticsearch", false, "allow http:// in elasticsearch endpoints (credentials travel in clear)")
 	fs.BoolVar(&f.certs, "certificate-model", false, "let ClusterExports with model certificate serve peers (adds their transport CAs to the exported cluster's transport trust)")
@@ -128,6 +129,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Limits.LinksPerExport = f.v.Limits.LinksPerExport
 		case "pairing-token-max-ttl":
 			cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL
+		case "probe-interval":
+			cfg.Probe.Interval = f.v.Probe.Interval
 		case "elasticsearch-use-elastic-user":
 			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
 		case "allow-insecure-elasticsearch":

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/internal/tlsprobe"
 )
 
 // checkFlags are the flags of `agentctl check`.
@@ -150,7 +151,7 @@ func (g *globals) checkReady(ctx context.Context, url string) checkResult {
 // server's certificate is judged before that matters, and nothing is sent.
 func (g *globals) checkPeerPort(ctx context.Context, addr, env string, cas []*x509.Certificate) checkResult {
 	r := checkResult{Check: "peer-port", Target: addr}
-	chain, err := presentedChain(ctx, addr, "", 10*time.Second)
+	chain, err := tlsprobe.Handshake(ctx, addr, "", 10*time.Second)
 	if err != nil {
 		r.Message = err.Error()
 		return r
@@ -162,7 +163,7 @@ func (g *globals) checkPeerPort(ctx context.Context, addr, env string, cas []*x5
 	case got != env:
 		r.Message = fmt.Sprintf("certificate names environment %q, want %q", got, env)
 	default:
-		if err := verifyChain(chain, cas, g.opts.Now()); err != nil {
+		if err := tlsprobe.VerifyChain(chain, cas, g.opts.Now()); err != nil {
 			r.Message = fmt.Sprintf("certificate of %q does not chain to the agent CA bundle: %v", env, err)
 			return r
 		}

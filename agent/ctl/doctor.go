@@ -121,6 +121,17 @@ type check struct {
 	Detail      string    `json:"detail"`
 	Fix         string    `json:"fix,omitempty"`
 	Certificate *certInfo `json:"certificate,omitempty"`
+	// Agent is the agent's own view of the same step, from inside its cluster (the
+	// RemoteCluster's ProbeSucceeded condition), on the remote-ca check.
+	Agent *agentView `json:"agent,omitempty"`
+}
+
+// agentView is the agent's probe verdict, next to doctor's own.
+type agentView struct {
+	Result  string    `json:"result"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
 }
 
 func (g *globals) doctor(ctx context.Context, only string, f doctorFlags) error {
@@ -262,6 +273,9 @@ func (r *doctorReport) table(w io.Writer) error {
 			}
 			if c.Fix != "" && c.Result != resultOK {
 				fmt.Fprintf(w, "  %-6s %-13s fix: %s\n", "", "", c.Fix)
+			}
+			if a := c.Agent; a != nil {
+				fmt.Fprintf(w, "  %-6s %-13s the agent's probe, from its cluster: [%s] %s: %s (since %s)\n", "", "", a.Result, a.Reason, a.Message, ago(r.now, a.Since))
 			}
 		}
 		if l.Failing == "" {

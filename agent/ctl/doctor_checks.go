@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/internal/tlsprobe"
 )
 
 // Heartbeats older than these make the peer check warn, then fail: the agent writes the Peer
@@ -125,23 +126,37 @@ func streamFix(p *v1alpha1.Peer, reason, self string) string {
 }
 
 func (l *linkRun) peerTrust(p *v1alpha1.Peer, item string) check {
-	c := check{Name: checkPeerTrust, Item: item + " spec.caBundle"}
-	certs, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
-	if err != nil {
-		c.Result, c.Detail, c.Fix = resultFail, "the peer's agent CA bundle is unusable: "+err.Error(), "pair again (agentctl unpair, then pair)"
-		return c
+	c := check{Name: checkPeerTrust, Item: item + " status.certificateAuthorities"}
+	// What the agent trusts now: learnt over the stream (its Secret), or spec.caBundle; it
+	// reports it in status. Agents before 0.2 do not: their spec.caBundle is what they trust.
+	var notAfter []time.Time
+	for _, ca := range p.Status.CertificateAuthorities {
+		if ca.NotAfter != nil {
+			notAfter = append(notAfter, ca.NotAfter.Time)
+		}
+	}
+	if len(notAfter) == 0 {
+		c.Item = item + " spec.caBundle"
+		certs, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+		if err != nil {
+			c.Result, c.Detail, c.Fix = resultFail, "the peer's agent CA bundle is unusable: "+err.Error(), "pair again (agentctl unpair, then pair)"
+			return c
+		}
+		for _, ca := range certs {
+			notAfter = append(notAfter, ca.NotAfter)
+		}
 	}
 	latest := time.Time{}
-	for _, ca := range certs {
-		if ca.NotAfter.After(latest) {
-			latest = ca.NotAfter
+	for _, na := range notAfter {
+		if na.After(latest) {
+			latest = na
 		}
 	}
 	switch {
 	case !latest.After(l.now):
 		c.Result, c.Detail, c.Fix = resultFail, "every agent CA of the peer expired", "pair again (agentctl unpair, then pair)"
 	default:
-		c.Result, c.Detail = resultOK, fmt.Sprintf("%d agent CA(s), the latest expires %s", len(certs), until(l.now, latest))
+		c.Result, c.Detail = resultOK, fmt.Sprintf("%d agent CA(s), the latest expires %s", len(notAfter), until(l.now, latest))
 		if cond := condition(p.Status.Conditions, v1alpha1.ConditionTrustCurrent); cond != nil && cond.Status != metav1.ConditionTrue {
 			c.Result, c.Detail = resultWarn, fmt.Sprintf("TrustCurrent=%s %s: %s", cond.Status, cond.Reason, cond.Message)
 		}
@@ -195,15 +210,17 @@ func (l *linkRun) network(ctx context.Context) {
 		return
 	}
 	proxyItem := fmt.Sprintf("proxy address %s (from %s)", addr, l.exportRef())
-	if err := dialTCP(ctx, addr, l.d.timeout); err != nil {
+	if err := tlsprobe.DialTCP(ctx, addr, l.d.timeout); err != nil {
 		l.add(check{Name: checkProxy, Result: resultFail, Item: proxyItem, Detail: "unreachable from here: " + err.Error(),
 			Fix: fmt.Sprintf("make %s reachable from this environment's Elasticsearch (a LoadBalancer Service, firewall rules), or correct spec.proxyAddress or spec.service of %s", addr, l.exportRef())})
-		l.add(check{Name: checkRemoteCA, Result: resultSkip, Item: "remote cluster server " + addr, Detail: "not reached"})
+		l.add(check{Name: checkRemoteCA, Result: resultSkip, Item: "remote cluster server " + addr, Detail: "not reached", Agent: agentProbe(rc)})
 		l.add(check{Name: checkServerName, Result: resultSkip, Item: "server name " + rc.Status.ServerName, Detail: "not reached"})
 		return
 	}
 	l.add(check{Name: checkProxy, Result: resultOK, Item: proxyItem, Detail: "accepts TCP connections from this machine"})
-	l.add(l.remoteCA(ctx))
+	ca := l.remoteCA(ctx)
+	ca.Agent = agentProbe(rc)
+	l.add(ca)
 	l.add(l.serverName())
 }
 
@@ -211,7 +228,7 @@ func (l *linkRun) remoteCA(ctx context.Context) check {
 	rc, addr := l.rc, l.rc.Status.ProxyAddress
 	cmName := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
 	c := check{Name: checkRemoteCA, Item: fmt.Sprintf("ConfigMap %s/%s key %s", rc.Namespace, cmName, wiring.CAFileKey)}
-	chain, err := presentedChain(ctx, addr, rc.Status.ServerName, l.d.timeout)
+	chain, err := tlsprobe.Handshake(ctx, addr, rc.Status.ServerName, l.d.timeout)
 	if err != nil {
 		c.Item = "remote cluster server " + addr
 		c.Result, c.Detail = resultFail, "TLS handshake failed: "+err.Error()
@@ -231,7 +248,7 @@ func (l *linkRun) remoteCA(ctx context.Context) check {
 		c.Result, c.Detail, c.Fix = resultFail, "the CA bundle is unusable: "+err.Error(), "check that the agent of this environment runs: it rewrites the ConfigMap"
 		return c
 	}
-	if err := verifyChain(chain, cas, l.now); err != nil {
+	if err := tlsprobe.VerifyChain(chain, cas, l.now); err != nil {
 		c.Result = resultFail
 		c.Detail = fmt.Sprintf("the certificate presented at %s, issued by %s, does not chain to the %d CA(s) it holds (%s): %v",
 			addr, issuerName(leaf), len(cas), describeCAs(cas, l.now), err)
@@ -414,4 +431,18 @@ func (l *linkRun) remoteInfo(ctx context.Context) {
 		c.Result, c.Detail = resultOK, fmt.Sprintf("connected, %d socket(s) to %s", ri.NumSocketsConnected, ri.ProxyAddress)
 	}
 	l.add(c)
+}
+
+// agentProbe is the agent's own verdict on the handshake, from its ProbeSucceeded condition; nil
+// when the agent has not probed the link (probe off, certificate model, an agent before 0.2).
+func agentProbe(rc *v1alpha1.RemoteCluster) *agentView {
+	c := condition(rc.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+	if c == nil {
+		return nil
+	}
+	v := &agentView{Result: resultFail, Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime.UTC()}
+	if c.Status == metav1.ConditionTrue {
+		v.Result = resultOK
+	}
+	return v
 }

@@ -70,6 +70,15 @@ func doctorWorld(t *testing.T, addr string) *env {
 		}
 	}
 	sn := "logs-es-remote-cluster.ns.svc"
+	// The agent's own probe, from its cluster: it reaches the address doctor cannot.
+	probed := func(rc *v1alpha1.RemoteCluster, ok bool, reason, msg string) *v1alpha1.RemoteCluster {
+		status := "False"
+		if ok {
+			status = "True"
+		}
+		rc.Status.Conditions = append(rc.Status.Conditions, cond(v1alpha1.ConditionProbeSucceeded, status, reason, msg))
+		return rc
+	}
 	caMap := func(es string, pem []byte) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: wiring.CAConfigMapName(es)}, Data: map[string]string{wiring.CAFileKey: string(pem)}}
 	}
@@ -77,10 +86,10 @@ func doctorWorld(t *testing.T, addr string) *env {
 		identityConfigMap(t, "west", nil, "agent-west"),
 		caMap("ccs", transportPEM), caMap("ccs-stale", otherPEM),
 	}, east, north,
-		link("healthy", "ccs", "east", addr, sn),
-		link("stale-ca", "ccs-stale", "east", addr, sn),
+		probed(link("healthy", "ccs", "east", addr, sn), true, v1alpha1.ReasonHandshakeVerified, "TLS handshake verified (2ms)"),
+		probed(link("stale-ca", "ccs-stale", "east", addr, sn), false, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap ccs-stale-ecklink-remote-ca"),
 		link("wrong-name", "ccs", "east", addr, "wrong.example.com"),
-		link("unreachable", "ccs", "east", "127.0.0.1:1", sn),
+		probed(link("unreachable", "ccs", "east", "127.0.0.1:1", sn), true, v1alpha1.ReasonHandshakeVerified, "TLS handshake verified (1ms)"),
 		link("peer-down", "ccs", "north", addr, sn),
 	)
 }
@@ -152,5 +161,28 @@ func TestDoctorWithoutTLS(t *testing.T) {
 	code, out, _ := runCtl(t, map[string]*env{"west": doctorWorld(t, ln.Addr().String())}, "doctor", "ns/healthy", "--context", "west", "--dial-timeout", "2s")
 	if code != ExitCheckFailed || !strings.Contains(out, "=> remote-ca fails: remote cluster server "+ln.Addr().String()) || !strings.Contains(out, "TLS handshake failed") {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// TestDoctorShowsAgentView: doctor prints the agent's own probe verdict next to its own check, so
+// a path that differs from the operator's machine shows (here: unreachable from here, fine from
+// the agent's cluster).
+func TestDoctorShowsAgentView(t *testing.T) {
+	addr := remoteClusterServer(t)
+	for link, want := range map[string]string{
+		"unreachable": "the agent's probe, from its cluster: [ok] HandshakeVerified: TLS handshake verified (1ms)",
+		"stale-ca":    "the agent's probe, from its cluster: [fail] CertificateUntrusted: does not verify",
+		"healthy":     "the agent's probe, from its cluster: [ok] HandshakeVerified",
+	} {
+		t.Run(link, func(t *testing.T) {
+			_, out, _ := runCtl(t, map[string]*env{"west": doctorWorld(t, addr)}, "doctor", "ns/"+link, "--context", "west", "--dial-timeout", "2s")
+			if !strings.Contains(out, want) {
+				t.Fatalf("output lacks %q:\n%s", want, out)
+			}
+		})
+	}
+	_, out, _ := runCtl(t, map[string]*env{"west": doctorWorld(t, addr)}, "doctor", "ns/wrong-name", "--context", "west", "--dial-timeout", "2s")
+	if strings.Contains(out, "the agent's probe") {
+		t.Fatalf("a link the agent did not probe shows a probe:\n%s", out)
 	}
 }

@@ -22,9 +22,12 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Use:   "status --context A",
 		Short: "Show the agent, its peers, its links and its exports",
 		Long: `Shows, for the environment of --context: the agent's own CA (fingerprints, expiry
-countdowns) and endpoints; each Peer (connected, last heartbeat, version, agent CA
-fingerprints and expiry); each RemoteCluster (alias, state, remote CA fingerprint and expiry,
-API key id, age and expiry, last sync); each ClusterExport with the links that consume it.
+countdowns) and endpoints; each Peer (state, connected, last heartbeat, version, trusted agent
+CA fingerprints and expiry; the endpoints it announced and those of its spec; the stream's
+endpoint, last connect and disconnect, last error, last refusal each way and last update each
+side applied); each RemoteCluster (alias, state, peer stream, the agent's probe, remote CA
+fingerprint and expiry, API key id, age and expiry, last sync); each ClusterExport with the
+links that consume it.
 Nothing secret is shown: keys by id only.
 
 With --wait, waits until every Peer is connected and every RemoteCluster is Ready.`,
@@ -113,9 +116,13 @@ type agentStatus struct {
 }
 
 type peerStatus struct {
-	Name          string     `json:"name"`
-	Dial          bool       `json:"dial"`
-	Endpoints     []string   `json:"endpoints,omitempty"`
+	Name string `json:"name"`
+	Dial bool   `json:"dial"`
+	// Endpoints are spec.endpoints; LearnedEndpoints what the peer announced (dialed first).
+	Endpoints        []string `json:"endpoints,omitempty"`
+	LearnedEndpoints []string `json:"learnedEndpoints,omitempty"`
+	// State is Pending, Establishing, Active, Failing or Terminated.
+	State         string     `json:"state,omitempty"`
 	Connected     bool       `json:"connected"`
 	Reason        string     `json:"reason,omitempty"`
 	Message       string     `json:"message,omitempty"`
@@ -124,23 +131,44 @@ type peerStatus struct {
 	TrustCurrent  bool       `json:"trustCurrent"`
 	CAs           []caStatus `json:"cas"`
 	Deleting      bool       `json:"deleting,omitempty"`
+	// Stream is the Peer's status.stream: endpoint, times, last error, refusals, applied updates.
+	Stream *v1alpha1.PeerStream `json:"stream,omitempty"`
 }
 
 type linkStatus struct {
-	Namespace     string        `json:"namespace"`
-	Name          string        `json:"name"`
-	Elasticsearch string        `json:"elasticsearch"`
-	Alias         string        `json:"alias"`
-	Peer          string        `json:"peer"`
-	Export        string        `json:"export"`
-	Ready         bool          `json:"ready"`
-	Reason        string        `json:"reason,omitempty"`
-	Message       string        `json:"message,omitempty"`
-	ProxyAddress  string        `json:"proxyAddress,omitempty"`
-	ServerName    string        `json:"serverName,omitempty"`
-	RemoteCAs     []caStatus    `json:"remoteCAs"`
-	APIKey        *apiKeyStatus `json:"apiKey,omitempty"`
-	LastSync      *time.Time    `json:"lastSync,omitempty"`
+	Namespace     string `json:"namespace"`
+	Name          string `json:"name"`
+	Elasticsearch string `json:"elasticsearch"`
+	Alias         string `json:"alias"`
+	Peer          string `json:"peer"`
+	Export        string `json:"export"`
+	Ready         bool   `json:"ready"`
+	Reason        string `json:"reason,omitempty"`
+	Message       string `json:"message,omitempty"`
+	ProxyAddress  string `json:"proxyAddress,omitempty"`
+	ServerName    string `json:"serverName,omitempty"`
+	// PeerConnected and Probe are the PeerConnected and ProbeSucceeded conditions.
+	PeerConnected *conditionStatus `json:"peerConnected,omitempty"`
+	Probe         *conditionStatus `json:"probe,omitempty"`
+	RemoteCAs     []caStatus       `json:"remoteCAs"`
+	APIKey        *apiKeyStatus    `json:"apiKey,omitempty"`
+	LastSync      *time.Time       `json:"lastSync,omitempty"`
+}
+
+// conditionStatus is a condition as status shows it.
+type conditionStatus struct {
+	OK      bool      `json:"ok"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+func conditionOf(conds []metav1.Condition, t string) *conditionStatus {
+	c := condition(conds, t)
+	if c == nil {
+		return nil
+	}
+	return &conditionStatus{OK: c.Status == metav1.ConditionTrue, Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime.UTC()}
 }
 
 type apiKeyStatus struct {
@@ -270,8 +298,8 @@ func timePtr(t *metav1.Time) *time.Time {
 }
 
 func peerStatusOf(p *v1alpha1.Peer, now time.Time) peerStatus {
-	s := peerStatus{Name: p.Name, Dial: p.Spec.Dial, Endpoints: p.Spec.Endpoints, PeerVersion: p.Status.PeerVersion,
-		LastHeartbeat: timePtr(p.Status.LastHeartbeat), Deleting: p.DeletionTimestamp != nil}
+	s := peerStatus{Name: p.Name, Dial: p.Spec.Dial, Endpoints: p.Spec.Endpoints, LearnedEndpoints: p.Status.Endpoints, State: string(p.Status.State),
+		PeerVersion: p.Status.PeerVersion, LastHeartbeat: timePtr(p.Status.LastHeartbeat), Deleting: p.DeletionTimestamp != nil, Stream: p.Status.Stream}
 	if c := condition(p.Status.Conditions, v1alpha1.ConditionConnected); c != nil {
 		s.Connected, s.Reason, s.Message = c.Status == metav1.ConditionTrue, c.Reason, c.Message
 	} else {
@@ -280,9 +308,19 @@ func peerStatusOf(p *v1alpha1.Peer, now time.Time) peerStatus {
 	if c := condition(p.Status.Conditions, v1alpha1.ConditionTrustCurrent); c != nil {
 		s.TrustCurrent = c.Status == metav1.ConditionTrue
 	}
-	certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
-	for _, c := range certs {
-		s.CAs = append(s.CAs, caStatusOf(c, "", now))
+	// What the agent trusts now (learnt over the stream, or spec.caBundle), as it reports it.
+	for _, ca := range p.Status.CertificateAuthorities {
+		cs := caStatus{Fingerprint: ca.Fingerprint, Subject: ca.Subject}
+		if ca.NotAfter != nil {
+			cs.NotAfter, cs.ExpiresInSeconds = ca.NotAfter.UTC(), seconds(now, ca.NotAfter.Time)
+		}
+		s.CAs = append(s.CAs, cs)
+	}
+	if len(s.CAs) == 0 {
+		certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+		for _, c := range certs {
+			s.CAs = append(s.CAs, caStatusOf(c, "", now))
+		}
 	}
 	return s
 }
@@ -290,7 +328,8 @@ func peerStatusOf(p *v1alpha1.Peer, now time.Time) peerStatus {
 func linkStatusOf(rc *v1alpha1.RemoteCluster, now time.Time) linkStatus {
 	st := rc.Status
 	l := linkStatus{Namespace: rc.Namespace, Name: rc.Name, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias, Peer: rc.Spec.Peer,
-		Export: rc.Spec.Export.Namespace + "/" + rc.Spec.Export.Name, ProxyAddress: st.ProxyAddress, ServerName: st.ServerName, LastSync: timePtr(st.LastSync)}
+		Export: rc.Spec.Export.Namespace + "/" + rc.Spec.Export.Name, ProxyAddress: st.ProxyAddress, ServerName: st.ServerName, LastSync: timePtr(st.LastSync),
+		PeerConnected: conditionOf(st.Conditions, v1alpha1.ConditionPeerConnected), Probe: conditionOf(st.Conditions, v1alpha1.ConditionProbeSucceeded)}
 	if c := condition(st.Conditions, v1alpha1.ConditionReady); c != nil {
 		l.Ready, l.Reason, l.Message = c.Status == metav1.ConditionTrue, c.Reason, c.Message
 	} else {
@@ -373,16 +412,19 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintln(w, "  none: pair with agentctl pair, or pair token and pair join")
 	} else {
 		t = newTable(w)
-		row(t, r.cells([]string{"NAME", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS"}, "ENDPOINTS", "MESSAGE")...)
+		row(t, r.cells([]string{"NAME", "STATE", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS"}, "ENDPOINTS", "MESSAGE")...)
 		for _, p := range r.Peers {
 			name := p.Name
 			if p.Deleting {
 				name += " (unpairing)"
 			}
-			row(t, r.cells([]string{name, yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
+			row(t, r.cells([]string{name, dash(p.State), yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
 				state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now)}, dash(strings.Join(p.Endpoints, ",")), dash(p.Message))...)
 		}
 		t.Flush()
+		for _, p := range r.Peers {
+			peerDetail(w, p, now)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "LINKS (RemoteClusters)")
@@ -390,14 +432,15 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintln(w, "  none")
 	} else {
 		t = newTable(w)
-		row(t, r.cells([]string{"REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC"},
+		row(t, r.cells([]string{"REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "PEER STREAM", "PROBE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC"},
 			"ELASTICSEARCH", "PROXY ADDRESS", "SERVER NAME", "MESSAGE")...)
 		for _, l := range r.Links {
 			key, age, exp := "-", "-", "-"
 			if l.APIKey != nil {
 				key, age, exp = l.APIKey.ID, ago(now, tptr(l.APIKey.AppliedAt)), until(now, tptr(l.APIKey.Expiration))
 			}
-			row(t, r.cells([]string{l.Namespace + "/" + l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync))},
+			row(t, r.cells([]string{l.Namespace + "/" + l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), condWord(l.PeerConnected, "up"), condWord(l.Probe, "ok"),
+				caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync))},
 				l.Elasticsearch, dash(l.ProxyAddress), dash(l.ServerName), dash(l.Message))...)
 		}
 		t.Flush()
@@ -425,4 +468,61 @@ func (r *statusReport) table(w io.Writer) error {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
 	return nil
+}
+
+// condWord renders a condition in a table cell: okWord, "no: <reason>", or "-" when absent.
+func condWord(c *conditionStatus, okWord string) string {
+	if c == nil {
+		return "-"
+	}
+	return state(c.OK, okWord, c.Reason)
+}
+
+// peerDetail prints what a Peer's status says about its stream, under the peers table.
+func peerDetail(w io.Writer, p peerStatus, now time.Time) {
+	var parts []string
+	eps := "endpoints " + dash(strings.Join(p.Endpoints, ", "))
+	if len(p.LearnedEndpoints) > 0 {
+		eps = "announced " + strings.Join(p.LearnedEndpoints, ", ") + "; spec " + dash(strings.Join(p.Endpoints, ", "))
+	}
+	parts = append(parts, eps)
+	s := p.Stream
+	if s == nil {
+		fmt.Fprintf(w, "  %s: %s\n", p.Name, strings.Join(parts, "; "))
+		return
+	}
+	if s.Endpoint != "" {
+		parts = append(parts, "stream to "+s.Endpoint)
+	}
+	if s.LastConnectTime != nil {
+		parts = append(parts, "connected "+ago(now, s.LastConnectTime.Time))
+	}
+	if s.LastDisconnectTime != nil {
+		parts = append(parts, "disconnected "+ago(now, s.LastDisconnectTime.Time))
+	}
+	fmt.Fprintf(w, "  %s: %s\n", p.Name, strings.Join(parts, "; "))
+	if s.LastError != "" {
+		fmt.Fprintf(w, "    last error: %s\n", s.LastError)
+	}
+	nack := func(what string, n *v1alpha1.NackRecord) {
+		if n != nil {
+			fmt.Fprintf(w, "    %s: %s@%d %s: %s (%s)\n", what, n.Resource, n.Sequence, n.Reason, n.Message, ago(now, metaTime(n.Time)))
+		}
+	}
+	nack("last refused by this agent", s.LastNackSent)
+	nack("last refused by the peer", s.LastNackReceived)
+	applied := func(what string, a *v1alpha1.AppliedUpdate) {
+		if a != nil {
+			fmt.Fprintf(w, "    %s: %s@%d (%s)\n", what, a.Resource, a.Sequence, ago(now, metaTime(a.Time)))
+		}
+	}
+	applied("last applied by this agent", s.LastApplied)
+	applied("last applied by the peer", s.PeerLastApplied)
+}
+
+func metaTime(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
 }

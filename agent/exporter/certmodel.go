@@ -20,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -73,16 +74,10 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 	if err != nil {
 		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
 	}
-	if len(req.GetTransportCaBundle()) == 0 {
-		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
-			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}, 0, nil
-	}
 	now := e.cfg.Now()
-	// One self-signed CA, the consumer's own: its nodes chain to it, and nothing else joins
-	// the transport trust with it (see pemutil.ValidateSelfSignedCA).
-	peerCA, err := pemutil.ValidateSelfSignedCA(req.GetTransportCaBundle(), now, pemutil.DefaultLimits)
-	if err != nil {
-		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}, 0, nil
+	peerCA, ref := consumerTransportCA(exp, req.GetTransportCaBundle(), now)
+	if ref != nil {
+		return nil, ref, 0, nil
 	}
 	peerCAs := []*x509.Certificate{peerCA}
 	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name))
@@ -286,7 +281,7 @@ func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterEx
 	}
 	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", "", fmt.Errorf("service %s not found", svcName)
+		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
@@ -307,7 +302,7 @@ func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
 		}
 	}
 	if port == 0 {
-		return "", fmt.Errorf("service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
+		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
 	}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer (spec.transport.service of the Elasticsearch)", svc.Name, svc.Spec.Type)
@@ -331,16 +326,10 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	ns, name, esName := exp.Namespace, exp.Name, exp.Spec.ElasticsearchRef.Name
 	_, found := e.cfg.Cache.Elasticsearch(ns, esName)
 	requeue := time.Duration(0)
-	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
 	addr, serverName, err := e.address(ctx, exp)
-	switch {
-	case err != nil:
-		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+	addrStatus, addrReason, addrMsg := addressCondition(exp, addr, "the transport port at ", err)
+	if err != nil {
 		requeue = 10 * time.Second
-	case exp.Spec.ProxyAddress != "":
-		addrMsg = "peers dial the transport port at " + addr + " (spec.proxyAddress)"
-	default:
-		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial the transport port at "+addr+" (load balancer)"
 	}
 	links, linkCount := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
@@ -351,7 +340,8 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		conds := x.GetConditions()
 		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
 		x.SetConditions(conds)
-		ready := kube.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
+		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
+		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
 		if !found {
 			ready = kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
 				fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))
@@ -387,4 +377,19 @@ func dropModelWarning(x kube.Conditioned) {
 	if removed {
 		x.SetConditions(conds)
 	}
+}
+
+// consumerTransportCA validates the importing Elasticsearch's transport CA a certificate-model
+// import request carries: one self-signed CA, the consumer's own (its nodes chain to it, and
+// nothing else joins the transport trust with it, see pemutil.ValidateSelfSignedCA).
+func consumerTransportCA(exp *v1alpha1.ClusterExport, bundle []byte, now time.Time) (*x509.Certificate, *refusal) {
+	if len(bundle) == 0 {
+		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
+			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}
+	}
+	ca, err := pemutil.ValidateSelfSignedCA(bundle, now, pemutil.DefaultLimits)
+	if err != nil {
+		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}
+	}
+	return ca, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/internal/peertext"
 )
 
@@ -43,24 +44,17 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	requeue := time.Duration(0)
 	esName := exp.Spec.ElasticsearchRef.Name
 	es, found := e.cfg.Cache.Elasticsearch(ns, esName)
-	rcs := metav1.ConditionFalse
-	reason, msg := v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns)
+	enabled := false
 	if found {
-		enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled")
-		switch {
-		case enabled:
-			rcs, reason, msg = metav1.ConditionTrue, v1alpha1.ReasonServerEnabled, "spec.remoteClusterServer.enabled is true"
-		case exp.Spec.EnableRemoteClusterServer:
-			if err := e.enableRemoteClusterServer(ctx, es); err != nil {
-				return 0, err
-			}
-			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonServerEnabling,
-				fmt.Sprintf("enabled the remote cluster server of Elasticsearch %s (spec.enableRemoteClusterServer): ECK restarts the cluster", esName))
-			reason, msg = v1alpha1.ReasonServerEnabling, "enabling spec.remoteClusterServer: ECK restarts the cluster"
-		default:
-			reason, msg = v1alpha1.ReasonServerDisabled, fmt.Sprintf(
-				"Elasticsearch %s does not have spec.remoteClusterServer.enabled: true, which the API-key model needs; set it (ECK restarts the cluster) or set spec.enableRemoteClusterServer on this export", esName)
+		enabled, _, _ = unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled")
+	}
+	rcs, reason, msg := serverCondition(exp, found, enabled)
+	if reason == v1alpha1.ReasonServerEnabling {
+		if err := e.enableRemoteClusterServer(ctx, es); err != nil {
+			return 0, err
 		}
+		e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonServerEnabling,
+			fmt.Sprintf("enabled the remote cluster server of Elasticsearch %s (spec.enableRemoteClusterServer): ECK restarts the cluster", esName))
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionRemoteClusterServerEnabled, rcs, reason, msg))
 	if found {
@@ -69,16 +63,10 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 			return 0, err
 		}
 	}
-	addrStatus, addrReason, addrMsg := metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, ""
 	addr, serverName, err := e.address(ctx, exp)
-	switch {
-	case err != nil:
-		addrStatus, addrReason, addrMsg = metav1.ConditionFalse, v1alpha1.ReasonLoadBalancerPending, err.Error()
+	addrStatus, addrReason, addrMsg := addressCondition(exp, addr, "", err)
+	if err != nil {
 		requeue = 10 * time.Second
-	case exp.Spec.ProxyAddress != "":
-		addrMsg = "peers dial " + addr + " (spec.proxyAddress)"
-	default:
-		addrReason, addrMsg = v1alpha1.ReasonAddressFromService, "peers dial "+addr+" (load balancer)"
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 	conds = append(conds, e.keysCondition(exp))
@@ -88,7 +76,8 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 			kube.Set(x, c)
 		}
 		dropModelWarning(x)
-		kube.Set(x, kube.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
+		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
+		kube.Set(x, peerhealth.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
 		x.Status.Links, x.Status.LinkCount = links, linkCount
@@ -244,4 +233,33 @@ func hasFinalizer(obj metav1.Object) bool {
 		}
 	}
 	return false
+}
+
+// serverCondition is RemoteClusterServerEnabled of an API-key export whose Elasticsearch was
+// found or not and has spec.remoteClusterServer.enabled or not. ServerEnabling means the
+// agent is to enable it now (spec.enableRemoteClusterServer).
+func serverCondition(exp *v1alpha1.ClusterExport, found, enabled bool) (metav1.ConditionStatus, string, string) {
+	esName := exp.Spec.ElasticsearchRef.Name
+	switch {
+	case !found:
+		return metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, exp.Namespace)
+	case enabled:
+		return metav1.ConditionTrue, v1alpha1.ReasonServerEnabled, "spec.remoteClusterServer.enabled is true"
+	case exp.Spec.EnableRemoteClusterServer:
+		return metav1.ConditionFalse, v1alpha1.ReasonServerEnabling, "enabling spec.remoteClusterServer: ECK restarts the cluster"
+	}
+	return metav1.ConditionFalse, v1alpha1.ReasonServerDisabled, fmt.Sprintf(
+		"Elasticsearch %s does not have spec.remoteClusterServer.enabled: true, which the API-key model needs; set it (ECK restarts the cluster) or set spec.enableRemoteClusterServer on this export", esName)
+}
+
+// addressCondition is AddressResolved for the address e.address returned (or its error); port
+// names what peers dial when it is not the remote cluster port ("the transport port at ").
+func addressCondition(exp *v1alpha1.ClusterExport, addr, port string, err error) (metav1.ConditionStatus, string, string) {
+	switch {
+	case err != nil:
+		return metav1.ConditionFalse, addressReason(err), err.Error()
+	case exp.Spec.ProxyAddress != "":
+		return metav1.ConditionTrue, v1alpha1.ReasonAddressFromSpec, "peers dial " + port + addr + " (spec.proxyAddress)"
+	}
+	return metav1.ConditionTrue, v1alpha1.ReasonAddressFromService, "peers dial " + port + addr + " (load balancer)"
 }

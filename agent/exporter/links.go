@@ -212,7 +212,7 @@ func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (st
 	}
 	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", "", fmt.Errorf("service %s not found", svcName)
+		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
@@ -231,7 +231,7 @@ func loadBalancerAddress(svc *corev1.Service) (string, error) {
 		}
 	}
 	if port == 0 {
-		return "", fmt.Errorf("service %s has no port with targetPort 9443 (if you changed its port, set targetPort: 9443)", svc.Name)
+		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9443 (if you changed its port, set targetPort: 9443)", svc.Name)
 	}
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer", svc.Name, svc.Spec.Type)

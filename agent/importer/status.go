@@ -14,6 +14,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -40,7 +41,8 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 			for _, c := range conds {
 				kube.Set(rc, c)
 			}
-			kube.Set(rc, kube.Ready(rc, linkConditions...))
+			peerhealth.Set(rc, im.cfg.Cache, []string{rc.Spec.Peer})
+			kube.Set(rc, peerhealth.Ready(rc, linkConditions...))
 			modelCondition(rc, p)
 			setSigningCondition(rc, p, st)
 			rc.Status.ObservedGeneration = rc.Generation

@@ -13,6 +13,11 @@ import (
 
 const ns = "ecklink"
 
+// linkLabels name a link on the local side: the local Elasticsearch (its namespace as
+// es_namespace, so that it never clashes with the namespace label Prometheus gives the scraped
+// target, and honorLabels is not needed) and the remote cluster alias.
+var linkLabels = []string{"es_namespace", "elasticsearch", "alias"}
+
 // Metrics holds the agent's collectors.
 type Metrics struct {
 	registry *prometheus.Registry
@@ -28,6 +33,8 @@ type Metrics struct {
 	leader          prometheus.Gauge
 	portRefusals    *prometheus.CounterVec
 	pairRefusals    *prometheus.CounterVec
+	probeSuccess    *prometheus.GaugeVec
+	probeDuration   *prometheus.GaugeVec
 }
 
 // New registers the collectors on a new registry (plus Go and process collectors).
@@ -46,11 +53,11 @@ func New() *Metrics {
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "nacks_total",
 			Help: "Updates refused, by direction (sent: we refused the peer's; received: the peer refused ours) and reason."}, []string{"peer", "direction", "reason"}),
 		caExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_ca_expiry_timestamp_seconds",
-			Help: "Expiry of the newest remote CA applied for a link (local side)."}, []string{"namespace", "elasticsearch", "alias"}),
+			Help: "Expiry of the newest remote CA applied for a link (local side)."}, linkLabels),
 		keyExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_api_key_expiry_timestamp_seconds",
-			Help: "Expiry of the API key in effect for a link (local side); absent for keys that never expire."}, []string{"namespace", "elasticsearch", "alias"}),
+			Help: "Expiry of the API key in effect for a link (local side); absent for keys that never expire."}, linkLabels),
 		linkConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_connected",
-			Help: "1 when GET /_remote/info reports the link's alias connected."}, []string{"namespace", "elasticsearch", "alias"}),
+			Help: "1 when GET /_remote/info reports the link's alias connected."}, linkLabels),
 		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_errors_total",
 			Help: "Failed reconciles, by controller."}, []string{"controller"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
@@ -60,8 +67,12 @@ func New() *Metrics {
 		pairRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pairing_refusals_total",
 			Help: "Pair calls refused after the rate limit, by reason (no open token, wrong secret, expired, wrong peer...)."}, []string{"reason"}),
 	}
+	m.probeSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_probe_success",
+		Help: "1 when the agent's last TLS handshake with the link's proxy address, as Elasticsearch makes it (server name, CA ConfigMap), succeeded."}, linkLabels)
+	m.probeDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_probe_duration_seconds",
+		Help: "Duration of the agent's last probe of the link (TCP connect and TLS handshake)."}, linkLabels)
 	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader,
-		m.portRefusals, m.pairRefusals)
+		m.portRefusals, m.pairRefusals, m.probeSuccess, m.probeDuration)
 	return m
 }
 
@@ -144,6 +155,8 @@ func (m *Metrics) ForgetLink(ns, es, alias string) {
 	m.linkConnected.DeleteLabelValues(ns, es, alias)
 	m.caExpiry.DeleteLabelValues(ns, es, alias)
 	m.keyExpiry.DeleteLabelValues(ns, es, alias)
+	m.probeSuccess.DeleteLabelValues(ns, es, alias)
+	m.probeDuration.DeleteLabelValues(ns, es, alias)
 }
 
 // ReconcileError counts a failed reconcile.

@@ -15,7 +15,7 @@ var NackReasons = map[string]bool{
 	"InvalidLink": true, "InvalidImport": true, "InvalidLinkStatus": true, "InvalidCredentials": true,
 	"InvalidRefusal": true,
 	// trust bundle (agent/app)
-	"InvalidCA": true, "TrustDiscontinuity": true, "NotPaired": true,
+	"InvalidCA": true, "TrustDiscontinuity": true, "NotPaired": true, "InvalidEndpoints": true,
 	// local side (agent/importer)
 	"NotRequested": true, "UnsupportedModel": true, "InvalidAPIKey": true, "InvalidAddress": true,
 	"InvalidServerName": true, "ModelNotAllowed": true,

@@ -143,9 +143,14 @@ func NewDialer(cfg DialerConfig) (*Dialer, error) {
 }
 
 type dialTask struct {
-	info   PeerInfo
+	env    string
+	info   PeerInfo // owned by Run
 	cancel context.CancelFunc
 	done   chan struct{}
+	// endpoints follow the peer's current list without ending a live stream (see Run).
+	endpoints atomic.Pointer[[]string]
+	// lastGood is the endpoint of the last stream that opened; it is tried first.
+	lastGood atomic.Pointer[string]
 }
 
 // Run dials until ctx ends, following changes of the peer list. It returns nil when ctx ends.
@@ -165,7 +170,16 @@ func (d *Dialer) Run(ctx context.Context) error {
 			}
 		}
 		for env, t := range tasks {
-			if p, ok := want[env]; !ok || !samePeer(p, t.info) {
+			p, ok := want[env]
+			switch {
+			case ok && samePeer(p, t.info):
+			case ok && p.Dial == t.info.Dial && d.liveEndpoint(env) == p.Endpoints[0]:
+				// Only the endpoints changed and the stream already uses the preferred one:
+				// it stays, and the next connection attempt uses the new list. Otherwise the
+				// task starts over, so the stream moves to where the peer now says it is.
+				t.info = p
+				t.setEndpoints(p.Endpoints)
+			default:
 				t.cancel()
 				<-t.done
 				delete(tasks, env)
@@ -190,13 +204,14 @@ func samePeer(a, b PeerInfo) bool {
 
 func (d *Dialer) start(ctx context.Context, p PeerInfo) *dialTask {
 	ctx, cancel := context.WithCancel(ctx)
-	t := &dialTask{info: p, cancel: cancel, done: make(chan struct{})}
+	t := &dialTask{env: p.Environment, info: p, cancel: cancel, done: make(chan struct{})}
+	t.setEndpoints(p.Endpoints)
 	log := d.log.With(logPeer, p.Environment)
 	go func() {
 		defer close(t.done)
 		b := ibackoff.New(d.cfg.Backoff, d.cfg.Clock)
 		err := ibackoff.Retry(ctx, b, func(ctx context.Context) error {
-			return d.connect(ctx, p, b)
+			return d.connect(ctx, t, b)
 		}, func(err error, delay time.Duration) {
 			log.Warn("stream to peer ended", logError, err, logRetryIn, delay)
 		})
@@ -211,10 +226,15 @@ func (d *Dialer) start(ctx context.Context, p PeerInfo) *dialTask {
 // returned error is classified for the retry loop: a session that opened and then dropped is
 // retried soon (and resets the backoff), a terminated peering is given up, anything else is
 // retried later.
-func (d *Dialer) connect(ctx context.Context, p PeerInfo, b *ibackoff.Backoff) error {
+func (d *Dialer) connect(ctx context.Context, t *dialTask, b *ibackoff.Backoff) error {
+	env := t.env
 	var errs []error
-	for _, ep := range p.Endpoints {
-		opened, err := d.session(ctx, p.Environment, ep)
+	for _, ep := range t.order() {
+		d.cfg.Manager.noteDialing(env, ep)
+		opened, err := d.session(ctx, env, ep)
+		if opened {
+			t.lastGood.Store(&ep)
+		}
 		switch {
 		case errors.Is(err, ErrTerminated), errors.Is(err, ErrPeerTerminated):
 			return ibackoff.GiveUp(err)
@@ -227,7 +247,36 @@ func (d *Dialer) connect(ctx context.Context, p PeerInfo, b *ibackoff.Backoff) e
 		}
 		errs = append(errs, fmt.Errorf("endpoint %s: %w", ep, err))
 	}
-	return ibackoff.RetryLater(fmt.Errorf("failed to connect to peer %q: %w", p.Environment, errors.Join(errs...)))
+	err := fmt.Errorf("failed to connect to peer %q: %w", env, errors.Join(errs...))
+	d.cfg.Manager.noteDialFailure(env, err)
+	return ibackoff.RetryLater(err)
+}
+
+func (t *dialTask) setEndpoints(eps []string) {
+	c := slices.Clone(eps)
+	t.endpoints.Store(&c)
+}
+
+// liveEndpoint is the endpoint of the stream with env, when this agent dialed it and it is up.
+func (d *Dialer) liveEndpoint(env string) string {
+	if info := d.cfg.Manager.peer(env).sessionInfo(); info.Connected && info.Dialed {
+		return info.Endpoint
+	}
+	return ""
+}
+
+// order is the endpoints to try: the one of this task's last stream that opened first (it
+// worked), then the peer's current list in its order. A new task (the preferred endpoint
+// changed) starts with the list's order.
+func (t *dialTask) order() []string {
+	eps, good := *t.endpoints.Load(), ""
+	if p := t.lastGood.Load(); p != nil {
+		good = *p
+	}
+	if good == "" || !slices.Contains(eps, good) {
+		return eps
+	}
+	return append([]string{good}, slices.DeleteFunc(slices.Clone(eps), func(e string) bool { return e == good })...)
 }
 
 // session runs streams over one endpoint until the stream ends for good. When the current

@@ -175,10 +175,23 @@ type SessionInfo struct {
 	LastHeartbeat time.Time
 	PeerVersion   string
 	PeerProtocol  uint32
+	// LastError is why the last stream ended or the last dial failed, if either failed; it is
+	// cleared when a stream opens.
+	LastError string
+	// Failure classifies LastError: FailureDial, FailureHandshake, FailureHeartbeat,
+	// FailureStream or FailureTerminated.
+	Failure string
+	// Endpoint is the address of the current or last stream, when this agent dialed it.
+	Endpoint string
+	// LastConnected and LastDisconnected are when a stream last opened and ended.
+	LastConnected, LastDisconnected time.Time
+	// LastNackSent and LastNackReceived are the last refusals each way.
+	LastNackSent, LastNackReceived *NackRecord
+	// LastApplied is the last update from the peer this agent applied; PeerLastApplied the
+	// last one of this agent's the peer acknowledged.
+	LastApplied, PeerLastApplied *AppliedRecord
 	// Capabilities the peer announced in its Open (capabilities.go).
 	Capabilities []string
-	// LastError is why the last stream ended, if it failed.
-	LastError string
 	// LocalCertificate is the leaf this agent presented, when it dialed (unknown otherwise).
 	LocalCertificate *x509.Certificate
 	// PeerCertificate is the leaf the peer presented.

@@ -331,7 +331,9 @@ func (s *session) handle(ctx context.Context, msg *peerv1.Message) error {
 	}
 	switch k := msg.GetKind().(type) {
 	case *peerv1.Message_Update:
-		return s.send(s.receive(ctx, k.Update))
+		reply := s.receive(ctx, k.Update)
+		s.ps.noteReply(k.Update, reply)
+		return s.send(reply)
 	case *peerv1.Message_Ack:
 		s.answered(k.Ack.GetNonce(), true, "", "")
 	case *peerv1.Message_Nack:
@@ -391,6 +393,9 @@ func (s *session) answered(nonce string, applied bool, reason, message string) {
 	f, ok := s.ps.answer(s, nonce, applied)
 	if !ok {
 		return
+	}
+	if reason != ReasonRateLimited {
+		s.ps.noteAnswer(f, applied, reason, message)
 	}
 	if applied {
 		s.m.cfg.Handler.OnAck(s.ps.name, f.resource, f.seq)

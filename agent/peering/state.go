@@ -63,6 +63,7 @@ type peerState struct {
 	peerApplied map[string]uint64
 	session     *session
 	info        SessionInfo
+	health      streamHealth
 
 	termReason string
 	termSent   chan struct{} // closed once Terminated was sent; nil until requested
@@ -172,6 +173,7 @@ func (ps *peerState) open(s *session, applied map[string]uint64) []ackEvent {
 	}
 	ps.synced = true
 	ps.peerApplied = maps.Clone(applied)
+	ps.noteOpenedLocked(time.Now())
 	return acks
 }
 
@@ -367,6 +369,7 @@ func (ps *peerState) detach(s *session, opened bool, err error) {
 	if err != nil {
 		ps.info.LastError = err.Error()
 	}
+	ps.noteEndedLocked(opened, err, time.Now())
 }
 
 func (ps *peerState) detachCurrent(err error) {
@@ -389,7 +392,9 @@ func (ps *peerState) setInfo(s *session, f func(*SessionInfo)) {
 func (ps *peerState) sessionInfo() SessionInfo {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	return ps.info
+	info := ps.info
+	ps.health.fill(&info)
+	return info
 }
 
 // requestTermination asks for Terminated to be sent and returns a channel closed once it was.

@@ -4,6 +4,7 @@
 package peers
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/peertrust"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/internal/task"
@@ -47,9 +49,11 @@ type Config struct {
 	CRDs     *kube.Client
 	Sessions Sessions
 	Cleaners []Cleaner
-	Metrics  *metrics.Metrics
-	Logger   hclog.Logger
-	Now      func() time.Time
+	// Store holds the bundles peers announced; the trusted bundle of a peer comes from it.
+	Store   *peertrust.Store
+	Metrics *metrics.Metrics
+	Logger  hclog.Logger
+	Now     func() time.Time
 	// StatusInterval is how often Peer status is refreshed.
 	StatusInterval time.Duration
 }
@@ -67,6 +71,7 @@ type Controller struct {
 
 type trusted struct {
 	version string
+	bundle  []byte
 	cas     []*x509.Certificate
 }
 
@@ -77,8 +82,8 @@ var (
 
 // New builds the Controller and registers its handlers on the cache.
 func New(cfg Config) (*Controller, error) {
-	if cfg.Cache == nil || cfg.CRDs == nil || cfg.Sessions == nil {
-		return nil, fmt.Errorf("failed to create peer controller: Cache, CRDs and Sessions are required")
+	if cfg.Cache == nil || cfg.CRDs == nil || cfg.Sessions == nil || cfg.Store == nil {
+		return nil, fmt.Errorf("failed to create peer controller: Cache, CRDs, Sessions and Store are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -143,19 +148,37 @@ func (c *Controller) PeerCAs(environment string) []*x509.Certificate {
 	if !ok || p.Spec.Environment != environment {
 		return nil
 	}
+	tr, ok := c.cfg.Store.Cached(p)
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		tr, err = c.cfg.Store.Effective(ctx, p)
+		cancel()
+		if err != nil {
+			c.log.Warn("peer trust not read: trusting spec.caBundle", "peer", environment, "error", err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.trust[environment]; ok && t.version == p.ResourceVersion {
+	if t, ok := c.trust[environment]; ok && t.version == p.ResourceVersion && bytes.Equal(t.bundle, tr.Bundle) {
 		return t.cas
 	}
 	// Expired CAs are dropped by verification itself; a bundle that does not parse trusts nothing.
-	cas, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+	cas, err := pemutil.ParseCertificates(tr.Bundle, pemutil.Limits{})
 	if err != nil {
 		c.log.Warn("peer CA bundle unusable", "peer", environment, "error", err)
 		cas = nil
 	}
-	c.trust[environment] = trusted{version: p.ResourceVersion, cas: cas}
+	c.trust[environment] = trusted{version: p.ResourceVersion, bundle: tr.Bundle, cas: cas}
 	return cas
+}
+
+// TrustChanged is told that the bundle trusted for peer changed (peertrust.Store): its status
+// is refreshed, and its live stream is verified against the new trust at once (a CA the peer
+// retired ends a stream still presenting one of its leaves, as a change of spec.caBundle does).
+func (c *Controller) TrustChanged(peer string) {
+	c.queue.Add(peer)
+	c.cfg.Sessions.Recheck(peer)
 }
 
 // Environments implements identity.TrustSource.
@@ -214,6 +237,15 @@ func (c *Controller) Terminated(ctx context.Context, peer, reason string) {
 	if !ok {
 		return
 	}
+	// Said in status first, for whoever watches the Peer while its finalizer cleans up.
+	if _, err := c.cfg.CRDs.Peers().UpdateStatus(ctx, p, func(x *v1alpha1.Peer) error {
+		x.Status.State = v1alpha1.PeerStateTerminated
+		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonPeerTerminated,
+			"environment "+peer+" ended the peering: "+peertext.Clean(reason, peertext.Status)))
+		return nil
+	}); err != nil {
+		c.log.Warn("failed to report the end of the peering", "peer", peer, "error", err)
+	}
 	if err := c.cfg.CRDs.Peers().Delete(ctx, p.Namespace, p.Name); err != nil {
 		c.log.Warn("failed to delete terminated peer", "peer", peer, "error", err)
 	}
@@ -234,7 +266,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 		_, err := c.cfg.CRDs.Peers().Update(ctx, p)
 		return err
 	}
-	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: p.Spec.Endpoints, Dial: p.Spec.Dial})
+	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: dialOrder(p), Dial: p.Spec.Dial})
 	return c.updateStatus(ctx, p)
 }
 
@@ -245,7 +277,7 @@ func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	}
 	// Tell the peer first, while the stream and its trust still stand. An agent that starts
 	// with the Peer already being deleted has not dialed it yet: it dials now, to deliver it.
-	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: p.Spec.Endpoints, Dial: p.Spec.Dial})
+	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: dialOrder(p), Dial: p.Spec.Dial})
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if err := c.cfg.Sessions.Terminate(tctx, p.Spec.Environment, "the peering was deleted"); err != nil {
 		c.log.Warn("peer not told about the end of the peering (not connected): it keeps what it issued until it learns", "peer", p.Spec.Environment, "error", err)
@@ -266,7 +298,8 @@ func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	return nil
 }
 
-// updateStatus writes the Connected, TrustCurrent and Ready conditions and the stream facts.
+// updateStatus writes the state, the Connected, TrustCurrent and Ready conditions and the stream
+// facts.
 func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 	var info *peering.SessionInfo
 	for _, s := range c.cfg.Sessions.Sessions() {
@@ -280,39 +313,17 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 	if info != nil {
 		c.cfg.Metrics.PeerHeartbeat(p.Spec.Environment, info.LastHeartbeat)
 	}
-	connected := kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonWaitingForDial, "no stream yet")
-	if !p.Spec.Dial {
-		connected.Message = "waiting for the peer to dial this agent"
+	state := peerState(p, info)
+	connected := connectedCondition(p, state, info)
+	tr, err := c.cfg.Store.Effective(ctx, p)
+	if err != nil {
+		return err
 	}
-	if info != nil {
-		switch {
-		case info.Connected:
-			connected = kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionTrue, v1alpha1.ReasonStreamEstablished, "stream established")
-		case info.LastError != "":
-			connected = kube.NewCondition(p, v1alpha1.ConditionConnected, metav1.ConditionFalse, v1alpha1.ReasonDialFailed, info.LastError)
-		}
-	}
-	cas, err := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
-	trust := kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionTrue, v1alpha1.ReasonCABundleCurrent, "the peer's agent CA bundle is valid")
+	cas, err := pemutil.ParseCertificates(tr.Bundle, pemutil.Limits{})
+	trust := trustCondition(p, cas, err, info, now)
 	var infos []v1alpha1.CertificateInfo
-	switch {
-	case err != nil:
-		trust = kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionFalse, v1alpha1.ReasonCABundleRejected, err.Error())
-	default:
-		valid := 0
-		soonest := time.Time{}
-		for _, ca := range cas {
-			infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: peertext.Clean(ca.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: ca.NotAfter}})
-			if now.Before(ca.NotAfter) {
-				valid++
-				if soonest.IsZero() || ca.NotAfter.Before(soonest) {
-					soonest = ca.NotAfter
-				}
-			}
-		}
-		if valid == 0 {
-			trust = kube.NewCondition(p, v1alpha1.ConditionTrustCurrent, metav1.ConditionFalse, v1alpha1.ReasonCABundleExpired, "every CA in the peer's bundle expired: pair again")
-		}
+	for _, ca := range cas {
+		infos = append(infos, v1alpha1.CertificateInfo{Fingerprint: pemutil.Fingerprint(ca), Subject: peertext.Clean(ca.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: ca.NotAfter}})
 	}
 	_, err = c.cfg.CRDs.Peers().UpdateStatus(ctx, p, func(x *v1alpha1.Peer) error {
 		kube.Set(x, connected)
@@ -322,8 +333,12 @@ func (c *Controller) updateStatus(ctx context.Context, p *v1alpha1.Peer) error {
 		kube.Set(x, kube.Ready(x, v1alpha1.ConditionConnected, v1alpha1.ConditionTrustCurrent))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.CertificateAuthorities = infos
+		x.Status.State = state
+		x.Status.Stream = streamStatus(x.Status.Stream, info)
 		if info != nil {
-			x.Status.PeerVersion = info.PeerVersion
+			if info.PeerVersion != "" {
+				x.Status.PeerVersion = info.PeerVersion
+			}
 			if !info.LastHeartbeat.IsZero() {
 				x.Status.LastHeartbeat = &metav1.Time{Time: info.LastHeartbeat.Truncate(time.Second)}
 			}

@@ -1,9 +1,11 @@
 package peers
 
 import (
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/workqueue"
 )
 
 func peerObject(env, bundle string) *unstructured.Unstructured {
@@ -34,5 +36,33 @@ func TestTrustChanged(t *testing.T) {
 				t.Fatalf("trustChanged() = %q %v, want %q %v", env, ok, tt.wantEnv, tt.want)
 			}
 		})
+	}
+}
+
+// sessions names the embedded interface so that its Sessions method is promoted.
+type sessions = Sessions
+
+// recheckRecorder records Recheck; any other call panics (nil embedded interface).
+type recheckRecorder struct {
+	sessions
+	rechecked []string
+}
+
+func (r *recheckRecorder) Recheck(peer string) { r.rechecked = append(r.rechecked, peer) }
+
+// TestLearntTrustChangedRechecks: a bundle learnt over the stream (peertrust.Store) is a change
+// of trust as a change of spec.caBundle is: the live stream is verified again at once, so that a
+// CA the peer retired (agentctl rotate identity --retire-old) ends a stream still presenting a
+// leaf of it.
+func TestLearntTrustChangedRechecks(t *testing.T) {
+	rec := &recheckRecorder{}
+	c := &Controller{cfg: Config{Sessions: rec}, queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
+	defer c.queue.ShutDown()
+	c.TrustChanged("west")
+	if !slices.Equal(rec.rechecked, []string{"west"}) {
+		t.Errorf("rechecked %v, want [west]", rec.rechecked)
+	}
+	if c.queue.Len() != 1 {
+		t.Errorf("queued %d, want the Peer's status refreshed", c.queue.Len())
 	}
 }

@@ -141,3 +141,22 @@ func (a *Agent) Flag(name string) string {
 	}
 	return v
 }
+
+// SetFlag sets the value of the agent's flag --name for its next start: every occurrence is
+// replaced (one --name value is left), or the flag is added.
+func (a *Agent) SetFlag(name, value string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for i := 0; i < len(a.Args); i++ {
+		arg := a.Args[i]
+		switch {
+		case arg == "--"+name && i+1 < len(a.Args):
+			i++
+		case strings.HasPrefix(arg, "--"+name+"="):
+		default:
+			out = append(out, arg)
+		}
+	}
+	a.Args = append(out, "--"+name, value)
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/peertrust"
 )
 
 // Export creates a ClusterExport that grants search on names to peers, with proxyAddress.
@@ -102,4 +103,19 @@ func DescribeConditions(obj kube.Conditioned) string {
 		out += fmt.Sprintf("\n  %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
 	}
 	return out
+}
+
+// PeerTrust returns the agent CA bundle c's agent trusts for peer env now: the one it learnt
+// over the stream (its trust Secret), or the Peer's spec.caBundle.
+func (c *Cluster) PeerTrust(ctx context.Context, env string) (string, error) {
+	p, err := c.CRDs.Peers().Get(ctx, AgentNamespace, env)
+	if err != nil {
+		return "", err
+	}
+	store, err := peertrust.New(c.Env.Kube, AgentNamespace, nil)
+	if err != nil {
+		return "", err
+	}
+	tr, err := store.Effective(ctx, p)
+	return string(tr.Bundle), err
 }

@@ -37,14 +37,22 @@ const (
 	// local Elasticsearch signs and the remote key accepts only its signer. It does not count
 	// towards Ready.
 	ConditionStrongIdentity = "StrongIdentity"
+	// ConditionPeerConnected is True on a RemoteCluster while the stream with its peer is up,
+	// and on a ClusterExport while the stream with every peer holding one of its links is up:
+	// without it, CA and API key updates do not flow (the data path may still work). It does
+	// not count towards Ready, but a Ready that is False names the stream when it is down.
+	ConditionPeerConnected = "PeerConnected"
+	// ConditionProbeSucceeded is True on a RemoteCluster (model apiKey) while the agent's own
+	// periodic TLS handshake with the proxy address, sending the server name and verifying with
+	// the CA ConfigMap's bundle (what Elasticsearch does), succeeds. It does not count towards
+	// Ready.
+	ConditionProbeSucceeded = "ProbeSucceeded"
 )
 
 // Reasons shared by several resources.
 const (
 	// ReasonReconciling is the reason of a condition the agent has not evaluated yet.
 	ReasonReconciling = "Reconciling"
-	// ReasonInvalidSpec means the spec passed admission but cannot be acted on.
-	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonElasticsearchNotFound means the referenced Elasticsearch resource does not exist.
 	ReasonElasticsearchNotFound = "ElasticsearchNotFound"
 	// ReasonElasticsearchUnavailable means the agent cannot reach the Elasticsearch API.
@@ -56,11 +64,11 @@ const (
 	// ReasonElasticsearchForbidden means Elasticsearch refused a call for a missing privilege
 	// (403): the agent user's roles are not loaded yet or were changed.
 	ReasonElasticsearchForbidden = "ElasticsearchForbidden"
-	// ReasonUnsupportedVersion means the Elasticsearch or ECK version lacks a needed feature.
-	ReasonUnsupportedVersion = "UnsupportedVersion"
 	// ReasonPeerNotFound means no Peer exists for the named environment.
 	ReasonPeerNotFound = "PeerNotFound"
-	// ReasonPeerDisconnected means the peering stream to the peer is down.
+	// ReasonPeerDisconnected means the peering stream to the peer is down (on a Peer: it broke
+	// or the peer closed it; on a RemoteCluster or ClusterExport: whatever the cause, named in
+	// the message).
 	ReasonPeerDisconnected = "PeerDisconnected"
 	// ReasonWaitingForPeer means the agent waits for material or an acknowledgement from the peer.
 	ReasonWaitingForPeer = "WaitingForPeer"
@@ -79,6 +87,8 @@ const (
 	ReasonStreamEstablished = "StreamEstablished"
 	// ReasonDialFailed means this agent could not reach any of the peer's endpoints.
 	ReasonDialFailed = "DialFailed"
+	// ReasonDialing means this agent dials the peer and no stream has opened yet.
+	ReasonDialing = "Dialing"
 	// ReasonHandshakeFailed means the TLS handshake or the peer identity check failed.
 	ReasonHandshakeFailed = "HandshakeFailed"
 	// ReasonHeartbeatTimeout means no heartbeat arrived within the receive deadline.
@@ -148,6 +158,21 @@ const (
 	ReasonStrongIdentityDisabling = "StrongIdentityDisabling"
 	// ReasonRemoteNotConnected means GET /_remote/info reports the alias as not connected.
 	ReasonRemoteNotConnected = "RemoteNotConnected"
+)
+
+// Reasons of the ProbeSucceeded condition.
+const (
+	// ReasonHandshakeVerified means the probe's TLS handshake succeeded and the certificate
+	// chains to the CA ConfigMap's bundle with the server name among its SANs.
+	ReasonHandshakeVerified = "HandshakeVerified"
+	// ReasonProxyUnreachable means the proxy address accepted no TCP connection from the agent.
+	ReasonProxyUnreachable = "ProxyUnreachable"
+	// ReasonCertificateUntrusted means the certificate presented does not chain to a CA of the
+	// CA ConfigMap's bundle (or it expired, or the ConfigMap holds no CA).
+	ReasonCertificateUntrusted = "CertificateUntrusted"
+	// ReasonServerNameMismatch means the server name is not among the certificate's SANs.
+	ReasonServerNameMismatch = "ServerNameMismatch"
+	// The probe also uses ReasonHandshakeFailed: the TLS handshake itself failed.
 )
 
 // GetConditions returns the Peer's status conditions.

@@ -33,6 +33,9 @@ func TestValuesRejected(t *testing.T) {
 		{"bad duration", []string{"--set", "environment=x", "--set", "heartbeatInterval=10 seconds"}, []string{"/heartbeatInterval"}},
 		{"advertise endpoint without port", []string{"--set", "environment=x", "--set", "advertiseEndpoints={agent.example.com}"}, []string{"/advertiseEndpoints/0"}},
 		{"replicas without leader election", []string{"--set", "environment=x", "--set", "leaderElection.enabled=false"}, []string{"leaderElection.enabled=false requires replicas: 1"}},
+		{"bad probe interval", []string{"--set", "environment=x", "--set", "probe.interval=often"}, []string{"/probe/interval"}},
+		{"runbook URL with an anchor", []string{"--set", "environment=x", "--set", "prometheusRule.runbookBaseURL=https://x.example/r.md#top"}, []string{"/prometheusRule/runbookBaseURL"}},
+		{"misspelled dashboard key", []string{"--set", "environment=x", "--set", "grafanaDashboard.enable=true"}, []string{"/grafanaDashboard", "additional properties 'enable' not allowed"}},
 		{"existing service account without name", []string{"--set", "environment=x", "--set", "serviceAccount.create=false"}, []string{"serviceAccount.name is required"}},
 		{"crds.keep not a bool", []string{"--set", "environment=x", "--set-string", "crds.keep=no"}, []string{"/crds/keep", "want boolean"}},
 		{"network policy peer without a selector", []string{"--set", "environment=x", "--set", "networkPolicy.ingress.peers[0].cidr=10.0.0.0/8"},
@@ -68,6 +71,7 @@ func TestValuesAccepted(t *testing.T) {
 		"existing service account": {"--set", "environment=x", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=agent"},
 		"no rbac":                  {"--set", "environment=x", "--set", "rbac.create=false"},
 		"parent chart globals":     {"--set", "environment=x", "--set", "global.imageRegistry=r.example.com"},
+		"probe off":                {"--set", "environment=x", "--set-string", "probe.interval=0"},
 		"http endpoint allowed": {"--set", "environment=x", "--set", "elasticsearchEndpoints.search/ccs=http://127.0.0.1:9200",
 			"--set", "allowInsecureElasticsearch=true"},
 	}

@@ -181,6 +181,7 @@ func TestTemplateObjects(t *testing.T) {
 			"ConfigMap/ecklink-system/ecklink-config", "Pod/ecklink-system/ecklink-test", "NetworkPolicy/ecklink-system/ecklink",
 			"CustomResourceDefinition/clusterexports.ecklink.io", "CustomResourceDefinition/peers.ecklink.io", "CustomResourceDefinition/remoteclusters.ecklink.io",
 			"Service/search/logs-es-remote-cluster-lb",
+			"ConfigMap/monitoring/ecklink-dashboard",
 			"Deployment/ecklink-system/ecklink", "PodDisruptionBudget/ecklink-system/ecklink",
 			"PrometheusRule/ecklink-system/ecklink",
 			"Role/ecklink-system/ecklink", "Role/logging/ecklink-ecklink-system", "Role/search/ecklink-ecklink-system",

@@ -375,11 +375,9 @@ func (h *hostile) snapshot(ctx context.Context, t *testing.T) state {
 	for k, v := range sec.Data {
 		s.secret[k] = string(v)
 	}
-	p, err := h.l.local.CRDs.Peers().Get(ctx, harness.AgentNamespace, hostilePeer)
-	if err != nil {
+	if s.peerBundle, err = h.l.local.PeerTrust(ctx, hostilePeer); err != nil {
 		t.Fatal(err)
 	}
-	s.peerBundle = p.Spec.CABundle
 	rc, err := h.l.rc(ctx)
 	if err != nil {
 		t.Fatal(err)

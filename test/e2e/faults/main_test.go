@@ -24,14 +24,18 @@ import (
 // Test-bed timings: the agents' heartbeat interval (a stream is dropped after 3 missed) and the
 // importer's/exporter's resync period.
 const (
-	heartbeat = time.Second
-	resync    = 5 * time.Second
+	heartbeat     = time.Second
+	resync        = 5 * time.Second
+	probeInterval = 2 * time.Second
 )
 
 var (
 	world *harness.World
-	// proxy carries east's stream to west; the partition test cuts it.
-	proxy *harness.Proxy
+	// proxy carries east's stream to west; the partition test cuts it. It stands for west's load
+	// balancer: west advertises its address (proxyAddr), so east dials it whether it reads its
+	// Peer's spec or what west announces.
+	proxy     *harness.Proxy
+	proxyAddr = testbed.LoopbackIP() + ":9400"
 	// agentBin is the agent binary the world runs (agentctl is built next to it when present).
 	agentBin string
 )
@@ -46,6 +50,10 @@ func TestMain(m *testing.M) {
 			LogLevel:          "debug",
 			// The agents run with exactly what the Helm chart grants its ServiceAccount.
 			AgentKubeconfig: harness.ChartServiceAccount(),
+			NoAdvertise:     map[string]bool{"west": true},
+			AgentArgs:       map[string][]string{"west": {"--advertise-endpoint", proxyAddr}},
+			// The agents' own link probes run often enough for a test to see them.
+			ExtraAgentArgs: []string{"--probe-interval", probeInterval.String()},
 		},
 		Setup: func(ctx context.Context, w *harness.World) error {
 			agentBin = w.AgentBinary()
@@ -65,7 +73,7 @@ func TestMain(m *testing.M) {
 func pairThroughProxy(ctx context.Context) error {
 	west := world.Clusters["west"]
 	var err error
-	if proxy, err = harness.StartProxy(testbed.LoopbackIP()+":0", west.Endpoint); err != nil {
+	if proxy, err = harness.StartProxy(proxyAddr, west.Endpoint); err != nil {
 		return err
 	}
 	if err := world.Pair(ctx, "east", "west"); err != nil {

@@ -70,14 +70,15 @@ func (s *streamSampler) stop() (int, []string) {
 	return s.samples, s.down
 }
 
-// trustedFingerprints lists the CAs Peer env in c trusts.
+// trustedFingerprints lists the CAs c's agent trusts for peer env: learnt over the stream (its
+// trust Secret) or, before it learnt any, the Peer's spec.caBundle.
 func trustedFingerprints(ctx context.Context, t *testing.T, c *harness.Cluster, env string) []string {
 	t.Helper()
-	p, err := c.CRDs.Peers().Get(ctx, ns, env)
+	bundle, err := c.PeerTrust(ctx, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fingerprints(t, []byte(p.Spec.CABundle))
+	return fingerprints(t, []byte(bundle))
 }
 
 func fingerprints(t *testing.T, bundle []byte) []string {

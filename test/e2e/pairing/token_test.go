@@ -119,11 +119,11 @@ func rotationDuringSync(ctx context.Context, t *testing.T, l *link) {
 		return id.Pin, id.CAs
 	}
 	trustedByEast := func() []*x509.Certificate {
-		p, err := east.CRDs.Peers().Get(ctx, ns, "west")
+		bundle, err := east.PeerTrust(ctx, "west")
 		if err != nil {
 			t.Fatal(err)
 		}
-		certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{})
+		certs, _ := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})
 		return certs
 	}
 	holds := func(set []*x509.Certificate, pin string) bool {

@@ -1361,10 +1361,16 @@ func (x *LinkStatus) GetSigningSubject() string {
 	return ""
 }
 
-// Trust announces the sender's agent CA bundle, to be trusted before the sender uses a new CA.
+// Trust announces the sender's agent CA bundle, to be trusted before the sender uses a new CA,
+// and where the sender accepts streams now.
 type Trust struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CaBundle      []byte                 `protobuf:"bytes,1,opt,name=ca_bundle,json=caBundle,proto3" json:"ca_bundle,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CaBundle []byte                 `protobuf:"bytes,1,opt,name=ca_bundle,json=caBundle,proto3" json:"ca_bundle,omitempty"`
+	// The sender's advertised endpoints, announced whenever they change (as Consul peering streams
+	// its server addresses), so that a dialing peer follows a moved agent without pairing again.
+	// Unset (agents before 0.2) means "not announced": the receiver keeps what it learnt before.
+	// Set with no addresses means the sender accepts no streams (it only dials).
+	Endpoints     *AgentEndpoints `protobuf:"bytes,2,opt,name=endpoints,proto3" json:"endpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1406,6 +1412,59 @@ func (x *Trust) GetCaBundle() []byte {
 	return nil
 }
 
+func (x *Trust) GetEndpoints() *AgentEndpoints {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+// AgentEndpoints lists where an agent accepts streams.
+type AgentEndpoints struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port addresses, in the sender's order of preference; at most 16.
+	Addresses     []string `protobuf:"bytes,1,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentEndpoints) Reset() {
+	*x = AgentEndpoints{}
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentEndpoints) ProtoMessage() {}
+
+func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentEndpoints.ProtoReflect.Descriptor instead.
+func (*AgentEndpoints) Descriptor() ([]byte, []int) {
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AgentEndpoints) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 // Removed says the sender no longer holds the resource named in Update.resource.
 type Removed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1415,7 +1474,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1486,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1499,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 // Inventory lists every resource the sender holds after its initial updates; the receiver drops
@@ -1454,7 +1513,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1525,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1538,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Inventory) GetResources() []string {
@@ -1501,7 +1560,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1572,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1585,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetNonce() string {
@@ -1566,7 +1625,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1637,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1650,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Nack) GetNonce() string {
@@ -1639,7 +1698,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1710,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1723,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Heartbeat) GetSent() *timestamppb.Timestamp {
@@ -1685,7 +1744,7 @@ type Terminated struct {
 
 func (x *Terminated) Reset() {
 	*x = Terminated{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1756,7 @@ func (x *Terminated) String() string {
 func (*Terminated) ProtoMessage() {}
 
 func (x *Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1769,7 @@ func (x *Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Terminated.ProtoReflect.Descriptor instead.
 func (*Terminated) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Terminated) GetReason() string {
@@ -1822,9 +1881,12 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x126\n" +
 	"\bobserved\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\x12+\n" +
 	"\x12written_api_key_id\x18\a \x01(\tR\x0fwrittenApiKeyId\x12'\n" +
-	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"$\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"c\n" +
 	"\x05Trust\x12\x1b\n" +
-	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"\t\n" +
+	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\x12=\n" +
+	"\tendpoints\x18\x02 \x01(\v2\x1f.ecklink.peer.v1.AgentEndpointsR\tendpoints\".\n" +
+	"\x0eAgentEndpoints\x12\x1c\n" +
+	"\taddresses\x18\x01 \x03(\tR\taddresses\"\t\n" +
 	"\aRemoved\")\n" +
 	"\tInventory\x12\x1c\n" +
 	"\tresources\x18\x01 \x03(\tR\tresources\"S\n" +
@@ -1864,7 +1926,7 @@ func file_ecklink_peer_v1_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_ecklink_peer_v1_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(SecurityModel)(0),            // 0: ecklink.peer.v1.SecurityModel
 	(*PairRequest)(nil),           // 1: ecklink.peer.v1.PairRequest
@@ -1882,15 +1944,16 @@ var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(*Refusal)(nil),               // 13: ecklink.peer.v1.Refusal
 	(*LinkStatus)(nil),            // 14: ecklink.peer.v1.LinkStatus
 	(*Trust)(nil),                 // 15: ecklink.peer.v1.Trust
-	(*Removed)(nil),               // 16: ecklink.peer.v1.Removed
-	(*Inventory)(nil),             // 17: ecklink.peer.v1.Inventory
-	(*Ack)(nil),                   // 18: ecklink.peer.v1.Ack
-	(*Nack)(nil),                  // 19: ecklink.peer.v1.Nack
-	(*Heartbeat)(nil),             // 20: ecklink.peer.v1.Heartbeat
-	(*Terminated)(nil),            // 21: ecklink.peer.v1.Terminated
-	nil,                           // 22: ecklink.peer.v1.Open.AppliedEntry
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*AgentEndpoints)(nil),        // 16: ecklink.peer.v1.AgentEndpoints
+	(*Removed)(nil),               // 17: ecklink.peer.v1.Removed
+	(*Inventory)(nil),             // 18: ecklink.peer.v1.Inventory
+	(*Ack)(nil),                   // 19: ecklink.peer.v1.Ack
+	(*Nack)(nil),                  // 20: ecklink.peer.v1.Nack
+	(*Heartbeat)(nil),             // 21: ecklink.peer.v1.Heartbeat
+	(*Terminated)(nil),            // 22: ecklink.peer.v1.Terminated
+	nil,                           // 23: ecklink.peer.v1.Open.AppliedEntry
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: ecklink.peer.v1.PairRequest.identity:type_name -> ecklink.peer.v1.AgentIdentity
@@ -1899,38 +1962,39 @@ var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	6,  // 3: ecklink.peer.v1.SyncResponse.message:type_name -> ecklink.peer.v1.Message
 	7,  // 4: ecklink.peer.v1.Message.open:type_name -> ecklink.peer.v1.Open
 	8,  // 5: ecklink.peer.v1.Message.update:type_name -> ecklink.peer.v1.Update
-	18, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
-	19, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
-	20, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
-	21, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
-	22, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
-	23, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
+	19, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
+	20, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
+	21, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
+	22, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
+	23, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
+	24, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
 	10, // 12: ecklink.peer.v1.Update.import_request:type_name -> ecklink.peer.v1.ImportRequest
 	11, // 13: ecklink.peer.v1.Update.credentials:type_name -> ecklink.peer.v1.Credentials
 	13, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
 	14, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
 	15, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
-	16, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
-	17, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
+	17, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
+	18, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
 	12, // 19: ecklink.peer.v1.Update.export_ca:type_name -> ecklink.peer.v1.ExportCA
 	9,  // 20: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
 	0,  // 21: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
 	9,  // 22: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
 	0,  // 23: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
-	24, // 24: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
+	25, // 24: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
 	9,  // 25: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
 	9,  // 26: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
-	24, // 27: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
-	24, // 28: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
-	1,  // 29: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
-	4,  // 30: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
-	2,  // 31: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
-	5,  // 32: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
-	31, // [31:33] is the sub-list for method output_type
-	29, // [29:31] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	25, // 27: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
+	16, // 28: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
+	25, // 29: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
+	1,  // 30: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
+	4,  // 31: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
+	2,  // 32: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
+	5,  // 33: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
+	32, // [32:34] is the sub-list for method output_type
+	30, // [30:32] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_ecklink_peer_v1_peer_proto_init() }
@@ -1962,7 +2026,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecklink_peer_v1_peer_proto_rawDesc), len(file_ecklink_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,136 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// TestLinkConditions: every reason the four link conditions can carry, from what a reconcile
+// learnt (the API-key model).
+func TestLinkConditions(t *testing.T) {
+	im := &Importer{log: hclog.NewNullLogger()}
+	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west",
+			Export: v1alpha1.ExportReference{Namespace: "data", Name: "logs"}}}
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
+	creds := &received{peer: "west", creds: &peerv1.Credentials{ApiKeyId: "k2", ProxyAddress: "logs.west:9443", Model: peerv1.SecurityModel_SECURITY_MODEL_API_KEY}}
+	ready := func() *state {
+		return &state{esFound: true, wired: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{}, missingKey: map[string]bool{},
+			keyIDs: map[string]string{"west-logs": "k2"}, effective: map[string]string{"west-logs": "k2"},
+			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}}}
+	}
+	with := func(f func(*state)) *state { st := ready(); f(st); return st }
+	type want map[string]string // condition type -> reason
+	all := func(reason string) want {
+		return want{v1alpha1.ConditionTrustApplied: reason, v1alpha1.ConditionCredentialsApplied: reason, v1alpha1.ConditionSettingsApplied: reason, v1alpha1.ConditionConnected: reason}
+	}
+	for _, tc := range []struct {
+		name string
+		plan linkPlan
+		st   *state
+		want want
+	}{
+		{"connected", linkPlan{answer: creds}, ready(), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonApplied,
+			v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteConnected}},
+		{"alias taken by another RemoteCluster", linkPlan{answer: creds, conflict: "RemoteCluster apps/other holds the alias"}, ready(), all(v1alpha1.ReasonAliasConflict)},
+		{"no Peer", linkPlan{peerGone: true}, ready(), all(v1alpha1.ReasonPeerNotFound)},
+		{"no answer yet", linkPlan{}, ready(), all(v1alpha1.ReasonWaitingForPeer)},
+		{"refused", linkPlan{answer: &received{peer: "west", refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonPeerNotGranted, Message: "no"}}}, ready(), all(v1alpha1.ReasonPeerNotGranted)},
+		{"withdrawn", linkPlan{answer: &received{peer: "west", removed: true}}, ready(), all(v1alpha1.ReasonWaitingForPeer)},
+		{"no Elasticsearch", linkPlan{answer: creds}, with(func(s *state) { s.esFound = false }), all(v1alpha1.ReasonElasticsearchNotFound)},
+		{"Elasticsearch down", linkPlan{answer: creds}, with(func(s *state) { s.esError, s.esReason = "timeout", v1alpha1.ReasonElasticsearchUnavailable }), all(v1alpha1.ReasonElasticsearchUnavailable)},
+		{"manual wiring pending", linkPlan{answer: creds}, with(func(s *state) { s.manual, s.wired = true, false; s.settings = map[string]bool{} }),
+			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
+		{"key written, not in effect", linkPlan{answer: creds}, with(func(s *state) { s.effective = map[string]string{"west-logs": "k1"} }),
+			want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonElasticsearchRestarting}},
+		{"key value lost", linkPlan{answer: creds}, with(func(s *state) { s.missingKey["west-logs"] = true }), want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonWaitingForPeer}},
+		{"alias configured by someone else", linkPlan{answer: creds}, with(func(s *state) { s.userAlias["west-logs"] = true }), want{v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
+		{"not connected", linkPlan{answer: creds}, with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.plan
+			p.rc, p.id = rc, id
+			got := map[string]string{}
+			for _, c := range im.conditions(&p, tc.st) {
+				got[c.Type] = c.Reason
+			}
+			for typ, reason := range tc.want {
+				if got[typ] != reason {
+					t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyFailure: the reasons of a failed apply, by what Elasticsearch answered.
+func TestApplyFailure(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&elastic.APIError{Status: 503, Type: "unavailable_shards_exception"}, v1alpha1.ReasonElasticsearchUnavailable},
+		{&elastic.APIError{Status: 401, Type: "security_exception"}, v1alpha1.ReasonElasticsearchUserPending},
+		{fmt.Errorf("x: %w", elastic.ErrUserNotProvisioned), v1alpha1.ReasonElasticsearchUserPending},
+		{&elastic.APIError{Status: 403, Type: "security_exception"}, v1alpha1.ReasonElasticsearchForbidden},
+		{&elastic.APIError{Status: 400, Type: "illegal_argument_exception"}, v1alpha1.ReasonApplyFailed},
+		{errors.New("conflict writing the Secret"), v1alpha1.ReasonApplyFailed},
+	} {
+		if got := applyFailure(tc.err); got != tc.want {
+			t.Errorf("applyFailure(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestCertLinkConditions: every reason the link conditions of a certificate-model link carry.
+func TestCertLinkConditions(t *testing.T) {
+	im := &Importer{log: hclog.NewNullLogger()}
+	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west",
+			Export: v1alpha1.ExportReference{Namespace: "data", Name: "logs"}, Model: v1alpha1.SecurityModelCertificate}}
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
+	creds := &received{peer: "west", creds: &peerv1.Credentials{ProxyAddress: "logs.west:9300", Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE}}
+	ready := func() *state {
+		return &state{esFound: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{},
+			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}},
+			cert: certState{wired: true, configMap: "ccs-ecklink-transport-cas", eckHas: map[string]bool{"west-logs": true}}}
+	}
+	with := func(f func(*state)) *state { st := ready(); f(st); return st }
+	type want map[string]string
+	for _, tc := range []struct {
+		name string
+		st   *state
+		want want
+	}{
+		{"connected", ready(), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonCertificateModel,
+			v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteConnected}},
+		{"ECK has not copied the CA yet", with(func(s *state) { s.cert.eckHas = map[string]bool{} }), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonWaitingForECK}},
+		{"manual wiring", with(func(s *state) { s.cert.wired, s.cert.snippet = false, "spec: ..."; s.settings = map[string]bool{} }),
+			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
+		{"alias configured by someone else", with(func(s *state) { s.userAlias["west-logs"] = true }),
+			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonAliasConflict, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
+		{"not connected", with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := linkPlan{answer: creds, rc: rc, id: id}
+			got := map[string]string{}
+			for _, c := range im.conditions(&p, tc.st) {
+				got[c.Type] = c.Reason
+			}
+			for typ, reason := range tc.want {
+				if got[typ] != reason {
+					t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,240 @@
+package probe
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/internal/pemutil"
+)
+
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newCA(t *testing.T) testCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "transport CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	c, _ := x509.ParseCertificate(der)
+	return testCA{cert: c, key: key}
+}
+
+// remoteClusterServer serves TLS like a remote cluster server, with a leaf of ca for name.
+func remoteClusterServer(t *testing.T, ca testCA, name string) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			_ = c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type fakeCache struct {
+	mu  sync.Mutex
+	crd *kube.Client
+	cms map[string]*corev1.ConfigMap
+}
+
+func (c *fakeCache) RemoteClusters() []*v1alpha1.RemoteCluster {
+	l, _ := c.crd.RemoteClusters().List(context.Background(), "", metav1.ListOptions{})
+	return l
+}
+
+func (c *fakeCache) OwnConfigMap(ns, name string) (*corev1.ConfigMap, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cm, ok := c.cms[ns+"/"+name]
+	return cm, ok
+}
+
+func (c *fakeCache) setCA(certs ...*x509.Certificate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cms["apps/ccs-ecklink-remote-ca"] = &corev1.ConfigMap{Data: map[string]string{"ca.crt": string(pemutil.EncodeBundle(certs))}}
+}
+
+// TestProbe: the verdict of each step becomes the ProbeSucceeded condition and the metrics; an
+// unchanged verdict is not written again before Refresh; a link without credentials any more
+// loses both.
+func TestProbe(t *testing.T) {
+	ctx := context.Background()
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, other := newCA(t), newCA(t)
+	name := "logs-es-remote-cluster.data.svc"
+	addr := remoteClusterServer(t, ca, name)
+	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west"}}
+	if _, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
+		t.Fatal(err)
+	}
+	setStatus := func(addr, serverName string) {
+		t.Helper()
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, cur, func(x *v1alpha1.RemoteCluster) error {
+			x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
+	m := metrics.New()
+	now := time.Now()
+	p, err := New(Config{Cache: cache, CRDs: crds, Metrics: m, Interval: 30 * time.Second, Timeout: 2 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict := func() *metav1.Condition {
+		t.Helper()
+		p.Round(ctx)
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
+		return meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+	}
+	dead := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		a := ln.Addr().String()
+		_ = ln.Close()
+		return a
+	}()
+	notTLS := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("not tls\r\n\r\n"))
+				_ = c.Close()
+			}
+		}()
+		return ln.Addr().String()
+	}()
+
+	if c := verdict(); c != nil {
+		t.Fatalf("a link without credentials was probed: %+v", c)
+	}
+	setStatus(addr, name)
+	for _, tc := range []struct {
+		step    string
+		prepare func()
+		status  metav1.ConditionStatus
+		reason  string
+		contain string
+	}{
+		{"no CA ConfigMap yet", func() {}, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "ccs-ecklink-remote-ca does not exist"},
+		{"verified", func() { cache.setCA(ca.cert) }, metav1.ConditionTrue, v1alpha1.ReasonHandshakeVerified, "chains to ConfigMap ccs-ecklink-remote-ca"},
+		{"stale CA copy", func() { cache.setCA(other.cert) }, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap"},
+		{"wrong server name", func() { cache.setCA(ca.cert); setStatus(addr, "logs-es-http.data.svc") }, metav1.ConditionFalse, v1alpha1.ReasonServerNameMismatch, name},
+		{"unreachable", func() { setStatus(dead, name) }, metav1.ConditionFalse, v1alpha1.ReasonProxyUnreachable, "cannot connect to " + dead},
+		{"not the remote cluster server", func() { setStatus(notTLS, name) }, metav1.ConditionFalse, v1alpha1.ReasonHandshakeFailed, "TLS handshake with " + notTLS + " as " + name + " failed"},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			tc.prepare()
+			c := verdict()
+			if c == nil || c.Status != tc.status || c.Reason != tc.reason || !strings.Contains(c.Message, tc.contain) {
+				t.Fatalf("ProbeSucceeded = %+v, want %s %s ~%q", c, tc.status, tc.reason, tc.contain)
+			}
+			want := 0.0
+			if tc.status == metav1.ConditionTrue {
+				want = 1
+			}
+			if got, ok := value(t, m, "ecklink_link_probe_success"); !ok || got != want {
+				t.Fatalf("ecklink_link_probe_success = %v (%v), want %v", got, ok, want)
+			}
+			if d, ok := value(t, m, "ecklink_link_probe_duration_seconds"); !ok || d <= 0 {
+				t.Fatalf("ecklink_link_probe_duration_seconds = %v (%v)", d, ok)
+			}
+		})
+	}
+
+	t.Run("an unchanged verdict is written again only after Refresh", func(t *testing.T) {
+		setStatus(addr, name)
+		first := verdict()
+		rv := func() string {
+			cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
+			return cur.ResourceVersion
+		}
+		before := rv()
+		verdict()
+		if rv() != before {
+			t.Fatal("an unchanged verdict was written again")
+		}
+		now = now.Add(11 * time.Minute)
+		// The write happens; the API skips it when the duration reads the same.
+		if again := verdict(); again.Status != first.Status || !p.written["apps/west-logs"].at.Equal(now) {
+			t.Fatal("the verdict was not written again after Refresh")
+		}
+	})
+	t.Run("a link without credentials loses its verdict", func(t *testing.T) {
+		setStatus("", "")
+		if c := verdict(); c != nil {
+			t.Fatalf("ProbeSucceeded kept: %+v", c)
+		}
+		if _, ok := value(t, m, "ecklink_link_probe_success"); ok {
+			t.Fatal("the probe series of a link no longer probed were kept")
+		}
+	})
+}
+
+// value returns the value of the one series of a metric family, and whether there is one.
+func value(t *testing.T, m *metrics.Metrics, name string) (float64, bool) {
+	t.Helper()
+	mfs, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			for _, l := range mf.GetMetric()[0].GetLabel() {
+				if l.GetName() == "es_namespace" && l.GetValue() != "apps" {
+					t.Fatalf("es_namespace = %q", l.GetValue())
+				}
+			}
+			return mf.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
