@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	r := &router{log: log.Named("stream"), metrics: a.metrics}
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
-		Credentials: streamCredentials{a},
+		Credentials:  streamCredentials{a},
 		Capabilities: []string{peering.CapabilityExportCA},
 	}); err != nil {
 		return nil, err

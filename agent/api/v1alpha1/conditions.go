@@ -37,6 +37,10 @@ const (
 	// local Elasticsearch signs and the remote key accepts only its signer. It does not count
 	// towards Ready.
 	ConditionStrongIdentity = "StrongIdentity"
+	// ConditionLicenseSufficient is True on a RemoteCluster or ClusterExport when the licenses
+	// Elasticsearch reports (GET /_license) allow what the link asks: False names the cluster,
+	// its license and what is needed. It counts towards Ready only when False.
+	ConditionLicenseSufficient = "LicenseSufficient"
 )
 
 // Reasons shared by several resources.
@@ -148,6 +152,18 @@ const (
 	ReasonStrongIdentityDisabling = "StrongIdentityDisabling"
 	// ReasonRemoteNotConnected means GET /_remote/info reports the alias as not connected.
 	ReasonRemoteNotConnected = "RemoteNotConnected"
+)
+
+// Reasons of the license preflight (LicenseSufficient).
+const (
+	// ReasonLicenseSufficient means both licenses allow what the link asks.
+	ReasonLicenseSufficient = "LicenseSufficient"
+	// ReasonLicenseInsufficient means a cluster's license does not allow what the link asks;
+	// the message names the cluster, its license and what is needed.
+	ReasonLicenseInsufficient = "LicenseInsufficient"
+	// ReasonLicenseUnknown means a license could not be read yet (or the peer's agent does not
+	// report it).
+	ReasonLicenseUnknown = "LicenseUnknown"
 )
 
 // GetConditions returns the Peer's status conditions.
