@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -239,6 +240,9 @@ func validateText(c *peerv1.Credentials) error {
 	}
 	if f := c.GetStrongIdentityFallback(); len(f) > maxFallbackText || !peertext.Printable(f) {
 		return &Refused{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
+	}
+	if _, err := license.FromProto(c.GetElasticsearchLicense()); err != nil {
+		return &Refused{Reason: "InvalidCredentials", Message: "elasticsearch_license " + err.Error()}
 	}
 	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
 		return &Refused{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}

@@ -40,7 +40,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 			for _, c := range conds {
 				kube.Set(rc, c)
 			}
-			kube.Set(rc, kube.Ready(rc, linkConditions...))
+			kube.Set(rc, kube.Ready(rc, setLicenseCondition(rc, p, st)...)) // license.go
 			modelCondition(rc, p)
 			setSigningCondition(rc, p, st)
 			rc.Status.ObservedGeneration = rc.Generation

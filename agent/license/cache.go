@@ -10,7 +10,8 @@ import (
 
 // Cache keeps the license each Elasticsearch reported, so that a reconcile costs at most one
 // GET /_license per cluster and TTL: licenses change rarely (a new license, an expiry), and a
-// change shows within TTL. A failed read is tried again after Retry, and reads as unknown.
+// change shows within TTL. A failed read is tried again after Retry, and reads as unknown; so
+// is a license that does not allow the API-key model, so that an upgrade shows soon.
 type Cache struct {
 	// TTL is how long a license read is reused; Retry how long a failure is.
 	TTL, Retry time.Duration
@@ -37,7 +38,11 @@ func (c *Cache) Get(ctx context.Context, key string, read Reader) (License, erro
 	c.mu.Lock()
 	e, ok := c.m[key]
 	c.mu.Unlock()
-	if ok && (!e.err && now.Sub(e.at) < c.TTL || e.err && now.Sub(e.at) < c.Retry) {
+	ttl := c.TTL
+	if e.err || !e.lic.allows(Enterprise) {
+		ttl = c.Retry
+	}
+	if ok && now.Sub(e.at) < ttl {
 		return e.lic, nil
 	}
 	lic, err := read(ctx)
@@ -87,4 +92,12 @@ func FromProto(p *peerv1.ElasticsearchLicense) (License, error) {
 		return License{}, err
 	}
 	return l, nil
+}
+
+// Peek returns the cached license of cluster key without reading it; unknown when none is
+// cached.
+func (c *Cache) Peek(key string) License {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key].lic
 }

@@ -72,3 +72,24 @@ func TestFromProto(t *testing.T) {
 		t.Error("an unknown license is sent")
 	}
 }
+
+// TestCacheRereadsInsufficientSoon: a license that does not allow the API-key model is read
+// again after Retry, so that an upgrade shows soon; a sufficient one after TTL.
+func TestCacheRereadsInsufficientSoon(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := &Cache{TTL: time.Minute, Retry: 10 * time.Second, Now: func() time.Time { return now }}
+	calls := 0
+	next := License{Basic, Active}
+	read := func(context.Context) (License, error) { calls++; return next, nil }
+	ctx := context.Background()
+	_, _ = c.Get(ctx, "a", read)
+	now = now.Add(11 * time.Second)
+	next = License{Enterprise, Active}
+	if l, _ := c.Get(ctx, "a", read); l.Type != Enterprise || calls != 2 {
+		t.Fatalf("basic not read again after Retry: %v calls %d", l, calls)
+	}
+	now = now.Add(11 * time.Second)
+	if _, _ = c.Get(ctx, "a", read); calls != 2 {
+		t.Fatalf("enterprise read again before TTL: calls %d", calls)
+	}
+}
