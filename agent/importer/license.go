@@ -52,14 +52,19 @@ func licenseCondition(p *linkPlan, st *state) (metav1.Condition, bool) {
 		return kube.NewCondition(rc, v1alpha1.ConditionLicenseSufficient, metav1.ConditionFalse, v1alpha1.ReasonLicenseInsufficient,
 			fmt.Sprintf("environment %s refused the link: %s", rc.Spec.Peer, p.answer.refusal.GetMessage())), true
 	}
-	var remote license.License
-	if p.answer != nil && p.answer.creds != nil && !p.answer.removed {
-		// Validated on receipt (validateText).
-		remote, _ = license.FromProto(p.answer.creds.GetElasticsearchLicense())
+	clusters := []license.Cluster{{Name: fmt.Sprintf("the local Elasticsearch %s/%s", rc.Namespace, rc.Spec.ElasticsearchRef.Name), License: st.license}}
+	if p.answer == nil || p.answer.refusal == nil {
+		// A link refused for another reason gets no license of the remote: the local one is
+		// judged alone.
+		var remote license.License
+		if p.answer != nil && p.answer.creds != nil && !p.answer.removed {
+			// Validated on receipt (validateText).
+			remote, _ = license.FromProto(p.answer.creds.GetElasticsearchLicense())
+		}
+		clusters = append(clusters, license.Cluster{Name: fmt.Sprintf("the Elasticsearch of ClusterExport %s/%s (environment %s)",
+			rc.Spec.Export.Namespace, rc.Spec.Export.Name, rc.Spec.Peer), License: remote})
 	}
-	v := license.Check(license.ModelAPIKey,
-		license.Cluster{Name: fmt.Sprintf("the local Elasticsearch %s/%s", rc.Namespace, rc.Spec.ElasticsearchRef.Name), License: st.license},
-		license.Cluster{Name: fmt.Sprintf("the Elasticsearch of ClusterExport %s/%s (environment %s)", rc.Spec.Export.Namespace, rc.Spec.Export.Name, rc.Spec.Peer), License: remote})
+	v := license.Check(license.ModelAPIKey, clusters...)
 	switch {
 	case !v.Sufficient:
 		return kube.NewCondition(rc, v1alpha1.ConditionLicenseSufficient, metav1.ConditionFalse, v1alpha1.ReasonLicenseInsufficient, v.Message), true

@@ -84,7 +84,9 @@ func TestLicenseCondition(t *testing.T) {
 			&received{refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonLicenseInsufficient, Message: "the exported Elasticsearch data/logs (environment west) has a basic (active) license: ..."}},
 			metav1.ConditionFalse, v1alpha1.ReasonLicenseInsufficient, "environment west refused the link: the exported Elasticsearch data/logs"},
 		{"refused for another reason", license.License{Type: "enterprise", Status: "active"},
-			&received{refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonPeerNotGranted, Message: "no"}}, metav1.ConditionUnknown, v1alpha1.ReasonLicenseUnknown, "not known yet"},
+			&received{refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonPeerNotGranted, Message: "no"}}, metav1.ConditionTrue, v1alpha1.ReasonLicenseSufficient, "the local Elasticsearch search/ccs: enterprise (active)"},
+		{"refused for another reason, local on basic", license.License{Type: "basic", Status: "active"},
+			&received{refusal: &peerv1.Refusal{Reason: v1alpha1.ReasonPeerNotGranted, Message: "no"}}, metav1.ConditionFalse, v1alpha1.ReasonLicenseInsufficient, "search/ccs has a basic (active) license"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
