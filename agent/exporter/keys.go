@@ -171,10 +171,11 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 	hash := elastic.AccessHash(access)
 	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
 
-	// Access changes go to every live key in place (same id, no restart on the peer): a
-	// narrowed access must reach the keys still in use too.
+	// Access and metadata changes go to every live key in place (same id, no restart on the
+	// peer): a narrowed access must reach the keys still in use too, and so must metadata that
+	// names what the export decides (a link moved to another export).
 	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash {
+		if metaField(k.Metadata, "access_hash") != hash || metaDiffers(k.Metadata, meta) {
 			if !owned(k) {
 				stale = append(stale, k.ID)
 				continue
@@ -286,6 +287,18 @@ func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
 		metaRoot + ".peer":        peer,
 		metaRoot + ".link":        id.String(),
 	}
+}
+
+// metaDiffers reports whether a key's ecklink metadata lacks or differs in any field the
+// agent writes now (fields of older releases the agent no longer writes do not count).
+func metaDiffers(have, want map[string]any) bool {
+	wantRoot, _ := want[metaRoot].(map[string]any)
+	for field, v := range wantRoot {
+		if s, ok := v.(string); ok && metaField(have, field) != s {
+			return true
+		}
+	}
+	return false
 }
 
 func metaField(meta map[string]any, field string) string {

@@ -174,7 +174,6 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
-	var requeue time.Duration
 	want := map[string][]*x509.Certificate{}
 
 	// 1. Aliases no longer on this model: their trust goes (their settings went before, in
@@ -223,30 +222,47 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		im.log.Info("remote transport CA removed from the transport trust", "elasticsearch", ns+"/"+esName, "alias", strings.TrimPrefix(owner, importOwnerPrefix))
 	}
 
-	// 3. Proxy-mode settings to the remote's transport port, once ECK reads the ConfigMap. No
-	// credentials: the transport certificates authenticate the connection.
+	// 3. Proxy-mode settings to the remote's transport port, once ECK reads the ConfigMap.
 	if res.Wired {
-		for _, alias := range slices.Sorted(maps.Keys(certs)) {
-			if st.userAlias[alias] {
-				continue
-			}
-			if err := st.aliases.add(ctx, alias); err != nil {
-				return 0, err
-			}
-			c := certs[alias].answer.creds
-			settings := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: certs[alias].rc.Spec.SkipUnavailable}
-			changed, err := client.PutRemote(ctx, alias, settings)
-			if err != nil {
-				return 0, fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
-			}
-			if changed {
-				im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", settings.ProxyAddress, "model", "certificate")
-			}
-			st.settings[alias] = true
+		if err := im.applyCertSettings(ctx, client, ns, esName, certs, st); err != nil {
+			return 0, err
 		}
 	}
 
 	// 4. What ECK made of it, and whether Elasticsearch connects.
+	return im.verifyCertificate(ctx, client, ns, esName, certs, st)
+}
+
+// applyCertSettings configures proxy-mode settings to each certificate-model remote's transport
+// port, once ECK reads the ConfigMap. No credentials: the transport certificates authenticate
+// the connection.
+func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state) error {
+	for _, alias := range slices.Sorted(maps.Keys(certs)) {
+		if st.userAlias[alias] {
+			continue
+		}
+		if err := st.aliases.add(ctx, alias); err != nil {
+			return err
+		}
+		c := certs[alias].answer.creds
+		settings := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: certs[alias].rc.Spec.SkipUnavailable}
+		changed, err := client.PutRemote(ctx, alias, settings)
+		if err != nil {
+			return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
+		}
+		if changed {
+			im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", settings.ProxyAddress, "model", "certificate")
+		}
+		st.settings[alias] = true
+	}
+	return nil
+}
+
+// verifyCertificate records whether ECK put each remote CA into the nodes' transport trust and
+// whether Elasticsearch connects, asking to come back soon while a link does not.
+func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state) (time.Duration, error) {
+	var requeue time.Duration
+	var err error
 	inECK := map[string]bool{}
 	if s, ok := im.cfg.Cache.ECKSecret(ns, esName+"-es-transport-certs-public"); ok {
 		if all, err := pemutil.ParseCertificates(s.Data["ca.crt"], pemutil.Limits{}); err == nil {

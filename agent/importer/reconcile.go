@@ -244,19 +244,75 @@ func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *u
 // credentials go after them.
 func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, desired, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
-	cm, cmExists, err := im.getConfigMap(ctx, ns, esName)
+	aliases := slices.Sorted(maps.Keys(desired))
+
+	// 2. CA bundles.
+	empty, err := im.applyCABundles(ctx, ns, esName, aliases, desired, held, st)
+	if err != nil {
+		return 0, err
+	}
+	if empty {
+		return im.unwire(ctx, es)
+	}
+
+	// 3. Credentials.
+	secret, err := im.applyCredentials(ctx, ns, esName, aliases, desired, held, st)
 	if err != nil {
 		return 0, err
 	}
 
-	// 2. CA bundles.
-	aliases := slices.Sorted(maps.Keys(desired))
+	// 4. Wiring of the Elasticsearch resource, once.
+	if err := im.wire(ctx, es, plans, st); err != nil {
+		return 0, err
+	}
+	if st.userUnwired {
+		// Manual wiring, and the snippet that names the agent's user is not applied yet: no call
+		// to Elasticsearch can authenticate before it is.
+		return im.cfg.Pending, nil
+	}
+
+	client, err := esClient()
+	if err != nil {
+		return 0, err
+	}
+	current, err := client.GetRemoteSettings(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
+	}
+
+	// 5. Remote cluster settings, proxy mode.
+	if st.wired {
+		if err := im.applySettings(ctx, client, ns, esName, aliases, desired, current, st); err != nil {
+			return 0, err
+		}
+	}
+
+	// 6. Strong identity: sign once the remote trusts the signing CA, stop once it no longer
+	// requires an identity (signing.go).
+	signRequeue, err := im.applySigning(ctx, client, es, desired, current, st)
+	if err != nil {
+		return 0, err
+	}
+
+	// 7. Verify.
+	return im.verify(ctx, client, ns, esName, secret, st, signRequeue)
+}
+
+// applyCABundles writes the CA ConfigMap of the Elasticsearch ns/esName: the merged bundle of
+// each desired alias, what held aliases had, and the combined file the nodes read. empty says
+// that no alias has a bundle (nothing to wire).
+func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, aliases []string, desired, held map[string]*linkPlan, st *state) (empty bool, err error) {
+	cm, cmExists, err := im.getConfigMap(ctx, ns, esName)
+	if err != nil {
+		return false, err
+	}
+
 	data := map[string]string{}
 	now := im.cfg.Now()
 	for _, alias := range aliases {
 		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), im.latestCA(desired[alias]), now)
 		if err != nil {
-			return 0, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+			return false, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
 		}
 		data[aliasCAKey(alias)] = string(merged)
 		st.cas[alias] = merged
@@ -270,7 +326,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	bundleAliases := slices.Sorted(maps.Keys(st.cas))
 	if len(bundleAliases) == 0 {
-		return im.unwire(ctx, es)
+		return true, nil
 	}
 	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
 	wantCM := cm.DeepCopy()
@@ -284,7 +340,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
 		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
 		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
-			return 0, err
+			return false, err
 		}
 		if mounted {
 			im.markPods(types.NamespacedName{Namespace: ns, Name: esName}) // pods.go
@@ -293,10 +349,16 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		failpoint.Inject(failpoint.ImporterAfterConfigMapWrite)
 	}
 
-	// 3. Credentials.
+	return false, nil
+}
+
+// applyCredentials writes the credentials Secret of the Elasticsearch ns/esName: each desired
+// alias's encoded key (or the one it holds when the peer sent only the id), what held aliases
+// had, and when each key value was written (for the effective-key check).
+func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, aliases []string, desired, held map[string]*linkPlan, st *state) (*corev1.Secret, error) {
 	secret, secretExists, err := im.getSecret(ctx, ns, esName)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	oldIDs := readJSONMap(secret.Annotations, annotationKeyIDs)
 	oldRecords := readKeystore(secret.Annotations)
@@ -342,69 +404,52 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	writeJSON(wantSecret.Annotations, annotationKeystore, records)
 	if !secretExists || !equalData(secret.Data, sdata) || !maps.Equal(secret.Annotations, wantSecret.Annotations) || !maps.Equal(secret.Labels, wantSecret.Labels) {
 		if secret, err = im.saveSecret(ctx, wantSecret, secretExists); err != nil {
-			return 0, err
+			return nil, err
 		}
 		im.log.Info("credentials written", "elasticsearch", ns+"/"+esName, "aliases", len(sdata))
 		failpoint.Inject(failpoint.ImporterAfterSecretWrite)
 	}
 
-	// 4. Wiring of the Elasticsearch resource, once.
-	if err := im.wire(ctx, es, plans, st); err != nil {
-		return 0, err
-	}
-	if st.userUnwired {
-		// Manual wiring, and the snippet that names the agent's user is not applied yet: no call
-		// to Elasticsearch can authenticate before it is.
-		return im.cfg.Pending, nil
-	}
+	return secret, nil
+}
 
-	client, err := esClient()
-	if err != nil {
-		return 0, err
-	}
-	current, err := client.GetRemoteSettings(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
-	}
-
-	// 5. Remote cluster settings, proxy mode. An alias is recorded as ours before it is written,
-	// so a crash in between cannot leave a setting nobody removes.
-	if st.wired {
-		for _, alias := range aliases {
-			if _, ok := st.keyIDs[alias]; !ok {
-				continue
-			}
-			if _, exists := current[alias]; exists && !st.aliases.has(alias) {
-				st.userAlias[alias] = true
-				continue
-			}
-			if !st.aliases.has(alias) {
-				if err := st.aliases.add(ctx, alias); err != nil {
-					return 0, err
-				}
-				failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
-			}
-			c := desired[alias].answer.creds
-			want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: desired[alias].rc.Spec.SkipUnavailable}
-			changed, err := client.PutRemote(ctx, alias, want)
-			if err != nil {
-				return 0, fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
-			}
-			if changed {
-				im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress)
-			}
-			st.settings[alias] = true
+// applySettings configures proxy-mode cluster.remote.<alias> for each alias with a key. An alias
+// is recorded as ours before it is written, so a crash in between cannot leave a setting nobody
+// removes; an alias someone else configured is never taken over.
+func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, ns, esName string, aliases []string, desired map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) error {
+	for _, alias := range aliases {
+		if _, ok := st.keyIDs[alias]; !ok {
+			continue
 		}
+		if _, exists := current[alias]; exists && !st.aliases.has(alias) {
+			st.userAlias[alias] = true
+			continue
+		}
+		if !st.aliases.has(alias) {
+			if err := st.aliases.add(ctx, alias); err != nil {
+				return err
+			}
+			failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
+		}
+		c := desired[alias].answer.creds
+		want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: desired[alias].rc.Spec.SkipUnavailable}
+		changed, err := client.PutRemote(ctx, alias, want)
+		if err != nil {
+			return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
+		}
+		if changed {
+			im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress)
+		}
+		st.settings[alias] = true
 	}
+	return nil
+}
 
-	// 6. Strong identity: sign once the remote trusts the signing CA, stop once it no longer
-	// requires an identity (signing.go).
-	signRequeue, err := im.applySigning(ctx, client, es, desired, current, st)
-	if err != nil {
-		return 0, err
-	}
-
-	// 7. Verify.
+// verify reads _remote/info and which key each node uses, records the effective keys on the
+// Secret, and asks to come back soon (after at the latest) while a link is not connected with
+// its newest key.
+func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esName string, secret *corev1.Secret, st *state, after time.Duration) (time.Duration, error) {
+	var err error
 	st.info, err = client.RemoteInfo(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote info: %w", err)
@@ -421,7 +466,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 			return 0, err
 		}
 	}
-	requeue := signRequeue
+	requeue := after
 	for alias := range st.keyIDs {
 		if !st.info[alias].Connected || st.effective[alias] != st.keyIDs[alias] {
 			requeue = im.cfg.Pending
