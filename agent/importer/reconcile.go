@@ -339,7 +339,7 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
 		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
-		if cm, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
+		if _, err := im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return false, err
 		}
 		if mounted {
