@@ -56,7 +56,8 @@ func (e *Exporter) exportedLicense(ctx context.Context, target elastic.Target) l
 
 // licenseVerdict judges a link of the API-key model between the exported Elasticsearch and the
 // consuming one, and records it for the export's LicenseSufficient condition.
-func (e *Exporter) licenseVerdict(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, target elastic.Target, st *linkState) (license.License, license.Verdict) {
+// A verdict that turns insufficient makes one Warning Event on the export.
+func (e *Exporter) licenseVerdict(ctx context.Context, exp *v1alpha1.ClusterExport, peer string, id link.ID, req *peerv1.ImportRequest, target elastic.Target, st *linkState) (license.License, license.Verdict) {
 	exported := e.exportedLicense(ctx, target)
 	// Validated on receipt (validateImport): an invalid one never gets here.
 	consuming, _ := license.FromProto(req.GetElasticsearchLicense())
@@ -72,13 +73,15 @@ func (e *Exporter) licenseVerdict(ctx context.Context, peer string, id link.ID, 
 		e.refreshExport(export)
 		if !v.Sufficient {
 			e.log.Warn("license does not allow the link", "peer", peer, "link", id.String(), "verdict", v.Message)
+			e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonLicenseInsufficient,
+				fmt.Sprintf("link %s of environment %s: %s", id, peer, v.Message))
 		}
 	}
 	return exported, v
 }
 
 // licenseRefusal refuses a link that holds no key while a license does not allow it.
-func (e *Exporter) licenseRefusal(exp *v1alpha1.ClusterExport, peer string, id link.ID, v license.Verdict, st *linkState) *refusal {
+func (e *Exporter) licenseRefusal(v license.Verdict, st *linkState) *refusal {
 	e.mu.Lock()
 	// A key is held when one was sent, or when the consumer reports one (after a restart of
 	// this agent, before its first answer).
@@ -87,8 +90,6 @@ func (e *Exporter) licenseRefusal(exp *v1alpha1.ClusterExport, peer string, id l
 	if v.Sufficient || held {
 		return nil
 	}
-	e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonLicenseInsufficient,
-		fmt.Sprintf("refused link %s of environment %s: %s", id, peer, v.Message))
 	return &refusal{reason: v1alpha1.ReasonLicenseInsufficient, message: v.Message}
 }
 

@@ -78,11 +78,11 @@ func TestLicensePreflight(t *testing.T) {
 				st.status = &peerv1.LinkStatus{AppliedApiKeyId: "k1"}
 			}
 			e.links["east"] = map[link.ID]*linkState{id: st}
-			exported, v := e.licenseVerdict(ctx, "east", id, st.req, target, st)
+			exported, v := e.licenseVerdict(ctx, exp, "east", id, st.req, target, st)
 			if exported.Type != tt.exported[0] || exported.Status != tt.exported[1] {
 				t.Errorf("exported license = %v", exported)
 			}
-			ref := e.licenseRefusal(exp, "east", id, v, st)
+			ref := e.licenseRefusal(v, st)
 			if (ref != nil) != tt.refused {
 				t.Fatalf("refusal = %v, want refused %v (verdict %+v)", ref, tt.refused, v)
 			}
@@ -91,12 +91,17 @@ func TestLicensePreflight(t *testing.T) {
 					t.Errorf("verdict %q does not mention %q", v.Message, m)
 				}
 			}
-			if ref != nil {
-				if ref.reason != v1alpha1.ReasonLicenseInsufficient || ref.message != v.Message {
-					t.Errorf("refusal = %+v", ref)
-				}
-				if ev := <-events.Events; !strings.Contains(ev, "LicenseInsufficient refused link apps/ccs/logs of environment east") {
+			if ref != nil && (ref.reason != v1alpha1.ReasonLicenseInsufficient || ref.message != v.Message) {
+				t.Errorf("refusal = %+v", ref)
+			}
+			if !v.Sufficient {
+				if ev := <-events.Events; !strings.Contains(ev, "Warning LicenseInsufficient link apps/ccs/logs of environment east: "+v.Message) {
 					t.Errorf("event %q", ev)
+				}
+				// The same verdict again makes no second Event.
+				e.licenseVerdict(ctx, exp, "east", id, st.req, target, st)
+				if len(events.Events) != 0 {
+					t.Errorf("a second Event for the same verdict: %q", <-events.Events)
 				}
 			}
 			c := e.licenseCondition(ctx, exp)
@@ -121,11 +126,11 @@ func TestLicenseUnknown(t *testing.T) {
 	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "logs"}
 	st := &linkState{export: "data/logs", req: &peerv1.ImportRequest{ExportNamespace: "data", ExportName: "logs"}}
 	e.links["east"] = map[link.ID]*linkState{id: st}
-	_, v := e.licenseVerdict(context.Background(), "east", id, st.req, elastic.Target{Namespace: "data", Name: "logs"}, st)
+	_, v := e.licenseVerdict(context.Background(), testExport("logs"), "east", id, st.req, elastic.Target{Namespace: "data", Name: "logs"}, st)
 	if !v.Sufficient || !v.Unknown {
 		t.Fatalf("verdict = %+v", v)
 	}
-	if ref := e.licenseRefusal(testExport("logs"), "east", id, v, st); ref != nil {
+	if ref := e.licenseRefusal(v, st); ref != nil {
 		t.Fatalf("refused: %+v", ref)
 	}
 	if c := e.licenseCondition(context.Background(), testExport("logs")); c.Status != metav1.ConditionUnknown || c.Reason != v1alpha1.ReasonLicenseUnknown {

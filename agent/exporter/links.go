@@ -150,8 +150,8 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
-	exportedLicense, verdict := e.licenseVerdict(ctx, peer, id, req, target, st) // license.go
-	if ref := e.licenseRefusal(exp, peer, id, verdict, st); ref != nil {
+	exportedLicense, verdict := e.licenseVerdict(ctx, exp, peer, id, req, target, st) // license.go
+	if ref := e.licenseRefusal(verdict, st); ref != nil {
 		return nil, ref, 0, nil
 	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
