@@ -18,7 +18,8 @@ import (
 // model. The exporting agent reads its license and refuses the link (LicenseInsufficient)
 // before creating any key; the RemoteCluster and the ClusterExport each get LicenseSufficient
 // False naming the cluster, its license and what is needed, and Ready says so. Once the
-// license is upgraded, the link is served and connects, and both conditions turn True.
+// license is upgraded, the link is served (one key, the credentials carry the new license) and
+// both conditions turn True.
 func TestLicensePreflight(t *testing.T) {
 	requireWorld(t)
 	t.Parallel()
@@ -33,7 +34,7 @@ func TestLicensePreflight(t *testing.T) {
 	if err := remote.SetLicense(esim.LicenseBasic, esim.LicenseActive); err != nil {
 		t.Fatal(err)
 	}
-	local, err := east.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "ccs", Version: "9.3.2"})
+	_, err = east.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "ccs", Version: "9.3.2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,19 +74,18 @@ func TestLicensePreflight(t *testing.T) {
 	if err := remote.SetLicense(esim.LicenseEnterprise, esim.LicenseActive); err != nil {
 		t.Fatal(err)
 	}
-	probe := harness.StartProbe(ctx, local, alias, time.Second)
-	defer probe.Stop()
-	if _, err := probe.WaitConnected(ctx, 3*time.Minute); err != nil {
-		rc, _ := east.CRDs.RemoteClusters().Get(ctx, ns, alias)
-		t.Fatalf("%v; RemoteCluster status:%s", err, harness.DescribeConditions(rc))
-	}
-	t.Logf("connected %s after the license upgrade", time.Since(upgraded).Round(time.Millisecond))
+	// Served now: the peer's credentials carry the upgraded license. (Connecting then takes
+	// ECK's restart for the new keystore, which the other scenarios of the suite show.)
 	if _, err := east.WaitRemoteCluster(ctx, ns, alias, time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
 		c := harness.Condition(rc, v1alpha1.ConditionLicenseSufficient)
 		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "license/ccs: enterprise (active)") &&
 			strings.Contains(c.Message, "(environment west): enterprise (active)")
 	}); err != nil {
 		t.Fatal(err)
+	}
+	t.Logf("served %s after the license upgrade", time.Since(upgraded).Round(time.Millisecond))
+	if keys := remote.Node().APIKeys(); len(keys) != 1 {
+		t.Errorf("%d API keys in west after the upgrade, want 1: %s", len(keys), describeKeys(keys))
 	}
 	if _, err := west.WaitClusterExport(ctx, ns, "logs", time.Minute, func(exp *v1alpha1.ClusterExport) bool {
 		c := harness.Condition(exp, v1alpha1.ConditionLicenseSufficient)
