@@ -32,6 +32,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
@@ -120,7 +121,7 @@ func buildRouterFixture() (*routerFixture, error) {
 		}
 		objs = append(objs, u)
 	}
-	kinds := map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"}
+	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
 	for k, v := range kube.ListKinds {
 		kinds[k] = v
 	}

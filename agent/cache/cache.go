@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -22,21 +21,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/kube"
 )
 
 // Labels that select what the agent watches.
 const (
-	// ECKClusterLabel is on every Secret ECK creates for an Elasticsearch.
-	ECKClusterLabel = "elasticsearch.k8s.elastic.co/cluster-name"
 	// ManagedByLabel marks the agent's own Secrets and ConfigMaps.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel on the agent's objects.
 	ManagedByValue = "ecklink"
 )
-
-// ElasticsearchGVR is ECK's Elasticsearch resource.
-var ElasticsearchGVR = schema.GroupVersionResource{Group: "elasticsearch.k8s.elastic.co", Version: "v1", Resource: "elasticsearches"}
 
 // Config configures the cache.
 type Config struct {
@@ -76,17 +71,17 @@ func New(cfg Config) (*Cache, error) {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range namespaces {
-		eck := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ECKClusterLabel }))
+		eckObjects := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = eck.ClusterNameLabel }))
 		own := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ManagedByLabel + "=" + ManagedByValue }))
 		dyn := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cfg.Dynamic, 0, ns, nil)
-		c.factories = append(c.factories, eck, own)
+		c.factories = append(c.factories, eckObjects, own)
 		c.dynamics = append(c.dynamics, dyn)
-		c.eckSecrets = append(c.eckSecrets, eck.Core().V1().Secrets().Informer())
+		c.eckSecrets = append(c.eckSecrets, eckObjects.Core().V1().Secrets().Informer())
 		c.ownSecrets = append(c.ownSecrets, own.Core().V1().Secrets().Informer())
 		c.ownConfigMaps = append(c.ownConfigMaps, own.Core().V1().ConfigMaps().Informer())
-		c.es = append(c.es, dyn.ForResource(ElasticsearchGVR).Informer())
+		c.es = append(c.es, dyn.ForResource(eck.ElasticsearchGVR).Informer())
 		c.exports = append(c.exports, dyn.ForResource(v1alpha1.ClusterExportGVR).Informer())
 		c.remotes = append(c.remotes, dyn.ForResource(v1alpha1.RemoteClusterGVR).Informer())
 	}

@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -198,11 +198,9 @@ func LoadFile(path string) (Config, error) {
 	return cfg, nil
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 // ValidEnvironment checks an environment name.
 func ValidEnvironment(name string) error {
-	if !dnsLabel.MatchString(name) {
+	if len(validation.IsDNS1123Label(name)) > 0 {
 		return fmt.Errorf("%q is not a DNS label: use lowercase letters, digits and '-', at most 63 characters", name)
 	}
 	return nil
@@ -236,7 +234,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, ns := range c.WatchNamespaces {
-		if !dnsLabel.MatchString(ns) {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
 			bad(fmt.Sprintf("watchNamespaces[%d]", i), "%q is not a namespace name", ns)
 		}
 	}
@@ -284,7 +282,7 @@ func (c *Config) Validate() error {
 	}
 	for key, u := range c.ElasticsearchEndpoints {
 		parts := strings.Split(key, "/")
-		if len(parts) != 2 || !dnsLabel.MatchString(parts[0]) || parts[1] == "" {
+		if len(parts) != 2 || len(validation.IsDNS1123Label(parts[0])) > 0 || parts[1] == "" {
 			bad("elasticsearchEndpoints", "key %q: want namespace/name", key)
 		}
 		pu, err := url.Parse(u)

@@ -16,15 +16,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ecklink/ecklink/agent/eck"
 )
 
 // Names of what ECK creates for an Elasticsearch resource.
 const (
 	elasticUser         = "elastic"
-	elasticUserSuffix   = "-es-elastic-user"
 	userSecretSuffix    = "-ecklink-user"
-	httpCertsSuffix     = "-es-http-certs-public"
-	httpServiceSuffix   = "-es-http"
 	caCertKey           = "ca.crt"
 	defaultHTTPPort     = "9200"
 	serviceDomainSuffix = ".svc"
@@ -165,7 +164,7 @@ func (r *Resolver) SetEndpoints(endpoints map[Target]string) error {
 // "<name>-es-http.<namespace>.svc". It is verified even when the URL is
 // overridden.
 func ServerName(t Target) string {
-	return t.Name + httpServiceSuffix + "." + t.Namespace + serviceDomainSuffix
+	return eck.HTTPService(t.Name) + "." + t.Namespace + serviceDomainSuffix
 }
 
 // Client returns a client for t, reusing the previous one when the URL and
@@ -181,7 +180,7 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 	}
 	var ca []byte
 	if strings.HasPrefix(u, "https://") {
-		certs, err := r.secret(ctx, t.Namespace, t.Name+httpCertsSuffix)
+		certs, err := r.secret(ctx, t.Namespace, eck.HTTPCertsPublic(t.Name))
 		if err != nil {
 			return nil, fmt.Errorf("failed to resolve elasticsearch %s: %w", t, err)
 		}
@@ -199,7 +198,7 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 	conf, err := newTLSConfig(ca, ServerName(t))
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve elasticsearch %s: Secret %s/%s key %q: %w",
-			t, t.Namespace, t.Name+httpCertsSuffix, caCertKey, err)
+			t, t.Namespace, eck.HTTPCertsPublic(t.Name), caCertKey, err)
 	}
 	var rt http.RoundTripper
 	if r.newTransport != nil {
@@ -225,7 +224,7 @@ func (r *Resolver) Client(ctx context.Context, t Target) (*Client, error) {
 // credentials returns the user the agent authenticates as in t and its password.
 func (r *Resolver) credentials(ctx context.Context, t Target) (string, string, error) {
 	if r.useElastic {
-		s, err := r.secret(ctx, t.Namespace, t.Name+elasticUserSuffix)
+		s, err := r.secret(ctx, t.Namespace, eck.ElasticUserSecret(t.Name))
 		if err != nil {
 			return "", "", err
 		}

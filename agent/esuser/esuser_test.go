@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/test/esim"
@@ -86,9 +87,9 @@ func newFixture(t *testing.T, es ...*unstructured.Unstructured) *fixture {
 	kube := fake.NewClientset()
 	f := &fixture{cache: &fakeCache{kube: kube, es: map[string]*unstructured.Unstructured{}}, kube: kube,
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"})}
+			map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})}
 	for _, e := range es {
-		if _, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Create(context.Background(), e, metav1.CreateOptions{}); err != nil {
+		if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Create(context.Background(), e, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,7 +109,7 @@ func newFixture(t *testing.T, es ...*unstructured.Unstructured) *fixture {
 // refresh makes the cache show the stored Elasticsearch resources, as the informer would.
 func (f *fixture) refresh(t *testing.T) {
 	t.Helper()
-	list, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").List(context.Background(), metav1.ListOptions{})
+	list, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

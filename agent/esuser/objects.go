@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 )
@@ -149,7 +150,7 @@ func (c *Controller) wire(ctx context.Context, es *unstructured.Unstructured) er
 	if err != nil || len(changes) == 0 {
 		return err
 	}
-	if _, err := c.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	if _, err := c.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to wire the agent's user into Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	c.log.Info("agent's user wired (no restart: the file realm reloads)", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", strings.Join(changes, "; "))
@@ -165,7 +166,7 @@ func (c *Controller) unwire(ctx context.Context, es *unstructured.Unstructured) 
 	if err != nil {
 		return err
 	}
-	if _, err := c.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	if _, err := c.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to unwire the agent's user from Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	c.log.Info("agent's user unwired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", strings.Join(changes, "; "))

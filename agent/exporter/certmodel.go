@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -84,7 +85,7 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}, 0, nil
 	}
 	peerCAs := []*x509.Certificate{peerCA}
-	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
+	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name))
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s: %w", target, errRetry)
 	}
@@ -279,7 +280,7 @@ func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterEx
 	if exp.Spec.ProxyAddress != "" {
 		return exp.Spec.ProxyAddress, serverName, nil
 	}
-	svcName := es + "-es-transport"
+	svcName := eck.TransportService(es)
 	if exp.Spec.Service != nil {
 		svcName = exp.Spec.Service.Name
 	}

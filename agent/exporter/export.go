@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -190,7 +190,7 @@ func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructur
 	if err := unstructured.SetNestedField(obj.Object, true, "spec", "remoteClusterServer", "enabled"); err != nil {
 		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
-	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())

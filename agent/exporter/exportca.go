@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
@@ -66,7 +67,7 @@ func (e *Exporter) publishCredentials(peer string, id link.ID, st *linkState, cr
 	wire := creds
 	ref := ""
 	if creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_API_KEY && target != nil {
-		if s, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public"); ok {
+		if s, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name)); ok {
 			if bundle, err := transporttrust.OwnCA(s.Data["ca.crt"], e.cfg.Now()); err == nil {
 				creds.CaBundle = bundle
 			}
@@ -96,7 +97,7 @@ func (e *Exporter) publishCredentials(peer string, id link.ID, st *linkState, cr
 func (e *Exporter) republishExportCA(peer, ns, es string) (time.Duration, error) {
 	e.pubMu.Lock()
 	defer e.pubMu.Unlock()
-	s, ok := e.cfg.Cache.ECKSecret(ns, es+"-es-transport-certs-public")
+	s, ok := e.cfg.Cache.ECKSecret(ns, eck.TransportCertsPublic(es))
 	if !ok {
 		return 0, nil // gone with the Elasticsearch: the links' reconciles say so
 	}

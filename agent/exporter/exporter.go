@@ -236,7 +236,18 @@ func (e *Exporter) process(ctx context.Context, it item) {
 		err = e.collectGarbage(ctx)
 	}
 	e.noteResult(it, err)
+	e.requeue(it, requeue, err)
+}
+
+// requeue puts an item back after a pass: with backoff after an error (counted and warned about
+// unless it only waits, errRetry), after requeue when the pass asked for it, never otherwise.
+func (e *Exporter) requeue(it item, requeue time.Duration, err error) {
 	switch {
+	case errors.Is(err, errRetry):
+		// Waiting for something that comes by itself (ECK's Secret, the peer's status): not a
+		// failure to count or warn about, retried with the same backoff.
+		e.log.Debug("waiting, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
+		e.queue.AddRateLimited(it)
 	case err != nil:
 		e.cfg.Metrics.ReconcileError("exporter")
 		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
@@ -263,5 +274,6 @@ func (e *Exporter) enqueueAll() {
 	e.resyncRefused()
 }
 
-// errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet).
+// errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet):
+// process retries it with backoff, without counting it as a reconcile error.
 var errRetry = errors.New("not ready")

@@ -3,22 +3,19 @@ package exporter
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // OnImport records an import request from a peer. An error refuses the update (a Nack): the
 // request is malformed, or it asks for a link this agent does not hold yet and the export does
@@ -242,10 +239,12 @@ func (e *Exporter) registerHandlers() error {
 		if !ok {
 			s, ok = old.(*corev1.Secret)
 		}
-		if !ok || !strings.HasSuffix(s.Name, "-es-transport-certs-public") {
+		if !ok {
 			return
 		}
-		e.enqueueCA(s.Namespace, strings.TrimSuffix(s.Name, "-es-transport-certs-public"))
+		if es, ok := eck.OfTransportCertsPublic(s.Name); ok {
+			e.enqueueCA(s.Namespace, es)
+		}
 	})
 }
 

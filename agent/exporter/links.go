@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
@@ -142,7 +143,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if err != nil {
 		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable remote cluster address yet"}, 10 * time.Second, nil
 	}
-	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, target.Name+"-es-transport-certs-public")
+	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name))
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s/%s: %w", target.Namespace, target.Name, errRetry)
 	}
@@ -210,7 +211,7 @@ func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (st
 	if exp.Spec.ProxyAddress != "" {
 		return exp.Spec.ProxyAddress, serverName, nil
 	}
-	svcName := es + "-es-remote-cluster"
+	svcName := eck.RemoteClusterService(es)
 	if exp.Spec.Service != nil {
 		svcName = exp.Spec.Service.Name
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -44,10 +46,9 @@ const (
 )
 
 var (
-	esVersion    = regexp.MustCompile(`^[0-9A-Za-z][-0-9A-Za-z.+]*$`)
-	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-	apiKeyID     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	fingerprint  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	esVersion   = regexp.MustCompile(`^[0-9A-Za-z][-0-9A-Za-z.+]*$`)
+	apiKeyID    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	fingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // grants is what the receipt reads to decide whether a peer may hold a link: the informer
@@ -72,7 +73,7 @@ const maxResyncs = 2
 // validateImport checks the fields of an import request a peer sent, naming the bad one.
 func validateImport(req *peerv1.ImportRequest) error {
 	switch ns, name := req.GetExportNamespace(), req.GetExportName(); {
-	case !dnsLabel.MatchString(ns) || !dnsSubdomain.MatchString(name):
+	case len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0:
 		return fmt.Errorf("invalid import request: export %q/%q: want namespace/name of a ClusterExport", clip(ns, 64), clip(name, 253))
 	case len(req.GetElasticsearchVersion()) > maxVersionLen || req.GetElasticsearchVersion() != "" && !esVersion.MatchString(req.GetElasticsearchVersion()):
 		return fmt.Errorf("invalid import request: elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", clip(req.GetElasticsearchVersion(), maxVersionLen), maxVersionLen)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -279,7 +280,7 @@ func (e *Exporter) wireSigningCA(ctx context.Context, target elastic.Target) err
 	if err != nil || len(changes) == 0 {
 		return err
 	}
-	if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to mount the signing CAs in Elasticsearch %s: %w", target, err)
 	}
 	e.log.Info("signing CA volume mounted", "elasticsearch", target.String(), "changes", strings.Join(changes, "; "))
@@ -426,7 +427,7 @@ func (e *Exporter) releaseSigningCA(ctx context.Context, exp *v1alpha1.ClusterEx
 			return err
 		}
 		if len(changes) > 0 {
-			if _, err := e.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 				return fmt.Errorf("failed to unmount the signing CAs from Elasticsearch %s: %w", target, err)
 			}
 		}

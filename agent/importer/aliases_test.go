@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -50,7 +50,7 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 			t.Fatal(err)
 		}
 	}
-	es, err := f.im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
+	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestAliasRecordOfAnEarlierElasticsearch(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	es, err := f.im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
+	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

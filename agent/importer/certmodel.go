@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -78,7 +79,7 @@ func (im *Importer) trustStore() *transporttrust.Store {
 // the remote adds it to its transport trust if its export uses the certificate model. Only the
 // first certificate of <es>-es-transport-certs-public, never the CAs of peers that follow it.
 func (im *Importer) localTransportCA(ns, es string) []byte {
-	s, ok := im.cfg.Cache.ECKSecret(ns, es+"-es-transport-certs-public")
+	s, ok := im.cfg.Cache.ECKSecret(ns, eck.TransportCertsPublic(es))
 	if !ok {
 		return nil
 	}
@@ -92,16 +93,18 @@ func (im *Importer) localTransportCA(ns, es string) []byte {
 // registerTransportCAHandler re-publishes the import requests of a local Elasticsearch when ECK
 // rotates its transport CA, so that the remote trusts the new CA before the old one expires.
 func (im *Importer) registerTransportCAHandler() error {
-	const suffix = "-es-transport-certs-public"
 	return im.cfg.Cache.OnECKSecret(func(old, new any) {
 		s, ok := new.(*corev1.Secret)
 		if !ok {
 			s, ok = old.(*corev1.Secret)
 		}
-		if !ok || !strings.HasSuffix(s.Name, suffix) {
+		if !ok {
 			return
 		}
-		es := strings.TrimSuffix(s.Name, suffix)
+		es, ok := eck.OfTransportCertsPublic(s.Name)
+		if !ok {
+			return
+		}
 		for _, rc := range im.cfg.Cache.RemoteClusters() {
 			if rc.Namespace == s.Namespace && rc.Spec.ElasticsearchRef.Name == es {
 				im.queue.Add(types.NamespacedName{Namespace: s.Namespace, Name: es})
@@ -264,7 +267,7 @@ func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Clien
 	var requeue time.Duration
 	var err error
 	inECK := map[string]bool{}
-	if s, ok := im.cfg.Cache.ECKSecret(ns, esName+"-es-transport-certs-public"); ok {
+	if s, ok := im.cfg.Cache.ECKSecret(ns, eck.TransportCertsPublic(esName)); ok {
 		if all, err := pemutil.ParseCertificates(s.Data["ca.crt"], pemutil.Limits{}); err == nil {
 			for _, c := range all {
 				inECK[pemutil.Fingerprint(c)] = true
@@ -319,7 +322,7 @@ func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
 			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+es+" (spec.transport.tls.certificateAuthorities)")
 	case !st.cert.eckHas[alias]:
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonWaitingForECK, fmt.Sprintf(
-			"remote transport CA written to ConfigMap %s; waiting for ECK to add it to %s-es-transport-certs-public", st.cert.configMap, es))
+			"remote transport CA written to ConfigMap %s; waiting for ECK to add it to %s", st.cert.configMap, eck.TransportCertsPublic(es)))
 	default:
 		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
 			"remote transport CA in ConfigMap %s (spec.transport.tls.certificateAuthorities): trusted on the transport port", st.cert.configMap))

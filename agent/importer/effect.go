@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 )
@@ -51,10 +52,10 @@ func (im *Importer) effectiveKeys(ctx context.Context, client *elastic.Client, n
 		}
 	}
 	// ECK labels the aggregated Secret as its own: the informer cache holds it.
-	agg, ok := im.cfg.Cache.ECKSecret(ns, es+"-es-secure-settings")
+	agg, ok := im.cfg.Cache.ECKSecret(ns, eck.SecureSettingsSecret(es))
 	if !ok {
 		var err error
-		if agg, err = im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, es+"-es-secure-settings", metav1.GetOptions{}); err != nil {
+		if agg, err = im.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, eck.SecureSettingsSecret(es), metav1.GetOptions{}); err != nil {
 			return out, records
 		}
 	}

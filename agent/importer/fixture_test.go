@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -115,13 +116,13 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		}
 		objs = append(objs, u)
 	}
-	kinds := map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"}
+	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
 	for k, v := range kube.ListKinds {
 		kinds[k] = v
 	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
 	// Created through its resource: the fake would guess "elasticsearchs" from the kind.
-	if _, err := dyn.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Create(ctx, elasticsearch(), metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Create(ctx, elasticsearch(), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kc := fake.NewClientset()

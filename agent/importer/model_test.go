@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -42,7 +42,7 @@ func TestImportRequestCarriesTheModel(t *testing.T) {
 // Elasticsearch resource) and the RemoteCluster's conditions name the reason and the peer.
 func TestModelNotAllowed(t *testing.T) {
 	f := newFixture(t, remoteCluster("forged", ""), remoteCluster("wants-cert", v1alpha1.SecurityModelCertificate))
-	before, err := f.im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
+	before, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestModelNotAllowed(t *testing.T) {
 	if len(cms.Items) != 0 {
 		t.Errorf("ConfigMaps written for refused credentials: %v", cms.Items)
 	}
-	after, err := f.im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
+	after, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,8 +27,6 @@ const (
 	annotationKeyIDs = "ecklink.io/key-ids"
 	// annotationEffective maps alias -> API key id known to be in the nodes' keystore.
 	annotationEffective = "ecklink.io/effective-key-ids"
-	// maxCAsPerAlias bounds the CAs kept for one alias across rotations.
-	maxCAsPerAlias = 8
 )
 
 var caSelector = labels.SelectorFromSet(labels.Set{cache.ManagedByLabel: cache.ManagedByValue})
@@ -42,37 +39,18 @@ func ownLabels(es string) map[string]string {
 
 func aliasCAKey(alias string) string { return alias + ".crt" }
 
-// mergeCAs keeps the CAs held for an alias that are still valid, adds the new bundle, and keeps
-// at most maxCAsPerAlias, newest first: a stale copy of an old CA keeps verifying until it
-// expires, so keeping it costs nothing and covers a peer whose update is still in flight.
+// mergeCAs keeps the CAs held for an alias with the new bundle, by the one retention policy
+// (pemutil.Retain): the new CAs first, then the previous ones still valid, newest first.
 func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certificate, error) {
 	in, err := pemutil.ParseCertificates(incoming, pemutil.Limits{})
 	if err != nil {
 		return nil, nil, err
 	}
-	seen := map[string]bool{}
-	var all []*x509.Certificate
-	for _, c := range in {
-		if fp := pemutil.Fingerprint(c); !seen[fp] {
-			seen[fp] = true
-			all = append(all, c)
-		}
-	}
+	var prev []*x509.Certificate
 	if len(previous) > 0 {
-		prev, _ := pemutil.ParseCertificates(previous, pemutil.Limits{})
-		for _, c := range prev {
-			if fp := pemutil.Fingerprint(c); !seen[fp] && now.Before(c.NotAfter) {
-				seen[fp] = true
-				all = append(all, c)
-			}
-		}
+		prev, _ = pemutil.ParseCertificates(previous, pemutil.Limits{})
 	}
-	current := len(in)
-	rest := all[current:]
-	sort.SliceStable(rest, func(i, j int) bool { return rest[i].NotAfter.After(rest[j].NotAfter) })
-	if len(all) > maxCAsPerAlias {
-		all = all[:maxCAsPerAlias]
-	}
+	all := pemutil.Retain(in, prev, now, nil)
 	return pemutil.EncodeBundle(all), all, nil
 }
 

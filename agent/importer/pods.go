@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 )
 
 // The kubelet shows a changed ConfigMap or Secret in a pod's files only when it next syncs the
@@ -70,7 +70,7 @@ func (im *Importer) runPodMarker(ctx context.Context) {
 
 func (im *Importer) markPodsNow(ctx context.Context, key types.NamespacedName) error {
 	pods := im.cfg.Pods.CoreV1().Pods(key.Namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: cache.ECKClusterLabel + "=" + key.Name})
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: eck.ClusterNameLabel + "=" + key.Name})
 	if err != nil {
 		return fmt.Errorf("failed to list the pods of %s: %w", key, err)
 	}

@@ -9,12 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 )
 
 func TestMarkPodsBumpsOnlyThatElasticsearchsPods(t *testing.T) {
 	pod := func(name, es string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name, Labels: map[string]string{cache.ECKClusterLabel: es},
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name, Labels: map[string]string{eck.ClusterNameLabel: es},
 			Annotations: map[string]string{"user": "kept"}}}
 	}
 	kube := fake.NewClientset(pod("ccs-es-default-0", "ccs"), pod("ccs-es-default-1", "ccs"), pod("other-es-default-0", "other"))

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/license"
@@ -519,7 +519,7 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 		changes = append(changes, more...)
 	}
 	if len(changes) > 0 {
-		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		if _, err := im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("failed to wire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 		}
 		im.log.Info("elasticsearch wired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", len(changes))
@@ -545,7 +545,7 @@ func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured) (
 		if _, err := wiring.RemoveVolume(obj, wiring.SigningVolume(es.GetName())); err != nil {
 			return 0, err
 		}
-		if _, err := im.cfg.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		if _, err := im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 			return 0, fmt.Errorf("failed to unwire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 		}
 		im.log.Info("elasticsearch unwired", "elasticsearch", es.GetNamespace()+"/"+es.GetName())

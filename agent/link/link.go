@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -19,8 +21,6 @@ type ID struct {
 }
 
 var (
-	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 	// alias is what ES accepts in cluster.remote.<alias> ([-\w]+), limited as the CRD does.
 	alias = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 )
@@ -28,9 +28,9 @@ var (
 // Validate checks each part and names the bad one.
 func (id ID) Validate() error {
 	switch {
-	case !dnsLabel.MatchString(id.Namespace):
+	case len(validation.IsDNS1123Label(id.Namespace)) > 0:
 		return fmt.Errorf("link namespace %q is not a namespace name", id.Namespace)
-	case !dnsSubdomain.MatchString(id.Elasticsearch):
+	case len(validation.IsDNS1123Subdomain(id.Elasticsearch)) > 0:
 		return fmt.Errorf("link elasticsearch %q is not a resource name", id.Elasticsearch)
 	case !alias.MatchString(id.Alias):
 		return fmt.Errorf("link alias %q: want letters, digits, '-' and '_', starting with a letter or digit, at most 63", id.Alias)

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,8 +32,8 @@ const (
 	// AnnotationCAs records, on the ConfigMap, the CAs ecklink added: a JSON object mapping
 	// each owner to the SHA-256 fingerprints of its CAs.
 	AnnotationCAs = "ecklink.io/transport-cas"
-	// MaxPerOwner bounds the CAs kept for one owner across rotations.
-	MaxPerOwner = 8
+	// MaxPerOwner bounds the CAs kept for one owner across rotations (the retention policy's).
+	MaxPerOwner = pemutil.MaxRetainedCAs
 )
 
 // Owners reads which CAs (fingerprints) each owner added to the ConfigMap.
@@ -186,31 +185,19 @@ func Update(cm *corev1.ConfigMap, want map[string][]*x509.Certificate, now time.
 	return changed, nil
 }
 
-// choose returns the fingerprints an owner keeps: the given CAs, then its previous ones still
-// valid, newest first, at most MaxPerOwner; CAs the user already trusts are left to the user.
+// choose returns the fingerprints an owner keeps, by the one retention policy (pemutil.Retain):
+// the given CAs, then its previous ones still valid, newest first, at most MaxPerOwner; CAs the
+// user already trusts are left to the user.
 func choose(certs []*x509.Certificate, previous []string, known map[string]*x509.Certificate, users map[string]bool, now time.Time) []string {
-	out := []string{}
-	seen := map[string]bool{}
-	for _, c := range certs {
-		fp := pemutil.Fingerprint(c)
-		if !seen[fp] && !users[fp] {
-			seen[fp] = true
-			out = append(out, fp)
-		}
-	}
-	var kept []*x509.Certificate
+	var prev []*x509.Certificate
 	for _, fp := range previous {
-		if c := known[fp]; c != nil && !seen[fp] && !users[fp] && now.Before(c.NotAfter) {
-			seen[fp] = true
-			kept = append(kept, c)
+		if c := known[fp]; c != nil {
+			prev = append(prev, c)
 		}
 	}
-	sort.SliceStable(kept, func(i, j int) bool { return kept[i].NotAfter.After(kept[j].NotAfter) })
-	for _, c := range kept {
+	out := []string{}
+	for _, c := range pemutil.Retain(certs, prev, now, func(fp string) bool { return users[fp] }) {
 		out = append(out, pemutil.Fingerprint(c))
-	}
-	if len(out) > MaxPerOwner {
-		out = out[:MaxPerOwner]
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 )
 
 // LabelElasticsearch names, on ecklink's own transport CA ConfigMap, the Elasticsearch it is for.
@@ -186,7 +187,7 @@ func (s *Store) wire(ctx context.Context, es *unstructured.Unstructured) error {
 	if err != nil || !changed {
 		return err
 	}
-	if _, err := s.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	if _, err := s.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to wire the transport CA ConfigMap into Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	return nil
@@ -199,7 +200,7 @@ func (s *Store) unwire(ctx context.Context, es *unstructured.Unstructured) error
 	if err != nil || !changed {
 		return err
 	}
-	updated, err := s.Dynamic.Resource(cache.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
+	updated, err := s.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("failed to unwire the transport CA ConfigMap from Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 )
 
 func elasticsearch(name, caConfigMap string) *unstructured.Unstructured {
@@ -41,9 +42,9 @@ func newFixture(t *testing.T, es *unstructured.Unstructured, objs ...runtime.Obj
 	t.Helper()
 	kube := fake.NewClientset(objs...)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{cache.ElasticsearchGVR: "ElasticsearchList"})
+		map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})
 	// Created through the resource, since the fake tracker would guess "elasticsearchs".
-	if _, err := dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{store: &Store{Kube: kube, Dynamic: dyn, Now: func() time.Time { return now }}, kube: kube, dyn: dyn}
@@ -52,7 +53,7 @@ func newFixture(t *testing.T, es *unstructured.Unstructured, objs ...runtime.Obj
 // es returns the stored Elasticsearch.
 func (f *fixture) es(t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
-	es, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Get(context.Background(), name, metav1.GetOptions{})
+	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestStoreManualWiringLeavesTheResourceAlone(t *testing.T) {
 	// The user commits the snippet; when the last owner goes the ConfigMap stays (ECK needs it).
 	es := f.es(t, "logs")
 	_ = unstructured.SetNestedField(es.Object, "logs-ecklink-transport-ca", caPath...)
-	if _, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+	if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, false); err != nil {
@@ -231,7 +232,7 @@ func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
 	// The user names their own ConfigMap instead (ecklink's record stays on the resource).
 	es := f.es(t, "logs")
 	_ = unstructured.SetNestedField(es.Object, "user-cas", caPath...)
-	if _, err := f.dyn.Resource(cache.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+	if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.store.Apply(ctx, f.es(t, "logs"), want, true)

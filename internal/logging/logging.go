@@ -11,23 +11,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Keys used across the agent's structured logs.
-const (
-	KeyPeer          = "peer"
-	KeyResource      = "resource"
-	KeySequence      = "sequence"
-	KeyReason        = "reason"
-	KeyElasticsearch = "elasticsearch"
-	KeyAlias         = "alias"
-	KeyLink          = "link"
-	KeyExport        = "export"
-	KeyKeyID         = "api_key_id"
-	KeyFingerprint   = "fingerprint"
-	KeyError         = "error"
-	KeyNamespace     = "namespace"
-	KeyName          = "name"
-)
-
 // Options configure the root logger.
 type Options struct {
 	// Level is trace, debug, info, warn or error.

@@ -28,7 +28,7 @@ func (s *sink) Info(level int, msg string, kv ...any) {
 	s.log.Debug(msg, kv...)
 }
 func (s *sink) Error(err error, msg string, kv ...any) {
-	s.log.Warn(msg, append(kv, KeyError, err)...)
+	s.log.Warn(msg, append(kv, "error", err)...)
 }
 func (s *sink) WithValues(kv ...any) logr.LogSink { return &sink{log: s.log.With(kv...), name: s.name} }
 func (s *sink) WithName(name string) logr.LogSink { return &sink{log: s.log.Named(name), name: name} }

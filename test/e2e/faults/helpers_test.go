@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/test/esim"
 	"github.com/ecklink/ecklink/test/esim/pod"
@@ -229,7 +229,7 @@ func lastRetryDelay(log string, marker string) time.Duration {
 
 func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB" }
 
-var esGVR = cache.ElasticsearchGVR
+var esGVR = eck.ElasticsearchGVR
 
 func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
 	return unstructured.NestedSlice(obj, fields...)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -139,6 +140,27 @@ func TestLoad200(t *testing.T) {
 			t.Errorf("link %s: keys %v after the restarts, were %v", linkID, after[linkID], ids)
 		}
 	}
+
+	removeLoad(ctx, t, east, remote)
+}
+
+// removeLoad deletes the load RemoteClusters and waits until they are finalized and their keys
+// invalidated, so that the suite's later tests (which restart agents) do not resync 200 links
+// that nothing needs any more.
+func removeLoad(ctx context.Context, t *testing.T, east *harness.Cluster, remote *pod.Pod) {
+	t.Helper()
+	start := time.Now()
+	for i := range loadLinks {
+		if err := east.CRDs.RemoteClusters().Delete(ctx, loadNS, fmt.Sprintf("west-%03d", i)); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	waitFor(ctx, t, 3*time.Minute, "load RemoteClusters finalized and their keys invalidated", func() (bool, string) {
+		rcs, err := east.CRDs.RemoteClusters().List(ctx, loadNS, metav1.ListOptions{})
+		keys := loadKeys(t, remote)
+		return err == nil && len(rcs) == 0 && len(keys) == 0, fmt.Sprintf("%d RemoteClusters left (%v), %d links with live keys", len(rcs), err, len(keys))
+	})
+	t.Logf("%d links removed in %s", loadLinks, time.Since(start).Round(100*time.Millisecond))
 }
 
 // loadReady counts the load RemoteClusters that are Ready and, with since, those whose last sync
