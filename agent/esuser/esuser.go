@@ -55,7 +55,8 @@ const (
 // RoleSettings, on every cluster the agent configures:
 //   - monitor (read-only): GET _cluster/settings (action cluster:monitor/settings), GET
 //     _remote/info (cluster:monitor/remote/info), GET _nodes/jvm (cluster:monitor/nodes/info,
-//     node start times: has a node restarted with the new keystore?).
+//     node start times: has a node restarted with the new keystore?), GET _license
+//     (cluster:monitor/xpack/license/get, the license preflight, docs/elasticsearch-facts.md).
 //   - cluster:admin/settings/update: PUT _cluster/settings (cluster.remote.<alias>.* and the
 //     strong-identity signing settings). The docs of the cluster update settings API ask for the
 //     manage privilege, which also grants snapshots, shutdowns, reroutes and every other cluster

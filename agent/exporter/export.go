@@ -70,6 +70,15 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	}
 	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 	conds = append(conds, e.keysCondition(exp))
+	ready := []string{v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged}
+	if found {
+		lc := e.licenseCondition(ctx, exp) // license.go
+		conds = append(conds, lc)
+		if lc.Status == metav1.ConditionFalse {
+			// Named first: the license is why the rest cannot work.
+			ready = append([]string{v1alpha1.ConditionLicenseSufficient}, ready...)
+		}
+	}
 	links, linkCount := e.exportLinks(ns, name)
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		for _, c := range conds {
@@ -77,7 +86,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		}
 		dropModelWarning(x)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
-		kube.Set(x, peerhealth.Ready(x, v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged))
+		kube.Set(x, peerhealth.Ready(x, ready...))
 		x.Status.ObservedGeneration = x.Generation
 		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
 		x.Status.Links, x.Status.LinkCount = links, linkCount

@@ -21,6 +21,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/task"
@@ -103,6 +104,8 @@ type Exporter struct {
 	pubMu sync.Mutex
 	// gate runs one item per Elasticsearch at a time (workers.go).
 	gate gate
+	// licenses caches what GET /_license reports of exported clusters (license.go).
+	licenses *license.Cache
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -129,6 +132,8 @@ type linkState struct {
 	trust *heldTrust
 	// siStep is the link's strong identity step ("" without strong identity).
 	siStep string
+	// license is the last license verdict of the link (license.go).
+	license license.Verdict
 }
 
 // New checks the configuration and returns an Exporter.
@@ -190,6 +195,7 @@ func New(cfg Config) (*Exporter, error) {
 		resynced: map[string]time.Time{},
 		grants:   cfg.Cache,
 		caps:     map[string][]string{},
+		licenses: &license.Cache{TTL: licenseTTL, Retry: licenseRetry, Now: cfg.Now},
 	}
 	if err := e.registerHandlers(); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 )
 
@@ -83,6 +84,10 @@ func keyFailureReason(err error) string {
 		return v1alpha1.ReasonElasticsearchUnavailable
 	case elastic.UserNotReady(err):
 		return v1alpha1.ReasonElasticsearchUserPending
+	case license.NonCompliant(err.Error()):
+		// Creating or updating a cross-cluster key with a license below enterprise (a link
+		// that holds a key keeps it, license.go): the message names the feature.
+		return v1alpha1.ReasonLicenseInsufficient
 	case elastic.IsForbidden(err):
 		return v1alpha1.ReasonElasticsearchForbidden
 	case errors.As(err, &ae):

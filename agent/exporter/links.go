@@ -151,6 +151,10 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
+	exportedLicense, verdict := e.licenseVerdict(ctx, exp, peer, id, req, target, st) // license.go
+	if ref := e.licenseRefusal(verdict, st); ref != nil {
+		return nil, ref, 0, nil
+	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
 	if ref := strongIdentityRefusal(exp, version, req); ref != nil {
 		return nil, ref, 0, nil
@@ -181,6 +185,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		StrongIdentity:         si.required,
 		IdentityRequired:       key.identity != nil,
 		StrongIdentityFallback: si.fallback,
+		ElasticsearchLicense:   exportedLicense.Proto(),
 	}
 	if si.required {
 		creds.SigningTrustedFingerprints = si.trust.trusted

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -80,6 +81,9 @@ func validateImport(req *peerv1.ImportRequest) error {
 		return fmt.Errorf("invalid import request: transport_ca_bundle is %d bytes, at most 262144 allowed", len(req.GetTransportCaBundle()))
 	case len(req.GetSigningSubject()) > maxSigningSubject:
 		return fmt.Errorf("invalid import request: signing_subject is %d bytes, at most %d allowed", len(req.GetSigningSubject()), maxSigningSubject)
+	}
+	if _, err := license.FromProto(req.GetElasticsearchLicense()); err != nil {
+		return fmt.Errorf("invalid import request: elasticsearch_license %w", err)
 	}
 	return nil
 }

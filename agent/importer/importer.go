@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -110,6 +111,8 @@ type Importer struct {
 	shared exportCAs
 	// pods marks the pods of an Elasticsearch as updated (pods.go).
 	pods podMarker
+	// licenses caches what GET /_license reports of local clusters (license.go).
+	licenses *license.Cache
 }
 
 // New checks the configuration and returns an Importer.
@@ -144,6 +147,7 @@ func New(cfg Config) (*Importer, error) {
 		answers:   map[link.ID]*received{},
 		published: map[link.ID]string{},
 		statuses:  map[link.ID]*peerv1.LinkStatus{},
+		licenses:  &license.Cache{TTL: licenseTTL, Retry: licenseRetry, Now: cfg.Now},
 	}
 	im.ca.init()
 	im.pods.init()

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/peertext"
@@ -231,6 +232,9 @@ func validateText(c *peerv1.Credentials) error {
 	}
 	if f := c.GetStrongIdentityFallback(); len(f) > maxFallbackText || !peertext.Printable(f) {
 		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
+	}
+	if _, err := license.FromProto(c.GetElasticsearchLicense()); err != nil {
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: "elasticsearch_license " + err.Error()}
 	}
 	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
 		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}

@@ -18,6 +18,7 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/esuser"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
@@ -49,6 +50,8 @@ type state struct {
 	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
 	// signingWait: alias -> why it does not sign yet although the export requires it.
 	signing, signingWait map[string]string
+	// license is the local Elasticsearch's license, unknown when it could not be read.
+	license license.License
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -69,7 +72,10 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
 	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
 		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
-	im.publishImports(ctx, plans, es)
+	if esFound && anyActive(plans) {
+		st.license = im.localLicense(ctx, ns, esName) // license.go
+	}
+	im.publishImports(ctx, plans, es, st.license)
 
 	desired, held, certs := map[string]*linkPlan{}, map[string]*linkPlan{}, map[string]*linkPlan{}
 	for _, p := range plans {
@@ -170,6 +176,15 @@ func (im *Importer) lazyClient(ctx context.Context, ns, es string) func() (*elas
 	}
 }
 
+func anyActive(plans []*linkPlan) bool {
+	for _, p := range plans {
+		if p.active() {
+			return true
+		}
+	}
+	return false
+}
+
 func allDeleting(plans []*linkPlan) bool {
 	for _, p := range plans {
 		if !p.deleting {
@@ -180,7 +195,7 @@ func allDeleting(plans []*linkPlan) bool {
 }
 
 // publishImports asks each RemoteCluster's peer for its export.
-func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *unstructured.Unstructured) {
+func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *unstructured.Unstructured, lic license.License) {
 	version := ""
 	if es != nil {
 		version, _, _ = unstructured.NestedString(es.Object, "spec", "version")
@@ -209,9 +224,10 @@ func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *u
 			ExportName:           p.rc.Spec.Export.Name,
 			ElasticsearchVersion: version,
 			// The consumer decides which model it accepts; the export must use the same.
-			Model:           protoModel(p.rc.Spec.AcceptedModel()),
-			SigningCaBundle: signingBundle,
-			SigningSubject:  signingSubject,
+			Model:                protoModel(p.rc.Spec.AcceptedModel()),
+			SigningCaBundle:      signingBundle,
+			SigningSubject:       signingSubject,
+			ElasticsearchLicense: lic.Proto(),
 		}
 		if req.Model == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
 			// Only a certificate-model export trusts it, and needs it before it can answer.
@@ -323,7 +339,7 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
 		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
-		if _, err = im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
+		if _, err := im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return false, err
 		}
 		if mounted {

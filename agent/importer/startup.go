@@ -25,6 +25,7 @@ func (im *Importer) PublishImports(ctx context.Context) {
 		}
 		seen[key] = true
 		es, _ := im.cfg.Cache.Elasticsearch(key.Namespace, key.Name)
-		im.publishImports(ctx, im.plan(key.Namespace, key.Name), es)
+		// The license last read, if any: no Elasticsearch call holds up the requests here.
+		im.publishImports(ctx, im.plan(key.Namespace, key.Name), es, im.licenses.Peek(key.Namespace+"/"+key.Name))
 	}
 }

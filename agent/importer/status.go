@@ -42,7 +42,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 				kube.Set(rc, c)
 			}
 			peerhealth.Set(rc, im.cfg.Cache, []string{rc.Spec.Peer})
-			kube.Set(rc, peerhealth.Ready(rc, linkConditions...))
+			kube.Set(rc, peerhealth.Ready(rc, setLicenseCondition(rc, p, st)...)) // license.go
 			modelCondition(rc, p)
 			setSigningCondition(rc, p, st)
 			rc.Status.ObservedGeneration = rc.Generation

@@ -63,6 +63,7 @@ var Keys = map[string]string{
 	"subject":          "a certificate subject",
 	"token_id":         "a pairing token's public id (never the secret)",
 	"user":             "an Elasticsearch user name",
+	"verdict":          "the outcome of a check (e.g. the license preflight)",
 	"version":          "a version",
 	"waited":           "how long something was waited for",
 }

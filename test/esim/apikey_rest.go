@@ -89,6 +89,9 @@ func parseExpiration(parser string, s *string) (*timeValue, *Error) {
 
 // createCrossClusterKey is POST /_security/cross_cluster/api_key.
 func (n *Node) createCrossClusterKey(c *reqCtx) (action, error) {
+	if err := n.requireCrossClusterLicense(); err != nil {
+		return nil, err
+	}
 	body, err := c.requireBody()
 	if err != nil {
 		return nil, err
@@ -244,6 +247,9 @@ func emptyRoles(roles []namedRole, set bool) bool {
 
 // updateCrossClusterKey is PUT /_security/cross_cluster/api_key/{id}.
 func (n *Node) updateCrossClusterKey(c *reqCtx) (action, error) {
+	if err := n.requireCrossClusterLicense(); err != nil {
+		return nil, err
+	}
 	id := c.pathParams["id"]
 	body, err := c.requireBody()
 	if err != nil {

@@ -28,6 +28,7 @@ const (
 	actionUpdateSettings     = "cluster:admin/settings/update"
 	actionRemoteInfo         = "cluster:monitor/remote/info"
 	actionNodesInfo          = "cluster:monitor/nodes/info"
+	actionGetLicense         = "cluster:monitor/xpack/license/get"
 	actionReloadSecure       = "cluster:admin/nodes/reload_secure_settings"
 	actionCreateCrossCluster = "cluster:admin/xpack/security/cross_cluster/api_key/create"
 	actionUpdateCrossCluster = "cluster:admin/xpack/security/cross_cluster/api_key/update"

@@ -13,6 +13,7 @@ func (n *Node) registerRoutes(rt *router) {
 	rt.add("GET", "/_cluster/settings", &endpoint{params: []string{"flat_settings", "include_defaults", "local", "master_timeout", "timeout"}, prepare: n.getClusterSettings, transport: actionGetSettings})
 	rt.add("PUT", "/_cluster/settings", &endpoint{params: []string{"flat_settings", "master_timeout", "timeout"}, body: true, prepare: n.putClusterSettings, transport: actionUpdateSettings})
 	rt.add("GET", "/_remote/info", &endpoint{params: noParams, prepare: n.remoteInfo, transport: actionRemoteInfo})
+	rt.add("GET", "/_license", &endpoint{params: []string{"local", "accept_enterprise"}, prepare: n.getLicense, transport: actionGetLicense})
 
 	// Authenticate is authorized for every user (RBACEngine's same-user check).
 	auth := &endpoint{params: noParams, prepare: func(c *reqCtx) (action, error) {

@@ -47,6 +47,10 @@ const (
 	// the CA ConfigMap's bundle (what Elasticsearch does), succeeds. It does not count towards
 	// Ready.
 	ConditionProbeSucceeded = "ProbeSucceeded"
+	// ConditionLicenseSufficient is True on a RemoteCluster or ClusterExport when the licenses
+	// Elasticsearch reports (GET /_license) allow what the link asks: False names the cluster,
+	// its license and what is needed. It counts towards Ready only when False.
+	ConditionLicenseSufficient = "LicenseSufficient"
 )
 
 // Reasons shared by several resources.
@@ -173,6 +177,18 @@ const (
 	// ReasonServerNameMismatch means the server name is not among the certificate's SANs.
 	ReasonServerNameMismatch = "ServerNameMismatch"
 	// The probe also uses ReasonHandshakeFailed: the TLS handshake itself failed.
+)
+
+// Reasons of the license preflight (LicenseSufficient).
+const (
+	// ReasonLicenseSufficient means both licenses allow what the link asks.
+	ReasonLicenseSufficient = "LicenseSufficient"
+	// ReasonLicenseInsufficient means a cluster's license does not allow what the link asks;
+	// the message names the cluster, its license and what is needed.
+	ReasonLicenseInsufficient = "LicenseInsufficient"
+	// ReasonLicenseUnknown means a license could not be read yet (or the peer's agent does not
+	// report it).
+	ReasonLicenseUnknown = "LicenseUnknown"
 )
 
 // GetConditions returns the Peer's status conditions.

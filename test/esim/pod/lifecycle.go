@@ -98,6 +98,10 @@ func (p *Pod) startLocked(live podSpec, now time.Time) {
 		return
 	}
 	node.SetStartTime(now)
+	if p.license != [2]string{} {
+		// The license lives in the cluster state, which outlives a restart.
+		_ = node.SetLicense(p.license[0], p.license[1])
+	}
 	node.SetRemoteStatusFunc(p.remoteStatus)
 	node.SetReloadFunc(p.reload)
 	node.SetFileFunc(p.fileExists)

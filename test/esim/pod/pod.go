@@ -92,6 +92,8 @@ type Pod struct {
 	readyOnce   sync.Once
 	secureData  map[string][]byte // current <es>-es-secure-settings content (not delayed)
 	realmHash   string            // of the file realm the node has loaded
+	// license is the type and status a test set (SetLicense), kept across restarts.
+	license [2]string
 }
 
 // Start starts the pod: it waits until ECK created the certificates and the file realm, then
@@ -164,6 +166,20 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 
 // Node is the simulated node (for tests that inspect its state).
 func (p *Pod) Node() *esim.Node { return p.node }
+
+// SetLicense sets the license of the pod's cluster (type and status, see esim.Node.SetLicense);
+// it holds across restarts, as the license lives in the cluster state.
+func (p *Pod) SetLicense(typ, status string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.node != nil {
+		if err := p.node.SetLicense(typ, status); err != nil {
+			return err
+		}
+	}
+	p.license = [2]string{typ, status}
+	return nil
+}
 
 // HTTPURL is the REST endpoint, e.g. https://127.0.0.5:9200.
 func (p *Pod) HTTPURL() string { return "https://" + p.httpLn.Addr().String() }

@@ -64,6 +64,9 @@ func (p *Pod) handleRemoteCluster(c *tls.Conn) {
 		// Checked first: a certificate-model client (no credentials) dialling this port gets it.
 		resp.Error = &wireError{Type: "security_exception", Reason: "Cross cluster requests through the dedicated remote cluster server port require transport header [" +
 			CredentialsHeader + "] but none found. Make sure you have configured remote cluster credentials in the cluster settings."}
+	case !p.crossClusterAllowed():
+		// The server's transport filter checks the feature before it authenticates.
+		resp.Error = &wireError{Type: "security_exception", Reason: esim.ComplianceError(esim.FeatureAdvancedRemoteClusterSecurity).Reason}
 	case req.Action != HandshakeAction:
 		resp.Error = &wireError{Type: "security_exception", Reason: "action [" + req.Action + "] is unauthorized on the remote cluster port"}
 	default:
@@ -93,4 +96,10 @@ func redactReason(s string) string {
 		return s[:i] + "ApiKey [redacted]"
 	}
 	return s
+}
+
+// crossClusterAllowed reports whether the cluster's license allows the API-key model; a pod
+// whose node has not started checks nothing (it cannot dial or serve yet).
+func (p *Pod) crossClusterAllowed() bool {
+	return p.node == nil || p.node.CrossClusterAllowed()
 }

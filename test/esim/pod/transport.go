@@ -134,6 +134,10 @@ func (p *Pod) handleTransport(c *tls.Conn) {
 func (p *Pod) dialProfile(rc esim.RemoteClusterSettings, spec podSpec, serverName string, now time.Time) (*tls.Config, wireRequest, error) {
 	req := wireRequest{ClusterName: p.opts.Name, Version: spec.Version, Headers: map[string]string{}}
 	if creds, ok := p.credentials(rc.Alias); ok {
+		if !p.crossClusterAllowed() {
+			// The client checks the feature before it sends anything with credentials.
+			return nil, req, esim.ComplianceError(esim.FeatureAdvancedRemoteClusterSecurity)
+		}
 		req.Action = HandshakeAction
 		req.Headers[CredentialsHeader] = "ApiKey " + creds
 		req.Headers[esim.CrossClusterSubjectInfoHeader] = subjectInfo(p.opts.Name)

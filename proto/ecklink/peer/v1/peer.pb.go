@@ -883,8 +883,12 @@ type ImportRequest struct {
 	// remote puts into the key's certificate_identity. Empty when the local Elasticsearch is below
 	// 9.3.
 	SigningSubject string `protobuf:"bytes,8,opt,name=signing_subject,json=signingSubject,proto3" json:"signing_subject,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The license of the local Elasticsearch (GET /_license), for the remote's preflight: the
+	// API-key model needs an enterprise (or trial) license on both clusters. Unset when the local
+	// agent could not read it, or predates it (0.1.0): the remote then does not check it.
+	ElasticsearchLicense *ElasticsearchLicense `protobuf:"bytes,20,opt,name=elasticsearch_license,json=elasticsearchLicense,proto3" json:"elasticsearch_license,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ImportRequest) Reset() {
@@ -973,6 +977,68 @@ func (x *ImportRequest) GetSigningSubject() string {
 	return ""
 }
 
+func (x *ImportRequest) GetElasticsearchLicense() *ElasticsearchLicense {
+	if x != nil {
+		return x.ElasticsearchLicense
+	}
+	return nil
+}
+
+// ElasticsearchLicense is what GET /_license reports of a cluster: its type and status only.
+type ElasticsearchLicense struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// basic, standard, gold, platinum, enterprise or trial (as Elasticsearch spells it).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// active, expired or invalid.
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElasticsearchLicense) Reset() {
+	*x = ElasticsearchLicense{}
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElasticsearchLicense) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElasticsearchLicense) ProtoMessage() {}
+
+func (x *ElasticsearchLicense) ProtoReflect() protoreflect.Message {
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElasticsearchLicense.ProtoReflect.Descriptor instead.
+func (*ElasticsearchLicense) Descriptor() ([]byte, []int) {
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ElasticsearchLicense) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ElasticsearchLicense) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 // Credentials answer an ImportRequest (remote -> local).
 type Credentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1008,14 +1074,17 @@ type Credentials struct {
 	// Capability "export-ca": the CA bundle is the one of resource "exportca/<ca_ref>" (an ExportCA
 	// the sender publishes before the credentials that name it), and ca_bundle is empty. A renewed
 	// CA then costs one update per peer and exported Elasticsearch instead of one per link.
-	CaRef         string `protobuf:"bytes,14,opt,name=ca_ref,json=caRef,proto3" json:"ca_ref,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CaRef string `protobuf:"bytes,14,opt,name=ca_ref,json=caRef,proto3" json:"ca_ref,omitempty"`
+	// The license of the remote Elasticsearch (GET /_license), for the local side's preflight
+	// condition. Unset when the remote agent could not read it or predates it.
+	ElasticsearchLicense *ElasticsearchLicense `protobuf:"bytes,20,opt,name=elasticsearch_license,json=elasticsearchLicense,proto3" json:"elasticsearch_license,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1096,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1109,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Credentials) GetLink() *Link {
@@ -1141,6 +1210,13 @@ func (x *Credentials) GetCaRef() string {
 	return ""
 }
 
+func (x *Credentials) GetElasticsearchLicense() *ElasticsearchLicense {
+	if x != nil {
+		return x.ElasticsearchLicense
+	}
+	return nil
+}
+
 // ExportCA is the transport CA bundle of one exported Elasticsearch (remote -> local), shared by
 // the credentials of every link to it that name it in ca_ref; resource "exportca/<id>", where id
 // is an opaque name the sender chose (16 to 64 lower-case hex digits).
@@ -1154,7 +1230,7 @@ type ExportCA struct {
 
 func (x *ExportCA) Reset() {
 	*x = ExportCA{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1242,7 @@ func (x *ExportCA) String() string {
 func (*ExportCA) ProtoMessage() {}
 
 func (x *ExportCA) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1255,7 @@ func (x *ExportCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCA.ProtoReflect.Descriptor instead.
 func (*ExportCA) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExportCA) GetCaBundle() []byte {
@@ -1203,7 +1279,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1291,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1304,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Refusal) GetLink() *Link {
@@ -1277,7 +1353,7 @@ type LinkStatus struct {
 
 func (x *LinkStatus) Reset() {
 	*x = LinkStatus{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1365,7 @@ func (x *LinkStatus) String() string {
 func (*LinkStatus) ProtoMessage() {}
 
 func (x *LinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1378,7 @@ func (x *LinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatus.ProtoReflect.Descriptor instead.
 func (*LinkStatus) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LinkStatus) GetLink() *Link {
@@ -1377,7 +1453,7 @@ type Trust struct {
 
 func (x *Trust) Reset() {
 	*x = Trust{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1465,7 @@ func (x *Trust) String() string {
 func (*Trust) ProtoMessage() {}
 
 func (x *Trust) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1478,7 @@ func (x *Trust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trust.ProtoReflect.Descriptor instead.
 func (*Trust) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Trust) GetCaBundle() []byte {
@@ -1430,7 +1506,7 @@ type AgentEndpoints struct {
 
 func (x *AgentEndpoints) Reset() {
 	*x = AgentEndpoints{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1518,7 @@ func (x *AgentEndpoints) String() string {
 func (*AgentEndpoints) ProtoMessage() {}
 
 func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1531,7 @@ func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentEndpoints.ProtoReflect.Descriptor instead.
 func (*AgentEndpoints) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AgentEndpoints) GetAddresses() []string {
@@ -1474,7 +1550,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1562,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1575,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 // Inventory lists every resource the sender holds after its initial updates; the receiver drops
@@ -1513,7 +1589,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1601,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1614,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Inventory) GetResources() []string {
@@ -1560,7 +1636,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1648,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1661,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ack) GetNonce() string {
@@ -1625,7 +1701,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1713,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1726,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Nack) GetNonce() string {
@@ -1698,7 +1774,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1786,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1799,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Heartbeat) GetSent() *timestamppb.Timestamp {
@@ -1744,7 +1820,7 @@ type Terminated struct {
 
 func (x *Terminated) Reset() {
 	*x = Terminated{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1832,7 @@ func (x *Terminated) String() string {
 func (*Terminated) ProtoMessage() {}
 
 func (x *Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1845,7 @@ func (x *Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Terminated.ProtoReflect.Descriptor instead.
 func (*Terminated) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Terminated) GetReason() string {
@@ -1837,7 +1913,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x04Link\x12'\n" +
 	"\x0flocal_namespace\x18\x01 \x01(\tR\x0elocalNamespace\x12/\n" +
 	"\x13local_elasticsearch\x18\x02 \x01(\tR\x12localElasticsearch\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xf6\x02\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xd2\x03\n" +
 	"\rImportRequest\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12)\n" +
 	"\x10export_namespace\x18\x02 \x01(\tR\x0fexportNamespace\x12\x1f\n" +
@@ -1847,7 +1923,11 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12.\n" +
 	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\x12*\n" +
 	"\x11signing_ca_bundle\x18\a \x01(\fR\x0fsigningCaBundle\x12'\n" +
-	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"\xff\x04\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\x12Z\n" +
+	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\"B\n" +
+	"\x14ElasticsearchLicense\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"\xdb\x05\n" +
 	"\vCredentials\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x124\n" +
 	"\x05model\x18\x02 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12\x1c\n" +
@@ -1865,7 +1945,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x1csigning_trusted_fingerprints\x18\v \x03(\tR\x1asigningTrustedFingerprints\x12+\n" +
 	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\x128\n" +
 	"\x18strong_identity_fallback\x18\r \x01(\tR\x16strongIdentityFallback\x12\x15\n" +
-	"\x06ca_ref\x18\x0e \x01(\tR\x05caRef\"'\n" +
+	"\x06ca_ref\x18\x0e \x01(\tR\x05caRef\x12Z\n" +
+	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\"'\n" +
 	"\bExportCA\x12\x1b\n" +
 	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"f\n" +
 	"\aRefusal\x12)\n" +
@@ -1926,7 +2007,7 @@ func file_ecklink_peer_v1_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_ecklink_peer_v1_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(SecurityModel)(0),            // 0: ecklink.peer.v1.SecurityModel
 	(*PairRequest)(nil),           // 1: ecklink.peer.v1.PairRequest
@@ -1939,21 +2020,22 @@ var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(*Update)(nil),                // 8: ecklink.peer.v1.Update
 	(*Link)(nil),                  // 9: ecklink.peer.v1.Link
 	(*ImportRequest)(nil),         // 10: ecklink.peer.v1.ImportRequest
-	(*Credentials)(nil),           // 11: ecklink.peer.v1.Credentials
-	(*ExportCA)(nil),              // 12: ecklink.peer.v1.ExportCA
-	(*Refusal)(nil),               // 13: ecklink.peer.v1.Refusal
-	(*LinkStatus)(nil),            // 14: ecklink.peer.v1.LinkStatus
-	(*Trust)(nil),                 // 15: ecklink.peer.v1.Trust
-	(*AgentEndpoints)(nil),        // 16: ecklink.peer.v1.AgentEndpoints
-	(*Removed)(nil),               // 17: ecklink.peer.v1.Removed
-	(*Inventory)(nil),             // 18: ecklink.peer.v1.Inventory
-	(*Ack)(nil),                   // 19: ecklink.peer.v1.Ack
-	(*Nack)(nil),                  // 20: ecklink.peer.v1.Nack
-	(*Heartbeat)(nil),             // 21: ecklink.peer.v1.Heartbeat
-	(*Terminated)(nil),            // 22: ecklink.peer.v1.Terminated
-	nil,                           // 23: ecklink.peer.v1.Open.AppliedEntry
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*ElasticsearchLicense)(nil),  // 11: ecklink.peer.v1.ElasticsearchLicense
+	(*Credentials)(nil),           // 12: ecklink.peer.v1.Credentials
+	(*ExportCA)(nil),              // 13: ecklink.peer.v1.ExportCA
+	(*Refusal)(nil),               // 14: ecklink.peer.v1.Refusal
+	(*LinkStatus)(nil),            // 15: ecklink.peer.v1.LinkStatus
+	(*Trust)(nil),                 // 16: ecklink.peer.v1.Trust
+	(*AgentEndpoints)(nil),        // 17: ecklink.peer.v1.AgentEndpoints
+	(*Removed)(nil),               // 18: ecklink.peer.v1.Removed
+	(*Inventory)(nil),             // 19: ecklink.peer.v1.Inventory
+	(*Ack)(nil),                   // 20: ecklink.peer.v1.Ack
+	(*Nack)(nil),                  // 21: ecklink.peer.v1.Nack
+	(*Heartbeat)(nil),             // 22: ecklink.peer.v1.Heartbeat
+	(*Terminated)(nil),            // 23: ecklink.peer.v1.Terminated
+	nil,                           // 24: ecklink.peer.v1.Open.AppliedEntry
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: ecklink.peer.v1.PairRequest.identity:type_name -> ecklink.peer.v1.AgentIdentity
@@ -1962,39 +2044,41 @@ var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	6,  // 3: ecklink.peer.v1.SyncResponse.message:type_name -> ecklink.peer.v1.Message
 	7,  // 4: ecklink.peer.v1.Message.open:type_name -> ecklink.peer.v1.Open
 	8,  // 5: ecklink.peer.v1.Message.update:type_name -> ecklink.peer.v1.Update
-	19, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
-	20, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
-	21, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
-	22, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
-	23, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
-	24, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
+	20, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
+	21, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
+	22, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
+	23, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
+	24, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
+	25, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
 	10, // 12: ecklink.peer.v1.Update.import_request:type_name -> ecklink.peer.v1.ImportRequest
-	11, // 13: ecklink.peer.v1.Update.credentials:type_name -> ecklink.peer.v1.Credentials
-	13, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
-	14, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
-	15, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
-	17, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
-	18, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
-	12, // 19: ecklink.peer.v1.Update.export_ca:type_name -> ecklink.peer.v1.ExportCA
+	12, // 13: ecklink.peer.v1.Update.credentials:type_name -> ecklink.peer.v1.Credentials
+	14, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
+	15, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
+	16, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
+	18, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
+	19, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
+	13, // 19: ecklink.peer.v1.Update.export_ca:type_name -> ecklink.peer.v1.ExportCA
 	9,  // 20: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
 	0,  // 21: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
-	9,  // 22: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
-	0,  // 23: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
-	25, // 24: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
-	9,  // 25: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
-	9,  // 26: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
-	25, // 27: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
-	16, // 28: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
-	25, // 29: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
-	1,  // 30: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
-	4,  // 31: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
-	2,  // 32: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
-	5,  // 33: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
-	32, // [32:34] is the sub-list for method output_type
-	30, // [30:32] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	11, // 22: ecklink.peer.v1.ImportRequest.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
+	9,  // 23: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
+	0,  // 24: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
+	26, // 25: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
+	11, // 26: ecklink.peer.v1.Credentials.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
+	9,  // 27: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
+	9,  // 28: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
+	26, // 29: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
+	17, // 30: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
+	26, // 31: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
+	1,  // 32: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
+	4,  // 33: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
+	2,  // 34: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
+	5,  // 35: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
+	34, // [34:36] is the sub-list for method output_type
+	32, // [32:34] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ecklink_peer_v1_peer_proto_init() }
@@ -2026,7 +2110,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecklink_peer_v1_peer_proto_rawDesc), len(file_ecklink_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
