@@ -76,8 +76,8 @@ demo: testbed tools ## Run the whole product locally on the test bed, narrated (
 	$(GO) run ./test/demo $(DEMO_ARGS)
 
 .PHONY: bench
-bench: testbed ## Benchmark CA propagation at 1/50/1,000 links against a bare client-go baseline, scale and idle cost; appends to test/bench/RESULTS.md, fails on a regression.
-	$(GO) run ./test/bench -updates 60 -links 1,50,1000 -idle 60s
+bench: testbed ## Benchmark CA propagation at 1/50/1,000 links against a bare client-go baseline, scale and idle cost, 100 fake peers on one agent; appends to test/bench/RESULTS.md, fails on a regression.
+	$(GO) run ./test/bench -updates 60 -links 1,50,1000 -idle 60s -peers 100
 
 .PHONY: verify
 verify: tools ## Fail on stale generated code, untidy go.mod, formatting, vet and lint.

@@ -6,7 +6,9 @@
 // bare client-go watcher writing as many ConfigMaps, one after the other) measured on the very
 // same writes, with the Elasticsearch calls each rotation cost. Scale: how long links take to
 // connect, RSS and CPU of each agent at idle with 50, 200 and 1,000 links, and how long all
-// 1,000 take to converge after each agent restarts.
+// 1,000 take to converge after each agent restarts. Peers: west's agent with 100 fake peers of
+// 10 links each (peers.go): how long they take to connect and get their credentials, and the
+// agent's RSS, CPU and heartbeat traffic at idle.
 //
 // The bench appends one line per run to test/bench/RESULTS.md (commit it with the change it
 // measures: a history that depends on someone pasting figures is not kept) and exits non-zero
@@ -24,6 +26,9 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/test/harness"
 	"github.com/ecklink/ecklink/test/testbed"
 )
@@ -37,28 +42,37 @@ type options struct {
 	restarts              bool
 	agent, label          string
 	kubelet               int
+	peers                 int
 }
 
 func main() {
 	var o options
 	flag.IntVar(&o.updates, "updates", 60, "CA updates measured at 1 and 50 links")
 	flag.IntVar(&o.updatesLarge, "updates-large", 20, "CA updates measured at 1,000 links")
-	sizes := flag.String("links", "1,50,1000", "link counts to measure propagation at (1,000 spreads over 10 consuming Elasticsearch)")
+	sizes := flag.String("links", "1,50,1000", "link counts to measure propagation at (1,000 spreads over 10 consuming Elasticsearch; 0: none)")
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "idle window for CPU")
 	flag.Float64Var(&o.maxRatio, "max-ratio", 3, "fail when an agents/baseline p50 ratio exceeds this")
 	flag.StringVar(&o.results, "results", "test/bench/RESULTS.md", "history file to append to (empty: none)")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure convergence after each agent restarts, at the largest size")
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
 	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
+	flag.IntVar(&o.peers, "peers", 100, fmt.Sprintf("fake peers paired with west's agent, %d links each, at the end: connect time, idle RSS/CPU and heartbeat cost (0: none)", linksPerFakePeer))
 	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
+		if s == "0" {
+			continue // -links 0: no links, e.g. for the peers phase alone
+		}
 		var n int
 		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 || n > maxLinks {
 			fmt.Fprintf(os.Stderr, "bench: -links %q: want counts from 1 to %d\n", s, maxLinks)
 			os.Exit(2)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if o.peers < 0 || o.peers > maxPeers {
+		fmt.Fprintf(os.Stderr, "bench: -peers %d: want 0 to %d\n", o.peers, maxPeers)
+		os.Exit(2)
 	}
 	rep, err := run(o)
 	if err != nil {
@@ -143,6 +157,15 @@ func run(o options) (*report, error) {
 			rep.restarts = append(rep.restarts, restartResult{agent: name, links: b.links, d: d})
 		}
 	}
+	if o.peers > 0 {
+		// Last: its 100 streams and 1,000 keys would weigh on every figure above.
+		p, err := b.peersCost(ctx, o.peers, o.idle)
+		if err != nil {
+			return rep, err
+		}
+		p.print()
+		rep.peers = &p
+	}
 	return rep, nil
 }
 
@@ -216,12 +239,38 @@ func (b *bed) topology(ctx context.Context) error {
 	if _, err = west.Export(ctx, ns, "logs", "logs", remote.RemoteClusterAddress(), []string{"east"}, nil); err != nil {
 		return err
 	}
+	// ECK must first aggregate the agent's own Elasticsearch user and its roles into the file
+	// realm (agent/esuser): stopped before, west could never create an API key.
+	if err := waitFileRealm(ctx, west, "logs"); err != nil {
+		return err
+	}
 	// Only the benchmark writes west's CA Secret from now on: ECK would put its own CA back at
 	// once. West needs ECK no more (its objects exist; the test bed's default CA lifetime is a
 	// year); east keeps it (it aggregates the keystore the links need).
 	fmt.Println("bench: stopping ECK in west so that only the benchmark writes its CA Secret")
 	west.Env.StopECK()
 	return nil
+}
+
+// waitFileRealm waits until ECK put the agent's user, with the API key role an exported
+// Elasticsearch needs, into es's file realm Secret.
+func waitFileRealm(ctx context.Context, c *harness.Cluster, es string) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		sec, err := c.Env.Kube.CoreV1().Secrets(ns).Get(ctx, es+"-es-xpack-file-realm", metav1.GetOptions{})
+		if err == nil && strings.Contains("\n"+string(sec.Data["users"]), "\n"+esuser.Username+":") &&
+			strings.Contains(string(sec.Data["users_roles"]), esuser.RoleAPIKeys+":") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ECK did not put the agent's user %s into %s-es-xpack-file-realm within 3m", esuser.Username, es)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func consumer(i int) string { return fmt.Sprintf("ccs-%d", i) }

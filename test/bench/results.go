@@ -18,6 +18,7 @@ type report struct {
 	idle     []idleResult
 	restarts []restartResult
 	kubelet  *kubeletResult
+	peers    *peersResult
 }
 
 // finish prints the summary, appends the run to the history and fails when a ratio is over the
@@ -73,6 +74,11 @@ func (r *report) line(label string) string {
 	}
 	for _, x := range r.restarts {
 		scale = append(scale, fmt.Sprintf("restart %s@%d %s", x.agent, x.links, x.d.Round(time.Second)))
+	}
+	if p := r.peers; p != nil {
+		scale = append(scale, fmt.Sprintf("peers@%dx%d connect %s creds %s idle %.0f MiB %.2f%% (before %.0f MiB %.2f%%), heartbeats %.1f/s, %.1f/%.1f KiB/s in/out",
+			p.peers, linksPerFakePeer, p.connect.Round(time.Second), p.credentials.Round(time.Second), p.after.rss, p.after.cpu, p.before.rss, p.before.cpu,
+			p.perSecond(p.traffic.HeartbeatsIn), kib(p.perSecond(p.traffic.BytesIn)), kib(p.perSecond(p.traffic.BytesOut))))
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s |", time.Now().UTC().Format("2006-01-02"), label, strings.Join(props, "; "), strings.Join(scale, "; "))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -72,15 +73,70 @@ type Answer struct {
 	Message string
 }
 
+// ConnectOptions tune a FakeStream.
+type ConnectOptions struct {
+	// Applied is announced in Open, for the agent's resources.
+	Applied map[string]uint64
+	// HeartbeatInterval is announced in Open and is how often the fake sends a heartbeat
+	// (default 1s).
+	HeartbeatInterval time.Duration
+	// Capabilities are announced in Open (none by default, as a 0.1.0 agent).
+	Capabilities []string
+}
+
+// StreamStats count what went over a FakeStream: messages by kind as decoded, and bytes on the
+// wire (TLS records, HTTP/2 frames and all) as the connection carried them.
+type StreamStats struct {
+	HeartbeatsIn, HeartbeatsOut int64
+	UpdatesIn                   int64
+	BytesIn, BytesOut           int64
+}
+
+// Sub is s minus an earlier snapshot.
+func (s StreamStats) Sub(o StreamStats) StreamStats {
+	return StreamStats{HeartbeatsIn: s.HeartbeatsIn - o.HeartbeatsIn, HeartbeatsOut: s.HeartbeatsOut - o.HeartbeatsOut,
+		UpdatesIn: s.UpdatesIn - o.UpdatesIn, BytesIn: s.BytesIn - o.BytesIn, BytesOut: s.BytesOut - o.BytesOut}
+}
+
+// Add is s plus o.
+func (s StreamStats) Add(o StreamStats) StreamStats {
+	return StreamStats{HeartbeatsIn: s.HeartbeatsIn + o.HeartbeatsIn, HeartbeatsOut: s.HeartbeatsOut + o.HeartbeatsOut,
+		UpdatesIn: s.UpdatesIn + o.UpdatesIn, BytesIn: s.BytesIn + o.BytesIn, BytesOut: s.BytesOut + o.BytesOut}
+}
+
+type streamCounters struct {
+	heartbeatsIn, heartbeatsOut, updatesIn, bytesIn, bytesOut atomic.Int64
+}
+
+// countingConn counts the bytes a connection carries.
+type countingConn struct {
+	net.Conn
+	c *streamCounters
+}
+
+func (c countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.c.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.c.bytesOut.Add(int64(n))
+	return n, err
+}
+
 // FakeStream is an open Sync stream of a FakePeer with a real agent. Updates from the agent are
-// acknowledged at once and heartbeats are sent every second, so that the stream stays up.
+// acknowledged at once and heartbeats are sent every second (ConnectOptions.HeartbeatInterval),
+// so that the stream stays up.
 type FakeStream struct {
-	conn   *grpc.ClientConn
-	stream grpc.BidiStreamingClient[peerv1.SyncRequest, peerv1.SyncResponse]
-	cancel context.CancelFunc
-	done   chan struct{}
-	nonces atomic.Uint64
-	sendMu sync.Mutex
+	counters streamCounters
+	conn     *grpc.ClientConn
+	stream   grpc.BidiStreamingClient[peerv1.SyncRequest, peerv1.SyncResponse]
+	cancel   context.CancelFunc
+	done     chan struct{}
+	nonces   atomic.Uint64
+	sendMu   sync.Mutex
 
 	paused atomic.Pointer[chan struct{}] // closed to resume reading
 
@@ -96,6 +152,14 @@ type FakeStream struct {
 // Connect dials c's agent, sends Open (announcing applied for the agent's resources) and waits
 // for the agent's Open.
 func (f *FakePeer) Connect(ctx context.Context, c *Cluster, applied map[string]uint64) (*FakeStream, error) {
+	return f.ConnectWith(ctx, c, ConnectOptions{Applied: applied})
+}
+
+// ConnectWith is Connect with options.
+func (f *FakePeer) ConnectWith(ctx context.Context, c *Cluster, o ConnectOptions) (*FakeStream, error) {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = time.Second
+	}
 	cid, err := c.Identity(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +169,15 @@ func (f *FakePeer) Connect(ctx context.Context, c *Cluster, applied map[string]u
 		return nil, err
 	}
 	tlsConf := f.id.ClientTLSConfig(staticTrust{env: c.Name, cert: certs}, c.Name)
-	conn, err := grpc.NewClient(c.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+	s := &FakeStream{done: make(chan struct{}), answers: map[string]Answer{}, changed: make(chan struct{})}
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: raw, c: &s.counters}, nil
+	}
+	conn, err := grpc.NewClient(c.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)), grpc.WithContextDialer(dial),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		return nil, err
@@ -117,15 +189,16 @@ func (f *FakePeer) Connect(ctx context.Context, c *Cluster, applied map[string]u
 		_ = conn.Close()
 		return nil, fmt.Errorf("failed to open stream: %w", err)
 	}
-	s := &FakeStream{conn: conn, stream: stream, cancel: cancel, done: make(chan struct{}), answers: map[string]Answer{}, changed: make(chan struct{})}
+	s.conn, s.stream, s.cancel = conn, stream, cancel
 	if err := s.Send(&peerv1.Message{Kind: &peerv1.Message_Open{Open: &peerv1.Open{
-		Environment: f.Env, Version: "fake", Protocol: 1, Applied: applied, HeartbeatInterval: durationpb.New(time.Second),
+		Environment: f.Env, Version: "fake", Protocol: 1, Applied: o.Applied, HeartbeatInterval: durationpb.New(o.HeartbeatInterval),
+		Capabilities: o.Capabilities,
 	}}}); err != nil {
 		s.Close()
 		return nil, err
 	}
 	go s.receive()
-	go s.heartbeat(sctx)
+	go s.heartbeat(sctx, o.HeartbeatInterval)
 	if err := s.wait(ctx, 30*time.Second, func() bool { return s.open != nil }); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("no Open from %s: %w", c.Name, err)
@@ -228,15 +301,37 @@ func (s *FakeStream) Close() {
 	}
 }
 
-func (s *FakeStream) heartbeat(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+// Stats returns what the stream carried so far.
+func (s *FakeStream) Stats() StreamStats {
+	c := &s.counters
+	return StreamStats{HeartbeatsIn: c.heartbeatsIn.Load(), HeartbeatsOut: c.heartbeatsOut.Load(), UpdatesIn: c.updatesIn.Load(),
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load()}
+}
+
+// WaitReceived waits until more than n updates arrived and returns those after the first n.
+func (s *FakeStream) WaitReceived(ctx context.Context, within time.Duration, n int) ([]*peerv1.Update, error) {
+	var out []*peerv1.Update
+	err := s.wait(ctx, within, func() bool {
+		if len(s.received) > n {
+			out = slices.Clone(s.received[n:])
+			return true
+		}
+		return false
+	})
+	return out, err
+}
+
+func (s *FakeStream) heartbeat(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = s.Send(&peerv1.Message{Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{Sent: timestamppb.Now()}}})
+			if s.Send(&peerv1.Message{Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{Sent: timestamppb.Now()}}}) == nil {
+				s.counters.heartbeatsOut.Add(1)
+			}
 		}
 	}
 }
@@ -283,6 +378,9 @@ func (s *FakeStream) receive() {
 			}
 		case *peerv1.Message_Update:
 			s.received = append(s.received, k.Update)
+			s.counters.updatesIn.Add(1)
+		case *peerv1.Message_Heartbeat:
+			s.counters.heartbeatsIn.Add(1)
 		}
 		s.notifyLocked()
 		s.mu.Unlock()
