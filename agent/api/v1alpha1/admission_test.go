@@ -303,7 +303,7 @@ func testRoundTrip(t *testing.T, env *testbed.Environment) {
 		&v1alpha1.Peer{
 			ObjectMeta: metav1.ObjectMeta{Name: "roundtrip"},
 			Spec:       v1alpha1.PeerSpec{Environment: "roundtrip", CABundle: "pem", Endpoints: []string{"a:1"}, Dial: true},
-			Status: v1alpha1.PeerStatus{Conditions: conds, LastHeartbeat: &now, PeerVersion: "v0.1.0",
+			Status: v1alpha1.PeerStatus{State: v1alpha1.PeerStateActive, Conditions: conds, LastHeartbeat: &now, PeerVersion: "v0.1.0",
 				CertificateAuthorities: ca, ObservedGeneration: 1},
 		},
 		&v1alpha1.ClusterExport{
@@ -408,14 +408,14 @@ func spec(t *testing.T, obj runtime.Object) string {
 // the Table that kubectl get shows, filled from spec and conditions (of the round-trip objects).
 func testPrinterColumns(t *testing.T, env *testbed.Environment) {
 	want := map[string][]string{
-		"peers":          {"Environment", "Connected", "Last-Heartbeat", "Age"},
-		"clusterexports": {"Elasticsearch", "Model", "Peers", "Ready", "Age"},
-		"remoteclusters": {"Elasticsearch", "Alias", "Peer", "Connected", "Age"},
+		"peers":          {"Environment", "State", "Connected", "Last-Heartbeat", "Ready", "Reason", "Age"},
+		"clusterexports": {"Elasticsearch", "Model", "Peers", "Ready", "Reason", "Age"},
+		"remoteclusters": {"Elasticsearch", "Alias", "Peer", "Connected", "Ready", "Reason", "Age"},
 	}
 	wantCells := map[string][]any{
-		"peers":          {"roundtrip", "roundtrip", "True"},
-		"clusterexports": {"roundtrip", "logs", "apiKey", `["west"]`, "False"},
-		"remoteclusters": {"roundtrip", "ccs", "eu", "west", "True"},
+		"peers":          {"roundtrip", "roundtrip", "Active", "True"},
+		"clusterexports": {"roundtrip", "logs", "apiKey", `["west"]`, "False", "WaitingForPeer"},
+		"remoteclusters": {"roundtrip", "ccs", "eu", "west", "True", "False", "WaitingForPeer"},
 	}
 	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	for resource, columns := range want {
