@@ -105,7 +105,7 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 		}
 		return nil
 	default:
-		return peering.Refuse(peering.ReasonUnknownMessage, "update of %s has no known payload", u.GetResource())
+		return peering.Refuse(peering.ReasonUnknownMessage, "update of %s has no payload this agent knows", u.GetResource())
 	}
 }
 

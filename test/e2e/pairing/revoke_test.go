@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
@@ -127,6 +129,13 @@ func TestRevocation(t *testing.T) {
 	defer cancel()
 	east, north := world.Clusters["east"], world.Clusters["north"]
 	both := []*harness.Cluster{east, north}
+	// A suite test before this one may have unpaired north and east: its Peers go only once
+	// both agents finished the teardown, and a pairing made meanwhile would be torn down too.
+	waitFor(ctx, t, 2*time.Minute, "no Peer left of an earlier pairing of north and east", func() (bool, string) {
+		_, errN := north.CRDs.Peers().Get(ctx, ns, "east")
+		_, errE := east.CRDs.Peers().Get(ctx, ns, "north")
+		return apierrors.IsNotFound(errN) && apierrors.IsNotFound(errE), fmt.Sprintf("north: %v; east: %v", errN, errE)
+	})
 	if code, out, errOut := agentctl(ctx, t, "pair", "--context", "north", "--peer-context", "east"); code != 0 {
 		t.Fatalf("pair: exit %d: %s%s", code, out, errOut)
 	}
