@@ -248,14 +248,8 @@ func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Clien
 		if err := st.aliases.add(ctx, alias); err != nil {
 			return err
 		}
-		c := certs[alias].answer.creds
-		settings := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: certs[alias].rc.Spec.SkipUnavailable}
-		changed, err := client.PutRemote(ctx, alias, settings)
-		if err != nil {
-			return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
-		}
-		if changed {
-			im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", settings.ProxyAddress, "model", "certificate")
+		if err := im.putProxySettings(ctx, client, ns, esName, alias, certs[alias], v1alpha1.SecurityModelCertificate); err != nil {
+			return err
 		}
 		st.settings[alias] = true
 	}

@@ -431,16 +431,25 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 			}
 			failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
 		}
-		c := desired[alias].answer.creds
-		want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: desired[alias].rc.Spec.SkipUnavailable}
-		changed, err := client.PutRemote(ctx, alias, want)
-		if err != nil {
-			return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
-		}
-		if changed {
-			im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress)
+		if err := im.putProxySettings(ctx, client, ns, esName, alias, desired[alias], v1alpha1.SecurityModelAPIKey); err != nil {
+			return err
 		}
 		st.settings[alias] = true
+	}
+	return nil
+}
+
+// putProxySettings configures cluster.remote.<alias> in proxy mode from the peer's answer for
+// the link (both security models: the address and server name differ, the setting does not).
+func (im *Importer) putProxySettings(ctx context.Context, client *elastic.Client, ns, esName, alias string, p *linkPlan, model v1alpha1.SecurityModel) error {
+	c := p.answer.creds
+	want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: p.rc.Spec.SkipUnavailable}
+	changed, err := client.PutRemote(ctx, alias, want)
+	if err != nil {
+		return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
+	}
+	if changed {
+		im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress, "model", string(model))
 	}
 	return nil
 }
