@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -30,9 +29,6 @@ func describePeer(p *v1alpha1.Peer) string {
 	}
 	return s + harness.DescribeConditions(p)
 }
-
-// probeTook reads the handshake duration from a ProbeSucceeded message ("... (3ms)").
-var probeTook = regexp.MustCompile(`\(([0-9.]+[µm]?s)\)$`)
 
 // TestEndpointMove: west gets a new load balancer address (a second proxy), advertises it and
 // restarts; east learns it over the stream, moves its stream there with no manual step, and
