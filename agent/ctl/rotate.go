@@ -17,7 +17,7 @@ import (
 func newRotateCommand(g *globals) *cobra.Command {
 	rotate := &cobra.Command{
 		Use:   "rotate",
-		Short: "Rotate an agent's credentials now",
+		Short: "Rotate credentials now: the agent CA, a link's API key, the signing CA",
 		Args:  args(cobra.NoArgs),
 	}
 	var retireOld bool
@@ -46,7 +46,7 @@ the old CA with --retire-old). Waits until the rotation is done unless --wait=fa
 		},
 	}
 	id.Flags().BoolVar(&retireOld, "retire-old", false, "remove the old CA from every peer's trust once they acknowledged the new one")
-	rotate.AddCommand(id)
+	rotate.AddCommand(id, newRotateKeyCommand(g), newRotateSigningCommand(g))
 	return rotate
 }
 

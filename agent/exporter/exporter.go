@@ -64,6 +64,9 @@ type Config struct {
 	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
 	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
 	LinksPerPeer, LinksPerExport int
+	// RotateNowInterval is the least time between two rotations of a link's key made on the
+	// peer's request (agentctl rotate key); DefaultRotateNowInterval if 0.
+	RotateNowInterval time.Duration
 	// CertificateModel lets exports with the certificate security model serve their peers
 	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
 	CertificateModel bool
@@ -174,6 +177,9 @@ func New(cfg Config) (*Exporter, error) {
 	}
 	if cfg.SigningSyncDelay == 0 {
 		cfg.SigningSyncDelay = 90 * time.Second
+	}
+	if cfg.RotateNowInterval <= 0 {
+		cfg.RotateNowInterval = DefaultRotateNowInterval
 	}
 	if cfg.LinksPerPeer <= 0 {
 		cfg.LinksPerPeer = DefaultLinksPerPeer

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
@@ -26,6 +28,8 @@ type chosenKey struct {
 	encoded  elastic.Secret // empty: the peer already holds it
 	created  time.Time
 	expires  time.Time
+	// request is the peer's rotation request the key was made for ("" for none).
+	request string
 }
 
 // errWaitForStatus means the newest key's secret is not in memory (the agent restarted) and the
@@ -54,6 +58,10 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	}
 
 	now := e.cfg.Now()
+	e.mu.Lock()
+	req := st.req
+	e.mu.Unlock()
+	rot := e.rotationFor(req, keys, now) // rotatenow.go
 	lifetime, rotateBefore := exp.Spec.KeyLifetime()
 	applied := status.GetAppliedApiKeyId()
 	var newest *elastic.Key
@@ -96,10 +104,22 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		// make-before-break like any rotation.
 		create = true
 		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", lifetime > 0)
+	case rot.due:
+		create = true
+		e.log.Info("api key rotation requested by the peer", "peer", peer, "link", id.String(), "api_key_id", newest.ID,
+			"request", rot.request, "invalidate_old", req.GetKeyRotationInvalidateOld())
+	}
+	if rot.wait > 0 && !create {
+		e.log.Info("requested api key rotation deferred: the link's key was rotated on request recently", "peer", peer, "link", id.String(),
+			"request", rot.request, "retry_in", rot.wait.Round(time.Second))
+		e.event(exp, corev1.EventTypeWarning, v1alpha1.ReasonKeyRotationDeferred, fmt.Sprintf(
+			"environment %s asked to rotate the key of link %s now; the link's key was rotated on request less than %s ago, so it is rotated in %s",
+			peer, id, e.cfg.RotateNowInterval, rot.wait.Round(time.Second)))
 	}
 	if create {
+		// A new key answers the pending rotation request, whatever made it.
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
-			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: meta, CertificateIdentity: wantIdentity,
+			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: withRotation(meta, rot.request), CertificateIdentity: wantIdentity,
 		})
 		if err != nil {
 			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
@@ -109,14 +129,24 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		e.encoded[created.ID] = created.Encoded
 		e.mu.Unlock()
 		e.log.Info("api key created", "peer", peer, "link", id.String(), "api_key_id", created.ID, "expires", created.Expiration)
-		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity}
+		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity,
+			Metadata: withRotation(meta, rot.request)}
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
+		if rot.due {
+			e.event(exp, corev1.EventTypeNormal, v1alpha1.ReasonKeyRotationRequested, fmt.Sprintf(
+				"environment %s asked to rotate the key of link %s now: new key %s (old keys go %s)", peer, id, created.ID,
+				map[bool]string{true: "at once", false: "once the peer is connected with the new one"}[req.GetKeyRotationInvalidateOld()]))
+		}
 	}
-	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected()); err != nil {
+	answered := metaField(newest.Metadata, metaRotationRequest)
+	// An emergency request: the old keys go as soon as the key answering it exists (it is sent
+	// in this pass); the link is down until the peer's Elasticsearch uses the new key.
+	emergency := rot.request != "" && answered == rot.request && req.GetKeyRotationInvalidateOld()
+	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency); err != nil {
 		return chosenKey{}, 0, err
 	}
-	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity}
+	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity, request: answered}
 	if known {
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
@@ -128,14 +158,17 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	if !newest.Expiration.IsZero() {
 		requeue = max(newest.Expiration.Sub(now)-rotateBefore, time.Second)
 	}
+	if rot.wait > 0 && !create {
+		requeue = sooner(requeue, rot.wait)
+	}
 	return choice, requeue, nil
 }
 
 // breakOld invalidates the keys of a link that are not the newest: those in stale at once (keys
 // of another user whose access or identity is out of date: they cannot be updated, and an
 // in-place update would have narrowed them at once), the others once the peer is connected with
-// the newest (break after make).
-func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected bool) error {
+// the newest (break after make), or at once in an emergency rotation.
+func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected, emergency bool) error {
 	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest }); len(stale) > 0 {
 		if err := e.invalidate(ctx, client, stale); err != nil {
 			return err
@@ -143,7 +176,7 @@ func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer st
 		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
 		keys = slices.DeleteFunc(slices.Clone(keys), func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
 	}
-	if !connected {
+	if !connected && !emergency {
 		return nil
 	}
 	var old []string
@@ -157,6 +190,10 @@ func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer st
 	}
 	if err := e.invalidate(ctx, client, old); err != nil {
 		return err
+	}
+	if !connected {
+		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", len(old))
+		return nil
 	}
 	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
 	return nil
@@ -180,7 +217,7 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 				stale = append(stale, k.ID)
 				continue
 			}
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta}); err != nil {
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: keyMeta(meta, k)}); err != nil {
 				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
 			}
 			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)

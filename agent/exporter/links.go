@@ -186,6 +186,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		IdentityRequired:       key.identity != nil,
 		StrongIdentityFallback: si.fallback,
 		ElasticsearchLicense:   exportedLicense.Proto(),
+		KeyRotationRequest:     key.request,
 	}
 	if si.required {
 		creds.SigningTrustedFingerprints = si.trust.trusted

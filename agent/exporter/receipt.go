@@ -85,6 +85,9 @@ func validateImport(req *peerv1.ImportRequest) error {
 	if _, err := license.FromProto(req.GetElasticsearchLicense()); err != nil {
 		return fmt.Errorf("invalid import request: elasticsearch_license %w", err)
 	}
+	if err := v1alpha1.ValidRotationRequest("key_rotation_request", req.GetKeyRotationRequest()); err != nil {
+		return fmt.Errorf("invalid import request: %w", err)
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
@@ -235,6 +236,9 @@ func validateText(c *peerv1.Credentials) error {
 	}
 	if _, err := license.FromProto(c.GetElasticsearchLicense()); err != nil {
 		return &peering.RefusalError{Reason: "InvalidCredentials", Message: "elasticsearch_license " + err.Error()}
+	}
+	if err := v1alpha1.ValidRotationRequest("key_rotation_request", c.GetKeyRotationRequest()); err != nil {
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: err.Error()}
 	}
 	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
 		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}

@@ -229,6 +229,7 @@ func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *u
 			SigningSubject:       signingSubject,
 			ElasticsearchLicense: lic.Proto(),
 		}
+		req.KeyRotationRequest, req.KeyRotationInvalidateOld = im.rotationRequest(p.rc) // rotatenow.go
 		if req.Model == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
 			// Only a certificate-model export trusts it, and needs it before it can answer.
 			req.TransportCaBundle = im.localTransportCA(p.id.Namespace, p.id.Elasticsearch)

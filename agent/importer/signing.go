@@ -87,22 +87,43 @@ func (im *Importer) authority(ctx context.Context) (*signing.Authority, error) {
 	return a, nil
 }
 
-// tickSigning advances the signing CA rotation and stores a change; every local Elasticsearch
-// is then reconciled, so that peers get the new bundle and certificates are reissued.
+// tickSigning advances the signing CA rotation, takes up a rotation request (rotatesigning.go)
+// and stores a change; every local Elasticsearch is then reconciled, so that peers get the new
+// bundle and certificates are reissued.
 func (im *Importer) tickSigning(ctx context.Context) error {
 	s := &im.signer
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.auth == nil {
-		return nil // loaded (or created) by the first 9.3+ Elasticsearch with a link
+	req, err := im.signingRequestTakeUp(ctx) // rotatesigning.go
+	if err != nil || s.auth == nil {
+		return err // s.auth is loaded (or created) by the first 9.3+ Elasticsearch with a link
 	}
 	a := s.auth
 	now := im.cfg.Now()
+	staged := false
+	if req.id != "" {
+		if staged, err = a.RotateNow(req.id, now); err != nil {
+			return err
+		}
+	}
 	changed, err := a.Tick(now, func() bool { return im.bundleTrusted(a.TrustBundle(now)) })
-	if err != nil || !changed {
+	if err != nil {
 		return err
 	}
-	data, err := a.Data()
+	if changed || staged {
+		if err := im.storeSigning(ctx); err != nil {
+			return err
+		}
+		im.log.Info("signing CA rotation advanced", "active", pemutil.Fingerprint(a.ActiveCA()), "request", req.id)
+		im.enqueueAll()
+	}
+	return im.reportSigningRotation(ctx, req, a) // rotatesigning.go
+}
+
+// storeSigning writes the signing CA state to its Secret. Callers hold im.signer.mu.
+func (im *Importer) storeSigning(ctx context.Context) error {
+	s := &im.signer
+	data, err := s.auth.Data()
 	if err != nil {
 		return err
 	}
@@ -114,8 +135,6 @@ func (im *Importer) tickSigning(ctx context.Context) error {
 		return fmt.Errorf("failed to store the signing CA in Secret %s/%s: %w", sec.Namespace, sec.Name, err)
 	}
 	s.secret = out
-	im.log.Info("signing CA rotation advanced", "active", pemutil.Fingerprint(a.ActiveCA()))
-	im.enqueueAll()
 	return nil
 }
 

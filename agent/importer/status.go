@@ -164,6 +164,12 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 		if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
 			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime()}
 		}
+		switch prev := rc.Status.APIKey; {
+		case id == c.GetApiKeyId():
+			applied.RotationRequest = c.GetKeyRotationRequest()
+		case prev != nil && prev.ID == id:
+			applied.RotationRequest = prev.RotationRequest
+		}
 		rc.Status.APIKey = applied
 	}
 	if st.keyIDs[alias] == c.GetApiKeyId() {

@@ -38,6 +38,11 @@ const (
 	KeyNextCert     = "next.crt"
 	KeyNextKey      = "next.key"
 	KeyPreviousCert = "previous.crt"
+	// KeyRotateRequest holds the id of a rotation on request (agentctl rotate signing) whose
+	// staged CA is not promoted yet.
+	KeyRotateRequest = "rotate-request"
+	// KeyRotateDone holds the id of the last rotation on request whose CA was promoted.
+	KeyRotateDone = "rotate-done"
 )
 
 // organizationalUnit marks the signing certificates' subjects.
@@ -91,6 +96,10 @@ type Authority struct {
 	active   *pair
 	next     *pair
 	previous *x509.Certificate
+	// request is the rotation on request the staged CA answers ("" for a scheduled one).
+	request string
+	// done is the last rotation on request whose CA was promoted.
+	done string
 }
 
 // New creates an Authority with a fresh active CA.
@@ -129,6 +138,10 @@ func Load(cfg Config, data map[string][]byte) (*Authority, error) {
 		}
 		a.previous = certs[0]
 	}
+	if a.next != nil {
+		a.request = string(data[KeyRotateRequest])
+	}
+	a.done = string(data[KeyRotateDone])
 	return a, nil
 }
 
@@ -170,6 +183,12 @@ func (a *Authority) Data() (map[string][]byte, error) {
 	}
 	if a.previous != nil {
 		data[KeyPreviousCert] = pemutil.EncodeBundle([]*x509.Certificate{a.previous})
+	}
+	if a.request != "" {
+		data[KeyRotateRequest] = []byte(a.request)
+	}
+	if a.done != "" {
+		data[KeyRotateDone] = []byte(a.done)
 	}
 	return data, nil
 }
@@ -292,13 +311,53 @@ func (a *Authority) Tick(now time.Time, trusted func() bool) (bool, error) {
 		a.next = next
 		return true, nil
 	}
-	// Promote only once nothing issued by the previous CA needs its trust any more.
-	if a.next != nil && a.previous == nil && trusted != nil && trusted() {
-		a.previous, a.active, a.next = a.active.cert, a.next, nil
+	// Promote only once nothing issued by the previous CA needs its trust any more: a scheduled
+	// rotation waits for the previous CA to expire; a rotation on request drops it (see
+	// RotateNow).
+	if a.next != nil && (a.previous == nil || a.request != "") && trusted != nil && trusted() {
+		if a.request != "" {
+			a.done = a.request
+		}
+		a.previous, a.active, a.next, a.request = a.active.cert, a.next, nil, ""
 		changed = true
 	}
 	return changed, nil
 }
+
+// RotateNow stages a new CA at once for the rotation request id (agentctl rotate signing), unless
+// the staged CA already answers it, and reports whether the state changed. Tick then promotes it
+// as soon as every remote trusts it, even while a previous CA is still held: that previous CA is
+// dropped then. Nothing it issued is in use by that time, since every signing certificate is
+// reissued from the active CA as soon as that CA is promoted (NeedsRenewal), which was before
+// the staged CA was even trusted. A CA staged by the schedule answers the request too.
+func (a *Authority) RotateNow(id string, now time.Time) (bool, error) {
+	if id == "" {
+		return false, errors.New("failed to rotate the signing CA: empty request")
+	}
+	if id == a.done {
+		return false, nil // answered: its CA was promoted
+	}
+	if a.next != nil {
+		changed := a.request != id
+		a.request = id
+		return changed, nil
+	}
+	next, err := newCA(a.cfg.Environment, now, a.cfg.CAValidity)
+	if err != nil {
+		return false, err
+	}
+	a.next, a.request = next, id
+	return true, nil
+}
+
+// Request is the rotation request the staged CA answers ("" when none is staged on request).
+func (a *Authority) Request() string { return a.request }
+
+// Done is the last rotation request whose CA was promoted ("" for none).
+func (a *Authority) Done() string { return a.done }
+
+// StagedCA is the staged next CA, nil when none is staged.
+func (a *Authority) StagedCA() *x509.Certificate { return a.nextCert() }
 
 // ActiveCA is the CA that issues signing certificates now.
 func (a *Authority) ActiveCA() *x509.Certificate { return a.active.cert }

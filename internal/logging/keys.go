@@ -27,6 +27,7 @@ var Keys = map[string]string{
 	"file":             "a file path",
 	"fingerprint":      "a SHA-256 certificate fingerprint",
 	"identity":         "a certificate identity pattern or subject",
+	"invalidate_old":   "whether a key rotation invalidates the old keys at once (an emergency)",
 	"kept":             "whether or how many items were kept",
 	"kind":             "the kind of a queued item",
 	"leader":           "the leader's identity",

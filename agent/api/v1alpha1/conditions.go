@@ -191,6 +191,16 @@ const (
 	ReasonLicenseUnknown = "LicenseUnknown"
 )
 
+// Reasons of the Events a ClusterExport gets when a peer asks to rotate a link's key now
+// (agentctl rotate key).
+const (
+	// ReasonKeyRotationRequested: a new key was made for the peer's request.
+	ReasonKeyRotationRequested = "KeyRotationRequested"
+	// ReasonKeyRotationDeferred: the link's key was rotated on request within the rate-limit
+	// window; the request is answered when the window ends.
+	ReasonKeyRotationDeferred = "KeyRotationDeferred"
+)
+
 // GetConditions returns the Peer's status conditions.
 func (p *Peer) GetConditions() []metav1.Condition { return p.Status.Conditions }
 

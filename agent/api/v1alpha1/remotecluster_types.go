@@ -143,6 +143,12 @@ type AppliedAPIKey struct {
 	// AppliedAt is when the agent wrote the key into the local secure settings.
 	// +optional
 	AppliedAt *metav1.Time `json:"appliedAt,omitempty"`
+	// RotationRequest is the rotation request (annotation ecklink.io/rotate-key-request,
+	// agentctl rotate key) the peer made this key for; unset when the key was made for another
+	// reason.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	RotationRequest string `json:"rotationRequest,omitempty"`
 }
 
 // RemoteCluster connects a local Elasticsearch to an Elasticsearch that a peer environment

@@ -887,8 +887,18 @@ type ImportRequest struct {
 	// API-key model needs an enterprise (or trial) license on both clusters. Unset when the local
 	// agent could not read it, or predates it (0.1.0): the remote then does not check it.
 	ElasticsearchLicense *ElasticsearchLicense `protobuf:"bytes,20,opt,name=elasticsearch_license,json=elasticsearchLicense,proto3" json:"elasticsearch_license,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Rotate now (agentctl rotate key): an opaque id of the operator's request to replace the
+	// link's key now, at most 64 characters of [A-Za-z0-9._:+-]; a new id is a new request. The
+	// remote rotates make-before-break when the id differs from the one recorded with the link's
+	// newest key, at most once per link within its own rate-limit window (a peer cannot churn
+	// keys). Empty: no request.
+	KeyRotationRequest string `protobuf:"bytes,21,opt,name=key_rotation_request,json=keyRotationRequest,proto3" json:"key_rotation_request,omitempty"`
+	// Rotate now in an emergency: the remote invalidates the link's other keys as soon as the key
+	// answering key_rotation_request exists, without waiting for the local side to use it, so the
+	// link is disconnected until the new key is in effect. Ignored without key_rotation_request.
+	KeyRotationInvalidateOld bool `protobuf:"varint,22,opt,name=key_rotation_invalidate_old,json=keyRotationInvalidateOld,proto3" json:"key_rotation_invalidate_old,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ImportRequest) Reset() {
@@ -982,6 +992,20 @@ func (x *ImportRequest) GetElasticsearchLicense() *ElasticsearchLicense {
 		return x.ElasticsearchLicense
 	}
 	return nil
+}
+
+func (x *ImportRequest) GetKeyRotationRequest() string {
+	if x != nil {
+		return x.KeyRotationRequest
+	}
+	return ""
+}
+
+func (x *ImportRequest) GetKeyRotationInvalidateOld() bool {
+	if x != nil {
+		return x.KeyRotationInvalidateOld
+	}
+	return false
 }
 
 // ElasticsearchLicense is what GET /_license reports of a cluster: its type and status only.
@@ -1078,8 +1102,11 @@ type Credentials struct {
 	// The license of the remote Elasticsearch (GET /_license), for the local side's preflight
 	// condition. Unset when the remote agent could not read it or predates it.
 	ElasticsearchLicense *ElasticsearchLicense `protobuf:"bytes,20,opt,name=elasticsearch_license,json=elasticsearchLicense,proto3" json:"elasticsearch_license,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// API key model: the ImportRequest.key_rotation_request this key was made for; empty when it
+	// was made for another reason (the first key, a scheduled rotation). Same bounds as there.
+	KeyRotationRequest string `protobuf:"bytes,21,opt,name=key_rotation_request,json=keyRotationRequest,proto3" json:"key_rotation_request,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Credentials) Reset() {
@@ -1215,6 +1242,13 @@ func (x *Credentials) GetElasticsearchLicense() *ElasticsearchLicense {
 		return x.ElasticsearchLicense
 	}
 	return nil
+}
+
+func (x *Credentials) GetKeyRotationRequest() string {
+	if x != nil {
+		return x.KeyRotationRequest
+	}
+	return ""
 }
 
 // ExportCA is the transport CA bundle of one exported Elasticsearch (remote -> local), shared by
@@ -1913,7 +1947,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x04Link\x12'\n" +
 	"\x0flocal_namespace\x18\x01 \x01(\tR\x0elocalNamespace\x12/\n" +
 	"\x13local_elasticsearch\x18\x02 \x01(\tR\x12localElasticsearch\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xd2\x03\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xc3\x04\n" +
 	"\rImportRequest\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x12)\n" +
 	"\x10export_namespace\x18\x02 \x01(\tR\x0fexportNamespace\x12\x1f\n" +
@@ -1924,10 +1958,12 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x13transport_ca_bundle\x18\x06 \x01(\fR\x11transportCaBundle\x12*\n" +
 	"\x11signing_ca_bundle\x18\a \x01(\fR\x0fsigningCaBundle\x12'\n" +
 	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\x12Z\n" +
-	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\"B\n" +
+	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\x120\n" +
+	"\x14key_rotation_request\x18\x15 \x01(\tR\x12keyRotationRequest\x12=\n" +
+	"\x1bkey_rotation_invalidate_old\x18\x16 \x01(\bR\x18keyRotationInvalidateOld\"B\n" +
 	"\x14ElasticsearchLicense\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\"\xdb\x05\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"\x8d\x06\n" +
 	"\vCredentials\x12)\n" +
 	"\x04link\x18\x01 \x01(\v2\x15.ecklink.peer.v1.LinkR\x04link\x124\n" +
 	"\x05model\x18\x02 \x01(\x0e2\x1e.ecklink.peer.v1.SecurityModelR\x05model\x12\x1c\n" +
@@ -1946,7 +1982,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x11identity_required\x18\f \x01(\bR\x10identityRequired\x128\n" +
 	"\x18strong_identity_fallback\x18\r \x01(\tR\x16strongIdentityFallback\x12\x15\n" +
 	"\x06ca_ref\x18\x0e \x01(\tR\x05caRef\x12Z\n" +
-	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\"'\n" +
+	"\x15elasticsearch_license\x18\x14 \x01(\v2%.ecklink.peer.v1.ElasticsearchLicenseR\x14elasticsearchLicense\x120\n" +
+	"\x14key_rotation_request\x18\x15 \x01(\tR\x12keyRotationRequest\"'\n" +
 	"\bExportCA\x12\x1b\n" +
 	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\"f\n" +
 	"\aRefusal\x12)\n" +

@@ -1,0 +1,120 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/signing"
+)
+
+func newRotateSigningCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "signing --context A",
+		Short: "Rotate the strong-identity signing CA of environment A now",
+		Long: `Asks the agent of --context to rotate its signing CA now (strong identity, Elasticsearch 9.3+:
+the CA that issues the signing certificate of each local Elasticsearch, whose subject the peers
+put into the certificate_identity of the link's API key), as it does on its own at 2/3 of the
+CA's life: it creates a new CA and sends it to every peer with the import requests, signs with
+it as soon as every peer's Elasticsearch trusts it, and reissues each local Elasticsearch's
+signing certificate from it, without disconnecting any link. The CA it replaces stays trusted
+by the peers until its certificates expire or the next rotation, whichever comes first.
+
+The request is an annotation of the agent's public ConfigMap ecklink-agent-identity
+(ecklink.io/rotate-signing-request), where the agent reports its progress: agentctl needs no
+access to the CA's key or its Secret. The agent takes requests up once a minute. Waits until
+the new CA signs unless --wait=false.`,
+		Example: `  agentctl rotate signing --context east`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.rotateSigning(cmd.Context(), g.waitDefault(cmd, true))
+		},
+	}
+}
+
+// rotateSigningResult is the output of rotate signing.
+type rotateSigningResult struct {
+	Environment string `json:"environment"`
+	Request     string `json:"request"`
+	Phase       string `json:"phase,omitempty"`
+	Message     string `json:"message,omitempty"`
+	OldCA       string `json:"oldCA,omitempty"`
+	NewCA       string `json:"newCA,omitempty"`
+}
+
+func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
+	e, err := g.local()
+	if err != nil {
+		return err
+	}
+	res := rotateSigningResult{Request: g.opts.Now().UTC().Format(time.RFC3339Nano)}
+	cms := e.kube.CoreV1().ConfigMaps(e.namespace)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s has no agent identity (ConfigMap %s/%s): is the agent installed in namespace %s and started?",
+				e.label(), e.namespace, identity.ConfigMapName, e.namespace)
+		}
+		if err != nil {
+			return err
+		}
+		res.Environment = cm.Data[identity.KeyEnvironment]
+		upd := cm.DeepCopy()
+		if upd.Annotations == nil {
+			upd.Annotations = map[string]string{}
+		}
+		upd.Annotations[signing.AnnotationRotateRequest] = res.Request
+		_, err = cms.Update(ctx, upd, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("failed to request the signing CA rotation: %w", err)
+	}
+	g.progress("rotation of the signing CA of %s requested (request %s)", res.Environment, res.Request)
+	if wait {
+		if err := g.poll(ctx, "the rotation of the signing CA", g.signingRotationProgress(e, &res)); err != nil {
+			return err
+		}
+	}
+	return g.print(res, func(w io.Writer) error {
+		if res.Phase == signing.RotationDone {
+			fmt.Fprintf(w, "rotated the signing CA of %s: %s -> %s\n%s\n", res.Environment, short(res.OldCA), short(res.NewCA), res.Message)
+			return nil
+		}
+		fmt.Fprintf(w, "rotation of the signing CA of %s requested; the agent reports on it in the annotation %s of ConfigMap %s/%s\n",
+			res.Environment, signing.AnnotationRotateStatus, e.namespace, identity.ConfigMapName)
+		return nil
+	})
+}
+
+// signingRotationProgress reads the agent's report on the request of res into res.
+func (g *globals) signingRotationProgress(e *env, res *rotateSigningResult) func(context.Context) (bool, string, error) {
+	start := time.Now()
+	return func(ctx context.Context) (bool, string, error) {
+		cm, err := e.kube.CoreV1().ConfigMaps(e.namespace).Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		var st signing.RotationStatus
+		_ = json.Unmarshal([]byte(cm.Annotations[signing.AnnotationRotateStatus]), &st)
+		if st.Request != res.Request {
+			return false, "the agent has not taken the request up yet" + hint(start, " (it does once a minute, when it leads: is the agent running?)"), nil
+		}
+		res.Phase, res.Message, res.OldCA, res.NewCA = st.Phase, st.Message, st.OldCA, st.NewCA
+		switch st.Phase {
+		case signing.RotationDone:
+			return true, "", nil
+		case signing.RotationFailed:
+			return false, "", fmt.Errorf("the agent refused the signing CA rotation request: %s", st.Message)
+		}
+		return false, st.Phase + ": " + st.Message, nil
+	}
+}

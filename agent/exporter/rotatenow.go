@@ -1,0 +1,88 @@
+package exporter
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/ecklink/ecklink/agent/elastic"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// Rotate now (agentctl rotate key): the consumer's import request carries an opaque request id
+// (ImportRequest.key_rotation_request). The link's newest key records in its metadata the request
+// it was made for, so the decision survives restarts and leader changes: a request id that differs
+// from the newest key's is a request not answered yet. This side decides when to answer it: at
+// most once per link per RotateNowInterval, counted from the creation of the newest live key made
+// on request, so a peer cannot churn keys (a deferred request is answered when the window ends).
+
+// DefaultRotateNowInterval is the least time between two key rotations of one link made on the
+// peer's request.
+const DefaultRotateNowInterval = 5 * time.Minute
+
+// metaRotationRequest is the key metadata field naming the request a key was made for.
+const metaRotationRequest = "rotation_request"
+
+// rotation is the decision on a link's rotation request.
+type rotation struct {
+	request string
+	// due: the newest key does not answer the request and the window allows a new key now.
+	due bool
+	// wait is how long until a deferred request may be answered (0 when not deferred).
+	wait time.Duration
+	// breakOld: the request is an emergency one; once the newest key answers it, the link's
+	// other keys go at once, without waiting for the peer to use the new key.
+	breakOld bool
+}
+
+// rotationFor decides on the rotation request of req against the link's live keys (oldest first).
+func (e *Exporter) rotationFor(req *peerv1.ImportRequest, keys []elastic.Key, now time.Time) rotation {
+	r := rotation{request: req.GetKeyRotationRequest()}
+	if r.request == "" || len(keys) == 0 {
+		return r
+	}
+	newest := keys[len(keys)-1]
+	if metaField(newest.Metadata, metaRotationRequest) == r.request {
+		r.breakOld = req.GetKeyRotationInvalidateOld()
+		return r
+	}
+	var last time.Time
+	for _, k := range keys {
+		if metaField(k.Metadata, metaRotationRequest) != "" && k.Creation.After(last) {
+			last = k.Creation
+		}
+	}
+	if elapsed := now.Sub(last); !last.IsZero() && elapsed < e.cfg.RotateNowInterval {
+		r.wait = e.cfg.RotateNowInterval - elapsed
+		return r
+	}
+	r.due = true
+	return r
+}
+
+// withRotation returns the metadata of a new key: meta, recording the request it answers.
+func withRotation(meta map[string]any, request string) map[string]any {
+	if request == "" {
+		return meta
+	}
+	root, _ := meta[metaRoot].(map[string]any)
+	out := make(map[string]any, len(root)+1)
+	for k, v := range root {
+		out[k] = v
+	}
+	out[metaRotationRequest] = request
+	return map[string]any{metaRoot: out}
+}
+
+// keyMeta is the metadata an in-place update writes to key k: meta, keeping the request k was
+// made for (an update replaces the whole metadata, and the request must survive it).
+func keyMeta(meta map[string]any, k elastic.Key) map[string]any {
+	return withRotation(meta, metaField(k.Metadata, metaRotationRequest))
+}
+
+// event records an Event about obj, when the exporter has a recorder (unit tests run without).
+func (e *Exporter) event(obj runtime.Object, eventType, reason, message string) {
+	if e.cfg.Recorder != nil {
+		e.cfg.Recorder.Event(obj, eventType, reason, message)
+	}
+}
