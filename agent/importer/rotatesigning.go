@@ -76,7 +76,7 @@ func (im *Importer) reportSigningRotation(ctx context.Context, r signingRotation
 		if staged := a.StagedCA(); staged != nil {
 			st.NewCA = pemutil.Fingerprint(staged)
 		}
-		st.Message = "the new signing CA is sent to the peers; it signs once every peer's Elasticsearch trusts it (about 90 s after they receive it)"
+		st.Message = "the new signing CA is sent to the peers; it signs once every peer's Elasticsearch trusts it (after the peer's signing sync delay, 90 s by default)"
 	}
 	if st.Phase == r.status.Phase && st.NewCA == r.status.NewCA && st.Message == r.status.Message {
 		return nil
