@@ -119,7 +119,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	if create {
 		// A new key answers the pending rotation request, whatever made it.
 		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
-			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: withRotation(meta, rot.request), CertificateIdentity: wantIdentity,
+			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: withRotation(meta, rot.request, rot.due && rot.emergency), CertificateIdentity: wantIdentity,
 		})
 		if err != nil {
 			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
@@ -130,7 +130,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		e.mu.Unlock()
 		e.log.Info("api key created", "peer", peer, "link", id.String(), "api_key_id", created.ID, "expires", created.Expiration)
 		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity,
-			Metadata: withRotation(meta, rot.request)}
+			Metadata: withRotation(meta, rot.request, rot.due && rot.emergency)}
 		enc, known = created.Encoded, true
 		keys = append(keys, *newest)
 		if rot.due {
@@ -140,9 +140,9 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		}
 	}
 	answered := metaField(newest.Metadata, metaRotationRequest)
-	// An emergency request: the old keys go as soon as the key answering it exists (it is sent
+	// An emergency request: the old keys go as soon as the key made for it exists (it is sent
 	// in this pass); the link is down until the peer's Elasticsearch uses the new key.
-	emergency := rot.request != "" && answered == rot.request && req.GetKeyRotationInvalidateOld()
+	emergency := madeForEmergency(*newest, rot.request)
 	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency); err != nil {
 		return chosenKey{}, 0, err
 	}

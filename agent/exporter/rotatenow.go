@@ -20,8 +20,15 @@ import (
 // peer's request.
 const DefaultRotateNowInterval = 5 * time.Minute
 
-// metaRotationRequest is the key metadata field naming the request a key was made for.
-const metaRotationRequest = "rotation_request"
+// Key metadata of rotations on request: the request a key answers (every key made while a
+// request is pending answers it, whatever made it, so a scheduled rotation does not cause
+// another), and "true" on the key made for an emergency request, whose pass invalidates the
+// other keys at once (and only that key's: a later scheduled rotation is make-before-break
+// again, although the RemoteCluster still carries the request).
+const (
+	metaRotationRequest   = "rotation_request"
+	metaRotationEmergency = "rotation_invalidate_old"
+)
 
 // rotation is the decision on a link's rotation request.
 type rotation struct {
@@ -30,9 +37,8 @@ type rotation struct {
 	due bool
 	// wait is how long until a deferred request may be answered (0 when not deferred).
 	wait time.Duration
-	// breakOld: the request is an emergency one; once the newest key answers it, the link's
-	// other keys go at once, without waiting for the peer to use the new key.
-	breakOld bool
+	// emergency: the request asks the old keys to go at once; a key made for it records that.
+	emergency bool
 }
 
 // rotationFor decides on the rotation request of req against the link's live keys (oldest first).
@@ -43,9 +49,9 @@ func (e *Exporter) rotationFor(req *peerv1.ImportRequest, keys []elastic.Key, no
 	}
 	newest := keys[len(keys)-1]
 	if metaField(newest.Metadata, metaRotationRequest) == r.request {
-		r.breakOld = req.GetKeyRotationInvalidateOld()
 		return r
 	}
+	r.emergency = req.GetKeyRotationInvalidateOld()
 	var last time.Time
 	for _, k := range keys {
 		if metaField(k.Metadata, metaRotationRequest) != "" && k.Creation.After(last) {
@@ -60,24 +66,34 @@ func (e *Exporter) rotationFor(req *peerv1.ImportRequest, keys []elastic.Key, no
 	return r
 }
 
-// withRotation returns the metadata of a new key: meta, recording the request it answers.
-func withRotation(meta map[string]any, request string) map[string]any {
+// withRotation returns the metadata of a new key: meta, recording the request it answers and
+// whether it was made for an emergency.
+func withRotation(meta map[string]any, request string, emergency bool) map[string]any {
 	if request == "" {
 		return meta
 	}
 	root, _ := meta[metaRoot].(map[string]any)
-	out := make(map[string]any, len(root)+1)
+	out := make(map[string]any, len(root)+2)
 	for k, v := range root {
 		out[k] = v
 	}
 	out[metaRotationRequest] = request
+	if emergency {
+		out[metaRotationEmergency] = "true"
+	}
 	return map[string]any{metaRoot: out}
 }
 
-// keyMeta is the metadata an in-place update writes to key k: meta, keeping the request k was
-// made for (an update replaces the whole metadata, and the request must survive it).
+// keyMeta is the metadata an in-place update writes to key k: meta, keeping what k records of a
+// rotation request (an update replaces the whole metadata).
 func keyMeta(meta map[string]any, k elastic.Key) map[string]any {
-	return withRotation(meta, metaField(k.Metadata, metaRotationRequest))
+	return withRotation(meta, metaField(k.Metadata, metaRotationRequest), metaField(k.Metadata, metaRotationEmergency) == "true")
+}
+
+// madeForEmergency reports whether k was made for the emergency request id: the pass that
+// made it, or any later pass while it is the newest key, invalidates the link's other keys.
+func madeForEmergency(k elastic.Key, id string) bool {
+	return id != "" && metaField(k.Metadata, metaRotationRequest) == id && metaField(k.Metadata, metaRotationEmergency) == "true"
 }
 
 // event records an Event about obj, when the exporter has a recorder (unit tests run without).

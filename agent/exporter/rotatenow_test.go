@@ -110,6 +110,17 @@ func TestRotateNowEmergency(t *testing.T) {
 	if got := f.live(); len(got) != 1 || got[0] != rotated.id {
 		t.Fatalf("live keys %v, want only the new key %s: the old one goes at once", got, rotated.id)
 	}
+	// The RemoteCluster keeps its annotations: the next scheduled rotation (the 24h key is due
+	// 8h before it expires) is make-before-break again, and answers no new request.
+	f.ensure("r1", true, using(rotated.id, true))
+	f.offset = 17 * time.Hour
+	scheduled, _ := f.ensure("r1", true, using(rotated.id, true))
+	if scheduled.id == rotated.id {
+		t.Fatal("no scheduled rotation 7h before the key expires")
+	}
+	if got := f.live(); len(got) != 2 {
+		t.Fatalf("live keys %v after a scheduled rotation, want the old and the new: the emergency applied to the key made for it only", got)
+	}
 }
 
 // TestRotateNowRateLimit: a second request within RotateNowInterval of the last key made on
