@@ -131,7 +131,7 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 // lagInputChanged reports whether a link status changes what the lag check reads: the CAs or
 // the key applied.
 func lagInputChanged(prev, next *peerv1.LinkStatus) bool {
-	return prev == nil || prev.GetAppliedApiKeyId() != next.GetAppliedApiKeyId() ||
+	return prev == nil || prev.GetAppliedApiKeyId() != next.GetAppliedApiKeyId() || prev.GetWrittenApiKeyId() != next.GetWrittenApiKeyId() ||
 		!slices.Equal(prev.GetAppliedCaFingerprints(), next.GetAppliedCaFingerprints())
 }
 

@@ -71,6 +71,8 @@ type lagView struct {
 	// expires at appliedKeyExpires (zero: never, or not known).
 	keyID, appliedKey string
 	appliedKeyExpires time.Time
+	// writtenKey is the key the consumer holds, in effect or not.
+	writtenKey string
 }
 
 // lagWarning is one way a consumer lags.
@@ -102,8 +104,12 @@ func evaluateLag(cfg LagConfig, v lagView, now time.Time) ([]lagWarning, time.Ti
 			detail: fmt.Sprintf("trusts only transport CAs that expire within %s", cfg.TrustExpiry)})
 	}
 	if v.appliedKey != "" && v.keyID != "" && v.appliedKey != v.keyID && !v.appliedKeyExpires.IsZero() {
+		detail := fmt.Sprintf("still uses API key %s, not the new key %s", v.appliedKey, v.keyID)
+		if v.writtenKey == v.keyID {
+			detail += " (written, waiting for its Elasticsearch to load it)"
+		}
 		candidates = append(candidates, lagWarning{reason: v1alpha1.ReasonPeerKeyNotInEffect, due: v.appliedKeyExpires.Add(-cfg.KeyLead), deadline: v.appliedKeyExpires,
-			detail: fmt.Sprintf("still uses API key %s, not the new key %s", v.appliedKey, v.keyID)})
+			detail: detail})
 	}
 	var out []lagWarning
 	var next time.Time
@@ -138,6 +144,7 @@ func lagViewLocked(st *linkState, currentCA string) lagView {
 		v.applied = s.GetAppliedCaFingerprints()
 		v.appliedKey = s.GetAppliedApiKeyId()
 		v.appliedKeyExpires = st.keyExpiry[v.appliedKey]
+		v.writtenKey = s.GetWrittenApiKeyId()
 	}
 	return v
 }
@@ -224,10 +231,12 @@ func (e *Exporter) peerLag(exp *v1alpha1.ClusterExport) (cond metav1.Condition, 
 	named := make([]string, 0, maxLagNamed)
 	for _, w := range entries[:min(len(entries), maxLagNamed)] {
 		msg := fmt.Sprintf("environment %s, link %s, %s", w.peer, w.link, w.detail)
+		// No relative time here: the message stays the same from pass to pass, so that a
+		// lagging link costs no status write per pass (the metric carries the growing lag).
 		if w.deadline.IsZero() {
-			msg += ": it trusts no CA this agent sent, the link may be broken already"
+			msg += ": it trusts no transport CA this agent sent, so the link cannot connect until it applies one"
 		} else {
-			msg += fmt.Sprintf(": the link breaks at %s (in %s)", stamp(w.deadline), w.deadline.Sub(now).Round(time.Second))
+			msg += ": the link breaks at " + stamp(w.deadline)
 		}
 		named = append(named, msg)
 	}

@@ -191,6 +191,10 @@ func TestPeerLagReported(t *testing.T) {
 	if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: id.Proto(), AppliedCaFingerprints: []string{oldFP, newFP}, Connected: true}); err != nil {
 		t.Fatal(err)
 	}
+	// Queued now (not only the check due after the grace period, which waits in the queue).
+	if n := e.queue.Len(); n != 1 {
+		t.Fatalf("%d items queued, want the export", n)
+	}
 	if it, _ := e.queue.Get(); it.kind != "export" || it.ns != "data" || it.name != "logs" {
 		t.Fatalf("queued %+v, want the export", it)
 	}

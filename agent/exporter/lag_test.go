@@ -22,6 +22,7 @@ func TestEvaluateLag(t *testing.T) {
 		want     string        // lagReasons
 		deadline time.Time     // of the first warning
 		next     time.Duration // until the next warning may start (0: none)
+		detail   string        // in the first warning's detail
 	}{
 		{name: "new CA within the grace period",
 			v:    lagView{currentCA: cur, caSent: now.Add(-9 * time.Minute), applied: []string{old}, caExpiry: expiry},
@@ -50,6 +51,9 @@ func TestEvaluateLag(t *testing.T) {
 		{name: "new key not in effect 23h before the old expires",
 			v:    lagView{keyID: "new", appliedKey: "old", appliedKeyExpires: now.Add(23 * time.Hour)},
 			want: v1alpha1.ReasonPeerKeyNotInEffect, deadline: now.Add(23 * time.Hour)},
+		{name: "new key written, not in effect, 23h before the old expires",
+			v:    lagView{keyID: "new", appliedKey: "old", writtenKey: "new", appliedKeyExpires: now.Add(23 * time.Hour)},
+			want: v1alpha1.ReasonPeerKeyNotInEffect, deadline: now.Add(23 * time.Hour), detail: "waiting for its Elasticsearch to load it"},
 		{name: "new key in effect: clears",
 			v: lagView{keyID: "new", appliedKey: "new", appliedKeyExpires: now.Add(year)}},
 		{name: "old key that never expires",
@@ -65,6 +69,9 @@ func TestEvaluateLag(t *testing.T) {
 			}
 			if len(ws) > 0 && !ws[0].deadline.Equal(tt.deadline) {
 				t.Errorf("deadline %s, want %s", ws[0].deadline, tt.deadline)
+			}
+			if len(ws) > 0 && !strings.Contains(ws[0].detail, tt.detail) {
+				t.Errorf("detail %q, want it to contain %q", ws[0].detail, tt.detail)
 			}
 			var gotNext time.Duration
 			if !next.IsZero() {
