@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -31,16 +32,29 @@ func TestLinkAndRotation(t *testing.T) {
 	defer cancel()
 	const ns, alias, lbName = "eck32", "west-logs", "logs-es-remote-cluster-lb"
 	west, east := world.Clusters["west"], world.Clusters["east"]
-	remotePod, err := west.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "logs", Version: esVersion, RemoteClusterServer: true})
+	// As ECK >= 3.3 users do: ask ECK for a LoadBalancer. ECK 3.2's CRD has no such field (the
+	// API server prunes it), so its Service stays headless.
+	remotePod, err := west.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "logs", Version: esVersion, RemoteClusterServer: true,
+		Mutate: func(obj *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(obj.Object, "LoadBalancer", "spec", "remoteClusterServer", "service", "spec", "type")
+		}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	es, err := west.Env.Dynamic.Resource(testbed.ElasticsearchGVR).Namespace(ns).Get(ctx, "logs", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(es.Object, "spec", "remoteClusterServer", "service"); found {
+		t.Fatalf("ECK %s's CRD kept spec.remoteClusterServer.service", eckVersion)
 	}
 	localPod, err := east.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "ccs", Version: esVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// ECK 3.2's remote cluster Service: headless ClusterIP on 9443, no template to change that.
+	// ECK 3.2's remote cluster Service: headless ClusterIP on 9443 (ECK 3.5 would make it the
+	// LoadBalancer asked for above).
 	svc, err := west.Env.WaitForService(ctx, ns, "logs-es-remote-cluster")
 	if err != nil {
 		t.Fatal(err)
