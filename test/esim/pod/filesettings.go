@@ -99,6 +99,10 @@ func (p *Pod) applyFileSettingsLocked(now time.Time, starting bool) bool {
 	p.fileState.version, p.fileState.applied = version, true
 	p.loadKeystoreLocked(secrets)
 	p.node.SetFileSettings(&esim.FileSettingsState{Version: version, Handlers: []string{"cluster_secrets", "cluster_settings"}})
+	if starting {
+		p.log.Info("file settings applied at start", "version", version, "keystore_entries", len(p.keystore))
+		return true
+	}
 	p.reloads++
 	p.log.Info("file settings applied, secure settings reloaded", "version", version, "keystore_entries", len(p.keystore))
 	return true
