@@ -53,7 +53,14 @@ func RemoteClusterService(es string) string { return es + "-es-remote-cluster" }
 // FileSettingsSecret is the Secret into which ECK writes the file-based settings of
 // Elasticsearch es (key settings.json; with file-based secure settings, state.cluster_secrets).
 // ECK mounts it at config/operator, where Elasticsearch watches it.
-func FileSettingsSecret(es string) string { return es + "-es-file-settings" }
+func FileSettingsSecret(es string) string { return es + fileSettingsSuffix }
+
+const fileSettingsSuffix = "-es-file-settings"
+
+// OfFileSettingsSecret returns the Elasticsearch whose FileSettingsSecret is name.
+func OfFileSettingsSecret(name string) (es string, ok bool) {
+	return strings.CutSuffix(name, fileSettingsSuffix)
+}
 
 // FileSettingsKey is the key of FileSettingsSecret holding settings.json.
 const FileSettingsKey = "settings.json"

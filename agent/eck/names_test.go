@@ -30,6 +30,12 @@ func TestNames(t *testing.T) {
 			t.Errorf("OfTransportCertsPublic(%q) = %q, %v; want %q, %v", tc.name, es, ok, tc.es, tc.ok)
 		}
 	}
+	if es, ok := OfFileSettingsSecret("logs-es-file-settings"); !ok || es != "logs" {
+		t.Errorf("OfFileSettingsSecret = %q, %v; want logs", es, ok)
+	}
+	if _, ok := OfFileSettingsSecret("logs-es-secure-settings"); ok {
+		t.Error("OfFileSettingsSecret accepted logs-es-secure-settings")
+	}
 }
 
 // TestFileBasedSecureSettings: ECK 3.5 uses file-based secure settings only with the annotation
