@@ -121,8 +121,13 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
 	}
+	expiry := make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		expiry[k.ID] = k.Expiration
+	}
 	e.mu.Lock()
 	st.keyID, st.created, st.expires, st.refusal = choice.id, choice.created, choice.expires, ""
+	st.keyExpiry = expiry
 	e.mu.Unlock()
 	var requeue time.Duration
 	if !newest.Expiration.IsZero() {
