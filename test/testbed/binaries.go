@@ -56,3 +56,22 @@ func RepoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// FindECKBinaries is FindBinaries with the operator and CRDs of another ECK version that `make
+// testbed` builds beside the main one: bin/elastic-operator-<version> and
+// bin/eck-crds-<version>.yaml (version as "3.2"). It names what is missing and how to build it.
+func FindECKBinaries(version string) (Binaries, error) {
+	b, err := FindBinaries()
+	if err != nil {
+		return Binaries{}, err
+	}
+	dir := filepath.Dir(b.ECKOperator)
+	b.ECKOperator = filepath.Join(dir, "elastic-operator-"+version)
+	b.ECKCRDs = filepath.Join(dir, "eck-crds-"+version+".yaml")
+	for _, p := range []string{b.ECKOperator, b.ECKCRDs} {
+		if _, err := os.Stat(p); err != nil {
+			return Binaries{}, fmt.Errorf("test bed binary %s of ECK %s is missing (run `make testbed`): %w", p, version, err)
+		}
+	}
+	return b, nil
+}
