@@ -6,6 +6,7 @@
 package eck
 
 import (
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,3 +49,48 @@ func TransportService(es string) string { return es + "-es-transport" }
 // RemoteClusterService is the Service of Elasticsearch es's remote cluster server port (9443),
 // which ECK creates when spec.remoteClusterServer.enabled is true.
 func RemoteClusterService(es string) string { return es + "-es-remote-cluster" }
+
+// FileSettingsSecret is the Secret into which ECK writes the file-based settings of
+// Elasticsearch es (key settings.json; with file-based secure settings, state.cluster_secrets).
+// ECK mounts it at config/operator, where Elasticsearch watches it.
+func FileSettingsSecret(es string) string { return es + fileSettingsSuffix }
+
+const fileSettingsSuffix = "-es-file-settings"
+
+// OfFileSettingsSecret returns the Elasticsearch whose FileSettingsSecret is name.
+func OfFileSettingsSecret(name string) (es string, ok bool) {
+	return strings.CutSuffix(name, fileSettingsSuffix)
+}
+
+// FileSettingsKey is the key of FileSettingsSecret holding settings.json.
+const FileSettingsKey = "settings.json"
+
+// FileBasedSecureSettingsAnnotation opts an Elasticsearch into ECK 3.5's file-based secure
+// settings (value exactly "true"; Elasticsearch 9.5.0 or later, ignored below): ECK then writes
+// the secure settings into FileSettingsSecret instead of SecureSettingsSecret, which it deletes,
+// and Elasticsearch reloads them without a restart.
+const FileBasedSecureSettingsAnnotation = "eck.k8s.elastic.co/file-based-secure-settings"
+
+// FileBasedSecureSettings reports whether ECK delivers the secure settings of an Elasticsearch
+// with these annotations and spec.version through file-based settings, as ECK 3.5 decides it
+// (driver/stateful/keystore.go reconcileSecureSettings: version >= 9.5.0 and the annotation
+// "true").
+func FileBasedSecureSettings(annotations map[string]string, version string) bool {
+	if annotations[FileBasedSecureSettingsAnnotation] != "true" {
+		return false
+	}
+	core, _, _ := strings.Cut(version, "-")
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	var n [3]int
+	for i, p := range parts {
+		v, err := strconv.Atoi(p)
+		if err != nil || v < 0 {
+			return false
+		}
+		n[i] = v
+	}
+	return n[0] > 9 || (n[0] == 9 && n[1] >= 5)
+}

@@ -92,7 +92,9 @@ func (im *Importer) localTransportCA(ns, es string) []byte {
 }
 
 // registerTransportCAHandler re-publishes the import requests of a local Elasticsearch when ECK
-// rotates its transport CA, so that the remote trusts the new CA before the old one expires.
+// rotates its transport CA, so that the remote trusts the new CA before the old one expires,
+// and reconciles it when ECK writes its file-based settings, so that a key that reached them is
+// found without waiting for the next check.
 func (im *Importer) registerTransportCAHandler() error {
 	return im.cfg.Cache.OnECKSecret(func(old, new any) {
 		s, ok := new.(*corev1.Secret)
@@ -104,7 +106,10 @@ func (im *Importer) registerTransportCAHandler() error {
 		}
 		es, ok := eck.OfTransportCertsPublic(s.Name)
 		if !ok {
-			return
+			// ECK wrote file-based settings: a key may have reached them (hotreload.go).
+			if es, ok = eck.OfFileSettingsSecret(s.Name); !ok {
+				return
+			}
 		}
 		for _, rc := range im.cfg.Cache.RemoteClusters() {
 			if rc.Namespace == s.Namespace && rc.Spec.ElasticsearchRef.Name == es {

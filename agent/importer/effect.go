@@ -27,6 +27,9 @@ type keystoreRecord struct {
 	KeyID     string     `json:"keyId"`
 	WrittenAt time.Time  `json:"writtenAt"`
 	SyncedAt  *time.Time `json:"syncedAt,omitempty"`
+	// FileVersion is, with file-based secure settings, the metadata.version of the first
+	// settings.json that held the key (hotreload.go).
+	FileVersion *int64 `json:"fileVersion,omitempty"`
 }
 
 func readKeystore(ann map[string]string) map[string]keystoreRecord {

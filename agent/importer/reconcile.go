@@ -52,6 +52,12 @@ type state struct {
 	signing, signingWait map[string]string
 	// license is the local Elasticsearch's license, unknown when it could not be read.
 	license license.License
+	// fileBased: ECK delivers the secure settings through file-based settings and Elasticsearch
+	// reloads them in place (hotreload.go); fileSettings is what Elasticsearch reported of them.
+	fileBased    bool
+	fileSettings *elastic.FileSettings
+	// fileVersion: alias -> settings.json version that first held its key (file-based only).
+	fileVersion map[string]int64
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -72,6 +78,10 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
 	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
 		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
+	if esFound {
+		version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
+		st.fileBased = eck.FileBasedSecureSettings(es.GetAnnotations(), version)
+	}
 	if esFound && anyActive(plans) {
 		st.license = im.localLicense(ctx, ns, esName) // license.go
 	}
@@ -466,7 +476,11 @@ func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esNa
 	}
 	previous := readJSONMap(secret.Annotations, annotationEffective)
 	var synced map[string]keystoreRecord
-	st.effective, synced = im.effectiveKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous)
+	if st.fileBased {
+		st.effective, synced = im.hotReloadedKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous, st) // hotreload.go
+	} else {
+		st.effective, synced = im.effectiveKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous)
+	}
 	before := secret.Annotations[annotationKeystore]
 	secret = secret.DeepCopy()
 	writeJSON(secret.Annotations, annotationKeystore, synced)

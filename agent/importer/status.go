@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
@@ -108,8 +109,14 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	switch {
 	case st.missingKey[alias]:
 		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonWaitingForPeer, "waiting for the peer to send the key value again")
+	case keyID != "" && effective == keyID && st.fileBased:
+		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonHotReloaded, fmt.Sprintf(
+			"API key %s reloaded without a restart: ECK file-based secure settings (Secret %s, version %d applied)",
+			keyID, eck.FileSettingsSecret(rc.Spec.ElasticsearchRef.Name), st.fileVersion[alias]))
 	case keyID != "" && effective == keyID:
-		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("API key %s in the keystore (Secret %s)", keyID, secret))
+		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("API key %s in the keystore (Secret %s), applied by a restart", keyID, secret))
+	case st.fileBased:
+		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchReloading, hotReloadWait(st, alias, keyID, secret, rc.Spec.ElasticsearchRef.Name))
 	default:
 		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchRestarting, fmt.Sprintf(
 			"API key %s written to Secret %s; waiting for ECK to restart Elasticsearch with the new keystore", keyID, secret))

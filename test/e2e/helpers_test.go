@@ -35,12 +35,20 @@ func setupLink(ctx context.Context, t *testing.T, remoteEnv, localEnv, ns, alias
 // setupLinkWith is setupLink with the local pod's options changed by localPod.
 func setupLinkWith(ctx context.Context, t *testing.T, remoteEnv, localEnv, ns, alias string, export func(*v1alpha1.ClusterExport), rc func(*v1alpha1.RemoteCluster), localPod func(*pod.Options)) *link {
 	t.Helper()
+	return setupLinkLocal(ctx, t, remoteEnv, localEnv, ns, alias, export, rc, testbed.Elasticsearch{Version: "9.3.2"}, localPod)
+}
+
+// setupLinkLocal is setupLinkWith with the local Elasticsearch given (its namespace and name
+// are set here).
+func setupLinkLocal(ctx context.Context, t *testing.T, remoteEnv, localEnv, ns, alias string, export func(*v1alpha1.ClusterExport), rc func(*v1alpha1.RemoteCluster), localES testbed.Elasticsearch, localPod func(*pod.Options)) *link {
+	t.Helper()
 	l := &link{remote: world.Clusters[remoteEnv], local: world.Clusters[localEnv], ns: ns, alias: alias}
 	var err error
 	if l.remotePod, err = l.remote.Elasticsearch(ctx, testbed.Elasticsearch{Namespace: ns, Name: "logs", Version: "9.3.2", RemoteClusterServer: true}); err != nil {
 		t.Fatal(err)
 	}
-	if l.localPod, err = l.local.ElasticsearchWith(ctx, testbed.Elasticsearch{Namespace: ns, Name: "ccs", Version: "9.3.2"}, localPod); err != nil {
+	localES.Namespace, localES.Name = ns, "ccs"
+	if l.localPod, err = l.local.ElasticsearchWith(ctx, localES, localPod); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.remote.Export(ctx, ns, "logs", "logs", l.remotePod.RemoteClusterAddress(), []string{localEnv}, export); err != nil {

@@ -27,6 +27,7 @@ const (
 	actionGetSettings        = "cluster:monitor/settings"
 	actionUpdateSettings     = "cluster:admin/settings/update"
 	actionRemoteInfo         = "cluster:monitor/remote/info"
+	actionClusterState       = "cluster:monitor/state"
 	actionNodesInfo          = "cluster:monitor/nodes/info"
 	actionGetLicense         = "cluster:monitor/xpack/license/get"
 	actionReloadSecure       = "cluster:admin/nodes/reload_secure_settings"

@@ -21,7 +21,8 @@
 // # Scope
 //
 // Served: GET|HEAD /, GET /_cluster/health[/{index}], GET|PUT
-// /_cluster/settings, GET /_remote/info, GET /_security/_authenticate,
+// /_cluster/settings, GET /_cluster/state[/{metric}] (metadata.reserved_state.
+// file_settings, SetFileSettings), GET /_license, GET /_remote/info, GET /_security/_authenticate,
 // POST /_security/cross_cluster/api_key, PUT
 // /_security/cross_cluster/api_key/{id}, POST|PUT /_security/api_key (REST
 // keys; role descriptors are kept but do not restrict the key),

@@ -66,6 +66,7 @@ type Node struct {
 	fileFunc     func(path string) (string, bool)
 	subs         map[int]chan struct{}
 	license      licenseState
+	fileSettings *FileSettingsState // SetFileSettings
 	nextSub      int
 }
 

@@ -12,6 +12,10 @@ func (n *Node) registerRoutes(rt *router) {
 	rt.add("GET", "/_cluster/health/{index}", &endpoint{params: healthParams, prepare: n.clusterHealth, transport: actionHealth})
 	rt.add("GET", "/_cluster/settings", &endpoint{params: []string{"flat_settings", "include_defaults", "local", "master_timeout", "timeout"}, prepare: n.getClusterSettings, transport: actionGetSettings})
 	rt.add("PUT", "/_cluster/settings", &endpoint{params: []string{"flat_settings", "master_timeout", "timeout"}, body: true, prepare: n.putClusterSettings, transport: actionUpdateSettings})
+	state := &endpoint{params: clusterStateParams, prepare: n.clusterState, transport: actionClusterState}
+	rt.add("GET", "/_cluster/state", state)
+	rt.add("GET", "/_cluster/state/{metric}", state)
+	rt.add("GET", "/_cluster/state/{metric}/{index}", state)
 	rt.add("GET", "/_remote/info", &endpoint{params: noParams, prepare: n.remoteInfo, transport: actionRemoteInfo})
 	rt.add("GET", "/_license", &endpoint{params: []string{"local", "accept_enterprise"}, prepare: n.getLicense, transport: actionGetLicense})
 

@@ -174,6 +174,15 @@ const (
 	ReasonManualWiringRequired = "ManualWiringRequired"
 	// ReasonElasticsearchRestarting means Elasticsearch rolls out a change the agent made.
 	ReasonElasticsearchRestarting = "ElasticsearchRestarting"
+	// ReasonHotReloaded means the key is in effect without a restart: the Elasticsearch uses
+	// ECK 3.5's file-based secure settings (>= 9.5, annotation
+	// eck.k8s.elastic.co/file-based-secure-settings) and reports the file settings version that
+	// first held the key as applied.
+	ReasonHotReloaded = "HotReloaded"
+	// ReasonElasticsearchReloading means the Elasticsearch uses file-based secure settings and
+	// has not applied the version holding the new key yet (ECK has not written it, the kubelet
+	// has not refreshed the file, or Elasticsearch refused it: the message says which).
+	ReasonElasticsearchReloading = "ElasticsearchReloading"
 	// ReasonRemoteConnected means GET /_remote/info reports the alias as connected.
 	ReasonRemoteConnected = "RemoteConnected"
 	// ReasonStrongIdentityEnforced means the local Elasticsearch signs and the key requires it.

@@ -37,7 +37,13 @@ func (p *Pod) reconcile(now time.Time) {
 		return
 	}
 	p.loadFileRealmLocked(now)
-	keystoreChanged := !p.running.FileBasedSecure && hashData(p.secureData) != p.keyHash
+	if p.applyFileSettingsLocked(now, false) {
+		// Reloaded in place: the remote connections are rebuilt with the new credentials.
+		p.recheck = true
+	}
+	// With file-based secure settings ECK deletes <es>-es-secure-settings and the pod template
+	// no longer depends on it (filesettings.go).
+	keystoreChanged := !p.running.fileBasedSecure() && hashData(p.secureData) != p.keyHash
 	if live.Hash == p.running.Hash && !keystoreChanged {
 		p.pendingAt, p.pendingHash = time.Time{}, ""
 		return
@@ -68,9 +74,10 @@ func (p *Pod) reconcile(now time.Time) {
 	p.secureData = fresh
 	p.kubelet.syncNow(now) // the new pod mounts the volumes as they are
 	p.running = live
-	p.loadKeystoreLocked(p.secureData)
+	p.loadKeystoreAtStartLocked(now)
 	p.startTime = now
 	p.node.SetStartTime(now)
+	p.restarts++
 	// ECK rolls the nodes one at a time: the cluster keeps answering and its remote connections
 	// stay up on the other nodes, so the last results stand until the immediate re-check.
 	p.recheck = true
@@ -109,7 +116,7 @@ func (p *Pod) startLocked(live podSpec, now time.Time) {
 	p.realmHash = ""
 	p.loadFileRealmLocked(now)
 	p.running = live
-	p.loadKeystoreLocked(p.secureData)
+	p.loadKeystoreAtStartLocked(now)
 	p.startTime = now
 	p.readyOnce.Do(func() { close(p.ready) })
 	p.log.Info("pod started", "version", live.Version)
@@ -151,6 +158,19 @@ func (p *Pod) loadFileRealmLocked(now time.Time) {
 	}
 }
 
+// loadKeystoreAtStartLocked loads the secure settings a starting pod has: the keystore ECK's
+// init container builds from <es>-es-secure-settings, or with file-based secure settings the
+// cluster secrets of the mounted settings.json.
+func (p *Pod) loadKeystoreAtStartLocked(now time.Time) {
+	if !p.running.fileBasedSecure() {
+		p.loadKeystoreLocked(p.secureData)
+		return
+	}
+	p.loadKeystoreLocked(nil)
+	p.fileState.raw = ""
+	p.applyFileSettingsLocked(now, true)
+}
+
 func (p *Pod) loadKeystoreLocked(data map[string][]byte) {
 	ks := make(map[string][]byte, len(data))
 	for k, v := range data {
@@ -160,24 +180,16 @@ func (p *Pod) loadKeystoreLocked(data map[string][]byte) {
 	p.keyHash = hashData(data)
 }
 
-// reload implements POST /_nodes/reload_secure_settings. ES re-reads its keystore file. ECK
-// builds that file in an init container at pod start, so a reload changes nothing, unless the
-// Elasticsearch uses ECK 3.5's file-based secure settings (ES >= 9.5), where the file follows
-// the Secret through the kubelet.
+// reload implements POST /_nodes/reload_secure_settings. ES re-reads its keystore file, which
+// ECK builds in an init container at pod start: a reload changes nothing. With file-based secure
+// settings there is no keystore file at all; the cluster secrets follow settings.json on their
+// own (filesettings.go), not this API.
 func (p *Pod) reload(password string) error {
 	if password != "" {
 		// ECK keystores have no password.
 		//lint:ignore ST1005 Elasticsearch's exact message
 		return errors.New("Provided keystore password was incorrect")
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.running.FileBasedSecure || !atLeast(p.running.Version, 9, 5) {
-		return nil
-	}
-	data, _ := p.view.visible(objectKey("secret", p.opts.Name+"-es-secure-settings"), time.Now())
-	p.loadKeystoreLocked(data)
-	p.log.Info("secure settings reloaded", "keystore_entries", len(p.keystore))
 	return nil
 }
 

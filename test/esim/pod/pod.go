@@ -94,6 +94,10 @@ type Pod struct {
 	realmHash   string            // of the file realm the node has loaded
 	// license is the type and status a test set (SetLicense), kept across restarts.
 	license [2]string
+	// fileState is the file-based settings the node processed (filesettings.go).
+	fileState fileSettingsState
+	// restarts counts rolling restarts; reloads counts in-place secure settings reloads.
+	restarts, reloads int
 }
 
 // Start starts the pod: it waits until ECK created the certificates and the file realm, then
