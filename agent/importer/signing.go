@@ -115,7 +115,7 @@ func (im *Importer) tickSigning(ctx context.Context) error {
 	}
 	s.secret = out
 	im.log.Info("signing CA rotation advanced", "active", pemutil.Fingerprint(a.ActiveCA()))
-	im.enqueueAll()
+	im.enqueueAll(trigSigning)
 	return nil
 }
 
