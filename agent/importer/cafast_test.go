@@ -161,6 +161,10 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 	cm := func(rv string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "ccs-ecklink-remote-ca", ResourceVersion: rv}}
 	}
+	withData := func(c *corev1.ConfigMap) *corev1.ConfigMap {
+		c.Data = map[string]string{"ca.crt": "someone else's"}
+		return c
+	}
 	for _, tc := range []struct {
 		name     string
 		wrote    *corev1.ConfigMap
@@ -170,9 +174,9 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 		wantEcho bool
 	}{
 		{name: "nothing written", cached: cm("5"), wantRV: "5"},
-		{name: "cache behind our update", wrote: cm("6"), prevRV: "5", cached: cm("5"), wantRV: "6"},
+		{name: "cache behind our update", wrote: cm("6"), prevRV: "5", cached: withData(cm("5")), wantRV: "6"},
 		{name: "cache caught up", wrote: cm("6"), prevRV: "5", cached: cm("6"), wantRV: "6", wantEcho: true},
-		{name: "someone wrote after us", wrote: cm("6"), prevRV: "5", cached: cm("7"), wantRV: "7"},
+		{name: "someone wrote after us", wrote: cm("6"), prevRV: "5", cached: withData(cm("7")), wantRV: "7"},
 		{name: "created, not cached yet", wrote: cm("1"), prevRV: "", cached: nil, wantRV: "1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
