@@ -3,11 +3,18 @@ package importer
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -32,6 +39,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%02d", i), v1alpha1.SecurityModelAPIKey))
 	}
 	f := newFixture(t, rcs...)
+	realisticWrites(f.kc)
 	// Nothing periodic in the way: what runs below is what the CA updates queue.
 	f.im.cfg.Resync, f.im.cfg.Pending, f.im.cfg.SigningTick = time.Hour, time.Hour, time.Hour
 	f.im.cfg.Recorder = kube.NewRecorderFor(record.NewFakeRecorder(1000))
@@ -107,13 +115,13 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 // waitQuiet waits until the importer's queues are empty and no full reconcile ran for a while.
 func (f *fixture) waitQuiet(t *testing.T) {
 	t.Helper()
-	const quiet = 500 * time.Millisecond
+	const quiet = time.Second // longer than a pass's first retry
 	deadline := time.Now().Add(30 * time.Second)
 	last, since := f.im.trig.passes.Load(), time.Now()
 	for time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		n := f.im.trig.passes.Load()
-		busy := f.im.queue.Len() > 0 || f.im.ca.queue.Len() > 0
+		busy := f.im.queue.Len() > 0 || f.im.ca.queue.Len() > 0 || f.im.trig.running.Load() > 0
 		if n != last || busy {
 			last, since = n, time.Now()
 			continue
@@ -123,4 +131,43 @@ func (f *fixture) waitQuiet(t *testing.T) {
 		}
 	}
 	t.Fatal("the importer did not settle within 30s")
+}
+
+// realisticWrites makes the fake API server's ConfigMap and Secret writes behave as a real
+// one's where the echo detection depends on it: each write gets a new resourceVersion (the fake
+// leaves it empty, so that every event would match every write), and its response comes after
+// its watch event went out (as it can under load).
+func realisticWrites(kc *fake.Clientset) {
+	var rv atomic.Int64
+	rv.Store(1000)
+	for _, res := range []string{"configmaps", "secrets"} {
+		for _, verb := range []string{"create", "update"} {
+			kc.PrependReactor(verb, res, func(a k8stesting.Action) (bool, runtime.Object, error) {
+				obj := a.(interface{ GetObject() runtime.Object }).GetObject().DeepCopyObject()
+				m, ok := obj.(metav1.Object)
+				if !ok {
+					return false, nil, nil
+				}
+				gvr := a.GetResource()
+				if verb == "update" {
+					cur, err := kc.Tracker().Get(gvr, m.GetNamespace(), m.GetName())
+					if err != nil {
+						return true, nil, err
+					}
+					if c := cur.(metav1.Object).GetResourceVersion(); c != "" && m.GetResourceVersion() != c {
+						return true, nil, apierrors.NewConflict(gvr.GroupResource(), m.GetName(), errors.New("the object has been modified"))
+					}
+				}
+				m.SetResourceVersion(strconv.FormatInt(rv.Add(1), 10))
+				var err error
+				if verb == "create" {
+					err = kc.Tracker().Create(gvr, obj, m.GetNamespace())
+				} else {
+					err = kc.Tracker().Update(gvr, obj, m.GetNamespace())
+				}
+				time.Sleep(20 * time.Millisecond) // the watch event goes out first
+				return true, obj, err
+			})
+		}
+	}
 }

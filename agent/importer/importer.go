@@ -202,6 +202,8 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	defer im.queue.Done(key)
 	why := im.trig.take(key)
 	im.trig.passes.Add(1)
+	im.trig.running.Add(1)
+	defer im.trig.running.Add(-1)
 	start := time.Now()
 	requeue, err := im.reconcile(ctx, key)
 	im.log.Debug("reconciled", "elasticsearch", key.String(), "trigger", why, "duration", time.Since(start), "error", err)

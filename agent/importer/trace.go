@@ -37,8 +37,8 @@ const (
 type triggers struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]map[string]bool
-	// passes counts the full reconciles run.
-	passes atomic.Int64
+	// passes counts the full reconciles started, running those under way.
+	passes, running atomic.Int64
 }
 
 func (t *triggers) note(key types.NamespacedName, why string) {
