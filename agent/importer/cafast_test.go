@@ -198,3 +198,27 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 		})
 	}
 }
+
+// TestEchoOfEarlierAndInFlightWrites: the watch event of a write is an echo when it arrives
+// after the next write was noted, and when it arrives before the write's own response; a
+// change by someone else is not.
+func TestEchoOfEarlierAndInFlightWrites(t *testing.T) {
+	cm := func(rv, ca string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "ccs-ecklink-remote-ca", ResourceVersion: rv}, Data: map[string]string{"ca.crt": ca}}
+	}
+	var w ownWrites
+	w.note(kindConfigMap, cm("6", "ca-1"), "5")
+	w.note(kindConfigMap, cm("7", "ca-2"), "6")
+	if !w.echo(kindConfigMap, cm("6", "ca-1")) {
+		t.Error("the event of the write before the last one is not taken for an echo")
+	}
+	sending := cm("7", "ca-3")
+	w.begin(kindConfigMap, sending)
+	if !w.echo(kindConfigMap, cm("8", "ca-3")) {
+		t.Error("the event of a write still waiting for its response is not taken for an echo")
+	}
+	w.done(kindConfigMap, sending)
+	if w.echo(kindConfigMap, cm("9", "someone else's")) {
+		t.Error("someone else's change is taken for an echo")
+	}
+}
