@@ -149,6 +149,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
 		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
 		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
+		Lag: exporter.LagConfig{CAGrace: cfg.PeerLag.CAGrace.Duration, TrustExpiry: cfg.PeerLag.TrustExpiry.Duration, KeyLead: cfg.PeerLag.KeyLead.Duration},
 	}); err != nil {
 		return nil, err
 	}

@@ -73,6 +73,8 @@ type Config struct {
 	Probe Probe `json:"probe"`
 	// Elasticsearch sets how the agent authenticates to Elasticsearch.
 	Elasticsearch Elasticsearch `json:"elasticsearch"`
+	// PeerLag says when the exporting side warns that a consumer lags behind a rotation.
+	PeerLag PeerLag `json:"peerLag"`
 
 	// File is the config file this came from, if any. The agent watches it and applies changes
 	// of ElasticsearchEndpoints without a restart.
@@ -131,6 +133,20 @@ const (
 	minProbeInterval = time.Second
 	maxProbeInterval = time.Hour
 )
+
+// PeerLag says when the exporting side warns (ClusterExport condition PeersCurrent, Event,
+// ecklink_link_peer_lag_seconds) that a consumer lags behind a rotation, before a link breaks.
+type PeerLag struct {
+	// CAGrace is how long a consumer may take to apply the exported Elasticsearch's current
+	// transport CA (default 10m).
+	CAGrace Duration `json:"caGrace"`
+	// TrustExpiry warns when every transport CA a consumer trusts for a link expires within it
+	// (default 168h).
+	TrustExpiry Duration `json:"trustExpiry"`
+	// KeyLead warns when a new API key is not in effect on the consumer this long before the key
+	// it uses expires (default 24h).
+	KeyLead Duration `json:"keyLead"`
+}
 
 // Elasticsearch sets how the agent authenticates to Elasticsearch. By default it has its own user
 // in each cluster, with only the privileges its calls need (agent/esuser); UseElasticUser makes it
@@ -191,6 +207,7 @@ func Default() Config {
 		LeafValidity:      Duration{24 * time.Hour},
 		Pairing:           Pairing{TokenMaxTTL: Duration{time.Hour}},
 		Probe:             Probe{Interval: Duration{30 * time.Second}},
+		PeerLag:           PeerLag{CAGrace: Duration{10 * time.Minute}, TrustExpiry: Duration{7 * 24 * time.Hour}, KeyLead: Duration{24 * time.Hour}},
 		LeaderElection: LeaderElection{
 			LeaseName:     "ecklink-agent",
 			LeaseDuration: Duration{15 * time.Second},
@@ -321,6 +338,11 @@ func (c *Config) Validate() error {
 	}
 	if iv := c.Probe.Interval.Duration; iv != 0 && (iv < minProbeInterval || iv > maxProbeInterval) {
 		bad("probe.interval", "%s: want 0 (off) or a duration from %s to %s, e.g. 30s", iv, minProbeInterval, maxProbeInterval)
+	}
+	for key, d := range map[string]time.Duration{"peerLag.caGrace": c.PeerLag.CAGrace.Duration, "peerLag.trustExpiry": c.PeerLag.TrustExpiry.Duration, "peerLag.keyLead": c.PeerLag.KeyLead.Duration} {
+		if d < time.Second {
+			bad(key, "%s: want a duration of at least 1s, e.g. 10m", d)
+		}
 	}
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {

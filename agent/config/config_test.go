@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -108,6 +109,16 @@ func TestResolve(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "peer lag: defaults and flags",
+			args: []string{"--environment", "w", "--namespace", "x", "--peer-lag-ca-grace", "3s", "--peer-lag-key-lead", "48h"},
+			check: func(t *testing.T, c Config) {
+				if c.PeerLag.CAGrace.Duration != 3*time.Second || c.PeerLag.KeyLead.Duration != 48*time.Hour || c.PeerLag.TrustExpiry.Duration != 7*24*time.Hour {
+					t.Errorf("peerLag = %+v, want caGrace 3s, keyLead 48h, trustExpiry the default 168h", c.PeerLag)
+				}
+			},
+		},
+		{name: "peer lag too short", args: []string{"--environment", "w", "--namespace", "x", "--peer-lag-trust-expiry", "0s"}, wantErr: []string{"peerLag.trustExpiry: 0s: want a duration of at least 1s"}},
 		{name: "probe interval too short", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "100ms"}, wantErr: []string{"probe.interval: 100ms: want 0 (off) or a duration from 1s to 1h0m0s"}},
 		{name: "probe interval too long", args: []string{"--environment", "w", "--namespace", "x", "--probe-interval", "2h"}, wantErr: []string{"probe.interval: 2h0m0s"}},
 		{name: "bad endpoint flag", args: []string{"--environment", "w", "--namespace", "x", "--elasticsearch-endpoint", "nourl"}, wantErr: []string{"--elasticsearch-endpoint \"nourl\""}},

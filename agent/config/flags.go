@@ -47,6 +47,9 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.IntVar(&f.v.Limits.LinksPerExport, "links-per-export", d.Limits.LinksPerExport, "most links one ClusterExport serves over all peers (requests beyond are refused: LinkLimitExceeded)")
 	fs.DurationVar(&f.v.Pairing.TokenMaxTTL.Duration, "pairing-token-max-ttl", d.Pairing.TokenMaxTTL.Duration, "longest a pairing token is redeemed after it was created, whatever its own expiry (at most 168h)")
 	fs.DurationVar(&f.v.Probe.Interval.Duration, "probe-interval", d.Probe.Interval.Duration, "period of the agent's TLS handshake with each link's remote cluster server (0 turns it off)")
+	fs.DurationVar(&f.v.PeerLag.CAGrace.Duration, "peer-lag-ca-grace", d.PeerLag.CAGrace.Duration, "exporting side: warn when a consumer has not applied the current transport CA this long after it was sent")
+	fs.DurationVar(&f.v.PeerLag.TrustExpiry.Duration, "peer-lag-trust-expiry", d.PeerLag.TrustExpiry.Duration, "exporting side: warn when every transport CA a consumer trusts expires within this")
+	fs.DurationVar(&f.v.PeerLag.KeyLead.Duration, "peer-lag-key-lead", d.PeerLag.KeyLead.Duration, "exporting side: warn when a new API key is not in effect on the consumer this long before the old one expires")
 	fs.BoolVar(&f.v.Elasticsearch.UseElasticUser, "elasticsearch-use-elastic-user", false, "authenticate to Elasticsearch as ECK's elastic superuser instead of the agent's own user (fails with spec.auth.disableElasticUser)")
 	fs.BoolVar(&f.insecure, "allow-insecure-elasticsearch", false, "allow http:// in elasticsearch endpoints (credentials travel in clear)")
 	fs.BoolVar(&f.certs, "certificate-model", false, "let ClusterExports with model certificate serve peers (adds their transport CAs to the exported cluster's transport trust)")
@@ -131,6 +134,12 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL
 		case "probe-interval":
 			cfg.Probe.Interval = f.v.Probe.Interval
+		case "peer-lag-ca-grace":
+			cfg.PeerLag.CAGrace = f.v.PeerLag.CAGrace
+		case "peer-lag-trust-expiry":
+			cfg.PeerLag.TrustExpiry = f.v.PeerLag.TrustExpiry
+		case "peer-lag-key-lead":
+			cfg.PeerLag.KeyLead = f.v.PeerLag.KeyLead
 		case "elasticsearch-use-elastic-user":
 			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
 		case "allow-insecure-elasticsearch":

@@ -24,9 +24,11 @@ import (
 func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.Duration, error) {
 	exp, ok := e.cfg.Cache.ClusterExport(ns, name)
 	if !ok {
+		e.reportLag(ns, name, nil)
 		return 0, nil
 	}
 	if exp.DeletionTimestamp != nil {
+		e.reportLag(ns, name, nil)
 		return 0, e.finalizeExport(ctx, exp)
 	}
 	if !hasFinalizer(exp) {
@@ -80,10 +82,15 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		}
 	}
 	links, linkCount := e.exportLinks(ns, name)
+	lagCond, lagApplies, lag, lagNext := e.peerLag(exp) // lag.go
+	if lagNext > 0 && (requeue == 0 || lagNext < requeue) {
+		requeue = lagNext
+	}
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		for _, c := range conds {
 			kube.Set(x, c)
 		}
+		setPeersCurrent(x, lagCond, lagApplies)
 		dropModelWarning(x)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
 		kube.Set(x, peerhealth.Ready(x, ready...))
@@ -95,6 +102,7 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 	if err != nil {
 		return 0, fmt.Errorf("failed to update status of export %s/%s: %w", ns, name, err)
 	}
+	e.reportLag(ns, name, lag)
 	return requeue, nil
 }
 

@@ -64,6 +64,8 @@ type Config struct {
 	// LinksPerPeer and LinksPerExport cap the links a peer may hold (granted or refused) and
 	// an export may serve; DefaultLinksPerPeer and DefaultLinksPerExport if 0.
 	LinksPerPeer, LinksPerExport int
+	// Lag says when a consumer lags behind a rotation (lag.go); zero fields take the defaults.
+	Lag LagConfig
 	// CertificateModel lets exports with the certificate security model serve their peers
 	// (agent setting certificateModel.enabled). Off, such exports refuse every import.
 	CertificateModel bool
@@ -108,6 +110,9 @@ type Exporter struct {
 	gate gate
 	// licenses caches what GET /_license reports of exported clusters (license.go).
 	licenses *license.Cache
+	// lagSeries are the peers with an ecklink_link_peer_lag_seconds series, by export (lag.go).
+	lagMu     sync.Mutex
+	lagSeries map[string]map[string]bool
 }
 
 // linkState is what the exporter knows of one link of one peer.
@@ -128,6 +133,14 @@ type linkState struct {
 	sent *peerv1.Credentials
 	// caSent records when each CA fingerprint was first sent, until the peer reports it applied.
 	caSent map[string]time.Time
+	// caExpiry is the NotAfter of every CA sent that is current or that the peer reports
+	// applied, by fingerprint (lag.go).
+	caExpiry map[string]time.Time
+	// keyExpiry is the expiry of each live key of the link, by id (zero: never expires).
+	keyExpiry map[string]time.Time
+	// lagging is the link's last lag verdict (lagReasons), to reconcile the export when it
+	// changes.
+	lagging string
 	// caRef is the shared CA bundle the credentials last sent name ("" for a bundle inline).
 	caRef string
 	// trust is the peer CA added to the transport trust for the link (certificate model).
@@ -177,6 +190,7 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.SigningSyncDelay == 0 {
 		cfg.SigningSyncDelay = 90 * time.Second
 	}
+	cfg.Lag = cfg.Lag.withDefaults()
 	if cfg.LinksPerPeer <= 0 {
 		cfg.LinksPerPeer = DefaultLinksPerPeer
 	}

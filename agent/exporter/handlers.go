@@ -3,6 +3,7 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,19 +99,40 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		return nil
 	}
 	reconcile := statusNeedsReconcile(st.status, s) // exportca.go
+	lagCA := lagInputChanged(st.status, s)
 	st.status = s
 	now := e.cfg.Now()
 	for _, fp := range s.GetAppliedCaFingerprints() {
 		if sent, ok := st.caSent[fp]; ok && !sent.IsZero() {
 			e.cfg.Metrics.Propagation(now.Sub(sent))
-			st.caSent[fp] = time.Time{} // observed once
+			st.caSent[fp] = time.Time{} // observed once (and no longer lagging, lag.go)
+		}
+	}
+	var export item
+	if lagCA && st.req != nil {
+		es := st.req.GetExportName()
+		if st.target != nil {
+			es = st.target.Name
+		}
+		if e.relagLocked(st, e.currentCA(st.req.GetExportNamespace(), es)) {
+			export = item{kind: "export", ns: st.req.GetExportNamespace(), name: st.req.GetExportName()}
 		}
 	}
 	e.mu.Unlock()
 	if reconcile {
 		e.enqueue(item{kind: "link", peer: peer, link: id}, trigStatus)
 	}
+	if export.kind != "" {
+		e.queue.Add(export)
+	}
 	return nil
+}
+
+// lagInputChanged reports whether a link status changes what the lag check reads: the CAs or
+// the key applied.
+func lagInputChanged(prev, next *peerv1.LinkStatus) bool {
+	return prev == nil || prev.GetAppliedApiKeyId() != next.GetAppliedApiKeyId() || prev.GetWrittenApiKeyId() != next.GetWrittenApiKeyId() ||
+		!slices.Equal(prev.GetAppliedCaFingerprints(), next.GetAppliedCaFingerprints())
 }
 
 // OnInventory drops the imports a peer no longer lists (removed while the stream was down).
@@ -175,22 +197,44 @@ func (e *Exporter) noteCAsSent(st *linkState, bundle []byte) {
 		return
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if st.caSent == nil {
 		st.caSent = map[string]time.Time{}
 	}
+	if st.caExpiry == nil {
+		st.caExpiry = map[string]time.Time{}
+	}
 	current := map[string]bool{}
+	fresh := false
 	for _, c := range certs {
 		fp := pemutil.Fingerprint(c)
 		current[fp] = true
+		st.caExpiry[fp] = c.NotAfter
 		if _, ok := st.caSent[fp]; !ok {
 			st.caSent[fp] = e.cfg.Now()
+			fresh = true
 		}
 	}
 	for fp := range st.caSent {
 		if !current[fp] {
 			delete(st.caSent, fp)
 		}
+	}
+	// The expiry of a CA no longer sent is kept while the peer reports it applied: it says
+	// when the peer's trust ends.
+	for fp := range st.caExpiry {
+		if !current[fp] && (st.status == nil || !slices.Contains(st.status.GetAppliedCaFingerprints(), fp)) {
+			delete(st.caExpiry, fp)
+		}
+	}
+	var export item
+	if fresh && st.req != nil {
+		export = item{kind: "export", ns: st.req.GetExportNamespace(), name: st.req.GetExportName()}
+	}
+	e.mu.Unlock()
+	if export.kind != "" {
+		// The peer has the grace period to apply it: judged again then, whether or not it
+		// reports anything meanwhile.
+		e.queue.AddAfter(export, e.cfg.Lag.withDefaults().CAGrace+time.Second)
 	}
 }
 

@@ -121,8 +121,13 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
 	}
+	expiry := make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		expiry[k.ID] = k.Expiration
+	}
 	e.mu.Lock()
 	st.keyID, st.created, st.expires, st.refusal = choice.id, choice.created, choice.expires, ""
+	st.keyExpiry = expiry
 	e.mu.Unlock()
 	var requeue time.Duration
 	if !newest.Expiration.IsZero() {
@@ -235,10 +240,19 @@ func (e *Exporter) invalidate(ctx context.Context, client *elastic.Client, ids [
 // invalidateLink invalidates every live key of a link except keep.
 func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, st *linkState, keep string) error {
 	e.mu.Lock()
-	target := st.target
+	target, req := st.target, st.req
 	e.mu.Unlock()
+	if target == nil && req != nil {
+		// Not resolved in this process (a link removed right after a restart, before its first
+		// pass): the export it asked for still says where its keys live.
+		if exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName()); ok {
+			target = &elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+		}
+	}
 	if target == nil {
-		// Never resolved to an Elasticsearch, so no key was made; the sweep covers restarts.
+		// Nowhere to look: a sweep now, rather than at the next resync, finds any key made
+		// for the link before a restart.
+		e.queue.Add(item{kind: "gc"})
 		return nil
 	}
 	client, err := e.cfg.Elastic.Client(ctx, *target)

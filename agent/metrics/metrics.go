@@ -35,6 +35,7 @@ type Metrics struct {
 	pairRefusals    *prometheus.CounterVec
 	probeSuccess    *prometheus.GaugeVec
 	probeDuration   *prometheus.GaugeVec
+	peerLag         *prometheus.GaugeVec
 }
 
 // New registers the collectors on a new registry (plus Go and process collectors).
@@ -71,6 +72,10 @@ func New() *Metrics {
 		Help: "1 when the agent's last TLS handshake with the link's proxy address, as Elasticsearch makes it (server name, CA ConfigMap), succeeded."}, linkLabels)
 	m.probeDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_probe_duration_seconds",
 		Help: "Duration of the agent's last probe of the link (TCP connect and TLS handshake)."}, linkLabels)
+	m.peerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_peer_lag_seconds",
+		Help: "Exporting side: how long past due the peer's most lagging link of the ClusterExport is (current transport CA not applied within peerLag.caGrace, trusted CAs expiring within peerLag.trustExpiry, new API key not in effect peerLag.keyLead before the old one expires); 0 when none lags."},
+		[]string{"peer", "export_namespace", "export"})
+	r.MustRegister(m.peerLag)
 	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader,
 		m.portRefusals, m.pairRefusals, m.probeSuccess, m.probeDuration)
 	return m
@@ -190,6 +195,22 @@ func (m *Metrics) PairingRefused(reason string) {
 		return
 	}
 	m.pairRefusals.WithLabelValues(reason).Inc()
+}
+
+// PeerLag records how long past due a peer's most lagging link of an export is (0: none lags).
+func (m *Metrics) PeerLag(peer, exportNamespace, export string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.peerLag.WithLabelValues(peer, exportNamespace, export).Set(seconds)
+}
+
+// ForgetPeerLag drops the lag series of a peer that no longer holds links of the export.
+func (m *Metrics) ForgetPeerLag(peer, exportNamespace, export string) {
+	if m == nil {
+		return
+	}
+	m.peerLag.DeleteLabelValues(peer, exportNamespace, export)
 }
 
 func b2f(b bool) float64 {

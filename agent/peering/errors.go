@@ -22,6 +22,9 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrReceiveTimeout ends a session whose peer sent nothing within its receive deadline.
 	ErrReceiveTimeout = errors.New("peer sent nothing within the receive deadline")
+	// ErrSendTimeout ends a session whose peer stopped reading: a send did not complete within
+	// Config.SendTimeout.
+	ErrSendTimeout = errors.New("peer stopped reading: a send did not complete in time")
 	// ErrReplaced ends a session superseded by a newer one with the same peer.
 	ErrReplaced = errors.New("session replaced by a newer one")
 	// ErrPairingDisabled answers Pair when no Pairer is configured.
@@ -53,7 +56,7 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout), errors.Is(err, ErrSendTimeout):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrCertificateRequired), errors.Is(err, ErrPeerCredentials):
 		code = codes.Unauthenticated

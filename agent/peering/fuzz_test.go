@@ -41,6 +41,7 @@ func fuzzSession(t testing.TB, sent *int) (*session, *fakeHandler) {
 	_ = m.Publish("west", "status/a", &peerv1.LinkStatus{})
 	s := &session{m: m, ps: m.peer("west"), stream: discardStream{sent: sent}, log: m.log, id: "f",
 		limiter: newTokenBucket(1, 10, time.Now()), done: make(chan struct{}), cancel: func(error) {}}
+	startWriter(t, s)
 	s.retry = time.NewTimer(time.Hour)
 	s.retry.Stop()
 	if err := s.ps.attach(s); err != nil {
@@ -53,6 +54,14 @@ func fuzzSession(t testing.TB, sent *int) (*session, *fakeHandler) {
 		t.Fatal(err)
 	}
 	return s, h
+}
+
+// startWriter gives a session built by hand the writer goroutine serveWith starts, until the
+// test ends.
+func startWriter(t testing.TB, s *session) {
+	s.out, s.sent = make(chan *peerv1.Message), make(chan error, 1)
+	go s.writer()
+	t.Cleanup(func() { close(s.out) })
 }
 
 // FuzzHandleMessage feeds arbitrary bytes, decoded as a Message, through the receive path of an
@@ -77,6 +86,7 @@ func FuzzHandleMessage(f *testing.F) {
 		}
 		requireSequencesBounded(t, s.ps)
 		fresh := &session{m: s.m, ps: newPeerState("west"), stream: discardStream{sent: &sent}, log: s.log, limiter: s.limiter, retry: s.retry}
+		startWriter(t, fresh)
 		// What the fresh session's peer applied of ours: the trust bundle, at sequence 1.
 		_ = fresh.ps.set(&peerv1.Update{Resource: "trust", Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("T")}}}, false)
 		fresh.ps.session = fresh

@@ -62,6 +62,7 @@ const (
 	DefaultOpenTimeout       = 30 * time.Second
 	DefaultRateLimitedRetry  = 2 * time.Second
 	DefaultRecheckInterval   = time.Minute
+	DefaultSendTimeout       = 45 * time.Second
 
 	minReceiveTimeout = time.Second
 	maxReceiveTimeout = 5 * time.Minute
@@ -94,6 +95,10 @@ type Config struct {
 	MaxMessageBytes int
 	// OpenTimeout is how long a session waits for the peer's Open (default 30s).
 	OpenTimeout time.Duration
+	// SendTimeout bounds one send: a peer that stops reading (its HTTP/2 flow-control window
+	// stays shut) ends the session after it instead of holding it forever (default 45s, three
+	// default heartbeat intervals). This agent decides it, not the peer's announced interval.
+	SendTimeout time.Duration
 	// RateLimitedRetry is how long an update refused as "RateLimited" waits before it is resent
 	// (default 2s).
 	RateLimitedRetry time.Duration
@@ -135,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = DefaultSendTimeout
 	}
 	if c.RateLimitedRetry <= 0 {
 		c.RateLimitedRetry = DefaultRateLimitedRetry

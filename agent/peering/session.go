@@ -38,6 +38,11 @@ type session struct {
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	// out feeds the writer goroutine (writer); sendErr is set once a send timed out, after
+	// which the stream is never written again.
+	out     chan *peerv1.Message
+	sent    chan error
+	sendErr error
 
 	opened        bool
 	peerTimeout   time.Duration
@@ -71,10 +76,14 @@ func (m *Manager) serveWith(ctx context.Context, peer string, st msgStream, o se
 		creds:    newStreamCreds(o),
 		takeOver: o.takeOver,
 		done:     make(chan struct{}),
+		out:      make(chan *peerv1.Message),
+		sent:     make(chan error, 1),
 	}
 	ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
 	defer close(s.done)
+	go s.writer()
+	defer close(s.out)
 	if s.takeOver == nil {
 		if err := s.ps.attach(s); err != nil {
 			return false, err
@@ -274,11 +283,34 @@ func (s *session) receiveTimeout() time.Duration {
 	return s.peerTimeout
 }
 
+// send writes m on the stream through the writer goroutine and waits at most SendTimeout: a
+// gRPC Send blocks while the peer's flow-control window is shut, and a peer that stops reading
+// must not hold this session (and the resources it pins) forever. After a timeout the session
+// ends; the blocked Send returns when the stream is torn down.
 func (s *session) send(m *peerv1.Message) error {
-	if err := s.stream.Send(m); err != nil {
-		return fmt.Errorf("failed to send: %w", err)
+	if s.sendErr != nil {
+		return s.sendErr
 	}
-	return nil
+	s.out <- m
+	t := time.NewTimer(s.m.cfg.SendTimeout)
+	defer t.Stop()
+	select {
+	case err := <-s.sent:
+		if err != nil {
+			return fmt.Errorf("failed to send: %w", err)
+		}
+		return nil
+	case <-t.C:
+		s.sendErr = fmt.Errorf("%w (%s)", ErrSendTimeout, s.m.cfg.SendTimeout)
+		return s.sendErr
+	}
+}
+
+// writer is the only goroutine that writes the stream; it ends when the session closes out.
+func (s *session) writer() {
+	for m := range s.out {
+		s.sent <- s.stream.Send(m)
+	}
 }
 
 func (s *session) nonce() string {

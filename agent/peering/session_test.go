@@ -525,3 +525,46 @@ func TestBlockedSendIsNotPeerSilence(t *testing.T) {
 		t.Fatalf("serve() after the peer went silent = %v, want ErrReceiveTimeout", err)
 	}
 }
+
+// A peer that keeps talking but stops reading shuts its flow-control window, so this agent's
+// Send blocks: the session ends after SendTimeout with a named error rather than waiting forever
+// (it did, in the hostile-peer e2e test, before sends had a bound).
+func TestPeerThatStopsReadingEndsTheSession(t *testing.T) {
+	hs := newHarness(t, func(c *Config) { c.SendTimeout = 500 * time.Millisecond })
+	gs := &gatedStream{pipeStream: newPipe(), gate: make(chan struct{})}
+	gs.release()
+	hs.pipe = gs.pipeStream
+	hs.done = make(chan error, 1)
+	go func() {
+		_, err := hs.m.serve(context.Background(), "west", gs, false)
+		gs.close()
+		hs.done <- err
+	}()
+	t.Cleanup(gs.close)
+	hs.open("west", nil)
+	waitFor(t, "session open", 2*time.Second, func() bool { return len(hs.m.Sessions()) == 1 && hs.m.Sessions()[0].Connected })
+
+	gs.block() // never released: the peer reads nothing more
+	start := time.Now()
+	heartbeat := &peerv1.Message{Kind: &peerv1.Message_Heartbeat{Heartbeat: &peerv1.Heartbeat{}}}
+	giveUp := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-hs.done:
+			if !errors.Is(err, ErrSendTimeout) {
+				t.Fatalf("serve() = %v, want ErrSendTimeout", err)
+			}
+			if status.Code(toStatus(err)) != codes.DeadlineExceeded {
+				t.Fatalf("status = %v", toStatus(err))
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("session ended %v after the peer stopped reading, want about 0.5s (+ one heartbeat interval)", d)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			hs.send(heartbeat) // the peer stays alive: only the blocked send can end the session
+		case <-giveUp:
+			t.Fatal("the session did not end while the peer read nothing")
+		}
+	}
+}

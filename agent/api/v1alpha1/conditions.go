@@ -51,6 +51,13 @@ const (
 	// Elasticsearch reports (GET /_license) allow what the link asks: False names the cluster,
 	// its license and what is needed. It counts towards Ready only when False.
 	ConditionLicenseSufficient = "LicenseSufficient"
+	// ConditionPeersCurrent is present on a ClusterExport (model apiKey) that serves links: True
+	// while every consumer keeps up with what the export rotates; False, before anything breaks,
+	// when a consumer has not applied the current transport CA within the grace period, when the
+	// only CAs it trusts expire within the threshold, or when the new API key is not in effect
+	// on it shortly before the old one expires. The message names the peer, the link and the
+	// deadline. It does not count towards Ready: the links still work.
+	ConditionPeersCurrent = "PeersCurrent"
 )
 
 // Reasons shared by several resources.
@@ -135,6 +142,22 @@ const (
 	// ReasonStrongIdentityUnavailable means the export requires strong identity verification
 	// (spec.strongIdentity Required) and the link cannot have it; the message says why.
 	ReasonStrongIdentityUnavailable = "StrongIdentityUnavailable"
+)
+
+// Reasons of the PeersCurrent condition (ClusterExport).
+const (
+	// ReasonPeersCurrent means every consumer applied the current transport CA and API key, or
+	// has time left to.
+	ReasonPeersCurrent = "PeersCurrent"
+	// ReasonPeerCANotApplied means a consumer has not applied the export's current transport CA
+	// within the grace period (agent setting peerLag.caGrace).
+	ReasonPeerCANotApplied = "PeerCANotApplied"
+	// ReasonPeerTrustExpiring means every transport CA a consumer trusts for the link expires
+	// within the threshold (peerLag.trustExpiry).
+	ReasonPeerTrustExpiring = "PeerTrustExpiring"
+	// ReasonPeerKeyNotInEffect means the new API key is not in effect on a consumer although the
+	// key it uses expires within peerLag.keyLead.
+	ReasonPeerKeyNotInEffect = "PeerKeyNotInEffect"
 )
 
 // Reasons of RemoteCluster conditions.

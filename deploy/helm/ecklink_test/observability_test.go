@@ -40,6 +40,7 @@ func exported(t *testing.T) map[string][]string {
 	m.Leader(true)
 	m.PortRefused("handshake")
 	m.PairingRefused("no_token")
+	m.PeerLag("west", "data", "logs", 0)
 	mfs, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -176,13 +176,18 @@ func TestHostilePeer(t *testing.T) {
 	// from mallory meanwhile must stay bounded.
 	h.stream.PauseReading()
 	start = time.Now()
-	nonces := h.send(ctx, t, 2000, func(i int) (string, uint64, proto.Message) {
-		return "credentials/" + other.GetLink().GetLocalNamespace() + "/ccs/never-requested", uint64(i + 1), other
-	})
 	sent := make(chan []string, 1)
-	go func() { // blocks once east stops reading
+	go func() { // blocks once east stops reading, so it is not the test's goroutine
 		var out []string
 		defer func() { sent <- out }()
+		for i := range 2000 {
+			u := update("credentials/"+other.GetLink().GetLocalNamespace()+"/ccs/never-requested", uint64(i+1), other)
+			u.Nonce = h.stream.Nonce()
+			if h.stream.Send(&peerv1.Message{Kind: &peerv1.Message_Update{Update: u}}) != nil {
+				return
+			}
+			out = append(out, u.Nonce)
+		}
 		for i := range 60 {
 			u := update("trust", uint64(i+1), big)
 			u.Nonce = h.stream.Nonce()
@@ -198,7 +203,10 @@ func TestHostilePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.stream.ResumeReading()
-	nonces = append(nonces, <-sent...)
+	nonces := <-sent
+	if len(nonces) != 2060 {
+		t.Fatalf("slow-reader flood: %d of 2060 updates sent (stream: %v)", len(nonces), h.stream.Err())
+	}
 	reasons = h.answers(ctx, t, nonces)
 	t.Logf("flood of 2000 small and 60 12 MB updates without reading the answers, in %s: Nacks %v; peak RSS %s",
 		time.Since(start).Round(time.Millisecond), reasons, mib(peakSlow))
