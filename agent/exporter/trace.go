@@ -10,7 +10,7 @@ import (
 // Why an item ran. A CA update must cost one ExportCA per peer and nothing per link (no key
 // reconcile, no Elasticsearch call), and the peer's LinkStatus echo of it must not queue the
 // link: the debug log of each pass says what queued it, and linkPasses counts the link
-// reconciles, for the tests that guard the CA path.
+// reconciles (TestStatusNeedsReconcile guards the echo's side).
 
 // Triggers of an item.
 const (
