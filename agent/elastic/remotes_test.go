@@ -3,8 +3,10 @@ package elastic
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ecklink/ecklink/test/esim"
@@ -213,5 +215,44 @@ func TestRemoteInfo(t *testing.T) {
 	}
 	if !reflect.DeepEqual(info, want) {
 		t.Errorf("RemoteInfo =\n%+v\nwant\n%+v", info, want)
+	}
+}
+
+// TestPutRemoteOverReadsNothing: against settings read once, configuring many aliases costs a
+// PUT for each alias that differs and no read, and nothing for one already up to date.
+func TestPutRemoteOverReadsNothing(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	e := newEnv(t, "9.3.2", func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			calls[r.Method]++
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		})
+	})
+	ctx := context.Background()
+	current, err := e.c.GetRemoteSettings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliases := []string{"a", "b", "c"}
+	for _, alias := range aliases {
+		if changed, err := e.c.PutRemoteOver(ctx, alias, RemoteSettings{ProxyAddress: "lb.example.com:9443"}, current); err != nil || !changed {
+			t.Fatalf("PutRemoteOver(%s) = %v, %v; want a write", alias, changed, err)
+		}
+	}
+	if current, err = e.c.GetRemoteSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, alias := range aliases {
+		if changed, err := e.c.PutRemoteOver(ctx, alias, RemoteSettings{ProxyAddress: "lb.example.com:9443"}, current); err != nil || changed {
+			t.Fatalf("PutRemoteOver(%s) again = %v, %v; want nothing written", alias, changed, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["GET"] != 2 || calls["PUT"] != len(aliases) {
+		t.Fatalf("requests %v: want the 2 reads of the test and %d PUTs", calls, len(aliases))
 	}
 }

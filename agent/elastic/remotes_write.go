@@ -19,20 +19,24 @@ var jsonNull = json.RawMessage("null")
 // when switching modes. It reads the current settings first and sends
 // nothing when they already match; it reports whether it wrote.
 func (c *Client) PutRemote(ctx context.Context, alias string, want RemoteSettings) (bool, error) {
-	if err := validateAlias(alias); err != nil {
-		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
-	}
-	if want.Mode != "" && want.Mode != "proxy" {
-		return false, fmt.Errorf("failed to put remote cluster %s: mode %q is not supported, only proxy", alias, want.Mode)
-	}
-	if want.ProxyAddress == "" {
-		return false, fmt.Errorf("failed to put remote cluster %s: proxy address is required", alias)
+	if err := checkPutRemote(alias, want); err != nil {
+		return false, err
 	}
 	all, err := c.GetRemoteSettings(ctx)
 	if err != nil {
 		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
 	}
-	have := all[alias]
+	return c.PutRemoteOver(ctx, alias, want, all)
+}
+
+// PutRemoteOver is PutRemote against the settings current the caller read with
+// GetRemoteSettings: a caller that configures many aliases reads them once, not once per alias
+// (each alias's keys are its own, so writing one leaves the others' current).
+func (c *Client) PutRemoteOver(ctx context.Context, alias string, want RemoteSettings, current map[string]RemoteSettings) (bool, error) {
+	if err := checkPutRemote(alias, want); err != nil {
+		return false, err
+	}
+	have := current[alias]
 	if proxyUpToDate(have, want) {
 		return false, nil
 	}
@@ -61,6 +65,19 @@ func (c *Client) PutRemote(ctx context.Context, alias string, want RemoteSetting
 	}
 	c.log.Info("put remote cluster settings", logKeyAlias, alias)
 	return true, nil
+}
+
+func checkPutRemote(alias string, want RemoteSettings) error {
+	if err := validateAlias(alias); err != nil {
+		return fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
+	}
+	if want.Mode != "" && want.Mode != "proxy" {
+		return fmt.Errorf("failed to put remote cluster %s: mode %q is not supported, only proxy", alias, want.Mode)
+	}
+	if want.ProxyAddress == "" {
+		return fmt.Errorf("failed to put remote cluster %s: proxy address is required", alias)
+	}
+	return nil
 }
 
 func proxyUpToDate(have, want RemoteSettings) bool {

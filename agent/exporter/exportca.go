@@ -39,7 +39,7 @@ func (e *Exporter) PeerConnected(peer string, capabilities []string) {
 	}
 	e.mu.Unlock()
 	for _, id := range ids {
-		e.queue.Add(item{kind: "link", peer: peer, link: id})
+		e.enqueue(item{kind: "link", peer: peer, link: id}, trigPeerCaps)
 	}
 }
 
@@ -116,7 +116,7 @@ func (e *Exporter) republishExportCA(peer, ns, es string) (time.Duration, error)
 			continue
 		}
 		if st.caRef != ref {
-			e.queue.Add(item{kind: "ca", peer: peer, link: id})
+			e.enqueue(item{kind: "ca", peer: peer, link: id}, trigCA)
 			continue
 		}
 		c := proto.Clone(st.sent).(*peerv1.Credentials)

@@ -88,6 +88,8 @@ type Exporter struct {
 	cfg   Config
 	log   hclog.Logger
 	queue workqueue.TypedRateLimitingInterface[item]
+	// trig says what queued each item (trace.go).
+	trig triggers
 
 	mu    sync.Mutex
 	links map[string]map[link.ID]*linkState // peer -> link -> state
@@ -231,7 +233,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 	}()
 	go task.Every(ctx, e.cfg.Resync, func() {
 		e.enqueueAll()
-		e.queue.Add(item{kind: "gc"})
+		e.enqueue(item{kind: "gc"}, trigResync)
 	})
 	e.runWorkers(ctx)
 	return ctx.Err()
@@ -239,10 +241,18 @@ func (e *Exporter) Run(ctx context.Context) error {
 
 func (e *Exporter) process(ctx context.Context, it item) {
 	defer e.queue.Done(it)
+	why := e.trig.take(it)
+	if it.kind == "link" {
+		e.trig.linkPasses.Add(1)
+	}
+	start := time.Now()
 	var (
 		requeue time.Duration
 		err     error
 	)
+	defer func() {
+		e.log.Debug("processed", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "trigger", why, "duration", time.Since(start), "error", err)
+	}()
 	switch it.kind {
 	case "link":
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
@@ -267,13 +277,16 @@ func (e *Exporter) requeue(it item, requeue time.Duration, err error) {
 		// Waiting for something that comes by itself (ECK's Secret, the peer's status): not a
 		// failure to count or warn about, retried with the same backoff.
 		e.log.Debug("waiting, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
+		e.trig.note(it, trigRetry)
 		e.queue.AddRateLimited(it)
 	case err != nil:
 		e.cfg.Metrics.ReconcileError("exporter")
 		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
+		e.trig.note(it, trigRetry)
 		e.queue.AddRateLimited(it)
 	case requeue > 0:
 		e.queue.Forget(it)
+		e.trig.note(it, trigRequeue)
 		e.queue.AddAfter(it, requeue)
 	default:
 		e.queue.Forget(it)
@@ -284,12 +297,12 @@ func (e *Exporter) enqueueAll() {
 	e.mu.Lock()
 	for peer, links := range e.links {
 		for id := range links {
-			e.queue.Add(item{kind: "link", peer: peer, link: id})
+			e.enqueue(item{kind: "link", peer: peer, link: id}, trigResync)
 		}
 	}
 	e.mu.Unlock()
 	for _, exp := range e.cfg.Cache.ClusterExports() {
-		e.queue.Add(item{kind: "export", ns: exp.Namespace, name: exp.Name})
+		e.enqueue(item{kind: "export", ns: exp.Namespace, name: exp.Name}, trigResync)
 	}
 	e.resyncRefused()
 }

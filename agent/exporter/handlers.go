@@ -56,7 +56,7 @@ func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 	if wasRefused {
 		e.log.Info("a link refused before is granted now", "peer", peer, "link", id.String())
 	}
-	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	e.enqueue(item{kind: "link", peer: peer, link: id}, trigImport)
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 	}
 	delete(e.early[peer], id)
 	e.mu.Unlock()
-	e.queue.Add(item{kind: "link", peer: peer, link: id})
+	e.enqueue(item{kind: "link", peer: peer, link: id}, trigImportGone)
 }
 
 // maxEarlyStatuses bounds the link statuses held per peer for imports that have not arrived.
@@ -120,7 +120,7 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 	}
 	e.mu.Unlock()
 	if reconcile {
-		e.queue.Add(item{kind: "link", peer: peer, link: id})
+		e.enqueue(item{kind: "link", peer: peer, link: id}, trigStatus)
 	}
 	if export.kind != "" {
 		e.queue.Add(export)
@@ -166,7 +166,7 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 	for id, st := range e.links[peer] {
 		if !listed[id] && !st.removed {
 			st.removed = true
-			e.queue.Add(item{kind: "link", peer: peer, link: id})
+			e.enqueue(item{kind: "link", peer: peer, link: id}, trigInventory)
 		}
 	}
 	e.mu.Unlock()
@@ -183,10 +183,10 @@ func (e *Exporter) PeerGone(peer string) {
 	delete(e.resynced, peer)
 	for id, st := range e.links[peer] {
 		st.removed = true
-		e.queue.Add(item{kind: "link", peer: peer, link: id})
+		e.enqueue(item{kind: "link", peer: peer, link: id}, trigPeerGone)
 	}
 	e.mu.Unlock()
-	e.queue.Add(item{kind: "gc"})
+	e.enqueue(item{kind: "gc"}, trigPeerGone)
 }
 
 // noteCAsSent remembers when each CA of a bundle was first sent to the peer, for the
@@ -295,12 +295,12 @@ func (e *Exporter) registerHandlers() error {
 // enqueueExport queues the export and every link that asks for it, and asks peers whose
 // requests for it were refused to send them again if it grants them now.
 func (e *Exporter) enqueueExport(ns, name string) {
-	e.queue.Add(item{kind: "export", ns: ns, name: name})
+	e.enqueue(item{kind: "export", ns: ns, name: name}, trigExport)
 	e.mu.Lock()
 	for peer, links := range e.links {
 		for id, st := range links {
 			if st.req != nil && st.req.GetExportNamespace() == ns && st.req.GetExportName() == name {
-				e.queue.Add(item{kind: "link", peer: peer, link: id})
+				e.enqueue(item{kind: "link", peer: peer, link: id}, trigExport)
 			}
 		}
 	}
@@ -320,10 +320,10 @@ func (e *Exporter) enqueueCA(ns, es string) {
 				continue
 			}
 			if share {
-				e.queue.Add(item{kind: "exportca", peer: peer, ns: ns, name: es})
+				e.enqueue(item{kind: "exportca", peer: peer, ns: ns, name: es}, trigCA)
 				break
 			}
-			e.queue.Add(item{kind: "ca", peer: peer, link: id})
+			e.enqueue(item{kind: "ca", peer: peer, link: id}, trigCA)
 		}
 	}
 }

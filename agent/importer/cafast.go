@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -65,7 +66,7 @@ func (im *Importer) runCAPath(ctx context.Context) {
 				}
 				if err := im.applyCAOnly(ctx, key); err != nil {
 					im.log.Warn("CA-only update failed, the full reconcile applies it", "elasticsearch", key.String(), "error", err)
-					im.queue.Add(key)
+					im.enqueue(key, trigCAFallback)
 				}
 				im.ca.queue.Done(key)
 			}
@@ -103,10 +104,11 @@ func (im *Importer) latestCA(p *linkPlan) []byte {
 // applyCAOnly merges the newest CA bundles of the links of one Elasticsearch into its CA
 // ConfigMap, with one write.
 func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) error {
+	start := time.Now()
 	name := wiring.CAConfigMapName(key.Name)
 	cm, ok := im.cachedConfigMap(key.Namespace, name)
 	if !ok {
-		im.queue.Add(key) // nothing applied yet: the full reconcile creates it
+		im.enqueue(key, trigCAFallback) // nothing applied yet: the full reconcile creates it
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -126,7 +128,7 @@ func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) e
 		if err != nil {
 			return err
 		}
-		im.log.Debug("CA-only change applied", "elasticsearch", key.String(), "aliases", len(changed))
+		im.log.Debug("CA-only change applied", "elasticsearch", key.String(), "aliases", len(changed), "duration", time.Since(start))
 		im.markPods(key)
 		im.publishCAStatus(key, changed, stored.Data)
 		return nil
@@ -135,10 +137,14 @@ func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) e
 
 // caOnlyData is the ConfigMap data with each applied alias's CAs merged with the newest bundle
 // received for it, and the aliases whose CAs changed. Aliases the ConfigMap does not hold are
-// left to the full reconcile.
+// left to the full reconcile. The links of one exported Elasticsearch hold the same bundles and
+// receive the same new one: each distinct merge is computed once, so the certificates parsed
+// do not grow with the number of links.
 func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) (map[string]string, []string, error) {
 	now := im.cfg.Now()
 	data := maps.Clone(cur)
+	type mergeKey struct{ prev, incoming string }
+	merges := map[mergeKey]string{}
 	var aliases, changed []string
 	for k := range cur {
 		alias, ok := strings.CutSuffix(k, ".crt")
@@ -153,12 +159,18 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) 
 		if r == nil || r.removed || r.creds == nil || r.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
 			continue
 		}
-		merged, _, err := mergeCAs([]byte(cur[k]), r.creds.GetCaBundle(), now)
-		if err != nil {
-			return nil, nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+		mk := mergeKey{prev: cur[k], incoming: string(r.creds.GetCaBundle())}
+		merged, ok := merges[mk]
+		if !ok {
+			m, _, err := mergeCAs([]byte(cur[k]), r.creds.GetCaBundle(), now)
+			if err != nil {
+				return nil, nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+			}
+			merged = string(m)
+			merges[mk] = merged
 		}
-		if string(merged) != cur[k] {
-			data[k] = string(merged)
+		if merged != cur[k] {
+			data[k] = merged
 			changed = append(changed, alias)
 		}
 	}
@@ -172,13 +184,22 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) 
 
 // publishCAStatus tells the peers which CAs the changed links now trust (the exporter's
 // propagation metric), from the last status published for each; the rest of the status is the
-// full reconcile's.
+// full reconcile's. Fingerprints are computed once per distinct bundle.
 func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, data map[string]string) {
+	fingerprints := map[string][]string{}
 	for _, alias := range aliases {
 		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
-		certs, err := pemutil.ParseCertificates([]byte(data[aliasCAKey(alias)]), pemutil.Limits{})
-		if err != nil {
-			continue
+		bundle := data[aliasCAKey(alias)]
+		fps, ok := fingerprints[bundle]
+		if !ok {
+			certs, err := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})
+			if err != nil {
+				continue
+			}
+			for _, c := range certs {
+				fps = append(fps, pemutil.Fingerprint(c))
+			}
+			fingerprints[bundle] = fps
 		}
 		im.mu.Lock()
 		prev, r := im.statuses[id], im.answers[id]
@@ -187,10 +208,7 @@ func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, 
 			continue
 		}
 		ls := proto.Clone(prev).(*peerv1.LinkStatus)
-		ls.AppliedCaFingerprints = ls.AppliedCaFingerprints[:0]
-		for _, c := range certs {
-			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
-		}
+		ls.AppliedCaFingerprints = slices.Clone(fps)
 		ls.Observed = timestamppb.New(im.cfg.Now())
 		im.statuses[id] = ls
 		peer := r.peer

@@ -161,6 +161,10 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 	cm := func(rv string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "ccs-ecklink-remote-ca", ResourceVersion: rv}}
 	}
+	withData := func(c *corev1.ConfigMap) *corev1.ConfigMap {
+		c.Data = map[string]string{"ca.crt": "someone else's"}
+		return c
+	}
 	for _, tc := range []struct {
 		name     string
 		wrote    *corev1.ConfigMap
@@ -170,9 +174,9 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 		wantEcho bool
 	}{
 		{name: "nothing written", cached: cm("5"), wantRV: "5"},
-		{name: "cache behind our update", wrote: cm("6"), prevRV: "5", cached: cm("5"), wantRV: "6"},
+		{name: "cache behind our update", wrote: cm("6"), prevRV: "5", cached: withData(cm("5")), wantRV: "6"},
 		{name: "cache caught up", wrote: cm("6"), prevRV: "5", cached: cm("6"), wantRV: "6", wantEcho: true},
-		{name: "someone wrote after us", wrote: cm("6"), prevRV: "5", cached: cm("7"), wantRV: "7"},
+		{name: "someone wrote after us", wrote: cm("6"), prevRV: "5", cached: withData(cm("7")), wantRV: "7"},
 		{name: "created, not cached yet", wrote: cm("1"), prevRV: "", cached: nil, wantRV: "1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,5 +196,29 @@ func TestOwnWritesStandInForAStaleCache(t *testing.T) {
 				t.Fatalf("echo = %v, want %v", !tc.wantEcho, tc.wantEcho)
 			}
 		})
+	}
+}
+
+// TestEchoOfEarlierAndInFlightWrites: the watch event of a write is an echo when it arrives
+// after the next write was noted, and when it arrives before the write's own response; a
+// change by someone else is not.
+func TestEchoOfEarlierAndInFlightWrites(t *testing.T) {
+	cm := func(rv, ca string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "ccs-ecklink-remote-ca", ResourceVersion: rv}, Data: map[string]string{"ca.crt": ca}}
+	}
+	var w ownWrites
+	w.note(kindConfigMap, cm("6", "ca-1"), "5")
+	w.note(kindConfigMap, cm("7", "ca-2"), "6")
+	if !w.echo(kindConfigMap, cm("6", "ca-1")) {
+		t.Error("the event of the write before the last one is not taken for an echo")
+	}
+	sending := cm("7", "ca-3")
+	w.begin(kindConfigMap, sending)
+	if !w.echo(kindConfigMap, cm("8", "ca-3")) {
+		t.Error("the event of a write still waiting for its response is not taken for an echo")
+	}
+	w.done(kindConfigMap, sending)
+	if w.echo(kindConfigMap, cm("9", "someone else's")) {
+		t.Error("someone else's change is taken for an echo")
 	}
 }

@@ -113,7 +113,7 @@ func (im *Importer) registerTransportCAHandler() error {
 		}
 		for _, rc := range im.cfg.Cache.RemoteClusters() {
 			if rc.Namespace == s.Namespace && rc.Spec.ElasticsearchRef.Name == es {
-				im.queue.Add(types.NamespacedName{Namespace: s.Namespace, Name: es})
+				im.enqueue(types.NamespacedName{Namespace: s.Namespace, Name: es}, trigTransport)
 				return
 			}
 		}
@@ -233,7 +233,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 
 	// 3. Proxy-mode settings to the remote's transport port, once ECK reads the ConfigMap.
 	if res.Wired {
-		if err := im.applyCertSettings(ctx, client, ns, esName, certs, st); err != nil {
+		if err := im.applyCertSettings(ctx, client, ns, esName, certs, st, current); err != nil {
 			return 0, err
 		}
 	}
@@ -245,7 +245,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 // applyCertSettings configures proxy-mode settings to each certificate-model remote's transport
 // port, once ECK reads the ConfigMap. No credentials: the transport certificates authenticate
 // the connection.
-func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state) error {
+func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state, current map[string]elastic.RemoteSettings) error {
 	for _, alias := range slices.Sorted(maps.Keys(certs)) {
 		if st.userAlias[alias] {
 			continue
@@ -253,7 +253,7 @@ func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Clien
 		if err := st.aliases.add(ctx, alias); err != nil {
 			return err
 		}
-		if err := im.putProxySettings(ctx, client, ns, esName, alias, certs[alias], v1alpha1.SecurityModelCertificate); err != nil {
+		if err := im.putProxySettings(ctx, client, ns, esName, alias, certs[alias], v1alpha1.SecurityModelCertificate, current); err != nil {
 			return err
 		}
 		st.settings[alias] = true

@@ -3,8 +3,10 @@ package importer
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +47,8 @@ type fixture struct {
 	node   *esim.Node
 	es     *elastic.Client
 	outbox *recordingOutbox
+	// esCalls counts the requests the Elasticsearch served.
+	esCalls *atomic.Int64
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -140,7 +144,12 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		t.Fatal(err)
 	}
 	node.SetUser("elastic", "test-password")
-	srv := httptest.NewTLSServer(node.Handler())
+	calls := &atomic.Int64{}
+	handler := node.Handler()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		handler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	es, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
 	if err != nil {
@@ -155,7 +164,7 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out}
+	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out, esCalls: calls}
 }
 
 func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -105,6 +106,8 @@ type Importer struct {
 
 	// writes are the importer's own writes of its objects (echo.go).
 	writes ownWrites
+	// trig says what queued each full reconcile (trace.go).
+	trig triggers
 	// ca is the short path of CA-only changes (cafast.go).
 	ca caPath
 	// shared are the CA bundles peers share between links (exportca.go); under mu.
@@ -176,9 +179,9 @@ func (im *Importer) Run(ctx context.Context) error {
 	}()
 	go im.runCAPath(ctx)
 	go im.runPodMarker(ctx)
-	go task.Every(ctx, im.cfg.Resync, im.enqueueAll)
+	go task.Every(ctx, im.cfg.Resync, func() { im.enqueueAll(trigResync) })
 	go task.Every(ctx, im.cfg.SigningTick, func() { im.tickSigningOrWarn(ctx) })
-	im.enqueueAll()
+	im.enqueueAll(trigStart)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -197,19 +200,28 @@ func (im *Importer) Run(ctx context.Context) error {
 
 func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	defer im.queue.Done(key)
+	why := im.trig.take(key)
+	im.trig.passes.Add(1)
+	im.trig.running.Add(1)
+	defer im.trig.running.Add(-1)
+	start := time.Now()
 	requeue, err := im.reconcile(ctx, key)
+	im.log.Debug("reconciled", "elasticsearch", key.String(), "trigger", why, "duration", time.Since(start), "error", err)
 	switch {
 	case apierrors.IsConflict(err):
 		// Another pass (the CA path) wrote the object first: decide again on its content, now.
 		im.log.Debug("object changed meanwhile, reconciling again", "elasticsearch", key.String(), "error", err)
 		im.queue.Forget(key)
+		im.trig.note(key, trigConflict)
 		im.queue.AddAfter(key, conflictRetry)
 	case err != nil:
 		im.cfg.Metrics.ReconcileError("importer")
 		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
+		im.trig.note(key, trigRetry)
 		im.queue.AddRateLimited(key)
 	case requeue > 0:
 		im.queue.Forget(key)
+		im.trig.note(key, trigRequeue)
 		im.queue.AddAfter(key, requeue)
 	default:
 		im.queue.Forget(key)
@@ -225,13 +237,13 @@ func (im *Importer) tickSigningOrWarn(ctx context.Context) {
 }
 
 // enqueueAll queues every local Elasticsearch that has RemoteClusters or the agent's objects.
-func (im *Importer) enqueueAll() {
+func (im *Importer) enqueueAll(why string) {
 	for _, rc := range im.cfg.Cache.RemoteClusters() {
-		im.queue.Add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name})
+		im.enqueue(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, why)
 	}
 	for _, cm := range im.cfg.Cache.OwnConfigMaps(caSelector) {
 		if es := cm.Labels[labelElasticsearch]; es != "" {
-			im.queue.Add(types.NamespacedName{Namespace: cm.Namespace, Name: es})
+			im.enqueue(types.NamespacedName{Namespace: cm.Namespace, Name: es}, why)
 		}
 	}
 }
@@ -240,7 +252,7 @@ func (im *Importer) registerHandlers() error {
 	enqueueRC := func(o any) {
 		if u, ok := o.(*unstructured.Unstructured); ok {
 			es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
-			im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: es})
+			im.enqueue(types.NamespacedName{Namespace: u.GetNamespace(), Name: es}, trigRC)
 		}
 	}
 	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) {
@@ -257,7 +269,7 @@ func (im *Importer) registerHandlers() error {
 		}
 		for _, o := range []any{old, new} {
 			if u, ok := o.(*unstructured.Unstructured); ok {
-				im.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
+				im.enqueue(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}, trigES)
 			}
 		}
 	}); err != nil {
@@ -268,12 +280,9 @@ func (im *Importer) registerHandlers() error {
 			return
 		}
 		for _, o := range []any{old, new} {
-			if m, ok := o.(interface {
-				GetLabels() map[string]string
-				GetNamespace() string
-			}); ok {
+			if m, ok := o.(metav1.Object); ok {
 				if es := m.GetLabels()[labelElasticsearch]; es != "" {
-					im.queue.Add(types.NamespacedName{Namespace: m.GetNamespace(), Name: es})
+					im.enqueue(types.NamespacedName{Namespace: m.GetNamespace(), Name: es}, trigOwnObject+":"+m.GetName())
 				}
 			}
 		}

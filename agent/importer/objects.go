@@ -55,11 +55,18 @@ func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certifi
 }
 
 // combinedBundle is ca.crt: every alias's CAs, deduplicated, in alias order.
+// Aliases holding the same bundle (the links of one exported Elasticsearch) are parsed once.
 func combinedBundle(data map[string]string, aliases []string) string {
 	seen := map[string]bool{}
+	parsed := map[string]bool{}
 	var all []*x509.Certificate
 	for _, a := range aliases {
-		certs, _ := pemutil.ParseCertificates([]byte(data[aliasCAKey(a)]), pemutil.Limits{})
+		bundle := data[aliasCAKey(a)]
+		if parsed[bundle] {
+			continue
+		}
+		parsed[bundle] = true
+		certs, _ := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})
 		for _, c := range certs {
 			if fp := pemutil.Fingerprint(c); !seen[fp] {
 				seen[fp] = true
@@ -98,6 +105,8 @@ func (im *Importer) saveConfigMap(ctx context.Context, cm *corev1.ConfigMap, exi
 		out *corev1.ConfigMap
 		err error
 	)
+	im.writes.begin(kindConfigMap, cm)
+	defer im.writes.done(kindConfigMap, cm)
 	if exists {
 		out, err = client.Update(ctx, cm, metav1.UpdateOptions{})
 	} else {
@@ -117,6 +126,8 @@ func (im *Importer) saveSecret(ctx context.Context, s *corev1.Secret, exists boo
 		out *corev1.Secret
 		err error
 	)
+	im.writes.begin(kindSecret, s)
+	defer im.writes.done(kindSecret, s)
 	if exists {
 		out, err = client.Update(ctx, s, metav1.UpdateOptions{})
 	} else {

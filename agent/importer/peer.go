@@ -111,7 +111,7 @@ func (im *Importer) OnCredentialsRemoved(peer string, id link.ID) {
 		im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
 	}
 	im.mu.Unlock()
-	im.queue.Add(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch})
+	im.enqueue(types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch}, trigRemoved)
 }
 
 // OnInventory keeps every answer, listed or not. A link missing from a peer's inventory is not
@@ -169,7 +169,7 @@ func (im *Importer) PeerGone(peer string) {
 	for _, id := range gone {
 		im.OnCredentialsRemoved(peer, id)
 	}
-	im.enqueueAll()
+	im.enqueueAll(trigPeerGone)
 }
 
 // AppliedSequences returns, per credentials resource from peer, the sequence applied last, as
@@ -209,7 +209,7 @@ func (im *Importer) store(id link.ID, r *received) {
 		im.ca.queue.Add(key) // cafast.go
 		return
 	}
-	im.queue.Add(key)
+	im.enqueue(key, trigAnswer)
 }
 
 // requested checks that the link is one we asked this peer for.

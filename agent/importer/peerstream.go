@@ -7,7 +7,7 @@ import "k8s.io/apimachinery/pkg/types"
 func (im *Importer) PeerStateChanged(peer string) {
 	for _, rc := range im.cfg.Cache.RemoteClusters() {
 		if rc.Spec.Peer == peer {
-			im.queue.Add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name})
+			im.enqueue(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, trigPeerState)
 		}
 	}
 }

@@ -442,7 +442,7 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 			}
 			failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
 		}
-		if err := im.putProxySettings(ctx, client, ns, esName, alias, desired[alias], v1alpha1.SecurityModelAPIKey); err != nil {
+		if err := im.putProxySettings(ctx, client, ns, esName, alias, desired[alias], v1alpha1.SecurityModelAPIKey, current); err != nil {
 			return err
 		}
 		st.settings[alias] = true
@@ -451,11 +451,13 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 }
 
 // putProxySettings configures cluster.remote.<alias> in proxy mode from the peer's answer for
-// the link (both security models: the address and server name differ, the setting does not).
-func (im *Importer) putProxySettings(ctx context.Context, client *elastic.Client, ns, esName, alias string, p *linkPlan, model v1alpha1.SecurityModel) error {
+// the link (both security models: the address and server name differ, the setting does not),
+// against the settings current read once per pass: a pass costs one read of the settings
+// whatever the number of links, and a write only for an alias whose settings differ.
+func (im *Importer) putProxySettings(ctx context.Context, client *elastic.Client, ns, esName, alias string, p *linkPlan, model v1alpha1.SecurityModel, current map[string]elastic.RemoteSettings) error {
 	c := p.answer.creds
 	want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: p.rc.Spec.SkipUnavailable}
-	changed, err := client.PutRemote(ctx, alias, want)
+	changed, err := client.PutRemoteOver(ctx, alias, want, current)
 	if err != nil {
 		return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
 	}

@@ -115,7 +115,7 @@ func (im *Importer) tickSigning(ctx context.Context) error {
 			return err
 		}
 		im.log.Info("signing CA rotation advanced", "active", pemutil.Fingerprint(a.ActiveCA()), "request", req.id)
-		im.enqueueAll()
+		im.enqueueAll(trigSigning)
 	}
 	return im.reportSigningRotation(ctx, req, a) // rotatesigning.go
 }

@@ -62,6 +62,7 @@ var Keys = map[string]string{
 	"signing":          "a signing certificate's subject or state",
 	"step":             "a step of a multi-step change",
 	"subject":          "a certificate subject",
+	"trigger":          "what queued a reconcile (e.g. resync, answer, ca-path)",
 	"token_id":         "a pairing token's public id (never the secret)",
 	"user":             "an Elasticsearch user name",
 	"verdict":          "the outcome of a check (e.g. the license preflight)",

@@ -43,6 +43,8 @@ type options struct {
 	agent, label          string
 	kubelet               int
 	peers                 int
+	// trace: debug logs, kept with the bed's directory, and the calls of each update.
+	trace bool
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
 	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
 	flag.IntVar(&o.peers, "peers", 100, fmt.Sprintf("fake peers paired with west's agent, %d links each, at the end: connect time, idle RSS/CPU and heartbeat cost (0: none)", linksPerFakePeer))
+	flag.BoolVar(&o.trace, "trace", false, "agents log at debug level, the bed's directory (agent logs) is kept, and each update's Elasticsearch calls are printed")
 	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
@@ -100,17 +103,22 @@ type bed struct {
 	dir      string
 	baseline string
 	links    int // RemoteClusters created so far
+	trace    bool
 }
 
 func run(o options) (*report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
-	b, err := setUp(ctx, o.agent)
+	b, err := setUp(ctx, o.agent, o.trace)
 	if err != nil {
 		return nil, err
 	}
 	defer b.w.Stop()
-	defer os.RemoveAll(b.dir)
+	if o.trace {
+		fmt.Printf("bench: trace: the agents' logs stay in %s\n", b.dir)
+	} else {
+		defer os.RemoveAll(b.dir)
+	}
 	rep := &report{}
 	idleAt := map[int]bool{50: true, 200: true, 1000: true}
 	for _, n := range scaleSteps(o.sizes) {
@@ -190,7 +198,7 @@ func scaleSteps(sizes []int) []int {
 	return out
 }
 
-func setUp(ctx context.Context, bin string) (*bed, error) {
+func setUp(ctx context.Context, bin string, trace bool) (*bed, error) {
 	dir, err := os.MkdirTemp("", "ecklink-bench-")
 	if err != nil {
 		return nil, err
@@ -207,12 +215,16 @@ func setUp(ctx context.Context, bin string) (*bed, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("failed to build the baseline: %v\n%s", err, out)
 	}
-	w, err := harness.Start(ctx, harness.Options{Names: []string{"west", "east"}, AgentBinary: bin, Dir: dir, LogLevel: "info",
+	level := "info"
+	if trace {
+		level = "debug"
+	}
+	w, err := harness.Start(ctx, harness.Options{Names: []string{"west", "east"}, AgentBinary: bin, Dir: dir, LogLevel: level,
 		HeartbeatInterval: 5 * time.Second, ResyncInterval: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{w: w, dir: dir, baseline: baseline}
+	b := &bed{w: w, dir: dir, baseline: baseline, trace: trace}
 	if err := b.topology(ctx); err != nil {
 		w.Stop()
 		return nil, err

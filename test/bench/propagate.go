@@ -94,6 +94,7 @@ func (b *bed) propagation(ctx context.Context, n, updates int) (propResult, erro
 	}
 	defer b.restoreCA(ctx, orig)
 	before := b.calls()
+	last := before
 	for i := 0; i < updates+3; i++ {
 		a, base, err := b.update(ctx, seen, agentCMs, baseCMs, i)
 		if err != nil {
@@ -103,6 +104,9 @@ func (b *bed) propagation(ctx context.Context, n, updates int) (propResult, erro
 			res.agents, res.baseline = append(res.agents, a), append(res.baseline, base)
 		}
 		time.Sleep(200 * time.Millisecond)
+		if b.trace {
+			last = b.traceUpdate(n, i, a, base, last)
+		}
 	}
 	res.calls = diffCalls(before, b.calls())
 	return res, nil
@@ -240,6 +244,21 @@ func (b *bed) calls() map[string]int64 {
 		}
 	}
 	return out
+}
+
+// traceUpdate prints when an update ended, how long it took, and the Elasticsearch calls made
+// since the previous one ended, to match against the agents' debug logs.
+func (b *bed) traceUpdate(n, i int, a, base time.Duration, before map[string]int64) map[string]int64 {
+	now := b.calls()
+	d := diffCalls(before, now)
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, fmt.Sprintf("%s=%d", k, d[k]))
+	}
+	sort.Strings(keys)
+	fmt.Printf("bench: trace %s links=%d update=%d agents=%s baseline=%s es=%v\n", time.Now().UTC().Format("15:04:05.000"), n, i,
+		a.Round(time.Millisecond), base.Round(time.Millisecond), keys)
+	return now
 }
 
 func diffCalls(before, after map[string]int64) map[string]int64 {

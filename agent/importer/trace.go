@@ -1,0 +1,73 @@
+package importer
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Why a full reconcile ran. The CA path must not cost a full reconcile (it would cost
+// Elasticsearch calls and API requests for every CA update), so every way into the queue names
+// itself: the debug log of each pass says what queued it, and passes counts them, for the tests
+// that guard the CA path.
+
+// Triggers of a full reconcile.
+const (
+	trigResync     = "resync"          // the periodic pass
+	trigStart      = "start"           // the first pass
+	trigPeerGone   = "peer-gone"       // a peering ended
+	trigSigning    = "signing"         // the signing CA rotation advanced
+	trigRC         = "remote-cluster"  // a RemoteCluster's spec changed
+	trigES         = "elasticsearch"   // the Elasticsearch resource's spec changed
+	trigOwnObject  = "own-object"      // someone else changed the agent's ConfigMap or Secret
+	trigAnswer     = "answer"          // a peer's answer that is not a CA-only change
+	trigRemoved    = "answer-removed"  // a peer withdrew its answer
+	trigCAFallback = "ca-path"         // the CA path handed the Elasticsearch over
+	trigPeerState  = "peer-state"      // the peer's stream came up or went down
+	trigTransport  = "local-transport" // the local transport CA changed (certificate model)
+	trigRequeue    = "requeue"         // a pass asked to come back
+	trigConflict   = "conflict"        // a pass lost a write race
+	trigRetry      = "retry"           // a pass failed
+)
+
+// triggers records, per queued Elasticsearch, what queued it since its last pass.
+type triggers struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]map[string]bool
+	// passes counts the full reconciles started, running those under way.
+	passes, running atomic.Int64
+}
+
+func (t *triggers) note(key types.NamespacedName, why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[types.NamespacedName]map[string]bool{}
+	}
+	if t.m[key] == nil {
+		t.m[key] = map[string]bool{}
+	}
+	t.m[key][why] = true
+}
+
+// take returns what queued key, sorted and joined, and forgets it.
+func (t *triggers) take(key types.NamespacedName) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for why := range t.m[key] {
+		out = append(out, why)
+	}
+	delete(t.m, key)
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
+// enqueue queues a full reconcile of an Elasticsearch, saying why.
+func (im *Importer) enqueue(key types.NamespacedName, why string) {
+	im.trig.note(key, why)
+	im.queue.Add(key)
+}
