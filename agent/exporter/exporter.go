@@ -99,6 +99,10 @@ type Exporter struct {
 	early    map[string]map[link.ID]*peerv1.LinkStatus
 	encoded  map[string]elastic.Secret // API key id -> encoded key, memory only
 	inventry map[string]bool           // peers whose inventory arrived since they connected
+	// listed are the imports each peer listed in its last inventory (at most LinksPerPeer): the
+	// sweep keeps their keys while their import requests are on their way again (resent after a
+	// restart, or held back by the rate limit), and invalidates the keys of links it no longer lists.
+	listed map[string]map[link.ID]bool
 	health   keyHealth                 // why a link's keys last failed, for the export status
 	// refused holds what is kept of import requests refused on receipt; together with links
 	// at most LinksPerPeer per peer.
@@ -213,6 +217,7 @@ func New(cfg Config) (*Exporter, error) {
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
+		listed:   map[string]map[link.ID]bool{},
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		grants:   cfg.Cache,

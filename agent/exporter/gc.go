@@ -90,13 +90,24 @@ func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
 	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
 		return "export " + exportRef + " uses the certificate model, which needs no api key"
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.inventry[peer] {
-		return "" // the peer has not told us what it imports since it connected
-	}
-	if st, ok := e.links[peer][id]; !ok || st.removed {
+	if !e.mayImport(peer, id) {
 		return "peer " + peer + " no longer imports link " + linkRef
 	}
 	return ""
+}
+
+// mayImport says whether peer may still import link id, so that its keys stay: until the peer's
+// inventory arrived since it connected, yes; then while this agent holds the import, or the
+// inventory listed it (its request is on its way again: resent after a restart, or held back by
+// the rate limit), and the peer did not remove it since.
+func (e *Exporter) mayImport(peer string, id link.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.inventry[peer] {
+		return true
+	}
+	if st, held := e.links[peer][id]; held {
+		return !st.removed
+	}
+	return e.listed[peer][id]
 }

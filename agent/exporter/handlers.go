@@ -64,11 +64,19 @@ func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 	e.dropRefused(peer, id)
 	e.mu.Lock()
-	if st, ok := e.links[peer][id]; ok {
+	st, known := e.links[peer][id]
+	if known {
 		st.removed = true
 	}
 	delete(e.early[peer], id)
+	delete(e.listed[peer], id)
 	e.mu.Unlock()
+	if !known {
+		// Removed before this process saw its import (the peer sends only the latest state of
+		// each resource after a restart): a key made before the restart is found by a sweep,
+		// now rather than at the next resync.
+		e.enqueue(item{kind: "gc"}, trigImportGone)
+	}
 	e.enqueue(item{kind: "link", peer: peer, link: id}, trigImportGone)
 }
 
@@ -140,9 +148,13 @@ func lagInputChanged(prev, next *peerv1.LinkStatus) bool {
 // by what this agent holds, whatever the peer lists.
 func (e *Exporter) OnInventory(peer string, resources []string) {
 	listed := map[link.ID]bool{}
+	imports := map[link.ID]bool{}
 	e.mu.Lock()
 	for _, r := range resources {
 		if kind, id, err := link.ParseResource(r); err == nil && kind == link.KindImport {
+			if len(imports) < e.cfg.LinksPerPeer {
+				imports[id] = true
+			}
 			_, held := e.links[peer][id]
 			_, early := e.early[peer][id]
 			_, refused := e.refused[peer][id]
@@ -158,6 +170,7 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 		}
 	}
 	e.inventry[peer] = true
+	e.listed[peer] = imports
 	for id := range e.early[peer] {
 		if !listed[id] {
 			delete(e.early[peer], id)
@@ -173,12 +186,16 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 	for _, id := range gone {
 		e.dropRefused(peer, id)
 	}
+	// What the peer holds is known now: keys of links removed while this agent was down (or
+	// before this process saw their import) go at once, not at the next resync.
+	e.enqueue(item{kind: "gc"}, trigInventory)
 }
 
 // PeerGone invalidates everything issued to a peer whose peering ended.
 func (e *Exporter) PeerGone(peer string) {
 	e.mu.Lock()
 	delete(e.early, peer)
+	delete(e.listed, peer)
 	delete(e.refused, peer)
 	delete(e.resynced, peer)
 	for id, st := range e.links[peer] {

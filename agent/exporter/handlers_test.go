@@ -25,6 +25,7 @@ func newHandlerExporter() *Exporter {
 		links:    map[string]map[link.ID]*linkState{},
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
 		inventry: map[string]bool{},
+		listed:   map[string]map[link.ID]bool{},
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		// east is paired; ns/logs grants it.
@@ -147,4 +148,90 @@ func TestValidateSigning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSweepAfterRestart: after a restart the peer sends only the latest state of each resource,
+// so a link removed meanwhile arrives as a removal this process never saw the import of. The
+// removal and the inventory each queue a sweep, and the sweep keeps exactly the keys of links the
+// inventory lists (their requests may still be on their way) or this agent holds.
+func TestSweepAfterRestart(t *testing.T) {
+	held, listedOnly, removed, neverListed := testLink(1), testLink(2), testLink(3), testLink(4)
+	tests := []struct {
+		name string
+		run  func(e *Exporter)
+		want map[link.ID]bool // mayImport per link
+		gc   bool             // a sweep was queued
+	}{
+		{
+			name: "before the inventory everything may stay",
+			run:  func(e *Exporter) {},
+			want: map[link.ID]bool{held: true, listedOnly: true, removed: true, neverListed: true},
+		},
+		{
+			name: "the inventory keeps what it lists or this agent holds",
+			run: func(e *Exporter) {
+				e.OnInventory("east", []string{link.Resource(link.KindImport, held), link.Resource(link.KindImport, listedOnly), link.Resource(link.KindImport, removed)})
+			},
+			want: map[link.ID]bool{held: true, listedOnly: true, removed: true, neverListed: false},
+			gc:   true,
+		},
+		{
+			name: "a removal of a link never seen in this process",
+			run: func(e *Exporter) {
+				e.OnInventory("east", []string{link.Resource(link.KindImport, held), link.Resource(link.KindImport, listedOnly), link.Resource(link.KindImport, removed)})
+				drain(e)
+				e.OnImportRemoved("east", removed)
+			},
+			want: map[link.ID]bool{held: true, listedOnly: true, removed: false, neverListed: false},
+			gc:   true,
+		},
+		{
+			name: "a held link removed",
+			run: func(e *Exporter) {
+				e.OnInventory("east", []string{link.Resource(link.KindImport, held)})
+				e.OnImportRemoved("east", held)
+			},
+			want: map[link.ID]bool{held: false, listedOnly: false, removed: false, neverListed: false},
+			gc:   true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newHandlerExporter()
+			if err := e.OnImport("east", &peerv1.ImportRequest{Link: held.Proto(), ExportNamespace: "ns", ExportName: "logs"}); err != nil {
+				t.Fatal(err)
+			}
+			drain(e)
+			tt.run(e)
+			for id, want := range tt.want {
+				if got := e.mayImport("east", id); got != want {
+					t.Errorf("mayImport(%s) = %v, want %v", id, got, want)
+				}
+			}
+			if got := queuedGC(e); got != tt.gc {
+				t.Errorf("sweep queued = %v, want %v", got, tt.gc)
+			}
+		})
+	}
+}
+
+// drain empties the exporter's queue without processing.
+func drain(e *Exporter) {
+	for e.queue.Len() > 0 {
+		it, _ := e.queue.Get()
+		e.queue.Done(it)
+		e.queue.Forget(it)
+	}
+}
+
+func queuedGC(e *Exporter) bool {
+	found := false
+	for e.queue.Len() > 0 {
+		it, _ := e.queue.Get()
+		if it.kind == "gc" {
+			found = true
+		}
+		e.queue.Done(it)
+	}
+	return found
 }
