@@ -103,7 +103,7 @@ type Exporter struct {
 	// sweep keeps their keys while their import requests are on their way again (resent after a
 	// restart, or held back by the rate limit), and invalidates the keys of links it no longer lists.
 	listed map[string]map[link.ID]bool
-	health   keyHealth                 // why a link's keys last failed, for the export status
+	health keyHealth // why a link's keys last failed, for the export status
 	// refused holds what is kept of import requests refused on receipt; together with links
 	// at most LinksPerPeer per peer.
 	refused  map[string]map[link.ID]refusedLink
