@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/workqueue"
@@ -270,11 +271,30 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	return c.updateStatus(ctx, p)
 }
 
+// stillFinalizing says whether the Peer the API server holds (live, or getErr) is the cached
+// Peer being deleted and still waiting for this agent's finalizer.
+func stillFinalizing(cached, live *v1alpha1.Peer, getErr error) bool {
+	return getErr == nil && live != nil && live.UID == cached.UID && live.DeletionTimestamp != nil &&
+		slices.Contains(live.Finalizers, v1alpha1.Finalizer)
+}
+
 // finalize ends the peering: tell the peer, remove and invalidate, then let the Peer go.
 func (c *Controller) finalize(ctx context.Context, p *v1alpha1.Peer) error {
 	if !slices.Contains(p.Finalizers, v1alpha1.Finalizer) {
 		return nil
 	}
+	// The cache can still hold the deleted Peer after this agent removed its finalizer; a
+	// pairing made since creates a Peer of the same name, and finalizing the stale copy would
+	// terminate the new peering on its first stream. Only the object the API server still
+	// holds, being deleted, with the finalizer, is finalized.
+	live, err := c.cfg.CRDs.Peers().Get(ctx, p.Namespace, p.Name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to read peer %s: %w", p.Name, err)
+	}
+	if !stillFinalizing(p, live, err) {
+		return nil // gone, a newer Peer, or already finalized: its own events bring it here
+	}
+	p = live
 	// Tell the peer first, while the stream and its trust still stand. An agent that starts
 	// with the Peer already being deleted has not dialed it yet: it dials now, to deliver it.
 	c.set.Set(peering.PeerInfo{Environment: p.Spec.Environment, Endpoints: dialOrder(p), Dial: p.Spec.Dial})

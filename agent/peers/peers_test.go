@@ -4,8 +4,14 @@ import (
 	"slices"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 )
 
 func peerObject(env, bundle string) *unstructured.Unstructured {
@@ -64,5 +70,40 @@ func TestLearntTrustChangedRechecks(t *testing.T) {
 	}
 	if c.queue.Len() != 1 {
 		t.Errorf("queued %d, want the Peer's status refreshed", c.queue.Len())
+	}
+}
+
+// TestStillFinalizing: a stale cached copy of a deleted Peer must not be finalized again once a
+// pairing made since created a Peer of the same name (seen in e2e: the second finalize sent
+// Terminated on the new peering's first stream and the peer deleted its side).
+func TestStillFinalizing(t *testing.T) {
+	now := metav1.Now()
+	peer := func(uid string, deleting bool, finalizers ...string) *v1alpha1.Peer {
+		p := &v1alpha1.Peer{ObjectMeta: metav1.ObjectMeta{Namespace: "ecklink", Name: "east", UID: types.UID(uid), Finalizers: finalizers}}
+		if deleting {
+			p.DeletionTimestamp = &now
+		}
+		return p
+	}
+	cached := peer("old", true, v1alpha1.Finalizer)
+	notFound := apierrors.NewNotFound(schema.GroupResource{Group: "ecklink.io", Resource: "peers"}, "east")
+	tests := []struct {
+		name string
+		live *v1alpha1.Peer
+		err  error
+		want bool
+	}{
+		{"the same Peer, being deleted, with the finalizer", peer("old", true, v1alpha1.Finalizer), nil, true},
+		{"gone", nil, notFound, false},
+		{"a new Peer of the same name", peer("new", false, v1alpha1.Finalizer), nil, false},
+		{"a new Peer of the same name, itself being deleted", peer("new", true, v1alpha1.Finalizer), nil, false},
+		{"already finalized", peer("old", true), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stillFinalizing(cached, tt.live, tt.err); got != tt.want {
+				t.Errorf("stillFinalizing = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
