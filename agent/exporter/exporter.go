@@ -246,7 +246,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 
 func (e *Exporter) process(ctx context.Context, it item) {
 	defer e.queue.Done(it)
-	why := e.trig.take(it)
+	why := e.trig.Take(it)
 	if it.kind == "link" {
 		e.trig.linkPasses.Add(1)
 	}
@@ -282,16 +282,16 @@ func (e *Exporter) requeue(it item, requeue time.Duration, err error) {
 		// Waiting for something that comes by itself (ECK's Secret, the peer's status): not a
 		// failure to count or warn about, retried with the same backoff.
 		e.log.Debug("waiting, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
-		e.trig.note(it, trigRetry)
+		e.trig.Note(it, trigRetry)
 		e.queue.AddRateLimited(it)
 	case err != nil:
 		e.cfg.Metrics.ReconcileError("exporter")
 		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
-		e.trig.note(it, trigRetry)
+		e.trig.Note(it, trigRetry)
 		e.queue.AddRateLimited(it)
 	case requeue > 0:
 		e.queue.Forget(it)
-		e.trig.note(it, trigRequeue)
+		e.trig.Note(it, trigRequeue)
 		e.queue.AddAfter(it, requeue)
 	default:
 		e.queue.Forget(it)

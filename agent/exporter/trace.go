@@ -1,10 +1,9 @@
 package exporter
 
 import (
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
+
+	"github.com/ecklink/ecklink/internal/trigger"
 )
 
 // Why an item ran. A CA update must cost one ExportCA per peer and nothing per link (no key
@@ -29,39 +28,13 @@ const (
 
 // triggers records, per queued item, what queued it since its last pass.
 type triggers struct {
-	mu sync.Mutex
-	m  map[item]map[string]bool
+	trigger.Set[item]
 	// linkPasses counts the link reconciles run (kind "link").
 	linkPasses atomic.Int64
 }
 
-func (t *triggers) note(it item, why string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[item]map[string]bool{}
-	}
-	if t.m[it] == nil {
-		t.m[it] = map[string]bool{}
-	}
-	t.m[it][why] = true
-}
-
-// take returns what queued it, sorted and joined, and forgets it.
-func (t *triggers) take(it item) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []string
-	for why := range t.m[it] {
-		out = append(out, why)
-	}
-	delete(t.m, it)
-	slices.Sort(out)
-	return strings.Join(out, ",")
-}
-
 // enqueue queues an item, saying why.
 func (e *Exporter) enqueue(it item, why string) {
-	e.trig.note(it, why)
+	e.trig.Note(it, why)
 	e.queue.Add(it)
 }

@@ -200,7 +200,7 @@ func (im *Importer) Run(ctx context.Context) error {
 
 func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 	defer im.queue.Done(key)
-	why := im.trig.take(key)
+	why := im.trig.Take(key)
 	im.trig.passes.Add(1)
 	im.trig.running.Add(1)
 	defer im.trig.running.Add(-1)
@@ -212,16 +212,16 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 		// Another pass (the CA path) wrote the object first: decide again on its content, now.
 		im.log.Debug("object changed meanwhile, reconciling again", "elasticsearch", key.String(), "error", err)
 		im.queue.Forget(key)
-		im.trig.note(key, trigConflict)
+		im.trig.Note(key, trigConflict)
 		im.queue.AddAfter(key, conflictRetry)
 	case err != nil:
 		im.cfg.Metrics.ReconcileError("importer")
 		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
-		im.trig.note(key, trigRetry)
+		im.trig.Note(key, trigRetry)
 		im.queue.AddRateLimited(key)
 	case requeue > 0:
 		im.queue.Forget(key)
-		im.trig.note(key, trigRequeue)
+		im.trig.Note(key, trigRequeue)
 		im.queue.AddAfter(key, requeue)
 	default:
 		im.queue.Forget(key)

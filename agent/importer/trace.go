@@ -1,12 +1,11 @@
 package importer
 
 import (
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ecklink/ecklink/internal/trigger"
 )
 
 // Why a full reconcile ran. The CA path must not cost a full reconcile (it would cost
@@ -35,39 +34,13 @@ const (
 
 // triggers records, per queued Elasticsearch, what queued it since its last pass.
 type triggers struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]map[string]bool
+	trigger.Set[types.NamespacedName]
 	// passes counts the full reconciles started, running those under way.
 	passes, running atomic.Int64
 }
 
-func (t *triggers) note(key types.NamespacedName, why string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[types.NamespacedName]map[string]bool{}
-	}
-	if t.m[key] == nil {
-		t.m[key] = map[string]bool{}
-	}
-	t.m[key][why] = true
-}
-
-// take returns what queued key, sorted and joined, and forgets it.
-func (t *triggers) take(key types.NamespacedName) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []string
-	for why := range t.m[key] {
-		out = append(out, why)
-	}
-	delete(t.m, key)
-	slices.Sort(out)
-	return strings.Join(out, ",")
-}
-
 // enqueue queues a full reconcile of an Elasticsearch, saying why.
 func (im *Importer) enqueue(key types.NamespacedName, why string) {
-	im.trig.note(key, why)
+	im.trig.Note(key, why)
 	im.queue.Add(key)
 }
