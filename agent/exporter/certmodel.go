@@ -320,7 +320,8 @@ func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
 }
 
 // reconcileCertificateExport reports the conditions of an export with model certificate: the
-// address, and the deprecation warning, which does not affect Ready. The remote cluster server
+// address, the deprecation warning, which does not affect Ready, and whether its consumers keep
+// up with the transport CA (PeersCurrent). The remote cluster server
 // is not used by this model, so its condition goes.
 func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1.ClusterExport) (time.Duration, error) {
 	ns, name, esName := exp.Namespace, exp.Name, exp.Spec.ElasticsearchRef.Name
@@ -332,6 +333,12 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		requeue = 10 * time.Second
 	}
 	links, linkCount := e.exportLinks(ns, name)
+	// The consumer applies this side's transport CA here too, so the CA warnings apply; with no
+	// API key, the key warning never does (lag.go).
+	lagCond, lagApplies, lag, lagNext := e.peerLag(exp)
+	if lagNext > 0 && (requeue == 0 || lagNext < requeue) {
+		requeue = lagNext
+	}
 	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
@@ -340,6 +347,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		conds := x.GetConditions()
 		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
 		x.SetConditions(conds)
+		setPeersCurrent(x, lagCond, lagApplies)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
 		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
 		if !found {
@@ -355,6 +363,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	if err != nil {
 		return 0, fmt.Errorf("failed to update status of export %s/%s: %w", ns, name, err)
 	}
+	e.reportLag(ns, name, lag)
 	return requeue, nil
 }
 

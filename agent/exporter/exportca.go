@@ -66,13 +66,18 @@ func (e *Exporter) publishCredentials(peer string, id link.ID, st *linkState, cr
 	creds = proto.Clone(creds).(*peerv1.Credentials)
 	wire := creds
 	ref := ""
-	if creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_API_KEY && target != nil {
+	if target != nil {
+		// Both models carry the exported Elasticsearch's own transport CA: the certificate model's
+		// consumer adds it to its transport trust, and must get the renewed one as soon (and be
+		// judged from then on, lag.go).
 		if s, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name)); ok {
 			if bundle, err := transporttrust.OwnCA(s.Data["ca.crt"], e.cfg.Now()); err == nil {
 				creds.CaBundle = bundle
 			}
 		}
-		if share {
+		// Only the API-key model shares the bundle: a certificate-model consumer takes exactly
+		// one CA inline (importer validateCertificate).
+		if share && creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
 			ref = link.ExportCAID(target.Namespace, target.Name)
 			if err := e.cfg.Outbox.Publish(peer, link.ExportCAResource(ref), &peerv1.ExportCA{CaBundle: creds.GetCaBundle()}); err != nil {
 				return err

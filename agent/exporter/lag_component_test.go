@@ -48,11 +48,27 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// TestPeerLagReported: a consumer that has not applied the exported cluster's new transport CA
-// within the grace period makes the export's reconcile set PeersCurrent False (naming the peer
-// and the deadline) with a Warning Event, and raise ecklink_link_peer_lag_seconds; the status
-// that says it applied the CA queues the export, whose next pass clears all three.
+// TestPeerLagReported: for both security models, a consumer that has not applied the exported
+// cluster's new transport CA, sent by the CA path, within the grace period makes the export's
+// reconcile set PeersCurrent False (naming the peer and the deadline) with a Warning Event, and
+// raise ecklink_link_peer_lag_seconds; the status that says it applied the CA queues the
+// export, whose next pass clears all three.
 func TestPeerLagReported(t *testing.T) {
+	for _, tc := range []struct {
+		model v1alpha1.SecurityModel
+		wire  peerv1.SecurityModel
+		proxy string
+	}{
+		{v1alpha1.SecurityModelAPIKey, peerv1.SecurityModel_SECURITY_MODEL_API_KEY, "logs.example.com:9443"},
+		// No API key: only the CA warnings apply, and the CA is the exporter's transport CA the
+		// consumer adds to its transport trust.
+		{v1alpha1.SecurityModelCertificate, peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE, "logs.example.com:9300"},
+	} {
+		t.Run(string(tc.model), func(t *testing.T) { testPeerLagReported(t, tc.model, tc.wire, tc.proxy) })
+	}
+}
+
+func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1.SecurityModel, proxy string) {
 	ctx := t.Context()
 	clock := &fakeClock{t: time.Now()}
 	oldCA, newCA := selfSignedPEM(t, true, clock.Now().Add(-time.Hour)), selfSignedPEM(t, true, clock.Now())
@@ -69,8 +85,8 @@ func TestPeerLagReported(t *testing.T) {
 	exp := &v1alpha1.ClusterExport{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "ClusterExport"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: "logs", Generation: 1, Finalizers: []string{v1alpha1.Finalizer}},
-		Spec: v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Model: v1alpha1.SecurityModelAPIKey,
-			ProxyAddress: "logs.example.com:9443", Peers: []string{"east"}},
+		Spec: v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Model: model,
+			ProxyAddress: proxy, Peers: []string{"east"}},
 	}
 	u, err := kube.ToUnstructured(exp)
 	if err != nil {
@@ -85,7 +101,7 @@ func TestPeerLagReported(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: eck.TransportCertsPublic("logs"), Labels: map[string]string{eck.ClusterNameLabel: "logs"}},
 		Data:       map[string][]byte{"ca.crt": newCA},
 	})
-	events := record.NewFakeRecorder(20)
+	events := record.NewFakeRecorder(50)
 	rec := kube.NewRecorderFor(events)
 	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn, Recorder: rec})
 	if err != nil {
@@ -96,7 +112,8 @@ func TestPeerLagReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	e, err := New(Config{Environment: "west", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noClients{}, Outbox: newRecordingOutbox(),
+	out := newRecordingOutbox()
+	e, err := New(Config{Environment: "west", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noClients{}, Outbox: out,
 		Recorder: rec, Metrics: m, Now: clock.Now, Lag: LagConfig{CAGrace: time.Minute, TrustExpiry: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -114,13 +131,23 @@ func TestPeerLagReported(t *testing.T) {
 	e.mu.Lock()
 	st := e.links["east"][id]
 	st.target = &elastic.Target{Namespace: "data", Name: "logs"}
+	st.sent = &peerv1.Credentials{Link: id.Proto(), Model: wire, CaBundle: oldCA, ProxyAddress: proxy}
 	e.mu.Unlock()
-	// The old CA was sent and applied; ECK renewed it and the new one went out.
+	// The old CA was sent and applied; ECK renewed it (the Secret holds the new one) and the CA
+	// path sent the new one.
 	e.noteCAsSent(st, oldCA)
 	if err := e.OnLinkStatus("east", &peerv1.LinkStatus{Link: id.Proto(), AppliedCaFingerprints: []string{oldFP}, Connected: true}); err != nil {
 		t.Fatal(err)
 	}
-	e.noteCAsSent(st, newCA)
+	if err := e.publishCredentials("east", id, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	out.mu.Lock()
+	sent, _ := out.held["east/"+link.Resource(link.KindCredentials, id)].(*peerv1.Credentials)
+	out.mu.Unlock()
+	if sent == nil || string(sent.GetCaBundle()) != string(newCA) {
+		t.Fatalf("the CA path sent %v, want the credentials with the new CA", sent)
+	}
 
 	lag := func() string {
 		w := httptest.NewRecorder()

@@ -58,6 +58,12 @@ func TestEvaluateLag(t *testing.T) {
 			v: lagView{keyID: "new", appliedKey: "new", appliedKeyExpires: now.Add(year)}},
 		{name: "old key that never expires",
 			v: lagView{keyID: "new", appliedKey: "old"}},
+		{name: "certificate model (no API key): the CA warnings only",
+			v:    lagView{currentCA: cur, caSent: now.Add(-time.Hour), applied: []string{old}, caExpiry: map[string]time.Time{old: now.Add(time.Hour), cur: now.Add(year)}},
+			want: v1alpha1.ReasonPeerCANotApplied + "," + v1alpha1.ReasonPeerTrustExpiring, deadline: now.Add(time.Hour)},
+		{name: "certificate model: CA applied, clears",
+			v:    lagView{currentCA: cur, caSent: now.Add(-time.Hour), applied: []string{old, cur}, caExpiry: map[string]time.Time{old: now.Add(time.Hour), cur: now.Add(year)}},
+			next: year - 7*24*time.Hour},
 		{name: "no status yet",
 			v: lagView{currentCA: cur, keyID: "new"}},
 	}

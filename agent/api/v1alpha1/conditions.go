@@ -51,12 +51,12 @@ const (
 	// Elasticsearch reports (GET /_license) allow what the link asks: False names the cluster,
 	// its license and what is needed. It counts towards Ready only when False.
 	ConditionLicenseSufficient = "LicenseSufficient"
-	// ConditionPeersCurrent is present on a ClusterExport (model apiKey) that serves links: True
+	// ConditionPeersCurrent is present on a ClusterExport (either model) that serves links: True
 	// while every consumer keeps up with what the export rotates; False, before anything breaks,
 	// when a consumer has not applied the current transport CA within the grace period, when the
-	// only CAs it trusts expire within the threshold, or when the new API key is not in effect
-	// on it shortly before the old one expires. The message names the peer, the link and the
-	// deadline. It does not count towards Ready: the links still work.
+	// only CAs it trusts expire within the threshold, or (model apiKey) when the new API key is
+	// not in effect on it shortly before the old one expires. The message names the peer, the
+	// link and the deadline. It does not count towards Ready: the links still work.
 	ConditionPeersCurrent = "PeersCurrent"
 )
 
