@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		Options: harness.Options{
 			Names: []string{"west", "east"},
 			ECK:   testbed.ECKOptions{CACertValidity: 3 * time.Minute, CACertRotateBefore: 2 * time.Minute},
+			// With 3-minute CAs a healthy consumer always trusts one that lasts 2 more minutes:
+			// warn when it trusts none that lasts 1 (the default, 7 days, would warn forever;
+			// TestCertificateLagWarning).
+			ExtraAgentArgs: []string{"--peer-lag-trust-expiry", "1m"},
 			// The agents run with exactly what the Helm chart grants its ServiceAccount.
 			AgentKubeconfig: harness.ChartServiceAccount(),
 			// West exports with the certificate model, which its agent must allow (the chart's
