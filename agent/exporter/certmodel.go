@@ -4,13 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -260,63 +256,6 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 		return "peer " + peer + " no longer imports link " + id.String()
 	}
 	return ""
-}
-
-// transportAddress is where peers dial the exported Elasticsearch's transport port, and the TLS
-// server name they send: spec.proxyAddress, else the load balancer of spec.service (default
-// <es>-es-transport, headless unless spec.transport.service makes it a LoadBalancer), whose
-// target port must be 9300.
-func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
-	es := exp.Spec.ElasticsearchRef.Name
-	serverName := exp.Spec.ServerName
-	if serverName == "" {
-		serverName = es + "-es-transport." + exp.Namespace + ".svc"
-	}
-	if exp.Spec.ProxyAddress != "" {
-		return exp.Spec.ProxyAddress, serverName, nil
-	}
-	svcName := eck.TransportService(es)
-	if exp.Spec.Service != nil {
-		svcName = exp.Spec.Service.Name
-	}
-	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
-	}
-	addr, err := transportLoadBalancerAddress(svc)
-	return addr, serverName, err
-}
-
-// transportLoadBalancerAddress reads host:port from a LoadBalancer Service whose port targets
-// the transport port 9300 (ECK names it tls-transport).
-func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
-	var port int32
-	for _, p := range svc.Spec.Ports {
-		t := p.TargetPort
-		if t.IntValue() == 9300 || t.String() == "tls-transport" || (t.IntValue() == 0 && t.String() == "" && p.Port == 9300) {
-			port = p.Port
-			break
-		}
-	}
-	if port == 0 {
-		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
-	}
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer (spec.transport.service of the Elasticsearch)", svc.Name, svc.Spec.Type)
-	}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		host := ing.Hostname
-		if host == "" {
-			host = ing.IP
-		}
-		if host != "" {
-			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
-		}
-	}
-	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
 }
 
 // reconcileCertificateExport reports the conditions of an export with model certificate: the

@@ -3,14 +3,10 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -195,61 +191,4 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		creds.ApiKeyExpiration = timestamppb.New(key.expires)
 	}
 	return creds, nil, requeue, nil
-}
-
-// address is where peers dial the exported Elasticsearch's remote cluster server, and the TLS
-// server name they expect: spec.proxyAddress, else the load balancer of spec.service (default
-// <es>-es-remote-cluster, which ECK >= 3.3 can make a LoadBalancer), whose target port must be 9443.
-func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return e.transportAddress(ctx, exp)
-	}
-	es := exp.Spec.ElasticsearchRef.Name
-	serverName := exp.Spec.ServerName
-	if serverName == "" {
-		serverName = es + "-es-remote-cluster." + exp.Namespace + ".svc"
-	}
-	if exp.Spec.ProxyAddress != "" {
-		return exp.Spec.ProxyAddress, serverName, nil
-	}
-	svcName := eck.RemoteClusterService(es)
-	if exp.Spec.Service != nil {
-		svcName = exp.Spec.Service.Name
-	}
-	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
-	}
-	addr, err := loadBalancerAddress(svc)
-	return addr, serverName, err
-}
-
-// loadBalancerAddress reads host:port from a LoadBalancer Service whose port targets 9443.
-func loadBalancerAddress(svc *corev1.Service) (string, error) {
-	var port int32
-	for _, p := range svc.Spec.Ports {
-		if p.TargetPort.IntValue() == 9443 || p.TargetPort.String() == "rcs" || (p.TargetPort.IntValue() == 0 && p.TargetPort.String() == "" && p.Port == 9443) {
-			port = p.Port
-			break
-		}
-	}
-	if port == 0 {
-		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9443 (if you changed its port, set targetPort: 9443)", svc.Name)
-	}
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer", svc.Name, svc.Spec.Type)
-	}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		host := ing.Hostname
-		if host == "" {
-			host = ing.IP
-		}
-		if host != "" {
-			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
-		}
-	}
-	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
 }
