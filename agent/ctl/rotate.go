@@ -71,19 +71,16 @@ func (g *globals) rotateIdentity(ctx context.Context, retireOld, wait bool) erro
 		g.progress("rotation of the agent CA of %s requested (request %s)", res.Environment, res.Request)
 	}
 	if wait {
-		progress := caRotationProgress(e, identity.AnnotationRotateStatus, res.Request, "rotation request",
-			" (is the agent running? it acts when it leads)", &res.caRotationReport)
-		if err := g.poll(ctx, "the rotation of the agent CA", progress); err != nil {
+		if err := g.waitCARotation(ctx, e, agentCARotation, res.Request, &res.caRotationReport); err != nil {
 			return err
 		}
 	}
 	return g.print(res, func(w io.Writer) error {
-		switch res.Phase {
-		case identity.RotationDone:
-			fmt.Fprintf(w, "rotated the agent CA of %s: %s -> %s\n%s\n", res.Environment, short(res.OldCA), short(res.NewCA), res.Message)
-		default:
-			fmt.Fprintf(w, "rotation of the agent CA of %s requested; follow it with: agentctl rotate identity --%s\n", res.Environment, contextFlag(e))
+		if res.Phase == identity.RotationDone {
+			res.printDone(w, agentCARotation, res.Environment)
+			return nil
 		}
+		fmt.Fprintf(w, "rotation of the agent CA of %s requested; follow it with: agentctl rotate identity --%s\n", res.Environment, contextFlag(e))
 		return nil
 	})
 }

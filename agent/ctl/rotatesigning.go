@@ -60,15 +60,13 @@ func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
 	}
 	g.progress("rotation of the signing CA of %s requested (request %s)", res.Environment, res.Request)
 	if wait {
-		progress := caRotationProgress(e, signing.AnnotationRotateStatus, res.Request, "signing CA rotation request",
-			" (it does once a minute, when it leads: is the agent running?)", &res.caRotationReport)
-		if err := g.poll(ctx, "the rotation of the signing CA", progress); err != nil {
+		if err := g.waitCARotation(ctx, e, signingCARotation, res.Request, &res.caRotationReport); err != nil {
 			return err
 		}
 	}
 	return g.print(res, func(w io.Writer) error {
 		if res.Phase == signing.RotationDone {
-			fmt.Fprintf(w, "rotated the signing CA of %s: %s -> %s\n%s\n", res.Environment, short(res.OldCA), short(res.NewCA), res.Message)
+			res.printDone(w, signingCARotation, res.Environment)
 			return nil
 		}
 		fmt.Fprintf(w, "rotation of the signing CA of %s requested; the agent reports on it in the annotation %s of ConfigMap %s/%s\n",
