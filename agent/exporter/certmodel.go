@@ -58,14 +58,10 @@ func (e *Exporter) trustStore() *transporttrust.Store {
 
 // answerCertificate answers an import of an export with model certificate.
 func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
-	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
-	if !ok {
-		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	target, es, ref := e.exportedElasticsearch(exp, st)
+	if ref != nil {
+		return nil, ref, 30 * time.Second, nil
 	}
-	e.mu.Lock()
-	st.target = &target
-	e.mu.Unlock()
 	addr, serverName, err := e.address(ctx, exp)
 	if err != nil {
 		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil

@@ -34,13 +34,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	e.mu.Unlock()
 	resource := link.Resource(link.KindCredentials, id)
 	if removed || req == nil {
-		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
-			return 0, err
-		}
-		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
-			return 0, err
-		}
-		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+		if err := e.releaseLink(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
 		e.pubMu.Lock()
@@ -64,13 +58,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	}
 	if ref != nil {
 		// Whatever this peer held for the link no longer stands.
-		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
-			return 0, err
-		}
-		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
-			return 0, err
-		}
-		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+		if err := e.releaseLink(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
 		e.pubMu.Lock() // a CA item must not publish credentials over the refusal (exportca.go)
@@ -95,6 +83,32 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		}
 	}
 	return requeue, nil
+}
+
+// releaseLink undoes what a removed or refused link held on this side: it invalidates the
+// link's keys and removes the peer CA and the signing CAs added for it.
+func (e *Exporter) releaseLink(ctx context.Context, peer string, id link.ID, st *linkState) error {
+	if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
+		return err
+	}
+	if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+		return err
+	}
+	return e.releaseSigning(ctx, peer, id, st)
+}
+
+// exportedElasticsearch returns the Elasticsearch exp exports and records it as the link's
+// target, or refuses the link while it is not available.
+func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkState) (elastic.Target, *unstructured.Unstructured, *refusal) {
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
+	if !ok {
+		return target, nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}
+	}
+	e.mu.Lock()
+	st.target = &target
+	e.mu.Unlock()
+	return target, es, nil
 }
 
 // answer decides what the peer gets for an import request.
@@ -124,14 +138,10 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
 		return e.answerCertificate(ctx, peer, id, req, exp, st)
 	}
-	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
-	if !ok {
-		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	target, es, ref := e.exportedElasticsearch(exp, st)
+	if ref != nil {
+		return nil, ref, 30 * time.Second, nil
 	}
-	e.mu.Lock()
-	st.target = &target
-	e.mu.Unlock()
 	if enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled"); !enabled {
 		return nil, &refusal{reason: v1alpha1.ReasonServerDisabled, message: "the exported Elasticsearch does not have its remote cluster server enabled yet"}, 30 * time.Second, nil
 	}
