@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -272,9 +271,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
 			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
 		kube.Set(x, e.certificateModelCondition(x))
-		conds := x.GetConditions()
-		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
-		x.SetConditions(conds)
+		kube.Remove(x, v1alpha1.ConditionRemoteClusterServerEnabled)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
 		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
 		if !found {
@@ -306,12 +303,7 @@ func (e *Exporter) certificateModelCondition(x *v1alpha1.ClusterExport) metav1.C
 // dropModelWarning removes the certificate model's warning and gate from an export now on the
 // API-key model.
 func dropModelWarning(x kube.Conditioned) {
-	conds := x.GetConditions()
-	removed := meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent)
-	removed = meta.RemoveStatusCondition(&conds, v1alpha1.ConditionCertificateModelEnabled) || removed
-	if removed {
-		x.SetConditions(conds)
-	}
+	kube.Remove(x, v1alpha1.ConditionSecurityModelCurrent, v1alpha1.ConditionCertificateModelEnabled)
 }
 
 // consumerTransportCA validates the importing Elasticsearch's transport CA a certificate-model
