@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 )
 
@@ -17,9 +18,9 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 	clock := backoff.NewFakeClock(time.Now())
 	newID := func(env string) *Identity { return newTestIdentity(t, testConfig(env, fake.NewClientset(), clock)) }
 	east, west, rogue := newID("east"), newID("west"), newID("rogue")
-	eastTrust, westTrust := &mapTrust{}, &mapTrust{}
-	eastTrust.set("west", west.CACertificates())
-	westTrust.set("east", east.CACertificates())
+	eastTrust, westTrust := &identitytest.Trust{}, &identitytest.Trust{}
+	eastTrust.Set("west", west.CACertificates())
+	westTrust.Set("east", east.CACertificates())
 	anonymous := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true} //nolint:gosec // the server is not under test
 
 	tests := []struct {
@@ -30,7 +31,7 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 	}{
 		{name: "paired client", client: west.ClientTLSConfig(westTrust, "east"), wantSeen: true},
 		{name: "anonymous client (a joiner)", client: anonymous},
-		{name: "client of an unpaired CA", client: rogue.ClientTLSConfig(&mapTrust{cas: westTrust.cas}, "east"), wantError: `environment "rogue" is not a paired peer`},
+		{name: "client of an unpaired CA", client: rogue.ClientTLSConfig(westTrust, "east"), wantError: `environment "rogue" is not a paired peer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
