@@ -2,8 +2,6 @@ package identity
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -59,44 +57,4 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 			t.Fatalf("chain has %d certificates, want leaf and CA", len(l.Certificate))
 		}
 	})
-}
-
-// optionalHandshake is handshake for servers where the client certificate is optional: it
-// returns the client's chain, empty for an anonymous client.
-func optionalHandshake(t *testing.T, serverConf, clientConf *tls.Config) ([]*x509.Certificate, error, error) {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		err   error
-		chain []*x509.Certificate
-	}
-	done := make(chan result, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer conn.Close()
-		tc := conn.(*tls.Conn)
-		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			done <- result{err: err}
-			return
-		}
-		_, _ = tc.Write([]byte("ok"))
-		done <- result{chain: tc.ConnectionState().PeerCertificates}
-	}()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), clientConf)
-	if err == nil {
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = conn.Read(make([]byte, 2))
-		conn.Close()
-	}
-	r := <-done
-	return r.chain, err, r.err
 }

@@ -20,14 +20,25 @@ import (
 // returns both handshake errors and the leaf the server saw.
 func handshake(t *testing.T, serverConf, clientConf *tls.Config) (seen *x509.Certificate, clientErr, serverErr error) {
 	t.Helper()
+	chain, clientErr, serverErr := optionalHandshake(t, serverConf, clientConf)
+	if len(chain) > 0 {
+		seen = chain[0]
+	}
+	return seen, clientErr, serverErr
+}
+
+// optionalHandshake is handshake for servers where the client certificate is optional: it
+// returns the client's chain, empty for an anonymous client.
+func optionalHandshake(t *testing.T, serverConf, clientConf *tls.Config) ([]*x509.Certificate, error, error) {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	type result struct {
-		err  error
-		leaf *x509.Certificate
+		err   error
+		chain []*x509.Certificate
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -39,24 +50,22 @@ func handshake(t *testing.T, serverConf, clientConf *tls.Config) (seen *x509.Cer
 		defer conn.Close()
 		tc := conn.(*tls.Conn)
 		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-		err = tc.Handshake()
-		var leaf *x509.Certificate
-		if err == nil {
-			leaf = tc.ConnectionState().PeerCertificates[0]
-			// TLS 1.3 clients learn about a refused certificate on their first read.
-			_, _ = tc.Write([]byte("ok"))
+		if err := tc.Handshake(); err != nil {
+			done <- result{err: err}
+			return
 		}
-		done <- result{err: err, leaf: leaf}
+		// TLS 1.3 clients learn about a refused certificate on their first read.
+		_, _ = tc.Write([]byte("ok"))
+		done <- result{chain: tc.ConnectionState().PeerCertificates}
 	}()
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), clientConf)
 	if err == nil {
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 2)
-		_, err = conn.Read(buf)
+		_, err = conn.Read(make([]byte, 2))
 		conn.Close()
 	}
 	r := <-done
-	return r.leaf, err, r.err
+	return r.chain, err, r.err
 }
 
 func TestMutualTLS(t *testing.T) {
