@@ -167,14 +167,14 @@ func TestPreviousCARetirement(t *testing.T) {
 	}
 	clock.Advance(cfg.LeafValidity - time.Second)
 	restarted := newTestIdentity(t, cfg)
-	if got := roles(restarted); !eq(got, []string{"active", "previous"}) {
+	if got := roles(restarted); !slices.Equal(got, []string{"active", "previous"}) {
 		t.Fatalf("roles after a restart before the retirement = %v", got)
 	}
 	clock.Advance(time.Second)
 	if _, err := restarted.tick(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := roles(restarted); !eq(got, []string{"active"}) {
+	if got := roles(restarted); !slices.Equal(got, []string{"active"}) {
 		t.Fatalf("roles one leaf lifetime after the promotion = %v", got)
 	}
 
