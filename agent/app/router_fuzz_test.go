@@ -42,6 +42,7 @@ import (
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peertrust"
+	"github.com/ecklink/ecklink/internal/fuzzseed"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -325,12 +326,8 @@ func TestRouterFuzzSeeds(t *testing.T) {
 		"bad_resource":             {Resource: "credentials/../../x", Sequence: 1, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
 		"no_payload":               {Resource: res, Sequence: 1},
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	write := func(name string, data []byte) {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := fuzzseed.Write(dir, name, data); err != nil {
 			t.Fatal(err)
 		}
 	}

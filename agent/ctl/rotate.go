@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ecklink/ecklink/agent/identity"
 )
@@ -55,10 +53,7 @@ type rotateResult struct {
 	Environment string `json:"environment"`
 	Request     string `json:"request"`
 	RetireOld   bool   `json:"retireOld"`
-	Phase       string `json:"phase,omitempty"`
-	Message     string `json:"message,omitempty"`
-	OldCA       string `json:"oldCA,omitempty"`
-	NewCA       string `json:"newCA,omitempty"`
+	caRotationReport
 }
 
 func (g *globals) rotateIdentity(ctx context.Context, retireOld, wait bool) error {
@@ -76,17 +71,16 @@ func (g *globals) rotateIdentity(ctx context.Context, retireOld, wait bool) erro
 		g.progress("rotation of the agent CA of %s requested (request %s)", res.Environment, res.Request)
 	}
 	if wait {
-		if err := g.poll(ctx, "the rotation of the agent CA", g.rotationProgress(e, &res)); err != nil {
+		if err := g.waitCARotation(ctx, e, agentCARotation, res.Request, &res.caRotationReport); err != nil {
 			return err
 		}
 	}
 	return g.print(res, func(w io.Writer) error {
-		switch res.Phase {
-		case identity.RotationDone:
-			fmt.Fprintf(w, "rotated the agent CA of %s: %s -> %s\n%s\n", res.Environment, short(res.OldCA), short(res.NewCA), res.Message)
-		default:
-			fmt.Fprintf(w, "rotation of the agent CA of %s requested; follow it with: agentctl rotate identity --%s\n", res.Environment, contextFlag(e))
+		if res.Phase == identity.RotationDone {
+			res.printDone(w, agentCARotation, res.Environment)
+			return nil
 		}
+		fmt.Fprintf(w, "rotation of the agent CA of %s requested; follow it with: agentctl rotate identity --%s\n", res.Environment, contextFlag(e))
 		return nil
 	})
 }
@@ -95,65 +89,28 @@ func (g *globals) rotateIdentity(ctx context.Context, retireOld, wait bool) erro
 func (g *globals) requestRotation(ctx context.Context, e *env, retireOld bool) (rotateResult, bool, error) {
 	var res rotateResult
 	following := false
-	cms := e.kube.CoreV1().ConfigMaps(e.namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cm, err := cms.Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%s has no agent identity (ConfigMap %s/%s): is the agent installed in namespace %s and started?",
-				e.label(), e.namespace, identity.ConfigMapName, e.namespace)
-		}
-		if err != nil {
-			return err
-		}
+	err := requestCARotation(ctx, e, func(cm *corev1.ConfigMap) bool {
 		id, retiring, st := identity.ReadRotation(cm)
-		upd := cm.DeepCopy()
-		if upd.Annotations == nil {
-			upd.Annotations = map[string]string{}
-		}
 		res = rotateResult{Environment: cm.Data[identity.KeyEnvironment], RetireOld: retireOld}
-		following = id != "" && !(st.Request == id && st.Finished())
+		following = st.Pending(id)
 		if following {
 			res.Request, res.RetireOld = id, retireOld || retiring
 			if !retireOld || retiring {
-				return nil
+				return false
 			}
 		} else {
 			res.Request = g.opts.Now().UTC().Format(time.RFC3339Nano)
-			upd.Annotations[identity.AnnotationRotateRequest] = res.Request
+			cm.Annotations[identity.AnnotationRotateRequest] = res.Request
 		}
 		if res.RetireOld {
-			upd.Annotations[identity.AnnotationRotateRetireOld] = "true"
+			cm.Annotations[identity.AnnotationRotateRetireOld] = "true"
 		} else {
-			delete(upd.Annotations, identity.AnnotationRotateRetireOld)
+			delete(cm.Annotations, identity.AnnotationRotateRetireOld)
 		}
-		_, err = cms.Update(ctx, upd, metav1.UpdateOptions{})
-		return err
+		return true
 	})
 	if err != nil {
 		return res, false, fmt.Errorf("failed to request the rotation: %w", err)
 	}
 	return res, following, nil
-}
-
-// rotationProgress reads the agent's report on the request of res into res.
-func (g *globals) rotationProgress(e *env, res *rotateResult) func(context.Context) (bool, string, error) {
-	start := time.Now()
-	return func(ctx context.Context) (bool, string, error) {
-		cm, err := e.kube.CoreV1().ConfigMaps(e.namespace).Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		_, _, st := identity.ReadRotation(cm)
-		if st.Request != res.Request {
-			return false, "the agent has not taken the request up yet" + hint(start, " (is the agent running? it acts when it leads)"), nil
-		}
-		res.Phase, res.Message, res.OldCA, res.NewCA = st.Phase, st.Message, st.OldCA, st.NewCA
-		switch st.Phase {
-		case identity.RotationDone:
-			return true, "", nil
-		case identity.RotationFailed:
-			return false, "", fmt.Errorf("the agent refused the rotation request: %s", st.Message)
-		}
-		return false, st.Phase + ": " + st.Message, nil
-	}
 }

@@ -30,14 +30,20 @@ func statusJSON(t *testing.T, st identity.RotationStatus) string {
 
 // fakeAgent answers the first rotation request it sees with status st, as the agent would.
 func fakeAgent(t *testing.T, e *env, st identity.RotationStatus) {
+	fakeCAAgent(t, e, identity.AnnotationRotateRequest, identity.AnnotationRotateStatus, st)
+}
+
+// fakeCAAgent answers the first CA rotation request it sees in annotation requestKey of the
+// identity ConfigMap with status st in annotation statusKey.
+func fakeCAAgent(t *testing.T, e *env, requestKey, statusKey string, st identity.RotationStatus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
 		for ctx.Err() == nil {
 			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
-			if err == nil && cm.Annotations[identity.AnnotationRotateRequest] != "" {
-				st.Request = cm.Annotations[identity.AnnotationRotateRequest]
-				cm.Annotations[identity.AnnotationRotateStatus] = statusJSON(t, st)
+			if err == nil && cm.Annotations[requestKey] != "" {
+				st.Request = cm.Annotations[requestKey]
+				cm.Annotations[statusKey] = statusJSON(t, st)
 				if _, err := e.kube.CoreV1().ConfigMaps(agentNS).Update(ctx, cm, metav1.UpdateOptions{}); err == nil {
 					return
 				}

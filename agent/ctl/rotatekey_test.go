@@ -150,22 +150,7 @@ func TestRotateKeyJSON(t *testing.T) {
 
 // fakeSigningAgent answers the first signing rotation request it sees with status st.
 func fakeSigningAgent(t *testing.T, e *env, st signing.RotationStatus) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() {
-		for ctx.Err() == nil {
-			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(ctx, "ecklink-agent-identity", metav1.GetOptions{})
-			if err == nil && cm.Annotations[signing.AnnotationRotateRequest] != "" {
-				st.Request = cm.Annotations[signing.AnnotationRotateRequest]
-				b, _ := json.Marshal(st)
-				cm.Annotations[signing.AnnotationRotateStatus] = string(b)
-				if _, err := e.kube.CoreV1().ConfigMaps(agentNS).Update(ctx, cm, metav1.UpdateOptions{}); err == nil {
-					return
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+	fakeCAAgent(t, e, signing.AnnotationRotateRequest, signing.AnnotationRotateStatus, st)
 }
 
 func TestRotateSigning(t *testing.T) {
@@ -188,6 +173,19 @@ func TestRotateSigning(t *testing.T) {
 			name:    "waits until the new CA signs",
 			agent:   &signing.RotationStatus{Phase: signing.RotationDone, Message: "the new signing CA signs", OldCA: "aaaaaaaaaaaaaaaaaaaa", NewCA: "bbbbbbbbbbbbbbbbbbbb"},
 			wantOut: "rotated the signing CA of east: aaaaaaaaaaaaaaaa -> bbbbbbbbbbbbbbbb\nthe new signing CA signs\n",
+		},
+		{
+			name:  "json output",
+			agent: &signing.RotationStatus{Phase: signing.RotationDone, Message: "m", OldCA: "o", NewCA: "n"},
+			args:  []string{"-o", "json"},
+			wantOut: `{
+  "environment": "east",
+  "request": "` + requestID + `",
+  "phase": "Done",
+  "message": "m",
+  "oldCA": "o",
+  "newCA": "n"
+}`,
 		},
 		{
 			name:     "the agent has no signing CA",

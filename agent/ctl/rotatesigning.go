@@ -2,15 +2,12 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -44,10 +41,7 @@ the new CA signs unless --wait=false.`,
 type rotateSigningResult struct {
 	Environment string `json:"environment"`
 	Request     string `json:"request"`
-	Phase       string `json:"phase,omitempty"`
-	Message     string `json:"message,omitempty"`
-	OldCA       string `json:"oldCA,omitempty"`
-	NewCA       string `json:"newCA,omitempty"`
+	caRotationReport
 }
 
 func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
@@ -56,65 +50,27 @@ func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
 		return err
 	}
 	res := rotateSigningResult{Request: g.opts.Now().UTC().Format(time.RFC3339Nano)}
-	cms := e.kube.CoreV1().ConfigMaps(e.namespace)
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cm, err := cms.Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%s has no agent identity (ConfigMap %s/%s): is the agent installed in namespace %s and started?",
-				e.label(), e.namespace, identity.ConfigMapName, e.namespace)
-		}
-		if err != nil {
-			return err
-		}
+	err = requestCARotation(ctx, e, func(cm *corev1.ConfigMap) bool {
 		res.Environment = cm.Data[identity.KeyEnvironment]
-		upd := cm.DeepCopy()
-		if upd.Annotations == nil {
-			upd.Annotations = map[string]string{}
-		}
-		upd.Annotations[signing.AnnotationRotateRequest] = res.Request
-		_, err = cms.Update(ctx, upd, metav1.UpdateOptions{})
-		return err
+		cm.Annotations[signing.AnnotationRotateRequest] = res.Request
+		return true
 	})
 	if err != nil {
 		return fmt.Errorf("failed to request the signing CA rotation: %w", err)
 	}
 	g.progress("rotation of the signing CA of %s requested (request %s)", res.Environment, res.Request)
 	if wait {
-		if err := g.poll(ctx, "the rotation of the signing CA", g.signingRotationProgress(e, &res)); err != nil {
+		if err := g.waitCARotation(ctx, e, signingCARotation, res.Request, &res.caRotationReport); err != nil {
 			return err
 		}
 	}
 	return g.print(res, func(w io.Writer) error {
 		if res.Phase == signing.RotationDone {
-			fmt.Fprintf(w, "rotated the signing CA of %s: %s -> %s\n%s\n", res.Environment, short(res.OldCA), short(res.NewCA), res.Message)
+			res.printDone(w, signingCARotation, res.Environment)
 			return nil
 		}
 		fmt.Fprintf(w, "rotation of the signing CA of %s requested; the agent reports on it in the annotation %s of ConfigMap %s/%s\n",
 			res.Environment, signing.AnnotationRotateStatus, e.namespace, identity.ConfigMapName)
 		return nil
 	})
-}
-
-// signingRotationProgress reads the agent's report on the request of res into res.
-func (g *globals) signingRotationProgress(e *env, res *rotateSigningResult) func(context.Context) (bool, string, error) {
-	start := time.Now()
-	return func(ctx context.Context) (bool, string, error) {
-		cm, err := e.kube.CoreV1().ConfigMaps(e.namespace).Get(ctx, identity.ConfigMapName, metav1.GetOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		var st signing.RotationStatus
-		_ = json.Unmarshal([]byte(cm.Annotations[signing.AnnotationRotateStatus]), &st)
-		if st.Request != res.Request {
-			return false, "the agent has not taken the request up yet" + hint(start, " (it does once a minute, when it leads: is the agent running?)"), nil
-		}
-		res.Phase, res.Message, res.OldCA, res.NewCA = st.Phase, st.Message, st.OldCA, st.NewCA
-		switch st.Phase {
-		case signing.RotationDone:
-			return true, "", nil
-		case signing.RotationFailed:
-			return false, "", fmt.Errorf("the agent refused the signing CA rotation request: %s", st.Message)
-		}
-		return false, st.Phase + ": " + st.Message, nil
-	}
 }

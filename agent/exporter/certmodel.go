@@ -4,14 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -62,14 +57,10 @@ func (e *Exporter) trustStore() *transporttrust.Store {
 
 // answerCertificate answers an import of an export with model certificate.
 func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
-	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
-	if !ok {
-		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	target, es, ref := e.exportedElasticsearch(exp, st)
+	if ref != nil {
+		return nil, ref, 30 * time.Second, nil
 	}
-	e.mu.Lock()
-	st.target = &target
-	e.mu.Unlock()
 	addr, serverName, err := e.address(ctx, exp)
 	if err != nil {
 		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
@@ -262,63 +253,6 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	return ""
 }
 
-// transportAddress is where peers dial the exported Elasticsearch's transport port, and the TLS
-// server name they send: spec.proxyAddress, else the load balancer of spec.service (default
-// <es>-es-transport, headless unless spec.transport.service makes it a LoadBalancer), whose
-// target port must be 9300.
-func (e *Exporter) transportAddress(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
-	es := exp.Spec.ElasticsearchRef.Name
-	serverName := exp.Spec.ServerName
-	if serverName == "" {
-		serverName = es + "-es-transport." + exp.Namespace + ".svc"
-	}
-	if exp.Spec.ProxyAddress != "" {
-		return exp.Spec.ProxyAddress, serverName, nil
-	}
-	svcName := eck.TransportService(es)
-	if exp.Spec.Service != nil {
-		svcName = exp.Spec.Service.Name
-	}
-	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
-	}
-	addr, err := transportLoadBalancerAddress(svc)
-	return addr, serverName, err
-}
-
-// transportLoadBalancerAddress reads host:port from a LoadBalancer Service whose port targets
-// the transport port 9300 (ECK names it tls-transport).
-func transportLoadBalancerAddress(svc *corev1.Service) (string, error) {
-	var port int32
-	for _, p := range svc.Spec.Ports {
-		t := p.TargetPort
-		if t.IntValue() == 9300 || t.String() == "tls-transport" || (t.IntValue() == 0 && t.String() == "" && p.Port == 9300) {
-			port = p.Port
-			break
-		}
-	}
-	if port == 0 {
-		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9300 (if you changed its port, set targetPort: 9300)", svc.Name)
-	}
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer (spec.transport.service of the Elasticsearch)", svc.Name, svc.Spec.Type)
-	}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		host := ing.Hostname
-		if host == "" {
-			host = ing.IP
-		}
-		if host != "" {
-			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
-		}
-	}
-	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
-}
-
 // reconcileCertificateExport reports the conditions of an export with model certificate: the
 // address, the deprecation warning, which does not affect Ready, and whether its consumers keep
 // up with the transport CA (PeersCurrent). The remote cluster server
@@ -344,9 +278,7 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
 			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
 		kube.Set(x, e.certificateModelCondition(x))
-		conds := x.GetConditions()
-		meta.RemoveStatusCondition(&conds, v1alpha1.ConditionRemoteClusterServerEnabled)
-		x.SetConditions(conds)
+		kube.Remove(x, v1alpha1.ConditionRemoteClusterServerEnabled)
 		setPeersCurrent(x, lagCond, lagApplies)
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
 		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
@@ -380,12 +312,7 @@ func (e *Exporter) certificateModelCondition(x *v1alpha1.ClusterExport) metav1.C
 // dropModelWarning removes the certificate model's warning and gate from an export now on the
 // API-key model.
 func dropModelWarning(x kube.Conditioned) {
-	conds := x.GetConditions()
-	removed := meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent)
-	removed = meta.RemoveStatusCondition(&conds, v1alpha1.ConditionCertificateModelEnabled) || removed
-	if removed {
-		x.SetConditions(conds)
-	}
+	kube.Remove(x, v1alpha1.ConditionSecurityModelCurrent, v1alpha1.ConditionCertificateModelEnabled)
 }
 
 // consumerTransportCA validates the importing Elasticsearch's transport CA a certificate-model

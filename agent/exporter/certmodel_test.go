@@ -37,7 +37,7 @@ func TestTransportLoadBalancerAddress(t *testing.T) {
 			[]corev1.ServicePort{{Port: 9443, TargetPort: intstr.FromInt32(9443)}}, corev1.LoadBalancerIngress{IP: "203.0.113.7"}), err: "targetPort 9300"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := transportLoadBalancerAddress(tc.svc)
+			got, err := transportPort.loadBalancerAddress(tc.svc)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -254,10 +253,7 @@ func setPeersCurrent(x *v1alpha1.ClusterExport, c metav1.Condition, ok bool) {
 		kube.Set(x, c)
 		return
 	}
-	conds := x.GetConditions()
-	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionPeersCurrent) {
-		x.SetConditions(conds)
-	}
+	kube.Remove(x, v1alpha1.ConditionPeersCurrent)
 }
 
 // reportLag sets ecklink_link_peer_lag_seconds of an export's peers and drops the series of

@@ -3,14 +3,10 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -38,13 +34,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	e.mu.Unlock()
 	resource := link.Resource(link.KindCredentials, id)
 	if removed || req == nil {
-		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
-			return 0, err
-		}
-		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
-			return 0, err
-		}
-		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+		if err := e.releaseLink(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
 		e.pubMu.Lock()
@@ -68,13 +58,7 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 	}
 	if ref != nil {
 		// Whatever this peer held for the link no longer stands.
-		if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
-			return 0, err
-		}
-		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
-			return 0, err
-		}
-		if err := e.releaseSigning(ctx, peer, id, st); err != nil {
+		if err := e.releaseLink(ctx, peer, id, st); err != nil {
 			return 0, err
 		}
 		e.pubMu.Lock() // a CA item must not publish credentials over the refusal (exportca.go)
@@ -99,6 +83,32 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		}
 	}
 	return requeue, nil
+}
+
+// releaseLink undoes what a removed or refused link held on this side: it invalidates the
+// link's keys and removes the peer CA and the signing CAs added for it.
+func (e *Exporter) releaseLink(ctx context.Context, peer string, id link.ID, st *linkState) error {
+	if err := e.invalidateLink(ctx, peer, id, st, ""); err != nil {
+		return err
+	}
+	if err := e.releaseTrust(ctx, peer, id, st); err != nil {
+		return err
+	}
+	return e.releaseSigning(ctx, peer, id, st)
+}
+
+// exportedElasticsearch returns the Elasticsearch exp exports and records it as the link's
+// target, or refuses the link while it is not available.
+func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkState) (elastic.Target, *unstructured.Unstructured, *refusal) {
+	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
+	if !ok {
+		return target, nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}
+	}
+	e.mu.Lock()
+	st.target = &target
+	e.mu.Unlock()
+	return target, es, nil
 }
 
 // answer decides what the peer gets for an import request.
@@ -128,14 +138,10 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
 		return e.answerCertificate(ctx, peer, id, req, exp, st)
 	}
-	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
-	if !ok {
-		return nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}, 30 * time.Second, nil
+	target, es, ref := e.exportedElasticsearch(exp, st)
+	if ref != nil {
+		return nil, ref, 30 * time.Second, nil
 	}
-	e.mu.Lock()
-	st.target = &target
-	e.mu.Unlock()
 	if enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled"); !enabled {
 		return nil, &refusal{reason: v1alpha1.ReasonServerDisabled, message: "the exported Elasticsearch does not have its remote cluster server enabled yet"}, 30 * time.Second, nil
 	}
@@ -195,61 +201,4 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		creds.ApiKeyExpiration = timestamppb.New(key.expires)
 	}
 	return creds, nil, requeue, nil
-}
-
-// address is where peers dial the exported Elasticsearch's remote cluster server, and the TLS
-// server name they expect: spec.proxyAddress, else the load balancer of spec.service (default
-// <es>-es-remote-cluster, which ECK >= 3.3 can make a LoadBalancer), whose target port must be 9443.
-func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return e.transportAddress(ctx, exp)
-	}
-	es := exp.Spec.ElasticsearchRef.Name
-	serverName := exp.Spec.ServerName
-	if serverName == "" {
-		serverName = es + "-es-remote-cluster." + exp.Namespace + ".svc"
-	}
-	if exp.Spec.ProxyAddress != "" {
-		return exp.Spec.ProxyAddress, serverName, nil
-	}
-	svcName := eck.RemoteClusterService(es)
-	if exp.Spec.Service != nil {
-		svcName = exp.Spec.Service.Name
-	}
-	svc, err := e.cfg.Kube.CoreV1().Services(exp.Namespace).Get(ctx, svcName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", "", addressErr(v1alpha1.ReasonServiceNotFound, "service %s not found", svcName)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("failed to read service %s: %w", svcName, err)
-	}
-	addr, err := loadBalancerAddress(svc)
-	return addr, serverName, err
-}
-
-// loadBalancerAddress reads host:port from a LoadBalancer Service whose port targets 9443.
-func loadBalancerAddress(svc *corev1.Service) (string, error) {
-	var port int32
-	for _, p := range svc.Spec.Ports {
-		if p.TargetPort.IntValue() == 9443 || p.TargetPort.String() == "rcs" || (p.TargetPort.IntValue() == 0 && p.TargetPort.String() == "" && p.Port == 9443) {
-			port = p.Port
-			break
-		}
-	}
-	if port == 0 {
-		return "", addressErr(v1alpha1.ReasonInvalidServicePort, "service %s has no port with targetPort 9443 (if you changed its port, set targetPort: 9443)", svc.Name)
-	}
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return "", fmt.Errorf("service %s is of type %s: set spec.proxyAddress, or make it a LoadBalancer", svc.Name, svc.Spec.Type)
-	}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		host := ing.Hostname
-		if host == "" {
-			host = ing.IP
-		}
-		if host != "" {
-			return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
-		}
-	}
-	return "", fmt.Errorf("service %s has no load balancer address yet", svc.Name)
 }

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -201,35 +200,4 @@ func TestEnvironmentFromCertificate(t *testing.T) {
 			}
 		})
 	}
-}
-
-// mapTrust is a TrustSource over a map, safe for concurrent use.
-type mapTrust struct {
-	mu  sync.Mutex
-	cas map[string][]*x509.Certificate
-}
-
-func (m *mapTrust) set(env string, cas []*x509.Certificate) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cas == nil {
-		m.cas = map[string][]*x509.Certificate{}
-	}
-	m.cas[env] = cas
-}
-
-func (m *mapTrust) PeerCAs(env string) []*x509.Certificate {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cas[env]
-}
-
-func (m *mapTrust) Environments() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for k := range m.cas {
-		out = append(out, k)
-	}
-	return out
 }

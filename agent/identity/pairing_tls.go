@@ -4,10 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
-
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 )
 
 // ServerTLSConfigWithPairing is ServerTLSConfig for a server that also answers the Pair RPC on
@@ -37,16 +33,9 @@ func (i *Identity) ServerTLSConfigWithPairing(trust TrustSource) *tls.Config {
 // second check refuses calls on connections opened before the peer was unpaired or before its
 // certificate expired, and calls on anonymous connections (see ServerTLSConfigWithPairing).
 func (i *Identity) AuthenticatePeer(ctx context.Context, trust TrustSource) (string, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return "", fmt.Errorf("no peer information in context")
+	certs, err := peerCertificates(ctx)
+	if err != nil {
+		return "", err
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return "", fmt.Errorf("connection is not TLS")
-	}
-	if len(info.State.PeerCertificates) == 0 {
-		return "", fmt.Errorf("client presented no certificate")
-	}
-	return i.VerifyPeer(info.State.PeerCertificates, "", x509.ExtKeyUsageClientAuth, trust)
+	return i.VerifyPeer(certs, "", x509.ExtKeyUsageClientAuth, trust)
 }

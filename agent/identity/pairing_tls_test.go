@@ -2,14 +2,13 @@ package identity
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 )
 
@@ -17,9 +16,9 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 	clock := backoff.NewFakeClock(time.Now())
 	newID := func(env string) *Identity { return newTestIdentity(t, testConfig(env, fake.NewClientset(), clock)) }
 	east, west, rogue := newID("east"), newID("west"), newID("rogue")
-	eastTrust, westTrust := &mapTrust{}, &mapTrust{}
-	eastTrust.set("west", west.CACertificates())
-	westTrust.set("east", east.CACertificates())
+	eastTrust, westTrust := &identitytest.Trust{}, &identitytest.Trust{}
+	eastTrust.Set("west", west.CACertificates())
+	westTrust.Set("east", east.CACertificates())
 	anonymous := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true} //nolint:gosec // the server is not under test
 
 	tests := []struct {
@@ -30,7 +29,7 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 	}{
 		{name: "paired client", client: west.ClientTLSConfig(westTrust, "east"), wantSeen: true},
 		{name: "anonymous client (a joiner)", client: anonymous},
-		{name: "client of an unpaired CA", client: rogue.ClientTLSConfig(&mapTrust{cas: westTrust.cas}, "east"), wantError: `environment "rogue" is not a paired peer`},
+		{name: "client of an unpaired CA", client: rogue.ClientTLSConfig(westTrust, "east"), wantError: `environment "rogue" is not a paired peer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,44 +57,4 @@ func TestServerTLSConfigWithPairing(t *testing.T) {
 			t.Fatalf("chain has %d certificates, want leaf and CA", len(l.Certificate))
 		}
 	})
-}
-
-// optionalHandshake is handshake for servers where the client certificate is optional: it
-// returns the client's chain, empty for an anonymous client.
-func optionalHandshake(t *testing.T, serverConf, clientConf *tls.Config) ([]*x509.Certificate, error, error) {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		err   error
-		chain []*x509.Certificate
-	}
-	done := make(chan result, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer conn.Close()
-		tc := conn.(*tls.Conn)
-		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			done <- result{err: err}
-			return
-		}
-		_, _ = tc.Write([]byte("ok"))
-		done <- result{chain: tc.ConnectionState().PeerCertificates}
-	}()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), clientConf)
-	if err == nil {
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = conn.Read(make([]byte, 2))
-		conn.Close()
-	}
-	r := <-done
-	return r.chain, err, r.err
 }

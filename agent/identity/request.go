@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/ecklink/ecklink/agent/rotation"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
@@ -40,39 +41,27 @@ const (
 // Phases of a requested rotation, in order.
 const (
 	// RotationStaged: the new CA is announced; it signs once every peer acknowledged it.
-	RotationStaged = "Staged"
+	RotationStaged = rotation.Staged
 	// RotationPromoted: the new CA signs; with retire-old, the old one leaves the bundle once
 	// every peer acknowledged the promotion and the streams moved to leaves of the new CA.
 	RotationPromoted = "Promoted"
 	// RotationRetiring: the old CA left this agent's bundle; waiting for every peer to drop it.
 	RotationRetiring = "Retiring"
 	// RotationDone: the new CA signs (and with retire-old, no peer trusts the old one).
-	RotationDone = "Done"
+	RotationDone = rotation.Done
 	// RotationFailed: the request is invalid; the message says why.
-	RotationFailed = "Failed"
+	RotationFailed = rotation.Failed
 )
 
 // RotationStatus is the agent's report on a rotation request. It holds fingerprints and peer
 // names only.
-type RotationStatus struct {
-	Request   string    `json:"request"`
-	RetireOld bool      `json:"retireOld,omitempty"`
-	Phase     string    `json:"phase"`
-	Message   string    `json:"message"`
-	OldCA     string    `json:"oldCA,omitempty"`
-	NewCA     string    `json:"newCA,omitempty"`
-	Updated   time.Time `json:"updated"`
-}
-
-// Finished reports whether the agent is done with the request (Done or Failed).
-func (s RotationStatus) Finished() bool { return s.Phase == RotationDone || s.Phase == RotationFailed }
+type RotationStatus = rotation.Status
 
 // ReadRotation returns the rotation request held in cm's annotations (id "" if none) and the
 // agent's status (zero if none, or if it does not parse).
 func ReadRotation(cm *corev1.ConfigMap) (id string, retireOld bool, status RotationStatus) {
 	a := cm.GetAnnotations()
-	_ = json.Unmarshal([]byte(a[AnnotationRotateStatus]), &status)
-	return a[AnnotationRotateRequest], a[AnnotationRotateRetireOld] == "true", status
+	return a[AnnotationRotateRequest], a[AnnotationRotateRetireOld] == "true", rotation.ReadStatus(a, AnnotationRotateStatus)
 }
 
 // RotationGates are what a requested rotation waits for; the trust exchange provides them.
@@ -146,7 +135,7 @@ func (i *Identity) advanceRequest(ctx context.Context, now time.Time) (time.Time
 	if i.reported.Request == id {
 		st = i.reported
 	}
-	if id == "" || (st.Request == id && st.Finished()) {
+	if !st.Pending(id) {
 		return time.Time{}, nil
 	}
 	before := st

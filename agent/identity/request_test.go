@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func (f *requestFixture) expect(st RotationStatus, phase, message string, roles 
 	if st.Phase != phase || !strings.Contains(st.Message, message) {
 		f.t.Fatalf("status = %s %q, want %s with %q", st.Phase, st.Message, phase, message)
 	}
-	if got := rolesOf(f.id); !eq(got, roles) {
+	if got := rolesOf(f.id); !slices.Equal(got, roles) {
 		f.t.Fatalf("roles = %v, want %v", got, roles)
 	}
 }

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,18 +19,6 @@ func roles(id *Identity) []string {
 		out = append(out, ca.Role)
 	}
 	return out
-}
-
-func eq(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRotationPolicy drives tick, the policy core of Run, through a whole CA rotation.
@@ -81,7 +70,7 @@ func TestRotationPolicy(t *testing.T) {
 	stage := stageAt(firstCA, cfg.RotateAt)
 	t.Run("stage", func(t *testing.T) {
 		step("stage", stage)
-		if got := roles(id); !eq(got, []string{"active", "next"}) {
+		if got := roles(id); !slices.Equal(got, []string{"active", "next"}) {
 			t.Fatalf("roles = %v", got)
 		}
 		mustNotify("stage", true)
@@ -103,7 +92,7 @@ func TestRotationPolicy(t *testing.T) {
 
 	t.Run("restart keeps the staged CA", func(t *testing.T) {
 		again := newTestIdentity(t, cfg)
-		if got := roles(again); !eq(got, []string{"active", "next"}) {
+		if got := roles(again); !slices.Equal(got, []string{"active", "next"}) {
 			t.Fatalf("roles after restart = %v", got)
 		}
 		if again.CAs()[1].Fingerprint != id.CAs()[1].Fingerprint {
@@ -114,11 +103,11 @@ func TestRotationPolicy(t *testing.T) {
 	t.Run("promote after overlap", func(t *testing.T) {
 		next := id.CACertificates()[1]
 		step("before overlap", stage.Add(cfg.Overlap-time.Second))
-		if got := roles(id); !eq(got, []string{"active", "next"}) {
+		if got := roles(id); !slices.Equal(got, []string{"active", "next"}) {
 			t.Fatalf("promoted early: %v", got)
 		}
 		step("overlap", stage.Add(cfg.Overlap))
-		if got := roles(id); !eq(got, []string{"active", "previous"}) {
+		if got := roles(id); !slices.Equal(got, []string{"active", "previous"}) {
 			t.Fatalf("roles = %v", got)
 		}
 		if !id.CACertificates()[0].Equal(next) || id.Leaf().Issuer.CommonName != next.Subject.CommonName {
@@ -136,7 +125,7 @@ func TestRotationPolicy(t *testing.T) {
 
 	t.Run("retire previous before it expires", func(t *testing.T) {
 		step("retire", retireAt(firstCA))
-		if got := roles(id); !eq(got, []string{"active"}) {
+		if got := roles(id); !slices.Equal(got, []string{"active"}) {
 			t.Fatalf("roles = %v", got)
 		}
 		if !clock.Now().Before(firstCA.NotAfter) {
@@ -162,7 +151,7 @@ func TestPromoteGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := roles(id); !eq(got, []string{"active", "next"}) {
+	if got := roles(id); !slices.Equal(got, []string{"active", "next"}) {
 		t.Fatalf("gate closed but roles = %v", got)
 	}
 	if want := clock.Now().Add(time.Minute); !next.Equal(want) {
@@ -172,13 +161,13 @@ func TestPromoteGate(t *testing.T) {
 	if _, err := id.tick(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := roles(id); !eq(got, []string{"active", "previous"}) {
+	if got := roles(id); !slices.Equal(got, []string{"active", "previous"}) {
 		t.Fatalf("gate open but roles = %v", got)
 	}
 	if err := id.RetirePrevious(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := roles(id); !eq(got, []string{"active"}) {
+	if got := roles(id); !slices.Equal(got, []string{"active"}) {
 		t.Fatalf("roles = %v", got)
 	}
 }
@@ -222,7 +211,7 @@ func TestInitExpiredCA(t *testing.T) {
 	first := id.CACertificates()[0]
 	clock.Advance(first.NotAfter.Sub(clock.Now()) + time.Second)
 	again := newTestIdentity(t, cfg)
-	if got := roles(again); !eq(got, []string{"active"}) || again.CACertificates()[0].Equal(first) {
+	if got := roles(again); !slices.Equal(got, []string{"active"}) || again.CACertificates()[0].Equal(first) {
 		t.Fatalf("expired active CA not replaced by the staged one: %v", got)
 	}
 	clock.Advance(2 * cfg.CAValidity)

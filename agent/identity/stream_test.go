@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 )
 
@@ -20,7 +21,7 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 	tests := []struct {
 		name string
 		// setup changes the identities after the stream "opened" with local and chain.
-		setup      func(t *testing.T, east, west *Identity, trust *mapTrust)
+		setup      func(t *testing.T, east, west *Identity, trust *identitytest.Trust)
 		served     bool // the stream was dialed by the peer: no local leaf
 		wantNow    bool
 		wantReason string
@@ -29,24 +30,24 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 		{name: "a stream the peer dialed: at 4/5 of the peer's leaf", served: true, wantReason: "the peer's leaf certificate nears its expiry"},
 		{
 			name: "this agent promoted a CA: now",
-			setup: func(t *testing.T, east, _ *Identity, _ *mapTrust) {
+			setup: func(t *testing.T, east, _ *Identity, _ *identitytest.Trust) {
 				mustDo(t, east.StageNextCA(ctx), east.PromoteNextCA(ctx))
 			},
 			wantNow: true, wantReason: "this agent signs with a new CA",
 		},
 		{
 			name: "the peer promoted a CA (its new CA comes first in trust): now",
-			setup: func(t *testing.T, _, west *Identity, trust *mapTrust) {
+			setup: func(t *testing.T, _, west *Identity, trust *identitytest.Trust) {
 				mustDo(t, west.StageNextCA(ctx), west.PromoteNextCA(ctx))
-				trust.set("west", west.CACertificates())
+				trust.Set("west", west.CACertificates())
 			},
 			wantNow: true, wantReason: "the peer signs with a new CA",
 		},
 		{
 			name: "the peer staged a CA (announced, not used): unchanged",
-			setup: func(t *testing.T, _, west *Identity, trust *mapTrust) {
+			setup: func(t *testing.T, _, west *Identity, trust *identitytest.Trust) {
 				mustDo(t, west.StageNextCA(ctx))
-				trust.set("west", west.CACertificates())
+				trust.Set("west", west.CACertificates())
 			},
 			wantReason: "nears its expiry",
 		},
@@ -59,8 +60,8 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 			clock.Advance(time.Minute)
 			// West's leaf is younger: it expires last.
 			mustDo(t, west.renewLeaf(clock.Now()))
-			trust := &mapTrust{}
-			trust.set("west", west.CACertificates())
+			trust := &identitytest.Trust{}
+			trust.Set("west", west.CACertificates())
 			local, chain := east.Leaf(), []*x509.Certificate{west.Leaf(), west.CACertificates()[0]}
 			if tt.served {
 				local = nil
@@ -106,15 +107,16 @@ func mustDo(t *testing.T, errs ...error) {
 func TestStreamCheckerVerifyPeer(t *testing.T) {
 	tests := []struct {
 		name    string
-		change  func(clock *backoff.FakeClock, trust *mapTrust, other *Identity)
+		change  func(clock *backoff.FakeClock, trust *identitytest.Trust, other *Identity)
 		wantErr string
 	}{
-		{name: "unchanged", change: func(*backoff.FakeClock, *mapTrust, *Identity) {}},
-		{name: "CA dropped from trust", change: func(_ *backoff.FakeClock, tr *mapTrust, other *Identity) { tr.set("west", other.CACertificates()) },
-			wantErr: "certificate signed by unknown authority"},
-		{name: "peer unpaired", change: func(_ *backoff.FakeClock, tr *mapTrust, _ *Identity) { tr.set("west", nil) },
+		{name: "unchanged", change: func(*backoff.FakeClock, *identitytest.Trust, *Identity) {}},
+		{name: "CA dropped from trust", change: func(_ *backoff.FakeClock, tr *identitytest.Trust, other *Identity) {
+			tr.Set("west", other.CACertificates())
+		}, wantErr: "certificate signed by unknown authority"},
+		{name: "peer unpaired", change: func(_ *backoff.FakeClock, tr *identitytest.Trust, _ *Identity) { tr.Set("west", nil) },
 			wantErr: `environment "west" is not a paired peer`},
-		{name: "leaf expired", change: func(c *backoff.FakeClock, _ *mapTrust, _ *Identity) { c.Advance(3*time.Minute + time.Second) },
+		{name: "leaf expired", change: func(c *backoff.FakeClock, _ *identitytest.Trust, _ *Identity) { c.Advance(3*time.Minute + time.Second) },
 			wantErr: "expired"},
 	}
 	for _, tt := range tests {
@@ -123,8 +125,8 @@ func TestStreamCheckerVerifyPeer(t *testing.T) {
 			east := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
 			west := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
 			other := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
-			trust := &mapTrust{}
-			trust.set("west", west.CACertificates())
+			trust := &identitytest.Trust{}
+			trust.Set("west", west.CACertificates())
 			chain := []*x509.Certificate{west.Leaf(), west.CACertificates()[0]}
 			tt.change(clock, trust, other)
 			err := east.StreamChecker(trust).VerifyPeer("west", chain, x509.ExtKeyUsageClientAuth)
@@ -165,14 +167,14 @@ func TestPreviousCARetirement(t *testing.T) {
 	}
 	clock.Advance(cfg.LeafValidity - time.Second)
 	restarted := newTestIdentity(t, cfg)
-	if got := roles(restarted); !eq(got, []string{"active", "previous"}) {
+	if got := roles(restarted); !slices.Equal(got, []string{"active", "previous"}) {
 		t.Fatalf("roles after a restart before the retirement = %v", got)
 	}
 	clock.Advance(time.Second)
 	if _, err := restarted.tick(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := roles(restarted); !eq(got, []string{"active"}) {
+	if got := roles(restarted); !slices.Equal(got, []string{"active"}) {
 		t.Fatalf("roles one leaf lifetime after the promotion = %v", got)
 	}
 

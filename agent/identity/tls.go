@@ -127,16 +127,26 @@ func EnvironmentFromCertificate(cert *x509.Certificate) (string, error) {
 // certificate verified during the handshake. It is only meaningful on servers whose credentials
 // come from ServerTLSConfig, which refuses handshakes that fail VerifyPeer.
 func PeerEnvironment(ctx context.Context) (string, error) {
+	certs, err := peerCertificates(ctx)
+	if err != nil {
+		return "", err
+	}
+	return EnvironmentFromCertificate(certs[0])
+}
+
+// peerCertificates returns the certificate chain the client of a gRPC call presented: at least
+// one certificate, or an error.
+func peerCertificates(ctx context.Context) ([]*x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", fmt.Errorf("no peer information in context")
+		return nil, fmt.Errorf("no peer information in context")
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok {
-		return "", fmt.Errorf("connection is not TLS")
+		return nil, fmt.Errorf("connection is not TLS")
 	}
 	if len(info.State.PeerCertificates) == 0 {
-		return "", fmt.Errorf("client presented no certificate")
+		return nil, fmt.Errorf("client presented no certificate")
 	}
-	return EnvironmentFromCertificate(info.State.PeerCertificates[0])
+	return info.State.PeerCertificates, nil
 }

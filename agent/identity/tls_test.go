@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 )
 
@@ -19,14 +20,25 @@ import (
 // returns both handshake errors and the leaf the server saw.
 func handshake(t *testing.T, serverConf, clientConf *tls.Config) (seen *x509.Certificate, clientErr, serverErr error) {
 	t.Helper()
+	chain, clientErr, serverErr := optionalHandshake(t, serverConf, clientConf)
+	if len(chain) > 0 {
+		seen = chain[0]
+	}
+	return seen, clientErr, serverErr
+}
+
+// optionalHandshake is handshake for servers where the client certificate is optional: it
+// returns the client's chain, empty for an anonymous client.
+func optionalHandshake(t *testing.T, serverConf, clientConf *tls.Config) ([]*x509.Certificate, error, error) {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	type result struct {
-		err  error
-		leaf *x509.Certificate
+		err   error
+		chain []*x509.Certificate
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -38,24 +50,22 @@ func handshake(t *testing.T, serverConf, clientConf *tls.Config) (seen *x509.Cer
 		defer conn.Close()
 		tc := conn.(*tls.Conn)
 		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-		err = tc.Handshake()
-		var leaf *x509.Certificate
-		if err == nil {
-			leaf = tc.ConnectionState().PeerCertificates[0]
-			// TLS 1.3 clients learn about a refused certificate on their first read.
-			_, _ = tc.Write([]byte("ok"))
+		if err := tc.Handshake(); err != nil {
+			done <- result{err: err}
+			return
 		}
-		done <- result{err: err, leaf: leaf}
+		// TLS 1.3 clients learn about a refused certificate on their first read.
+		_, _ = tc.Write([]byte("ok"))
+		done <- result{chain: tc.ConnectionState().PeerCertificates}
 	}()
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), clientConf)
 	if err == nil {
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 2)
-		_, err = conn.Read(buf)
+		_, err = conn.Read(make([]byte, 2))
 		conn.Close()
 	}
 	r := <-done
-	return r.leaf, err, r.err
+	return r.chain, err, r.err
 }
 
 func TestMutualTLS(t *testing.T) {
@@ -65,14 +75,14 @@ func TestMutualTLS(t *testing.T) {
 	// impostor is an environment whose CA is trusted as "west"'s, but whose certificates say "other".
 	other := newID("other")
 
-	eastTrust := &mapTrust{}
-	eastTrust.set("west", west.CACertificates())
-	eastTrust.set("rogue-alias", rogue.CACertificates())
-	eastTrust.set("west2", other.CACertificates())
-	westTrust := &mapTrust{}
-	westTrust.set("east", east.CACertificates())
-	rogueTrust := &mapTrust{}
-	rogueTrust.set("east", east.CACertificates())
+	eastTrust := &identitytest.Trust{}
+	eastTrust.Set("west", west.CACertificates())
+	eastTrust.Set("rogue-alias", rogue.CACertificates())
+	eastTrust.Set("west2", other.CACertificates())
+	westTrust := &identitytest.Trust{}
+	westTrust.Set("east", east.CACertificates())
+	rogueTrust := &identitytest.Trust{}
+	rogueTrust.Set("east", east.CACertificates())
 
 	tests := []struct {
 		name      string
@@ -83,8 +93,8 @@ func TestMutualTLS(t *testing.T) {
 		{name: "paired", server: east.ServerTLSConfig(eastTrust), client: west.ClientTLSConfig(westTrust, "east")},
 		{name: "client of an unknown CA", server: east.ServerTLSConfig(eastTrust), client: rogue.ClientTLSConfig(rogueTrust, "east"), wantError: `environment "rogue" is not a paired peer`},
 		{name: "client certificate names another environment than its CA is trusted for", server: east.ServerTLSConfig(eastTrust), client: other.ClientTLSConfig(rogueTrust, "east"), wantError: `environment "other" is not a paired peer`},
-		{name: "server is not the expected environment", server: rogue.ServerTLSConfig(rogueTrust), client: west.ClientTLSConfig(&mapTrust{cas: map[string][]*x509.Certificate{"east": rogue.CACertificates()}}, "east"), wantError: `peer certificate is for environment "rogue", want "east"`},
-		{name: "server signed by a CA the client does not trust for it", server: east.ServerTLSConfig(eastTrust), client: west.ClientTLSConfig(&mapTrust{cas: map[string][]*x509.Certificate{"east": rogue.CACertificates()}}, "east"), wantError: "certificate signed by unknown authority"},
+		{name: "server is not the expected environment", server: rogue.ServerTLSConfig(rogueTrust), client: west.ClientTLSConfig(identitytest.NewTrust(map[string][]*x509.Certificate{"east": rogue.CACertificates()}), "east"), wantError: `peer certificate is for environment "rogue", want "east"`},
+		{name: "server signed by a CA the client does not trust for it", server: east.ServerTLSConfig(eastTrust), client: west.ClientTLSConfig(identitytest.NewTrust(map[string][]*x509.Certificate{"east": rogue.CACertificates()}), "east"), wantError: "certificate signed by unknown authority"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,9 +123,9 @@ func TestTLSAcrossLeafRenewalAndRotation(t *testing.T) {
 	clock := backoff.NewFakeClock(time.Now())
 	east := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
 	west := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
-	eastTrust, westTrust := &mapTrust{}, &mapTrust{}
-	eastTrust.set("west", west.CACertificates())
-	westTrust.set("east", east.CACertificates())
+	eastTrust, westTrust := &identitytest.Trust{}, &identitytest.Trust{}
+	eastTrust.Set("west", west.CACertificates())
+	westTrust.Set("east", east.CACertificates())
 	server, client := east.ServerTLSConfig(eastTrust), west.ClientTLSConfig(westTrust, "east")
 
 	check := func(name, wantErr string) *x509.Certificate {
@@ -160,7 +170,7 @@ func TestTLSAcrossLeafRenewalAndRotation(t *testing.T) {
 	if err := west.StageNextCA(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eastTrust.set("west", west.CACertificates())
+	eastTrust.Set("west", west.CACertificates())
 	if err := west.PromoteNextCA(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +178,12 @@ func TestTLSAcrossLeafRenewalAndRotation(t *testing.T) {
 	if err := west.RetirePrevious(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eastTrust.set("west", west.CACertificates())
+	eastTrust.Set("west", west.CACertificates())
 	check("after retiring the previous CA", "")
 
 	// A peer that never learned the new CA refuses the promoted leaf.
-	stale := &mapTrust{}
-	stale.set("west", old)
+	stale := &identitytest.Trust{}
+	stale.Set("west", old)
 	server = east.ServerTLSConfig(stale)
 	check("peer with stale trust", "unknown authority")
 }

@@ -46,6 +46,19 @@ func Set(obj Conditioned, c metav1.Condition) bool {
 	return changed
 }
 
+// Remove removes the conditions of the given types from obj's, and reports whether it had any.
+func Remove(obj Conditioned, conditionTypes ...string) bool {
+	conds := obj.GetConditions()
+	removed := false
+	for _, t := range conditionTypes {
+		removed = meta.RemoveStatusCondition(&conds, t) || removed
+	}
+	if removed {
+		obj.SetConditions(conds)
+	}
+	return removed
+}
+
 // Transitions returns the conditions of after whose status or reason differ from the condition
 // of the same type in before, or that before lacks, in the order of after.
 func Transitions(before, after []metav1.Condition) []metav1.Condition {

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -104,5 +105,36 @@ func TestReady(t *testing.T) {
 	Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue, v1alpha1.ReasonRemoteConnected, ""))
 	if got := Ready(rc, types...); got.Status != metav1.ConditionTrue || got.Reason != v1alpha1.ReasonReady {
 		t.Errorf("Ready = %+v, want True", got)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	tests := []struct {
+		name        string
+		remove      []string
+		wantRemoved bool
+		wantLeft    []string
+	}{
+		{name: "one of them", remove: []string{"A"}, wantRemoved: true, wantLeft: []string{"B"}},
+		{name: "both", remove: []string{"A", "B"}, wantRemoved: true, wantLeft: []string{}},
+		{name: "one missing", remove: []string{"C", "B"}, wantRemoved: true, wantLeft: []string{"A"}},
+		{name: "none present", remove: []string{"C"}, wantRemoved: false, wantLeft: []string{"A", "B"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := &v1alpha1.RemoteCluster{}
+			rc.SetConditions([]metav1.Condition{cond("True", "R", "m", 1), cond("True", "R", "m", 1)})
+			rc.Status.Conditions[0].Type, rc.Status.Conditions[1].Type = "A", "B"
+			if got := Remove(rc, tt.remove...); got != tt.wantRemoved {
+				t.Errorf("Remove = %v, want %v", got, tt.wantRemoved)
+			}
+			left := []string{}
+			for _, c := range rc.GetConditions() {
+				left = append(left, c.Type)
+			}
+			if !slices.Equal(left, tt.wantLeft) {
+				t.Errorf("left %v, want %v", left, tt.wantLeft)
+			}
+		})
 	}
 }

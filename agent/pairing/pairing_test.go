@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -349,7 +350,7 @@ func TestPairingPort(t *testing.T) {
 		}
 	})
 	t.Run("unpaired client certificate is refused in the handshake", func(t *testing.T) {
-		trustEast := mapTrust{"east": east.id.CACertificates()}
+		trustEast := identitytest.NewTrust(map[string][]*x509.Certificate{"east": east.id.CACertificates()})
 		stream, err := dial(intruder.id.ClientTLSConfig(trustEast, "east")).Sync(ctx)
 		if err == nil {
 			_, err = stream.Recv()
@@ -360,15 +361,4 @@ func TestPairingPort(t *testing.T) {
 			t.Fatalf("Sync() = %v, want a failed TLS handshake (Unavailable)", err)
 		}
 	})
-}
-
-type mapTrust map[string][]*x509.Certificate
-
-func (m mapTrust) PeerCAs(env string) []*x509.Certificate { return m[env] }
-func (m mapTrust) Environments() []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

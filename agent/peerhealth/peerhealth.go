@@ -90,10 +90,7 @@ func Set(obj kube.Conditioned, peers PeerLister, envs []string) {
 		kube.Set(obj, c)
 		return
 	}
-	conds := obj.GetConditions()
-	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionPeerConnected) {
-		obj.SetConditions(conds)
-	}
+	kube.Remove(obj, v1alpha1.ConditionPeerConnected)
 }
 
 // Ready is kube.Ready over types, except that a Ready that is not True says so when the stream

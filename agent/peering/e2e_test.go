@@ -20,41 +20,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
-
-// mapTrust is a TrustSource over a map.
-type mapTrust struct {
-	mu  sync.Mutex
-	cas map[string][]*x509.Certificate
-}
-
-func (m *mapTrust) set(env string, cas []*x509.Certificate) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cas == nil {
-		m.cas = map[string][]*x509.Certificate{}
-	}
-	m.cas[env] = cas
-}
-
-func (m *mapTrust) PeerCAs(env string) []*x509.Certificate {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cas[env]
-}
-
-func (m *mapTrust) Environments() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for k := range m.cas {
-		out = append(out, k)
-	}
-	return out
-}
 
 // testAgent is one agent: identity, trust, handler, Manager, gRPC server on 127.0.0.1, Dialer.
 type testAgent struct {
@@ -62,7 +32,7 @@ type testAgent struct {
 	env   string
 	clock backoff.Clock
 	id    *identity.Identity
-	trust *mapTrust
+	trust *identitytest.Trust
 	h     *fakeHandler
 	peers *PeerSet
 
@@ -90,7 +60,7 @@ func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = id.Run(ctx) }()
-	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &mapTrust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
+	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
 	// Trust bundles received from a peer become that peer's trusted CAs, as the agent will do.
 	a.h.refuse = func(peer string, u *peerv1.Update) error {
 		if tr := u.GetTrust(); tr != nil {
@@ -98,7 +68,7 @@ func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
 			if err != nil {
 				return Refuse("InvalidCA", "%v", err)
 			}
-			a.trust.set(peer, certs)
+			a.trust.Set(peer, certs)
 		}
 		return nil
 	}
@@ -165,8 +135,8 @@ func (a *testAgent) restart() {
 
 // pair makes a and b trust each other and a dial b.
 func pair(a, b *testAgent) {
-	a.trust.set(b.env, b.id.CACertificates())
-	b.trust.set(a.env, a.id.CACertificates())
+	a.trust.Set(b.env, b.id.CACertificates())
+	b.trust.Set(a.env, a.id.CACertificates())
 	a.peers.Set(PeerInfo{Environment: b.env, Endpoints: []string{b.addr}, Dial: true})
 }
 
@@ -309,7 +279,7 @@ func TestUnknownCAClientRefused(t *testing.T) {
 	east := newAgent(t, "east", backoff.RealClock)
 	rogue := newAgent(t, "rogue", backoff.RealClock)
 	// rogue trusts east, east has never heard of rogue.
-	rogue.trust.set("east", east.id.CACertificates())
+	rogue.trust.Set("east", east.id.CACertificates())
 	d, err := NewDialer(DialerConfig{Manager: rogue.m, Peers: NewPeerSet(), TLSConfig: func(env string) *tls.Config { return rogue.id.ClientTLSConfig(rogue.trust, env) }})
 	if err != nil {
 		t.Fatal(err)
@@ -465,8 +435,8 @@ func TestHeartbeatTimeoutRedials(t *testing.T) {
 	}
 	go func() { _ = g.Serve(lis) }()
 	defer g.Stop()
-	east.trust.set("west", west.id.CACertificates())
-	west.trust.set("east", east.id.CACertificates())
+	east.trust.Set("west", west.id.CACertificates())
+	west.trust.Set("east", east.id.CACertificates())
 	west.peers.Set(PeerInfo{Environment: "east", Endpoints: []string{lis.Addr().String()}, Dial: true})
 
 	waitFor(t, "a second stream after the receive deadline", wait, func() bool { return silent.streams.Load() >= 2 })

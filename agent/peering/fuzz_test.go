@@ -3,16 +3,15 @@ package peering
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ecklink/ecklink/internal/fuzzseed"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -153,12 +152,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		"open_applied_max":  openMsg("west", 1, map[string]uint64{"trust": MaxSequence, "status/x": MaxSequence}),
 		"open_applied_near": openMsg("west", 1, map[string]uint64{"trust": MaxSequence - 1}),
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	write := func(name string, data []byte) {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := fuzzseed.Write(dir, name, data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -67,8 +67,8 @@ type testPort struct {
 func newTestPort(t *testing.T, limits PortLimits) *testPort {
 	t.Helper()
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
-	east.trust.set("west", west.id.CACertificates())
-	west.trust.set("east", east.id.CACertificates())
+	east.trust.Set("west", west.id.CACertificates())
+	west.trust.Set("east", east.id.CACertificates())
 	p := &testPort{east: east, west: west, pairer: &countingPairer{}, metrics: &portMetrics{}, logs: &syncBuffer{}}
 	srv, err := NewServer(ServerConfig{Manager: east.m, Pairer: p.pairer, Authenticate: func(ctx context.Context) (string, error) {
 		env, err := east.id.AuthenticatePeer(ctx, east.trust)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -39,7 +40,7 @@ func (n *bufNet) dial(ctx context.Context, addr string) (net.Conn, error) {
 type bufAgent struct {
 	env   string
 	id    *identity.Identity
-	trust *mapTrust
+	trust *identitytest.Trust
 	h     *fakeHandler
 	peers *PeerSet
 	m     *Manager
@@ -69,7 +70,7 @@ func newBufAgent(t *testing.T, n *bufNet, env string, clock backoff.Clock, o buf
 	if err := id.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a := &bufAgent{env: env, id: id, trust: &mapTrust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
+	a := &bufAgent{env: env, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
 	cfg := testManagerConfig(env, a.h)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: env, Level: hclog.Debug, Output: a.logs})
 	cfg.Clock = clock
@@ -111,8 +112,8 @@ func newBufAgent(t *testing.T, n *bufNet, env string, clock backoff.Clock, o buf
 
 // pairBuf makes a and b trust each other's CAs and a dial b.
 func pairBuf(a, b *bufAgent) {
-	a.trust.set(b.env, b.id.CACertificates())
-	b.trust.set(a.env, a.id.CACertificates())
+	a.trust.Set(b.env, b.id.CACertificates())
+	b.trust.Set(a.env, a.id.CACertificates())
 	a.peers.Set(PeerInfo{Environment: b.env, Endpoints: []string{"passthrough:///" + b.env}, Dial: true})
 }
 
@@ -167,7 +168,7 @@ func TestLiveStreamRevocation(t *testing.T) {
 		if err := other.Init(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		east.trust.set("west", other.CACertificates())
+		east.trust.Set("west", other.CACertificates())
 		start := time.Now()
 		east.m.Recheck("west")
 		waitFor(t, "east ended the stream", wait, func() bool { return !east.session("west").Connected })
@@ -180,7 +181,7 @@ func TestLiveStreamRevocation(t *testing.T) {
 		if east.session("west").Connected {
 			t.Fatal("east accepted west again")
 		}
-		east.trust.set("west", west.id.CACertificates())
+		east.trust.Set("west", west.id.CACertificates())
 		waitFor(t, "connected again once trusted", wait, func() bool { return east.session("west").Connected })
 	})
 
@@ -230,7 +231,7 @@ func TestLiveStreamRevocation(t *testing.T) {
 		if err := west.id.StageNextCA(ctx); err != nil {
 			t.Fatal(err)
 		}
-		east.trust.set("west", west.id.CACertificates()) // the trust exchange's part
+		east.trust.Set("west", west.id.CACertificates()) // the trust exchange's part
 		if err := west.id.PromoteNextCA(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +242,7 @@ func TestLiveStreamRevocation(t *testing.T) {
 			return s.Connected && s.PeerCertificate.CheckSignatureFrom(newCA) == nil
 		})
 		// Retiring the old CA now leaves the stream in place.
-		east.trust.set("west", []*x509.Certificate{newCA})
+		east.trust.Set("west", []*x509.Certificate{newCA})
 		east.m.Recheck("west")
 		time.Sleep(200 * time.Millisecond)
 		if !east.session("west").Connected || east.disconnects()+west.disconnects() != 0 {
@@ -255,12 +256,12 @@ func TestLiveStreamRevocation(t *testing.T) {
 		if err := east.id.StageNextCA(ctx); err != nil {
 			t.Fatal(err)
 		}
-		west.trust.set("east", east.id.CACertificates())
+		west.trust.Set("east", east.id.CACertificates())
 		if err := east.id.PromoteNextCA(ctx); err != nil {
 			t.Fatal(err)
 		}
 		newCA := east.id.CACertificates()[0]
-		west.trust.set("east", east.id.CACertificates()) // new first: east announced its promotion
+		west.trust.Set("east", east.id.CACertificates()) // new first: east announced its promotion
 		west.m.Recheck("east")
 		waitFor(t, "west sees a leaf of east's new CA", wait, func() bool {
 			s := west.session("east")
@@ -291,7 +292,7 @@ func TestLiveStreamRevocation(t *testing.T) {
 			t.Fatalf("the current stream did not keep serving: %+v", s)
 		}
 		// Once east trusts the new CA, the retry takes over.
-		east.trust.set("west", append(trusted, west.id.CACertificates()[0]))
+		east.trust.Set("west", append(trusted, west.id.CACertificates()[0]))
 		waitFor(t, "the retried replacement took over", 3*wait, func() bool { return east.session("west").Since.After(since) })
 	})
 }

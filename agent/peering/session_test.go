@@ -481,11 +481,10 @@ func (g *gatedStream) Send(m *peerv1.Message) error {
 	return g.pipeStream.Send(m)
 }
 
-// A peer that keeps talking while this agent is blocked sending to it is alive: the receive
-// deadline must not fire on the messages queued meanwhile (it did, at random, when the deadline
-// only counted messages the session loop had handled).
-func TestBlockedSendIsNotPeerSilence(t *testing.T) {
-	hs := newHarness(t, nil)
+// serveGated serves a session with west over a gatedStream, open (with the default 200ms
+// heartbeats) and connected, whose sends the test can block.
+func (hs *harness) serveGated() *gatedStream {
+	hs.t.Helper()
 	gs := &gatedStream{pipeStream: newPipe(), gate: make(chan struct{})}
 	gs.release()
 	hs.pipe = gs.pipeStream
@@ -495,9 +494,18 @@ func TestBlockedSendIsNotPeerSilence(t *testing.T) {
 		gs.close()
 		hs.done <- err
 	}()
-	t.Cleanup(gs.close)
-	hs.open("west", nil) // 200ms heartbeats: the receive timeout is the 1s floor
-	waitFor(t, "session open", 2*time.Second, func() bool { return len(hs.m.Sessions()) == 1 && hs.m.Sessions()[0].Connected })
+	hs.t.Cleanup(gs.close)
+	hs.open("west", nil)
+	waitFor(hs.t, "session open", 2*time.Second, func() bool { return len(hs.m.Sessions()) == 1 && hs.m.Sessions()[0].Connected })
+	return gs
+}
+
+// A peer that keeps talking while this agent is blocked sending to it is alive: the receive
+// deadline must not fire on the messages queued meanwhile (it did, at random, when the deadline
+// only counted messages the session loop had handled).
+func TestBlockedSendIsNotPeerSilence(t *testing.T) {
+	hs := newHarness(t, nil)
+	gs := hs.serveGated() // 200ms heartbeats: the receive timeout is the 1s floor
 
 	// The peer's heartbeats need no answer, so the send that blocks is the session's own
 	// heartbeat, and nothing resets the deadline meanwhile. Five rounds: the old loop picked the
@@ -531,18 +539,7 @@ func TestBlockedSendIsNotPeerSilence(t *testing.T) {
 // (it did, in the hostile-peer e2e test, before sends had a bound).
 func TestPeerThatStopsReadingEndsTheSession(t *testing.T) {
 	hs := newHarness(t, func(c *Config) { c.SendTimeout = 500 * time.Millisecond })
-	gs := &gatedStream{pipeStream: newPipe(), gate: make(chan struct{})}
-	gs.release()
-	hs.pipe = gs.pipeStream
-	hs.done = make(chan error, 1)
-	go func() {
-		_, err := hs.m.serve(context.Background(), "west", gs, false)
-		gs.close()
-		hs.done <- err
-	}()
-	t.Cleanup(gs.close)
-	hs.open("west", nil)
-	waitFor(t, "session open", 2*time.Second, func() bool { return len(hs.m.Sessions()) == 1 && hs.m.Sessions()[0].Connected })
+	gs := hs.serveGated()
 
 	gs.block() // never released: the peer reads nothing more
 	start := time.Now()

@@ -22,7 +22,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -257,10 +256,7 @@ func (p *Prober) forgetOthers(ctx context.Context, seen map[string]bool) {
 			continue
 		}
 		_, err = p.cfg.CRDs.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
-			conds := x.GetConditions()
-			if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionProbeSucceeded) {
-				x.SetConditions(conds)
-			}
+			kube.Remove(x, v1alpha1.ConditionProbeSucceeded)
 			return nil
 		})
 		if err != nil && !apierrors.IsNotFound(err) {

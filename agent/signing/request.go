@@ -1,6 +1,6 @@
 package signing
 
-import "time"
+import "github.com/ecklink/ecklink/agent/rotation"
 
 // A rotation of the signing CA on request (agentctl rotate signing) goes through the steps of a
 // scheduled one, at once: stage a new CA and send its bundle to the peers with the import
@@ -19,22 +19,12 @@ const (
 // Phases of a signing CA rotation on request.
 const (
 	// RotationStaged: the new CA is sent to the peers; it signs once they all trust it.
-	RotationStaged = "Staged"
+	RotationStaged = rotation.Staged
 	// RotationDone: the new CA signs and the signing certificates are reissued from it.
-	RotationDone = "Done"
+	RotationDone = rotation.Done
 	// RotationFailed: the request cannot be taken up; the message says why.
-	RotationFailed = "Failed"
+	RotationFailed = rotation.Failed
 )
 
 // RotationStatus is the agent's report on a signing CA rotation request: fingerprints only.
-type RotationStatus struct {
-	Request string    `json:"request"`
-	Phase   string    `json:"phase"`
-	Message string    `json:"message"`
-	OldCA   string    `json:"oldCA,omitempty"`
-	NewCA   string    `json:"newCA,omitempty"`
-	Updated time.Time `json:"updated"`
-}
-
-// Finished reports whether the agent is done with the request (Done or Failed).
-func (s RotationStatus) Finished() bool { return s.Phase == RotationDone || s.Phase == RotationFailed }
+type RotationStatus = rotation.Status

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -81,9 +82,9 @@ func removeNodeSet(ns map[string]any, r nodeSetRecord) []string {
 			}
 			prev, _ := stringList(r.CAPrev)
 			switch {
-			case r.CAListCreated && sameList(kept, ECKClientCAs):
+			case r.CAListCreated && slices.Equal(kept, ECKClientCAs):
 				loc.delete()
-			case r.CAEntryAdded && r.CAPrev != nil && sameList(kept, prev):
+			case r.CAEntryAdded && r.CAPrev != nil && slices.Equal(kept, prev):
 				loc.set(r.CAPrev)
 			default:
 				loc.set(toAnyList(kept))
@@ -150,16 +151,4 @@ func pruneEmpty(m map[string]any) {
 func isEmptyList(v any) bool {
 	l, ok := v.([]any)
 	return v == nil || (ok && len(l) == 0)
-}
-
-func sameList(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,13 +5,13 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecklink/ecklink/internal/fuzzseed"
 )
 
 var update = flag.Bool("update", false, "rewrite the committed fuzz seed corpus")
@@ -75,12 +75,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		"header_only":  []byte("-----BEGIN CERTIFICATE-----"),
 		"flipped_byte": flip(pemOf(ca), 120),
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for name, data := range seeds {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := fuzzseed.Write(dir, name, data); err != nil {
 			t.Fatal(err)
 		}
 	}
