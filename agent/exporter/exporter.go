@@ -76,7 +76,7 @@ type Config struct {
 
 // item is one unit of work: a link of a peer, an export, or a sweep for unused keys.
 type item struct {
-	kind string // "link", "ca", "export", "gc"
+	kind string // "link", "ca", "export", "gc", "gone"
 	peer string
 	link link.ID
 	ns   string
@@ -103,12 +103,17 @@ type Exporter struct {
 	// sweep keeps their keys while their import requests are on their way again (resent after a
 	// restart, or held back by the rate limit), and invalidates the keys of links it no longer lists.
 	listed map[string]map[link.ID]bool
+	// gone are links the peer removed before this process held them (a removal resent after a
+	// restart): their keys are looked up and invalidated by a "gone" item (gone.go). At most
+	// maxEarlyStatuses per peer; beyond, a sweep covers them.
+	gone   map[string]map[link.ID]bool
 	health keyHealth // why a link's keys last failed, for the export status
 	// refused holds what is kept of import requests refused on receipt; together with links
 	// at most LinksPerPeer per peer.
 	refused  map[string]map[link.ID]refusedLink
 	resynced map[string]time.Time // when each peer was last asked to resend refused requests
 	grants   grants               // the informer cache
+	exports  exportLister         // the informer cache
 	// caps are the capabilities each peer announced when it last connected.
 	caps map[string][]string
 	// pubMu orders publications that carry a CA bundle (exportca.go).
@@ -218,9 +223,11 @@ func New(cfg Config) (*Exporter, error) {
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
 		listed:   map[string]map[link.ID]bool{},
+		gone:     map[string]map[link.ID]bool{},
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		grants:   cfg.Cache,
+		exports:  cfg.Cache,
 		caps:     map[string][]string{},
 		licenses: &license.Cache{TTL: licenseTTL, Retry: licenseRetry, Now: cfg.Now},
 	}
@@ -269,6 +276,8 @@ func (e *Exporter) process(ctx context.Context, it item) {
 		requeue, err = e.reconcileExport(ctx, it.ns, it.name)
 	case "gc":
 		err = e.collectGarbage(ctx)
+	case "gone":
+		err = e.invalidateGone(ctx, it.peer, it.link)
 	}
 	e.noteResult(it, err)
 	e.requeue(it, requeue, err)

@@ -70,14 +70,18 @@ func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 	}
 	delete(e.early[peer], id)
 	delete(e.listed[peer], id)
+	tracked := !known && e.markGoneLocked(peer, id)
 	e.mu.Unlock()
-	if !known {
+	switch {
+	case known:
+		e.enqueue(item{kind: "link", peer: peer, link: id}, trigImportGone)
+	case tracked:
 		// Removed before this process saw its import (the peer sends only the latest state of
-		// each resource after a restart): a key made before the restart is found by a sweep,
-		// now rather than at the next resync.
+		// each resource after a restart): the keys made for it before are looked up (gone.go).
+		e.enqueue(item{kind: "gone", peer: peer, link: id}, trigImportGone)
+	default:
 		e.enqueue(item{kind: "gc"}, trigImportGone)
 	}
-	e.enqueue(item{kind: "link", peer: peer, link: id}, trigImportGone)
 }
 
 // maxEarlyStatuses bounds the link statuses held per peer for imports that have not arrived.
@@ -196,6 +200,7 @@ func (e *Exporter) PeerGone(peer string) {
 	e.mu.Lock()
 	delete(e.early, peer)
 	delete(e.listed, peer)
+	delete(e.gone, peer)
 	delete(e.refused, peer)
 	delete(e.resynced, peer)
 	for id, st := range e.links[peer] {

@@ -29,7 +29,9 @@ func newHandlerExporter() *Exporter {
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		// east is paired; ns/logs grants it.
-		grants: fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
+		grants:  fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
+		exports: fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
+		gone:    map[string]map[link.ID]bool{},
 	}
 }
 
@@ -161,6 +163,7 @@ func TestSweepAfterRestart(t *testing.T) {
 		run  func(e *Exporter)
 		want map[link.ID]bool // mayImport per link
 		gc   bool             // a sweep was queued
+		gone bool             // a lookup of a removed link's keys was queued
 	}{
 		{
 			name: "before the inventory everything may stay",
@@ -183,7 +186,8 @@ func TestSweepAfterRestart(t *testing.T) {
 				e.OnImportRemoved("east", removed)
 			},
 			want: map[link.ID]bool{held: true, listedOnly: true, removed: false, neverListed: false},
-			gc:   true,
+			// Its keys are looked up at once ("gone", TestRemovedBeforeHeld), not left to a sweep.
+			gone: true,
 		},
 		{
 			name: "a held link removed",
@@ -208,8 +212,12 @@ func TestSweepAfterRestart(t *testing.T) {
 					t.Errorf("mayImport(%s) = %v, want %v", id, got, want)
 				}
 			}
-			if got := queuedGC(e); got != tt.gc {
+			kinds := queuedKinds(e)
+			if got := kinds["gc"]; got != tt.gc {
 				t.Errorf("sweep queued = %v, want %v", got, tt.gc)
+			}
+			if got := kinds["gone"]; got != tt.gone {
+				t.Errorf("removed link's keys looked up = %v, want %v", got, tt.gone)
 			}
 		})
 	}
@@ -224,14 +232,13 @@ func drain(e *Exporter) {
 	}
 }
 
-func queuedGC(e *Exporter) bool {
-	found := false
+// queuedKinds empties the queue and returns the kinds of item it held.
+func queuedKinds(e *Exporter) map[string]bool {
+	kinds := map[string]bool{}
 	for e.queue.Len() > 0 {
 		it, _ := e.queue.Get()
-		if it.kind == "gc" {
-			found = true
-		}
+		kinds[it.kind] = true
 		e.queue.Done(it)
 	}
-	return found
+	return kinds
 }

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,17 @@ func (f fakeGrants) ClusterExport(ns, name string) (*v1alpha1.ClusterExport, boo
 		return nil, false
 	}
 	return &v1alpha1.ClusterExport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.ClusterExportSpec{Peers: peers, Grants: grants}}, true
+}
+
+func (f fakeGrants) ClusterExports() []*v1alpha1.ClusterExport {
+	var out []*v1alpha1.ClusterExport
+	for _, key := range slices.Sorted(maps.Keys(f.exports)) {
+		ns, name, _ := strings.Cut(key, "/")
+		exp, _ := f.ClusterExport(ns, name)
+		exp.Spec.ElasticsearchRef.Name = name
+		out = append(out, exp)
+	}
+	return out
 }
 
 // recordingOutbox keeps what the exporter publishes, like the peering layer's outbox.

@@ -140,6 +140,14 @@ type FakeStream struct {
 
 	paused atomic.Pointer[chan struct{}] // closed to resume reading
 
+	// acks are the Acks of the agent's updates, waiting for ackWriter. The reader never sends
+	// itself: a test's Send blocked by flow control (the agent not reading while its own
+	// answers wait to be read) holds sendMu, and a reader waiting for it would stop reading the
+	// agent's answers: the three would wait on each other for ever.
+	ackMu   sync.Mutex
+	acks    []*peerv1.Message
+	ackWake chan struct{}
+
 	mu       sync.Mutex
 	open     *peerv1.Open
 	answers  map[string]Answer
@@ -169,7 +177,7 @@ func (f *FakePeer) ConnectWith(ctx context.Context, c *Cluster, o ConnectOptions
 		return nil, err
 	}
 	tlsConf := f.id.ClientTLSConfig(staticTrust{env: c.Name, cert: certs}, c.Name)
-	s := &FakeStream{done: make(chan struct{}), answers: map[string]Answer{}, changed: make(chan struct{})}
+	s := &FakeStream{done: make(chan struct{}), answers: map[string]Answer{}, changed: make(chan struct{}), ackWake: make(chan struct{}, 1)}
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
 		raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -198,6 +206,7 @@ func (f *FakePeer) ConnectWith(ctx context.Context, c *Cluster, o ConnectOptions
 		return nil, err
 	}
 	go s.receive()
+	go s.ackWriter(sctx)
 	go s.heartbeat(sctx, o.HeartbeatInterval)
 	if err := s.wait(ctx, 30*time.Second, func() bool { return s.open != nil }); err != nil {
 		s.Close()
@@ -385,7 +394,31 @@ func (s *FakeStream) receive() {
 		s.notifyLocked()
 		s.mu.Unlock()
 		if u := m.GetUpdate(); u != nil {
-			_ = s.Send(&peerv1.Message{Kind: &peerv1.Message_Ack{Ack: &peerv1.Ack{Nonce: u.GetNonce(), Resource: u.GetResource(), Sequence: u.GetSequence()}}})
+			s.ackMu.Lock()
+			s.acks = append(s.acks, &peerv1.Message{Kind: &peerv1.Message_Ack{Ack: &peerv1.Ack{Nonce: u.GetNonce(), Resource: u.GetResource(), Sequence: u.GetSequence()}}})
+			s.ackMu.Unlock()
+			select {
+			case s.ackWake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// ackWriter sends the Acks the reader queued, in order, until the stream's context ends.
+func (s *FakeStream) ackWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.ackWake:
+		}
+		s.ackMu.Lock()
+		acks := s.acks
+		s.acks = nil
+		s.ackMu.Unlock()
+		for _, a := range acks {
+			_ = s.Send(a)
 		}
 	}
 }

@@ -203,7 +203,12 @@ func TestHostilePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.stream.ResumeReading()
-	nonces := <-sent
+	var nonces []string
+	select {
+	case nonces = <-sent:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("slow-reader flood: the sends did not finish within 2m of reading again (stream: %v)", h.stream.Err())
+	}
 	if len(nonces) != 2060 {
 		t.Fatalf("slow-reader flood: %d of 2060 updates sent (stream: %v)", len(nonces), h.stream.Err())
 	}

@@ -1,0 +1,99 @@
+package exporter
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/link"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+)
+
+// TestRemovedBeforeHeld: after a restart the peer resends only the latest state of each
+// resource, so a link removed meanwhile arrives as a removal this process never saw the import
+// of. The keys the previous process made for it are found by their metadata and invalidated at
+// once, and only those: not another link's, not those of a link imported again meanwhile, and
+// a removal of a link no export serves costs no Elasticsearch call.
+func TestRemovedBeforeHeld(t *testing.T) {
+	removed, other := testLink(1), testLink(2)
+	tests := []struct {
+		name string
+		// between runs after the removal, before the queued item is processed.
+		between     func(t *testing.T, e *Exporter)
+		peer        string // who removes the link ("east": served by ns/logs)
+		wantLookup  bool
+		wantRemoved bool // the removed link's keys invalidated
+	}{
+		{name: "removed before held: its keys go", peer: "east", wantLookup: true, wantRemoved: true},
+		{name: "imported again before the lookup: its keys stay", peer: "east", wantLookup: true,
+			between: func(t *testing.T, e *Exporter) {
+				if err := e.OnImport("east", &peerv1.ImportRequest{Link: removed.Proto(), ExportNamespace: "ns", ExportName: "logs"}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "a link no export serves: no lookup", peer: "north"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			keys, clients, node := keysFixture(t)
+			e := newHandlerExporter()
+			e.cfg.Elastic, e.encoded = clients, keys.encoded
+			// The previous process made a key for each link (and two for the removed one).
+			target := elastic.Target{Namespace: "ns", Name: "logs"}
+			made := map[link.ID][]string{}
+			for _, id := range []link.ID{removed, removed, other} {
+				k, _, err := keys.ensureKey(ctx, "east", id, testExport("logs-*"), target, nil, &linkState{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				made[id] = append(made[id], k.id)
+			}
+			before := len(active(node))
+
+			e.OnImportRemoved(tt.peer, removed)
+			kinds := map[string]bool{}
+			var items []item
+			for e.queue.Len() > 0 {
+				it, _ := e.queue.Get()
+				kinds[it.kind] = true
+				items = append(items, it)
+				e.queue.Done(it)
+			}
+			if kinds["gone"] != tt.wantLookup {
+				t.Fatalf("queued %v: lookup of the removed link's keys = %v, want %v", kinds, kinds["gone"], tt.wantLookup)
+			}
+			if !tt.wantLookup && !kinds["gc"] {
+				t.Errorf("queued %v: want a sweep to cover it", kinds)
+			}
+			if tt.between != nil {
+				tt.between(t, e)
+			}
+			for _, it := range items {
+				if it.kind != "gone" {
+					continue
+				}
+				if err := e.invalidateGone(ctx, it.peer, it.link); err != nil {
+					t.Fatalf("invalidateGone: %v", err)
+				}
+			}
+			live := active(node)
+			for _, id := range made[removed] {
+				if _, ok := live[id]; ok == tt.wantRemoved {
+					t.Errorf("key %s of the removed link live = %v, want %v", id, ok, !tt.wantRemoved)
+				}
+			}
+			for _, id := range made[other] {
+				if _, ok := live[id]; !ok {
+					t.Errorf("key %s of another link was invalidated", id)
+				}
+			}
+			if !tt.wantRemoved && len(live) != before {
+				t.Errorf("%d live keys, want the %d there were", len(live), before)
+			}
+			if e.gone[tt.peer][removed] {
+				t.Error("the removal is still pending after its lookup")
+			}
+		})
+	}
+}
