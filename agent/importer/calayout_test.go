@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +11,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -200,5 +205,48 @@ func TestCAConfigMapSize50Aliases(t *testing.T) {
 	t.Logf("CA ConfigMap at 50 aliases, one bundle of 2 CAs (%d bytes): release 0.1.0 layout %d bytes, this layout %d bytes", len(bundle), before, after)
 	if after > 4*len(bundle) {
 		t.Errorf("the ConfigMap holds %d bytes for a %d-byte bundle: the bundle is stored more than once", after, len(bundle))
+	}
+}
+
+// TestUpgradeFrom010CAConfigMap: the first full reconcile after an upgrade reads a CA
+// ConfigMap written by release 0.1.0 (<alias>.crt keys, no index) as each alias's previous
+// bundle and rewrites it in this layout, with no retained CA lost and no key of 0.1.0 left.
+func TestUpgradeFrom010CAConfigMap(t *testing.T) {
+	f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelAPIKey), remoteCluster("metrics", v1alpha1.SecurityModelAPIKey))
+	f.im.cfg.Recorder = kube.NewRecorderFor(record.NewFakeRecorder(100))
+	cas := layoutCAs{"west-1": newTestCA(t, "west-1"), "west-2": newTestCA(t, "west-2")}
+	name := wiring.CAConfigMapName(fxES)
+	old := layout010(map[string]string{"logs": cas.bundle("west-2", "west-1"), "metrics": cas.bundle("west-2", "west-1")})
+	old.ObjectMeta = metav1.ObjectMeta{Namespace: fxNS, Name: name, Labels: ownLabels(fxES)}
+	if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(t.Context(), old, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitCache(t, func() bool { _, ok := f.im.cfg.Cache.OwnConfigMap(fxNS, name); return ok })
+	for i, alias := range []string{"logs", "metrics"} {
+		c := creds(cas["west-2"], fmt.Sprintf("key-%d", i))
+		c.Link = link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: alias}.Proto()
+		c.ApiKeyEncoded = base64.StdEncoding.EncodeToString([]byte(c.ApiKeyId + ":secret"))
+		if err := f.im.OnCredentials(fxPeer, 1, c); err != nil {
+			t.Fatalf("credentials of %s: %v", alias, err)
+		}
+	}
+	f.reconcile(t)
+	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cm.Annotations[wiring.AnnotationCAEntries]; !ok {
+		t.Fatalf("no %s annotation after the upgrade: %v", wiring.AnnotationCAEntries, cm.Annotations)
+	}
+	if keys := slices.Sorted(maps.Keys(cm.Data)); len(keys) != 2 || keys[0] != wiring.CAFileKey || keys[1] != wiring.CAEntryKey(cas.bundle("west-2", "west-1")) {
+		t.Fatalf("keys %v, want ca.crt and one entry", keys)
+	}
+	for _, alias := range []string{"logs", "metrics"} {
+		if got := bundleNames(t, wiring.AliasCABundles(cm.Data, cm.Annotations)[alias]); got != "west-2,west-1" {
+			t.Errorf("alias %s uses %s after the upgrade, want west-2,west-1", alias, got)
+		}
+	}
+	if got := bundleNames(t, cm.Data[wiring.CAFileKey]); got != "west-2,west-1" {
+		t.Errorf("ca.crt holds %s after the upgrade, want west-2,west-1", got)
 	}
 }

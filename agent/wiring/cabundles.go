@@ -40,26 +40,32 @@ func CABundleData(bundles map[string]string) (data map[string]string, index stri
 	return data, string(raw)
 }
 
-// AliasCABundles reads the bundle each alias uses (alias -> PEM) from a CA ConfigMap. A
-// ConfigMap without AnnotationCAEntries is in the layout of release 0.1.0 (one
-// <alias>.crt key per alias), read the same way so that no retained CA is lost on upgrade.
+// AliasCABundles reads the bundle each alias uses (alias -> PEM) from a CA ConfigMap, in
+// either layout (CAEntries).
 func AliasCABundles(data, annotations map[string]string) map[string]string {
 	out := map[string]string{}
-	raw, ok := annotations[AnnotationCAEntries]
-	if !ok {
-		for k, v := range data {
-			if alias, ok := strings.CutSuffix(k, ".crt"); ok && k != CAFileKey && v != "" {
-				out[alias] = v
-			}
-		}
-		return out
-	}
-	var keys map[string]string
-	_ = json.Unmarshal([]byte(raw), &keys) // an unreadable index holds nothing to retain
-	for alias, k := range keys {
+	for alias, k := range CAEntries(data, annotations) {
 		if v := data[k]; v != "" {
 			out[alias] = v
 		}
 	}
 	return out
+}
+
+// CAEntries maps each alias to the key of the bundle it uses in a CA ConfigMap. A ConfigMap
+// without AnnotationCAEntries is in the layout of release 0.1.0 (one <alias>.crt key per
+// alias), read the same way so that no retained CA is lost on upgrade.
+func CAEntries(data, annotations map[string]string) map[string]string {
+	keys := map[string]string{}
+	raw, ok := annotations[AnnotationCAEntries]
+	if !ok {
+		for k := range data {
+			if alias, ok := strings.CutSuffix(k, ".crt"); ok && k != CAFileKey {
+				keys[alias] = k
+			}
+		}
+		return keys
+	}
+	_ = json.Unmarshal([]byte(raw), &keys) // an unreadable index holds nothing to retain
+	return keys
 }
