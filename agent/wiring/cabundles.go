@@ -31,10 +31,15 @@ func CAEntryKey(bundle string) string {
 func CABundleData(bundles map[string]string) (data map[string]string, index string) {
 	data = make(map[string]string, len(bundles)+1)
 	keys := make(map[string]string, len(bundles))
+	named := map[string]string{} // bundle -> key: each distinct bundle is hashed once
 	for alias, bundle := range bundles {
-		k := CAEntryKey(bundle)
+		k, ok := named[bundle]
+		if !ok {
+			k = CAEntryKey(bundle)
+			named[bundle] = k
+			data[k] = bundle
+		}
 		keys[alias] = k
-		data[k] = bundle
 	}
 	raw, _ := json.Marshal(keys) // map keys are sorted: the annotation is stable
 	return data, string(raw)
