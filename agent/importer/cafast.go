@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -112,13 +111,11 @@ func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) e
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
-		data, changed, err := im.caOnlyData(key, cm.Data)
+		want, changed, bundles, err := im.caOnlyData(key, cm)
 		if err != nil || len(changed) == 0 {
 			return err
 		}
-		want := cm.DeepCopy()
-		want.Data = data
-		stored, err := im.saveConfigMap(ctx, want, true)
+		_, err = im.saveConfigMap(ctx, want, true)
 		if apierrors.IsConflict(err) && attempt == 0 {
 			if cm, err = im.cfg.Kube.CoreV1().ConfigMaps(key.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 				return fmt.Errorf("failed to read ConfigMap %s/%s: %w", key.Namespace, name, err)
@@ -130,28 +127,21 @@ func (im *Importer) applyCAOnly(ctx context.Context, key types.NamespacedName) e
 		}
 		im.log.Debug("CA-only change applied", "elasticsearch", key.String(), "aliases", len(changed), "duration", time.Since(start))
 		im.markPods(key)
-		im.publishCAStatus(key, changed, stored.Data)
+		im.publishCAStatus(key, changed, bundles)
 		return nil
 	}
 }
 
-// caOnlyData is the ConfigMap data with each applied alias's CAs merged with the newest bundle
-// received for it, and the aliases whose CAs changed. Aliases the ConfigMap does not hold are
-// left to the full reconcile. The links of one exported Elasticsearch hold the same bundles and
-// receive the same new one: each distinct merge is computed once, so the certificates parsed
-// do not grow with the number of links.
-func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) (map[string]string, []string, error) {
-	now := im.cfg.Now()
-	data := maps.Clone(cur)
-	type mergeKey struct{ prev, incoming string }
-	merges := map[mergeKey]string{}
-	var aliases, changed []string
-	for k := range cur {
-		alias, ok := strings.CutSuffix(k, ".crt")
-		if !ok || k == wiring.CAFileKey {
-			continue
-		}
-		aliases = append(aliases, alias)
+// caOnlyData is the ConfigMap cur with each applied alias's CAs merged with the newest bundle
+// received for it, the aliases whose CAs changed, and the bundle of every alias it holds.
+// Aliases the ConfigMap does not hold are left to the full reconcile. The links of one
+// exported Elasticsearch hold the same bundles and receive the same new one: each distinct
+// merge is computed once (caMerger) and stored once (wiring.CABundleData).
+func (im *Importer) caOnlyData(key types.NamespacedName, cur *corev1.ConfigMap) (*corev1.ConfigMap, []string, map[string]string, error) {
+	bundles := wiring.AliasCABundles(cur.Data, cur.Annotations)
+	merger := newCAMerger(im.cfg.Now())
+	var changed []string
+	for alias, prev := range bundles {
 		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
 		im.mu.Lock()
 		r := im.answers[id]
@@ -159,37 +149,37 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur map[string]string) 
 		if r == nil || r.removed || r.creds == nil || r.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
 			continue
 		}
-		mk := mergeKey{prev: cur[k], incoming: string(r.creds.GetCaBundle())}
-		merged, ok := merges[mk]
-		if !ok {
-			m, _, err := mergeCAs([]byte(cur[k]), r.creds.GetCaBundle(), now)
-			if err != nil {
-				return nil, nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
-			}
-			merged = string(m)
-			merges[mk] = merged
+		merged, err := merger.merge(prev, r.creds.GetCaBundle())
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
 		}
-		if merged != cur[k] {
-			data[k] = merged
+		if merged != prev {
+			bundles[alias] = merged
 			changed = append(changed, alias)
 		}
 	}
 	if len(changed) == 0 {
-		return cur, nil, nil
+		return cur, nil, bundles, nil
 	}
-	slices.Sort(aliases)
-	data[wiring.CAFileKey] = combinedBundle(data, aliases)
-	return data, changed, nil
+	slices.Sort(changed)
+	want := cur.DeepCopy()
+	var index string
+	want.Data, index = caConfigMapData(bundles)
+	if want.Annotations == nil {
+		want.Annotations = map[string]string{}
+	}
+	want.Annotations[wiring.AnnotationCAEntries] = index
+	return want, changed, bundles, nil
 }
 
 // publishCAStatus tells the peers which CAs the changed links now trust (the exporter's
 // propagation metric), from the last status published for each; the rest of the status is the
 // full reconcile's. Fingerprints are computed once per distinct bundle.
-func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, data map[string]string) {
+func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, bundles map[string]string) {
 	fingerprints := map[string][]string{}
 	for _, alias := range aliases {
 		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
-		bundle := data[aliasCAKey(alias)]
+		bundle := bundles[alias]
 		fps, ok := fingerprints[bundle]
 		if !ok {
 			certs, err := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})

@@ -7,7 +7,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,20 +109,23 @@ func TestCAOnlyDataMergesEveryChangedAliasOnce(t *testing.T) {
 	im := testImporter()
 	old, newA, newB, other := newTestCA(t, "old"), newTestCA(t, "new-a"), newTestCA(t, "new-b"), newTestCA(t, "other")
 	key := types.NamespacedName{Namespace: "apps", Name: "ccs"}
-	cur := map[string]string{aliasCAKey("a"): string(old), aliasCAKey("b"): string(old), aliasCAKey("c"): string(other), aliasCAKey("held"): string(old)}
-	cur[wiring.CAFileKey] = combinedBundle(cur, []string{"a", "b", "c", "held"})
+	data, index := caConfigMapData(map[string]string{"a": string(old), "b": string(old), "c": string(other), "held": string(old)})
+	cur := &corev1.ConfigMap{Data: data, ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{wiring.AnnotationCAEntries: index}}}
 	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "a"}] = &received{peer: "west", creds: creds(newA, "k")}
 	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "b"}] = &received{peer: "west", creds: creds(newB, "k")}
 	im.answers[link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "c"}] = &received{peer: "west", creds: creds(other, "k")}
-	data, changed, err := im.caOnlyData(key, cur)
+	out, changed, bundles, err := im.caOnlyData(key, cur)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(changed, ",") != "a,b" && strings.Join(changed, ",") != "b,a" {
+	if strings.Join(changed, ",") != "a,b" {
 		t.Fatalf("changed %v, want a and b", changed)
 	}
 	for alias, want := range map[string][][]byte{"a": {newA, old}, "b": {newB, old}, "c": {other}, "held": {old}} {
-		certs, _ := pemutil.ParseCertificates([]byte(data[aliasCAKey(alias)]), pemutil.Limits{})
+		if stored := wiring.AliasCABundles(out.Data, out.Annotations)[alias]; stored != bundles[alias] {
+			t.Fatalf("alias %s: the ConfigMap holds another bundle than the one returned", alias)
+		}
+		certs, _ := pemutil.ParseCertificates([]byte(bundles[alias]), pemutil.Limits{})
 		if len(certs) != len(want) {
 			t.Fatalf("alias %s holds %d CAs, want %d", alias, len(certs), len(want))
 		}
@@ -129,11 +134,14 @@ func TestCAOnlyDataMergesEveryChangedAliasOnce(t *testing.T) {
 			t.Fatalf("alias %s: the newest CA must come first", alias)
 		}
 	}
-	all, _ := pemutil.ParseCertificates([]byte(data[wiring.CAFileKey]), pemutil.Limits{})
+	all, _ := pemutil.ParseCertificates([]byte(out.Data[wiring.CAFileKey]), pemutil.Limits{})
 	if len(all) != 4 { // old, new-a, new-b, other
 		t.Fatalf("ca.crt holds %d CAs, want 4", len(all))
 	}
-	if _, again, _ := im.caOnlyData(key, data); len(again) != 0 {
+	if len(out.Data) != 5 { // ca.crt, old, new-a+old, new-b+old, other
+		t.Fatalf("the ConfigMap holds %d keys, want 5: %v", len(out.Data), slices.Collect(maps.Keys(out.Data)))
+	}
+	if _, again, _, _ := im.caOnlyData(key, out); len(again) != 0 {
 		t.Fatalf("applying the same answers again changes %v", again)
 	}
 }

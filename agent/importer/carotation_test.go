@@ -68,7 +68,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 	cm := wiring.CAConfigMapName(fxES)
 	waitCache(t, func() bool {
 		c, ok := f.im.cfg.Cache.OwnConfigMap(fxNS, cm)
-		return ok && len(c.Data) == links+1
+		return ok && len(wiring.AliasCABundles(c.Data, c.Annotations)) == links
 	})
 	f.waitQuiet(t)
 	if len(f.node.RemoteClusters()) != links {
@@ -96,7 +96,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 			return false
 		}
 		for _, rc := range rcs {
-			got, err := pemutil.ParseCertificates([]byte(c.Data[aliasCAKey(rc.Spec.Alias)]), pemutil.Limits{})
+			got, err := pemutil.ParseCertificates([]byte(wiring.AliasCABundles(c.Data, c.Annotations)[rc.Spec.Alias]), pemutil.Limits{})
 			if err != nil || len(got) == 0 || pemutil.Fingerprint(got[0]) != pemutil.Fingerprint(want[0]) {
 				return false
 			}

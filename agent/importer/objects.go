@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,8 +39,6 @@ func ownLabels(es string) map[string]string {
 	return map[string]string{cache.ManagedByLabel: cache.ManagedByValue, labelElasticsearch: es}
 }
 
-func aliasCAKey(alias string) string { return alias + ".crt" }
-
 // mergeCAs keeps the CAs held for an alias with the new bundle, by the one retention policy
 // (pemutil.Retain): the new CAs first, then the previous ones still valid, newest first.
 func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certificate, error) {
@@ -54,14 +54,72 @@ func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certifi
 	return pemutil.EncodeBundle(all), all, nil
 }
 
+// caMerger merges per alias, as mergeCAs, but computes each distinct (previous, incoming)
+// pair once: the links of one exported Elasticsearch hold the same CAs and receive the same
+// new bundle, so the certificates parsed do not grow with the number of links.
+type caMerger struct {
+	now    time.Time
+	merged map[[2]string]string
+}
+
+func newCAMerger(now time.Time) *caMerger {
+	return &caMerger{now: now, merged: map[[2]string]string{}}
+}
+
+func (m *caMerger) merge(previous string, incoming []byte) (string, error) {
+	k := [2]string{previous, string(incoming)}
+	if v, ok := m.merged[k]; ok {
+		return v, nil
+	}
+	out, _, err := mergeCAs([]byte(previous), incoming, m.now)
+	if err != nil {
+		return "", err
+	}
+	m.merged[k] = string(out)
+	return string(out), nil
+}
+
+// nextCABundles is the bundle of each alias after a full reconcile: what the ConfigMap cm held
+// for it (in either layout: wiring.AliasCABundles) merged with the newest bundle received
+// (incoming, alias -> PEM), and, for the held aliases (links waiting for their peer's first
+// answer), what they have. Aliases in neither are dropped, and with them any entry no other
+// alias uses.
+func nextCABundles(cm *corev1.ConfigMap, incoming map[string][]byte, held []string, now time.Time) (map[string]string, error) {
+	previous := wiring.AliasCABundles(cm.Data, cm.Annotations)
+	bundles := make(map[string]string, len(incoming)+len(held))
+	merger := newCAMerger(now)
+	for alias, in := range incoming {
+		merged, err := merger.merge(previous[alias], in)
+		if err != nil {
+			return nil, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
+		}
+		bundles[alias] = merged
+	}
+	for _, alias := range held {
+		if v := previous[alias]; v != "" {
+			bundles[alias] = v
+		}
+	}
+	return bundles, nil
+}
+
+// caConfigMapData is the CA ConfigMap content for the bundles of every alias (alias -> PEM):
+// each distinct bundle once (wiring.CABundleData), ca.crt, and the alias -> entry index for
+// the wiring.AnnotationCAEntries annotation.
+func caConfigMapData(bundles map[string]string) (data map[string]string, index string) {
+	data, index = wiring.CABundleData(bundles)
+	data[wiring.CAFileKey] = combinedBundle(bundles)
+	return data, index
+}
+
 // combinedBundle is ca.crt: every alias's CAs, deduplicated, in alias order.
 // Aliases holding the same bundle (the links of one exported Elasticsearch) are parsed once.
-func combinedBundle(data map[string]string, aliases []string) string {
+func combinedBundle(bundles map[string]string) string {
 	seen := map[string]bool{}
 	parsed := map[string]bool{}
 	var all []*x509.Certificate
-	for _, a := range aliases {
-		bundle := data[aliasCAKey(a)]
+	for _, a := range slices.Sorted(maps.Keys(bundles)) {
+		bundle := bundles[a]
 		if parsed[bundle] {
 			continue
 		}

@@ -318,38 +318,34 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 		return false, err
 	}
 
-	data := map[string]string{}
-	now := im.cfg.Now()
+	incoming := make(map[string][]byte, len(aliases))
 	for _, alias := range aliases {
-		merged, _, err := mergeCAs([]byte(cm.Data[aliasCAKey(alias)]), im.latestCA(desired[alias]), now)
-		if err != nil {
-			return false, fmt.Errorf("failed to merge the CA bundle of alias %s: %w", alias, err)
-		}
-		data[aliasCAKey(alias)] = string(merged)
-		st.cas[alias] = merged
+		incoming[alias] = im.latestCA(desired[alias])
 	}
-	// Links waiting for their peer's first answer keep what they have.
-	for alias := range held {
-		if v := cm.Data[aliasCAKey(alias)]; v != "" {
-			data[aliasCAKey(alias)] = v
-			st.cas[alias] = []byte(v)
-		}
+	bundles, err := nextCABundles(cm, incoming, slices.Collect(maps.Keys(held)), im.cfg.Now())
+	if err != nil {
+		return false, err
 	}
-	bundleAliases := slices.Sorted(maps.Keys(st.cas))
-	if len(bundleAliases) == 0 {
+	for alias, b := range bundles {
+		st.cas[alias] = []byte(b)
+	}
+	if len(bundles) == 0 {
 		return true, nil
 	}
-	data[wiring.CAFileKey] = combinedBundle(data, bundleAliases)
+	data, index := caConfigMapData(bundles)
 	wantCM := cm.DeepCopy()
 	wantCM.Data = data
 	wantCM.Labels = ownLabels(esName)
 	if wantCM.Annotations == nil {
 		wantCM.Annotations = map[string]string{}
 	}
+	wantCM.Annotations[wiring.AnnotationCAEntries] = index
 	// Release 0.1.0's list of aliases, migrated to the agent's namespace (aliases.go).
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
-		mounted := cmExists && !maps.Equal(cm.Data, wantCM.Data)
+		// Elasticsearch reads ca.crt only: moving the entries (the upgrade from 0.1.0's layout)
+		// needs no pod sync.
+		mounted := cmExists && cm.Data[wiring.CAFileKey] != wantCM.Data[wiring.CAFileKey]
 		if _, err := im.saveConfigMap(ctx, wantCM, cmExists); err != nil {
 			return false, err
 		}

@@ -98,7 +98,7 @@ func (l *link) requireRemoved(ctx context.Context, t *testing.T, when string) {
 		if serr == nil && len(s.Data["cluster.remote."+l.alias+".credentials"]) > 0 {
 			return false, "Secret entry still there"
 		}
-		if cerr == nil && cm.Data[l.alias+".crt"] != "" {
+		if cerr == nil && harness.AliasCABundle(cm, l.alias) != "" {
 			return false, "CA entry still there"
 		}
 		return true, ""

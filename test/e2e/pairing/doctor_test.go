@@ -198,10 +198,8 @@ func TestDoctorNamesFaults(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			for k := range cm.Data {
-				if strings.HasSuffix(k, ".crt") {
-					cm.Data[k] = stale
-				}
+			for _, k := range harness.CABundleKeys(cm) {
+				cm.Data[k] = stale
 			}
 			_, err = north.Env.Kube.CoreV1().ConfigMaps(lns).Update(ctx, cm, metav1.UpdateOptions{})
 			return err
