@@ -3,11 +3,9 @@ package certmodel
 import (
 	"context"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -44,42 +42,20 @@ func TestCertificateLagWarning(t *testing.T) {
 	})
 	l := setup(ctx, t, "certlag", "west-certlag", options{version: "8.13.4"})
 	l.connect(ctx, t).Stop()
-	peersCurrent := func() *metav1.Condition {
-		exp, err := west.CRDs.ClusterExports().Get(ctx, l.ns, "logs")
-		if err != nil {
-			return nil
-		}
-		return meta.FindStatusCondition(exp.Status.Conditions, v1alpha1.ConditionPeersCurrent)
-	}
-	lag := func() float64 {
-		text, err := west.Agent.Metrics(ctx)
-		if err != nil {
-			return -1
-		}
-		return harness.MetricSum(text, `ecklink_link_peer_lag_seconds{export="logs",export_namespace="`+l.ns+`",peer="east"}`)
-	}
+	peersCurrent := func() *metav1.Condition { return west.PeersCurrent(ctx, l.ns, "logs") }
+	lag := func() float64 { return west.PeerLag(ctx, l.ns, "logs", "east") }
 	waitFor(ctx, t, 60*time.Second, "PeersCurrent True on west's certificate-model export", func() (bool, string) {
 		c := peersCurrent()
-		return c != nil && c.Status == metav1.ConditionTrue, describeLag(c)
+		return c != nil && c.Status == metav1.ConditionTrue, harness.DescribeCondition(c, v1alpha1.ConditionPeersCurrent)
 	})
 
 	old, err := l.transportCA(ctx, true, "logs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := east.Agent.Pid()
-	if pid == 0 {
-		t.Fatal("east's agent does not run")
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	resume, err := east.Agent.Pause()
+	if err != nil {
 		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = syscall.Kill(pid, syscall.SIGCONT)
-		}
 	}
 	defer resume()
 	t.Logf("east paused; west's CA %s expires at %s", old.Fingerprint[:16], old.NotAfter.Format(time.TimeOnly))
@@ -95,7 +71,7 @@ func TestCertificateLagWarning(t *testing.T) {
 	waitFor(ctx, t, 30*time.Second, "west warns that east lags behind the new CA", func() (bool, string) {
 		c := peersCurrent()
 		return c != nil && c.Status == metav1.ConditionFalse &&
-			(c.Reason == v1alpha1.ReasonPeerCANotApplied || c.Reason == v1alpha1.ReasonPeerTrustExpiring), describeLag(c)
+			(c.Reason == v1alpha1.ReasonPeerCANotApplied || c.Reason == v1alpha1.ReasonPeerTrustExpiring), harness.DescribeCondition(c, v1alpha1.ConditionPeersCurrent)
 	})
 	warned := time.Now()
 	c := peersCurrent()
@@ -113,18 +89,11 @@ func TestCertificateLagWarning(t *testing.T) {
 	resume()
 	cleared := waitFor(ctx, t, 60*time.Second, "the warning clears once east trusts the new CA", func() (bool, string) {
 		c := peersCurrent()
-		return c != nil && c.Status == metav1.ConditionTrue, describeLag(c)
+		return c != nil && c.Status == metav1.ConditionTrue, harness.DescribeCondition(c, v1alpha1.ConditionPeersCurrent)
 	})
 	t.Logf("east resumed; PeersCurrent True again %s later (old CA still valid for %s)", cleared.Round(100*time.Millisecond), time.Until(old.NotAfter).Round(time.Second))
 	waitFor(ctx, t, 15*time.Second, "ecklink_link_peer_lag_seconds back to 0", func() (bool, string) {
 		v := lag()
 		return v == 0, "lag " + time.Duration(v*float64(time.Second)).String()
 	})
-}
-
-func describeLag(c *metav1.Condition) string {
-	if c == nil {
-		return "no PeersCurrent condition"
-	}
-	return string(c.Status) + " " + c.Reason + ": " + c.Message
 }
