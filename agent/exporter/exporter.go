@@ -277,7 +277,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	case "gc":
 		err = e.collectGarbage(ctx)
 	case "gone":
-		err = e.invalidateGone(ctx, it.peer, it.link)
+		err = e.invalidateGone(ctx, it.peer)
 	}
 	e.noteResult(it, err)
 	e.requeue(it, requeue, err)

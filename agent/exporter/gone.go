@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
@@ -57,23 +58,33 @@ func (e *Exporter) goneTargets(peer string, id link.ID) []elastic.Target {
 	return out
 }
 
-// invalidateGone invalidates the live keys of a link its peer removed before this process held
-// it. The keys are listed first and the link checked after: a link imported again meanwhile
-// owns its keys (its own pass deals with them), and one not held after the listing had no pass
-// that could have made a key the listing saw, so every key listed belongs to the removed link.
-func (e *Exporter) invalidateGone(ctx context.Context, peer string, id link.ID) error {
+// invalidateGone invalidates the live keys of the links peer removed before this process held
+// them. One pass serves every removal recorded when it starts, with one listing of the peer's
+// keys per exported Elasticsearch, so a peer's removals, however many, cost Elasticsearch a
+// listing per pass, not one per link. The keys are listed first and each link checked after: a
+// link imported again meanwhile owns its keys (its own pass deals with them), and one not held
+// after the listing had no pass that could have made a key the listing saw, so every key listed
+// for it belongs to the removed link.
+func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 	e.mu.Lock()
-	pending := e.gone[peer][id]
+	taken := maps.Clone(e.gone[peer]) // the removals this pass serves
 	e.mu.Unlock()
-	if !pending {
+	if len(taken) == 0 {
 		return nil
+	}
+	gone := maps.Clone(taken)
+	targets := map[elastic.Target]bool{}
+	for id := range gone {
+		for _, t := range e.goneTargets(peer, id) {
+			targets[t] = true
+		}
 	}
 	type found struct {
 		client *elastic.Client
-		ids    []string
+		keys   map[link.ID][]string
 	}
 	var all []found
-	for _, t := range e.goneTargets(peer, id) {
+	for t := range targets {
 		client, err := e.cfg.Elastic.Client(ctx, t)
 		if errors.Is(err, elastic.ErrUserNotProvisioned) {
 			continue // the exports' finalizers removed the user after invalidating their keys
@@ -81,32 +92,41 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string, id link.ID) 
 		if err != nil {
 			return fmt.Errorf("failed to reach %s: %w", t, err)
 		}
-		keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+		keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.peerQuery(peer), ActiveOnly: true})
 		if err != nil {
-			return fmt.Errorf("failed to list keys of removed link %s in %s: %w", id, t, err)
+			return fmt.Errorf("failed to list the keys of peer %s in %s: %w", peer, t, err)
 		}
-		f := found{client: client}
+		f := found{client: client, keys: map[link.ID][]string{}}
 		for _, k := range keys {
-			f.ids = append(f.ids, k.ID)
+			id, err := link.Parse(metaField(k.Metadata, "link"))
+			if err == nil && gone[id] {
+				f.keys[id] = append(f.keys[id], k.ID)
+			}
 		}
-		if len(f.ids) > 0 {
-			all = append(all, f)
-		}
+		all = append(all, f)
 	}
 	e.mu.Lock()
-	st, held := e.links[peer][id]
-	reimported := held && !st.removed
+	for id := range gone {
+		if st, held := e.links[peer][id]; held && !st.removed {
+			delete(gone, id) // imported again: its keys are its own pass's
+		}
+	}
 	e.mu.Unlock()
-	if !reimported {
-		for _, f := range all {
-			if err := e.invalidate(ctx, f.client, f.ids); err != nil {
+	for _, f := range all {
+		for id, ids := range f.keys {
+			if !gone[id] {
+				continue
+			}
+			if err := e.invalidate(ctx, f.client, ids); err != nil {
 				return err
 			}
-			e.log.Info("api keys of a link removed before this agent held it invalidated", "peer", peer, "link", id.String(), "count", len(f.ids))
+			e.log.Info("api keys of a link removed before this agent held it invalidated", "peer", peer, "link", id.String(), "count", len(ids))
 		}
 	}
 	e.mu.Lock()
-	delete(e.gone[peer], id)
+	for id := range taken {
+		delete(e.gone[peer], id)
+	}
 	e.mu.Unlock()
 	return nil
 }

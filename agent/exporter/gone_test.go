@@ -2,11 +2,18 @@ package exporter
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+	"github.com/ecklink/ecklink/test/esim"
 )
 
 // TestRemovedBeforeHeld: after a restart the peer resends only the latest state of each
@@ -73,7 +80,7 @@ func TestRemovedBeforeHeld(t *testing.T) {
 				if it.kind != "gone" {
 					continue
 				}
-				if err := e.invalidateGone(ctx, it.peer, it.link); err != nil {
+				if err := e.invalidateGone(ctx, it.peer); err != nil {
 					t.Fatalf("invalidateGone: %v", err)
 				}
 			}
@@ -95,5 +102,62 @@ func TestRemovedBeforeHeld(t *testing.T) {
 				t.Error("the removal is still pending after its lookup")
 			}
 		})
+	}
+}
+
+// TestRemovalsCostOneListingPerPass: a peer's removals, however many, are served by one pass
+// with one listing of its keys per exported Elasticsearch, not one Elasticsearch call per link.
+func TestRemovalsCostOneListingPerPass(t *testing.T) {
+	ctx := context.Background()
+	node, err := esim.NewNode(esim.Config{Version: "9.1.0", ClusterName: "logs", NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.SetUser("ecklink-agent", "test-password")
+	var queries atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_security/_query/api_key" {
+			queries.Add(1)
+		}
+		node.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	clients := &userClients{srv: srv, user: "ecklink-agent"}
+	maker := &Exporter{cfg: Config{Environment: "west", Elastic: clients, Now: time.Now}, log: hclog.NewNullLogger(), encoded: map[string]elastic.Secret{}}
+	target := elastic.Target{Namespace: "ns", Name: "logs"}
+	var made []string
+	for i := range 5 {
+		k, _, err := maker.ensureKey(ctx, "east", testLink(i), testExport("logs-*"), target, nil, &linkState{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, k.id)
+	}
+
+	e := newHandlerExporter()
+	e.cfg.Elastic = clients
+	for i := range 200 {
+		e.OnImportRemoved("east", testLink(i))
+	}
+	if n := e.queue.Len(); n != 1 {
+		t.Fatalf("%d items queued for 200 removals, want 1", n)
+	}
+	it, _ := e.queue.Get()
+	queries.Store(0)
+	if err := e.invalidateGone(ctx, it.peer); err != nil {
+		t.Fatal(err)
+	}
+	e.queue.Done(it)
+	if n := queries.Load(); n != 1 {
+		t.Errorf("%d key listings for 200 removals, want 1", n)
+	}
+	live := active(node)
+	for _, id := range made {
+		if _, ok := live[id]; ok {
+			t.Errorf("key %s of a removed link is still live", id)
+		}
+	}
+	if len(e.gone["east"]) != 0 {
+		t.Errorf("%d removals still pending", len(e.gone["east"]))
 	}
 }

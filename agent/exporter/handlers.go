@@ -78,7 +78,7 @@ func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 	case tracked:
 		// Removed before this process saw its import (the peer sends only the latest state of
 		// each resource after a restart): the keys made for it before are looked up (gone.go).
-		e.enqueue(item{kind: "gone", peer: peer, link: id}, trigImportGone)
+		e.enqueue(item{kind: "gone", peer: peer}, trigImportGone)
 	default:
 		e.enqueue(item{kind: "gc"}, trigImportGone)
 	}

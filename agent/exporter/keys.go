@@ -332,6 +332,14 @@ func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport
 	}}
 }
 
+// peerQuery selects the keys this environment made for peer.
+func (e *Exporter) peerQuery(peer string) map[string]string {
+	return map[string]string{
+		metaRoot + ".environment": e.cfg.Environment,
+		metaRoot + ".peer":        peer,
+	}
+}
+
 func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
 	return map[string]string{
 		metaRoot + ".environment": e.cfg.Environment,
