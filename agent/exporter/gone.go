@@ -73,10 +73,21 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 		return nil
 	}
 	gone := maps.Clone(taken)
-	targets := map[elastic.Target]bool{}
+	targets := map[elastic.Target][]link.ID{}
 	for id := range gone {
 		for _, t := range e.goneTargets(peer, id) {
-			targets[t] = true
+			targets[t] = append(targets[t], id)
+		}
+	}
+	// One Elasticsearch that cannot be reached holds back only the removals it serves: the others
+	// are done, and the pass is retried for the rest.
+	var firstErr error
+	failed := func(t elastic.Target, err error) {
+		for _, id := range targets[t] {
+			delete(taken, id)
+		}
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
 	type found struct {
@@ -90,11 +101,13 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 			continue // the exports' finalizers removed the user after invalidating their keys
 		}
 		if err != nil {
-			return fmt.Errorf("failed to reach %s: %w", t, err)
+			failed(t, fmt.Errorf("failed to reach %s: %w", t, err))
+			continue
 		}
 		keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.peerQuery(peer), ActiveOnly: true})
 		if err != nil {
-			return fmt.Errorf("failed to list the keys of peer %s in %s: %w", peer, t, err)
+			failed(t, fmt.Errorf("failed to list the keys of peer %s in %s: %w", peer, t, err))
+			continue
 		}
 		f := found{client: client, keys: map[link.ID][]string{}}
 		for _, k := range keys {
@@ -118,7 +131,11 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 				continue
 			}
 			if err := e.invalidate(ctx, f.client, ids); err != nil {
-				return err
+				delete(taken, id)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
 			e.log.Info("api keys of a link removed before this agent held it invalidated", "peer", peer, "link", id.String(), "count", len(ids))
 		}
@@ -128,5 +145,5 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 		delete(e.gone[peer], id)
 	}
 	e.mu.Unlock()
-	return nil
+	return firstErr
 }

@@ -2,8 +2,10 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,5 +161,54 @@ func TestRemovalsCostOneListingPerPass(t *testing.T) {
 	}
 	if len(e.gone["east"]) != 0 {
 		t.Errorf("%d removals still pending", len(e.gone["east"]))
+	}
+}
+
+// failingFor fails for one target and serves the others.
+type failingFor struct {
+	Clients
+	broken elastic.Target
+}
+
+func (f *failingFor) Client(ctx context.Context, t elastic.Target) (*elastic.Client, error) {
+	if t == f.broken {
+		return nil, errors.New("connection refused")
+	}
+	return f.Clients.Client(ctx, t)
+}
+
+// TestRemovalsPastAnUnreachableCluster: an exported Elasticsearch that cannot be reached holds
+// back only the removals it serves (retried), not the invalidation in the others.
+func TestRemovalsPastAnUnreachableCluster(t *testing.T) {
+	ctx := context.Background()
+	keys, clients, node := keysFixture(t)
+	target := elastic.Target{Namespace: "ns", Name: "logs"}
+	k, _, err := keys.ensureKey(ctx, "east", testLink(1), testExport("logs-*"), target, nil, &linkState{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newHandlerExporter()
+	served := map[string][]string{"ns/logs": {"east"}, "ns/broken": {"east"}}
+	e.exports = fakeGrants{peers: []string{"east"}, exports: served}
+	broken := &failingFor{Clients: clients, broken: elastic.Target{Namespace: "ns", Name: "broken"}}
+	e.cfg.Elastic = broken
+	e.OnImportRemoved("east", testLink(1))
+
+	err = e.invalidateGone(ctx, "east")
+	if err == nil || !strings.Contains(err.Error(), "ns/broken") {
+		t.Fatalf("invalidateGone = %v, want the unreachable cluster named", err)
+	}
+	if _, live := active(node)[k.id]; live {
+		t.Error("the key in the reachable cluster is still live")
+	}
+	if !e.gone["east"][testLink(1)] {
+		t.Fatal("the removal is no longer pending although one of its clusters was not searched")
+	}
+	broken.broken = elastic.Target{}
+	if err := e.invalidateGone(ctx, "east"); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.gone["east"]) != 0 {
+		t.Error("the removal is still pending after every cluster was searched")
 	}
 }
