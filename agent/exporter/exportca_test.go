@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/ecklink/ecklink/agent/link"
@@ -56,5 +58,27 @@ func TestGateRunsOneItemPerElasticsearch(t *testing.T) {
 	}
 	if !g.enter("es/data/logs", b) {
 		t.Fatal("a free Elasticsearch must take the next item")
+	}
+}
+
+// TestGateReturnsParkedItemsInOrder: the items parked under a busy Elasticsearch come back in
+// the order they came (a second parking keeps the first place), so none waits behind the
+// others' later passes round after round.
+func TestGateReturnsParkedItemsInOrder(t *testing.T) {
+	var g gate
+	items := make([]item, 50)
+	for i := range items {
+		items[i] = item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: fmt.Sprintf("l%02d", i)}}
+	}
+	running := item{kind: "export", ns: "data", name: "logs"}
+	if !g.enter("es/data/logs", running) {
+		t.Fatal("the first item must enter")
+	}
+	for _, it := range items {
+		g.enter("es/data/logs", it)
+	}
+	g.enter("es/data/logs", items[0]) // queued again by a resync: keeps its place
+	if got := g.leave("es/data/logs"); !slices.Equal(got, items) {
+		t.Fatalf("leave returned %d items, want the %d parked, in the order they came", len(got), len(items))
 	}
 }

@@ -87,7 +87,7 @@ func (l *link) connect(ctx context.Context, t *testing.T) *harness.Probe {
 	t.Helper()
 	probe := harness.StartProbe(ctx, l.localPod, l.alias, time.Second)
 	t.Cleanup(func() { probe.Stop() })
-	if _, err := probe.WaitConnected(ctx, 60*time.Second); err != nil {
+	if _, err := probe.WaitConnected(ctx, 2*time.Minute); err != nil {
 		rc, _ := l.local.CRDs.RemoteClusters().Get(ctx, l.ns, l.alias)
 		t.Fatalf("%v; RemoteCluster status:%s", err, harness.DescribeConditions(rc))
 	}
