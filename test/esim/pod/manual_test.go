@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ecklink/ecklink/test/esim/pod"
 	"github.com/ecklink/ecklink/test/testbed"
@@ -150,23 +151,28 @@ func client(ctx context.Context, t *testing.T, p *pod.Pod) *elasticsearch.Client
 func wireLocal(ctx context.Context, t *testing.T, env *testbed.Environment) {
 	t.Helper()
 	res := env.Dynamic.Resource(testbed.ElasticsearchGVR).Namespace("apps")
-	es, err := res.Get(ctx, "ccs", metav1.GetOptions{})
+	// ECK writes the same resource (annotations, status): read, change and write again on a conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		es, err := res.Get(ctx, "ccs", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_ = unstructured.SetNestedSlice(es.Object, []any{map[string]any{"secretName": "remote-api-keys"}}, "spec", "secureSettings")
+		nodeSets, _, _ := unstructured.NestedSlice(es.Object, "spec", "nodeSets")
+		ns0 := nodeSets[0].(map[string]any)
+		ns0["config"] = map[string]any{"xpack": map[string]any{"security": map[string]any{"remote_cluster_client": map[string]any{"ssl": map[string]any{
+			"enabled": true, "certificate_authorities": []any{"remote-certs/remote-cluster-ca.crt"},
+		}}}}}
+		ns0["podTemplate"] = map[string]any{"spec": map[string]any{
+			"containers": []any{map[string]any{"name": "elasticsearch", "volumeMounts": []any{map[string]any{
+				"name": "remote-ca", "mountPath": "/usr/share/elasticsearch/config/remote-certs"}}}},
+			"volumes": []any{map[string]any{"name": "remote-ca", "configMap": map[string]any{"name": "remote-ca"}}},
+		}}
+		_ = unstructured.SetNestedSlice(es.Object, nodeSets, "spec", "nodeSets")
+		_, err = res.Update(ctx, es, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	_ = unstructured.SetNestedSlice(es.Object, []any{map[string]any{"secretName": "remote-api-keys"}}, "spec", "secureSettings")
-	nodeSets, _, _ := unstructured.NestedSlice(es.Object, "spec", "nodeSets")
-	ns0 := nodeSets[0].(map[string]any)
-	ns0["config"] = map[string]any{"xpack": map[string]any{"security": map[string]any{"remote_cluster_client": map[string]any{"ssl": map[string]any{
-		"enabled": true, "certificate_authorities": []any{"remote-certs/remote-cluster-ca.crt"},
-	}}}}}
-	ns0["podTemplate"] = map[string]any{"spec": map[string]any{
-		"containers": []any{map[string]any{"name": "elasticsearch", "volumeMounts": []any{map[string]any{
-			"name": "remote-ca", "mountPath": "/usr/share/elasticsearch/config/remote-certs"}}}},
-		"volumes": []any{map[string]any{"name": "remote-ca", "configMap": map[string]any{"name": "remote-ca"}}},
-	}}
-	_ = unstructured.SetNestedSlice(es.Object, nodeSets, "spec", "nodeSets")
-	if _, err := res.Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
