@@ -41,44 +41,98 @@ func TestGateRunsOneItemPerElasticsearch(t *testing.T) {
 	var g gate
 	a := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "c"}}
 	b := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "d"}}
-	if !g.enter("es/data/logs", a) {
+	c := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "e"}}
+	if ok, _ := g.enter("es/data/logs", a); !ok {
 		t.Fatal("the first item must enter")
 	}
-	if !g.enter("es/data/other", b) {
+	if ok, _ := g.enter("es/data/other", b); !ok {
 		t.Fatal("an item of another Elasticsearch must enter")
 	}
-	for range 2 { // parked twice, returned once
-		if g.enter("es/data/logs", b) {
+	for range 2 { // parked twice, handed once
+		if ok, _ := g.enter("es/data/logs", b); ok {
 			t.Fatal("a second item of a busy Elasticsearch must be parked")
 		}
 	}
-	parked := g.leave("es/data/logs")
-	if len(parked) != 1 || parked[0] != b {
-		t.Fatalf("leave returned %v, want the parked item once", parked)
+	if next := g.leave("es/data/logs"); len(next) != 1 || next[0] != b {
+		t.Fatalf("leave handed the key to %v, want the parked item", next)
 	}
-	if !g.enter("es/data/logs", b) {
+	if ok, _ := g.enter("es/data/logs", c); ok {
+		t.Fatal("an item queued later took the key handed to the parked one")
+	}
+	if ok, _ := g.enter("es/data/logs", b); !ok {
+		t.Fatal("the item the key was handed to must enter")
+	}
+	if next := g.leave("es/data/logs"); len(next) != 1 || next[0] != c {
+		t.Fatalf("leave handed the key to %v, want the next parked item", next)
+	}
+	if ok, _ := g.enter("es/data/logs", c); !ok {
+		t.Fatal("the next item must enter")
+	}
+	if next := g.leave("es/data/logs"); len(next) != 0 {
+		t.Fatalf("leave handed the key to %v with nothing parked", next)
+	}
+	if ok, _ := g.enter("es/data/logs", a); !ok {
 		t.Fatal("a free Elasticsearch must take the next item")
 	}
 }
 
-// TestGateReturnsParkedItemsInOrder: the items parked under a busy Elasticsearch come back in
-// the order they came (a second parking keeps the first place), so none waits behind the
-// others' later passes round after round.
-func TestGateReturnsParkedItemsInOrder(t *testing.T) {
+// TestGateHandsTheKeyInOrder: the items parked under a busy Elasticsearch run in the order they
+// came (a second parking keeps the first place), whatever order the queue brings them back in
+// (a resync queues every link again, in a map's order), so none waits round after round.
+func TestGateHandsTheKeyInOrder(t *testing.T) {
 	var g gate
 	items := make([]item, 50)
 	for i := range items {
 		items[i] = item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: fmt.Sprintf("l%02d", i)}}
 	}
-	running := item{kind: "export", ns: "data", name: "logs"}
-	if !g.enter("es/data/logs", running) {
+	const key = "es/data/logs"
+	if ok, _ := g.enter(key, item{kind: "export", ns: "data", name: "logs"}); !ok {
 		t.Fatal("the first item must enter")
 	}
 	for _, it := range items {
-		g.enter("es/data/logs", it)
+		g.enter(key, it)
 	}
-	g.enter("es/data/logs", items[0]) // queued again by a resync: keeps its place
-	if got := g.leave("es/data/logs"); !slices.Equal(got, items) {
-		t.Fatalf("leave returned %d items, want the %d parked, in the order they came", len(got), len(items))
+	g.enter(key, items[0]) // queued again by a resync: keeps its place
+	var ran []item
+	for range items {
+		next := g.leave(key)
+		if len(next) != 1 {
+			t.Fatalf("leave handed the key to %v, want one item", next)
+		}
+		// The queue brings every parked item back before the one handed the key: all but it park again.
+		for i := len(items) - 1; i >= 0; i-- {
+			if ok, _ := g.enter(key, items[i]); ok && items[i] != next[0] {
+				t.Fatalf("%v entered although the key was handed to %v", items[i], next[0])
+			}
+		}
+		ran = append(ran, next[0])
+	}
+	if !slices.Equal(ran, items) {
+		t.Fatalf("the items ran in another order than they came")
+	}
+}
+
+// TestGateKeyOfAnItemThatChanged: an item handed a key it no longer needs (its link went, so it
+// runs ungated or under another key) passes the key on to the next parked item.
+func TestGateKeyOfAnItemThatChanged(t *testing.T) {
+	var g gate
+	a := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "a"}}
+	b := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "b"}}
+	c := item{kind: "link", peer: "east", link: link.ID{Namespace: "a", Elasticsearch: "b", Alias: "c"}}
+	g.enter("es/data/logs", a)
+	g.enter("es/data/logs", b)
+	g.enter("es/data/logs", c)
+	if next := g.leave("es/data/logs"); len(next) != 1 || next[0] != b {
+		t.Fatalf("leave handed the key to %v, want b", next)
+	}
+	ok, next := g.enter("", b) // b's link is gone: no gate
+	if !ok || len(next) != 1 || next[0] != c {
+		t.Fatalf("enter(b, ungated) = %v, %v: want it to run and hand the key on to c", ok, next)
+	}
+	if ok, _ := g.enter("es/data/logs", c); !ok {
+		t.Fatal("c was handed the key and must enter")
+	}
+	if next := g.leave("es/data/logs"); len(next) != 0 {
+		t.Fatalf("leave handed the key to %v with nothing parked", next)
 	}
 }

@@ -24,8 +24,12 @@ func (e *Exporter) runWorkers(ctx context.Context) {
 					return
 				}
 				key := e.gateKey(it)
-				if key != "" && !e.gate.enter(key, it) {
-					e.queue.Done(it) // parked: queued again when the running item leaves
+				ok, next := e.gate.enter(key, it)
+				for _, p := range next {
+					e.queue.Add(p)
+				}
+				if !ok {
+					e.queue.Done(it) // parked: queued again when its turn comes
 					continue
 				}
 				e.process(ctx, it)
@@ -75,39 +79,68 @@ func (e *Exporter) gateKey(it item) string {
 	return ""
 }
 
-// gate lets one item per key run; the others wait, parked in the order they came, until it
-// leaves. The order matters: the items parked under a key are queued again together, and one of
-// them runs while the rest park again, so a random order would let an unlucky link wait for
-// minutes behind the resyncs of 200 others (seen in the faults suite's TestLoad200).
+// gate lets one item per key run; the others wait, parked in the order they came. When the
+// running item leaves, the key goes to the oldest parked item, and stays taken for it until a
+// worker picks it up: the queue's order cannot pass it over (a resync queues every link again,
+// and at 200 links of one Elasticsearch an item left to the queue's order waited over 5 minutes
+// in the faults suite's TestLoad200).
 type gate struct {
 	mu     sync.Mutex
 	busy   map[string]bool
 	parked map[string][]item
+	// handed are the items the key they were parked under was handed to.
+	handed map[item]string
 }
 
-// enter reports whether it may run now; if not, it is parked under key (once).
-func (g *gate) enter(key string, it item) bool {
+// enter reports whether it may run now under key ("" runs free); if not, it is parked under key
+// (once). next are items to queue again: when it was handed a key it no longer needs (its key
+// changed meanwhile), that key goes on to the next parked item.
+func (g *gate) enter(key string, it item) (ok bool, next []item) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.busy == nil {
-		g.busy, g.parked = map[string]bool{}, map[string][]item{}
+		g.busy, g.parked, g.handed = map[string]bool{}, map[string][]item{}, map[item]string{}
+	}
+	if k, was := g.handed[it]; was {
+		delete(g.handed, it)
+		if k == key {
+			return true, nil // the key was kept for it
+		}
+		next = g.handOffLocked(k)
+	}
+	if key == "" {
+		return true, next
 	}
 	if g.busy[key] {
 		if !slices.Contains(g.parked[key], it) {
 			g.parked[key] = append(g.parked[key], it)
 		}
-		return false
+		return false, next
 	}
 	g.busy[key] = true
-	return true
+	return true, next
 }
 
-// leave frees key and returns the items parked under it, oldest first.
+// leave hands key to the oldest item parked under it, which the caller queues again, or frees it.
 func (g *gate) leave(key string) []item {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.busy, key)
-	out := g.parked[key]
-	delete(g.parked, key)
-	return out
+	return g.handOffLocked(key)
+}
+
+func (g *gate) handOffLocked(key string) []item {
+	q := g.parked[key]
+	if len(q) == 0 {
+		delete(g.busy, key)
+		delete(g.parked, key)
+		return nil
+	}
+	next := q[0]
+	if len(q) == 1 {
+		delete(g.parked, key)
+	} else {
+		g.parked[key] = q[1:]
+	}
+	g.handed[next] = key
+	return []item{next}
 }

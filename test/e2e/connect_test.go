@@ -34,7 +34,7 @@ func TestConnect(t *testing.T) {
 	}
 	probe := harness.StartProbe(ctx, local, "west-logs", time.Second)
 	defer probe.Stop()
-	if _, err := probe.WaitConnected(ctx, 60*time.Second); err != nil {
+	if _, err := probe.WaitConnected(ctx, 2*time.Minute); err != nil {
 		rc, _ := east.CRDs.RemoteClusters().Get(ctx, "connect", "west-logs")
 		t.Fatalf("%v; RemoteCluster status:%s", err, harness.DescribeConditions(rc))
 	}
