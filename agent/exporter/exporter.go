@@ -113,7 +113,6 @@ type Exporter struct {
 	refused  map[string]map[link.ID]refusedLink
 	resynced map[string]time.Time // when each peer was last asked to resend refused requests
 	grants   grants               // the informer cache
-	exports  exportLister         // the informer cache
 	// caps are the capabilities each peer announced when it last connected.
 	caps map[string][]string
 	// pubMu orders publications that carry a CA bundle (exportca.go).
@@ -227,7 +226,6 @@ func New(cfg Config) (*Exporter, error) {
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		grants:   cfg.Cache,
-		exports:  cfg.Cache,
 		caps:     map[string][]string{},
 		licenses: &license.Cache{TTL: licenseTTL, Retry: licenseRetry, Now: cfg.Now},
 	}

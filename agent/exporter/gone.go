@@ -35,17 +35,12 @@ func (e *Exporter) markGoneLocked(peer string, id link.ID) bool {
 	return true
 }
 
-// exportLister lists the ClusterExports (the informer cache).
-type exportLister interface {
-	ClusterExports() []*v1alpha1.ClusterExport
-}
-
 // goneTargets are the exported Elasticsearch clusters in which keys of peer's link id may live:
 // those of the API-key exports that serve it.
 func (e *Exporter) goneTargets(peer string, id link.ID) []elastic.Target {
 	var out []elastic.Target
 	seen := map[elastic.Target]bool{}
-	for _, exp := range e.exports.ClusterExports() {
+	for _, exp := range e.grants.ClusterExports() {
 		if exp.Spec.Model == v1alpha1.SecurityModelCertificate || !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
 			continue
 		}

@@ -189,7 +189,7 @@ func TestRemovalsPastAnUnreachableCluster(t *testing.T) {
 	}
 	e := newHandlerExporter()
 	served := map[string][]string{"ns/logs": {"east"}, "ns/broken": {"east"}}
-	e.exports = fakeGrants{peers: []string{"east"}, exports: served}
+	e.grants = fakeGrants{peers: []string{"east"}, exports: served}
 	broken := &failingFor{Clients: clients, broken: elastic.Target{Namespace: "ns", Name: "broken"}}
 	e.cfg.Elastic = broken
 	e.OnImportRemoved("east", testLink(1))

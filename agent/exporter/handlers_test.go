@@ -29,9 +29,8 @@ func newHandlerExporter() *Exporter {
 		refused:  map[string]map[link.ID]refusedLink{},
 		resynced: map[string]time.Time{},
 		// east is paired; ns/logs grants it.
-		grants:  fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
-		exports: fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
-		gone:    map[string]map[link.ID]bool{},
+		grants: fakeGrants{peers: []string{"east"}, exports: map[string][]string{"ns/logs": {"east"}}},
+		gone:   map[string]map[link.ID]bool{},
 	}
 }
 

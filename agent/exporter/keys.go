@@ -340,12 +340,11 @@ func (e *Exporter) peerQuery(peer string) map[string]string {
 	}
 }
 
+// linkQuery selects the keys this environment made for peer's link id.
 func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
-	return map[string]string{
-		metaRoot + ".environment": e.cfg.Environment,
-		metaRoot + ".peer":        peer,
-		metaRoot + ".link":        id.String(),
-	}
+	q := e.peerQuery(peer)
+	q[metaRoot+".link"] = id.String()
+	return q
 }
 
 // metaDiffers reports whether a key's ecklink metadata lacks or differs in any field the

@@ -56,6 +56,7 @@ var (
 type grants interface {
 	Peer(environment string) (*v1alpha1.Peer, bool)
 	ClusterExport(ns, name string) (*v1alpha1.ClusterExport, bool)
+	ClusterExports() []*v1alpha1.ClusterExport
 }
 
 // refusedLink is everything kept of an import request refused on receipt.
