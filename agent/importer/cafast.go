@@ -162,14 +162,7 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur *corev1.ConfigMap) 
 		return cur, nil, bundles, nil
 	}
 	slices.Sort(changed)
-	want := cur.DeepCopy()
-	var index string
-	want.Data, index = caConfigMapData(bundles)
-	if want.Annotations == nil {
-		want.Annotations = map[string]string{}
-	}
-	want.Annotations[wiring.AnnotationCAEntries] = index
-	return want, changed, bundles, nil
+	return withCABundles(cur, bundles), changed, bundles, nil
 }
 
 // publishCAStatus tells the peers which CAs the changed links now trust (the exporter's

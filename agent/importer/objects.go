@@ -112,6 +112,19 @@ func caConfigMapData(bundles map[string]string) (data map[string]string, index s
 	return data, index
 }
 
+// withCABundles is a copy of the CA ConfigMap cm holding bundles (alias -> PEM): its data
+// (caConfigMapData) and its index annotation.
+func withCABundles(cm *corev1.ConfigMap, bundles map[string]string) *corev1.ConfigMap {
+	out := cm.DeepCopy()
+	var index string
+	out.Data, index = caConfigMapData(bundles)
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[wiring.AnnotationCAEntries] = index
+	return out
+}
+
 // combinedBundle is ca.crt: every alias's CAs, deduplicated, in alias order.
 // Aliases holding the same bundle (the links of one exported Elasticsearch) are parsed once.
 func combinedBundle(bundles map[string]string) string {

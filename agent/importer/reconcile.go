@@ -332,14 +332,8 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 	if len(bundles) == 0 {
 		return true, nil
 	}
-	data, index := caConfigMapData(bundles)
-	wantCM := cm.DeepCopy()
-	wantCM.Data = data
+	wantCM := withCABundles(cm, bundles)
 	wantCM.Labels = ownLabels(esName)
-	if wantCM.Annotations == nil {
-		wantCM.Annotations = map[string]string{}
-	}
-	wantCM.Annotations[wiring.AnnotationCAEntries] = index
 	// Release 0.1.0's list of aliases, migrated to the agent's namespace (aliases.go).
 	delete(wantCM.Annotations, annotationAliases)
 	if !cmExists || !maps.Equal(cm.Data, wantCM.Data) || !maps.Equal(cm.Annotations, wantCM.Annotations) || !maps.Equal(cm.Labels, wantCM.Labels) {
