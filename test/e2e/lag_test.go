@@ -24,20 +24,7 @@ func TestLagWarning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	west, east := world.Clusters["west"], world.Clusters["east"]
-	grace := west.Agent.Flag("peer-lag-ca-grace")
-	west.Agent.SetFlag("peer-lag-ca-grace", "3s")
-	if err := west.Agent.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if grace == "" {
-			grace = "10m"
-		}
-		west.Agent.SetFlag("peer-lag-ca-grace", grace)
-		if err := west.Agent.Restart(); err != nil {
-			t.Error(err)
-		}
-	})
+	west.Agent.RestartWithFlag(t, "peer-lag-ca-grace", "3s", "10m")
 	l := setupLink(ctx, t, "west", "east", "lag", "west-lag", nil, nil)
 	l.connect(ctx, t).Stop()
 	peersCurrent := func() *metav1.Condition { return west.PeersCurrent(ctx, l.ns, "logs") }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -28,6 +29,27 @@ func (a *Agent) Pause() (resume func(), err error) {
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 		}
 	}, nil
+}
+
+// RestartWithFlag restarts the agent with --name value for the rest of the test, and when the
+// test ends restarts it with the value it had, or unset (the flag's default, which the caller
+// names) when it had none.
+func (a *Agent) RestartWithFlag(t testing.TB, name, value, unset string) {
+	t.Helper()
+	before := a.Flag(name)
+	if before == "" {
+		before = unset
+	}
+	a.SetFlag(name, value)
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.SetFlag(name, before)
+		if err := a.Restart(); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // PeersCurrent is the PeersCurrent condition of the ClusterExport ns/name in c, or nil.
