@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	if a.manager, err = peering.NewManager(peering.Config{
 		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
 		Credentials:  streamCredentials{a},
-		Capabilities: []string{peering.CapabilityExportCA},
+		Capabilities: []string{peering.CapabilityExportCA, peering.CapabilityCAStatus},
 	}); err != nil {
 		return nil, err
 	}

@@ -61,6 +61,19 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 		}
 		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no ExportCA", u.GetResource())
 	}
+	if g, ok, err := link.ParseCAStatusResource(u.GetResource()); ok {
+		if err != nil {
+			return peering.Refuse(peering.ReasonInvalidResource, "%v", err)
+		}
+		switch p := u.GetPayload().(type) {
+		case *peerv1.Update_CaStatus:
+			return refusal(r.exp.OnCAStatus(peer, g, p.CaStatus), exporter.ReasonInvalidCAStatus)
+		case *peerv1.Update_Removed:
+			r.exp.OnCAStatusRemoved(peer, g)
+			return nil
+		}
+		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no CAStatus", u.GetResource())
+	}
 	kind, id, err := link.ParseResource(u.GetResource())
 	if err != nil {
 		return peering.Refuse(peering.ReasonInvalidResource, "%v", err)
@@ -162,6 +175,7 @@ var importRefusals = map[string]bool{
 func (r *router) OnConnected(info peering.SessionInfo) {
 	r.log.Info("peer connected", "peer", info.Peer, "dialed", info.Dialed, "peer_version", info.PeerVersion)
 	r.exp.PeerConnected(info.Peer, info.Capabilities)
+	r.imp.PeerConnected(info.Peer, info.Capabilities)
 	r.peers.Refresh(info.Peer)
 }
 

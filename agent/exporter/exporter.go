@@ -96,7 +96,10 @@ type Exporter struct {
 	// early holds link statuses that arrived before their import request (a stream opening
 	// with many updates delivers them out of order when some are rate limited); the import
 	// picks its status up. Bounded by maxEarlyStatuses per peer.
-	early    map[string]map[link.ID]*peerv1.LinkStatus
+	early map[string]map[link.ID]*peerv1.LinkStatus
+	// caStatus are the CAStatus messages each peer sent, by group (castatus.go); at most
+	// LinksPerPeer per peer.
+	caStatus map[string]map[link.CAGroup]*peerv1.CAStatus
 	encoded  map[string]elastic.Secret // API key id -> encoded key, memory only
 	inventry map[string]bool           // peers whose inventory arrived since they connected
 	// listed are the imports each peer listed in its last inventory (at most LinksPerPeer): the
@@ -219,6 +222,7 @@ func New(cfg Config) (*Exporter, error) {
 			workqueue.TypedRateLimitingQueueConfig[item]{Name: "exporter"}),
 		links:    map[string]map[link.ID]*linkState{},
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
+		caStatus: map[string]map[link.CAGroup]*peerv1.CAStatus{},
 		encoded:  map[string]elastic.Secret{},
 		inventry: map[string]bool{},
 		listed:   map[string]map[link.ID]bool{},

@@ -110,7 +110,23 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 		e.log.Debug("link status before its import request, held for it", "peer", peer, "link", id.String())
 		return nil
 	}
-	reconcile := statusNeedsReconcile(st.status, s) // exportca.go
+	s = e.withCAStatusLocked(peer, id, st, s) // castatus.go
+	reconcile, export := e.recordStatusLocked(st, s)
+	e.mu.Unlock()
+	if reconcile {
+		e.enqueue(item{kind: "link", peer: peer, link: id}, trigStatus)
+	}
+	if export.kind != "" {
+		e.queue.Add(export)
+	}
+	return nil
+}
+
+// recordStatusLocked records what the peer reports of a held link: the propagation of each CA
+// it applied, and a new lag verdict. It returns whether the link needs its reconcile and the
+// export to queue when the verdict changed. e.mu is held.
+func (e *Exporter) recordStatusLocked(st *linkState, s *peerv1.LinkStatus) (reconcile bool, export item) {
+	reconcile = statusNeedsReconcile(st.status, s) // exportca.go
 	lagCA := lagInputChanged(st.status, s)
 	st.status = s
 	now := e.cfg.Now()
@@ -120,7 +136,6 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 			st.caSent[fp] = time.Time{} // observed once (and no longer lagging, lag.go)
 		}
 	}
-	var export item
 	if lagCA && st.req != nil {
 		es := st.req.GetExportName()
 		if st.target != nil {
@@ -130,14 +145,7 @@ func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 			export = item{kind: "export", ns: st.req.GetExportNamespace(), name: st.req.GetExportName()}
 		}
 	}
-	e.mu.Unlock()
-	if reconcile {
-		e.enqueue(item{kind: "link", peer: peer, link: id}, trigStatus)
-	}
-	if export.kind != "" {
-		e.queue.Add(export)
-	}
-	return nil
+	return reconcile, export
 }
 
 // lagInputChanged reports whether a link status changes what the lag check reads: the CAs or
@@ -199,6 +207,7 @@ func (e *Exporter) OnInventory(peer string, resources []string) {
 func (e *Exporter) PeerGone(peer string) {
 	e.mu.Lock()
 	delete(e.early, peer)
+	delete(e.caStatus, peer)
 	delete(e.listed, peer)
 	delete(e.gone, peer)
 	delete(e.refused, peer)

@@ -24,6 +24,7 @@ func newHandlerExporter() *Exporter {
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[item]()),
 		links:    map[string]map[link.ID]*linkState{},
 		early:    map[string]map[link.ID]*peerv1.LinkStatus{},
+		caStatus: map[string]map[link.CAGroup]*peerv1.CAStatus{},
 		inventry: map[string]bool{},
 		listed:   map[string]map[link.ID]bool{},
 		refused:  map[string]map[link.ID]refusedLink{},

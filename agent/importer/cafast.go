@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
-	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -163,41 +161,4 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur *corev1.ConfigMap) 
 	}
 	slices.Sort(changed)
 	return withCABundles(cur, bundles), changed, bundles, nil
-}
-
-// publishCAStatus tells the peers which CAs the changed links now trust (the exporter's
-// propagation metric), from the last status published for each; the rest of the status is the
-// full reconcile's. Fingerprints are computed once per distinct bundle.
-func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, bundles map[string]string) {
-	fingerprints := map[string][]string{}
-	for _, alias := range aliases {
-		id := link.ID{Namespace: key.Namespace, Elasticsearch: key.Name, Alias: alias}
-		bundle := bundles[alias]
-		fps, ok := fingerprints[bundle]
-		if !ok {
-			certs, err := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})
-			if err != nil {
-				continue
-			}
-			for _, c := range certs {
-				fps = append(fps, pemutil.Fingerprint(c))
-			}
-			fingerprints[bundle] = fps
-		}
-		im.mu.Lock()
-		prev, r := im.statuses[id], im.answers[id]
-		if prev == nil || r == nil {
-			im.mu.Unlock()
-			continue
-		}
-		ls := proto.Clone(prev).(*peerv1.LinkStatus)
-		ls.AppliedCaFingerprints = slices.Clone(fps)
-		ls.Observed = timestamppb.New(im.cfg.Now())
-		im.statuses[id] = ls
-		peer := r.peer
-		im.mu.Unlock()
-		if err := im.cfg.Outbox.Publish(peer, link.Resource(link.KindStatus, id), ls); err != nil {
-			im.log.Warn("failed to publish link status", "link", id.String(), "error", err)
-		}
-	}
 }

@@ -101,6 +101,10 @@ type Importer struct {
 	answers   map[link.ID]*received
 	published map[link.ID]string // link -> peer its import request went to
 	statuses  map[link.ID]*peerv1.LinkStatus
+	// caps are the capabilities each peer announced when it last connected; caGroups the
+	// CAStatus resources published (castatus.go).
+	caps     map[string][]string
+	caGroups caStatuses
 
 	signer signingAuthority
 

@@ -595,6 +595,7 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 		}
 		_ = im.cfg.Outbox.Remove(peer, link.Resource(link.KindImport, p.id))
 		_ = im.cfg.Outbox.Remove(peer, link.Resource(link.KindStatus, p.id))
+		im.releaseCAStatus(p.id)
 		rc := p.rc.DeepCopy()
 		rc.Finalizers = slices.DeleteFunc(rc.Finalizers, func(f string) bool { return f == v1alpha1.Finalizer })
 		if _, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc); err != nil && !apierrors.IsNotFound(err) {

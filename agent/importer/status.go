@@ -206,6 +206,10 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 	resource := link.Resource(link.KindStatus, p.id)
 	im.mu.Lock()
 	prev := im.statuses[p.id]
+	if im.coveredByCAStatusLocked(p.id, p.rc.Spec.Peer, prev, ls) { // castatus.go
+		im.mu.Unlock()
+		return
+	}
 	if prev != nil && proto.Equal(withoutObserved(prev), withoutObserved(ls)) {
 		ls.Observed = prev.Observed
 	} else {

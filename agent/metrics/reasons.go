@@ -12,10 +12,10 @@ var NackReasons = map[string]bool{
 	"SequenceRollback": true, "InvalidSequence": true, "SequenceTooLarge": true, "UnknownMessage": true,
 	"InvalidResource": true, "RateLimited": true, "TooLarge": true, "Internal": true,
 	// router (agent/app)
-	"InvalidLink": true, "InvalidImport": true, "InvalidLinkStatus": true, "InvalidCredentials": true,
+	"InvalidLink": true, "InvalidImport": true, "InvalidLinkStatus": true, "InvalidCAStatus": true, "InvalidCredentials": true,
 	"InvalidRefusal": true,
 	// trust bundle (agent/app)
-	"InvalidCA": true, "TrustDiscontinuity": true, "NotPaired": true, "InvalidEndpoints": true,
+	"InvalidCA": true, "TooManyResources": true, "TrustDiscontinuity": true, "NotPaired": true, "InvalidEndpoints": true,
 	// local side (agent/importer)
 	"NotRequested": true, "UnsupportedModel": true, "InvalidAPIKey": true, "InvalidAddress": true,
 	"InvalidServerName": true, "ModelNotAllowed": true,

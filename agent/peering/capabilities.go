@@ -11,6 +11,9 @@ import (
 const (
 	// CapabilityExportCA: the agent applies ExportCA updates and Credentials.ca_ref.
 	CapabilityExportCA = "export-ca"
+	// CapabilityCAStatus: the agent reads CAStatus updates (one per consuming Elasticsearch and
+	// shared bundle) in place of the CA part of each link's LinkStatus.
+	CapabilityCAStatus = "ca-status"
 )
 
 // Bounds on what a peer announces: anything beyond is ignored, not refused, so that a newer

@@ -266,6 +266,8 @@ func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
 		u.Payload = &peerv1.Update_Trust{Trust: p}
 	case *peerv1.ExportCA:
 		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
+	case *peerv1.CAStatus:
+		u.Payload = &peerv1.Update_CaStatus{CaStatus: p}
 	default:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
 	}

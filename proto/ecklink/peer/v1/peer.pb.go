@@ -612,6 +612,7 @@ type Update struct {
 	//	*Update_Removed
 	//	*Update_Inventory
 	//	*Update_ExportCa
+	//	*Update_CaStatus
 	Payload       isUpdate_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -747,6 +748,15 @@ func (x *Update) GetExportCa() *ExportCA {
 	return nil
 }
 
+func (x *Update) GetCaStatus() *CAStatus {
+	if x != nil {
+		if x, ok := x.Payload.(*Update_CaStatus); ok {
+			return x.CaStatus
+		}
+	}
+	return nil
+}
+
 type isUpdate_Payload interface {
 	isUpdate_Payload()
 }
@@ -783,6 +793,10 @@ type Update_ExportCa struct {
 	ExportCa *ExportCA `protobuf:"bytes,17,opt,name=export_ca,json=exportCa,proto3,oneof"`
 }
 
+type Update_CaStatus struct {
+	CaStatus *CAStatus `protobuf:"bytes,18,opt,name=ca_status,json=caStatus,proto3,oneof"`
+}
+
 func (*Update_ImportRequest) isUpdate_Payload() {}
 
 func (*Update_Credentials) isUpdate_Payload() {}
@@ -798,6 +812,8 @@ func (*Update_Removed) isUpdate_Payload() {}
 func (*Update_Inventory) isUpdate_Payload() {}
 
 func (*Update_ExportCa) isUpdate_Payload() {}
+
+func (*Update_CaStatus) isUpdate_Payload() {}
 
 // Link identifies one remote cluster connection: a local Elasticsearch and an alias.
 type Link struct {
@@ -1471,6 +1487,65 @@ func (x *LinkStatus) GetSigningSubject() string {
 	return ""
 }
 
+// CAStatus reports the CA certificates one consuming Elasticsearch applied from one shared bundle
+// (local -> remote), sent only to a peer that announced the capability "ca-status"; resource
+// "castatus/<exportca id>/<namespace>/<elasticsearch>". It stands for the CA part of the
+// LinkStatus of every link of that Elasticsearch whose credentials name the bundle in ca_ref, so a
+// renewed CA costs one message back per consuming Elasticsearch, not one per link. Of a CAStatus
+// and a LinkStatus of the same link, the one observed last tells which CAs the link applied.
+type CAStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 fingerprints of the CA certificates every such link applied.
+	AppliedCaFingerprints []string               `protobuf:"bytes,1,rep,name=applied_ca_fingerprints,json=appliedCaFingerprints,proto3" json:"applied_ca_fingerprints,omitempty"`
+	Observed              *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=observed,proto3" json:"observed,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *CAStatus) Reset() {
+	*x = CAStatus{}
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CAStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CAStatus) ProtoMessage() {}
+
+func (x *CAStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CAStatus.ProtoReflect.Descriptor instead.
+func (*CAStatus) Descriptor() ([]byte, []int) {
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CAStatus) GetAppliedCaFingerprints() []string {
+	if x != nil {
+		return x.AppliedCaFingerprints
+	}
+	return nil
+}
+
+func (x *CAStatus) GetObserved() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Observed
+	}
+	return nil
+}
+
 // Trust announces the sender's agent CA bundle, to be trusted before the sender uses a new CA,
 // and where the sender accepts streams now.
 type Trust struct {
@@ -1487,7 +1562,7 @@ type Trust struct {
 
 func (x *Trust) Reset() {
 	*x = Trust{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1574,7 @@ func (x *Trust) String() string {
 func (*Trust) ProtoMessage() {}
 
 func (x *Trust) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1587,7 @@ func (x *Trust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trust.ProtoReflect.Descriptor instead.
 func (*Trust) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Trust) GetCaBundle() []byte {
@@ -1540,7 +1615,7 @@ type AgentEndpoints struct {
 
 func (x *AgentEndpoints) Reset() {
 	*x = AgentEndpoints{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1627,7 @@ func (x *AgentEndpoints) String() string {
 func (*AgentEndpoints) ProtoMessage() {}
 
 func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1640,7 @@ func (x *AgentEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentEndpoints.ProtoReflect.Descriptor instead.
 func (*AgentEndpoints) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AgentEndpoints) GetAddresses() []string {
@@ -1584,7 +1659,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1671,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1684,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 // Inventory lists every resource the sender holds after its initial updates; the receiver drops
@@ -1623,7 +1698,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1710,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1723,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Inventory) GetResources() []string {
@@ -1670,7 +1745,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1757,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1770,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Ack) GetNonce() string {
@@ -1735,7 +1810,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1822,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1835,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Nack) GetNonce() string {
@@ -1808,7 +1883,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1895,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1908,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Heartbeat) GetSent() *timestamppb.Timestamp {
@@ -1854,7 +1929,7 @@ type Terminated struct {
 
 func (x *Terminated) Reset() {
 	*x = Terminated{}
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1941,7 @@ func (x *Terminated) String() string {
 func (*Terminated) ProtoMessage() {}
 
 func (x *Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_ecklink_peer_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1954,7 @@ func (x *Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Terminated.ProtoReflect.Descriptor instead.
 func (*Terminated) Descriptor() ([]byte, []int) {
-	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_ecklink_peer_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Terminated) GetReason() string {
@@ -1928,7 +2003,7 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x1a:\n" +
 	"\fAppliedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xbe\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xf8\x04\n" +
 	"\x06Update\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x14\n" +
@@ -1942,7 +2017,8 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\x05trust\x18\x0e \x01(\v2\x16.ecklink.peer.v1.TrustH\x00R\x05trust\x124\n" +
 	"\aremoved\x18\x0f \x01(\v2\x18.ecklink.peer.v1.RemovedH\x00R\aremoved\x12:\n" +
 	"\tinventory\x18\x10 \x01(\v2\x1a.ecklink.peer.v1.InventoryH\x00R\tinventory\x128\n" +
-	"\texport_ca\x18\x11 \x01(\v2\x19.ecklink.peer.v1.ExportCAH\x00R\bexportCaB\t\n" +
+	"\texport_ca\x18\x11 \x01(\v2\x19.ecklink.peer.v1.ExportCAH\x00R\bexportCa\x128\n" +
+	"\tca_status\x18\x12 \x01(\v2\x19.ecklink.peer.v1.CAStatusH\x00R\bcaStatusB\t\n" +
 	"\apayload\"v\n" +
 	"\x04Link\x12'\n" +
 	"\x0flocal_namespace\x18\x01 \x01(\tR\x0elocalNamespace\x12/\n" +
@@ -1999,7 +2075,10 @@ const file_ecklink_peer_v1_peer_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x126\n" +
 	"\bobserved\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\x12+\n" +
 	"\x12written_api_key_id\x18\a \x01(\tR\x0fwrittenApiKeyId\x12'\n" +
-	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"c\n" +
+	"\x0fsigning_subject\x18\b \x01(\tR\x0esigningSubject\"z\n" +
+	"\bCAStatus\x126\n" +
+	"\x17applied_ca_fingerprints\x18\x01 \x03(\tR\x15appliedCaFingerprints\x126\n" +
+	"\bobserved\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bobserved\"c\n" +
 	"\x05Trust\x12\x1b\n" +
 	"\tca_bundle\x18\x01 \x01(\fR\bcaBundle\x12=\n" +
 	"\tendpoints\x18\x02 \x01(\v2\x1f.ecklink.peer.v1.AgentEndpointsR\tendpoints\".\n" +
@@ -2044,7 +2123,7 @@ func file_ecklink_peer_v1_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_ecklink_peer_v1_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_ecklink_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(SecurityModel)(0),            // 0: ecklink.peer.v1.SecurityModel
 	(*PairRequest)(nil),           // 1: ecklink.peer.v1.PairRequest
@@ -2062,17 +2141,18 @@ var file_ecklink_peer_v1_peer_proto_goTypes = []any{
 	(*ExportCA)(nil),              // 13: ecklink.peer.v1.ExportCA
 	(*Refusal)(nil),               // 14: ecklink.peer.v1.Refusal
 	(*LinkStatus)(nil),            // 15: ecklink.peer.v1.LinkStatus
-	(*Trust)(nil),                 // 16: ecklink.peer.v1.Trust
-	(*AgentEndpoints)(nil),        // 17: ecklink.peer.v1.AgentEndpoints
-	(*Removed)(nil),               // 18: ecklink.peer.v1.Removed
-	(*Inventory)(nil),             // 19: ecklink.peer.v1.Inventory
-	(*Ack)(nil),                   // 20: ecklink.peer.v1.Ack
-	(*Nack)(nil),                  // 21: ecklink.peer.v1.Nack
-	(*Heartbeat)(nil),             // 22: ecklink.peer.v1.Heartbeat
-	(*Terminated)(nil),            // 23: ecklink.peer.v1.Terminated
-	nil,                           // 24: ecklink.peer.v1.Open.AppliedEntry
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*CAStatus)(nil),              // 16: ecklink.peer.v1.CAStatus
+	(*Trust)(nil),                 // 17: ecklink.peer.v1.Trust
+	(*AgentEndpoints)(nil),        // 18: ecklink.peer.v1.AgentEndpoints
+	(*Removed)(nil),               // 19: ecklink.peer.v1.Removed
+	(*Inventory)(nil),             // 20: ecklink.peer.v1.Inventory
+	(*Ack)(nil),                   // 21: ecklink.peer.v1.Ack
+	(*Nack)(nil),                  // 22: ecklink.peer.v1.Nack
+	(*Heartbeat)(nil),             // 23: ecklink.peer.v1.Heartbeat
+	(*Terminated)(nil),            // 24: ecklink.peer.v1.Terminated
+	nil,                           // 25: ecklink.peer.v1.Open.AppliedEntry
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
 }
 var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: ecklink.peer.v1.PairRequest.identity:type_name -> ecklink.peer.v1.AgentIdentity
@@ -2081,41 +2161,43 @@ var file_ecklink_peer_v1_peer_proto_depIdxs = []int32{
 	6,  // 3: ecklink.peer.v1.SyncResponse.message:type_name -> ecklink.peer.v1.Message
 	7,  // 4: ecklink.peer.v1.Message.open:type_name -> ecklink.peer.v1.Open
 	8,  // 5: ecklink.peer.v1.Message.update:type_name -> ecklink.peer.v1.Update
-	20, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
-	21, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
-	22, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
-	23, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
-	24, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
-	25, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
+	21, // 6: ecklink.peer.v1.Message.ack:type_name -> ecklink.peer.v1.Ack
+	22, // 7: ecklink.peer.v1.Message.nack:type_name -> ecklink.peer.v1.Nack
+	23, // 8: ecklink.peer.v1.Message.heartbeat:type_name -> ecklink.peer.v1.Heartbeat
+	24, // 9: ecklink.peer.v1.Message.terminated:type_name -> ecklink.peer.v1.Terminated
+	25, // 10: ecklink.peer.v1.Open.applied:type_name -> ecklink.peer.v1.Open.AppliedEntry
+	26, // 11: ecklink.peer.v1.Open.heartbeat_interval:type_name -> google.protobuf.Duration
 	10, // 12: ecklink.peer.v1.Update.import_request:type_name -> ecklink.peer.v1.ImportRequest
 	12, // 13: ecklink.peer.v1.Update.credentials:type_name -> ecklink.peer.v1.Credentials
 	14, // 14: ecklink.peer.v1.Update.refusal:type_name -> ecklink.peer.v1.Refusal
 	15, // 15: ecklink.peer.v1.Update.link_status:type_name -> ecklink.peer.v1.LinkStatus
-	16, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
-	18, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
-	19, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
+	17, // 16: ecklink.peer.v1.Update.trust:type_name -> ecklink.peer.v1.Trust
+	19, // 17: ecklink.peer.v1.Update.removed:type_name -> ecklink.peer.v1.Removed
+	20, // 18: ecklink.peer.v1.Update.inventory:type_name -> ecklink.peer.v1.Inventory
 	13, // 19: ecklink.peer.v1.Update.export_ca:type_name -> ecklink.peer.v1.ExportCA
-	9,  // 20: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
-	0,  // 21: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
-	11, // 22: ecklink.peer.v1.ImportRequest.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
-	9,  // 23: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
-	0,  // 24: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
-	26, // 25: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
-	11, // 26: ecklink.peer.v1.Credentials.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
-	9,  // 27: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
-	9,  // 28: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
-	26, // 29: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
-	17, // 30: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
-	26, // 31: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
-	1,  // 32: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
-	4,  // 33: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
-	2,  // 34: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
-	5,  // 35: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	16, // 20: ecklink.peer.v1.Update.ca_status:type_name -> ecklink.peer.v1.CAStatus
+	9,  // 21: ecklink.peer.v1.ImportRequest.link:type_name -> ecklink.peer.v1.Link
+	0,  // 22: ecklink.peer.v1.ImportRequest.model:type_name -> ecklink.peer.v1.SecurityModel
+	11, // 23: ecklink.peer.v1.ImportRequest.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
+	9,  // 24: ecklink.peer.v1.Credentials.link:type_name -> ecklink.peer.v1.Link
+	0,  // 25: ecklink.peer.v1.Credentials.model:type_name -> ecklink.peer.v1.SecurityModel
+	27, // 26: ecklink.peer.v1.Credentials.api_key_expiration:type_name -> google.protobuf.Timestamp
+	11, // 27: ecklink.peer.v1.Credentials.elasticsearch_license:type_name -> ecklink.peer.v1.ElasticsearchLicense
+	9,  // 28: ecklink.peer.v1.Refusal.link:type_name -> ecklink.peer.v1.Link
+	9,  // 29: ecklink.peer.v1.LinkStatus.link:type_name -> ecklink.peer.v1.Link
+	27, // 30: ecklink.peer.v1.LinkStatus.observed:type_name -> google.protobuf.Timestamp
+	27, // 31: ecklink.peer.v1.CAStatus.observed:type_name -> google.protobuf.Timestamp
+	18, // 32: ecklink.peer.v1.Trust.endpoints:type_name -> ecklink.peer.v1.AgentEndpoints
+	27, // 33: ecklink.peer.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
+	1,  // 34: ecklink.peer.v1.PeerService.Pair:input_type -> ecklink.peer.v1.PairRequest
+	4,  // 35: ecklink.peer.v1.PeerService.Sync:input_type -> ecklink.peer.v1.SyncRequest
+	2,  // 36: ecklink.peer.v1.PeerService.Pair:output_type -> ecklink.peer.v1.PairResponse
+	5,  // 37: ecklink.peer.v1.PeerService.Sync:output_type -> ecklink.peer.v1.SyncResponse
+	36, // [36:38] is the sub-list for method output_type
+	34, // [34:36] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_ecklink_peer_v1_peer_proto_init() }
@@ -2140,6 +2222,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 		(*Update_Removed)(nil),
 		(*Update_Inventory)(nil),
 		(*Update_ExportCa)(nil),
+		(*Update_CaStatus)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2147,7 +2230,7 @@ func file_ecklink_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ecklink_peer_v1_peer_proto_rawDesc), len(file_ecklink_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
