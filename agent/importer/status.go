@@ -99,7 +99,7 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	switch {
 	case !st.mode.Edits() && !st.wired:
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
-			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
+			"wiring is "+st.mode.String()+": commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
 	default:
 		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
 			"remote CA in ConfigMap %s, trusted by the remote cluster client only", cm))
