@@ -97,7 +97,7 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	}
 	cm := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
 	switch {
-	case !st.mode.Edits() && !st.wired:
+	case !st.mode.Edits() && !st.wired && st.snippet != "": // wire ran and left a snippet to commit
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
 			"wiring is "+st.mode.String()+": commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
 	default:
