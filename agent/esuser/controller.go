@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/task"
 )
 
@@ -47,9 +48,10 @@ type Config struct {
 
 // Controller keeps the agent's user of each Elasticsearch as its use needs it.
 type Controller struct {
-	cfg   Config
-	log   hclog.Logger
-	queue workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	cfg    Config
+	log    hclog.Logger
+	editor *wiring.Editor
+	queue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
 }
 
 // New checks cfg and registers the controller's handlers on the cache.
@@ -66,7 +68,8 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.NewPassword == nil {
 		cfg.NewPassword = randomPassword
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.Named("esuser"),
+	log := cfg.Logger.Named("esuser")
+	c := &Controller{cfg: cfg, log: log, editor: wiring.NewEditor(cfg.Dynamic, log),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
 			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "esuser"})}
 	byRef := func(o any) {
@@ -133,33 +136,36 @@ func (c *Controller) enqueueAll() {
 
 // use is what the links of one Elasticsearch need of the agent's user.
 type use struct {
-	roles  []string // sorted
-	manual bool     // a RemoteCluster asks for manual wiring
+	roles []string    // sorted
+	mode  wiring.Mode // the RemoteClusters' modes joined (wiring.Mode.Join)
 }
 
 // uses derives, from every ClusterExport and RemoteCluster (deleting ones too: their finalizers
 // still call Elasticsearch), the roles each Elasticsearch's user needs.
 func (c *Controller) uses() map[types.NamespacedName]use {
 	out := map[types.NamespacedName]use{}
-	add := func(key types.NamespacedName, role string, manual bool) {
+	add := func(key types.NamespacedName, role string, mode wiring.Mode) {
 		u := out[key]
 		if !slices.Contains(u.roles, role) {
 			u.roles = append(u.roles, role)
 			slices.Sort(u.roles)
 		}
-		u.manual = u.manual || manual
+		u.mode = u.mode.Join(mode)
 		out[key] = u
 	}
 	for _, exp := range c.cfg.Cache.ClusterExports() {
 		// A certificate-model export needs the keys role too: its links invalidate the keys of an
 		// earlier API-key answer, and its finalizer those issued under it.
 		key := types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-		add(key, RoleAPIKeys, false)
-		add(key, RoleSettings, false) // the signing CA settings of strong identity
+		add(key, RoleAPIKeys, wiring.Managed)
+		add(key, RoleSettings, wiring.Managed) // the signing CA settings of strong identity
 	}
 	for _, rc := range c.cfg.Cache.RemoteClusters() {
-		manual := rc.Spec.Wiring == v1alpha1.WiringManual && rc.DeletionTimestamp == nil
-		add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, RoleSettings, manual)
+		mode := wiring.Managed // a deleting RemoteCluster no longer holds the resource back
+		if rc.DeletionTimestamp == nil {
+			mode = wiring.ParseMode(rc.Spec.Wiring)
+		}
+		add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, RoleSettings, mode)
 	}
 	return out
 }
@@ -184,8 +190,8 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) er
 	if err := c.ensureSecrets(ctx, key, u.roles); err != nil {
 		return err
 	}
-	if !found || u.manual {
-		// Manual: the RemoteCluster's snippet names the Secrets (see Auth).
+	if !found || !u.mode.Edits() {
+		// Not ours to edit: the RemoteCluster's snippet names the Secrets (see Auth).
 		return nil
 	}
 	return c.wire(ctx, es)

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/wiring"
 )
@@ -142,16 +141,14 @@ func (c *Controller) deleteSecrets(ctx context.Context, key types.NamespacedName
 	return nil
 }
 
-// wire names the Secrets in spec.auth, once (read-modify-write with the cached resourceVersion:
-// a concurrent change fails with a conflict and the next pass decides again).
+// wire names the Secrets in spec.auth, once (wiring.Editor: from the cached object, again on the
+// current one after a conflict).
 func (c *Controller) wire(ctx context.Context, es *unstructured.Unstructured) error {
-	obj := es.DeepCopy()
-	changes, err := wiring.ApplyAuth(obj, Auth(es.GetName()))
+	_, changes, err := c.editor.Edit(ctx, es, "wire the agent's user into", func(obj *unstructured.Unstructured) ([]string, error) {
+		return wiring.ApplyAuth(obj, Auth(obj.GetName()))
+	})
 	if err != nil || len(changes) == 0 {
 		return err
-	}
-	if _, err := c.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("failed to wire the agent's user into Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	c.log.Info("agent's user wired (no restart: the file realm reloads)", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", strings.Join(changes, "; "))
 	return nil
@@ -161,13 +158,11 @@ func wiringRecorded(es *unstructured.Unstructured) bool { return wiring.Recorded
 
 // unwire removes the spec.auth entries the agent added.
 func (c *Controller) unwire(ctx context.Context, es *unstructured.Unstructured) error {
-	obj := es.DeepCopy()
-	changes, err := wiring.RemoveAuth(obj, Auth(es.GetName()))
+	_, changes, err := c.editor.Edit(ctx, es, "unwire the agent's user from", func(obj *unstructured.Unstructured) ([]string, error) {
+		return wiring.RemoveAuth(obj, Auth(obj.GetName()))
+	})
 	if err != nil {
 		return err
-	}
-	if _, err := c.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("failed to unwire the agent's user from Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 	}
 	c.log.Info("agent's user unwired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", strings.Join(changes, "; "))
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -51,9 +52,17 @@ func parseTrustOwner(owner string) (export, peer string, id link.ID, ok bool) {
 	return parts[1], parts[2], id, err == nil
 }
 
+// exportMode is how the exporter edits an exported Elasticsearch: a ClusterExport has no wiring
+// choice, the agent wires the exported side itself.
+const exportMode = wiring.Managed
+
 func (e *Exporter) trustStore() *transporttrust.Store {
-	return &transporttrust.Store{Kube: e.cfg.Kube, Dynamic: e.cfg.Dynamic, Now: e.cfg.Now}
+	return &transporttrust.Store{Kube: e.cfg.Kube, Editor: e.editor(), Now: e.cfg.Now}
 }
+
+// editor is the exporter's writer of Elasticsearch resources (built on demand: it holds no state,
+// and tests build Exporters without New).
+func (e *Exporter) editor() *wiring.Editor { return wiring.NewEditor(e.cfg.Dynamic, e.log) }
 
 // answerCertificate answers an import of an export with model certificate.
 func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
@@ -101,7 +110,7 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 			return nil, nil, 0, err
 		}
 	}
-	res, err := e.trustStore().Apply(ctx, es, map[string][]*x509.Certificate{owner: peerCAs}, true)
+	res, err := e.trustStore().Apply(ctx, es, map[string][]*x509.Certificate{owner: peerCAs}, exportMode)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -165,7 +174,7 @@ func (e *Exporter) release(ctx context.Context, t elastic.Target, drop func(owne
 	if len(want) == 0 && !res.Leftover(es) {
 		return nil
 	}
-	_, err = store.Apply(ctx, es, want, true)
+	_, err = store.Apply(ctx, es, want, exportMode)
 	return err
 }
 
@@ -198,7 +207,7 @@ func (e *Exporter) collectTrust(ctx context.Context) error {
 	var firstErr error
 	for t := range targets {
 		es, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name)
-		if !ok || transporttrust.ConfigMapOf(es) == "" {
+		if !ok || wiring.TransportCAConfigMapOf(es) == "" {
 			continue // without a CA ConfigMap there is no trust of ours
 		}
 		err := e.release(ctx, t, func(owner string) bool {

@@ -11,11 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
+	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/peertext"
 )
 
@@ -179,18 +179,16 @@ func (e *Exporter) exportLinkLocked(peer string, id link.ID, st *linkState) v1al
 // maxLinkMessage bounds status.links[].message (the CRD allows 1024 bytes).
 const maxLinkMessage = 1000
 
-// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch,
-// by read-modify-write with the cached resourceVersion (a concurrent change fails with a conflict
-// and the next pass decides again), as every other edit of the resource.
+// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch
+// (wiring.Editor, as every other edit of the resource).
 func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructured.Unstructured) error {
-	obj := es.DeepCopy()
-	if err := unstructured.SetNestedField(obj.Object, true, "spec", "remoteClusterServer", "enabled"); err != nil {
-		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+	_, changes, err := e.editor().Edit(ctx, es, "enable the remote cluster server of", wiring.EnableRemoteClusterServer)
+	if err != nil {
+		return err
 	}
-	if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("failed to enable the remote cluster server of %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+	if len(changes) > 0 {
+		e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
 	}
-	e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
 	return nil
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -275,13 +274,11 @@ func (e *Exporter) wireSigningCA(ctx context.Context, target elastic.Target) err
 	if ok, _ := signing.Supported(version); !ok {
 		return nil
 	}
-	obj := es.DeepCopy()
-	changes, err := wiring.ApplyVolume(obj, wiring.SigningCAVolume(target.Name))
+	_, changes, err := e.editor().Edit(ctx, es, "mount the signing CAs in", func(obj *unstructured.Unstructured) ([]string, error) {
+		return wiring.ApplyVolume(obj, wiring.SigningCAVolume(target.Name))
+	})
 	if err != nil || len(changes) == 0 {
 		return err
-	}
-	if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("failed to mount the signing CAs in Elasticsearch %s: %w", target, err)
 	}
 	e.log.Info("signing CA volume mounted", "elasticsearch", target.String(), "changes", strings.Join(changes, "; "))
 	return nil
@@ -421,15 +418,10 @@ func (e *Exporter) releaseSigningCA(ctx context.Context, exp *v1alpha1.ClusterEx
 				return err
 			}
 		}
-		obj := es.DeepCopy()
-		changes, err := wiring.RemoveVolume(obj, wiring.SigningCAVolume(target.Name))
-		if err != nil {
+		if _, _, err := e.editor().Edit(ctx, es, "unmount the signing CAs from", func(obj *unstructured.Unstructured) ([]string, error) {
+			return wiring.RemoveVolume(obj, wiring.SigningCAVolume(target.Name))
+		}); err != nil {
 			return err
-		}
-		if len(changes) > 0 {
-			if _, err := e.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(target.Namespace).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("failed to unmount the signing CAs from Elasticsearch %s: %w", target, err)
-			}
 		}
 	}
 	name := wiring.SigningCAConfigMapName(target.Name)

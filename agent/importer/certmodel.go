@@ -24,6 +24,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -73,8 +74,12 @@ func (p *linkPlan) certificate() bool {
 }
 
 func (im *Importer) trustStore() *transporttrust.Store {
-	return &transporttrust.Store{Kube: im.cfg.Kube, Dynamic: im.cfg.Dynamic, Now: im.cfg.Now}
+	return &transporttrust.Store{Kube: im.cfg.Kube, Editor: im.editor(), Now: im.cfg.Now}
 }
+
+// editor is the importer's writer of Elasticsearch resources (built on demand: it holds no state,
+// and tests build Importers without New).
+func (im *Importer) editor() *wiring.Editor { return wiring.NewEditor(im.cfg.Dynamic, im.log) }
 
 // localTransportCA is the local Elasticsearch's own transport CA, sent in every import request:
 // the remote adds it to its transport trust if its export uses the certificate model. Only the
@@ -153,7 +158,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	if len(certs) == 0 && im.noTransportTrust(es) {
 		// No certificate-model link and nothing of ecklink's in the transport trust (the
 		// informer cache says so): no read at all.
-		st.cert.configMap = transporttrust.ConfigMapName(esName)
+		st.cert.configMap = wiring.TransportCAConfigMapName(esName)
 		return 0, nil
 	}
 	store := im.trustStore()
@@ -170,7 +175,8 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	if len(certs) == 0 && len(st.cert.owned) == 0 {
 		if cur.Leftover(es) {
 			// A removal cut short (e.g. a conflict on the resource): finish it.
-			_, err := store.Apply(ctx, es, nil, false)
+			// Nothing of ours is added, so nothing to wire (Manual never edits).
+			_, err := store.Apply(ctx, es, nil, wiring.Manual)
 			return 0, err
 		}
 		return 0, nil
@@ -206,11 +212,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		}
 		want[importOwner(alias)] = cas
 	}
-	manual := false
-	for _, p := range plans {
-		manual = manual || (p.active() && p.rc.Spec.Wiring == v1alpha1.WiringManual)
-	}
-	res, err := store.Apply(ctx, es, want, !manual)
+	res, err := store.Apply(ctx, es, want, st.mode)
 	if err != nil {
 		return 0, err
 	}
@@ -418,9 +420,9 @@ func modelMessage(peer string, got, want v1alpha1.SecurityModel) string {
 // ecklink's own does not exist, from the informer cache: the certificate pass has nothing to do
 // nor to clean up.
 func (im *Importer) noTransportTrust(es *unstructured.Unstructured) bool {
-	if transporttrust.ConfigMapOf(es) != "" || transporttrust.WiredByUs(es) {
+	if wiring.TransportCAConfigMapOf(es) != "" || wiring.TransportCAWiredByUs(es) {
 		return false
 	}
-	_, exists := im.cfg.Cache.OwnConfigMap(es.GetNamespace(), transporttrust.ConfigMapName(es.GetName()))
+	_, exists := im.cfg.Cache.OwnConfigMap(es.GetNamespace(), wiring.TransportCAConfigMapName(es.GetName()))
 	return !exists
 }

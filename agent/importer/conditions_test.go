@@ -11,6 +11,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -48,7 +49,10 @@ func TestLinkConditions(t *testing.T) {
 		{"withdrawn", linkPlan{answer: &received{peer: "west", removed: true}}, ready(), all(v1alpha1.ReasonWaitingForPeer)},
 		{"no Elasticsearch", linkPlan{answer: creds}, with(func(s *state) { s.esFound = false }), all(v1alpha1.ReasonElasticsearchNotFound)},
 		{"Elasticsearch down", linkPlan{answer: creds}, with(func(s *state) { s.esError, s.esReason = "timeout", v1alpha1.ReasonElasticsearchUnavailable }), all(v1alpha1.ReasonElasticsearchUnavailable)},
-		{"manual wiring pending", linkPlan{answer: creds}, with(func(s *state) { s.manual, s.wired = true, false; s.settings = map[string]bool{} }),
+		{"manual wiring pending", linkPlan{answer: creds}, with(func(s *state) {
+			s.mode, s.wired, s.snippet = wiring.Manual, false, "spec: ..."
+			s.settings = map[string]bool{}
+		}),
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
 		{"key written, not in effect", linkPlan{answer: creds}, with(func(s *state) { s.effective = map[string]string{"west-logs": "k1"} }),
 			want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonElasticsearchRestarting}},

@@ -31,8 +31,9 @@ type state struct {
 	esError  string
 	esReason string // condition reason of esError (applyFailure)
 	wired    bool
-	manual   bool
-	// userUnwired: manual wiring, and spec.auth does not name the agent's user yet.
+	// mode is the wiring mode of the Elasticsearch, from its active RemoteClusters (wiringMode).
+	mode wiring.Mode
+	// userUnwired: the mode does not edit, and spec.auth does not name the agent's user yet.
 	userUnwired bool
 	snippet     string
 	settings    map[string]bool   // alias -> settings applied
@@ -77,7 +78,7 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	}
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
 	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
-		keyIDs: map[string]string{}, owner: map[string]types.UID{}}
+		keyIDs: map[string]string{}, owner: map[string]types.UID{}, mode: wiringMode(plans)}
 	if esFound {
 		version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
 		st.fileBased = eck.FileBasedSecureSettings(es.GetAnnotations(), version)
@@ -491,16 +492,22 @@ func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esNa
 	return requeue, nil
 }
 
-// wire makes the one-time change to the Elasticsearch resource (managed), or reports the snippet
-// and whether the user applied it (manual: any RemoteCluster of the Elasticsearch asking for
-// manual wiring keeps the agent's hands off the resource).
-func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, st *state) error {
+// wiringMode is the wiring mode of one Elasticsearch: its active RemoteClusters' modes joined
+// (any RemoteCluster asking for manual wiring keeps the agent's hands off the resource).
+func wiringMode(plans []*linkPlan) wiring.Mode {
+	mode := wiring.Managed
 	for _, p := range plans {
-		if p.active() && p.rc.Spec.Wiring == v1alpha1.WiringManual {
-			st.manual = true
+		if p.active() {
+			mode = mode.Join(wiring.ParseMode(p.rc.Spec.Wiring))
 		}
 	}
-	if st.manual {
+	return mode
+}
+
+// wire makes the one-time change to the Elasticsearch resource when st.mode edits it, or reports
+// the snippet and whether the user applied it.
+func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, st *state) error {
+	if !st.mode.Edits() {
 		missing, err := wiring.Missing(es)
 		if err != nil {
 			return err
@@ -521,23 +528,19 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 		}
 		return nil
 	}
-	obj := es.DeepCopy()
-	changes, err := wiring.Apply(obj)
+	_, changes, err := im.editor().Edit(ctx, es, "wire", func(obj *unstructured.Unstructured) ([]string, error) {
+		changes, err := wiring.Apply(obj)
+		if err != nil || !supportsSigning(obj) {
+			return changes, err
+		}
+		// Mounted with the rest (optional), so that signing can start later without a restart.
+		more, err := wiring.ApplyVolume(obj, wiring.SigningVolume(obj.GetName()))
+		return append(changes, more...), err
+	})
 	if err != nil {
 		return err
 	}
-	if supportsSigning(es) {
-		// Mounted with the rest (optional), so that signing can start later without a restart.
-		more, err := wiring.ApplyVolume(obj, wiring.SigningVolume(es.GetName()))
-		if err != nil {
-			return err
-		}
-		changes = append(changes, more...)
-	}
 	if len(changes) > 0 {
-		if _, err := im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("failed to wire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
-		}
 		im.log.Info("elasticsearch wired", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "changes", len(changes))
 		failpoint.Inject(failpoint.ImporterAfterWiring)
 		for _, p := range plans {
@@ -554,15 +557,16 @@ func (im *Importer) wire(ctx context.Context, es *unstructured.Unstructured, pla
 // already went (releaseAliases), then the wiring, then the Secret and ConfigMap.
 func (im *Importer) unwire(ctx context.Context, es *unstructured.Unstructured) (time.Duration, error) {
 	if es.GetAnnotations()[wiring.AnnotationWiring] != "" || wiring.Recorded(es, wiring.SigningVolume(es.GetName())) {
-		obj := es.DeepCopy()
-		if _, err := wiring.Remove(obj); err != nil {
+		_, _, err := im.editor().Edit(ctx, es, "unwire", func(obj *unstructured.Unstructured) ([]string, error) {
+			changes, err := wiring.Remove(obj)
+			if err != nil {
+				return nil, err
+			}
+			more, err := wiring.RemoveVolume(obj, wiring.SigningVolume(obj.GetName()))
+			return append(changes, more...), err
+		})
+		if err != nil {
 			return 0, err
-		}
-		if _, err := wiring.RemoveVolume(obj, wiring.SigningVolume(es.GetName())); err != nil {
-			return 0, err
-		}
-		if _, err := im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-			return 0, fmt.Errorf("failed to unwire Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
 		}
 		im.log.Info("elasticsearch unwired", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
 	}

@@ -97,9 +97,9 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	}
 	cm := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
 	switch {
-	case st.manual && !st.wired:
+	case !st.mode.Edits() && !st.wired && st.snippet != "": // wire ran and left a snippet to commit
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
-			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
+			"wiring is "+st.mode.String()+": commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
 	default:
 		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
 			"remote CA in ConfigMap %s, trusted by the remote cluster client only", cm))

@@ -10,11 +10,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/wiring"
 )
 
 // LabelElasticsearch names, on ecklink's own transport CA ConfigMap, the Elasticsearch it is for.
@@ -22,11 +21,12 @@ import (
 const LabelElasticsearch = "ecklink.io/transport-ca-of"
 
 // Store reads and writes the transport CA ConfigMaps of Elasticsearch resources, and wires ecklink's
-// own into the resource. Every write uses optimistic concurrency: the exporter and the importer
-// may change the same ConfigMap, and a conflict is retried by the caller's queue.
+// own into the resource through Editor (wiring.WireTransportCA). Every ConfigMap write uses
+// optimistic concurrency: the exporter and the importer may change the same ConfigMap, and a
+// conflict is retried by the caller's queue.
 type Store struct {
-	Kube    kubernetes.Interface
-	Dynamic dynamic.Interface
+	Kube   kubernetes.Interface
+	Editor *wiring.Editor
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -51,14 +51,14 @@ type Result struct {
 // left: what a removal cut short (a conflict on the resource, a crash) leaves behind. Apply with
 // no change takes it away.
 func (r Result) Leftover(es *unstructured.Unstructured) bool {
-	userWired := ConfigMapOf(es) == r.ConfigMap && !WiredByUs(es)
-	return r.Own && len(r.Owners) == 0 && ((r.Exists && !userWired) || WiredByUs(es))
+	userWired := wiring.TransportCAConfigMapOf(es) == r.ConfigMap && !wiring.TransportCAWiredByUs(es)
+	return r.Own && len(r.Owners) == 0 && ((r.Exists && !userWired) || wiring.TransportCAWiredByUs(es))
 }
 
 // target is the ConfigMap that holds es's extra transport CAs.
 func target(es *unstructured.Unstructured) (string, bool) {
-	own := ConfigMapName(es.GetName())
-	if name := ConfigMapOf(es); name != "" {
+	own := wiring.TransportCAConfigMapName(es.GetName())
+	if name := wiring.TransportCAConfigMapOf(es); name != "" {
 		return name, name == own
 	}
 	return own, true
@@ -67,7 +67,7 @@ func target(es *unstructured.Unstructured) (string, bool) {
 // Read returns the owners and CAs in es's transport CA ConfigMap (none if it does not exist).
 func (s *Store) Read(ctx context.Context, es *unstructured.Unstructured) (Result, error) {
 	name, own := target(es)
-	res := Result{ConfigMap: name, Own: own, Owners: map[string][]*x509.Certificate{}, Wired: ConfigMapOf(es) == name}
+	res := Result{ConfigMap: name, Own: own, Owners: map[string][]*x509.Certificate{}, Wired: wiring.TransportCAConfigMapOf(es) == name}
 	cm, err := s.Kube.CoreV1().ConfigMaps(es.GetNamespace()).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return res, nil
@@ -84,11 +84,11 @@ func (s *Store) Read(ctx context.Context, es *unstructured.Unstructured) (Result
 
 // Apply sets the CAs of the owners in want (nil removes an owner) in es's transport CA ConfigMap:
 // the one es names, else ecklink's own, created on demand. When owners remain and es names no
-// ConfigMap, manage lets Apply wire ecklink's into es; otherwise Result.Snippet says what to add.
-// When no owner remains, ecklink's wiring is undone first and its ConfigMap deleted after, so ECK
+// ConfigMap, a mode that Edits lets Apply wire ecklink's into es; otherwise Result.Snippet says
+// what to add. When no owner remains, ecklink's wiring is undone first and its ConfigMap deleted after, so ECK
 // never looks for a ConfigMap that is gone (it would stop reconciling the transport
 // certificates, CA rotation included). A ConfigMap the user named is only ever updated.
-func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want map[string][]*x509.Certificate, manage bool) (Result, error) {
+func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want map[string][]*x509.Certificate, mode wiring.Mode) (Result, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
@@ -97,14 +97,14 @@ func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want m
 	name, own := target(es)
 	res := Result{ConfigMap: name, Own: own, Owners: map[string][]*x509.Certificate{}}
 	client := s.Kube.CoreV1().ConfigMaps(ns)
-	if !own && WiredByUs(es) {
+	if !own && wiring.TransportCAWiredByUs(es) {
 		// The user named a ConfigMap of their own in place of ecklink's: the owners move there
 		// (below), and ecklink's record and ConfigMap go.
 		if err := s.unwire(ctx, es); err != nil {
 			return res, err
 		}
-		if err := client.Delete(ctx, ConfigMapName(es.GetName()), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return res, fmt.Errorf("failed to delete ConfigMap %s/%s: %w", ns, ConfigMapName(es.GetName()), err)
+		if err := client.Delete(ctx, wiring.TransportCAConfigMapName(es.GetName()), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return res, fmt.Errorf("failed to delete ConfigMap %s/%s: %w", ns, wiring.TransportCAConfigMapName(es.GetName()), err)
 		}
 	}
 	cm, err := client.Get(ctx, name, metav1.GetOptions{})
@@ -141,16 +141,16 @@ func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want m
 		return res, err
 	}
 	if len(res.Owners) > 0 {
-		res.Wired = ConfigMapOf(es) == name
+		res.Wired = wiring.TransportCAConfigMapOf(es) == name
 		switch {
 		case res.Wired:
-		case manage:
+		case mode.Edits():
 			if err := s.wire(ctx, es); err != nil {
 				return res, err
 			}
 			res.Wired = true
 		default:
-			res.Snippet = Snippet(es)
+			res.Snippet = wiring.TransportCASnippet(es)
 		}
 		return res, nil
 	}
@@ -160,7 +160,7 @@ func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want m
 	if err := s.unwire(ctx, es); err != nil {
 		return res, err
 	}
-	if ConfigMapOf(es) == name && !WiredByUs(es) {
+	if wiring.TransportCAConfigMapOf(es) == name && !wiring.TransportCAWiredByUs(es) {
 		// The user wired ecklink's ConfigMap by hand (manual mode): it must stay.
 		return res, nil
 	}
@@ -182,27 +182,15 @@ func adds(want map[string][]*x509.Certificate) bool {
 }
 
 func (s *Store) wire(ctx context.Context, es *unstructured.Unstructured) error {
-	obj := es.DeepCopy()
-	changed, err := Wire(obj)
-	if err != nil || !changed {
-		return err
-	}
-	if _, err := s.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("failed to wire the transport CA ConfigMap into Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
-	}
-	return nil
+	_, _, err := s.Editor.Edit(ctx, es, "wire the transport CA ConfigMap into", wiring.WireTransportCA)
+	return err
 }
 
-// unwire undoes Wire on es (in place, so callers see the new spec).
+// unwire undoes wiring.WireTransportCA on es (in place, so callers see the new spec).
 func (s *Store) unwire(ctx context.Context, es *unstructured.Unstructured) error {
-	obj := es.DeepCopy()
-	changed, err := Unwire(obj)
-	if err != nil || !changed {
-		return err
-	}
-	updated, err := s.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(es.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
+	updated, _, err := s.Editor.Edit(ctx, es, "unwire the transport CA ConfigMap from", wiring.UnwireTransportCA)
 	if err != nil {
-		return fmt.Errorf("failed to unwire the transport CA ConfigMap from Elasticsearch %s/%s: %w", es.GetNamespace(), es.GetName(), err)
+		return err
 	}
 	es.Object = updated.Object
 	return nil
@@ -212,7 +200,7 @@ func (s *Store) unwire(ctx context.Context, es *unstructured.Unstructured) error
 // exists (there is nothing to unwire), and deletes the ConfigMap when none is left.
 func (s *Store) ReleaseOrphaned(ctx context.Context, ns, es string, release func(owner string) bool) error {
 	client := s.Kube.CoreV1().ConfigMaps(ns)
-	name := ConfigMapName(es)
+	name := wiring.TransportCAConfigMapName(es)
 	cm, err := client.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

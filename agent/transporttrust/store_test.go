@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/wiring"
 )
 
 func elasticsearch(name, caConfigMap string) *unstructured.Unstructured {
@@ -47,7 +48,7 @@ func newFixture(t *testing.T, es *unstructured.Unstructured, objs ...runtime.Obj
 	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: &Store{Kube: kube, Dynamic: dyn, Now: func() time.Time { return now }}, kube: kube, dyn: dyn}
+	return &fixture{store: &Store{Kube: kube, Editor: wiring.NewEditor(dyn, nil), Now: func() time.Time { return now }}, kube: kube, dyn: dyn}
 }
 
 // es returns the stored Elasticsearch.
@@ -68,7 +69,7 @@ func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
 	peer := newCA(t, "peer", now.Add(time.Hour))
-	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": {peer}}, true)
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": {peer}}, wiring.Managed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,34 +84,34 @@ func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 		t.Errorf("ConfigMap metadata = %+v", cm.ObjectMeta)
 	}
 	es := f.es(t, "logs")
-	if ConfigMapOf(es) != "logs-ecklink-transport-ca" || !WiredByUs(es) {
+	if wiring.TransportCAConfigMapOf(es) != "logs-ecklink-transport-ca" || !wiring.TransportCAWiredByUs(es) {
 		t.Fatalf("Elasticsearch not wired: %v", es.Object["spec"])
 	}
 
 	// A second owner (the importer of the same Elasticsearch), then the first leaves: all stays.
 	other := newCA(t, "other", now.Add(time.Hour))
-	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": {other}}, true); err != nil {
+	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": {other}}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": nil}, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": nil}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.configMap("logs-ecklink-transport-ca"); err != nil {
 		t.Fatalf("ConfigMap deleted while an owner remains: %v", err)
 	}
 	// The last owner leaves: unwired, then deleted; the spec is back to its old shape.
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/y": nil}, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
 		t.Errorf("ConfigMap still there: %v", err)
 	}
 	es = f.es(t, "logs")
-	if _, found, _ := unstructured.NestedMap(es.Object, "spec", "transport"); found || WiredByUs(es) {
+	if _, found, _ := unstructured.NestedMap(es.Object, "spec", "transport"); found || wiring.TransportCAWiredByUs(es) {
 		t.Errorf("Elasticsearch still wired: spec=%v annotations=%v", es.Object["spec"], es.GetAnnotations())
 	}
 	// Removing again does nothing and creates nothing.
-	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": nil}, true); err != nil {
+	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
@@ -125,7 +126,7 @@ func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
 		Data: map[string]string{Key: pemOf(user)}}
 	f := newFixture(t, elasticsearch("logs", "user-cas"), userCM)
 	peer := newCA(t, "peer", now.Add(time.Hour))
-	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {peer}}, true)
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {peer}}, wiring.Managed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
 	if got := fingerprints(t, cm); !equal(got, []string{fp(user), fp(peer)}) {
 		t.Errorf("bundle = %v", got)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	cm, err = f.configMap("user-cas")
@@ -146,14 +147,14 @@ func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
 	if cm.Data[Key] != pemOf(user) || cm.Labels["team"] != "a" || cm.Annotations[AnnotationCAs] != "" {
 		t.Errorf("the user's ConfigMap is not as it was: %+v %q", cm.ObjectMeta, cm.Data[Key])
 	}
-	if es := f.es(t, "logs"); ConfigMapOf(es) != "user-cas" || WiredByUs(es) {
+	if es := f.es(t, "logs"); wiring.TransportCAConfigMapOf(es) != "user-cas" || wiring.TransportCAWiredByUs(es) {
 		t.Errorf("the user's wiring changed: %v", es.Object["spec"])
 	}
 }
 
 func TestStoreRefusesAMissingUserConfigMap(t *testing.T) {
 	f := newFixture(t, elasticsearch("logs", "gone"))
-	_, err := f.store.Apply(context.Background(), f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, true)
+	_, err := f.store.Apply(context.Background(), f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, wiring.Managed)
 	if err == nil || !strings.Contains(err.Error(), "ConfigMap gone") {
 		t.Errorf("err = %v, want the missing ConfigMap named", err)
 	}
@@ -165,23 +166,23 @@ func TestStoreRefusesAMissingUserConfigMap(t *testing.T) {
 func TestStoreManualWiringLeavesTheResourceAlone(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
-	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, false)
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}, wiring.Manual)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Wired || !strings.Contains(res.Snippet, "configMapName: logs-ecklink-transport-ca") {
 		t.Errorf("result = %+v", res)
 	}
-	if es := f.es(t, "logs"); ConfigMapOf(es) != "" {
+	if es := f.es(t, "logs"); wiring.TransportCAConfigMapOf(es) != "" {
 		t.Error("manual mode wired the Elasticsearch")
 	}
 	// The user commits the snippet; when the last owner goes the ConfigMap stays (ECK needs it).
 	es := f.es(t, "logs")
-	_ = unstructured.SetNestedField(es.Object, "logs-ecklink-transport-ca", caPath...)
+	_ = unstructured.SetNestedField(es.Object, "logs-ecklink-transport-ca", "spec", "transport", "tls", "certificateAuthorities", "configMapName")
 	if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, false); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Manual); err != nil {
 		t.Fatal(err)
 	}
 	cm, err := f.configMap("logs-ecklink-transport-ca")
@@ -198,7 +199,7 @@ func TestStoreReleaseOrphaned(t *testing.T) {
 	f := newFixture(t, elasticsearch("logs", ""))
 	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{
 		"import/x": {newCA(t, "p", now.Add(time.Hour))}, "export/east/a/b/c": {newCA(t, "q", now.Add(time.Hour))},
-	}, true); err != nil {
+	}, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.ReleaseOrphaned(ctx, "ns", "logs", func(o string) bool { return strings.HasPrefix(o, "import/") }); err != nil {
@@ -226,16 +227,16 @@ func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
 	f := newFixture(t, elasticsearch("logs", ""), userCM)
 	peer := newCA(t, "peer", now.Add(time.Hour))
 	want := map[string][]*x509.Certificate{"import/x": {peer}}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	// The user names their own ConfigMap instead (ecklink's record stays on the resource).
 	es := f.es(t, "logs")
-	_ = unstructured.SetNestedField(es.Object, "user-cas", caPath...)
+	_ = unstructured.SetNestedField(es.Object, "user-cas", "spec", "transport", "tls", "certificateAuthorities", "configMapName")
 	if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.store.Apply(ctx, f.es(t, "logs"), want, true)
+	res, err := f.store.Apply(ctx, f.es(t, "logs"), want, wiring.Managed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +250,8 @@ func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
 	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
 		t.Errorf("ecklink's ConfigMap is left behind: %v", err)
 	}
-	if es := f.es(t, "logs"); WiredByUs(es) || ConfigMapOf(es) != "user-cas" {
-		t.Errorf("wiring = %q, record %v", ConfigMapOf(es), es.GetAnnotations())
+	if es := f.es(t, "logs"); wiring.TransportCAWiredByUs(es) || wiring.TransportCAConfigMapOf(es) != "user-cas" {
+		t.Errorf("wiring = %q, record %v", wiring.TransportCAConfigMapOf(es), es.GetAnnotations())
 	}
 }
 
@@ -258,7 +259,7 @@ func TestStoreFinishesARemovalCutShort(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
 	want := map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	// The last owner left the ConfigMap, then the unwiring failed (a conflict): the ConfigMap is
@@ -274,14 +275,14 @@ func TestStoreFinishesARemovalCutShort(t *testing.T) {
 	if err != nil || !res.Leftover(f.es(t, "logs")) {
 		t.Fatalf("Leftover = false for %+v (%v)", res, err)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), nil, true); err != nil {
+	if _, err := f.store.Apply(ctx, f.es(t, "logs"), nil, wiring.Managed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
 		t.Errorf("ConfigMap still there: %v", err)
 	}
 	es := f.es(t, "logs")
-	if ConfigMapOf(es) != "" || WiredByUs(es) {
+	if wiring.TransportCAConfigMapOf(es) != "" || wiring.TransportCAWiredByUs(es) {
 		t.Errorf("still wired: %v", es.Object["spec"])
 	}
 	if res, _ := f.store.Read(ctx, es); res.Leftover(es) {

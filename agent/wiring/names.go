@@ -1,12 +1,28 @@
-// Package wiring connects a local Elasticsearch resource to the Secret and ConfigMap the agent
-// manages for it: one secure-settings entry, the remote cluster client TLS settings and one
-// ConfigMap volume per node set. Wiring is a one-time change, because the names are stable; later
-// rotations change only the content of the Secret and ConfigMap.
+// Package wiring owns every edit ecklink makes to ECK's Elasticsearch resource and every snippet
+// it reports instead. The API-key model connects a local Elasticsearch to the Secret and ConfigMap
+// the agent manages for it (one secure-settings entry, the remote cluster client TLS settings and
+// one ConfigMap volume per node set: Apply, Remove); the certificate model names a transport CA
+// ConfigMap (WireTransportCA); strong identity mounts optional volumes (ApplyVolume); the agent's
+// user names its Secrets in spec.auth (ApplyAuth); an export turns the remote cluster server on
+// (EnableRemoteClusterServer). Wiring is a one-time change, because the names are stable; later
+// rotations change only the content of the Secrets and ConfigMaps.
 //
-// Managed mode edits the resource by read-modify-write with optimistic concurrency and touches only
-// the entries it added (recorded in an annotation). Server-side apply is not used: ECK's CRD
+// Editor is the one writer: a named Change on a copy of the cached object, an Update only when it
+// differs, the Change again on the current object after a conflict. Managed changes touch only
+// the entries they added, recorded in annotations. Server-side apply is not used: ECK's CRD
 // declares nodeSets and secureSettings as atomic lists, so an apply would take ownership of the
-// user's whole list. Manual mode renders the same change as a snippet for the user or GitOps.
+// user's whole list. Callers keep their domain decisions (which volume, which user) and pass
+// them as a Change; they never call the API for the resource themselves.
+//
+// Mode is the wiring mode: ParseMode reads the API value (RemoteCluster spec.wiring) once,
+// Mode.Join combines the RemoteClusters of one Elasticsearch, and callers only ask Mode.Edits
+// (Managed edits through the Editor; Manual renders Snippet or TransportCASnippet and waits for
+// the user). Adding a third mode therefore touches this package, the API enum and tests only:
+// the v1alpha1.Wiring constant and its +kubebuilder:validation:Enum value (then make generate
+// for the CRD); here, its Mode constant, its case in ParseMode, String and rank (how much it
+// leaves to the user, for Join), its answer to Edits (and a new question on Mode, if it behaves
+// like neither, asked where Edits is asked today); and cases in mode_test.go and the callers'
+// table tests.
 package wiring
 
 import "path"

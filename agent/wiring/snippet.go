@@ -66,3 +66,20 @@ func Snippet(es *unstructured.Unstructured, extra ...Part) (string, error) {
 		es.GetNamespace(), es.GetName(), es.GetName(), es.GetNamespace())
 	return header + string(data), nil
 }
+
+// TransportCASnippet renders, for manual mode, the certificate model's change to commit to the
+// Elasticsearch resource: spec.transport.tls.certificateAuthorities naming ecklink's ConfigMap
+// (a plain object, so a merge patch keeps the user's other transport settings).
+func TransportCASnippet(es *unstructured.Unstructured) string {
+	doc := map[string]any{
+		"apiVersion": "elasticsearch.k8s.elastic.co/v1",
+		"kind":       "Elasticsearch",
+		"metadata":   map[string]any{"name": es.GetName(), "namespace": es.GetNamespace()},
+		"spec": map[string]any{"transport": map[string]any{"tls": map[string]any{
+			"certificateAuthorities": map[string]any{"configMapName": TransportCAConfigMapName(es.GetName())},
+		}}},
+	}
+	data, _ := yaml.Marshal(doc)
+	return "# ecklink: merge into Elasticsearch " + es.GetNamespace() + "/" + es.GetName() +
+		" (certificate model: the peer's transport CA joins the transport trust)\n" + string(data)
+}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/harness"
 	"github.com/ecklink/ecklink/test/testbed"
@@ -83,7 +83,7 @@ func TestConsumerOfRelease010(t *testing.T) {
 	ownFP, _ := harness.Fingerprints(own)
 	extraFP, _ := harness.Fingerprints(extra)
 	waitFor(ctx, t, 30*time.Second, "west trusts the consumer's CA, and only that one", func() (bool, string) {
-		_, fps, err := west.ConfigMapCAs(ctx, ns, transporttrust.ConfigMapName("logs"))
+		_, fps, err := west.ConfigMapCAs(ctx, ns, wiring.TransportCAConfigMapName("logs"))
 		if err != nil {
 			return false, err.Error()
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/transporttrust"
+	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim/pod"
 	"github.com/ecklink/ecklink/test/harness"
@@ -160,8 +160,8 @@ func TestForgedCertificateAnswer(t *testing.T) {
 	after := readTransportTrust(ctx, t, east, ns)
 	fps, _ := harness.Fingerprints(append(bytes.Clone(own), another...))
 	after.untouched(t, "after the forged answers", fps)
-	if _, err := east.Env.Kube.CoreV1().ConfigMaps(ns).Get(ctx, transporttrust.ConfigMapName("ccs"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("ConfigMap %s exists (err=%v)", transporttrust.ConfigMapName("ccs"), err)
+	if _, err := east.Env.Kube.CoreV1().ConfigMaps(ns).Get(ctx, wiring.TransportCAConfigMapName("ccs"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap %s exists (err=%v)", wiring.TransportCAConfigMapName("ccs"), err)
 	}
 	t.Logf("east's transport trust after both answers: agent ConfigMaps %v, Elasticsearch names %q, ECK bundle %s",
 		after.agentConfigMaps, after.wiredTo, short(after.eckBundle))
@@ -249,7 +249,7 @@ func TestCertificateModelDisabled(t *testing.T) {
 	if c := harness.Condition(rc, v1alpha1.ConditionReady); !strings.Contains(c.Message, "environment east refused") || !strings.Contains(c.Message, "certificateModel.enabled") {
 		t.Errorf("RemoteCluster Ready = %+v", c)
 	}
-	if cm, fps, err := east.ConfigMapCAs(ctx, ns, transporttrust.ConfigMapName("logs")); err != nil || cm != nil {
+	if cm, fps, err := east.ConfigMapCAs(ctx, ns, wiring.TransportCAConfigMapName("logs")); err != nil || cm != nil {
 		t.Errorf("east's transport CA ConfigMap of logs exists with %s (err=%v)", short(fps), err)
 	}
 	if fps, err := east.TransportCAs(ctx, ns, "logs"); err != nil || len(fps) != 1 {

@@ -104,7 +104,7 @@ ecklink's own ClusterExports and RemoteClusters. Read and write are separate rul
   verbs: [list, watch]
 - apiGroups: [elasticsearch.k8s.elastic.co]
   resources: [elasticsearches]
-  verbs: [update]
+  verbs: [get, update]
 - apiGroups: [ecklink.io]
   resources: [clusterexports, remoteclusters]
   verbs: [get, list, watch, update]
