@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -731,4 +732,75 @@ func (f *esFaults) wrap(next http.Handler) http.Handler {
 		w.WriteHeader(hit.status)
 		fmt.Fprintf(w, `{"error":{"root_cause":[{"type":%q,"reason":"injected"}],"type":%q,"reason":"injected"},"status":%d}`, hit.errType, hit.errType, hit.status)
 	})
+}
+
+// TestKeyMadeBeforeARestart: the secret of a key lives in memory only. After a restart the
+// newest key of a link is sent again only when the peer says it holds it (without its value);
+// before the peer's status the pass waits (errRetry, not a failure); a key the peer never got is
+// invalidated and replaced by a new one, sent with its value.
+func TestKeyMadeBeforeARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// status is the peer's link status after the restart; applied "" : none yet, "made":
+		// the key made before the restart.
+		applied   string
+		noStatus  bool
+		wantWait  bool
+		wantFresh bool
+	}{
+		{name: "no status yet", noStatus: true, wantWait: true},
+		{name: "peer holds the key", applied: "made"},
+		{name: "peer never got the key", applied: "an-older-key", wantFresh: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
+			f.importLink(t, "east", axLink)
+			made := f.credentials("east", axLink).GetApiKeyId()
+			// The restart: the exporter's memory is gone, the key in Elasticsearch is not.
+			f.e.mu.Lock()
+			f.e.encoded = map[string]elastic.Secret{}
+			f.e.links = map[string]map[link.ID]*linkState{}
+			f.e.mu.Unlock()
+			if err := f.e.OnImport("east", &peerv1.ImportRequest{Link: axLink.Proto(), ExportNamespace: axNS, ExportName: axExport}); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.noStatus {
+				applied := tc.applied
+				if applied == "made" {
+					applied = made
+				}
+				if err := f.e.OnLinkStatus("east", &peerv1.LinkStatus{Link: axLink.Proto(), AppliedApiKeyId: applied, WrittenApiKeyId: applied, Connected: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := proto.Clone(f.credentials("east", axLink))
+			_, err := f.e.reconcileLink(t.Context(), "east", axLink)
+			if tc.wantWait {
+				if !errors.Is(err, errRetry) {
+					t.Fatalf("pass before the peer's status: %v, want a wait (errRetry)", err)
+				}
+				if got := f.credentials("east", axLink); !proto.Equal(got, before) || len(f.liveKeys("east", axLink)) != 1 {
+					t.Error("the pass that waits for the peer's status changed the answer or the keys")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := f.credentials("east", axLink)
+			live := f.liveKeys("east", axLink)
+			if !tc.wantFresh {
+				if c.GetApiKeyId() != made || c.GetApiKeyEncoded() != "" || len(live) != 1 {
+					t.Errorf("sent key %s with value %v, live %v: want %s again without its value", c.GetApiKeyId(), c.GetApiKeyEncoded() != "", live, made)
+				}
+				return
+			}
+			if c.GetApiKeyId() == made || c.GetApiKeyEncoded() == "" {
+				t.Errorf("sent key %s (value %v), want a new key with its value", c.GetApiKeyId(), c.GetApiKeyEncoded() != "")
+			}
+			if len(live) != 1 || live[0] != c.GetApiKeyId() {
+				t.Errorf("live keys %v, want only the new one (the undelivered key invalidated)", live)
+			}
+		})
+	}
 }

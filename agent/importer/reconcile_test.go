@@ -512,6 +512,9 @@ func TestLinkRemoval(t *testing.T) {
 		{name: "credentials withdrawn", remove: func(t *testing.T, f *fixture) {
 			f.im.OnCredentialsRemoved(fxPeer, link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: "logs"})
 		}},
+		{name: "peering ended", remove: func(t *testing.T, f *fixture) {
+			f.im.PeerGone(fxPeer)
+		}},
 		{name: "RemoteCluster deleted", deleted: true, remove: func(t *testing.T, f *fixture) {
 			rc := f.remoteCluster(t, "logs")
 			now := metav1.Now()
