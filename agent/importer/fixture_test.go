@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
@@ -49,6 +50,10 @@ type fixture struct {
 	outbox *recordingOutbox
 	// esCalls counts the requests the Elasticsearch served.
 	esCalls *atomic.Int64
+	// events are the Events the importer recorded.
+	events *record.FakeRecorder
+	// faults are the failures the Elasticsearch answers with instead of serving (esFaults).
+	faults *esFaults
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -145,7 +150,8 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	}
 	node.SetUser("elastic", "test-password")
 	calls := &atomic.Int64{}
-	handler := node.Handler()
+	faults := &esFaults{}
+	handler := faults.wrap(node.Handler())
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		handler.ServeHTTP(w, r)
@@ -156,15 +162,16 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		t.Fatal(err)
 	}
 	out := &recordingOutbox{sent: map[string]proto.Message{}}
+	events := record.NewFakeRecorder(1000)
 	im, err := New(Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Outbox: out,
-		Metrics: metrics.New(), Logger: log, AgentNamespace: fxAgentNS})
+		Recorder: kube.NewRecorderFor(events), Metrics: metrics.New(), Logger: log, AgentNamespace: fxAgentNS})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out, esCalls: calls}
+	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out, esCalls: calls, faults: faults, events: events}
 }
 
 func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {
