@@ -10,8 +10,10 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
+	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
 // The certificate model with a transport CA ConfigMap of the user's (named by the Elasticsearch's
@@ -146,4 +148,72 @@ func TestCertificateTrustUsersConfigMapMissing(t *testing.T) {
 	if s := f.applied(t).settings["logs"]; s.ProxyAddress != certProxy {
 		t.Errorf("settings once the ConfigMap exists %+v, want proxy to %s", s, certProxy)
 	}
+}
+
+// TestCertificateTrustPerAlias: two certificate-model links of one Elasticsearch each own their
+// peer's CA in ecklink's ConfigMap; a new CA for one replaces only its own; when one link ends
+// only its CA and settings go, and the ConfigMap stays wired for the other.
+func TestCertificateTrustPerAlias(t *testing.T) {
+	f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelCertificate), remoteCluster("metrics", v1alpha1.SecurityModelCertificate))
+	f.connectAll()
+	logs, metrics := certificateCredentials(t, "logs"), certificateCredentials(t, "metrics")
+	metrics.ProxyAddress = "203.0.113.8:9300"
+	for i, c := range []*peerv1.Credentials{logs, metrics} {
+		if err := f.im.OnCredentials(fxPeer, uint64(i+1), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reconcile(t)
+	f.settle(t)
+	cm := f.transportTrust(t)
+	for alias, c := range map[string]*peerv1.Credentials{"logs": logs, "metrics": metrics} {
+		if got := trustedFingerprints(t, cm, alias); len(got) != 1 || got[0] != fingerprintOf(t, c.CaBundle) {
+			t.Errorf("%s owns %v, want its peer's CA", alias, got)
+		}
+		if s := f.applied(t).settings[alias]; s.ProxyAddress != c.ProxyAddress {
+			t.Errorf("%s settings %+v, want proxy to %s", alias, s, c.ProxyAddress)
+		}
+	}
+
+	// A renewed CA for metrics replaces metrics' entry only.
+	renewed := certificateCredentials(t, "metrics")
+	renewed.ProxyAddress = metrics.ProxyAddress
+	if err := f.im.OnCredentials(fxPeer, 3, renewed); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(t)
+	f.settle(t)
+	cm = f.transportTrust(t)
+	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, logs.CaBundle) {
+		t.Errorf("logs owns %v after metrics' renewal, want its own CA unchanged", got)
+	}
+	if got := trustedFingerprints(t, cm, "metrics"); !containsString(got, fingerprintOf(t, renewed.CaBundle)) {
+		t.Errorf("metrics owns %v, want the renewed CA among them", got)
+	}
+
+	f.im.OnCredentialsRemoved(fxPeer, link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: "metrics"})
+	f.reconcile(t)
+	cm = f.transportTrust(t)
+	if got := trustedFingerprints(t, cm, "metrics"); len(got) != 0 {
+		t.Errorf("metrics still owns %v after its removal", got)
+	}
+	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 {
+		t.Errorf("logs owns %v after metrics' removal, want its CA kept", got)
+	}
+	a := f.applied(t)
+	if _, ok := a.settings["metrics"]; ok {
+		t.Error("metrics' settings left after its removal")
+	}
+	if a.settings["logs"].ProxyAddress != certProxy || wiring.TransportCAConfigMapOf(a.es) != wiring.TransportCAConfigMapName(fxES) {
+		t.Errorf("logs settings %+v, wiring %q: want both kept", a.settings["logs"], wiring.TransportCAConfigMapOf(a.es))
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
