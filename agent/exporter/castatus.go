@@ -42,17 +42,20 @@ func (e *Exporter) OnCAStatus(peer string, g link.CAGroup, s *peerv1.CAStatus) e
 	}
 	held[g] = s
 	var exports []item
+	applied := 0
 	for id, st := range e.links[peer] {
 		if st.removed || st.status == nil || st.caRef == "" || !g.Has(id, st.caRef) {
 			continue // a link without a LinkStatus yet picks the group's status up with its first
 		}
 		if next := withCAStatus(st.status, s); next != st.status {
+			applied++
 			if _, export := e.recordStatusLocked(st, next); export.kind != "" {
 				exports = append(exports, export)
 			}
 		}
 	}
 	e.mu.Unlock()
+	e.log.Debug("ca status applied", "peer", peer, "elasticsearch", g.Namespace+"/"+g.Elasticsearch, "links", applied)
 	for _, x := range exports {
 		e.queue.Add(x)
 	}
