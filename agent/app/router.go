@@ -14,7 +14,6 @@ import (
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/peers"
-	"github.com/ecklink/ecklink/internal/peertext"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -36,13 +35,12 @@ func (r *router) AppliedSequences(peer string) map[string]uint64 {
 }
 
 func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+	// The halves refuse with a *peering.RefusalError, which the stream sends as the Nack and
+	// logs (once, there).
 	err := r.handleUpdate(ctx, peer, u)
 	var ref *peering.RefusalError
 	if errors.As(err, &ref) {
 		r.metrics.Nack(peer, "sent", ref.Reason)
-		// Refusal messages quote what the peer sent: clipped, as every peer string in a log.
-		r.log.Warn("refused an update from the peer", "peer", peer, "resource", peertext.Clean(u.GetResource(), peertext.Log),
-			"reason", peertext.Clean(ref.Reason, 64), "message", peertext.Clean(ref.Message, peertext.Log))
 	}
 	return err
 }
@@ -54,7 +52,7 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	if id, ok := link.ParseExportCAResource(u.GetResource()); ok {
 		switch p := u.GetPayload().(type) {
 		case *peerv1.Update_ExportCa:
-			return refusal(r.imp.OnExportCA(peer, id, p.ExportCa), "InvalidCA")
+			return r.imp.OnExportCA(peer, id, p.ExportCa)
 		case *peerv1.Update_Removed:
 			r.imp.OnExportCARemoved(peer, id)
 			return nil
@@ -67,7 +65,7 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 		}
 		switch p := u.GetPayload().(type) {
 		case *peerv1.Update_CaStatus:
-			return refusal(r.exp.OnCAStatus(peer, g, p.CaStatus), exporter.ReasonInvalidCAStatus)
+			return r.exp.OnCAStatus(peer, g, p.CaStatus)
 		case *peerv1.Update_Removed:
 			r.exp.OnCAStatusRemoved(peer, g)
 			return nil
@@ -93,22 +91,22 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 		if err := match(p.ImportRequest.GetLink(), link.KindImport); err != nil {
 			return err
 		}
-		return refusal(r.exp.OnImport(peer, p.ImportRequest), "InvalidImport")
+		return r.exp.OnImport(peer, p.ImportRequest)
 	case *peerv1.Update_LinkStatus:
 		if err := match(p.LinkStatus.GetLink(), link.KindStatus); err != nil {
 			return err
 		}
-		return refusal(r.exp.OnLinkStatus(peer, p.LinkStatus), "InvalidLinkStatus")
+		return r.exp.OnLinkStatus(peer, p.LinkStatus)
 	case *peerv1.Update_Credentials:
 		if err := match(p.Credentials.GetLink(), link.KindCredentials); err != nil {
 			return err
 		}
-		return refusal(r.imp.OnCredentials(peer, u.GetSequence(), p.Credentials), "InvalidCredentials")
+		return r.imp.OnCredentials(peer, u.GetSequence(), p.Credentials)
 	case *peerv1.Update_Refusal:
 		if err := match(p.Refusal.GetLink(), link.KindCredentials); err != nil {
 			return err
 		}
-		return refusal(r.imp.OnRefusal(peer, u.GetSequence(), p.Refusal), "InvalidRefusal")
+		return r.imp.OnRefusal(peer, u.GetSequence(), p.Refusal)
 	case *peerv1.Update_Removed:
 		switch kind {
 		case link.KindImport:
@@ -120,18 +118,6 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	default:
 		return peering.Refuse(peering.ReasonUnknownMessage, "update of %s has no payload this agent knows", u.GetResource())
 	}
-}
-
-// refusal turns a half's validation error into a Nack with a reason.
-func refusal(err error, fallback string) error {
-	if err == nil {
-		return nil
-	}
-	var nack *peering.RefusalError
-	if errors.As(err, &nack) {
-		return nack
-	}
-	return peering.Refuse(fallback, "%v", err)
 }
 
 func (r *router) HandleInventory(_ context.Context, peer string, resources []string) error {
@@ -156,9 +142,7 @@ func (r *router) OnAck(peer, resource string, seq uint64) {
 }
 
 func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {
-	r.metrics.Nack(peer, "received", reason)
-	r.log.Warn("peer refused an update", "peer", peer, "resource", resource, "sequence", seq,
-		"reason", peertext.Clean(reason, 64), "message", peertext.Clean(message, peertext.Log))
+	r.metrics.Nack(peer, "received", reason) // the stream logs the Nack
 	// A peer refusing an import request on receipt (not granted, a cap reached) may send no
 	// Refusal: the RemoteCluster's conditions show the Nack's reason instead.
 	if kind, id, err := link.ParseResource(resource); err == nil && kind == link.KindImport && importRefusals[reason] {

@@ -24,7 +24,7 @@ const ReasonInvalidCAStatus = "InvalidCAStatus"
 // OnCAStatus validates a CAStatus and applies it to the links of its group.
 func (e *Exporter) OnCAStatus(peer string, g link.CAGroup, s *peerv1.CAStatus) error {
 	if err := validateCAStatus(s); err != nil {
-		return &peering.RefusalError{Reason: ReasonInvalidCAStatus, Message: err.Error()}
+		return invalid(ReasonInvalidCAStatus, err)
 	}
 	e.mu.Lock()
 	held := e.caStatus[peer]

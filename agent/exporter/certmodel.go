@@ -16,6 +16,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -65,14 +66,14 @@ func (e *Exporter) trustStore() *transporttrust.Store {
 func (e *Exporter) editor() *wiring.Editor { return wiring.NewEditor(e.cfg.Dynamic, e.log) }
 
 // answerCertificate answers an import of an export with model certificate.
-func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
+func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *peering.RefusalError, time.Duration, error) {
 	target, es, ref := e.exportedElasticsearch(exp, st)
 	if ref != nil {
 		return nil, ref, 30 * time.Second, nil
 	}
 	addr, serverName, err := e.address(ctx, exp)
 	if err != nil {
-		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
+		return nil, &peering.RefusalError{Reason: "AddressUnresolved", Message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
 	}
 	now := e.cfg.Now()
 	peerCA, ref := consumerTransportCA(exp, req.GetTransportCaBundle(), now)
@@ -327,14 +328,14 @@ func dropModelWarning(x kube.Conditioned) {
 // consumerTransportCA validates the importing Elasticsearch's transport CA a certificate-model
 // import request carries: one self-signed CA, the consumer's own (its nodes chain to it, and
 // nothing else joins the transport trust with it, see pemutil.ValidateSelfSignedCA).
-func consumerTransportCA(exp *v1alpha1.ClusterExport, bundle []byte, now time.Time) (*x509.Certificate, *refusal) {
+func consumerTransportCA(exp *v1alpha1.ClusterExport, bundle []byte, now time.Time) (*x509.Certificate, *peering.RefusalError) {
 	if len(bundle) == 0 {
-		return nil, &refusal{reason: v1alpha1.ReasonTransportCAMissing, message: "export " + exp.Name +
+		return nil, &peering.RefusalError{Reason: v1alpha1.ReasonTransportCAMissing, Message: "export " + exp.Name +
 			" uses the certificate model, which needs the importing Elasticsearch's transport CA; none was sent (ECK has not issued it yet, or the importing agent predates the certificate model)"}
 	}
 	ca, err := pemutil.ValidateSelfSignedCA(bundle, now, pemutil.DefaultLimits)
 	if err != nil {
-		return nil, &refusal{reason: v1alpha1.ReasonInvalidTransportCA, message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}
+		return nil, &peering.RefusalError{Reason: v1alpha1.ReasonInvalidTransportCA, Message: "transport_ca_bundle must be exactly one self-signed CA certificate, the importing Elasticsearch's transport CA: " + err.Error()}
 	}
 	return ca, nil
 }

@@ -161,7 +161,7 @@ func TestConsumerTransportCA(t *testing.T) {
 			switch {
 			case tc.want == "" && (ref != nil || got == nil):
 				t.Fatalf("refused %v", ref)
-			case tc.want != "" && (ref == nil || ref.reason != tc.want):
+			case tc.want != "" && (ref == nil || ref.Reason != tc.want):
 				t.Fatalf("got %v, want a refusal %s", ref, tc.want)
 			}
 		})

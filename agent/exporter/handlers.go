@@ -18,20 +18,20 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// OnImport records an import request from a peer. An error refuses the update (a Nack): the
-// request is malformed, or it asks for a link this agent does not hold yet and the export does
-// not grant it or a cap is reached (then a Refusal says why, and nothing of the request is
-// kept). A granted request is answered later, on the stream.
+// OnImport records an import request from a peer. A *peering.RefusalError refuses the update (a
+// Nack): the request is malformed, or it asks for a link this agent does not hold yet and the
+// export does not grant it or a cap is reached (then a Refusal says why, and nothing of the
+// request is kept). A granted request is answered later, on the stream.
 func (e *Exporter) OnImport(peer string, req *peerv1.ImportRequest) error {
 	id, err := link.FromProto(req.GetLink())
 	if err != nil {
-		return fmt.Errorf("invalid import request: %w", err)
+		return invalid(ReasonInvalidImport, fmt.Errorf("invalid import request: %w", err))
 	}
 	if err := validateImport(req); err != nil {
-		return err
+		return invalid(ReasonInvalidImport, err)
 	}
 	if err := validateSigning(peer, id, req, e.cfg.Now); err != nil {
-		return err
+		return invalid(ReasonInvalidImport, err)
 	}
 	e.mu.Lock()
 	st, held := e.links[peer][id]
@@ -88,20 +88,21 @@ func (e *Exporter) OnImportRemoved(peer string, id link.ID) {
 const maxEarlyStatuses = 4096
 
 // OnLinkStatus records what the peer applied; a connected link with a new key lets the old keys go.
+// A malformed status, or one too many for links not imported yet, is a *peering.RefusalError.
 func (e *Exporter) OnLinkStatus(peer string, s *peerv1.LinkStatus) error {
 	id, err := link.FromProto(s.GetLink())
 	if err != nil {
-		return fmt.Errorf("invalid link status: %w", err)
+		return invalid(ReasonInvalidLinkStatus, fmt.Errorf("invalid link status: %w", err))
 	}
 	if err := validateLinkStatus(s); err != nil {
-		return err
+		return invalid(ReasonInvalidLinkStatus, err)
 	}
 	e.mu.Lock()
 	st, ok := e.links[peer][id]
 	if !ok {
 		defer e.mu.Unlock()
 		if _, held := e.early[peer][id]; !held && len(e.early[peer]) >= maxEarlyStatuses {
-			return fmt.Errorf("link status for %s, which the peer never imported (and %d others wait for their import)", id, maxEarlyStatuses)
+			return invalid(ReasonInvalidLinkStatus, fmt.Errorf("link status for %s, which the peer never imported (and %d others wait for their import)", id, maxEarlyStatuses))
 		}
 		if e.early[peer] == nil {
 			e.early[peer] = map[link.ID]*peerv1.LinkStatus{}

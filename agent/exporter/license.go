@@ -15,6 +15,7 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -81,7 +82,7 @@ func (e *Exporter) licenseVerdict(ctx context.Context, exp *v1alpha1.ClusterExpo
 }
 
 // licenseRefusal refuses a link that holds no key while a license does not allow it.
-func (e *Exporter) licenseRefusal(v license.Verdict, st *linkState) *refusal {
+func (e *Exporter) licenseRefusal(v license.Verdict, st *linkState) *peering.RefusalError {
 	e.mu.Lock()
 	// A key is held when one was sent, or when the consumer reports one (after a restart of
 	// this agent, before its first answer).
@@ -90,7 +91,7 @@ func (e *Exporter) licenseRefusal(v license.Verdict, st *linkState) *refusal {
 	if v.Sufficient || held {
 		return nil
 	}
-	return &refusal{reason: v1alpha1.ReasonLicenseInsufficient, message: v.Message}
+	return &peering.RefusalError{Reason: v1alpha1.ReasonLicenseInsufficient, Message: v.Message}
 }
 
 // licenseCondition is the export's LicenseSufficient condition: False naming the clusters of

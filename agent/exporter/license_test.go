@@ -91,7 +91,7 @@ func TestLicensePreflight(t *testing.T) {
 					t.Errorf("verdict %q does not mention %q", v.Message, m)
 				}
 			}
-			if ref != nil && (ref.reason != v1alpha1.ReasonLicenseInsufficient || ref.message != v.Message) {
+			if ref != nil && (ref.Reason != v1alpha1.ReasonLicenseInsufficient || ref.Message != v.Message) {
 				t.Errorf("refusal = %+v", ref)
 			}
 			if !v.Sufficient {

@@ -13,14 +13,10 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
-
-// refusal is an answer the peer gets instead of credentials.
-type refusal struct{ reason, message string }
-
-func (r *refusal) Error() string { return r.reason + ": " + r.message }
 
 // reconcileLink answers one link of one peer: credentials, or a refusal that says why.
 func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (time.Duration, error) {
@@ -63,14 +59,14 @@ func (e *Exporter) reconcileLink(ctx context.Context, peer string, id link.ID) (
 		}
 		e.pubMu.Lock() // a CA item must not publish credentials over the refusal (exportca.go)
 		e.mu.Lock()
-		st.refusal, st.keyID, st.sent, st.siStep = ref.message, "", nil, ""
+		st.refusal, st.keyID, st.sent, st.siStep = ref.Message, "", nil, ""
 		e.mu.Unlock()
-		err := e.cfg.Outbox.Publish(peer, resource, &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message})
+		err := e.cfg.Outbox.Publish(peer, resource, refusalFor(id, ref))
 		e.pubMu.Unlock()
 		if err != nil {
 			return 0, err
 		}
-		e.log.Info("import refused", "peer", peer, "link", id.String(), "reason", ref.reason)
+		e.log.Info("import refused", "peer", peer, "link", id.String(), "reason", ref.Reason)
 		return requeue, nil
 	}
 	if err := e.publishCredentials(peer, id, st, creds); err != nil { // exportca.go
@@ -99,11 +95,11 @@ func (e *Exporter) releaseLink(ctx context.Context, peer string, id link.ID, st 
 
 // exportedElasticsearch returns the Elasticsearch exp exports and records it as the link's
 // target, or refuses the link while it is not available.
-func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkState) (elastic.Target, *unstructured.Unstructured, *refusal) {
+func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkState) (elastic.Target, *unstructured.Unstructured, *peering.RefusalError) {
 	target := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
 	es, ok := e.cfg.Cache.Elasticsearch(target.Namespace, target.Name)
 	if !ok {
-		return target, nil, &refusal{reason: v1alpha1.ReasonElasticsearchNotFound, message: "the exported Elasticsearch is not available"}
+		return target, nil, &peering.RefusalError{Reason: v1alpha1.ReasonElasticsearchNotFound, Message: "the exported Elasticsearch is not available"}
 	}
 	e.mu.Lock()
 	st.target = &target
@@ -112,11 +108,11 @@ func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkSt
 }
 
 // answer decides what the peer gets for an import request.
-func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, status *peerv1.LinkStatus, st *linkState) (*peerv1.Credentials, *refusal, time.Duration, error) {
-	notGranted := &refusal{reason: v1alpha1.ReasonPeerNotGranted, message: fmt.Sprintf(
+func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, status *peerv1.LinkStatus, st *linkState) (*peerv1.Credentials, *peering.RefusalError, time.Duration, error) {
+	notGranted := &peering.RefusalError{Reason: v1alpha1.ReasonPeerNotGranted, Message: fmt.Sprintf(
 		"no ClusterExport %s/%s grants access to environment %s", req.GetExportNamespace(), req.GetExportName(), peer)}
 	if _, ok := e.cfg.Cache.Peer(peer); !ok {
-		return nil, &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}, 0, nil
+		return nil, &peering.RefusalError{Reason: v1alpha1.ReasonPeerNotFound, Message: "environment " + peer + " is not a peer"}, 0, nil
 	}
 	exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName())
 	granted := ok && exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch)
@@ -143,11 +139,11 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 		return nil, ref, 30 * time.Second, nil
 	}
 	if enabled, _, _ := unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled"); !enabled {
-		return nil, &refusal{reason: v1alpha1.ReasonServerDisabled, message: "the exported Elasticsearch does not have its remote cluster server enabled yet"}, 30 * time.Second, nil
+		return nil, &peering.RefusalError{Reason: v1alpha1.ReasonServerDisabled, Message: "the exported Elasticsearch does not have its remote cluster server enabled yet"}, 30 * time.Second, nil
 	}
 	addr, serverName, err := e.address(ctx, exp)
 	if err != nil {
-		return nil, &refusal{reason: "AddressUnresolved", message: "the exported Elasticsearch has no reachable remote cluster address yet"}, 10 * time.Second, nil
+		return nil, &peering.RefusalError{Reason: "AddressUnresolved", Message: "the exported Elasticsearch has no reachable remote cluster address yet"}, 10 * time.Second, nil
 	}
 	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name))
 	if !ok {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -35,15 +36,15 @@ func requestedModel(req *peerv1.ImportRequest) v1alpha1.SecurityModel {
 // it is answered with the export's model, as 0.1.0 exporters did. That is safe for this side,
 // whose trust the export and this agent's setting decide; the risk of accepting a model it did
 // not ask for is the consumer's, and goes away when the consumer's agent is upgraded.
-func (e *Exporter) modelRefusal(peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport) *refusal {
+func (e *Exporter) modelRefusal(peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport) *peering.RefusalError {
 	offered, asked := exportModel(exp), requestedModel(req)
 	switch {
 	case asked != "" && asked != offered:
-		return &refusal{reason: v1alpha1.ReasonModelNotAllowed, message: fmt.Sprintf(
+		return &peering.RefusalError{Reason: v1alpha1.ReasonModelNotAllowed, Message: fmt.Sprintf(
 			"export %s/%s uses the %s security model and the RemoteCluster asks for %s: both sides must name the same model",
 			exp.Namespace, exp.Name, offered, asked)}
 	case offered == v1alpha1.SecurityModelCertificate && !e.cfg.CertificateModel:
-		return &refusal{reason: v1alpha1.ReasonCertificateModelDisabled, message: v1alpha1.CertificateModelDisabledMessage}
+		return &peering.RefusalError{Reason: v1alpha1.ReasonCertificateModelDisabled, Message: v1alpha1.CertificateModelDisabledMessage}
 	}
 	if asked == "" {
 		e.log.Debug("import request without a security model (consumer agent 0.1.0): answering with the export's", "peer", peer, "link", id.String(), "model", offered)

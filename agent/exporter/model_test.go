@@ -42,7 +42,7 @@ func TestModelRefusal(t *testing.T) {
 			switch {
 			case tt.wantReason == "" && ref != nil:
 				t.Fatalf("refused: %v", ref)
-			case tt.wantReason != "" && (ref == nil || ref.reason != tt.wantReason):
+			case tt.wantReason != "" && (ref == nil || ref.Reason != tt.wantReason):
 				t.Fatalf("got %v, want a refusal %s", ref, tt.wantReason)
 			}
 		})

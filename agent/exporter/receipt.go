@@ -23,8 +23,20 @@ import (
 // informer cache (no API call) and the link caps, and a refused one leaves at most a
 // refusedLink (the export it asked for and why) and the Refusal sent back.
 
-// ReasonLinkLimitExceeded refuses a link beyond limits.linksPerPeer or limits.linksPerExport.
-const ReasonLinkLimitExceeded = "LinkLimitExceeded"
+// Reasons of the Nacks this half answers the peer's updates with (agent/metrics/reasons.go).
+const (
+	// ReasonLinkLimitExceeded refuses a link beyond limits.linksPerPeer or limits.linksPerExport.
+	ReasonLinkLimitExceeded = "LinkLimitExceeded"
+	// ReasonInvalidImport refuses a malformed import request.
+	ReasonInvalidImport = "InvalidImport"
+	// ReasonInvalidLinkStatus refuses a malformed link status, or one too many.
+	ReasonInvalidLinkStatus = "InvalidLinkStatus"
+)
+
+// invalid refuses a malformed update with reason; the peer reads err's words.
+func invalid(reason string, err error) error {
+	return &peering.RefusalError{Reason: reason, Message: err.Error()}
+}
 
 // Default caps (the agent's limits.* settings).
 const (
@@ -119,7 +131,7 @@ func validateLinkStatus(s *peerv1.LinkStatus) error {
 // admitLocked decides whether the peer may hold a new link: it must be paired, the export must
 // exist and name it, and neither cap may be reached. nil admits; e.mu is held. A refused
 // record of the link itself does not count against the peer's cap.
-func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *refusal {
+func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *peering.RefusalError {
 	if ref := e.grantRefusal(peer, id, ns, name); ref != nil {
 		return ref
 	}
@@ -128,11 +140,11 @@ func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *refusa
 		n--
 	}
 	if n >= e.cfg.LinksPerPeer {
-		return &refusal{reason: ReasonLinkLimitExceeded, message: fmt.Sprintf(
+		return &peering.RefusalError{Reason: ReasonLinkLimitExceeded, Message: fmt.Sprintf(
 			"environment %s already holds %d links on environment %s, the most limits.linksPerPeer allows", peer, n, e.cfg.Environment)}
 	}
 	if n := e.exportLinksLocked(ns, name); n >= e.cfg.LinksPerExport {
-		return &refusal{reason: ReasonLinkLimitExceeded, message: fmt.Sprintf(
+		return &peering.RefusalError{Reason: ReasonLinkLimitExceeded, Message: fmt.Sprintf(
 			"ClusterExport %s/%s already serves %d links, the most limits.linksPerExport allows", ns, name, n)}
 	}
 	return nil
@@ -142,13 +154,13 @@ func (e *Exporter) admitLocked(peer string, id link.ID, ns, name string) *refusa
 // peer, or a grant names the link's namespace and Elasticsearch), from the informer cache. The
 // answer is the same whether the export is missing or does not serve the link, so that a peer
 // cannot probe what this environment exports.
-func (e *Exporter) grantRefusal(peer string, id link.ID, ns, name string) *refusal {
+func (e *Exporter) grantRefusal(peer string, id link.ID, ns, name string) *peering.RefusalError {
 	if _, ok := e.grants.Peer(peer); !ok {
-		return &refusal{reason: v1alpha1.ReasonPeerNotFound, message: "environment " + peer + " is not a peer"}
+		return &peering.RefusalError{Reason: v1alpha1.ReasonPeerNotFound, Message: "environment " + peer + " is not a peer"}
 	}
 	exp, ok := e.grants.ClusterExport(ns, name)
 	if !ok || exp.DeletionTimestamp != nil || !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
-		return &refusal{reason: v1alpha1.ReasonPeerNotGranted, message: fmt.Sprintf(
+		return &peering.RefusalError{Reason: v1alpha1.ReasonPeerNotGranted, Message: fmt.Sprintf(
 			"no ClusterExport %s/%s grants access to environment %s", ns, name, peer)}
 	}
 	return nil
@@ -176,7 +188,7 @@ func (e *Exporter) exportLinksLocked(ns, name string) int {
 // limits.linksPerPeer, and sends the Refusal; beyond that, nothing is kept and the peer only
 // gets the Nack. Either way the request itself is refused with a Nack: it is not kept, so the
 // peer sends it again on its next session (when the grant may exist).
-func (e *Exporter) refuseOnReceipt(peer string, id link.ID, ns, name string, ref *refusal) error {
+func (e *Exporter) refuseOnReceipt(peer string, id link.ID, ns, name string, ref *peering.RefusalError) error {
 	e.mu.Lock()
 	_, had := e.refused[peer][id]
 	kept := had || e.peerLinksLocked(peer) < e.cfg.LinksPerPeer
@@ -184,22 +196,27 @@ func (e *Exporter) refuseOnReceipt(peer string, id link.ID, ns, name string, ref
 		if e.refused[peer] == nil {
 			e.refused[peer] = map[link.ID]refusedLink{}
 		}
-		e.refused[peer][id] = refusedLink{export: ns + "/" + name, reason: ref.reason}
+		e.refused[peer][id] = refusedLink{export: ns + "/" + name, reason: ref.Reason}
 	}
 	e.mu.Unlock()
 	if kept {
-		if err := e.cfg.Outbox.Publish(peer, link.Resource(link.KindCredentials, id), &peerv1.Refusal{Link: id.Proto(), Reason: ref.reason, Message: ref.message}); err != nil {
+		if err := e.cfg.Outbox.Publish(peer, link.Resource(link.KindCredentials, id), refusalFor(id, ref)); err != nil {
 			e.log.Warn("failed to send a refusal", "peer", peer, "link", id.String(), "error", err)
 		}
-		if !had && ref.reason == v1alpha1.ReasonPeerNotGranted {
+		if !had && ref.Reason == v1alpha1.ReasonPeerNotGranted {
 			if exp, ok := e.grants.ClusterExport(ns, name); ok && exp.DeletionTimestamp == nil {
 				e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonPeerNotGranted,
 					fmt.Sprintf("refused environment %s (link %s): not granted by spec.peers or spec.grants", peer, id))
 			}
 		}
 	}
-	e.log.Debug("import refused on receipt", "peer", peer, "link", id.String(), "reason", ref.reason, "kept", kept)
-	return peering.Refuse(ref.reason, "%s", ref.message)
+	return ref
+}
+
+// refusalFor is the Refusal message that tells the peer why link id gets no credentials: the
+// words of ref, which the peer's RemoteCluster conditions show.
+func refusalFor(id link.ID, ref *peering.RefusalError) *peerv1.Refusal {
+	return &peerv1.Refusal{Link: id.Proto(), Reason: ref.Reason, Message: ref.Message}
 }
 
 // dropRefused forgets the refused record of a link and withdraws its Refusal.

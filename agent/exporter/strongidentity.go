@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/signing"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -39,13 +40,13 @@ func strongIdentityMode(exp *v1alpha1.ClusterExport, exported string, req *peerv
 
 // strongIdentityRefusal returns the refusal of a link of an export that requires strong identity
 // when the link cannot use it, nil when the link may go ahead.
-func strongIdentityRefusal(exp *v1alpha1.ClusterExport, exported string, req *peerv1.ImportRequest) *refusal {
+func strongIdentityRefusal(exp *v1alpha1.ClusterExport, exported string, req *peerv1.ImportRequest) *peering.RefusalError {
 	use, why := strongIdentityMode(exp, exported, req)
 	if use || exp.Spec.StrongIdentity != v1alpha1.StrongIdentityRequired {
 		return nil
 	}
-	return &refusal{reason: v1alpha1.ReasonStrongIdentityUnavailable,
-		message: "export " + exp.Name + " requires strong identity verification: " + why}
+	return &peering.RefusalError{Reason: v1alpha1.ReasonStrongIdentityUnavailable,
+		Message: "export " + exp.Name + " requires strong identity verification: " + why}
 }
 
 // supportsStrongIdentity reports whether Elasticsearch version v has strong identity verification.

@@ -45,7 +45,7 @@ func TestStrongIdentityRefusal(t *testing.T) {
 			switch {
 			case tc.want == "" && ref != nil:
 				t.Fatalf("refused: %v", ref)
-			case tc.want != "" && (ref == nil || ref.reason != v1alpha1.ReasonStrongIdentityUnavailable || !strings.Contains(ref.message, tc.want)):
+			case tc.want != "" && (ref == nil || ref.Reason != v1alpha1.ReasonStrongIdentityUnavailable || !strings.Contains(ref.Message, tc.want)):
 				t.Fatalf("got %v, want a refusal with %q", ref, tc.want)
 			}
 		})

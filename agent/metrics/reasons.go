@@ -11,7 +11,7 @@ var NackReasons = map[string]bool{
 	// stream layer (agent/peering)
 	"SequenceRollback": true, "InvalidSequence": true, "SequenceTooLarge": true, "UnknownMessage": true,
 	"InvalidResource": true, "RateLimited": true, "TooLarge": true, "Internal": true,
-	// router (agent/app)
+	// router (agent/app) and the halves' validation of each payload
 	"InvalidLink": true, "InvalidImport": true, "InvalidLinkStatus": true, "InvalidCAStatus": true, "InvalidCredentials": true,
 	"InvalidRefusal": true,
 	// trust bundle (agent/app)

@@ -2,11 +2,13 @@ package peering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ecklink/ecklink/internal/peertext"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -76,16 +78,29 @@ func (s *session) receive(ctx context.Context, u *peerv1.Update) *peerv1.Message
 }
 
 func (s *session) rollback(u *peerv1.Update, msg string) *peerv1.Message {
-	s.log.Warn("refused update", logResource, u.GetResource(), logSequence, u.GetSequence(), logReason, ReasonSequenceRollback)
+	s.logRefused(u, ReasonSequenceRollback, logMessage, msg)
 	return nack(u, ReasonSequenceRollback, msg)
 }
 
-// refused turns a handler error into a Nack. The error is logged here (handlers keep secrets
-// out of errors); the peer only sees a RefusalError's own words.
+// refused turns a handler error into a Nack. This is the one log line of a refused update
+// (handlers do not log their refusals): a RefusalError's words, which the peer also reads, or
+// else the error, which only this side sees (handlers keep secrets out of errors).
 func (s *session) refused(u *peerv1.Update, err error) *peerv1.Message {
 	reason, msg := nackFor(err)
-	s.log.Warn("refused update", logResource, u.GetResource(), logSequence, u.GetSequence(), logReason, reason, logError, err)
+	var ref *RefusalError
+	if errors.As(err, &ref) {
+		s.logRefused(u, reason, logMessage, msg)
+	} else {
+		s.logRefused(u, reason, logError, err.Error())
+	}
 	return nack(u, reason, msg)
+}
+
+// logRefused logs a refused update from the peer; key is logMessage or logError. What comes
+// from the peer, or quotes it, is clipped as every peer string in a log.
+func (s *session) logRefused(u *peerv1.Update, reason, key, text string) {
+	s.log.Warn("refused an update from the peer", logResource, peertext.Clean(u.GetResource(), peertext.Log),
+		logSequence, u.GetSequence(), logReason, peertext.Clean(reason, 64), key, peertext.Clean(text, peertext.Log))
 }
 
 // maxNonceLen bounds the nonces echoed back; ours are about 20 bytes.

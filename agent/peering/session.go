@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ecklink/ecklink/internal/peertext"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -440,7 +441,9 @@ func (s *session) answered(nonce string, applied bool, reason, message string) {
 		}
 		s.delayed = append(s.delayed, f)
 	} else {
-		s.log.Warn("peer refused update", logResource, f.resource, logSequence, f.seq, logReason, reason, logMessage, message)
+		// The one log line of a Nack received (the handler does not log it).
+		s.log.Warn("the peer refused an update", logResource, f.resource, logSequence, f.seq, logReason, reason,
+			logMessage, peertext.Clean(message, peertext.Log))
 	}
 	s.m.cfg.Handler.OnNack(s.ps.name, f.resource, f.seq, reason, message)
 }

@@ -28,7 +28,6 @@ var Keys = map[string]string{
 	"fingerprint":      "a SHA-256 certificate fingerprint",
 	"identity":         "a certificate identity pattern or subject",
 	"invalidate_old":   "whether a key rotation invalidates the old keys at once (an emergency)",
-	"kept":             "whether or how many items were kept",
 	"kind":             "the kind of a queued item",
 	"leader":           "the leader's identity",
 	"lease":            "namespace/name of a Lease",
