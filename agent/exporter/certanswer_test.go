@@ -212,10 +212,6 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 		end  func(t *testing.T, f *answerFixture)
 		// northStays: north's CA is still trusted after east's link ended.
 		northStays bool
-		// cacheWrite: the path unwires the Elasticsearch the informer cache holds, in place
-		// (exporter.release hands transporttrust.Store.Apply the cached object, and
-		// Store.unwire sets es.Object): a data race with the informer, left to its owner.
-		cacheWrite bool
 	}{
 		{name: "refused after a good answer", northStays: true, end: func(t *testing.T, f *answerFixture) {
 			if err := f.e.OnImport("east", certRequest(axLink, selfSignedPEM(t, false, time.Now()))); err != nil {
@@ -230,13 +226,13 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 			f.e.OnImportRemoved("east", axLink)
 			f.pass(t, "east", axLink)
 		}},
-		{name: "export deleted", cacheWrite: true, end: func(t *testing.T, f *answerFixture) {
+		{name: "export deleted", end: func(t *testing.T, f *answerFixture) {
 			x, _ := f.e.cfg.Cache.ClusterExport(axNS, axExport)
 			if err := f.e.finalizeExport(t.Context(), x); err != nil {
 				t.Fatalf("finalize: %v", err)
 			}
 		}},
-		{name: "export moved to the API-key model (garbage collection)", cacheWrite: true, end: func(t *testing.T, f *answerFixture) {
+		{name: "export moved to the API-key model (garbage collection)", end: func(t *testing.T, f *answerFixture) {
 			x, _ := f.e.cfg.Cache.ClusterExport(axNS, axExport)
 			x = x.DeepCopy()
 			x.Spec.Model = v1alpha1.SecurityModelAPIKey
@@ -253,9 +249,6 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.cacheWrite && raceEnabled {
-				t.Skip("known data race: transporttrust.Store.unwire writes the informer's cached Elasticsearch (exporter.release)")
-			}
 			f := newCertFixture(t, "east", "north")
 			eastCA, northCA := longLivedCA(t, "east-transport"), longLivedCA(t, "north-transport")
 			f.importCert(t, "east", axLink, eastCA)

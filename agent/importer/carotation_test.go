@@ -116,7 +116,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 func (f *fixture) waitQuiet(t *testing.T) {
 	t.Helper()
 	const quiet = time.Second // longer than a pass's first retry
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	last, since := f.im.trig.passes.Load(), time.Now()
 	for time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -130,7 +130,7 @@ func (f *fixture) waitQuiet(t *testing.T) {
 			return
 		}
 	}
-	t.Fatal("the importer did not settle within 30s")
+	t.Fatal("the importer did not settle within 60s")
 }
 
 // realisticWrites makes the fake API server's ConfigMap and Secret writes behave as a real

@@ -266,9 +266,6 @@ func TestCertificateBadAnswerKeepsTheTrust(t *testing.T) {
 		}, v1alpha1.ReasonModelNotAllowed, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.withdraws && raceEnabled {
-				t.Skip("known data race: transporttrust.Store.unwire writes the informer's cached Elasticsearch (applyCertificate -> Store.Apply)")
-			}
 			f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelCertificate))
 			f.connectAll()
 			good := certificateCredentials(t, "logs")
@@ -312,9 +309,6 @@ func TestCertificateBadAnswerKeepsTheTrust(t *testing.T) {
 // pass removes its settings, its CA from the transport trust, ecklink's ConfigMap and the wiring
 // of the Elasticsearch resource, in that order of safety (no wiring left to a missing ConfigMap).
 func TestCertificateLinkRemoval(t *testing.T) {
-	if raceEnabled {
-		t.Skip("known data race: transporttrust.Store.unwire writes the informer's cached Elasticsearch (applyCertificate -> Store.Apply)")
-	}
 	f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelCertificate))
 	f.connectAll()
 	if err := f.im.OnCredentials(fxPeer, 1, certificateCredentials(t, "logs")); err != nil {

@@ -203,10 +203,10 @@ func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteClust
 // waitCache waits until the informer shows what ok accepts.
 func waitCache(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatal("the cache did not catch up within 10s")
+			t.Fatal("the cache did not catch up within 60s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

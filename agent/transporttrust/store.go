@@ -93,6 +93,9 @@ func (s *Store) Apply(ctx context.Context, es *unstructured.Unstructured, want m
 	if s.Now != nil {
 		now = s.Now
 	}
+	// unwire updates es in place so that the steps below read the spec it leaves; the caller's
+	// es is usually the informer's cached object, which nobody may write.
+	es = es.DeepCopy()
 	ns := es.GetNamespace()
 	name, own := target(es)
 	res := Result{ConfigMap: name, Own: own, Owners: map[string][]*x509.Certificate{}}
@@ -186,7 +189,8 @@ func (s *Store) wire(ctx context.Context, es *unstructured.Unstructured) error {
 	return err
 }
 
-// unwire undoes wiring.WireTransportCA on es (in place, so callers see the new spec).
+// unwire undoes wiring.WireTransportCA on es, in place so that Apply's next steps see the new
+// spec (es is Apply's own copy).
 func (s *Store) unwire(ctx context.Context, es *unstructured.Unstructured) error {
 	updated, _, err := s.Editor.Edit(ctx, es, "unwire the transport CA ConfigMap from", wiring.UnwireTransportCA)
 	if err != nil {

@@ -3,6 +3,7 @@ package transporttrust
 import (
 	"context"
 	"crypto/x509"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,9 +100,15 @@ func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 	if _, err := f.configMap("logs-ecklink-transport-ca"); err != nil {
 		t.Fatalf("ConfigMap deleted while an owner remains: %v", err)
 	}
-	// The last owner leaves: unwired, then deleted; the spec is back to its old shape.
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
+	// The last owner leaves: unwired, then deleted; the spec is back to its old shape. The
+	// object handed in (callers hand the informer's cached copy) is not written.
+	given := f.es(t, "logs")
+	before := given.DeepCopy()
+	if _, err := f.store.Apply(ctx, given, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
 		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(given.Object, before.Object) {
+		t.Error("Apply changed the Elasticsearch object it was given (the informer's cache, for its callers)")
 	}
 	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
 		t.Errorf("ConfigMap still there: %v", err)
