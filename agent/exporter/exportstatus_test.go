@@ -35,9 +35,7 @@ func serverEnabledWritten(f *answerFixture) bool {
 	for _, a := range f.dyn.Actions() {
 		var obj *unstructured.Unstructured
 		switch a := a.(type) {
-		case k8stesting.CreateAction:
-			obj, _ = a.GetObject().(*unstructured.Unstructured)
-		case k8stesting.UpdateAction:
+		case k8stesting.CreateAction: // an UpdateAction too (the same methods)
 			obj, _ = a.GetObject().(*unstructured.Unstructured)
 		}
 		if obj == nil || a.GetResource() != eck.ElasticsearchGVR {

@@ -241,9 +241,7 @@ func writeActions(f *fixture) []string {
 	for _, a := range f.kc.Actions() {
 		name := ""
 		switch a := a.(type) {
-		case k8stesting.CreateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case k8stesting.UpdateAction:
+		case k8stesting.CreateAction: // an UpdateAction too (the same methods)
 			name = a.GetObject().(metav1.Object).GetName()
 		case k8stesting.DeleteAction:
 			name = a.GetName()
