@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,16 +64,34 @@ func (b *bed) waitAll(ctx context.Context, within time.Duration, ok func(*v1alph
 			return err
 		}
 		ready := 0
+		waiting := map[string]int{} // why the others are not ready: "Type=Reason" of their first false condition
 		for _, rc := range rcs {
-			if strings.HasPrefix(rc.Name, "l-") && ok(rc) {
-				ready++
+			if !strings.HasPrefix(rc.Name, "l-") {
+				continue
 			}
+			if ok(rc) {
+				ready++
+				continue
+			}
+			why := "no conditions"
+			for _, c := range rc.Status.Conditions {
+				if c.Status != metav1.ConditionTrue {
+					why = c.Type + "=" + c.Reason
+					break
+				}
+			}
+			waiting[why]++
 		}
 		if ready >= b.links {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d RemoteClusters ready after %s", ready, b.links, within)
+			var reasons []string
+			for why, n := range waiting {
+				reasons = append(reasons, fmt.Sprintf("%s: %d", why, n))
+			}
+			slices.Sort(reasons)
+			return fmt.Errorf("only %d of %d RemoteClusters ready after %s (the others: %s)", ready, b.links, within, strings.Join(reasons, ", "))
 		}
 		time.Sleep(time.Second)
 	}
