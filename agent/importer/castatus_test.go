@@ -183,3 +183,49 @@ func TestCAStatusOnePerElasticsearch(t *testing.T) {
 		})
 	}
 }
+
+// TestCoveredByCAStatus: a link's LinkStatus is held back only when the CAs are all that changed
+// and its group's CAStatus, sent to the same peer, already reports exactly those CAs.
+func TestCoveredByCAStatus(t *testing.T) {
+	id := link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: "logs"}
+	ref := link.ExportCAID("data", "logs")
+	g := link.CAGroup{ExportCA: ref, Namespace: fxNS, Elasticsearch: fxES}
+	oldFP, newFP := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	sent := &peerv1.LinkStatus{Link: id.Proto(), AppliedCaFingerprints: []string{oldFP}, Connected: true, WrittenApiKeyId: "k1"}
+	next := func(edit func(*peerv1.LinkStatus)) *peerv1.LinkStatus {
+		ls := proto.Clone(sent).(*peerv1.LinkStatus)
+		ls.AppliedCaFingerprints = []string{oldFP, newFP}
+		if edit != nil {
+			edit(ls)
+		}
+		return ls
+	}
+	for _, tc := range []struct {
+		name   string
+		caRef  string
+		group  *caGroup
+		prev   *peerv1.LinkStatus
+		next   *peerv1.LinkStatus
+		peer   string
+		covers bool
+	}{
+		{name: "only the CAs changed, reported by the group", caRef: ref, group: &caGroup{peer: fxPeer, fps: []string{oldFP, newFP}}, prev: sent, next: next(nil), peer: fxPeer, covers: true},
+		{name: "the group reports other CAs", caRef: ref, group: &caGroup{peer: fxPeer, fps: []string{newFP}}, prev: sent, next: next(nil), peer: fxPeer},
+		{name: "the connection changed too", caRef: ref, group: &caGroup{peer: fxPeer, fps: []string{oldFP, newFP}}, prev: sent, next: next(func(ls *peerv1.LinkStatus) { ls.Connected = false }), peer: fxPeer},
+		{name: "the key in effect changed too", caRef: ref, group: &caGroup{peer: fxPeer, fps: []string{oldFP, newFP}}, prev: sent, next: next(func(ls *peerv1.LinkStatus) { ls.AppliedApiKeyId = "k1" }), peer: fxPeer},
+		{name: "the group went to another peer", caRef: ref, group: &caGroup{peer: "north", fps: []string{oldFP, newFP}}, prev: sent, next: next(nil), peer: fxPeer},
+		{name: "no CAStatus for the group", caRef: ref, prev: sent, next: next(nil), peer: fxPeer},
+		{name: "credentials with the bundle inline", group: &caGroup{peer: fxPeer, fps: []string{oldFP, newFP}}, prev: sent, next: next(nil), peer: fxPeer},
+		{name: "nothing sent yet", caRef: ref, group: &caGroup{peer: fxPeer, fps: []string{oldFP, newFP}}, next: next(nil), peer: fxPeer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := &Importer{answers: map[link.ID]*received{id: {peer: fxPeer, creds: &peerv1.Credentials{CaRef: tc.caRef}}}, caGroups: caStatuses{}}
+			if tc.group != nil {
+				im.caGroups[g] = *tc.group
+			}
+			if got := im.coveredByCAStatusLocked(id, tc.peer, tc.prev, tc.next); got != tc.covers {
+				t.Fatalf("covered = %v, want %v", got, tc.covers)
+			}
+		})
+	}
+}
