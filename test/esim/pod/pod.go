@@ -54,6 +54,13 @@ type Options struct {
 	// keeps sockets open; esim reconnects, so it reports false as soon as a new connection would
 	// fail. Default 1s.
 	CheckInterval time.Duration
+	// MaxDialsPerCheck caps the remotes one check dials (0: all of them, every check). Over the
+	// cap, the remotes never dialled come first, then those dialled longest ago; the others keep
+	// their last result. Where ES keeps a socket per remote open, esim opens a new TLS connection
+	// per remote and check: at the bench's hundreds of remotes per pod that costs the machine
+	// more than the agents measured. With a cap each remote is re-verified every
+	// ceil(remotes/cap) checks instead of every check.
+	MaxDialsPerCheck int
 	// Resolve maps a host of a proxy address (e.g. a Service DNS name) to a dialable host.
 	Resolve func(host string) string
 	Logger  hclog.Logger

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -41,15 +42,22 @@ func (p *Pod) RemoteError(alias string) string {
 	return p.remote[alias].err
 }
 
-// checkRemotes dials every configured remote once, side by side.
+// checkRemotes dials every configured remote once, side by side (at most MaxDialsPerCheck of
+// them when set: see Options).
 func (p *Pod) checkRemotes(ctx context.Context, now time.Time) {
 	remotes := p.node.RemoteClusters()
 	p.mu.Lock()
 	spec := p.running
+	prev := p.remote
 	p.mu.Unlock()
+	dial := dueRemotes(remotes, prev, p.opts.MaxDialsPerCheck)
 	results := make([]remoteResult, len(remotes))
 	var wg sync.WaitGroup
 	for i, rc := range remotes {
+		if !dial[i] {
+			results[i] = prev[rc.Alias]
+			continue
+		}
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
@@ -72,6 +80,29 @@ func (p *Pod) checkRemotes(ctx context.Context, now time.Time) {
 		next[rc.Alias] = results[i]
 	}
 	p.remote = next
+}
+
+// dueRemotes says which remotes a check dials: all of them, or with a cap max > 0 the max whose
+// last result is oldest (never dialled first).
+func dueRemotes(remotes []esim.RemoteClusterSettings, prev map[string]remoteResult, max int) []bool {
+	dial := make([]bool, len(remotes))
+	for i := range dial {
+		dial[i] = true
+	}
+	if max <= 0 || len(remotes) <= max {
+		return dial
+	}
+	order := make([]int, len(remotes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return prev[remotes[order[a]].Alias].at.Before(prev[remotes[order[b]].Alias].at)
+	})
+	for _, i := range order[max:] {
+		dial[i] = false
+	}
+	return dial
 }
 
 // connect opens one remote cluster connection as ES does in proxy mode and authenticates it.
