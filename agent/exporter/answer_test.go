@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +45,7 @@ import (
 
 // The answer fixture is environment west exporting data/logs (API-key model, spec.proxyAddress)
 // to its paired peers east and north, with the exported Elasticsearch served by an esim node
-// behind esFaults, a real informer cache over fake clients, and a recording outbox.
+// behind esim.Faults, a real informer cache over fake clients, and a recording outbox.
 const (
 	axNS, axExport, axES = "data", "logs", "logs"
 	axProxy              = "logs.west.example:9443"
@@ -59,7 +58,7 @@ type answerFixture struct {
 	crds   *kube.Client
 	node   *esim.Node
 	out    *recordingOutbox
-	faults *esFaults
+	faults *esim.Faults
 	events *record.FakeRecorder
 	// calls counts the requests the Elasticsearch served, by "METHOD path".
 	calls *callCounter
@@ -118,7 +117,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &answerFixture{faults: &esFaults{}, calls: &callCounter{n: map[string]int{}}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
+	f := &answerFixture{faults: &esim.Faults{}, calls: &callCounter{n: map[string]int{}}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
 	var objs []runtime.Object
 	for _, peer := range []string{"east", "north"} {
 		p := pairing.NewPeer("ecklink", peer, []byte("bundle"), []string{peer + ".example:9400"}, true, "")
@@ -161,7 +160,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 		t.Fatal(err)
 	}
 	f.node.SetUser("elastic", "test-password")
-	handler := f.faults.wrap(f.node.Handler())
+	handler := f.faults.Wrap(f.node.Handler())
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.calls.add(r.Method + " " + r.URL.Path)
 		handler.ServeHTTP(w, r)
@@ -451,17 +450,17 @@ func TestEnsureKeyElasticsearchErrors(t *testing.T) {
 		name string
 		// before runs before the failing pass (the first answer is sent already).
 		before func(t *testing.T, f *answerFixture)
-		fault  esFault
+		fault  esim.Fault
 		// fresh: the pass after the failure makes a new key.
 		fresh bool
 	}{
-		{name: "list keys fails", fault: esFault{method: "POST", prefix: "/_security/_query/api_key", status: 503, errType: "unavailable_shards_exception"}},
+		{name: "list keys fails", fault: esim.Fault{Method: "POST", Prefix: "/_security/_query/api_key", Status: 503, ErrType: "unavailable_shards_exception"}},
 		{name: "create fails on rotation", fresh: true,
 			before: func(t *testing.T, f *answerFixture) {
 				lifetime, rotateBefore := axExportObject("east").Spec.KeyLifetime()
 				f.offset.Store(int64(lifetime - rotateBefore + time.Hour))
 			},
-			fault: esFault{method: "POST", prefix: "/_security/cross_cluster/api_key", status: 500, errType: "exception"}},
+			fault: esim.Fault{Method: "POST", Prefix: "/_security/cross_cluster/api_key", Status: 500, ErrType: "exception"}},
 		{name: "update of the access fails",
 			before: func(t *testing.T, f *answerFixture) {
 				exp, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
@@ -477,7 +476,7 @@ func TestEnsureKeyElasticsearchErrors(t *testing.T) {
 					return x != nil && x.Spec.Access.Search[0].Names[0] == "audit-*"
 				})
 			},
-			fault: esFault{method: "PUT", prefix: "/_security/cross_cluster/api_key/", status: 403, errType: "security_exception"}},
+			fault: esim.Fault{Method: "PUT", Prefix: "/_security/cross_cluster/api_key/", Status: 403, ErrType: "security_exception"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
@@ -487,11 +486,11 @@ func TestEnsureKeyElasticsearchErrors(t *testing.T) {
 				tc.before(t, f)
 			}
 			keysBefore := len(f.node.APIKeys())
-			f.faults.set(tc.fault)
+			f.faults.Set(tc.fault)
 			if _, err := f.e.reconcileLink(t.Context(), "east", axLink); err == nil {
 				t.Fatal("the link pass succeeded while Elasticsearch failed")
 			}
-			if f.faults.count() == 0 {
+			if f.faults.Count() == 0 {
 				t.Fatal("the failing call was not made")
 			}
 			if got := f.credentials("east", axLink); !proto.Equal(got, first) {
@@ -500,7 +499,7 @@ func TestEnsureKeyElasticsearchErrors(t *testing.T) {
 			if n := len(f.node.APIKeys()); n != keysBefore {
 				t.Errorf("%d keys after the failed pass, want %d", n, keysBefore)
 			}
-			f.faults.set()
+			f.faults.Set()
 			f.pass(t, "east", axLink)
 			got := f.credentials("east", axLink)
 			if (got.GetApiKeyId() != first.GetApiKeyId()) != tc.fresh {
@@ -680,58 +679,6 @@ func TestInvalidationOnRemoval(t *testing.T) {
 			}
 		})
 	}
-}
-
-// esFaults makes an Elasticsearch answer chosen requests with an error, as a cluster that is
-// overloaded, restarting or missing a privilege does.
-type esFaults struct {
-	mu    sync.Mutex
-	rules []esFault
-	hits  int
-}
-
-// esFault answers the requests of method on paths starting with prefix with status and an
-// Elasticsearch error body of errType.
-type esFault struct {
-	method, prefix string
-	status         int
-	errType        string
-}
-
-// set replaces the faults (none: the node serves every request again).
-func (f *esFaults) set(rules ...esFault) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rules, f.hits = rules, 0
-}
-
-// count is how many requests were answered with a fault since set.
-func (f *esFaults) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.hits
-}
-
-func (f *esFaults) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		var hit *esFault
-		for i := range f.rules {
-			if rule := f.rules[i]; r.Method == rule.method && strings.HasPrefix(r.URL.Path, rule.prefix) {
-				hit = &rule
-				f.hits++
-				break
-			}
-		}
-		f.mu.Unlock()
-		if hit == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(hit.status)
-		fmt.Fprintf(w, `{"error":{"root_cause":[{"type":%q,"reason":"injected"}],"type":%q,"reason":"injected"},"status":%d}`, hit.errType, hit.errType, hit.status)
-	})
 }
 
 // TestKeyMadeBeforeARestart: the secret of a key lives in memory only. After a restart the

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"github.com/ecklink/ecklink/test/esim"
 	"strings"
 	"testing"
 
@@ -130,13 +131,13 @@ func TestExportStatusLinksAndKeyFailures(t *testing.T) {
 		}
 		f.e.process(t.Context(), it)
 	}
-	f.faults.set(esFault{method: "POST", prefix: "/_security/_query/api_key", status: 503, errType: "unavailable_shards_exception"})
+	f.faults.Set(esim.Fault{Method: "POST", Prefix: "/_security/_query/api_key", Status: 503, ErrType: "unavailable_shards_exception"})
 	runLink()
 	c := meta.FindStatusCondition(f.exportStatus(t).Status.Conditions, v1alpha1.ConditionKeysManaged)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonElasticsearchUnavailable || !strings.Contains(c.Message, axLink.String()) {
 		t.Fatalf("KeysManaged during the failure %+v, want False ElasticsearchUnavailable naming the link", c)
 	}
-	f.faults.set()
+	f.faults.Set()
 	runLink()
 	if c := meta.FindStatusCondition(f.exportStatus(t).Status.Conditions, v1alpha1.ConditionKeysManaged); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("KeysManaged after recovery %+v, want True", c)

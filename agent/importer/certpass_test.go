@@ -2,6 +2,7 @@ package importer
 
 import (
 	"errors"
+	"github.com/ecklink/ecklink/test/esim"
 	"strings"
 	"testing"
 	"time"
@@ -162,14 +163,14 @@ func TestCertificatePassOutcomes(t *testing.T) {
 			}
 		}, reasons: map[string]string{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonAliasConflict, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
 		{name: "settings read unavailable", prepare: func(_ *testing.T, f *fixture) {
-			f.faults.set(esFault{method: "GET", prefix: "/_cluster/settings", status: 503, errType: "cluster_block_exception"})
+			f.faults.Set(esim.Fault{Method: "GET", Prefix: "/_cluster/settings", Status: 503, ErrType: "cluster_block_exception"})
 		}, fails: true},
 		{name: "settings write forbidden", prepare: func(_ *testing.T, f *fixture) {
-			f.faults.set(esFault{method: "PUT", prefix: "/_cluster/settings", status: 403, errType: "security_exception"})
+			f.faults.Set(esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 403, ErrType: "security_exception"})
 		}, fails: true, trusted: true, wired: true,
 			reasons: map[string]string{v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonElasticsearchForbidden}},
 		{name: "remote info fails", prepare: func(_ *testing.T, f *fixture) {
-			f.faults.set(esFault{method: "GET", prefix: "/_remote/info", status: 500, errType: "exception"})
+			f.faults.Set(esim.Fault{Method: "GET", Prefix: "/_remote/info", Status: 500, ErrType: "exception"})
 		}, fails: true, trusted: true, wired: true, settings: true,
 			reasons: map[string]string{v1alpha1.ConditionConnected: v1alpha1.ReasonElasticsearchUnavailable}},
 	} {
@@ -221,7 +222,7 @@ func TestCertificatePassRecoversAfterFailure(t *testing.T) {
 	if err := f.im.OnCredentials(fxPeer, 1, certificateCredentials(t, "logs")); err != nil {
 		t.Fatal(err)
 	}
-	f.faults.set(esFault{method: "PUT", prefix: "/_cluster/settings", status: 503, errType: "cluster_block_exception"})
+	f.faults.Set(esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 503, ErrType: "cluster_block_exception"})
 	if err := f.tryReconcile(t); err == nil {
 		t.Fatal("the pass succeeded while the settings write failed")
 	}
@@ -229,7 +230,7 @@ func TestCertificatePassRecoversAfterFailure(t *testing.T) {
 	if cm == nil {
 		t.Fatal("the trust written before the failure is gone")
 	}
-	f.faults.set()
+	f.faults.Set()
 	f.settle(t)
 	f.reconcile(t)
 	if s := f.applied(t).settings["logs"]; s.ProxyAddress != certProxy {

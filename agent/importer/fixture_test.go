@@ -52,8 +52,8 @@ type fixture struct {
 	esCalls *atomic.Int64
 	// events are the Events the importer recorded.
 	events *record.FakeRecorder
-	// faults are the failures the Elasticsearch answers with instead of serving (esFaults).
-	faults *esFaults
+	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
+	faults *esim.Faults
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -150,8 +150,8 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	}
 	node.SetUser("elastic", "test-password")
 	calls := &atomic.Int64{}
-	faults := &esFaults{}
-	handler := faults.wrap(node.Handler())
+	faults := &esim.Faults{}
+	handler := faults.Wrap(node.Handler())
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		handler.ServeHTTP(w, r)

@@ -81,7 +81,7 @@ func TestHotReloadThroughThePass(t *testing.T) {
 		name    string
 		file    []byte // settings.json; nil: ECK has not written the Secret
 		applied *esim.FileSettingsState
-		fault   *esFault
+		fault   *esim.Fault
 		// inEffect: key-1 is applied (link status, Applied); else message holds the why.
 		inEffect bool
 		message  string
@@ -96,7 +96,7 @@ func TestHotReloadThroughThePass(t *testing.T) {
 			applied: &esim.FileSettingsState{Version: 150, Errors: &esim.FileSettingsErrors{Version: 200, ErrorKind: "validation", Errors: []string{"bad " + encodedKey("key-1")}}},
 			message: "Elasticsearch refused version 200 (validation error"},
 		{name: "in settings.json, applied state unreadable", file: holding(200), applied: &esim.FileSettingsState{Version: 200},
-			fault: &esFault{method: "GET", prefix: "/_cluster/state", status: 500, errType: "exception"}, message: "applied file settings version is unknown"},
+			fault: &esim.Fault{Method: "GET", Prefix: "/_cluster/state", Status: 500, ErrType: "exception"}, message: "applied file settings version is unknown"},
 		{name: "in settings.json, that version applied", file: holding(200), applied: &esim.FileSettingsState{Version: 200}, inEffect: true},
 		{name: "in settings.json, a later version applied", file: holding(200), applied: &esim.FileSettingsState{Version: 250}, inEffect: true},
 	} {
@@ -119,7 +119,7 @@ func TestHotReloadThroughThePass(t *testing.T) {
 				f.node.SetFileSettings(tc.applied)
 			}
 			if tc.fault != nil {
-				f.faults.set(*tc.fault)
+				f.faults.Set(*tc.fault)
 			}
 			f.reconcile(t)
 

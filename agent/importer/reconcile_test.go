@@ -220,9 +220,9 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 	// Nothing new: no write to Kubernetes, no settings write to Elasticsearch.
 	f.settle(t)
 	writes := len(writeActions(f))
-	f.faults.set(esFault{method: "PUT", prefix: "/_cluster/settings", status: 500, errType: "should_not_be_called"})
+	f.faults.Set(esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 500, ErrType: "should_not_be_called"})
 	f.reconcile(t)
-	if n := f.faults.count(); n != 0 {
+	if n := f.faults.Count(); n != 0 {
 		t.Errorf("a pass with nothing new wrote the remote cluster settings %d times", n)
 	}
 	if w := writeActions(f); len(w) != writes {
@@ -262,15 +262,15 @@ func writeActions(f *fixture) []string {
 func TestReconcileElasticsearchFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		fault  esFault
+		fault  esim.Fault
 		reason string
 	}{
-		{"settings write unavailable", esFault{method: "PUT", prefix: "/_cluster/settings", status: 503, errType: "cluster_block_exception"}, v1alpha1.ReasonElasticsearchUnavailable},
-		{"settings write forbidden", esFault{method: "PUT", prefix: "/_cluster/settings", status: 403, errType: "security_exception"}, v1alpha1.ReasonElasticsearchForbidden},
-		{"settings write rejected", esFault{method: "PUT", prefix: "/_cluster/settings", status: 400, errType: "illegal_argument_exception"}, v1alpha1.ReasonApplyFailed},
-		{"settings read overloaded", esFault{method: "GET", prefix: "/_cluster/settings", status: 429, errType: "es_rejected_execution_exception"}, v1alpha1.ReasonElasticsearchUnavailable},
-		{"agent user not loaded yet", esFault{method: "GET", prefix: "/_cluster/settings", status: 401, errType: "security_exception"}, v1alpha1.ReasonElasticsearchUserPending},
-		{"remote info fails", esFault{method: "GET", prefix: "/_remote/info", status: 500, errType: "exception"}, v1alpha1.ReasonElasticsearchUnavailable},
+		{"settings write unavailable", esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 503, ErrType: "cluster_block_exception"}, v1alpha1.ReasonElasticsearchUnavailable},
+		{"settings write forbidden", esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 403, ErrType: "security_exception"}, v1alpha1.ReasonElasticsearchForbidden},
+		{"settings write rejected", esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 400, ErrType: "illegal_argument_exception"}, v1alpha1.ReasonApplyFailed},
+		{"settings read overloaded", esim.Fault{Method: "GET", Prefix: "/_cluster/settings", Status: 429, ErrType: "es_rejected_execution_exception"}, v1alpha1.ReasonElasticsearchUnavailable},
+		{"agent user not loaded yet", esim.Fault{Method: "GET", Prefix: "/_cluster/settings", Status: 401, ErrType: "security_exception"}, v1alpha1.ReasonElasticsearchUserPending},
+		{"remote info fails", esim.Fault{Method: "GET", Prefix: "/_remote/info", Status: 500, ErrType: "exception"}, v1alpha1.ReasonElasticsearchUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, remoteCluster("logs", ""))
@@ -279,11 +279,11 @@ func TestReconcileElasticsearchFailures(t *testing.T) {
 			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", ca)); err != nil {
 				t.Fatal(err)
 			}
-			f.faults.set(tc.fault)
+			f.faults.Set(tc.fault)
 			if err := f.tryReconcile(t); err == nil {
 				t.Fatal("the pass succeeded while Elasticsearch failed")
 			}
-			if f.faults.count() == 0 {
+			if f.faults.Count() == 0 {
 				t.Fatal("the failing request was not made")
 			}
 			got := f.reasons(t, "logs")
@@ -296,13 +296,13 @@ func TestReconcileElasticsearchFailures(t *testing.T) {
 			if a.key("logs") != encodedKey("key-1") || len(a.caFingerprints(t, "logs")) != 1 || !a.wired() {
 				t.Fatalf("what the pass wrote before the failure is gone: key %q, CAs %v, wired %v", a.key("logs"), a.caFingerprints(t, "logs"), a.wired())
 			}
-			if tc.fault.method == "PUT" {
+			if tc.fault.Method == "PUT" {
 				if _, ok := a.settings["logs"]; ok {
 					t.Fatal("settings present although their write failed")
 				}
 			}
 
-			f.faults.set()
+			f.faults.Set()
 			f.settle(t)
 			f.reconcile(t)
 			if s, ok := f.applied(t).settings["logs"]; !ok || s.ProxyAddress != testProxy {
