@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -292,18 +293,7 @@ func (a *Agent) healthServer() task.Task {
 			<-ctx.Done()
 			return ctx.Err()
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", a.metrics.Handler())
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			select {
-			case <-a.ready:
-				_, _ = w.Write([]byte("ok\n"))
-			default:
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
-			}
-		})
-		srv := &http.Server{Addr: a.cfg.MetricsAddress, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: a.cfg.MetricsAddress, Handler: a.healthMux(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -315,6 +305,29 @@ func (a *Agent) healthServer() task.Task {
 		}
 		return ctx.Err()
 	}
+}
+
+// healthMux serves /metrics, /healthz, /readyz and, with profiling on, Go's /debug/pprof/.
+func (a *Agent) healthMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.metrics.Handler())
+	if a.cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-a.ready:
+			_, _ = w.Write([]byte("ok\n"))
+		default:
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		}
+	})
+	return mux
 }
 
 // streamCredentials checks live streams against the Peers' trust (identity.StreamChecker); the

@@ -22,7 +22,6 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
-	"github.com/ecklink/ecklink/agent/kube"
 )
 
 // Labels that select what the agent watches.
@@ -55,6 +54,11 @@ type Cache struct {
 	es, exports, remotes                  []cache.SharedIndexInformer
 	peers                                 cache.SharedIndexInformer
 	synced                                []cache.InformerSynced
+
+	// The typed forms of the agent's own kinds, converted once per resourceVersion.
+	typedExports *typed[v1alpha1.ClusterExport]
+	typedRemotes *typed[v1alpha1.RemoteCluster]
+	typedPeers   *typed[v1alpha1.Peer]
 }
 
 // New builds the informers; Start runs them.
@@ -65,7 +69,11 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	c := &Cache{cfg: cfg}
+	c := &Cache{cfg: cfg,
+		typedExports: newTyped((*v1alpha1.ClusterExport).DeepCopy),
+		typedRemotes: newTyped((*v1alpha1.RemoteCluster).DeepCopy),
+		typedPeers:   newTyped((*v1alpha1.Peer).DeepCopy),
+	}
 	namespaces := cfg.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
@@ -89,7 +97,15 @@ func New(cfg Config) (*Cache, error) {
 	c.peers = c.agentDyn.ForResource(v1alpha1.PeerGVR).Informer()
 	for _, group := range [][]cache.SharedIndexInformer{c.eckSecrets, c.ownSecrets, c.ownConfigMaps, c.es, c.exports, c.remotes, {c.peers}} {
 		for _, inf := range group {
+			if err := inf.SetTransform(stripManagedFields); err != nil {
+				return nil, fmt.Errorf("failed to create cache: %w", err)
+			}
 			c.synced = append(c.synced, inf.HasSynced)
+		}
+	}
+	for _, inf := range c.remotes {
+		if err := inf.AddIndexers(cache.Indexers{byElasticsearch: remoteClusterElasticsearch}); err != nil {
+			return nil, fmt.Errorf("failed to create cache: %w", err)
 		}
 	}
 	return c, nil
@@ -189,23 +205,55 @@ func (c *Cache) ClusterExport(ns, name string) (*v1alpha1.ClusterExport, bool) {
 	if !ok {
 		return nil, false
 	}
-	e, err := kube.FromObject[v1alpha1.ClusterExport](obj)
-	return e, err == nil
+	return c.typedExports.get(obj)
 }
 
 // ClusterExports lists every ClusterExport.
 func (c *Cache) ClusterExports() []*v1alpha1.ClusterExport {
-	return convertAll[v1alpha1.ClusterExport](listAll(c.exports))
+	return c.typedExports.list(listAll(c.exports))
 }
 
 // RemoteClusters lists every RemoteCluster.
 func (c *Cache) RemoteClusters() []*v1alpha1.RemoteCluster {
-	return convertAll[v1alpha1.RemoteCluster](listAll(c.remotes))
+	return c.typedRemotes.list(listAll(c.remotes))
+}
+
+// RemoteClustersOf lists the RemoteClusters of one local Elasticsearch (spec.elasticsearchRef),
+// from an index: a pass over one Elasticsearch costs its own links, not every link's.
+func (c *Cache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
+	var objs []any
+	for _, inf := range c.remotes {
+		found, _ := inf.GetIndexer().ByIndex(byElasticsearch, ns+"/"+es)
+		objs = append(objs, found...)
+	}
+	return c.typedRemotes.some(objs)
+}
+
+// byElasticsearch indexes RemoteClusters by "namespace/name" of their local Elasticsearch.
+const byElasticsearch = "elasticsearch"
+
+func remoteClusterElasticsearch(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
+	return []string{u.GetNamespace() + "/" + es}, nil
+}
+
+// stripManagedFields drops metadata.managedFields from what the informers keep: nothing in the
+// agent reads them, they are often the largest part of an object, and every copy would pay for
+// them. An update sent from a cached object omits them, which leaves them as they are.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 // Peers lists every Peer.
 func (c *Cache) Peers() []*v1alpha1.Peer {
-	return convertAll[v1alpha1.Peer](c.peers.GetIndexer().List())
+	return c.typedPeers.list(c.peers.GetIndexer().List())
 }
 
 // Peer returns the Peer of an environment (Peers are named after their environment).
@@ -214,8 +262,7 @@ func (c *Cache) Peer(environment string) (*v1alpha1.Peer, bool) {
 	if err != nil || !ok {
 		return nil, false
 	}
-	p, err := kube.FromObject[v1alpha1.Peer](obj)
-	return p, err == nil
+	return c.typedPeers.get(obj)
 }
 
 // ECKSecret returns a Secret ECK created.
@@ -255,16 +302,6 @@ func (c *Cache) OwnConfigMaps(sel labels.Selector) []*corev1.ConfigMap {
 		l := listerscorev1.NewConfigMapLister(inf.GetIndexer())
 		items, _ := l.List(sel)
 		out = append(out, items...)
-	}
-	return out
-}
-
-func convertAll[T any](objs []any) []*T {
-	out := make([]*T, 0, len(objs))
-	for _, o := range objs {
-		if t, err := kube.FromObject[T](o); err == nil {
-			out = append(out, t)
-		}
 	}
 	return out
 }

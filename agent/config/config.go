@@ -31,6 +31,10 @@ type Config struct {
 	AdvertiseEndpoints []string `json:"advertiseEndpoints"`
 	// MetricsAddress serves /metrics, /healthz and /readyz; "0" disables it.
 	MetricsAddress string `json:"metricsAddress"`
+	// Profiling also serves Go's profiles (/debug/pprof/) on MetricsAddress, for diagnosing CPU
+	// and memory use. Off by default: a profile reveals the process's internals, and a CPU or
+	// trace profile costs CPU while it runs.
+	Profiling bool `json:"profiling"`
 	// WatchNamespaces limits the agent to these namespaces; empty means all.
 	WatchNamespaces []string `json:"watchNamespaces"`
 	// LogLevel is trace, debug, info, warn or error; LogFormat is text or json.

@@ -30,6 +30,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.v.ListenAddress, "listen-address", d.ListenAddress, "peer gRPC listen address")
 	fs.StringSliceVar(&f.v.AdvertiseEndpoints, "advertise-endpoint", nil, "host:port peers dial to reach this agent (repeatable)")
 	fs.StringVar(&f.v.MetricsAddress, "metrics-address", d.MetricsAddress, "address of /metrics, /healthz, /readyz (0 disables)")
+	fs.BoolVar(&f.v.Profiling, "profiling", false, "also serve Go's profiles (/debug/pprof/) on the metrics address")
 	fs.StringSliceVar(&f.v.WatchNamespaces, "watch-namespace", nil, "namespace to watch (repeatable; default all)")
 	fs.StringVar(&f.v.LogLevel, "log-level", d.LogLevel, "trace, debug, info, warn or error")
 	fs.StringVar(&f.v.LogFormat, "log-format", d.LogFormat, "text or json")
@@ -88,6 +89,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.AdvertiseEndpoints = f.v.AdvertiseEndpoints
 		case "metrics-address":
 			cfg.MetricsAddress = f.v.MetricsAddress
+		case "profiling":
+			cfg.Profiling = f.v.Profiling
 		case "watch-namespace":
 			cfg.WatchNamespaces = f.v.WatchNamespaces
 		case "log-level":

@@ -79,10 +79,20 @@ func New(cfg Config) (*Controller, error) {
 		}
 	}
 	both := func(f func(any)) cache.Handler { return func(old, new any) { f(old); f(new) } }
-	if err := cfg.Cache.OnClusterExport(both(byRef)); err != nil {
+	// The uses read no status: the status writes of the halves (one per link and change) cost
+	// nothing here.
+	specs := func(f func(any)) cache.Handler {
+		return func(old, new any) {
+			if cache.SpecChanged(old, new) {
+				f(old)
+				f(new)
+			}
+		}
+	}
+	if err := cfg.Cache.OnClusterExport(specs(byRef)); err != nil {
 		return nil, err
 	}
-	if err := cfg.Cache.OnRemoteCluster(both(byRef)); err != nil {
+	if err := cfg.Cache.OnRemoteCluster(specs(byRef)); err != nil {
 		return nil, err
 	}
 	if err := cfg.Cache.OnElasticsearch(both(func(o any) {

@@ -204,8 +204,8 @@ func (im *Importer) migrateAliases(ctx context.Context, es *unstructured.Unstruc
 		return fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
 	claimed := map[string]string{} // alias -> proxy address a RemoteCluster's status reports
-	for _, rc := range im.cfg.Cache.RemoteClusters() {
-		if rc.Namespace == ns && rc.Spec.ElasticsearchRef.Name == name && rc.Status.ProxyAddress != "" {
+	for _, rc := range im.cfg.Cache.RemoteClustersOf(ns, name) {
+		if rc.Status.ProxyAddress != "" {
 			claimed[rc.Spec.Alias] = rc.Status.ProxyAddress
 		}
 	}

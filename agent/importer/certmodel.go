@@ -116,11 +116,8 @@ func (im *Importer) registerTransportCAHandler() error {
 				return
 			}
 		}
-		for _, rc := range im.cfg.Cache.RemoteClusters() {
-			if rc.Namespace == s.Namespace && rc.Spec.ElasticsearchRef.Name == es {
-				im.enqueue(types.NamespacedName{Namespace: s.Namespace, Name: es}, trigTransport)
-				return
-			}
+		if len(im.cfg.Cache.RemoteClustersOf(s.Namespace, es)) > 0 {
+			im.enqueue(types.NamespacedName{Namespace: s.Namespace, Name: es}, trigTransport)
 		}
 	})
 }
@@ -398,8 +395,8 @@ func protoModel(m v1alpha1.SecurityModel) peerv1.SecurityModel {
 // certificate model, which would put its CA into this cluster's transport trust.
 func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *peering.RefusalError {
 	var accepted v1alpha1.SecurityModel
-	for _, rc := range im.cfg.Cache.RemoteClusters() {
-		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
+	for _, rc := range im.cfg.Cache.RemoteClustersOf(id.Namespace, id.Elasticsearch) {
+		if rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
 			accepted = rc.Spec.AcceptedModel()
 		}
 	}

@@ -218,8 +218,8 @@ func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 	if err != nil {
 		return id, &peering.RefusalError{Reason: "InvalidLink", Message: err.Error()}
 	}
-	for _, rc := range im.cfg.Cache.RemoteClusters() {
-		if rc.Namespace == id.Namespace && rc.Spec.ElasticsearchRef.Name == id.Elasticsearch && rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
+	for _, rc := range im.cfg.Cache.RemoteClustersOf(id.Namespace, id.Elasticsearch) {
+		if rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
 			return id, nil
 		}
 	}

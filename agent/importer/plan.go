@@ -37,10 +37,7 @@ func (p *linkPlan) held() bool { return p.active() && p.answer == nil && !p.peer
 // alias conflict: the older keeps the alias.
 func (im *Importer) plan(ns, es string) []*linkPlan {
 	var plans []*linkPlan
-	for _, rc := range im.cfg.Cache.RemoteClusters() {
-		if rc.Namespace != ns || rc.Spec.ElasticsearchRef.Name != es {
-			continue
-		}
+	for _, rc := range im.cfg.Cache.RemoteClustersOf(ns, es) {
 		id := link.ID{Namespace: ns, Elasticsearch: es, Alias: rc.Spec.Alias}
 		p := &linkPlan{rc: rc, id: id, deleting: rc.DeletionTimestamp != nil}
 		if _, ok := im.cfg.Cache.Peer(rc.Spec.Peer); !ok {

@@ -46,6 +46,9 @@ type options struct {
 	peers                 int
 	// trace: debug logs, kept with the bed's directory, and the calls of each update.
 	trace bool
+	// profile: CPU profiles of both agents while the links grow past 200 (kept with the bed's
+	// directory).
+	profile bool
 }
 
 func main() {
@@ -60,6 +63,7 @@ func main() {
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
 	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
 	flag.IntVar(&o.peers, "peers", 100, fmt.Sprintf("fake peers paired with west's agent, %d links each, at the end: connect time, idle RSS/CPU and heartbeat cost (0: none)", linksPerFakePeer))
+	flag.BoolVar(&o.profile, "profile", false, "agents serve /debug/pprof; CPU profiles of both agents are taken while the links grow past 200 and kept with the bed's directory")
 	flag.BoolVar(&o.trace, "trace", false, "agents log at debug level, the bed's directory (agent logs) is kept, and each update's Elasticsearch calls are printed")
 	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
@@ -110,20 +114,27 @@ type bed struct {
 func run(o options) (*report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
-	b, err := setUp(ctx, o.agent, o.trace)
+	b, err := setUp(ctx, o.agent, o.trace, o.profile)
 	if err != nil {
 		return nil, err
 	}
 	defer b.w.Stop()
-	if o.trace {
-		fmt.Printf("bench: trace: the agents' logs stay in %s\n", b.dir)
+	if o.trace || o.profile {
+		fmt.Printf("bench: the agents' logs and profiles stay in %s\n", b.dir)
 	} else {
 		defer os.RemoveAll(b.dir)
 	}
 	rep := &report{}
 	idleAt := map[int]bool{50: true, 200: true, 1000: true}
 	for _, n := range scaleSteps(o.sizes) {
+		var profiled chan struct{}
+		if o.profile && n > 200 {
+			profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-to-%d", n), 30*time.Second)
+		}
 		took, err := b.addLinks(ctx, n)
+		if profiled != nil {
+			<-profiled
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -199,7 +210,7 @@ func scaleSteps(sizes []int) []int {
 	return out
 }
 
-func setUp(ctx context.Context, bin string, trace bool) (*bed, error) {
+func setUp(ctx context.Context, bin string, trace, profile bool) (*bed, error) {
 	dir, err := os.MkdirTemp("", "ecklink-bench-")
 	if err != nil {
 		return nil, err
@@ -220,8 +231,12 @@ func setUp(ctx context.Context, bin string, trace bool) (*bed, error) {
 	if trace {
 		level = "debug"
 	}
+	var extra []string
+	if profile {
+		extra = append(extra, "--profiling")
+	}
 	w, err := harness.Start(ctx, harness.Options{Names: []string{"west", "east"}, AgentBinary: bin, Dir: dir, LogLevel: level,
-		HeartbeatInterval: 5 * time.Second, ResyncInterval: 30 * time.Second})
+		HeartbeatInterval: 5 * time.Second, ResyncInterval: 30 * time.Second, ExtraAgentArgs: extra})
 	if err != nil {
 		return nil, err
 	}

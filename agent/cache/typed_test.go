@@ -1,0 +1,104 @@
+package cache
+
+import (
+	"fmt"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+)
+
+func remoteCluster(name, uid, rv, alias string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "ecklink.io/v1alpha1", "kind": "RemoteCluster",
+		"metadata": map[string]any{"namespace": "ns", "name": name, "uid": uid, "resourceVersion": rv},
+		"spec":     map[string]any{"alias": alias, "elasticsearchRef": map[string]any{"name": "es"}},
+	}}
+	return u
+}
+
+func TestTyped(t *testing.T) {
+	a1, a2 := remoteCluster("a", "u1", "1", "one"), remoteCluster("a", "u1", "2", "two")
+	b1 := remoteCluster("b", "u2", "1", "b")
+	tests := []struct {
+		name  string
+		steps [][]*unstructured.Unstructured // one list per step
+		want  []string                       // aliases of the last list, in order
+		kept  int                            // entries remembered after the last list
+	}{
+		{"one version, one entry", [][]*unstructured.Unstructured{{a1}, {a1}, {a1}}, []string{"one"}, 1},
+		{"a new version (the informer's new object) is converted, the old forgotten", [][]*unstructured.Unstructured{{a1}, {a2}}, []string{"two"}, 1},
+		{"deleted objects are forgotten", [][]*unstructured.Unstructured{{a1, b1}, {b1}}, []string{"b"}, 1},
+		{"several objects", [][]*unstructured.Unstructured{{a1, b1}, {b1, a1}}, []string{"b", "one"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+			var got []*v1alpha1.RemoteCluster
+			for _, step := range tt.steps {
+				objs := make([]any, len(step))
+				for i, u := range step {
+					objs[i] = u
+				}
+				got = m.list(objs)
+			}
+			var aliases []string
+			for _, rc := range got {
+				aliases = append(aliases, rc.Spec.Alias)
+			}
+			if fmt.Sprint(aliases) != fmt.Sprint(tt.want) {
+				t.Errorf("aliases %v, want %v", aliases, tt.want)
+			}
+			if len(m.byObj) != tt.kept {
+				t.Errorf("%d entries kept, want %d", len(m.byObj), tt.kept)
+			}
+		})
+	}
+}
+
+// TestTypedCopies: what a caller gets is its own: changing it changes neither the cache nor what
+// the next caller gets.
+func TestTypedCopies(t *testing.T) {
+	m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+	u := remoteCluster("a", "u1", "1", "one")
+	first := m.list([]any{u})[0]
+	first.Spec.Alias = "changed"
+	first.Labels = map[string]string{"x": "y"}
+	again, ok := m.get(u)
+	if !ok || again.Spec.Alias != "one" || again.Labels != nil {
+		t.Fatalf("second caller got %+v (ok %v), want the unchanged object", again, ok)
+	}
+	if again == first {
+		t.Fatal("two callers got the same pointer")
+	}
+	if alias, _, _ := unstructured.NestedString(u.Object, "spec", "alias"); alias != "one" {
+		t.Fatalf("the informer's object changed: alias %q", alias)
+	}
+	if len(m.byObj) != 1 {
+		t.Fatalf("%d entries, want 1", len(m.byObj))
+	}
+}
+
+// BenchmarkRemoteClusters: listing 1,000 RemoteClusters, converted each time (as before) and
+// through typed.
+func BenchmarkRemoteClusters(b *testing.B) {
+	objs := make([]any, 1000)
+	for i := range objs {
+		objs[i] = remoteCluster(fmt.Sprintf("rc-%d", i), fmt.Sprintf("u%d", i), "1", fmt.Sprintf("alias-%d", i))
+	}
+	b.Run("convert", func(b *testing.B) {
+		for range b.N {
+			m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+			_ = m.list(objs)
+		}
+	})
+	b.Run("typed", func(b *testing.B) {
+		m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+		_ = m.list(objs)
+		b.ResetTimer()
+		for range b.N {
+			_ = m.list(objs)
+		}
+	})
+}

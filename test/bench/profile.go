@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// cpuProfiles takes a CPU profile of each environment's agent for d, starting now, into
+// <dir>/<env>/<name>.pprof (read with `go tool pprof -top <file>`); the channel closes when both
+// are written. A failed profile is reported and does not fail the bench.
+func (b *bed) cpuProfiles(ctx context.Context, name string, d time.Duration) chan struct{} {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for env, c := range b.w.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := filepath.Join(b.dir, env, name+".pprof")
+			if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/profile?seconds="+fmt.Sprint(int(d.Seconds())), path, d); err != nil {
+				fmt.Printf("bench: profile of %s's agent: %v\n", env, err)
+				return
+			}
+			fmt.Printf("bench: %s's agent CPU profile: %s\n", env, path)
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+func fetchProfile(ctx context.Context, url, path string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
