@@ -122,9 +122,8 @@ func (e *Exporter) startKeyPass(ctx context.Context, peer string, id link.ID, ex
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("failed to reach %s: %w", target, err)
 	}
-	keys, err = client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("failed to list keys of link %s: %w", id, err)
+	if keys, err = e.linkKeys(ctx, client, peer, id); err != nil {
+		return nil, nil, nil, err
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
 	p = &keyPass{client: client, peer: peer, id: id, exp: exp, access: toAccess(exp.Spec.Access)}
@@ -360,9 +359,9 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", target, err)
 	}
-	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	keys, err := e.linkKeys(ctx, client, peer, id)
 	if err != nil {
-		return fmt.Errorf("failed to list keys of link %s: %w", id, err)
+		return err
 	}
 	var ids []string
 	for _, k := range keys {
@@ -378,6 +377,15 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	}
 	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", len(ids))
 	return nil
+}
+
+// linkKeys lists the live keys this environment made for peer's link id.
+func (e *Exporter) linkKeys(ctx context.Context, client *elastic.Client, peer string, id link.ID) ([]elastic.Key, error) {
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list keys of link %s: %w", id, err)
+	}
+	return keys, nil
 }
 
 func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport, accessHash string) map[string]any {
