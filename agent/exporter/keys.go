@@ -242,24 +242,30 @@ func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer st
 	if !connected && !emergency {
 		return nil
 	}
-	var old []string
-	for _, k := range keys {
-		if k.ID != newest {
-			old = append(old, k.ID)
-		}
-	}
-	if len(old) == 0 {
-		return nil
-	}
-	if err := e.invalidate(ctx, client, old); err != nil {
+	n, err := e.invalidateAllBut(ctx, client, keys, newest)
+	if err != nil || n == 0 {
 		return err
 	}
 	if !connected {
-		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", len(old))
+		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", n)
 		return nil
 	}
-	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", n)
 	return nil
+}
+
+// invalidateAllBut invalidates every key in keys but keep, and returns how many it invalidated.
+func (e *Exporter) invalidateAllBut(ctx context.Context, client *elastic.Client, keys []elastic.Key, keep string) (int, error) {
+	var ids []string
+	for _, k := range keys {
+		if k.ID != keep {
+			ids = append(ids, k.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return len(ids), e.invalidate(ctx, client, ids)
 }
 
 // updateInPlace brings every live key of a link to the export's access and to the identity the
@@ -363,19 +369,11 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for _, k := range keys {
-		if k.ID != keep {
-			ids = append(ids, k.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := e.invalidate(ctx, client, ids); err != nil {
+	n, err := e.invalidateAllBut(ctx, client, keys, keep)
+	if err != nil || n == 0 {
 		return err
 	}
-	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", len(ids))
+	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", n)
 	return nil
 }
 
