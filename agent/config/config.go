@@ -249,6 +249,20 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
+	c.validateAddresses(bad)
+	c.validateLogging(bad)
+	c.validateIdentity(bad)
+	c.validateEndpoints(bad)
+	c.validateBounds(bad)
+	c.validateLeaderElection(bad)
+	return errors.Join(errs...)
+}
+
+// badKey records that key is invalid, with a message of format and args.
+type badKey func(key, format string, args ...any)
+
+// validateAddresses checks who the agent is and where it listens, is reached and watches.
+func (c *Config) validateAddresses(bad badKey) {
 	if c.Environment == "" {
 		bad("environment", "is required (this agent's name among its peers, e.g. eu-west)")
 	} else if err := ValidEnvironment(c.Environment); err != nil {
@@ -275,6 +289,10 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("watchNamespaces[%d]", i), "%q is not a namespace name", ns)
 		}
 	}
+}
+
+// validateLogging checks the log level and format.
+func (c *Config) validateLogging(bad badKey) {
 	switch c.LogLevel {
 	case "trace", "debug", "info", "warn", "error":
 	default:
@@ -283,6 +301,11 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("logFormat", "%q: want text or json", c.LogFormat)
 	}
+}
+
+// validateIdentity checks the periods and lifetimes: the stream's, the agent CA's and the
+// signing CA's.
+func (c *Config) validateIdentity(bad badKey) {
 	positive := map[string]time.Duration{
 		"heartbeatInterval": c.HeartbeatInterval.Duration,
 		"resyncInterval":    c.ResyncInterval.Duration,
@@ -317,6 +340,10 @@ func (c *Config) Validate() error {
 			bad("signing.certValidity", "%s must be at most a third of signing.caValidity %s", cert, ca)
 		}
 	}
+}
+
+// validateEndpoints checks the Elasticsearch endpoint overrides.
+func (c *Config) validateEndpoints(bad badKey) {
 	for key, u := range c.ElasticsearchEndpoints {
 		parts := strings.Split(key, "/")
 		if len(parts) != 2 || len(validation.IsDNS1123Label(parts[0])) > 0 || parts[1] == "" {
@@ -331,6 +358,10 @@ func (c *Config) Validate() error {
 				"use https, or set allowInsecureElasticsearch: true (flag --allow-insecure-elasticsearch) to accept that", key, u)
 		}
 	}
+}
+
+// validateBounds checks the link caps, the pairing token TTL, the probe and the lag warnings.
+func (c *Config) validateBounds(bad badKey) {
 	if n := c.Limits.LinksPerPeer; n < 1 || n > maxLinkCap {
 		bad("limits.linksPerPeer", "%d: want 1 to %d", n, maxLinkCap)
 	}
@@ -348,6 +379,10 @@ func (c *Config) Validate() error {
 			bad(key, "%s: want a duration of at least 1s, e.g. 10m", d)
 		}
 	}
+}
+
+// validateLeaderElection checks the Lease settings, when election is on.
+func (c *Config) validateLeaderElection(bad badKey) {
 	if le := c.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {
 			bad("leaderElection.leaseName", "is required")
@@ -356,7 +391,6 @@ func (c *Config) Validate() error {
 			bad("leaderElection", "want retryPeriod > 0 and renewDeadline < leaseDuration")
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // InClusterNamespace returns the pod's namespace, or "" outside a pod.

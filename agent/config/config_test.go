@@ -186,3 +186,24 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryFlagOverrides guards the overrides table: a flag bound without its line there would
+// be parsed and then silently ignored.
+func TestEveryFlagOverrides(t *testing.T) {
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	BindFlags(fs)
+	fs.VisitAll(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "config", "elasticsearch-endpoint":
+			return
+		}
+		if overrides[fl.Name] == nil {
+			t.Errorf("flag --%s has no entry in overrides", fl.Name)
+		}
+	})
+	for name := range overrides {
+		if fs.Lookup(name) == nil {
+			t.Errorf("overrides names %q, which is not a flag", name)
+		}
+	}
+}

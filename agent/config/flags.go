@@ -74,91 +74,10 @@ func (f *Flags) Resolve() (Config, error) {
 	}
 	var errs []string
 	f.fs.Visit(func(fl *pflag.Flag) {
-		switch fl.Name {
-		case "environment":
-			cfg.Environment = f.v.Environment
-		case "namespace":
-			cfg.Namespace = f.v.Namespace
-		case "kubeconfig":
-			cfg.Kubeconfig = f.v.Kubeconfig
-		case "context":
-			cfg.KubeContext = f.v.KubeContext
-		case "listen-address":
-			cfg.ListenAddress = f.v.ListenAddress
-		case "advertise-endpoint":
-			cfg.AdvertiseEndpoints = f.v.AdvertiseEndpoints
-		case "metrics-address":
-			cfg.MetricsAddress = f.v.MetricsAddress
-		case "profiling":
-			cfg.Profiling = f.v.Profiling
-		case "watch-namespace":
-			cfg.WatchNamespaces = f.v.WatchNamespaces
-		case "log-level":
-			cfg.LogLevel = f.v.LogLevel
-		case "log-format":
-			cfg.LogFormat = f.v.LogFormat
-		case "heartbeat-interval":
-			cfg.HeartbeatInterval = f.v.HeartbeatInterval
-		case "resync-interval":
-			cfg.ResyncInterval = f.v.ResyncInterval
-		case "ca-validity":
-			cfg.CAValidity = f.v.CAValidity
-		case "leaf-validity":
-			cfg.LeafValidity = f.v.LeafValidity
-		case "ca-rotate-at":
-			cfg.CARotateAt = f.v.CARotateAt
-		case "ca-overlap":
-			cfg.CAOverlap = f.v.CAOverlap
-		case "signing-ca-validity":
-			cfg.Signing.CAValidity = f.v.Signing.CAValidity
-		case "signing-cert-validity":
-			cfg.Signing.CertValidity = f.v.Signing.CertValidity
-		case "signing-sync-delay":
-			cfg.Signing.SyncDelay = f.v.Signing.SyncDelay
-		case "elasticsearch-endpoint":
-			if cfg.ElasticsearchEndpoints == nil {
-				cfg.ElasticsearchEndpoints = map[string]string{}
-			}
-			cfg.FlagEndpoints = map[string]string{}
-			for _, e := range f.esEndpt {
-				k, v, ok := strings.Cut(e, "=")
-				if !ok {
-					errs = append(errs, fmt.Sprintf("--elasticsearch-endpoint %q: want namespace/name=https://host:port", e))
-					continue
-				}
-				cfg.ElasticsearchEndpoints[k] = v
-				cfg.FlagEndpoints[k] = v
-			}
-		case "links-per-peer":
-			cfg.Limits.LinksPerPeer = f.v.Limits.LinksPerPeer
-		case "links-per-export":
-			cfg.Limits.LinksPerExport = f.v.Limits.LinksPerExport
-		case "pairing-token-max-ttl":
-			cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL
-		case "probe-interval":
-			cfg.Probe.Interval = f.v.Probe.Interval
-		case "peer-lag-ca-grace":
-			cfg.PeerLag.CAGrace = f.v.PeerLag.CAGrace
-		case "peer-lag-trust-expiry":
-			cfg.PeerLag.TrustExpiry = f.v.PeerLag.TrustExpiry
-		case "peer-lag-key-lead":
-			cfg.PeerLag.KeyLead = f.v.PeerLag.KeyLead
-		case "elasticsearch-use-elastic-user":
-			cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser
-		case "allow-insecure-elasticsearch":
-			cfg.AllowInsecureElasticsearch = f.insecure
-		case "certificate-model":
-			cfg.CertificateModel.Enabled = f.certs
-		case "leader-elect":
-			cfg.LeaderElection.Enabled = f.le
-		case "lease-name":
-			cfg.LeaderElection.LeaseName = f.v.LeaderElection.LeaseName
-		case "lease-duration":
-			cfg.LeaderElection.LeaseDuration = f.v.LeaderElection.LeaseDuration
-		case "lease-renew-deadline":
-			cfg.LeaderElection.RenewDeadline = f.v.LeaderElection.RenewDeadline
-		case "lease-retry-period":
-			cfg.LeaderElection.RetryPeriod = f.v.LeaderElection.RetryPeriod
+		if fl.Name == "elasticsearch-endpoint" {
+			errs = append(errs, f.overrideEndpoints(&cfg)...)
+		} else if set := overrides[fl.Name]; set != nil {
+			set(&cfg, f)
 		}
 	})
 	if len(errs) > 0 {
@@ -172,4 +91,64 @@ func (f *Flags) Resolve() (Config, error) {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// overrideEndpoints adds the --elasticsearch-endpoint flags to cfg's endpoints (they win over
+// the file's) and records them as FlagEndpoints; it returns what is wrong with each bad one.
+func (f *Flags) overrideEndpoints(cfg *Config) []string {
+	var errs []string
+	if cfg.ElasticsearchEndpoints == nil {
+		cfg.ElasticsearchEndpoints = map[string]string{}
+	}
+	cfg.FlagEndpoints = map[string]string{}
+	for _, e := range f.esEndpt {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			errs = append(errs, fmt.Sprintf("--elasticsearch-endpoint %q: want namespace/name=https://host:port", e))
+			continue
+		}
+		cfg.ElasticsearchEndpoints[k] = v
+		cfg.FlagEndpoints[k] = v
+	}
+	return errs
+}
+
+// overrides copies a flag set explicitly over the file's key, by flag name (all but
+// --elasticsearch-endpoint, which overrideEndpoints merges).
+var overrides = map[string]func(cfg *Config, f *Flags){
+	"environment":                    func(cfg *Config, f *Flags) { cfg.Environment = f.v.Environment },
+	"namespace":                      func(cfg *Config, f *Flags) { cfg.Namespace = f.v.Namespace },
+	"kubeconfig":                     func(cfg *Config, f *Flags) { cfg.Kubeconfig = f.v.Kubeconfig },
+	"context":                        func(cfg *Config, f *Flags) { cfg.KubeContext = f.v.KubeContext },
+	"listen-address":                 func(cfg *Config, f *Flags) { cfg.ListenAddress = f.v.ListenAddress },
+	"advertise-endpoint":             func(cfg *Config, f *Flags) { cfg.AdvertiseEndpoints = f.v.AdvertiseEndpoints },
+	"metrics-address":                func(cfg *Config, f *Flags) { cfg.MetricsAddress = f.v.MetricsAddress },
+	"profiling":                      func(cfg *Config, f *Flags) { cfg.Profiling = f.v.Profiling },
+	"watch-namespace":                func(cfg *Config, f *Flags) { cfg.WatchNamespaces = f.v.WatchNamespaces },
+	"log-level":                      func(cfg *Config, f *Flags) { cfg.LogLevel = f.v.LogLevel },
+	"log-format":                     func(cfg *Config, f *Flags) { cfg.LogFormat = f.v.LogFormat },
+	"heartbeat-interval":             func(cfg *Config, f *Flags) { cfg.HeartbeatInterval = f.v.HeartbeatInterval },
+	"resync-interval":                func(cfg *Config, f *Flags) { cfg.ResyncInterval = f.v.ResyncInterval },
+	"ca-validity":                    func(cfg *Config, f *Flags) { cfg.CAValidity = f.v.CAValidity },
+	"leaf-validity":                  func(cfg *Config, f *Flags) { cfg.LeafValidity = f.v.LeafValidity },
+	"ca-rotate-at":                   func(cfg *Config, f *Flags) { cfg.CARotateAt = f.v.CARotateAt },
+	"ca-overlap":                     func(cfg *Config, f *Flags) { cfg.CAOverlap = f.v.CAOverlap },
+	"signing-ca-validity":            func(cfg *Config, f *Flags) { cfg.Signing.CAValidity = f.v.Signing.CAValidity },
+	"signing-cert-validity":          func(cfg *Config, f *Flags) { cfg.Signing.CertValidity = f.v.Signing.CertValidity },
+	"signing-sync-delay":             func(cfg *Config, f *Flags) { cfg.Signing.SyncDelay = f.v.Signing.SyncDelay },
+	"links-per-peer":                 func(cfg *Config, f *Flags) { cfg.Limits.LinksPerPeer = f.v.Limits.LinksPerPeer },
+	"links-per-export":               func(cfg *Config, f *Flags) { cfg.Limits.LinksPerExport = f.v.Limits.LinksPerExport },
+	"pairing-token-max-ttl":          func(cfg *Config, f *Flags) { cfg.Pairing.TokenMaxTTL = f.v.Pairing.TokenMaxTTL },
+	"probe-interval":                 func(cfg *Config, f *Flags) { cfg.Probe.Interval = f.v.Probe.Interval },
+	"peer-lag-ca-grace":              func(cfg *Config, f *Flags) { cfg.PeerLag.CAGrace = f.v.PeerLag.CAGrace },
+	"peer-lag-trust-expiry":          func(cfg *Config, f *Flags) { cfg.PeerLag.TrustExpiry = f.v.PeerLag.TrustExpiry },
+	"peer-lag-key-lead":              func(cfg *Config, f *Flags) { cfg.PeerLag.KeyLead = f.v.PeerLag.KeyLead },
+	"elasticsearch-use-elastic-user": func(cfg *Config, f *Flags) { cfg.Elasticsearch.UseElasticUser = f.v.Elasticsearch.UseElasticUser },
+	"allow-insecure-elasticsearch":   func(cfg *Config, f *Flags) { cfg.AllowInsecureElasticsearch = f.insecure },
+	"certificate-model":              func(cfg *Config, f *Flags) { cfg.CertificateModel.Enabled = f.certs },
+	"leader-elect":                   func(cfg *Config, f *Flags) { cfg.LeaderElection.Enabled = f.le },
+	"lease-name":                     func(cfg *Config, f *Flags) { cfg.LeaderElection.LeaseName = f.v.LeaderElection.LeaseName },
+	"lease-duration":                 func(cfg *Config, f *Flags) { cfg.LeaderElection.LeaseDuration = f.v.LeaderElection.LeaseDuration },
+	"lease-renew-deadline":           func(cfg *Config, f *Flags) { cfg.LeaderElection.RenewDeadline = f.v.LeaderElection.RenewDeadline },
+	"lease-retry-period":             func(cfg *Config, f *Flags) { cfg.LeaderElection.RetryPeriod = f.v.LeaderElection.RetryPeriod },
 }

@@ -102,13 +102,8 @@ func validateCAStatus(s *peerv1.CAStatus) error {
 	if err := s.GetObserved().CheckValid(); err != nil {
 		return fmt.Errorf("invalid CA status: observed: %w", err)
 	}
-	if n := len(s.GetAppliedCaFingerprints()); n > maxFingerprints {
-		return fmt.Errorf("invalid CA status: %d applied_ca_fingerprints, at most %d allowed", n, maxFingerprints)
-	}
-	for _, fp := range s.GetAppliedCaFingerprints() {
-		if !fingerprint.MatchString(fp) {
-			return fmt.Errorf("invalid CA status: applied_ca_fingerprints entry %q: want 64 lower-case hex digits", clip(fp, 64))
-		}
+	if err := link.CheckFingerprints("applied_ca_fingerprints", s.GetAppliedCaFingerprints()); err != nil {
+		return fmt.Errorf("invalid CA status: %w", err)
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func TestCAStatus(t *testing.T) {
 		{
 			name: "too many fingerprints",
 			run: func(e *Exporter) error {
-				return e.OnCAStatus("east", group, &peerv1.CAStatus{AppliedCaFingerprints: slices.Repeat([]string{fpNew}, maxFingerprints+1), Observed: at(5)})
+				return e.OnCAStatus("east", group, &peerv1.CAStatus{AppliedCaFingerprints: slices.Repeat([]string{fpNew}, link.MaxFingerprints+1), Observed: at(5)})
 			},
 			want:    map[int][]string{1: {fpOld}},
 			wantErr: "at most 32 allowed",

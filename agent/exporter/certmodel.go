@@ -192,19 +192,12 @@ func (e *Exporter) releaseExportTrust(ctx context.Context, exp *v1alpha1.Cluster
 // collectTrust removes peer CAs that nothing justifies any more (see trustUnjustified), covering
 // what stream messages could miss while the agent was down.
 func (e *Exporter) collectTrust(ctx context.Context) error {
-	targets := map[elastic.Target]bool{}
-	for _, exp := range e.cfg.Cache.ClusterExports() {
-		targets[elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}] = true
-	}
-	e.mu.Lock()
-	for _, links := range e.links {
-		for _, st := range links {
-			if st.trust != nil {
-				targets[st.trust.target] = true
-			}
+	targets := e.sweepTargets(func(st *linkState) *elastic.Target {
+		if st.trust == nil {
+			return nil
 		}
-	}
-	e.mu.Unlock()
+		return &st.trust.target
+	})
 	var firstErr error
 	for t := range targets {
 		es, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name)
@@ -268,7 +261,7 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 // up with the transport CA (PeersCurrent). The remote cluster server
 // is not used by this model, so its condition goes.
 func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1.ClusterExport) (time.Duration, error) {
-	ns, name, esName := exp.Namespace, exp.Name, exp.Spec.ElasticsearchRef.Name
+	ns, esName := exp.Namespace, exp.Spec.ElasticsearchRef.Name
 	_, found := e.cfg.Cache.Elasticsearch(ns, esName)
 	requeue := time.Duration(0)
 	addr, serverName, err := e.address(ctx, exp)
@@ -276,37 +269,24 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 	if err != nil {
 		requeue = 10 * time.Second
 	}
-	links, linkCount := e.exportLinks(ns, name)
 	// The consumer applies this side's transport CA here too, so the CA warnings apply; with no
 	// API key, the key warning never does (lag.go).
-	lagCond, lagApplies, lag, lagNext := e.peerLag(exp)
-	if lagNext > 0 && (requeue == 0 || lagNext < requeue) {
-		requeue = lagNext
-	}
-	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
-		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
-		kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
-			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
-		kube.Set(x, e.certificateModelCondition(x))
-		kube.Remove(x, v1alpha1.ConditionRemoteClusterServerEnabled)
-		setPeersCurrent(x, lagCond, lagApplies)
-		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
-		ready := peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
-		if !found {
-			ready = kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
-				fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))
-		}
-		kube.Set(x, ready)
-		x.Status.ObservedGeneration = x.Generation
-		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
-		x.Status.Links, x.Status.LinkCount = links, linkCount
-		return nil
+	return e.writeExportStatus(ctx, exp, exportStatus{addr: addr, serverName: serverName, requeue: requeue,
+		conditions: func(x *v1alpha1.ClusterExport) {
+			kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
+			kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
+				v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
+			kube.Set(x, e.certificateModelCondition(x))
+			kube.Remove(x, v1alpha1.ConditionRemoteClusterServerEnabled)
+		},
+		ready: func(x *v1alpha1.ClusterExport) metav1.Condition {
+			if !found {
+				return kube.NewCondition(x, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound,
+					fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, ns))
+			}
+			return peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
+		},
 	})
-	if err != nil {
-		return 0, fmt.Errorf("failed to update status of export %s/%s: %w", ns, name, err)
-	}
-	e.reportLag(ns, name, lag)
-	return requeue, nil
 }
 
 // certificateModelCondition says whether this agent lets a certificate-model export serve peers.

@@ -81,21 +81,52 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 			ready = append([]string{v1alpha1.ConditionLicenseSufficient}, ready...)
 		}
 	}
+	return e.writeExportStatus(ctx, exp, exportStatus{addr: addr, serverName: serverName, requeue: requeue,
+		conditions: func(x *v1alpha1.ClusterExport) {
+			for _, c := range conds {
+				kube.Set(x, c)
+			}
+		},
+		afterLag: dropModelWarning,
+		ready:    func(x *v1alpha1.ClusterExport) metav1.Condition { return peerhealth.Ready(x, ready...) },
+	})
+}
+
+// exportStatus is what a security model's pass over an export writes to its status, besides
+// what every pass writes (writeExportStatus).
+type exportStatus struct {
+	addr, serverName string
+	// requeue is when the pass wants to run again (0: at the resync); the next lag warning may
+	// bring it forward.
+	requeue time.Duration
+	// conditions sets the model's own conditions; afterLag, if set, runs after PeersCurrent.
+	conditions func(x *v1alpha1.ClusterExport)
+	afterLag   func(x kube.Conditioned)
+	// ready is the Ready condition, judged once the peers' health is set.
+	ready func(x *v1alpha1.ClusterExport) metav1.Condition
+}
+
+// writeExportStatus writes an export's status: the model's conditions, whether its consumers
+// keep up with rotations (PeersCurrent, lag.go), its peers' health, Ready, its address and the
+// links it serves; it reports the lag metric and returns when to run again.
+func (e *Exporter) writeExportStatus(ctx context.Context, exp *v1alpha1.ClusterExport, s exportStatus) (time.Duration, error) {
+	ns, name := exp.Namespace, exp.Name
+	requeue := s.requeue
 	links, linkCount := e.exportLinks(ns, name)
 	lagCond, lagApplies, lag, lagNext := e.peerLag(exp) // lag.go
 	if lagNext > 0 && (requeue == 0 || lagNext < requeue) {
 		requeue = lagNext
 	}
-	_, err = e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
-		for _, c := range conds {
-			kube.Set(x, c)
-		}
+	_, err := e.cfg.CRDs.ClusterExports().UpdateStatus(ctx, exp, func(x *v1alpha1.ClusterExport) error {
+		s.conditions(x)
 		setPeersCurrent(x, lagCond, lagApplies)
-		dropModelWarning(x)
+		if s.afterLag != nil {
+			s.afterLag(x)
+		}
 		peerhealth.Set(x, e.cfg.Cache, linkedPeers(links))
-		kube.Set(x, peerhealth.Ready(x, ready...))
+		kube.Set(x, s.ready(x))
 		x.Status.ObservedGeneration = x.Generation
-		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+		x.Status.ProxyAddress, x.Status.ServerName = s.addr, s.serverName
 		x.Status.Links, x.Status.LinkCount = links, linkCount
 		return nil
 	})

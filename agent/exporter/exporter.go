@@ -168,26 +168,16 @@ type linkState struct {
 // New checks the configuration and returns an Exporter.
 func New(cfg Config) (*Exporter, error) {
 	var missing []string
-	if cfg.Environment == "" {
-		missing = append(missing, "Environment")
-	}
-	if cfg.Cache == nil {
-		missing = append(missing, "Cache")
-	}
-	if cfg.Kube == nil {
-		missing = append(missing, "Kube")
-	}
-	if cfg.Dynamic == nil {
-		missing = append(missing, "Dynamic")
-	}
-	if cfg.CRDs == nil {
-		missing = append(missing, "CRDs")
-	}
-	if cfg.Elastic == nil {
-		missing = append(missing, "Elastic")
-	}
-	if cfg.Outbox == nil {
-		missing = append(missing, "Outbox")
+	for _, f := range []struct {
+		name  string
+		unset bool
+	}{
+		{"Environment", cfg.Environment == ""}, {"Cache", cfg.Cache == nil}, {"Kube", cfg.Kube == nil}, {"Dynamic", cfg.Dynamic == nil},
+		{"CRDs", cfg.CRDs == nil}, {"Elastic", cfg.Elastic == nil}, {"Outbox", cfg.Outbox == nil},
+	} {
+		if f.unset {
+			missing = append(missing, f.name)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("failed to create exporter: missing %v", missing)

@@ -16,21 +16,8 @@ import (
 // no longer imports their link. It covers what finalizers and stream messages could miss while
 // the agent was down.
 func (e *Exporter) collectGarbage(ctx context.Context) error {
-	targets := map[elastic.Target]bool{}
-	for _, exp := range e.cfg.Cache.ClusterExports() {
-		targets[elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}] = true
-	}
-	e.mu.Lock()
-	for _, links := range e.links {
-		for _, st := range links {
-			if st.target != nil {
-				targets[*st.target] = true
-			}
-		}
-	}
-	e.mu.Unlock()
 	var firstErr error
-	for t := range targets {
+	for t := range e.sweepTargets(func(st *linkState) *elastic.Target { return st.target }) {
 		if _, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name); !ok {
 			continue
 		}
@@ -42,6 +29,25 @@ func (e *Exporter) collectGarbage(ctx context.Context) error {
 		firstErr = err
 	}
 	return firstErr
+}
+
+// sweepTargets are the Elasticsearch clusters a sweep looks at: every exported one, and every
+// one that of (called with e.mu held) names for a link in memory (nil: none).
+func (e *Exporter) sweepTargets(of func(st *linkState) *elastic.Target) map[elastic.Target]bool {
+	targets := map[elastic.Target]bool{}
+	for _, exp := range e.cfg.Cache.ClusterExports() {
+		targets[elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}] = true
+	}
+	e.mu.Lock()
+	for _, links := range e.links {
+		for _, st := range links {
+			if t := of(st); t != nil {
+				targets[*t] = true
+			}
+		}
+	}
+	e.mu.Unlock()
+	return targets
 }
 
 func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {

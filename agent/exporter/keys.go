@@ -36,33 +36,32 @@ type chosenKey struct {
 // peer has not said yet whether it holds that key.
 var errWaitForStatus = fmt.Errorf("waiting for the peer's link status: %w", errRetry)
 
+// keyPass is what one ensureKey pass knows of a link: where its keys live, what they must
+// grant and record, and the peer's pending rotation request.
+type keyPass struct {
+	client       *elastic.Client
+	peer         string
+	id           link.ID
+	exp          *v1alpha1.ClusterExport
+	access       elastic.Access
+	meta         map[string]any
+	identity     *string // the certificate_identity a new key carries
+	now          time.Time
+	req          *peerv1.ImportRequest
+	rot          rotation
+	lifetime     time.Duration
+	rotateBefore time.Duration
+}
+
 // ensureKey makes sure the link has a live key with the export's access, rotates it before it
 // expires, and invalidates older keys once the peer is connected with the newest.
 // identity gives the certificate_identity the link's keys must carry (nil: none), from the
 // newest live key (nil when there is none yet); nil identity leaves the keys' identities alone.
 func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, status *peerv1.LinkStatus, st *linkState, identity func(newest *elastic.Key) *string) (chosenKey, time.Duration, error) {
-	client, err := e.cfg.Elastic.Client(ctx, target)
-	if err != nil {
-		return chosenKey{}, 0, fmt.Errorf("failed to reach %s: %w", target, err)
-	}
-	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
-	if err != nil {
-		return chosenKey{}, 0, fmt.Errorf("failed to list keys of link %s: %w", id, err)
-	}
-	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
-	access := toAccess(exp.Spec.Access)
-	meta := e.metadata(peer, id, exp, elastic.AccessHash(access))
-	wantIdentity, stale, err := e.updateInPlace(ctx, client, peer, id, keys, access, meta, identity)
+	p, keys, stale, err := e.startKeyPass(ctx, peer, id, exp, target, st, identity)
 	if err != nil {
 		return chosenKey{}, 0, err
 	}
-
-	now := e.cfg.Now()
-	e.mu.Lock()
-	req := st.req
-	e.mu.Unlock()
-	rot := e.rotationFor(req, keys, now) // rotatenow.go
-	lifetime, rotateBefore := exp.Spec.KeyLifetime()
 	applied := status.GetAppliedApiKeyId()
 	var newest *elastic.Key
 	if len(keys) > 0 {
@@ -75,75 +74,28 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		enc, known = e.encoded[newest.ID]
 		e.mu.Unlock()
 	}
-	create := false
-	switch {
-	case newest == nil:
-		create = true
-	case !known && applied != newest.ID && status.GetWrittenApiKeyId() != newest.ID:
-		if status == nil {
-			return chosenKey{}, 0, errWaitForStatus
-		}
-		// Created before a restart (or by a previous leader) and never delivered: the peer holds
-		// another key, and this secret went with the old process.
-		if err := e.invalidate(ctx, client, []string{newest.ID}); err != nil {
-			return chosenKey{}, 0, err
-		}
-		e.log.Info("undelivered api key invalidated", "peer", peer, "link", id.String(), "api_key_id", newest.ID)
-		create = true
-	case !newest.Expiration.IsZero() && newest.Expiration.Sub(now) < rotateBefore:
-		create = true
-		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
-	case !ownedBy(*newest, client.Username()):
-		create = true
-		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
-			"api_key_id", newest.ID, "owner", newest.Owner, "user", client.Username())
-	case (lifetime > 0) != !newest.Expiration.IsZero():
-		// The export's lifetime no longer fits the key: a key that never expires (made by
-		// 0.1.0, whose default that was, or before neverExpire was unset) is replaced by an
-		// expiring one, and an expiring key by one that does not expire once neverExpire is set,
-		// make-before-break like any rotation.
-		create = true
-		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", lifetime > 0)
-	case rot.due:
-		create = true
-		e.log.Info("api key rotation requested by the peer", "peer", peer, "link", id.String(), "api_key_id", newest.ID,
-			"request", rot.request, "invalidate_old", req.GetKeyRotationInvalidateOld())
+	create, err := e.needsNewKey(ctx, p, newest, known, status)
+	if err != nil {
+		return chosenKey{}, 0, err
 	}
-	if rot.wait > 0 && !create {
-		e.log.Info("requested api key rotation deferred: the link's key was rotated on request recently", "peer", peer, "link", id.String(),
-			"request", rot.request, "retry_in", rot.wait.Round(time.Second))
-		e.event(exp, corev1.EventTypeWarning, v1alpha1.ReasonKeyRotationDeferred, fmt.Sprintf(
-			"environment %s asked to rotate the key of link %s now; the link's key was rotated on request less than %s ago, so it is rotated in %s",
-			peer, id, e.cfg.RotateNowInterval, rot.wait.Round(time.Second)))
+	deferred := p.rot.wait > 0 && !create
+	if deferred {
+		e.deferRotation(p)
 	}
 	if create {
-		// A new key answers the pending rotation request, whatever made it.
-		created, err := client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
-			Name: link.KeyName(peer, id), Access: access, Expiration: lifetime, Metadata: withRotation(meta, rot.request, rot.due && rot.emergency), CertificateIdentity: wantIdentity,
-		})
+		created, secret, err := e.createKey(ctx, p)
 		if err != nil {
-			return chosenKey{}, 0, fmt.Errorf("failed to create a key for link %s: %w", id, err)
+			return chosenKey{}, 0, err
 		}
-		failpoint.Inject(failpoint.ExporterAfterKeyCreate)
-		e.mu.Lock()
-		e.encoded[created.ID] = created.Encoded
-		e.mu.Unlock()
-		e.log.Info("api key created", "peer", peer, "link", id.String(), "api_key_id", created.ID, "expires", created.Expiration)
-		newest = &elastic.Key{ID: created.ID, Creation: now, Expiration: created.Expiration, CertificateIdentity: wantIdentity,
-			Metadata: withRotation(meta, rot.request, rot.due && rot.emergency)}
-		enc, known = created.Encoded, true
+		newest = &created
+		enc, known = secret, true
 		keys = append(keys, *newest)
-		if rot.due {
-			e.event(exp, corev1.EventTypeNormal, v1alpha1.ReasonKeyRotationRequested, fmt.Sprintf(
-				"environment %s asked to rotate the key of link %s now: new key %s (old keys go %s)", peer, id, created.ID,
-				map[bool]string{true: "at once", false: "once the peer is connected with the new one"}[req.GetKeyRotationInvalidateOld()]))
-		}
 	}
 	answered := metaField(newest.Metadata, metaRotationRequest)
 	// An emergency request: the old keys go as soon as the key made for it exists (it is sent
 	// in this pass); the link is down until the peer's Elasticsearch uses the new key.
-	emergency := madeForEmergency(*newest, rot.request)
-	if err := e.breakOld(ctx, client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency); err != nil {
+	emergency := madeForEmergency(*newest, p.rot.request)
+	if err := e.breakOld(ctx, p.client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency); err != nil {
 		return chosenKey{}, 0, err
 	}
 	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity, request: answered}
@@ -151,6 +103,120 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
 	}
+	e.recordKey(st, choice, keys)
+	var requeue time.Duration
+	if !newest.Expiration.IsZero() {
+		requeue = max(newest.Expiration.Sub(p.now)-p.rotateBefore, time.Second)
+	}
+	if deferred {
+		requeue = sooner(requeue, p.rot.wait)
+	}
+	return choice, requeue, nil
+}
+
+// startKeyPass lists the link's live keys (oldest first), brings them to the export's access
+// and identity in place (updateInPlace; stale are the keys that could not be), and decides on
+// the peer's rotation request.
+func (e *Exporter) startKeyPass(ctx context.Context, peer string, id link.ID, exp *v1alpha1.ClusterExport, target elastic.Target, st *linkState, identity func(newest *elastic.Key) *string) (p *keyPass, keys []elastic.Key, stale []string, err error) {
+	client, err := e.cfg.Elastic.Client(ctx, target)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("failed to reach %s: %w", target, err)
+	}
+	if keys, err = e.linkKeys(ctx, client, peer, id); err != nil {
+		return nil, nil, nil, err
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
+	p = &keyPass{client: client, peer: peer, id: id, exp: exp, access: toAccess(exp.Spec.Access)}
+	p.meta = e.metadata(peer, id, exp, elastic.AccessHash(p.access))
+	p.identity, stale, err = e.updateInPlace(ctx, client, peer, id, keys, p.access, p.meta, identity)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.now = e.cfg.Now()
+	e.mu.Lock()
+	p.req = st.req
+	e.mu.Unlock()
+	p.rot = e.rotationFor(p.req, keys, p.now) // rotatenow.go
+	p.lifetime, p.rotateBefore = exp.Spec.KeyLifetime()
+	return p, keys, stale, nil
+}
+
+// needsNewKey decides whether the link needs a new key: it has none, the newest was never
+// delivered (invalidated here), is due for rotation, belongs to another user, no longer fits
+// the export's lifetime, or the peer asked for a rotation that is due. known says whether the
+// newest key's secret is in memory.
+func (e *Exporter) needsNewKey(ctx context.Context, p *keyPass, newest *elastic.Key, known bool, status *peerv1.LinkStatus) (bool, error) {
+	peer, id := p.peer, p.id
+	switch {
+	case newest == nil:
+		return true, nil
+	case !known && status.GetAppliedApiKeyId() != newest.ID && status.GetWrittenApiKeyId() != newest.ID:
+		if status == nil {
+			return false, errWaitForStatus
+		}
+		// Created before a restart (or by a previous leader) and never delivered: the peer holds
+		// another key, and this secret went with the old process.
+		if err := e.invalidate(ctx, p.client, []string{newest.ID}); err != nil {
+			return false, err
+		}
+		e.log.Info("undelivered api key invalidated", "peer", peer, "link", id.String(), "api_key_id", newest.ID)
+		return true, nil
+	case !newest.Expiration.IsZero() && newest.Expiration.Sub(p.now) < p.rotateBefore:
+		e.log.Info("api key rotation due", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expires", newest.Expiration)
+		return true, nil
+	case !ownedBy(*newest, p.client.Username()):
+		e.log.Info("api key made by another user is replaced by one of the agent's user", "peer", peer, "link", id.String(),
+			"api_key_id", newest.ID, "owner", newest.Owner, "user", p.client.Username())
+		return true, nil
+	case (p.lifetime > 0) != !newest.Expiration.IsZero():
+		// The export's lifetime no longer fits the key: a key that never expires (made by
+		// 0.1.0, whose default that was, or before neverExpire was unset) is replaced by an
+		// expiring one, and an expiring key by one that does not expire once neverExpire is set,
+		// make-before-break like any rotation.
+		e.log.Info("api key replaced: the export's key lifetime changed", "peer", peer, "link", id.String(), "api_key_id", newest.ID, "expiring", p.lifetime > 0)
+		return true, nil
+	case p.rot.due:
+		e.log.Info("api key rotation requested by the peer", "peer", peer, "link", id.String(), "api_key_id", newest.ID,
+			"request", p.rot.request, "invalidate_old", p.req.GetKeyRotationInvalidateOld())
+		return true, nil
+	}
+	return false, nil
+}
+
+// deferRotation says that the peer's rotation request waits for the link's rotate-now window.
+func (e *Exporter) deferRotation(p *keyPass) {
+	e.log.Info("requested api key rotation deferred: the link's key was rotated on request recently", "peer", p.peer, "link", p.id.String(),
+		"request", p.rot.request, "retry_in", p.rot.wait.Round(time.Second))
+	e.event(p.exp, corev1.EventTypeWarning, v1alpha1.ReasonKeyRotationDeferred, fmt.Sprintf(
+		"environment %s asked to rotate the key of link %s now; the link's key was rotated on request less than %s ago, so it is rotated in %s",
+		p.peer, p.id, e.cfg.RotateNowInterval, p.rot.wait.Round(time.Second)))
+}
+
+// createKey makes the link's new key, keeps its secret in memory and returns both, the key as
+// listing it would. A new key answers the pending rotation request, whatever made it.
+func (e *Exporter) createKey(ctx context.Context, p *keyPass) (elastic.Key, elastic.Secret, error) {
+	meta := withRotation(p.meta, p.rot.request, p.rot.due && p.rot.emergency)
+	created, err := p.client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
+		Name: link.KeyName(p.peer, p.id), Access: p.access, Expiration: p.lifetime, Metadata: meta, CertificateIdentity: p.identity,
+	})
+	if err != nil {
+		return elastic.Key{}, "", fmt.Errorf("failed to create a key for link %s: %w", p.id, err)
+	}
+	failpoint.Inject(failpoint.ExporterAfterKeyCreate)
+	e.mu.Lock()
+	e.encoded[created.ID] = created.Encoded
+	e.mu.Unlock()
+	e.log.Info("api key created", "peer", p.peer, "link", p.id.String(), "api_key_id", created.ID, "expires", created.Expiration)
+	if p.rot.due {
+		e.event(p.exp, corev1.EventTypeNormal, v1alpha1.ReasonKeyRotationRequested, fmt.Sprintf(
+			"environment %s asked to rotate the key of link %s now: new key %s (old keys go %s)", p.peer, p.id, created.ID,
+			map[bool]string{true: "at once", false: "once the peer is connected with the new one"}[p.req.GetKeyRotationInvalidateOld()]))
+	}
+	return elastic.Key{ID: created.ID, Creation: p.now, Expiration: created.Expiration, CertificateIdentity: p.identity, Metadata: meta}, created.Encoded, nil
+}
+
+// recordKey keeps, in the link's state, the key chosen and the expiry of each live key.
+func (e *Exporter) recordKey(st *linkState, choice chosenKey, keys []elastic.Key) {
 	expiry := make(map[string]time.Time, len(keys))
 	for _, k := range keys {
 		expiry[k.ID] = k.Expiration
@@ -159,14 +225,6 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	st.keyID, st.created, st.expires, st.refusal = choice.id, choice.created, choice.expires, ""
 	st.keyExpiry = expiry
 	e.mu.Unlock()
-	var requeue time.Duration
-	if !newest.Expiration.IsZero() {
-		requeue = max(newest.Expiration.Sub(now)-rotateBefore, time.Second)
-	}
-	if rot.wait > 0 && !create {
-		requeue = sooner(requeue, rot.wait)
-	}
-	return choice, requeue, nil
 }
 
 // breakOld invalidates the keys of a link that are not the newest: those in stale at once (keys
@@ -184,24 +242,30 @@ func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer st
 	if !connected && !emergency {
 		return nil
 	}
-	var old []string
-	for _, k := range keys {
-		if k.ID != newest {
-			old = append(old, k.ID)
-		}
-	}
-	if len(old) == 0 {
-		return nil
-	}
-	if err := e.invalidate(ctx, client, old); err != nil {
+	n, err := e.invalidateAllBut(ctx, client, keys, newest)
+	if err != nil || n == 0 {
 		return err
 	}
 	if !connected {
-		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", len(old))
+		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", n)
 		return nil
 	}
-	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", len(old))
+	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", n)
 	return nil
+}
+
+// invalidateAllBut invalidates every key in keys but keep, and returns how many it invalidated.
+func (e *Exporter) invalidateAllBut(ctx context.Context, client *elastic.Client, keys []elastic.Key, keep string) (int, error) {
+	var ids []string
+	for _, k := range keys {
+		if k.ID != keep {
+			ids = append(ids, k.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return len(ids), e.invalidate(ctx, client, ids)
 }
 
 // updateInPlace brings every live key of a link to the export's access and to the identity the
@@ -301,24 +365,25 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", target, err)
 	}
-	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	keys, err := e.linkKeys(ctx, client, peer, id)
 	if err != nil {
-		return fmt.Errorf("failed to list keys of link %s: %w", id, err)
-	}
-	var ids []string
-	for _, k := range keys {
-		if k.ID != keep {
-			ids = append(ids, k.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := e.invalidate(ctx, client, ids); err != nil {
 		return err
 	}
-	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", len(ids))
+	n, err := e.invalidateAllBut(ctx, client, keys, keep)
+	if err != nil || n == 0 {
+		return err
+	}
+	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", n)
 	return nil
+}
+
+// linkKeys lists the live keys this environment made for peer's link id.
+func (e *Exporter) linkKeys(ctx context.Context, client *elastic.Client, peer string, id link.ID) ([]elastic.Key, error) {
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{Metadata: e.linkQuery(peer, id), ActiveOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list keys of link %s: %w", id, err)
+	}
+	return keys, nil
 }
 
 func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport, accessHash string) map[string]any {

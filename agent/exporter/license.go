@@ -38,17 +38,7 @@ const (
 // exportedLicense returns the license of the exported Elasticsearch, unknown when it cannot be
 // read.
 func (e *Exporter) exportedLicense(ctx context.Context, target elastic.Target) license.License {
-	lic, err := e.licenses.Get(ctx, target.Namespace+"/"+target.Name, func(ctx context.Context) (license.License, error) {
-		client, err := e.cfg.Elastic.Client(ctx, target)
-		if err != nil {
-			return license.License{}, err
-		}
-		l, err := client.License(ctx)
-		if err != nil {
-			return license.License{}, err
-		}
-		return license.License{Type: l.Type, Status: l.Status}, nil
-	})
+	lic, err := e.licenses.Of(ctx, target, e.cfg.Elastic)
 	if err != nil {
 		e.log.Debug("failed to read the license", "elasticsearch", target.Namespace+"/"+target.Name, "error", err)
 	}

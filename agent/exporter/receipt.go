@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -46,21 +45,13 @@ const (
 
 // Receipt bounds.
 const (
-	maxVersionLen       = 32
 	maxStatusMessageLen = 1024
-	maxFingerprints     = 32
 	maxSigningSubject   = 1024
 	// maxStatusLinks bounds ClusterExport status.links (the first links, sorted; linkCount
 	// says how many there are).
 	maxStatusLinks = 100
 	// minResyncGap spaces the reconnections that ask a peer to resend refused requests.
 	minResyncGap = 30 * time.Second
-)
-
-var (
-	esVersion   = regexp.MustCompile(`^[0-9A-Za-z][-0-9A-Za-z.+]*$`)
-	apiKeyID    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	fingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // grants is what the receipt reads to decide whether a peer may hold a link: the informer
@@ -88,8 +79,8 @@ func validateImport(req *peerv1.ImportRequest) error {
 	switch ns, name := req.GetExportNamespace(), req.GetExportName(); {
 	case len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0:
 		return fmt.Errorf("invalid import request: export %q/%q: want namespace/name of a ClusterExport", clip(ns, 64), clip(name, 253))
-	case len(req.GetElasticsearchVersion()) > maxVersionLen || req.GetElasticsearchVersion() != "" && !esVersion.MatchString(req.GetElasticsearchVersion()):
-		return fmt.Errorf("invalid import request: elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", clip(req.GetElasticsearchVersion(), maxVersionLen), maxVersionLen)
+	case !link.ValidVersion(req.GetElasticsearchVersion()):
+		return fmt.Errorf("invalid import request: elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", clip(req.GetElasticsearchVersion(), link.MaxVersionLen), link.MaxVersionLen)
 	case len(req.GetTransportCaBundle()) > 256<<10:
 		return fmt.Errorf("invalid import request: transport_ca_bundle is %d bytes, at most 262144 allowed", len(req.GetTransportCaBundle()))
 	case len(req.GetSigningSubject()) > maxSigningSubject:
@@ -107,17 +98,12 @@ func validateImport(req *peerv1.ImportRequest) error {
 // validateLinkStatus checks the fields of a link status a peer sent, naming the bad one.
 func validateLinkStatus(s *peerv1.LinkStatus) error {
 	for name, id := range map[string]string{"applied_api_key_id": s.GetAppliedApiKeyId(), "written_api_key_id": s.GetWrittenApiKeyId()} {
-		if id != "" && !apiKeyID.MatchString(id) {
+		if id != "" && !link.ValidAPIKeyID(id) {
 			return fmt.Errorf("invalid link status: %s %q: want 1-64 URL-safe base64 characters", name, clip(id, 64))
 		}
 	}
-	if n := len(s.GetAppliedCaFingerprints()); n > maxFingerprints {
-		return fmt.Errorf("invalid link status: %d applied_ca_fingerprints, at most %d allowed", n, maxFingerprints)
-	}
-	for _, fp := range s.GetAppliedCaFingerprints() {
-		if !fingerprint.MatchString(fp) {
-			return fmt.Errorf("invalid link status: applied_ca_fingerprints entry %q: want 64 lower-case hex digits", clip(fp, 64))
-		}
+	if err := link.CheckFingerprints("applied_ca_fingerprints", s.GetAppliedCaFingerprints()); err != nil {
+		return fmt.Errorf("invalid link status: %w", err)
 	}
 	if n := len(s.GetMessage()); n > maxStatusMessageLen {
 		return fmt.Errorf("invalid link status: message is %d bytes, at most %d allowed", n, maxStatusMessageLen)

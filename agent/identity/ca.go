@@ -24,34 +24,9 @@ type caPair struct {
 
 // newCA creates a self-signed ECDSA P-256 agent CA for env.
 func newCA(env string, now time.Time, validity time.Duration) (*caPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate CA key: %w", err)
-	}
-	serial, err := certutil.SerialNumber()
+	cert, key, err := certutil.NewCA("CA", "ecklink agent CA "+env+" "+now.UTC().Format("20060102T150405Z"), now, validity, x509.KeyUsageDigitalSignature)
 	if err != nil {
 		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			Organization: []string{"ecklink"},
-			CommonName:   "ecklink agent CA " + env + " " + now.UTC().Format("20060102T150405Z"),
-		},
-		NotBefore:             now.Add(-certutil.Backdate(validity)),
-		NotAfter:              now.Add(validity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse CA certificate: %w", err)
 	}
 	return &caPair{cert: cert, key: key}, nil
 }

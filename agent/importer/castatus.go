@@ -80,13 +80,9 @@ func (im *Importer) publishCAStatus(key types.NamespacedName, aliases []string, 
 		if fp, ok := fingerprints[bundle]; ok {
 			return fp, true
 		}
-		certs, err := pemutil.ParseCertificates([]byte(bundle), pemutil.Limits{})
+		fp, err := appliedFingerprints([]byte(bundle))
 		if err != nil {
 			return nil, false
-		}
-		var fp []string
-		for _, c := range certs {
-			fp = append(fp, pemutil.Fingerprint(c))
 		}
 		fingerprints[bundle] = fp
 		return fp, true
@@ -184,4 +180,18 @@ func (im *Importer) coveredByCAStatusLocked(id link.ID, peer string, prev, next 
 	a, b := withoutObserved(prev), withoutObserved(next)
 	a.AppliedCaFingerprints, b.AppliedCaFingerprints = nil, nil
 	return proto.Equal(a, b)
+}
+
+// appliedFingerprints lists the fingerprints of the CAs in a link's bundle, in its order: what a
+// LinkStatus or CAStatus reports as applied (nil, and the error, when the bundle does not parse).
+func appliedFingerprints(bundle []byte) ([]string, error) {
+	certs, err := pemutil.ParseCertificates(bundle, pemutil.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	var fps []string
+	for _, c := range certs {
+		fps = append(fps, pemutil.Fingerprint(c))
+	}
+	return fps, nil
 }

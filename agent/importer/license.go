@@ -24,17 +24,7 @@ import (
 // localLicense returns the license of the local Elasticsearch ns/es, unknown when it cannot be
 // read (e.g. the agent's user is not in effect yet).
 func (im *Importer) localLicense(ctx context.Context, ns, es string) license.License {
-	lic, err := im.licenses.Get(ctx, ns+"/"+es, func(ctx context.Context) (license.License, error) {
-		client, err := im.cfg.Elastic.Client(ctx, elastic.Target{Namespace: ns, Name: es})
-		if err != nil {
-			return license.License{}, err
-		}
-		l, err := client.License(ctx)
-		if err != nil {
-			return license.License{}, err
-		}
-		return license.License{Type: l.Type, Status: l.Status}, nil
-	})
+	lic, err := im.licenses.Of(ctx, elastic.Target{Namespace: ns, Name: es}, im.cfg.Elastic)
 	if err != nil {
 		im.log.Debug("failed to read the license", "elasticsearch", ns+"/"+es, "error", err)
 	}

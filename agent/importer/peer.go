@@ -23,17 +23,12 @@ import (
 const (
 	maxRefusalMessage = 1024
 	maxFallbackText   = 512
-	maxVersionLen     = 32
-	maxFingerprints   = 32
 	maxProxyAddress   = 260 // a DNS name, ':' and a port
 )
 
 var (
 	// refusalReason is what a refusal's reason must look like: it becomes a condition reason.
 	refusalReason = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,63}$`)
-	esVersion     = regexp.MustCompile(`^[0-9A-Za-z][-0-9A-Za-z.+]*$`)
-	fingerprint   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	apiKeyID      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	serverName    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?$`)
 )
 
@@ -228,8 +223,8 @@ func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 
 // validateText bounds the free-text fields of credentials, which end up in conditions and logs.
 func validateText(c *peerv1.Credentials) error {
-	if v := c.GetElasticsearchVersion(); len(v) > maxVersionLen || v != "" && !esVersion.MatchString(v) {
-		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", peertext.Clean(v, maxVersionLen), maxVersionLen)}
+	if v := c.GetElasticsearchVersion(); !link.ValidVersion(v) {
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("elasticsearch_version %q: want a version such as 9.3.2, at most %d characters", peertext.Clean(v, link.MaxVersionLen), link.MaxVersionLen)}
 	}
 	if f := c.GetStrongIdentityFallback(); len(f) > maxFallbackText || !peertext.Printable(f) {
 		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("strong_identity_fallback: want printable text of at most %d bytes", maxFallbackText)}
@@ -243,14 +238,8 @@ func validateText(c *peerv1.Credentials) error {
 	if n := len(c.GetProxyAddress()); n > maxProxyAddress {
 		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address is %d bytes, at most %d allowed", n, maxProxyAddress)}
 	}
-	fps := c.GetSigningTrustedFingerprints()
-	if len(fps) > maxFingerprints {
-		return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("%d signing_trusted_fingerprints, at most %d allowed", len(fps), maxFingerprints)}
-	}
-	for _, fp := range fps {
-		if !fingerprint.MatchString(fp) {
-			return &peering.RefusalError{Reason: "InvalidCredentials", Message: fmt.Sprintf("signing_trusted_fingerprints entry %q: want 64 lower-case hex digits", peertext.Clean(fp, 64))}
-		}
+	if err := link.CheckFingerprints("signing_trusted_fingerprints", c.GetSigningTrustedFingerprints()); err != nil {
+		return &peering.RefusalError{Reason: "InvalidCredentials", Message: err.Error()}
 	}
 	return nil
 }
@@ -263,7 +252,7 @@ func (im *Importer) validate(c *peerv1.Credentials) error {
 	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
 		return &peering.RefusalError{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
 	}
-	if !apiKeyID.MatchString(c.GetApiKeyId()) {
+	if !link.ValidAPIKeyID(c.GetApiKeyId()) {
 		return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_id must be 1-64 URL-safe base64 characters"}
 	}
 	if enc := c.GetApiKeyEncoded(); enc != "" {

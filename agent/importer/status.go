@@ -195,11 +195,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		Connected:       st.info[alias].Connected,
 		SigningSubject:  st.signing[alias],
 	}
-	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
-		for _, c := range certs {
-			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
-		}
-	}
+	ls.AppliedCaFingerprints, _ = appliedFingerprints(st.cas[alias]) // castatus.go; none when it does not parse
 	if !ls.Connected {
 		ls.Message = "not connected"
 	}

@@ -364,32 +364,9 @@ func (a *Authority) ActiveCA() *x509.Certificate { return a.active.cert }
 
 // newCA creates a self-signed ECDSA P-256 signing CA.
 func newCA(env string, now time.Time, validity time.Duration) (*pair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate signing CA key: %w", err)
-	}
-	serial, err := certutil.SerialNumber()
+	cert, key, err := certutil.NewCA("signing CA", "ecklink signing CA "+env+" "+now.UTC().Format("20060102T150405Z"), now, validity, 0)
 	if err != nil {
 		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{Organization: []string{"ecklink"},
-			CommonName: "ecklink signing CA " + env + " " + now.UTC().Format("20060102T150405Z")},
-		NotBefore:             now.Add(-certutil.Backdate(validity)),
-		NotAfter:              now.Add(validity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create signing CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse signing CA certificate: %w", err)
 	}
 	return &pair{cert: cert, key: key}, nil
 }

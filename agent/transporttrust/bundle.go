@@ -32,8 +32,6 @@ const (
 	// AnnotationCAs records, on the ConfigMap, the CAs ecklink added: a JSON object mapping
 	// each owner to the SHA-256 fingerprints of its CAs.
 	AnnotationCAs = "ecklink.io/transport-cas"
-	// MaxPerOwner bounds the CAs kept for one owner across rotations (the retention policy's).
-	MaxPerOwner = pemutil.MaxRetainedCAs
 )
 
 // Owners reads which CAs (fingerprints) each owner added to the ConfigMap.
@@ -90,8 +88,9 @@ func split(data []byte) ([]block, []byte) {
 // Update sets, in cm, the CAs of each owner in want and returns whether cm changed. For an owner
 // with CAs, the result is those CAs plus the CAs it had before that are still valid at now (a
 // peer's previous CA keeps verifying its nodes' certificates until it expires, and its nodes may
-// still present them), at most MaxPerOwner, the given ones first. An owner with no CAs (nil) is
-// removed. Owners not in want are left as they are.
+// still present them), at most pemutil.MaxRetainedCAs, the given ones first (pemutil.Retain,
+// the one retention policy). An owner with no CAs (nil) is removed. Owners not in want are left
+// as they are.
 //
 // The user's content stays byte for byte: only blocks recorded in AnnotationCAs are taken out,
 // and ecklink's blocks are written after the user's. A CA the user already has is not added or
@@ -186,7 +185,7 @@ func Update(cm *corev1.ConfigMap, want map[string][]*x509.Certificate, now time.
 }
 
 // choose returns the fingerprints an owner keeps, by the one retention policy (pemutil.Retain):
-// the given CAs, then its previous ones still valid, newest first, at most MaxPerOwner; CAs the
+// the given CAs, then its previous ones still valid, newest first, at most pemutil.MaxRetainedCAs; CAs the
 // user already trusts are left to the user.
 func choose(certs []*x509.Certificate, previous []string, known map[string]*x509.Certificate, users map[string]bool, now time.Time) []string {
 	var prev []*x509.Certificate

@@ -176,15 +176,15 @@ func TestUpdateOwnersShareACAAndKeepPreviousUntilExpiry(t *testing.T) {
 func TestUpdateBoundsRetainedCAs(t *testing.T) {
 	cm := &corev1.ConfigMap{}
 	var last *x509.Certificate
-	for i := range MaxPerOwner + 4 {
+	for i := range pemutil.MaxRetainedCAs + 4 {
 		last = newCA(t, "peer", now.Add(time.Duration(i+1)*time.Hour))
 		if _, err := Update(cm, map[string][]*x509.Certificate{"import/a": {last}}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
 	owners, _ := Owners(cm)
-	if n := len(owners["import/a"]); n != MaxPerOwner || owners["import/a"][0] != fp(last) {
-		t.Errorf("kept %d CAs (first %s), want %d starting with the newest", n, owners["import/a"][0][:8], MaxPerOwner)
+	if n := len(owners["import/a"]); n != pemutil.MaxRetainedCAs || owners["import/a"][0] != fp(last) {
+		t.Errorf("kept %d CAs (first %s), want %d starting with the newest", n, owners["import/a"][0][:8], pemutil.MaxRetainedCAs)
 	}
 }
 

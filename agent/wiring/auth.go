@@ -1,7 +1,6 @@
 package wiring
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -120,33 +119,10 @@ func hasSecretName(list []any, secret string) bool {
 
 func readAuthRecord(es *unstructured.Unstructured) (authRecord, error) {
 	var rec authRecord
-	raw := es.GetAnnotations()[AnnotationAuth]
-	if raw == "" {
-		return rec, nil
-	}
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return rec, fmt.Errorf("invalid annotation %s on Elasticsearch %s: %w", AnnotationAuth, es.GetName(), err)
-	}
-	return rec, nil
+	err := readAnnotation(es, AnnotationAuth, &rec)
+	return rec, err
 }
 
 func writeAuthRecord(es *unstructured.Unstructured, rec authRecord) error {
-	ann := es.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	if rec == (authRecord{}) {
-		delete(ann, AnnotationAuth)
-	} else {
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("failed to encode auth wiring record: %w", err)
-		}
-		ann[AnnotationAuth] = string(data)
-	}
-	if len(ann) == 0 {
-		ann = nil
-	}
-	es.SetAnnotations(ann)
-	return nil
+	return writeAnnotation(es, AnnotationAuth, rec, rec == (authRecord{}), "auth wiring record")
 }

@@ -1,7 +1,6 @@
 package wiring
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,13 +49,9 @@ func WireTransportCA(es *unstructured.Unstructured) ([]string, error) {
 	if err := unstructured.SetNestedField(es.Object, want, transportCAPath...); err != nil {
 		return nil, fmt.Errorf("failed to set spec.transport.tls.certificateAuthorities: %w", err)
 	}
-	data, _ := json.Marshal(transportCARecord{ConfigMapName: want})
-	ann := es.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
+	if err := writeAnnotation(es, AnnotationTransportCA, transportCARecord{ConfigMapName: want}, false, "transport CA record"); err != nil {
+		return nil, err
 	}
-	ann[AnnotationTransportCA] = string(data)
-	es.SetAnnotations(ann)
 	return []string{"set spec.transport.tls.certificateAuthorities.configMapName " + want}, nil
 }
 
@@ -64,13 +59,12 @@ func WireTransportCA(es *unstructured.Unstructured) ([]string, error) {
 // record (a Change). Objects left empty (tls, transport) go too, so the spec returns to its old
 // shape.
 func UnwireTransportCA(es *unstructured.Unstructured) ([]string, error) {
-	raw := es.GetAnnotations()[AnnotationTransportCA]
-	if raw == "" {
+	if !TransportCAWiredByUs(es) {
 		return nil, nil
 	}
 	var rec transportCARecord
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return nil, fmt.Errorf("invalid annotation %s on Elasticsearch %s: %w", AnnotationTransportCA, es.GetName(), err)
+	if err := readAnnotation(es, AnnotationTransportCA, &rec); err != nil {
+		return nil, err
 	}
 	changes := []string{"remove annotation " + AnnotationTransportCA}
 	if rec.ConfigMapName != "" && TransportCAConfigMapOf(es) == rec.ConfigMapName {
@@ -84,11 +78,5 @@ func UnwireTransportCA(es *unstructured.Unstructured) ([]string, error) {
 		}
 		changes = append(changes, "remove spec.transport.tls.certificateAuthorities.configMapName "+rec.ConfigMapName)
 	}
-	ann := es.GetAnnotations()
-	delete(ann, AnnotationTransportCA)
-	if len(ann) == 0 {
-		ann = nil
-	}
-	es.SetAnnotations(ann)
-	return changes, nil
+	return changes, writeAnnotation(es, AnnotationTransportCA, nil, true, "transport CA record")
 }

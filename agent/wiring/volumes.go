@@ -174,22 +174,5 @@ func volumesRecord(es *unstructured.Unstructured) []string {
 }
 
 func writeVolumesRecord(es *unstructured.Unstructured, names []string) error {
-	ann := es.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	if len(names) == 0 {
-		delete(ann, AnnotationVolumes)
-	} else {
-		data, err := json.Marshal(names)
-		if err != nil {
-			return fmt.Errorf("failed to encode %s: %w", AnnotationVolumes, err)
-		}
-		ann[AnnotationVolumes] = string(data)
-	}
-	if len(ann) == 0 {
-		ann = nil
-	}
-	es.SetAnnotations(ann)
-	return nil
+	return writeAnnotation(es, AnnotationVolumes, names, len(names) == 0, AnnotationVolumes)
 }

@@ -1,7 +1,6 @@
 package wiring
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -210,33 +209,10 @@ func indexByName(list []any, name string) int {
 
 func readRecord(es *unstructured.Unstructured) (record, error) {
 	var rec record
-	raw := es.GetAnnotations()[AnnotationWiring]
-	if raw == "" {
-		return rec, nil
-	}
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return rec, fmt.Errorf("invalid annotation %s on Elasticsearch %s: %w", AnnotationWiring, es.GetName(), err)
-	}
-	return rec, nil
+	err := readAnnotation(es, AnnotationWiring, &rec)
+	return rec, err
 }
 
 func writeRecord(es *unstructured.Unstructured, rec record) error {
-	ann := es.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	if !rec.SecureSettings && len(rec.NodeSets) == 0 {
-		delete(ann, AnnotationWiring)
-	} else {
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("failed to encode wiring record: %w", err)
-		}
-		ann[AnnotationWiring] = string(data)
-	}
-	if len(ann) == 0 {
-		ann = nil
-	}
-	es.SetAnnotations(ann)
-	return nil
+	return writeAnnotation(es, AnnotationWiring, rec, !rec.SecureSettings && len(rec.NodeSets) == 0, "wiring record")
 }

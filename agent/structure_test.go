@@ -1,0 +1,90 @@
+// Package agent_test holds checks over the agent's source as a whole.
+package agent_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// maxFuncLines is the longest a hand-written function in agent/ may be (issue 14): past it, a
+// function does several things that want names of their own.
+const maxFuncLines = 100
+
+// longFuncs are the functions allowed past maxFuncLines for now, by "dir: name", until their
+// split lands. Remove an entry with its split.
+var longFuncs = map[string]bool{
+	"app: New": true,
+}
+
+// TestNoLongFunctions fails when a hand-written function in agent/ (not generated, not a test)
+// is longer than maxFuncLines, counting from its signature to its closing brace.
+func TestNoLongFunctions(t *testing.T) {
+	fset := token.NewFileSet()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		if ast.IsGenerated(f) || generated(path) {
+			return nil
+		}
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Body == nil {
+				continue
+			}
+			lines := fset.Position(fn.End()).Line - fset.Position(fn.Pos()).Line + 1
+			name := filepath.Dir(path) + ": " + fn.Name.Name
+			if fn.Recv != nil && len(fn.Recv.List) > 0 {
+				name = filepath.Dir(path) + ": " + receiver(fn.Recv.List[0].Type) + "." + fn.Name.Name
+			}
+			if lines <= maxFuncLines {
+				continue
+			}
+			if longFuncs[name] {
+				seen[name] = true
+				continue
+			}
+			t.Errorf("%s:%d: %s is %d lines, more than %d: split it into named steps",
+				path, fset.Position(fn.Pos()).Line, name, lines, maxFuncLines)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range longFuncs {
+		if !seen[name] {
+			t.Logf("%s is no longer over %d lines: remove it from longFuncs", name, maxFuncLines)
+		}
+	}
+}
+
+// generated tells the generated files that carry no "Code generated" line by their names.
+func generated(path string) bool {
+	base := filepath.Base(path)
+	return strings.HasPrefix(base, "zz_generated") || strings.HasSuffix(base, ".pb.go")
+}
+
+func receiver(e ast.Expr) string {
+	switch t := e.(type) {
+	case *ast.StarExpr:
+		return receiver(t.X)
+	case *ast.IndexExpr:
+		return receiver(t.X)
+	case *ast.IndexListExpr:
+		return receiver(t.X)
+	case *ast.Ident:
+		return t.Name
+	}
+	return "?"
+}
