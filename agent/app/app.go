@@ -1,6 +1,6 @@
 // Package app assembles the agent: its identity, the informers, the peer stream (server and
-// dialer), the two halves of the API-key model and the peer controller, run as one set of
-// tasks.
+// dialer), the application protocol over it (package protocol), the two halves and the peer
+// controller, run as one set of tasks. It holds no protocol logic of its own.
 package app
 
 import (
@@ -35,6 +35,7 @@ import (
 	"github.com/ecklink/ecklink/agent/peers"
 	"github.com/ecklink/ecklink/agent/peertrust"
 	"github.com/ecklink/ecklink/agent/probe"
+	"github.com/ecklink/ecklink/agent/protocol"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
 	iversion "github.com/ecklink/ecklink/internal/version"
@@ -68,112 +69,52 @@ type Agent struct {
 	tokens *pairing.TokenIndex
 	dialer *peering.Dialer
 	prober *probe.Prober // nil when probe.interval is 0
-	trust  *trustSync
+	trust  *protocol.TrustSync
 	joiner *pairing.Joiner
 	ready  chan struct{}
 }
 
 // New builds the agent from its configuration.
 func New(ctx context.Context, cfg config.Config, log hclog.Logger, version string) (*Agent, error) {
-	restCfg, err := kube.RESTConfig(cfg.Kubeconfig, cfg.KubeContext)
+	cl, err := newClients(cfg, version, log)
 	if err != nil {
 		return nil, err
 	}
-	restCfg.QPS, restCfg.Burst = 50, 100
-	restCfg.UserAgent = "ecklink-agent/" + version
-	kc, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
-	}
-	a := &Agent{cfg: cfg, log: log, version: version, kube: kc, ready: make(chan struct{}), metrics: metrics.New()}
-	if cfg.LeaderElection.Enabled {
-		if a.leaseKube, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
-			return nil, err
-		}
-	}
-	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: kc}); err != nil {
+	a := &Agent{cfg: cfg, log: log, version: version, kube: cl.kube, leaseKube: cl.lease, ready: make(chan struct{}), metrics: metrics.New()}
+	if a.recorder, err = kube.NewRecorder(ctx, kube.RecorderConfig{Kube: cl.kube}); err != nil {
 		return nil, err
 	}
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn, Recorder: a.recorder})
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: cl.dyn, Recorder: a.recorder})
 	if err != nil {
 		return nil, err
 	}
 	if a.identity, err = identity.New(identity.Config{
-		Environment: cfg.Environment, Namespace: cfg.Namespace, Client: kc, Endpoints: cfg.AdvertiseEndpoints,
+		Environment: cfg.Environment, Namespace: cfg.Namespace, Client: cl.kube, Endpoints: cfg.AdvertiseEndpoints,
 		CAValidity: cfg.CAValidity.Duration, LeafValidity: cfg.LeafValidity.Duration, Logger: log,
 		RotateAt: cfg.CARotateAt, Overlap: cfg.CAOverlap.Duration,
 	}); err != nil {
 		return nil, err
 	}
-	// The informers get their own clients that wait out an unreachable API server, so the cache
-	// is fresh again as soon as the API is back.
-	watchCfg := kube.WaitForAPIServer(restCfg, 2*time.Second, log.Named("kube"))
-	watchKube, err := kubernetes.NewForConfig(watchCfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
-	}
-	watchDyn, err := dynamic.NewForConfig(watchCfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create dynamic client: %w", err)
-	}
-	if a.cache, err = cache.New(cache.Config{Kube: watchKube, Dynamic: watchDyn, Namespaces: cfg.WatchNamespaces, AgentNamespace: cfg.Namespace, Logger: log}); err != nil {
+	if a.cache, err = cache.New(cache.Config{Kube: cl.watchKube, Dynamic: cl.watchDyn, Namespaces: cfg.WatchNamespaces, AgentNamespace: cfg.Namespace, Logger: log}); err != nil {
 		return nil, err
 	}
-	endpoints, err := parseEndpoints(cfg.ElasticsearchEndpoints)
-	if err != nil {
-		return nil, fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
-	}
-	resolver, err := elastic.NewResolver(elastic.ResolverConfig{Kube: kc, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cachedSecret})
-	if err != nil {
+	if err := a.newElastic(cfg, cl, log); err != nil {
 		return nil, err
 	}
-	a.resolver = resolver
-	if !cfg.Elasticsearch.UseElasticUser {
-		if a.users, err = esuser.New(esuser.Config{Cache: a.cache, Kube: kc, Dynamic: dyn, Logger: log, Resync: cfg.ResyncInterval.Duration}); err != nil {
-			return nil, err
-		}
-	}
-	r := &router{log: log.Named("stream"), metrics: a.metrics}
+	// The Manager is built before the parts that publish through it, so its handler is a
+	// Forwarder given the Router once those exist (see package protocol).
+	handler := &protocol.Forwarder{}
 	if a.manager, err = peering.NewManager(peering.Config{
-		Environment: cfg.Environment, Version: version, Handler: r, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
+		Environment: cfg.Environment, Version: version, Handler: handler, Logger: log, HeartbeatInterval: cfg.HeartbeatInterval.Duration,
 		Credentials:  streamCredentials{a},
 		Capabilities: []string{peering.CapabilityExportCA, peering.CapabilityCAStatus},
 	}); err != nil {
 		return nil, err
 	}
-	if a.exporter, err = exporter.New(exporter.Config{
-		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
-		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
-		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
-		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
-		Lag: exporter.LagConfig{CAGrace: cfg.PeerLag.CAGrace.Duration, TrustExpiry: cfg.PeerLag.TrustExpiry.Duration, KeyLead: cfg.PeerLag.KeyLead.Duration},
-	}); err != nil {
+	if err := a.newHalves(cfg, cl, crds, log); err != nil {
 		return nil, err
 	}
-	// Marking pods as updated is best effort: a client of its own, so that it never waits for,
-	// nor delays, the writes of the CA path.
-	podsCfg := rest.CopyConfig(restCfg)
-	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
-	podsKube, err := kubernetes.NewForConfig(podsCfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
-	}
-	if a.importer, err = importer.New(importer.Config{
-		Environment: cfg.Environment, Cache: a.cache, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: resolver,
-		Outbox: a.manager, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
-		AgentNamespace: cfg.Namespace,
-		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
-		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
-		SigningTick:    signingTick(cfg),
-		Pods:           podsKube,
-	}); err != nil {
-		return nil, err
-	}
-	if a.peerTrust, err = peertrust.New(kc, cfg.Namespace, func(env string) { a.peers.TrustChanged(env) }); err != nil {
+	if a.peerTrust, err = peertrust.New(cl.kube, cfg.Namespace, func(env string) { a.peers.TrustChanged(env) }); err != nil {
 		return nil, err
 	}
 	if a.peers, err = peers.New(peers.Config{
@@ -182,12 +123,17 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 	}); err != nil {
 		return nil, err
 	}
-	r.exp, r.imp, r.peers = a.exporter, a.importer, a.peers
-	if err := a.newPairing(cfg, kc, crds, log, version); err != nil {
+	if err := a.newPairing(cfg, cl.kube, crds, log, version); err != nil {
 		return nil, err
 	}
-	r.trust = a.trust
-	if err := a.newPort(cfg, kc, watchKube, crds, log, version); err != nil {
+	router, err := protocol.NewRouter(protocol.RouterConfig{
+		Exporter: a.exporter, Importer: a.importer, Peers: a.peers, Trust: a.trust, Metrics: a.metrics, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	handler.Set(router)
+	if err := a.newPort(cfg, cl.kube, cl.watchKube, crds, log, version); err != nil {
 		return nil, err
 	}
 	if cfg.Probe.Interval.Duration > 0 {
@@ -195,6 +141,117 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 			return nil, err
 		}
 	}
+	a.registerMetrics(version)
+	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
+		Manager: a.manager, Peers: a.peers,
+		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
+	}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// clients are the agent's Kubernetes clients, each with rate limits of its own.
+type clients struct {
+	rest *rest.Config
+	kube kubernetes.Interface
+	dyn  dynamic.Interface
+	// watchKube and watchDyn serve the informers: they wait out an unreachable API server, so
+	// the cache is fresh again as soon as the API is back.
+	watchKube kubernetes.Interface
+	watchDyn  dynamic.Interface
+	// pods marks pods as updated, which is best effort: a client of its own, so that it never
+	// waits for, nor delays, the writes of the CA path.
+	pods kubernetes.Interface
+	// lease renews the Lease (see newLeaseClient); nil without leader election.
+	lease kubernetes.Interface
+}
+
+func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, error) {
+	restCfg, err := kube.RESTConfig(cfg.Kubeconfig, cfg.KubeContext)
+	if err != nil {
+		return nil, err
+	}
+	restCfg.QPS, restCfg.Burst = 50, 100
+	restCfg.UserAgent = "ecklink-agent/" + version
+	cl := &clients{rest: restCfg}
+	if cl.kube, cl.dyn, err = newKubeClients(restCfg); err != nil {
+		return nil, err
+	}
+	if cl.watchKube, cl.watchDyn, err = newKubeClients(kube.WaitForAPIServer(restCfg, 2*time.Second, log.Named("kube"))); err != nil {
+		return nil, err
+	}
+	podsCfg := rest.CopyConfig(restCfg)
+	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
+	if cl.pods, err = kubernetes.NewForConfig(podsCfg); err != nil {
+		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+	}
+	if cfg.LeaderElection.Enabled {
+		if cl.lease, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
+			return nil, err
+		}
+	}
+	return cl, nil
+}
+
+func newKubeClients(c *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {
+	kc, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	return kc, dyn, nil
+}
+
+// newElastic builds the Elasticsearch client resolver and, unless the agent uses the elastic
+// user, the controller of its own Elasticsearch users.
+func (a *Agent) newElastic(cfg config.Config, cl *clients, log hclog.Logger) error {
+	endpoints, err := parseEndpoints(cfg.ElasticsearchEndpoints)
+	if err != nil {
+		return fmt.Errorf("invalid elasticsearchEndpoints: %w", err)
+	}
+	if a.resolver, err = elastic.NewResolver(elastic.ResolverConfig{Kube: cl.kube, Endpoints: endpoints, Logger: log, UseElasticUser: cfg.Elasticsearch.UseElasticUser, Cached: a.cachedSecret}); err != nil {
+		return err
+	}
+	if !cfg.Elasticsearch.UseElasticUser {
+		if a.users, err = esuser.New(esuser.Config{Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, Logger: log, Resync: cfg.ResyncInterval.Duration}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newHalves builds the exporter (the remote half) and the importer (the local half), which
+// publish to peers through the Manager.
+func (a *Agent) newHalves(cfg config.Config, cl *clients, crds *kube.Client, log hclog.Logger) error {
+	outbox := protocol.NewOutbox(a.manager)
+	var err error
+	if a.exporter, err = exporter.New(exporter.Config{
+		Environment: cfg.Environment, Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, CRDs: crds, Elastic: a.resolver,
+		Outbox: outbox, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
+		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
+		Lag: exporter.LagConfig{CAGrace: cfg.PeerLag.CAGrace.Duration, TrustExpiry: cfg.PeerLag.TrustExpiry.Duration, KeyLead: cfg.PeerLag.KeyLead.Duration},
+	}); err != nil {
+		return err
+	}
+	a.importer, err = importer.New(importer.Config{
+		Environment: cfg.Environment, Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, CRDs: crds, Elastic: a.resolver,
+		Outbox: outbox, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		AgentNamespace: cfg.Namespace,
+		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
+		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},
+		SigningTick:    signingTick(cfg),
+		Pods:           cl.pods,
+	})
+	return err
+}
+
+// registerMetrics adds the build information and the agent CAs' expiry to the metrics.
+func (a *Agent) registerMetrics(version string) {
 	a.metrics.BuildInfo(version, iversion.Commit())
 	a.metrics.AgentCAs(func() []metrics.AgentCA {
 		var out []metrics.AgentCA
@@ -203,13 +260,6 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		}
 		return out
 	})
-	if a.dialer, err = peering.NewDialer(peering.DialerConfig{
-		Manager: a.manager, Peers: a.peers,
-		TLSConfig: func(env string) *tls.Config { return a.identity.ClientTLSConfig(a.peers, env) },
-	}); err != nil {
-		return nil, err
-	}
-	return a, nil
 }
 
 // Run runs the agent until ctx ends or a part fails. Every replica loads the identity and

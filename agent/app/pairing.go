@@ -11,6 +11,7 @@ import (
 	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/protocol"
 )
 
 // newPairing builds the token joiner and the trust exchange, which holds CA promotions back
@@ -22,7 +23,7 @@ func (a *Agent) newPairing(cfg config.Config, kc kubernetes.Interface, crds *kub
 	}); err != nil {
 		return err
 	}
-	if a.trust, err = newTrustSync(trustConfig{
+	if a.trust, err = protocol.NewTrustSync(protocol.TrustConfig{
 		Identity: a.identity, Outbox: a.manager, Streams: a.manager, Peers: a.cache, CRDs: crds, Store: a.peerTrust,
 		Endpoints: cfg.AdvertiseEndpoints, Namespace: cfg.Namespace, Recorder: a.recorder, Busy: a.joiner.InProgress, Logger: log,
 	}); err != nil {

@@ -167,23 +167,23 @@ func TestSyncBothWays(t *testing.T) {
 	link := "ns/es/logs"
 	// Published before the stream opens: the session's inventory (sent once its initial backlog
 	// is out) then lists the import. Published after, it would be a plain update.
-	if err := west.m.Publish("east", ImportResource(link), importRequest("logs")); err != nil {
+	if err := west.m.Publish("east", wrap(importResource(link), importRequest("logs"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := east.m.Publish("west", CredentialsResource(link), &peerv1.Credentials{ApiKeyId: "id1", ApiKeyEncoded: "c2VjcmV0", ProxyAddress: "es.east:9443"}); err != nil {
+	if err := east.m.Publish("west", wrap(credentialsResource(link), &peerv1.Credentials{ApiKeyId: "id1", ApiKeyEncoded: "c2VjcmV0", ProxyAddress: "es.east:9443"})); err != nil {
 		t.Fatal(err)
 	}
 	pair(west, east)
 	waitFor(t, "both sides applied and acknowledged", wait, func() bool {
-		return east.applied("west", ImportResource(link)) == 1 && west.applied("east", CredentialsResource(link)) == 1 &&
+		return east.applied("west", importResource(link)) == 1 && west.applied("east", credentialsResource(link)) == 1 &&
 			west.h.hasAck("east/import/"+link+"@1") && east.h.hasAck("west/credentials/"+link+"@1")
 	})
-	if got := west.h.lastUpdate(CredentialsResource(link)).GetCredentials().GetProxyAddress(); got != "es.east:9443" {
+	if got := west.h.lastUpdate(credentialsResource(link)).GetCredentials().GetProxyAddress(); got != "es.east:9443" {
 		t.Fatalf("credentials proxy address = %q", got)
 	}
 	waitFor(t, "inventories", wait, func() bool {
 		return east.h.get(func(h *fakeHandler) bool {
-			return slices.ContainsFunc(h.inventories, func(keys []string) bool { return slices.Equal(keys, []string{ImportResource(link)}) })
+			return slices.ContainsFunc(h.inventories, func(keys []string) bool { return slices.Equal(keys, []string{importResource(link)}) })
 		})
 	})
 	for _, tc := range []struct {
@@ -231,9 +231,9 @@ func (b *syncBuffer) String() string {
 func TestRestartResumesSequences(t *testing.T) {
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
 	pair(west, east)
-	r := ImportResource("ns/es/logs")
+	r := importResource("ns/es/logs")
 	for _, v := range []string{"v1", "v2", "v3"} {
-		if err := west.m.Publish("east", r, importRequest(v)); err != nil {
+		if err := west.m.Publish("east", wrap(r, importRequest(v))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -241,7 +241,7 @@ func TestRestartResumesSequences(t *testing.T) {
 
 	t.Run("sender restarts", func(t *testing.T) {
 		west.restart()
-		if err := west.m.Publish("east", r, importRequest("v3")); err != nil {
+		if err := west.m.Publish("east", wrap(r, importRequest("v3"))); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "east applied sequence 4", wait, func() bool { return east.applied("west", r) == 4 })
@@ -268,7 +268,7 @@ func TestRestartResumesSequences(t *testing.T) {
 		if got := east.applied("west", r); got != 4 {
 			t.Fatalf("east applied sequence %d after the re-delivery, want 4", got)
 		}
-		if err := west.m.Publish("east", r, importRequest("v4")); err != nil {
+		if err := west.m.Publish("east", wrap(r, importRequest("v4"))); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "east applied sequence 5", wait, func() bool { return east.applied("west", r) == 5 })
@@ -309,10 +309,10 @@ func TestLeafRenewalDuringLiveStream(t *testing.T) {
 
 	clock.Advance(2 * time.Minute)
 	waitFor(t, "leaf renewal", wait, func() bool { return west.id.Leaf().SerialNumber.Cmp(first.SerialNumber) != 0 })
-	if err := west.m.Publish("east", StatusResource("ns/es/logs"), &peerv1.LinkStatus{Connected: true}); err != nil {
+	if err := west.m.Publish("east", wrap(statusResource("ns/es/logs"), &peerv1.LinkStatus{Connected: true})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "update over the live stream", wait, func() bool { return east.applied("west", StatusResource("ns/es/logs")) == 1 })
+	waitFor(t, "update over the live stream", wait, func() bool { return east.applied("west", statusResource("ns/es/logs")) == 1 })
 	if s := east.m.Sessions()[0]; !s.Since.Equal(since) {
 		t.Fatal("stream was re-established by the renewal")
 	}
@@ -333,7 +333,7 @@ func TestCARotationWithPeer(t *testing.T) {
 	// west publishes its bundle whenever it changes, as the agent will.
 	publishTrust := func() {
 		t.Helper()
-		if err := west.m.Publish("east", ResourceTrust, &peerv1.Trust{CaBundle: west.id.Bundle()}); err != nil {
+		if err := west.m.Publish("east", wrap(resourceTrust, &peerv1.Trust{CaBundle: west.id.Bundle()})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -376,7 +376,7 @@ func TestCARotationWithPeer(t *testing.T) {
 	reconnect("handshake after retiring the previous CA")
 
 	// An invalid bundle is refused and the last good one kept.
-	if err := west.m.Publish("east", ResourceTrust, &peerv1.Trust{CaBundle: []byte("junk")}); err != nil {
+	if err := west.m.Publish("east", wrap(resourceTrust, &peerv1.Trust{CaBundle: []byte("junk")})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "nack", wait, func() bool {

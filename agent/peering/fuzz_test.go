@@ -36,8 +36,8 @@ func fuzzSession(t testing.TB, sent *int) (*session, *fakeHandler) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T")})
-	_ = m.Publish("west", "status/a", &peerv1.LinkStatus{})
+	_ = m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T")}))
+	_ = m.Publish("west", wrap("status/a", &peerv1.LinkStatus{}))
 	s := &session{m: m, ps: m.peer("west"), stream: discardStream{sent: sent}, log: m.log, id: "f",
 		limiter: newTokenBucket(1, 10, time.Now()), done: make(chan struct{}), cancel: func(error) {}}
 	startWriter(t, s)

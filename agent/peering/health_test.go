@@ -38,12 +38,12 @@ func TestStreamHealth(t *testing.T) {
 	before := time.Now()
 	pair(west, east)
 	waitFor(t, "connected", wait, func() bool { return west.connected("east") && east.connected("west") })
-	r := ImportResource("ns/es/logs")
-	if err := west.m.Publish("east", r, importRequest("logs")); err != nil {
+	r := importResource("ns/es/logs")
+	if err := west.m.Publish("east", wrap(r, importRequest("logs"))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "applied", wait, func() bool { return sessionOf(west, "east").PeerLastApplied != nil })
-	if err := west.m.Publish("east", r, importRequest("refused")); err != nil {
+	if err := west.m.Publish("east", wrap(r, importRequest("refused"))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "refused", wait, func() bool { return sessionOf(west, "east").LastNackReceived != nil })

@@ -11,10 +11,33 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
+
+// Resource keys of the tests: the stream takes any key of the right syntax.
+const resourceTrust = "trust"
+
+func importResource(link string) string      { return "import/" + link }
+func credentialsResource(link string) string { return "credentials/" + link }
+func statusResource(link string) string      { return "status/" + link }
+
+// wrap wraps payload as the update of resource, in the oneof field of its message type (the
+// application's mapping is package protocol's Wrap, which this package cannot import).
+func wrap(resource string, payload proto.Message) *peerv1.Update {
+	u := &peerv1.Update{Resource: resource}
+	want := payload.ProtoReflect().Descriptor().FullName()
+	fields := u.ProtoReflect().Descriptor().Oneofs().ByName("payload").Fields()
+	for i := range fields.Len() {
+		if f := fields.Get(i); f.Message() != nil && f.Message().FullName() == want {
+			u.ProtoReflect().Set(f, protoreflect.ValueOfMessage(payload.ProtoReflect()))
+			return u
+		}
+	}
+	panic(fmt.Sprintf("no Update payload field holds a %s", want))
+}
 
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -1,7 +1,9 @@
 // Package peering is the stream layer between paired agents: one mutually authenticated
-// bidirectional gRPC stream per peer (Sync), over which each side publishes resources (import
-// requests, credentials, link status, trust bundles) with per-resource sequences, acknowledges
-// or refuses what it receives, and exchanges heartbeats.
+// bidirectional gRPC stream per peer (Sync), over which each side publishes resources with
+// per-resource sequences, acknowledges or refuses what it receives, and exchanges heartbeats.
+// What a resource carries is the application's (package protocol): this package moves updates
+// by resource key and checks only what the transport needs (key syntax, the reserved inventory
+// key, sizes, sequences).
 //
 // The Manager holds, per peer, an outbox (the latest content of every resource published to the
 // peer) and a receiver record (the last sequence and content hash applied from the peer). The
@@ -238,39 +240,30 @@ func (m *Manager) peer(name string) *peerState {
 	return ps
 }
 
-// Publish sets the content of resource for peer. payload is one of *peerv1.ImportRequest,
-// *peerv1.Credentials, *peerv1.Refusal, *peerv1.LinkStatus, *peerv1.ExportCA or *peerv1.Trust; the Manager keeps
-// its own copy. Identical content is a no-op; changed content gets the next sequence and is sent
-// as soon as the peer is connected (now, or on the next connection).
-func (m *Manager) Publish(peer, resource string, payload proto.Message) error {
+// Publish sets the content of resource u.Resource for peer to u's payload, which the application
+// chose (package protocol maps its messages to the oneof); the Manager keeps its own copy and
+// sets the sequence and nonce. Identical content is a no-op; changed content gets the next
+// sequence and is sent as soon as the peer is connected (now, or on the next connection).
+// Removed and Inventory are the stream's own payloads: use Remove, and the Manager sends
+// inventories itself.
+func (m *Manager) Publish(peer string, update *peerv1.Update) error {
 	if err := identity.ValidateEnvironment(peer); err != nil {
 		return fmt.Errorf("failed to publish: peer %w", err)
 	}
+	resource := update.GetResource()
 	if err := validateResource(resource); err != nil {
 		return fmt.Errorf("failed to publish: %w", err)
 	}
 	if resource == ResourceInventory {
 		return fmt.Errorf("failed to publish: resource key %q is reserved", resource)
 	}
-	u := &peerv1.Update{Resource: resource}
-	switch p := proto.Clone(payload).(type) {
-	case *peerv1.ImportRequest:
-		u.Payload = &peerv1.Update_ImportRequest{ImportRequest: p}
-	case *peerv1.Credentials:
-		u.Payload = &peerv1.Update_Credentials{Credentials: p}
-	case *peerv1.Refusal:
-		u.Payload = &peerv1.Update_Refusal{Refusal: p}
-	case *peerv1.LinkStatus:
-		u.Payload = &peerv1.Update_LinkStatus{LinkStatus: p}
-	case *peerv1.Trust:
-		u.Payload = &peerv1.Update_Trust{Trust: p}
-	case *peerv1.ExportCA:
-		u.Payload = &peerv1.Update_ExportCa{ExportCa: p}
-	case *peerv1.CAStatus:
-		u.Payload = &peerv1.Update_CaStatus{CaStatus: p}
-	default:
-		return fmt.Errorf("failed to publish: unsupported payload type %T", payload)
+	switch update.GetPayload().(type) {
+	case nil:
+		return fmt.Errorf("failed to publish: update of %s has no payload", resource)
+	case *peerv1.Update_Removed, *peerv1.Update_Inventory:
+		return fmt.Errorf("failed to publish: unsupported payload type %T", update.GetPayload())
 	}
+	u := &peerv1.Update{Resource: resource, Payload: proto.Clone(update).(*peerv1.Update).GetPayload()}
 	if n := proto.Size(u); n > m.cfg.MaxUpdateBytes {
 		return fmt.Errorf("failed to publish: update is %d bytes, at most %d allowed", n, m.cfg.MaxUpdateBytes)
 	}

@@ -111,7 +111,7 @@ func TestReceivedNackLoggedOnce(t *testing.T) {
 	if inv := hs.nextUpdate(); inv.GetInventory() == nil {
 		t.Fatalf("want the (empty) inventory first, got %v", inv)
 	}
-	if err := hs.m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T")}); err != nil {
+	if err := hs.m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T")})); err != nil {
 		t.Fatal(err)
 	}
 	u := hs.nextUpdate()

@@ -49,7 +49,7 @@ func TestSequencesCannotWrap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, nil)
-			if err := hs.m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T1")}); err != nil {
+			if err := hs.m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T1")})); err != nil {
 				t.Fatal(err)
 			}
 			hs.start()
@@ -69,7 +69,7 @@ func TestSequencesCannotWrap(t *testing.T) {
 
 	t.Run("the last sequence is used, then publishing fails instead of wrapping", func(t *testing.T) {
 		hs := newHarness(t, nil)
-		if err := hs.m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T1")}); err != nil {
+		if err := hs.m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T1")})); err != nil {
 			t.Fatal(err)
 		}
 		hs.start()
@@ -79,12 +79,12 @@ func TestSequencesCannotWrap(t *testing.T) {
 			t.Fatalf("got %v, want trust@%d", u, uint64(MaxSequence))
 		}
 		hs.send(ackMsg(u))
-		err := hs.m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T2")})
+		err := hs.m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T2")}))
 		if err == nil || !errors.Is(err, errSequenceExhausted) {
 			t.Fatalf("Publish past MaxSequence = %v, want %v", err, errSequenceExhausted)
 		}
 		// A resource first published after an Open that announced MaxSequence for it.
-		if err := hs.m.Publish("west", "status/new", &peerv1.LinkStatus{}); !errors.Is(err, errSequenceExhausted) {
+		if err := hs.m.Publish("west", wrap("status/new", &peerv1.LinkStatus{})); !errors.Is(err, errSequenceExhausted) {
 			t.Fatalf("Publish of status/new = %v, want %v", err, errSequenceExhausted)
 		}
 		if err := hs.m.Remove("west", "trust"); !errors.Is(err, errSequenceExhausted) {

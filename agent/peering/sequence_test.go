@@ -17,10 +17,10 @@ func TestPublishAfterOpenContinuesAbovePeer(t *testing.T) {
 	if u := hs.nextUpdate(); u.Resource != ResourceInventory {
 		t.Fatalf("first update %v, want the inventory", u)
 	}
-	if err := hs.m.Publish("west", "status/a", &peerv1.LinkStatus{Connected: true}); err != nil {
+	if err := hs.m.Publish("west", wrap("status/a", &peerv1.LinkStatus{Connected: true})); err != nil {
 		t.Fatal(err)
 	}
-	if err := hs.m.Publish("west", "status/b", &peerv1.LinkStatus{Connected: true}); err != nil {
+	if err := hs.m.Publish("west", wrap("status/b", &peerv1.LinkStatus{Connected: true})); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]uint64{}

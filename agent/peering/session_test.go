@@ -204,7 +204,7 @@ func TestOutbox(t *testing.T) {
 	creds := func(key string) *peerv1.Credentials {
 		return &peerv1.Credentials{Link: &peerv1.Link{LocalNamespace: "ns", LocalElasticsearch: "es", Alias: "a"}, ApiKeyId: key}
 	}
-	res := CredentialsResource("ns/es/a")
+	res := credentialsResource("ns/es/a")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -212,17 +212,20 @@ func TestOutbox(t *testing.T) {
 		}
 	}
 	// Published before any session: provisional sequences.
-	must(m.Publish("west", res, creds("k1")))
-	must(m.Publish("west", res, creds("k1"))) // identical: no-op
-	must(m.Publish("west", "trust", &peerv1.Trust{CaBundle: []byte("T")}))
-	must(m.Publish("west", "status/x", &peerv1.LinkStatus{Connected: true}))
+	must(m.Publish("west", wrap(res, creds("k1"))))
+	must(m.Publish("west", wrap(res, creds("k1")))) // identical: no-op
+	must(m.Publish("west", wrap("trust", &peerv1.Trust{CaBundle: []byte("T")})))
+	must(m.Publish("west", wrap("status/x", &peerv1.LinkStatus{Connected: true})))
 
 	t.Run("invalid publishes", func(t *testing.T) {
 		for _, err := range []error{
-			m.Publish("west", ResourceInventory, &peerv1.Trust{}),
-			m.Publish("west", "", &peerv1.Trust{}),
-			m.Publish("West", "trust", &peerv1.Trust{}),
-			m.Publish("west", "trust", &peerv1.Ack{}),
+			m.Publish("west", wrap(ResourceInventory, &peerv1.Trust{})),
+			m.Publish("west", wrap("", &peerv1.Trust{})),
+			m.Publish("West", wrap("trust", &peerv1.Trust{})),
+			m.Publish("west", &peerv1.Update{Resource: "trust"}),
+			m.Publish("west", &peerv1.Update{Resource: "trust", Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}}),
+			m.Publish("west", &peerv1.Update{Resource: "trust", Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{}}}),
+			m.Publish("west", nil),
 		} {
 			if err == nil {
 				t.Fatal("invalid Publish succeeded")
@@ -261,7 +264,7 @@ func TestOutbox(t *testing.T) {
 
 	t.Run("changed content gets the next sequence, removal too", func(t *testing.T) {
 		hs.send(ackMsg(inv))
-		must(m.Publish("west", res, creds("k2")))
+		must(m.Publish("west", wrap(res, creds("k2"))))
 		u := hs.nextUpdate()
 		if u.Sequence != 2 || u.GetCredentials().GetApiKeyId() != "k2" {
 			t.Fatalf("update = %v", u)
@@ -277,7 +280,7 @@ func TestOutbox(t *testing.T) {
 	})
 
 	t.Run("rate-limited updates are resent", func(t *testing.T) {
-		must(m.Publish("west", "status/y", &peerv1.LinkStatus{}))
+		must(m.Publish("west", wrap("status/y", &peerv1.LinkStatus{})))
 		u := hs.nextUpdate()
 		hs.send(nackMsg(u, ReasonRateLimited))
 		again := hs.nextUpdate()

@@ -11,6 +11,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/protocol"
 )
 
 // expiringWithin is how close to its expiry the peer's newest agent CA makes TrustCurrent
@@ -130,10 +131,10 @@ func trustCondition(p *v1alpha1.Peer, cas []*x509.Certificate, err error, info *
 // rejectedTrust returns the refusal of the peer's latest trust bundle, if this agent refused a
 // bundle after it last applied one.
 func rejectedTrust(info *peering.SessionInfo) *peering.NackRecord {
-	if info == nil || info.LastNackSent == nil || info.LastNackSent.Resource != peering.ResourceTrust {
+	if info == nil || info.LastNackSent == nil || info.LastNackSent.Resource != protocol.ResourceTrust {
 		return nil
 	}
-	if a := info.LastApplied; a != nil && a.Resource == peering.ResourceTrust && a.At.After(info.LastNackSent.At) {
+	if a := info.LastApplied; a != nil && a.Resource == protocol.ResourceTrust && a.At.After(info.LastNackSent.At) {
 		return nil
 	}
 	return info.LastNackSent

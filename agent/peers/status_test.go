@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/peering"
+	"github.com/ecklink/ecklink/agent/protocol"
 )
 
 func TestDialOrder(t *testing.T) {
@@ -98,7 +99,7 @@ func TestTrustCondition(t *testing.T) {
 	ending := selfSigned(t, now.Add(-300*24*time.Hour), now.Add(3*24*time.Hour))
 	shortLived := selfSigned(t, now.Add(-2*time.Minute), now.Add(2*time.Minute)) // a third of 4m left: not yet
 	expired := selfSigned(t, now.Add(-48*time.Hour), now.Add(-time.Hour))
-	nack := &peering.NackRecord{Resource: peering.ResourceTrust, Sequence: 7, Reason: "TrustDiscontinuity", Message: "keeps none", At: now}
+	nack := &peering.NackRecord{Resource: protocol.ResourceTrust, Sequence: 7, Reason: "TrustDiscontinuity", Message: "keeps none", At: now}
 	for _, tc := range []struct {
 		name   string
 		cas    []*x509.Certificate
@@ -115,7 +116,7 @@ func TestTrustCondition(t *testing.T) {
 		{"unparsable", nil, errors.New("no PEM certificate found"), nil, metav1.ConditionFalse, v1alpha1.ReasonCABundleRejected},
 		{"the peer's latest bundle refused", []*x509.Certificate{year}, nil, &peering.SessionInfo{LastNackSent: nack}, metav1.ConditionFalse, v1alpha1.ReasonCABundleRejected},
 		{"a good bundle applied after the refusal", []*x509.Certificate{year}, nil, &peering.SessionInfo{LastNackSent: nack,
-			LastApplied: &peering.AppliedRecord{Resource: peering.ResourceTrust, Sequence: 8, At: now.Add(time.Second)}}, metav1.ConditionTrue, v1alpha1.ReasonCABundleCurrent},
+			LastApplied: &peering.AppliedRecord{Resource: protocol.ResourceTrust, Sequence: 8, At: now.Add(time.Second)}}, metav1.ConditionTrue, v1alpha1.ReasonCABundleCurrent},
 		{"a refusal of another resource", []*x509.Certificate{year}, nil, &peering.SessionInfo{LastNackSent: &peering.NackRecord{Resource: "import/a/b/c", Reason: "X", At: now}},
 			metav1.ConditionTrue, v1alpha1.ReasonCABundleCurrent},
 	} {

@@ -1,40 +1,94 @@
-package app
+package protocol
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/exporter"
-	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/peering"
-	"github.com/ecklink/ecklink/agent/peers"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// router is the application side of the stream: it checks that each update's resource key
-// matches its payload and hands it to the half that owns it.
-type router struct {
-	exp     *exporter.Exporter
-	imp     *importer.Importer
-	peers   *peers.Controller
+// Exporter is the remote half as the Router calls it: what peers send about this agent's exports.
+type Exporter interface {
+	OnImport(peer string, req *peerv1.ImportRequest) error
+	OnImportRemoved(peer string, id link.ID)
+	OnLinkStatus(peer string, s *peerv1.LinkStatus) error
+	OnCAStatus(peer string, g link.CAGroup, s *peerv1.CAStatus) error
+	OnCAStatusRemoved(peer string, g link.CAGroup)
+	OnInventory(peer string, resources []string)
+	PeerConnected(peer string, capabilities []string)
+}
+
+// Importer is the local half as the Router calls it: what peers send for this agent's imports.
+type Importer interface {
+	AppliedSequences(peer string) map[string]uint64
+	OnCredentials(peer string, sequence uint64, c *peerv1.Credentials) error
+	OnRefusal(peer string, sequence uint64, r *peerv1.Refusal) error
+	OnCredentialsRemoved(peer string, id link.ID)
+	OnImportRefused(peer string, id link.ID, reason, message string)
+	OnExportCA(peer, id string, ca *peerv1.ExportCA) error
+	OnExportCARemoved(peer, id string)
+	OnInventory(peer string, resources []string)
+	PeerConnected(peer string, capabilities []string)
+}
+
+// Peers is the peer controller as the Router calls it.
+type Peers interface {
+	// Refresh queues the status of peer (its stream opened or closed).
+	Refresh(peer string)
+	// Terminated tears down the peering that peer ended.
+	Terminated(ctx context.Context, peer, reason string)
+}
+
+// RouterConfig configures a Router; every field is required but Logger.
+type RouterConfig struct {
+	Exporter Exporter
+	Importer Importer
+	Peers    Peers
+	Trust    *TrustSync
+	Metrics  *metrics.Metrics
+	Logger   hclog.Logger
+}
+
+// Router is the application side of the stream: it checks that each update's resource key
+// matches its payload and hands it to the part that owns it.
+type Router struct {
+	exp     Exporter
+	imp     Importer
+	peers   Peers
 	metrics *metrics.Metrics
-	trust   *trustSync
+	trust   *TrustSync
 	log     hclog.Logger
 }
 
-var _ peering.Handler = (*router)(nil)
+var _ peering.Handler = (*Router)(nil)
 
-func (r *router) AppliedSequences(peer string) map[string]uint64 {
+// NewRouter returns the Router of cfg.
+func NewRouter(cfg RouterConfig) (*Router, error) {
+	if cfg.Exporter == nil || cfg.Importer == nil || cfg.Peers == nil || cfg.Trust == nil || cfg.Metrics == nil {
+		return nil, fmt.Errorf("failed to create router: Exporter, Importer, Peers, Trust and Metrics are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Router{exp: cfg.Exporter, imp: cfg.Importer, peers: cfg.Peers, metrics: cfg.Metrics, trust: cfg.Trust, log: cfg.Logger.Named("stream")}, nil
+}
+
+// AppliedSequences adds the trust bundle's sequence to the importer's (peering.Handler).
+func (r *Router) AppliedSequences(peer string) map[string]uint64 {
 	return r.trust.WithApplied(peer, r.imp.AppliedSequences(peer))
 }
 
-func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+// HandleUpdate routes an update to the part that owns its resource key and counts its refusal.
+func (r *Router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
 	// The halves refuse with a *peering.RefusalError, which the stream sends as the Nack and
 	// logs (once, there).
 	err := r.handleUpdate(ctx, peer, u)
@@ -45,8 +99,8 @@ func (r *router) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	return err
 }
 
-func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
-	if u.GetResource() == peering.ResourceTrust {
+func (r *Router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+	if u.GetResource() == ResourceTrust {
 		return r.trust.HandleUpdate(ctx, peer, u)
 	}
 	if id, ok := link.ParseExportCAResource(u.GetResource()); ok {
@@ -120,13 +174,15 @@ func (r *router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	}
 }
 
-func (r *router) HandleInventory(_ context.Context, peer string, resources []string) error {
+// HandleInventory gives a peer's inventory to both halves.
+func (r *Router) HandleInventory(_ context.Context, peer string, resources []string) error {
 	r.exp.OnInventory(peer, resources)
 	r.imp.OnInventory(peer, resources)
 	return nil
 }
 
-func (r *router) HandleTerminated(peer, reason string) {
+// HandleTerminated tears the peering down, off the session loop.
+func (r *Router) HandleTerminated(peer, reason string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -134,14 +190,16 @@ func (r *router) HandleTerminated(peer, reason string) {
 	}()
 }
 
-func (r *router) OnAck(peer, resource string, seq uint64) {
+// OnAck wakes the trust exchange when the peer acknowledged the bundle.
+func (r *Router) OnAck(peer, resource string, seq uint64) {
 	r.log.Trace("update acknowledged", "peer", peer, "resource", resource, "sequence", seq)
-	if resource == peering.ResourceTrust {
+	if resource == ResourceTrust {
 		r.trust.OnAck(peer)
 	}
 }
 
-func (r *router) OnNack(peer, resource string, seq uint64, reason, message string) {
+// OnNack counts a refusal received and reports a refused import request to the importer.
+func (r *Router) OnNack(peer, resource string, seq uint64, reason, message string) {
 	r.metrics.Nack(peer, "received", reason) // the stream logs the Nack
 	// A peer refusing an import request on receipt (not granted, a cap reached) may send no
 	// Refusal: the RemoteCluster's conditions show the Nack's reason instead.
@@ -156,14 +214,16 @@ var importRefusals = map[string]bool{
 	v1alpha1.ReasonPeerNotGranted: true, v1alpha1.ReasonPeerNotFound: true, exporter.ReasonLinkLimitExceeded: true,
 }
 
-func (r *router) OnConnected(info peering.SessionInfo) {
+// OnConnected tells both halves and the peer controller.
+func (r *Router) OnConnected(info peering.SessionInfo) {
 	r.log.Info("peer connected", "peer", info.Peer, "dialed", info.Dialed, "peer_version", info.PeerVersion)
 	r.exp.PeerConnected(info.Peer, info.Capabilities)
 	r.imp.PeerConnected(info.Peer, info.Capabilities)
 	r.peers.Refresh(info.Peer)
 }
 
-func (r *router) OnDisconnected(peer string, err error) {
+// OnDisconnected tells the peer controller.
+func (r *Router) OnDisconnected(peer string, err error) {
 	r.log.Info("peer disconnected", "peer", peer, "error", err)
 	r.peers.Refresh(peer)
 }

@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"bytes"
@@ -75,7 +75,7 @@ func TestRouterPassesRefusals(t *testing.T) {
 		var logs bytes.Buffer
 		r := *fx.r
 		r.log = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace})
-		r.OnNack(fuzzPeer, peering.ResourceTrust, 3, "InvalidCA", "no")
+		r.OnNack(fuzzPeer, ResourceTrust, 3, "InvalidCA", "no")
 		if logs.Len() != 0 {
 			t.Fatalf("the router logged a Nack received (the stream logs it):\n%s", logs.String())
 		}

@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -41,14 +40,14 @@ func (o *fakeOutbox) last(peer string) *peerv1.Trust {
 	return o.trusts[peer]
 }
 
-func (o *fakeOutbox) Publish(peer, resource string, payload proto.Message) error {
+func (o *fakeOutbox) Publish(peer string, u *peerv1.Update) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.trusts == nil {
 		o.trusts = map[string]*peerv1.Trust{}
 	}
-	o.trusts[peer] = payload.(*peerv1.Trust)
-	b := payload.(*peerv1.Trust).GetCaBundle()
+	o.trusts[peer] = u.GetTrust()
+	b := u.GetTrust().GetCaBundle()
 	if string(o.sent[peer]) != string(b) {
 		o.acked[peer] = false
 	}
@@ -59,7 +58,7 @@ func (o *fakeOutbox) Publish(peer, resource string, payload proto.Message) error
 func (o *fakeOutbox) Acknowledged(peer, resource string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return resource == peering.ResourceTrust && o.acked[peer]
+	return resource == ResourceTrust && o.acked[peer]
 }
 
 func (o *fakeOutbox) ack(peer string) {
@@ -89,7 +88,7 @@ type trustFixture struct {
 	crds  *kube.Client
 	kube  *fake.Clientset
 	store *peertrust.Store
-	ts    *trustSync
+	ts    *TrustSync
 	busy  bool
 }
 
@@ -111,7 +110,7 @@ func newTrustFixture(t *testing.T) *trustFixture {
 	if f.store, err = peertrust.New(f.kube, testNS, nil); err != nil {
 		t.Fatal(err)
 	}
-	if f.ts, err = newTrustSync(trustConfig{Identity: f.id, Outbox: f.out, Peers: crdPeers{f.crds}, CRDs: f.crds, Store: f.store, Namespace: testNS,
+	if f.ts, err = NewTrustSync(TrustConfig{Identity: f.id, Outbox: f.out, Peers: crdPeers{f.crds}, CRDs: f.crds, Store: f.store, Namespace: testNS,
 		Endpoints: []string{"agent.east.example:9400"}, Busy: func() bool { return f.busy }, Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +210,7 @@ func TestHandleTrust(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := f.ts.HandleUpdate(ctx, tt.peer, &peerv1.Update{Resource: peering.ResourceTrust, Sequence: tt.seq,
+			err := f.ts.HandleUpdate(ctx, tt.peer, &peerv1.Update{Resource: ResourceTrust, Sequence: tt.seq,
 				Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: tt.bundle}}})
 			if tt.wantReason != "" {
 				ref, ok := err.(*peering.RefusalError)
@@ -231,7 +230,7 @@ func TestHandleTrust(t *testing.T) {
 			if certs, _ := pemutil.ParseCertificates([]byte(p.Spec.CABundle), pemutil.Limits{}); len(certs) != 1 || len(p.Annotations) != 0 {
 				t.Fatalf("Peer.spec changed: %d CAs, annotations %v", len(certs), p.Annotations)
 			}
-			if got := f.ts.WithApplied(tt.peer, nil)[peering.ResourceTrust]; got != tt.seq {
+			if got := f.ts.WithApplied(tt.peer, nil)[ResourceTrust]; got != tt.seq {
 				t.Fatalf("WithApplied() trust = %d, want %d", got, tt.seq)
 			}
 		})
@@ -252,7 +251,7 @@ func TestHandleTrust(t *testing.T) {
 		}
 	})
 	t.Run("a removal keeps the last good bundle", func(t *testing.T) {
-		err := f.ts.HandleUpdate(ctx, "west", &peerv1.Update{Resource: peering.ResourceTrust, Sequence: 4, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}})
+		err := f.ts.HandleUpdate(ctx, "west", &peerv1.Update{Resource: ResourceTrust, Sequence: 4, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}})
 		if err != nil {
 			t.Fatal(err)
 		}

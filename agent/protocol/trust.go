@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -38,32 +37,32 @@ const (
 	trustResync = 30 * time.Second
 )
 
-// trustOutbox is the part of the stream layer trust uses.
-type trustOutbox interface {
-	Publish(peer, resource string, payload proto.Message) error
+// TrustOutbox is the part of the stream layer trust uses.
+type TrustOutbox interface {
+	Publish(peer string, u *peerv1.Update) error
 	Acknowledged(peer, resource string) bool
 }
 
-// streams is the part of the stream layer the rotation of this agent's CA watches.
-type streams interface {
+// TrustStreams is the part of the stream layer the rotation of this agent's CA watches.
+type TrustStreams interface {
 	Sessions() []peering.SessionInfo
 	RecheckAll()
 }
 
-// peerLister reads the Peer objects (the informer cache).
-type peerLister interface {
+// PeerLister reads the Peer objects (the informer cache).
+type PeerLister interface {
 	Peers() []*v1alpha1.Peer
 	Peer(environment string) (*v1alpha1.Peer, bool)
 }
 
-// trustConfig configures a trustSync.
-type trustConfig struct {
+// TrustConfig configures a TrustSync.
+type TrustConfig struct {
 	Identity *identity.Identity
-	Outbox   trustOutbox
+	Outbox   TrustOutbox
 	// Streams, when set, are rechecked when this agent's CAs change and tell whether they moved
 	// to the active CA (a requested retirement waits for that).
-	Streams streams
-	Peers   peerLister
+	Streams TrustStreams
+	Peers   PeerLister
 	CRDs    *kube.Client
 	// Store keeps the bundles peers announce (Peer.spec is never rewritten).
 	Store *peertrust.Store
@@ -78,7 +77,7 @@ type trustConfig struct {
 	Now    func() time.Time
 }
 
-// trustSync carries agent CA bundles between peers, both ways (design: "the new CA bundle
+// TrustSync carries agent CA bundles between peers, both ways (design: "the new CA bundle
 // reaches peers over the stream before it is used"):
 //   - it publishes this agent's bundle (active, staged next and retiring previous CAs) as
 //     resource "trust" to every peer, whenever it changes and when a peer appears;
@@ -88,8 +87,8 @@ type trustConfig struct {
 //     verification reads, after checking that they keep a CA trusted now;
 //   - it announces this agent's advertised endpoints with its bundle, and records the endpoints
 //     peers announce in their Peer status (endpoints.go), so a dialer follows a moved peer.
-type trustSync struct {
-	cfg  trustConfig
+type TrustSync struct {
+	cfg  TrustConfig
 	log  hclog.Logger
 	wake chan struct{}
 
@@ -98,7 +97,8 @@ type trustSync struct {
 	gateOpen  bool
 }
 
-func newTrustSync(cfg trustConfig) (*trustSync, error) {
+// NewTrustSync returns the TrustSync of cfg.
+func NewTrustSync(cfg TrustConfig) (*TrustSync, error) {
 	if cfg.Identity == nil || cfg.Outbox == nil || cfg.Peers == nil || cfg.CRDs == nil || cfg.Store == nil || cfg.Namespace == "" {
 		return nil, fmt.Errorf("failed to create trust sync: Identity, Outbox, Peers, CRDs, Store and Namespace are required")
 	}
@@ -108,13 +108,13 @@ func newTrustSync(cfg trustConfig) (*trustSync, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &trustSync{cfg: cfg, log: cfg.Logger.Named("trust"), wake: make(chan struct{}, 1), published: map[string][]byte{}}, nil
+	return &TrustSync{cfg: cfg, log: cfg.Logger.Named("trust"), wake: make(chan struct{}, 1), published: map[string][]byte{}}, nil
 }
 
 // Run publishes the bundle until ctx ends. It installs the promote gate and the gates of
 // requested rotations for its duration. When this agent's CAs change, the streams are checked
 // again: those it dialed with a leaf of a CA no longer active move to a new connection.
-func (t *trustSync) Run(ctx context.Context) error {
+func (t *TrustSync) Run(ctx context.Context) error {
 	changed, stop := t.cfg.Identity.Subscribe()
 	defer stop()
 	t.cfg.Identity.SetPromoteGate(t.gate)
@@ -139,14 +139,14 @@ func (t *trustSync) Run(ctx context.Context) error {
 }
 
 // PeersChanged asks for the bundle to be published again (a Peer appeared).
-func (t *trustSync) PeersChanged() {
+func (t *TrustSync) PeersChanged() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
 }
 
-func livePeers(l peerLister) []string {
+func livePeers(l PeerLister) []string {
 	var out []string
 	for _, p := range l.Peers() {
 		if p.DeletionTimestamp == nil {
@@ -159,7 +159,7 @@ func livePeers(l peerLister) []string {
 
 // publishAll hands the current bundle to the outbox of every peer; unchanged content costs
 // nothing there.
-func (t *trustSync) publishAll() {
+func (t *TrustSync) publishAll() {
 	bundle := t.cfg.Identity.Bundle()
 	if len(bundle) == 0 {
 		return
@@ -169,7 +169,8 @@ func (t *trustSync) publishAll() {
 	// Set even when empty: an agent that only dials says so, and a peer forgets what it learnt.
 	endpoints := &peerv1.AgentEndpoints{Addresses: t.cfg.Endpoints}
 	for _, peer := range livePeers(t.cfg.Peers) {
-		if err := t.cfg.Outbox.Publish(peer, peering.ResourceTrust, &peerv1.Trust{CaBundle: bundle, Endpoints: endpoints}); err != nil {
+		u := &peerv1.Update{Resource: ResourceTrust, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: bundle, Endpoints: endpoints}}}
+		if err := t.cfg.Outbox.Publish(peer, u); err != nil {
 			t.log.Warn("failed to publish the agent CA bundle", "peer", peer, "error", err)
 			continue
 		}
@@ -186,7 +187,7 @@ func countCAs(bundle []byte) int {
 }
 
 // gate opens once every peer acknowledged the bundle that holds the staged CA.
-func (t *trustSync) gate() bool {
+func (t *TrustSync) gate() bool {
 	if t.cfg.Busy != nil && t.cfg.Busy() {
 		return false
 	}
@@ -204,13 +205,13 @@ func (t *trustSync) gate() bool {
 
 // trusted reports whether every peer acknowledged this agent's current bundle, and names the
 // peers that did not.
-func (t *trustSync) trusted() (bool, []string) {
+func (t *TrustSync) trusted() (bool, []string) {
 	bundle := t.cfg.Identity.Bundle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var waiting []string
 	for _, peer := range livePeers(t.cfg.Peers) {
-		if !bytes.Equal(t.published[peer], bundle) || !t.cfg.Outbox.Acknowledged(peer, peering.ResourceTrust) {
+		if !bytes.Equal(t.published[peer], bundle) || !t.cfg.Outbox.Acknowledged(peer, ResourceTrust) {
 			waiting = append(waiting, peer)
 		}
 	}
@@ -221,7 +222,7 @@ func (t *trustSync) trusted() (bool, []string) {
 // and names the peers whose stream does not. A dialed stream is known by the leaf it presented;
 // a stream the peer dialed was handshaken with the leaf current then, so it moved when it opened
 // after the promotion, which re-issued the leaf before any peer learnt of it.
-func (t *trustSync) moved() (bool, []string) {
+func (t *TrustSync) moved() (bool, []string) {
 	if t.cfg.Streams == nil {
 		return true, nil
 	}
@@ -241,7 +242,7 @@ func (t *trustSync) moved() (bool, []string) {
 
 // OnAck wakes the identity when a peer acknowledged the bundle while a CA is staged, so that the
 // promotion does not wait for the next gate poll.
-func (t *trustSync) OnAck(peer string) {
+func (t *TrustSync) OnAck(peer string) {
 	for _, ca := range t.cfg.Identity.CAs() {
 		if ca.Role == "next" {
 			t.log.Debug("peer acknowledged the agent CA bundle", "peer", peer)
@@ -252,7 +253,7 @@ func (t *trustSync) OnAck(peer string) {
 }
 
 // AppliedSequence is the sequence of the bundle trusted for the peer of p, 0 if unknown.
-func (t *trustSync) AppliedSequence(ctx context.Context, p *v1alpha1.Peer) uint64 {
+func (t *TrustSync) AppliedSequence(ctx context.Context, p *v1alpha1.Peer) uint64 {
 	tr, err := t.cfg.Store.Effective(ctx, p)
 	if err != nil {
 		t.log.Warn("failed to read the learnt trust of a peer", "peer", p.Spec.Environment, "error", err)
@@ -262,7 +263,7 @@ func (t *trustSync) AppliedSequence(ctx context.Context, p *v1alpha1.Peer) uint6
 
 // WithApplied adds the sequence of peer's applied bundle to applied (the sequences announced
 // in Open), so that the peer resends only newer bundles, after restarts too.
-func (t *trustSync) WithApplied(peer string, applied map[string]uint64) map[string]uint64 {
+func (t *TrustSync) WithApplied(peer string, applied map[string]uint64) map[string]uint64 {
 	p, ok := t.cfg.Peers.Peer(peer)
 	if !ok {
 		return applied
@@ -273,13 +274,13 @@ func (t *trustSync) WithApplied(peer string, applied map[string]uint64) map[stri
 		if applied == nil {
 			applied = map[string]uint64{}
 		}
-		applied[peering.ResourceTrust] = seq
+		applied[ResourceTrust] = seq
 	}
 	return applied
 }
 
 // HandleUpdate applies an update of resource "trust".
-func (t *trustSync) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
+func (t *TrustSync) HandleUpdate(ctx context.Context, peer string, u *peerv1.Update) error {
 	switch p := u.GetPayload().(type) {
 	case *peerv1.Update_Trust:
 		return t.HandleTrust(ctx, peer, u.GetSequence(), p.Trust)
@@ -295,7 +296,7 @@ func (t *trustSync) HandleUpdate(ctx context.Context, peer string, u *peerv1.Upd
 // Peer status. A refusal keeps the last good bundle and endpoints and is sent back as a Nack;
 // it is also recorded as an Event on the Peer. A bundle from an agent before 0.2 announces no
 // endpoints: what was learnt before stays.
-func (t *trustSync) HandleTrust(ctx context.Context, peer string, seq uint64, tr *peerv1.Trust) error {
+func (t *TrustSync) HandleTrust(ctx context.Context, peer string, seq uint64, tr *peerv1.Trust) error {
 	now := t.cfg.Now()
 	incoming, err := pemutil.ValidateCABundle(tr.GetCaBundle(), now, pairing.PeerLimits)
 	if err != nil {
@@ -340,13 +341,13 @@ func (t *trustSync) HandleTrust(ctx context.Context, peer string, seq uint64, tr
 	return nil
 }
 
-func (t *trustSync) refuse(ctx context.Context, peer, reason, format string, args ...any) error {
+func (t *TrustSync) refuse(ctx context.Context, peer, reason, format string, args ...any) error {
 	err := peering.Refuse(reason, format, args...)
 	t.event(ctx, peer, corev1.EventTypeWarning, v1alpha1.ReasonCABundleRejected, err.Error())
 	return err
 }
 
-func (t *trustSync) event(ctx context.Context, peer, eventType, reason, msg string) {
+func (t *TrustSync) event(ctx context.Context, peer, eventType, reason, msg string) {
 	if t.cfg.Recorder == nil {
 		return
 	}

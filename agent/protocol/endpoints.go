@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func validateAnnounced(eps []string) ([]string, error) {
 // learnEndpoints records the endpoints a peer announced in its Peer status, where the peer
 // controller reads them to dial (they come first, spec.endpoints after). An unchanged list
 // writes nothing.
-func (t *trustSync) learnEndpoints(ctx context.Context, p *v1alpha1.Peer, eps []string) error {
+func (t *TrustSync) learnEndpoints(ctx context.Context, p *v1alpha1.Peer, eps []string) error {
 	if slices.Equal(p.Status.Endpoints, eps) && (len(eps) > 0 || p.Status.EndpointsUpdated != nil) {
 		return nil
 	}

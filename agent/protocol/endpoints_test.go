@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 )
 
 func trustUpdate(seq uint64, tr *peerv1.Trust) *peerv1.Update {
-	return &peerv1.Update{Resource: peering.ResourceTrust, Sequence: seq, Payload: &peerv1.Update_Trust{Trust: tr}}
+	return &peerv1.Update{Resource: ResourceTrust, Sequence: seq, Payload: &peerv1.Update_Trust{Trust: tr}}
 }
 
 // TestLearnEndpoints: the endpoints a peer announces with its bundle land in its Peer status
@@ -165,7 +165,7 @@ func TestTrustMigratesFromSpec(t *testing.T) {
 	if tr, _ := f.trusted("west"); string(tr.Bundle) != string(staged) || tr.Sequence != 5 || tr.Source != peertrust.SourceSpec {
 		t.Fatalf("a 0.1.0 Peer is trusted as %s at sequence %d", tr.Source, tr.Sequence)
 	}
-	if got := f.ts.WithApplied("west", nil)[peering.ResourceTrust]; got != 5 {
+	if got := f.ts.WithApplied("west", nil)[ResourceTrust]; got != 5 {
 		t.Fatalf("Open announces trust sequence %d, want 5", got)
 	}
 	if err := west.PromoteNextCA(ctx); err != nil {

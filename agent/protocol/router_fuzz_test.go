@@ -1,4 +1,4 @@
-package app
+package protocol
 
 import (
 	"context"
@@ -57,13 +57,13 @@ const (
 	fuzzAlias = "west-logs"
 )
 
-// nopOutbox accepts everything the halves publish.
-type nopOutbox struct{}
+// nopStream accepts everything the halves and the trust exchange publish.
+type nopStream struct{}
 
-func (nopOutbox) Publish(string, string, proto.Message) error { return nil }
-func (nopOutbox) Remove(string, string) error                 { return nil }
-func (nopOutbox) Acknowledged(string, string) bool            { return false }
-func (nopOutbox) Resync(string)                               {}
+func (nopStream) Publish(string, *peerv1.Update) error { return nil }
+func (nopStream) Remove(string, string) error          { return nil }
+func (nopStream) Acknowledged(string, string) bool     { return false }
+func (nopStream) Resync(string)                        {}
 
 // noElastic is an Elasticsearch that cannot be reached; the handlers never call it.
 type noElastic struct{}
@@ -73,7 +73,7 @@ func (noElastic) Client(context.Context, elastic.Target) (*elastic.Client, error
 }
 
 type routerFixture struct {
-	r *router
+	r *Router
 }
 
 var (
@@ -139,11 +139,11 @@ func buildRouterFixture() (*routerFixture, error) {
 		return nil, err
 	}
 	m := metrics.New()
-	exp, err := exporter.New(exporter.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: nopOutbox{}, Metrics: m, Logger: log})
+	exp, err := exporter.New(exporter.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: NewOutbox(nopStream{}), Metrics: m, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	imp, err := importer.New(importer.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: nopOutbox{}, Metrics: m, Logger: log})
+	imp, err := importer.New(importer.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: NewOutbox(nopStream{}), Metrics: m, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -158,14 +158,14 @@ func buildRouterFixture() (*routerFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := newTrustSync(trustConfig{Identity: self, Outbox: nopOutbox{}, Peers: crdPeers{crds}, CRDs: crds, Store: store, Namespace: testNS})
+	ts, err := NewTrustSync(TrustConfig{Identity: self, Outbox: nopStream{}, Peers: crdPeers{crds}, CRDs: crds, Store: store, Namespace: testNS})
 	if err != nil {
 		return nil, err
 	}
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
-	return &routerFixture{r: &router{exp: exp, imp: imp, metrics: m, trust: ts, log: log}}, nil
+	return &routerFixture{r: &Router{exp: exp, imp: imp, metrics: m, trust: ts, log: log}}, nil
 }
 
 const seedDir = "testdata/fuzz/FuzzRouterUpdate"
@@ -319,8 +319,8 @@ func TestRouterFuzzSeeds(t *testing.T) {
 		"link_status_long_message": {Resource: "status/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 2, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l, Message: strings.Repeat("m", 2048)}}},
 		"import_not_granted":       {Resource: "import/" + fuzzNS + "/ccs/other", Sequence: 1, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: &peerv1.Link{LocalNamespace: fuzzNS, LocalElasticsearch: "ccs", Alias: "other"}, ExportNamespace: "elastic", ExportName: "secret"}}},
 		"import_bad_version":       {Resource: "import/" + fuzzNS + "/ccs/" + fuzzAlias, Sequence: 3, Payload: &peerv1.Update_ImportRequest{ImportRequest: &peerv1.ImportRequest{Link: l, ExportNamespace: "elastic", ExportName: "logs", ElasticsearchVersion: strings.Repeat("9", 4096)}}},
-		"trust":                    {Resource: peering.ResourceTrust, Sequence: 1, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: longCA("west-agent-ca")}}},
-		"trust_garbage":            {Resource: peering.ResourceTrust, Sequence: 2, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("garbage")}}},
+		"trust":                    {Resource: ResourceTrust, Sequence: 1, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: longCA("west-agent-ca")}}},
+		"trust_garbage":            {Resource: ResourceTrust, Sequence: 2, Payload: &peerv1.Update_Trust{Trust: &peerv1.Trust{CaBundle: []byte("garbage")}}},
 		"inventory":                {Resource: peering.ResourceInventory, Payload: &peerv1.Update_Inventory{Inventory: &peerv1.Inventory{Resources: []string{res, "import/x/y/z", "trust"}}}},
 		"mismatch":                 {Resource: "status/" + fuzzNS + "/ccs/other", Sequence: 1, Payload: &peerv1.Update_LinkStatus{LinkStatus: &peerv1.LinkStatus{Link: l}}},
 		"bad_resource":             {Resource: "credentials/../../x", Sequence: 1, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
