@@ -25,6 +25,9 @@ type Cache interface {
 	Elasticsearch(ns, name string) (*unstructured.Unstructured, bool)
 	ClusterExports() []*v1alpha1.ClusterExport
 	RemoteClusters() []*v1alpha1.RemoteCluster
+	// RemoteClustersOf lists the RemoteClusters of one Elasticsearch (an index: a reconcile
+	// costs that Elasticsearch's links, not every link's).
+	RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster
 	OnElasticsearch(h cache.Handler) error
 	OnClusterExport(h cache.Handler) error
 	OnRemoteCluster(h cache.Handler) error
@@ -153,38 +156,64 @@ type use struct {
 // uses derives, from every ClusterExport and RemoteCluster (deleting ones too: their finalizers
 // still call Elasticsearch), the roles each Elasticsearch's user needs.
 func (c *Controller) uses() map[types.NamespacedName]use {
-	out := map[types.NamespacedName]use{}
-	add := func(key types.NamespacedName, role string, mode wiring.Mode) {
-		u := out[key]
-		if !slices.Contains(u.roles, role) {
-			u.roles = append(u.roles, role)
-			slices.Sort(u.roles)
-		}
-		u.mode = u.mode.Join(mode)
-		out[key] = u
-	}
+	out := uses{}
 	for _, exp := range c.cfg.Cache.ClusterExports() {
-		// A certificate-model export needs the keys role too: its links invalidate the keys of an
-		// earlier API-key answer, and its finalizer those issued under it.
-		key := types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
-		add(key, RoleAPIKeys, wiring.Managed)
-		add(key, RoleSettings, wiring.Managed) // the signing CA settings of strong identity
+		out.addExport(exp)
 	}
 	for _, rc := range c.cfg.Cache.RemoteClusters() {
-		mode := wiring.Managed // a deleting RemoteCluster no longer holds the resource back
-		if rc.DeletionTimestamp == nil {
-			mode = wiring.ParseMode(rc.Spec.Wiring)
-		}
-		add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, RoleSettings, mode)
+		out.addRemote(rc)
 	}
 	return out
+}
+
+// useOf is the use of one Elasticsearch, from its own ClusterExports and RemoteClusters.
+func (c *Controller) useOf(key types.NamespacedName) (use, bool) {
+	out := uses{}
+	for _, exp := range c.cfg.Cache.ClusterExports() {
+		if exp.Namespace == key.Namespace && exp.Spec.ElasticsearchRef.Name == key.Name {
+			out.addExport(exp)
+		}
+	}
+	for _, rc := range c.cfg.Cache.RemoteClustersOf(key.Namespace, key.Name) {
+		out.addRemote(rc)
+	}
+	u, ok := out[key]
+	return u, ok
+}
+
+type uses map[types.NamespacedName]use
+
+func (out uses) add(key types.NamespacedName, role string, mode wiring.Mode) {
+	u := out[key]
+	if !slices.Contains(u.roles, role) {
+		u.roles = append(u.roles, role)
+		slices.Sort(u.roles)
+	}
+	u.mode = u.mode.Join(mode)
+	out[key] = u
+}
+
+func (out uses) addExport(exp *v1alpha1.ClusterExport) {
+	// A certificate-model export needs the keys role too: its links invalidate the keys of an
+	// earlier API-key answer, and its finalizer those issued under it.
+	key := types.NamespacedName{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
+	out.add(key, RoleAPIKeys, wiring.Managed)
+	out.add(key, RoleSettings, wiring.Managed) // the signing CA settings of strong identity
+}
+
+func (out uses) addRemote(rc *v1alpha1.RemoteCluster) {
+	mode := wiring.Managed // a deleting RemoteCluster no longer holds the resource back
+	if rc.DeletionTimestamp == nil {
+		mode = wiring.ParseMode(rc.Spec.Wiring)
+	}
+	out.add(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, RoleSettings, mode)
 }
 
 // reconcile brings one Elasticsearch's user to what its use needs: the Secrets first, then the
 // wiring; on the way out, the wiring first, then the Secrets (ECK only logs a Secret it cannot
 // find, but the order keeps the resource from naming a missing Secret).
 func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) error {
-	u, needed := c.uses()[key]
+	u, needed := c.useOf(key)
 	es, found := c.cfg.Cache.Elasticsearch(key.Namespace, key.Name)
 	if !needed {
 		if !c.hasSecrets(key) && (!found || !wiringRecorded(es)) {

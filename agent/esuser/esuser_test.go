@@ -39,10 +39,19 @@ func (f *fakeCache) Elasticsearch(ns, name string) (*unstructured.Unstructured, 
 }
 func (f *fakeCache) ClusterExports() []*v1alpha1.ClusterExport { return f.exports }
 func (f *fakeCache) RemoteClusters() []*v1alpha1.RemoteCluster { return f.remotes }
-func (f *fakeCache) OnElasticsearch(cache.Handler) error       { return nil }
-func (f *fakeCache) OnClusterExport(cache.Handler) error       { return nil }
-func (f *fakeCache) OnRemoteCluster(cache.Handler) error       { return nil }
-func (f *fakeCache) OnOwnObject(cache.Handler) error           { return nil }
+func (f *fakeCache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
+	var out []*v1alpha1.RemoteCluster
+	for _, rc := range f.remotes {
+		if rc.Namespace == ns && rc.Spec.ElasticsearchRef.Name == es {
+			out = append(out, rc)
+		}
+	}
+	return out
+}
+func (f *fakeCache) OnElasticsearch(cache.Handler) error { return nil }
+func (f *fakeCache) OnClusterExport(cache.Handler) error { return nil }
+func (f *fakeCache) OnRemoteCluster(cache.Handler) error { return nil }
+func (f *fakeCache) OnOwnObject(cache.Handler) error     { return nil }
 
 // OwnSecret reads through to the fake clientset, as a synced informer would show it.
 func (f *fakeCache) OwnSecret(ns, name string) (*corev1.Secret, bool) {
