@@ -46,7 +46,7 @@ type options struct {
 	peers                 int
 	// trace: debug logs, kept with the bed's directory, and the calls of each update.
 	trace bool
-	// profile: CPU profiles of both agents while the links grow past 200 (kept with the bed's
+	// profile: CPU profiles of both agents while the links grow past 200 and at idle after it (kept with the bed's
 	// directory).
 	profile bool
 }
@@ -63,7 +63,7 @@ func main() {
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
 	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
 	flag.IntVar(&o.peers, "peers", 100, fmt.Sprintf("fake peers paired with west's agent, %d links each, at the end: connect time, idle RSS/CPU and heartbeat cost (0: none)", linksPerFakePeer))
-	flag.BoolVar(&o.profile, "profile", false, "agents serve /debug/pprof; CPU profiles of both agents are taken while the links grow past 200 and kept with the bed's directory")
+	flag.BoolVar(&o.profile, "profile", false, "agents serve /debug/pprof; CPU profiles of both agents are taken while the links grow past 200 and at idle after it (as long as -idle), and kept with the bed's directory")
 	flag.BoolVar(&o.trace, "trace", false, "agents log at debug level, the bed's directory (agent logs) is kept, and each update's Elasticsearch calls are printed")
 	flag.StringVar(&o.label, "label", "", "what the history row names as measured (default: this checkout's commit)")
 	flag.Parse()
@@ -153,7 +153,14 @@ func run(o options) (*report, error) {
 			rep.props = append(rep.props, r)
 		}
 		if idleAt[n] {
+			var profiled chan struct{}
+			if o.profile && n > 200 {
+				profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-%d", n), o.idle)
+			}
 			ic, err := b.idleCost(ctx, n, o.idle)
+			if profiled != nil {
+				<-profiled
+			}
 			if err != nil {
 				return rep, err
 			}

@@ -27,6 +27,7 @@ type Probe struct {
 	first        time.Time
 	disconnected []Sample
 	last         bool
+	lastAt       time.Time // when the last sample was started
 }
 
 // Sample is one failed sample after the link first connected.
@@ -54,11 +55,12 @@ func startProbe(ctx context.Context, p *pod.Pod, client func(context.Context) (*
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
+			at := time.Now()
 			ok, reason := sample(ctx, p, client, alias)
 			if ctx.Err() != nil {
 				return // stopped mid-sample: its failure is the probe's own, not the link's
 			}
-			pr.record(ok, reason)
+			pr.record(at, ok, reason)
 			select {
 			case <-ctx.Done():
 				return
@@ -69,11 +71,11 @@ func startProbe(ctx context.Context, p *pod.Pod, client func(context.Context) (*
 	return pr
 }
 
-func (pr *Probe) record(ok bool, reason string) {
+func (pr *Probe) record(at time.Time, ok bool, reason string) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	pr.samples++
-	pr.last = ok
+	pr.last, pr.lastAt = ok, at
 	if ok {
 		pr.connected++
 		if pr.first.IsZero() {
@@ -138,6 +140,14 @@ func (pr *Probe) Connected() bool {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.last
+}
+
+// ConnectedSince reports whether the last sample was connected and started after t, so a
+// sample taken before a change cannot stand for the state after it.
+func (pr *Probe) ConnectedSince(t time.Time) bool {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.last && pr.lastAt.After(t)
 }
 
 // Result is what a probe saw.
