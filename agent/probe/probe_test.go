@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,12 @@ func newCA(t *testing.T) testCA {
 // remoteClusterServer serves TLS like a remote cluster server, with a leaf of ca for name.
 func remoteClusterServer(t *testing.T, ca testCA, name string) string {
 	t.Helper()
+	return countingServer(t, ca, name, &atomic.Int64{})
+}
+
+// countingServer is remoteClusterServer counting the connections it accepts.
+func countingServer(t *testing.T, ca testCA, name string, accepted *atomic.Int64) string {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -60,6 +67,7 @@ func remoteClusterServer(t *testing.T, ca testCA, name string) string {
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			_ = c.(*tls.Conn).Handshake()
 			_ = c.Close()
 		}
@@ -237,4 +245,54 @@ func value(t *testing.T, m *metrics.Metrics, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestProbeOnePerPath: links of one local Elasticsearch to the same address and server name
+// share one handshake per round and each gets the verdict; a link of another Elasticsearch (its
+// own CA ConfigMap, missing here) to the same address is probed apart and gets its own verdict.
+func TestProbeOnePerPath(t *testing.T) {
+	ctx := context.Background()
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	name := "logs-es-remote-cluster.data.svc"
+	var accepted atomic.Int64
+	addr := countingServer(t, ca, name, &accepted)
+	links := map[string]string{"west-a": "ccs", "west-b": "ccs", "west-c": "ccs", "west-d": "other"}
+	for alias, es := range links {
+		rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: alias},
+			Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: es}, Alias: alias, Peer: "west"}}
+		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
+			x.Status.ProxyAddress, x.Status.ServerName = addr, name
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
+	cache.setCA(ca.cert) // apps/ccs-ecklink-remote-ca only
+	p, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Round(ctx)
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d connections for 4 links on 2 paths, want 2", n)
+	}
+	for alias, es := range links {
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", alias)
+		c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+		want := v1alpha1.ReasonHandshakeVerified
+		if es == "other" {
+			want = v1alpha1.ReasonCertificateUntrusted
+		}
+		if c == nil || c.Reason != want {
+			t.Errorf("%s (of %s): ProbeSucceeded %v, want reason %s", alias, es, c, want)
+		}
+	}
 }
