@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"google.golang.org/protobuf/proto"
+	"strings"
 	"sync"
 	"time"
 
@@ -267,7 +268,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	case "link":
 		e.mu.Lock()
 		if st := e.links[it.peer][it.link]; st != nil {
-			st.periodic = why == trigResync
+			st.periodic = periodic(why)
 		}
 		e.mu.Unlock()
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
@@ -322,6 +323,18 @@ func (e *Exporter) enqueueAll() {
 		e.enqueue(item{kind: "export", ns: exp.Namespace, name: exp.Name}, trigResync)
 	}
 	e.resyncRefused()
+}
+
+// periodic says whether a pass was queued by the resync alone. A pass noted for a later
+// requeue (a key's rotation time) counts too: the note is made when the pass is scheduled, so
+// most items carry it at their next resync.
+func periodic(why string) bool {
+	for w := range strings.SplitSeq(why, ",") {
+		if w != trigResync && w != trigRequeue {
+			return false
+		}
+	}
+	return strings.Contains(why, trigResync)
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet):
