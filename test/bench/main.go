@@ -162,6 +162,7 @@ func run(o options) (*report, error) {
 			ic, err := b.idleCost(ctx, n, o.idle, window)
 			if profiled != nil {
 				<-profiled
+				b.heapProfiles(ctx, fmt.Sprintf("heap-idle-%d", n))
 			}
 			if err != nil {
 				return rep, err
