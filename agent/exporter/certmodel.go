@@ -85,7 +85,7 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s: %w", target, errRetry)
 	}
-	own, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], now)
+	own, err := e.ownCAs.Of(caSecret.Data["ca.crt"], now)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
 	}

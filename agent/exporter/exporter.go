@@ -25,6 +25,7 @@ import (
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/task"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -127,6 +128,8 @@ type Exporter struct {
 	licenses *license.Cache
 	// snaps serves the periodic passes' key listings (keysnapshot.go).
 	snaps *keySnapshots
+	// ownCAs parses each exported Elasticsearch's transport CA once (not once per link pass).
+	ownCAs transporttrust.OwnCAs
 	// lagSeries are the peers with an ecklink_link_peer_lag_seconds series, by export (lag.go).
 	lagMu     sync.Mutex
 	lagSeries map[string]map[string]bool

@@ -14,7 +14,6 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
-	"github.com/ecklink/ecklink/agent/transporttrust"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -149,7 +148,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("transport CA of %s/%s: %w", target.Namespace, target.Name, errRetry)
 	}
-	bundle, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], e.cfg.Now())
+	bundle, err := e.ownCAs.Of(caSecret.Data["ca.crt"], e.cfg.Now())
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}
