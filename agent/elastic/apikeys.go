@@ -145,6 +145,7 @@ func (c *Client) CreateCrossClusterKey(ctx context.Context, req CreateKeyRequest
 		Encoded    Secret `json:"encoded"`
 	}
 	send := c.esapiSender(esapi.SecurityCreateCrossClusterAPIKeyRequest{Body: r})
+	defer c.keyWrite()()
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, fmt.Errorf("failed to create cross-cluster API key %q: %w", req.Name, err)
 	}
@@ -189,6 +190,7 @@ func (c *Client) UpdateCrossClusterKey(ctx context.Context, id string, req Updat
 		Updated bool `json:"updated"`
 	}
 	send := c.esapiSender(esapi.SecurityUpdateCrossClusterAPIKeyRequest{DocumentID: id, Body: r})
+	defer c.keyWrite()()
 	if err := c.call(ctx, send, &res); err != nil {
 		return false, fmt.Errorf("failed to update cross-cluster API key %s: %w", id, err)
 	}
@@ -213,6 +215,7 @@ func (c *Client) InvalidateKeys(ctx context.Context, ids []string) (*InvalidateR
 	}
 	var res invalidateapikey.Response
 	send := c.typed.Security.InvalidateApiKey().Ids(ids...).Perform
+	defer c.keyWrite()()
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, fmt.Errorf("failed to invalidate %d API keys: %w", len(ids), err)
 	}

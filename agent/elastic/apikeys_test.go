@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -451,5 +452,52 @@ func TestListKeysPages(t *testing.T) {
 		if k.Name != fmt.Sprintf("k%d", i) {
 			t.Errorf("keys[%d] = %s, want creation order", i, k.Name)
 		}
+	}
+}
+
+// TestKeyWrites: every API key write made through the client moves KeyWrites (twice: started
+// and ended), failed ones too; reads and requests that send nothing do not.
+func TestKeyWrites(t *testing.T) {
+	e := newEnv(t, "9.3.2")
+	ctx := context.Background()
+	k, err := e.c.CreateCrossClusterKey(ctx, CreateKeyRequest{Name: "base", Access: searchLogs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]any{"ecklink": map[string]any{"peer": "east"}}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want uint64
+	}{
+		{"create", func() error {
+			_, err := e.c.CreateCrossClusterKey(ctx, CreateKeyRequest{Name: "k", Access: searchLogs})
+			return err
+		}, 2},
+		{"update", func() error {
+			_, err := e.c.UpdateCrossClusterKey(ctx, k.ID, UpdateKeyRequest{Metadata: meta})
+			return err
+		}, 2},
+		{"update of an unknown key", func() error {
+			_, err := e.c.UpdateCrossClusterKey(ctx, "nosuchkey00000000000", UpdateKeyRequest{Metadata: meta})
+			if err == nil {
+				return errors.New("no error")
+			}
+			return nil
+		}, 2},
+		{"invalidate", func() error { _, err := e.c.InvalidateKeys(ctx, []string{k.ID}); return err }, 2},
+		{"invalidate nothing", func() error { _, err := e.c.InvalidateKeys(ctx, nil); return err }, 0},
+		{"list", func() error { _, err := e.c.ListKeys(ctx, KeyQuery{ActiveOnly: true}); return err }, 0},
+		{"get", func() error { _, err := e.c.GetKey(ctx, k.ID); return err }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.c.KeyWrites()
+			if err := tc.op(); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.c.KeyWrites() - before; got != tc.want {
+				t.Errorf("KeyWrites moved by %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

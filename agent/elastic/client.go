@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	elasticsearch "github.com/elastic/go-elasticsearch/v8"
@@ -89,6 +90,8 @@ type Client struct {
 	log      hclog.Logger
 	pageSize int
 	timeout  time.Duration
+	// keyWrites counts API key writes (KeyWrites).
+	keyWrites atomic.Uint64
 }
 
 // NewClient returns a client for cfg. It does not contact Elasticsearch.
@@ -133,6 +136,17 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 // Username is the user the client authenticates as: the owner of the API keys
 // it creates.
 func (c *Client) Username() string { return c.username }
+
+// KeyWrites counts the API key writes (create, update, invalidate) made through this client,
+// twice each: when one starts and when it ends. A listing of keys taken while the count did not
+// move missed no write made through this client.
+func (c *Client) KeyWrites() uint64 { return c.keyWrites.Load() }
+
+// keyWrite counts a key write's start; the returned func counts its end.
+func (c *Client) keyWrite() func() {
+	c.keyWrites.Add(1)
+	return func() { c.keyWrites.Add(1) }
+}
 
 // validateURL accepts http(s) URLs with a host and no credentials, query or
 // fragment. The URL is never echoed: it could carry user info.

@@ -235,19 +235,35 @@ func (r *Resolver) credentials(ctx context.Context, t Target) (string, string, e
 		return elasticUser, string(s.Data[elasticUser]), nil
 	}
 	name := UserSecretName(t.Name)
-	s, err := r.kube.CoreV1().Secrets(t.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", "", fmt.Errorf("Secret %s/%s not found: %w", t.Namespace, name, ErrUserNotProvisioned)
-	}
+	data, err := r.userSecret(ctx, t.Namespace, name)
 	if err != nil {
-		return "", "", fmt.Errorf("failed to get Secret %s/%s: %w", t.Namespace, name, err)
+		return "", "", err
 	}
-	user, password := string(s.Data[corev1.BasicAuthUsernameKey]), string(s.Data[corev1.BasicAuthPasswordKey])
+	user, password := string(data[corev1.BasicAuthUsernameKey]), string(data[corev1.BasicAuthPasswordKey])
 	if user == "" || password == "" {
 		return "", "", fmt.Errorf("Secret %s/%s lacks %q or %q: %w", t.Namespace, name,
 			corev1.BasicAuthUsernameKey, corev1.BasicAuthPasswordKey, ErrUserNotProvisioned)
 	}
 	return user, password, nil
+}
+
+// userSecret reads the agent's user Secret from the informer cache (every pass of every link
+// asks: at 1,000 links a live GET each was most of an idle exporter's API calls), and from the
+// API server when the cache does not hold it yet (just created).
+func (r *Resolver) userSecret(ctx context.Context, ns, name string) (map[string][]byte, error) {
+	if r.cached != nil {
+		if s, ok := r.cached(ns, name); ok {
+			return s.Data, nil
+		}
+	}
+	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("Secret %s/%s not found: %w", ns, name, ErrUserNotProvisioned)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to get Secret %s/%s: %w", ns, name, err)
+	}
+	return s.Data, nil
 }
 
 // Forget drops the cached client of t (e.g. when the Elasticsearch resource

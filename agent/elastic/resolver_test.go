@@ -281,3 +281,55 @@ func TestResolverHTTPOverrideSkipsCA(t *testing.T) {
 		t.Fatalf("Info: %v", err)
 	}
 }
+
+// TestResolverReadsTheUserFromTheCache: the agent's user Secret comes from the informer cache
+// when it holds it (no GET per pass), from the API server when it does not yet; a password
+// changed in the cache builds a new client.
+func TestResolverReadsTheUserFromTheCache(t *testing.T) {
+	pki := newPKI(t, ServerName(logsTarget))
+	srv := serveTLS(t, newESIMNode(t, testPassword).Handler(), pki)
+	_, certs := eckSecrets(testPassword, pki.caPEM)
+	kube := fake.NewClientset(agentUser(testPassword), certs)
+	var held atomic.Pointer[corev1.Secret]
+	cached := func(ns, name string) (*corev1.Secret, bool) {
+		if s := held.Load(); s != nil && s.Namespace == ns && s.Name == name {
+			return s, true
+		}
+		if name == certs.Name {
+			return certs, true
+		}
+		return nil, false
+	}
+	r, err := NewResolver(ResolverConfig{Kube: kube, Endpoints: map[Target]string{logsTarget: srv.URL}, Cached: cached})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gets := func() int {
+		n := 0
+		for _, a := range kube.Actions() {
+			if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
+				n++
+			}
+		}
+		return n
+	}
+	ctx := context.Background()
+	c, err := r.Client(ctx, logsTarget)
+	if err != nil || gets() != 1 {
+		t.Fatalf("Client before the cache holds the user: %v, %d GETs, want 1", err, gets())
+	}
+	held.Store(agentUser(testPassword))
+	for range 5 {
+		again, err := r.Client(ctx, logsTarget)
+		if err != nil || again != c {
+			t.Fatalf("Client from the cache: %v (same client %v)", err, again == c)
+		}
+	}
+	if n := gets(); n != 1 {
+		t.Errorf("%d GETs after 5 clients from the cache, want still 1", n)
+	}
+	held.Store(agentUser("rotated-" + testPassword))
+	if c2, err := r.Client(ctx, logsTarget); err != nil || c2 == c {
+		t.Errorf("a password changed in the cache kept the old client (%v)", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"google.golang.org/protobuf/proto"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +125,8 @@ type Exporter struct {
 	gate gate
 	// licenses caches what GET /_license reports of exported clusters (license.go).
 	licenses *license.Cache
+	// snaps serves the periodic passes' key listings (keysnapshot.go).
+	snaps *keySnapshots
 	// lagSeries are the peers with an ecklink_link_peer_lag_seconds series, by export (lag.go).
 	lagMu     sync.Mutex
 	lagSeries map[string]map[string]bool
@@ -159,6 +162,9 @@ type linkState struct {
 	caRef string
 	// trust is the peer CA added to the transport trust for the link (certificate model).
 	trust *heldTrust
+	// periodic says the running pass was queued by the resync alone: it may read the link's keys
+	// from the resync's snapshot (keysnapshot.go).
+	periodic bool
 	// siStep is the link's strong identity step ("" without strong identity).
 	siStep string
 	// license is the last license verdict of the link (license.go).
@@ -222,6 +228,7 @@ func New(cfg Config) (*Exporter, error) {
 		grants:   cfg.Cache,
 		caps:     map[string][]string{},
 		licenses: &license.Cache{TTL: licenseTTL, Retry: licenseRetry, Now: cfg.Now},
+		snaps:    newKeySnapshots(cfg.Resync/2, cfg.Now),
 	}
 	if err := e.registerHandlers(); err != nil {
 		return nil, err
@@ -255,6 +262,11 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	}()
 	switch it.kind {
 	case "link":
+		e.mu.Lock()
+		if st := e.links[it.peer][it.link]; st != nil {
+			st.periodic = periodic(why)
+		}
+		e.mu.Unlock()
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
 	case "ca":
 		requeue, err = e.republishCA(ctx, it.peer, it.link)
@@ -307,6 +319,18 @@ func (e *Exporter) enqueueAll() {
 		e.enqueue(item{kind: "export", ns: exp.Namespace, name: exp.Name}, trigResync)
 	}
 	e.resyncRefused()
+}
+
+// periodic says whether a pass was queued by the resync alone. A pass noted for a later
+// requeue (a key's rotation time) counts too: the note is made when the pass is scheduled, so
+// most items carry it at their next resync.
+func periodic(why string) bool {
+	for w := range strings.SplitSeq(why, ",") {
+		if w != trigResync && w != trigRequeue {
+			return false
+		}
+	}
+	return strings.Contains(why, trigResync)
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet):

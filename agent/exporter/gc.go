@@ -58,9 +58,9 @@ func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {
 	if err != nil {
 		return fmt.Errorf("failed to reach %s: %w", t, err)
 	}
-	keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{metaRoot + ".environment": e.cfg.Environment}})
+	keys, err := e.environmentKeys(ctx, client)
 	if err != nil {
-		return fmt.Errorf("failed to list keys in %s: %w", t, err)
+		return fmt.Errorf("failed to sweep %s: %w", t, err)
 	}
 	var stale []string
 	for _, k := range keys {

@@ -122,7 +122,10 @@ func (e *Exporter) startKeyPass(ctx context.Context, peer string, id link.ID, ex
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("failed to reach %s: %w", target, err)
 	}
-	if keys, err = e.linkKeys(ctx, client, peer, id); err != nil {
+	e.mu.Lock()
+	periodic := st.periodic
+	e.mu.Unlock()
+	if keys, err = e.passKeys(ctx, client, peer, id, periodic); err != nil {
 		return nil, nil, nil, err
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
@@ -375,6 +378,21 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	}
 	e.log.Info("api keys invalidated", "peer", peer, "link", id.String(), "count", n)
 	return nil
+}
+
+// passKeys lists the link's live keys for a key pass: from the resync's snapshot for a
+// periodic pass when it can serve it (keysnapshot.go), live otherwise.
+func (e *Exporter) passKeys(ctx context.Context, client *elastic.Client, peer string, id link.ID, periodic bool) ([]elastic.Key, error) {
+	if periodic {
+		keys, ok, err := e.snaps.keys(ctx, client, peer, id, e.environmentKeys)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return keys, nil
+		}
+	}
+	return e.linkKeys(ctx, client, peer, id)
 }
 
 // linkKeys lists the live keys this environment made for peer's link id.

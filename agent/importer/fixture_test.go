@@ -44,6 +44,7 @@ const (
 type fixture struct {
 	im     *Importer
 	kc     *fake.Clientset
+	dyn    *dynamicfake.FakeDynamicClient
 	crds   *kube.Client
 	node   *esim.Node
 	es     *elastic.Client
@@ -171,7 +172,7 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{im: im, kc: kc, crds: crds, node: node, es: es, outbox: out, esCalls: calls, faults: faults, events: events}
+	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, faults: faults, events: events}
 }
 
 func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -219,7 +220,16 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 
 	// Nothing new: no write to Kubernetes, no settings write to Elasticsearch.
 	f.settle(t)
-	writes := len(writeActions(f))
+	stored := f.remoteCluster(t, "logs")
+	waitCache(t, func() bool {
+		for _, rc := range f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES) {
+			if rc.Name == "logs" { // the fake API server keeps no resourceVersion: compare the status
+				return reflect.DeepEqual(rc.Status, stored.Status)
+			}
+		}
+		return false
+	})
+	writes, statusWrites := len(writeActions(f)), len(statusActions(f))
 	f.faults.Set(esim.Fault{Method: "PUT", Prefix: "/_cluster/settings", Status: 500, ErrType: "should_not_be_called"})
 	f.reconcile(t)
 	if n := f.faults.Count(); n != 0 {
@@ -228,10 +238,24 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 	if w := writeActions(f); len(w) != writes {
 		t.Errorf("a pass with nothing new wrote to Kubernetes: %v", w[writes:])
 	}
+	if w := statusActions(f); len(w) != statusWrites {
+		t.Errorf("a pass with nothing new wrote RemoteCluster status %d times; now %+v, was %+v", len(w)-statusWrites, f.remoteCluster(t, "logs").Status, stored.Status)
+	}
 	after := f.applied(t)
 	if after.es.GetResourceVersion() != a.es.GetResourceVersion() {
 		t.Error("a pass with nothing new updated the Elasticsearch resource")
 	}
+}
+
+// statusActions are the fake API server's RemoteCluster status writes.
+func statusActions(f *fixture) []string {
+	var out []string
+	for _, a := range f.dyn.Actions() {
+		if a.GetVerb() == "update" && a.GetSubresource() == "status" && a.GetResource().Resource == "remoteclusters" {
+			out = append(out, a.GetNamespace())
+		}
+	}
+	return out
 }
 
 // writeActions are the fake API server's writes of the credentials Secret and the CA ConfigMap,

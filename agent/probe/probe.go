@@ -6,6 +6,9 @@
 // RemoteCluster's ProbeSucceeded condition and to the metrics ecklink_link_probe_success and
 // ecklink_link_probe_duration_seconds.
 //
+// Links that share a data path (the same local Elasticsearch, address and server name) share one
+// handshake per round: 1,000 links from 10 Elasticsearch to one remote cost 10 handshakes.
+//
 // Links of the certificate model are not probed: their path is the transport port with mutual
 // TLS and another trust file. A verdict that does not change is written again at most every
 // Refresh (with its latest duration), so a thousand links cost a few status writes a second at
@@ -14,6 +17,7 @@ package probe
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"sync"
@@ -22,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -117,20 +122,38 @@ type target struct {
 	result tlsprobe.Result
 }
 
-// Round probes every link once and reports the verdicts.
+// path names what a probe checks: the address, the server name and the CA ConfigMap. Links of
+// one local Elasticsearch to the same remote share it (one handshake per round for all of them).
+func (tg *target) path() string {
+	return tg.t.Address + "|" + tg.t.ServerName + "|" + tg.rc.Namespace + "/" + tg.cm
+}
+
+// Round probes every distinct data path once and reports the verdict to each link on it.
 func (p *Prober) Round(ctx context.Context) {
 	targets := p.targets()
-	work := make(chan *target)
+	byPath := map[string][]*target{}
+	var paths []string
+	for _, tg := range targets {
+		k := tg.path()
+		if _, ok := byPath[k]; !ok {
+			paths = append(paths, k)
+		}
+		byPath[k] = append(byPath[k], tg)
+	}
+	work := make(chan []*target)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
 		wg.Go(func() {
-			for tg := range work {
-				tg.result = tlsprobe.Probe(ctx, tg.t, p.cfg.Timeout, p.cfg.Now())
+			for same := range work {
+				r := tlsprobe.Probe(ctx, same[0].t, p.cfg.Timeout, p.cfg.Now())
+				for _, tg := range same {
+					tg.result = r
+				}
 			}
 		})
 	}
-	for _, tg := range targets {
-		work <- tg
+	for _, k := range paths {
+		work <- byPath[k]
 	}
 	close(work)
 	wg.Wait()
@@ -145,25 +168,44 @@ func (p *Prober) Round(ctx context.Context) {
 	p.forgetOthers(ctx, seen)
 }
 
-// targets lists the links to probe: API-key model, with credentials (a proxy address).
+// bundle is a CA ConfigMap's certificates, or why they are unusable.
+type bundle struct {
+	cas  []*x509.Certificate
+	noCA string
+}
+
+// targets lists the links to probe: API-key model, with credentials (a proxy address). Each CA
+// ConfigMap is parsed once per round.
 func (p *Prober) targets() []*target {
 	var out []*target
+	bundles := map[string]bundle{}
 	for _, rc := range p.cfg.Cache.RemoteClusters() {
 		if rc.DeletionTimestamp != nil || rc.Status.ProxyAddress == "" || rc.Status.Model == v1alpha1.SecurityModelCertificate {
 			continue
 		}
 		tg := &target{rc: rc, cm: wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name),
 			t: tlsprobe.Target{Address: rc.Status.ProxyAddress, ServerName: rc.Status.ServerName}}
-		if cm, ok := p.cfg.Cache.OwnConfigMap(rc.Namespace, tg.cm); !ok {
-			tg.noCA = "ConfigMap " + tg.cm + " does not exist yet"
-		} else if cas, err := pemutil.ParseCertificates([]byte(cm.Data[wiring.CAFileKey]), pemutil.Limits{}); err != nil {
-			tg.noCA = fmt.Sprintf("ConfigMap %s holds no usable CA: %v", tg.cm, err)
-		} else {
-			tg.t.CAs = cas
+		b, ok := bundles[rc.Namespace+"/"+tg.cm]
+		if !ok {
+			b = p.bundle(rc.Namespace, tg.cm)
+			bundles[rc.Namespace+"/"+tg.cm] = b
 		}
+		tg.t.CAs, tg.noCA = b.cas, b.noCA
 		out = append(out, tg)
 	}
 	return out
+}
+
+func (p *Prober) bundle(ns, name string) bundle {
+	cm, ok := p.cfg.Cache.OwnConfigMap(ns, name)
+	if !ok {
+		return bundle{noCA: "ConfigMap " + name + " does not exist yet"}
+	}
+	cas, err := pemutil.ParseCertificates([]byte(cm.Data[wiring.CAFileKey]), pemutil.Limits{})
+	if err != nil {
+		return bundle{noCA: fmt.Sprintf("ConfigMap %s holds no usable CA: %v", name, err)}
+	}
+	return bundle{cas: cas}
 }
 
 // condition turns a verdict into the ProbeSucceeded condition; the duration is kept apart so
@@ -220,6 +262,14 @@ func (p *Prober) report(ctx context.Context, tg *target) {
 	if ok && last.key == ck && now.Sub(last.at) < p.cfg.Refresh {
 		return
 	}
+	if !ok && holds(rc, status, reason, msg) {
+		// Written before this process started (a restart): not written again for its
+		// duration alone; the refresh counts from now.
+		p.mu.Lock()
+		p.written[key] = written{key: ck, at: now, ns: rc.Namespace, es: rc.Spec.ElasticsearchRef.Name, alias: rc.Spec.Alias}
+		p.mu.Unlock()
+		return
+	}
 	if !ok || last.key != ck {
 		p.log.Info("link probe", "remote_cluster", key, "step", tg.result.Step, "reason", reason, "duration", tg.result.Duration)
 	}
@@ -234,6 +284,16 @@ func (p *Prober) report(ctx context.Context, tg *target) {
 	p.mu.Lock()
 	p.written[key] = written{key: ck, at: now, ns: rc.Namespace, es: rc.Spec.ElasticsearchRef.Name, alias: rc.Spec.Alias}
 	p.mu.Unlock()
+}
+
+// holds says whether rc's ProbeSucceeded condition already is this verdict, whatever duration
+// its message ends with.
+func holds(rc *v1alpha1.RemoteCluster, status metav1.ConditionStatus, reason, msg string) bool {
+	c := meta.FindStatusCondition(rc.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+	if c == nil || c.Status != status || c.Reason != reason || !strings.HasPrefix(c.Message, msg+" (") {
+		return false
+	}
+	return strings.HasSuffix(c.Message, ")") && !strings.Contains(c.Message[len(msg)+2:], " ")
 }
 
 // forgetOthers drops the series and the condition of links no longer probed (deleted, or

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,12 @@ func newCA(t *testing.T) testCA {
 // remoteClusterServer serves TLS like a remote cluster server, with a leaf of ca for name.
 func remoteClusterServer(t *testing.T, ca testCA, name string) string {
 	t.Helper()
+	return countingServer(t, ca, name, &atomic.Int64{})
+}
+
+// countingServer is remoteClusterServer counting the connections it accepts.
+func countingServer(t *testing.T, ca testCA, name string, accepted *atomic.Int64) string {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -60,6 +67,7 @@ func remoteClusterServer(t *testing.T, ca testCA, name string) string {
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			_ = c.(*tls.Conn).Handshake()
 			_ = c.Close()
 		}
@@ -237,4 +245,86 @@ func value(t *testing.T, m *metrics.Metrics, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestProbeOnePerPath: links of one local Elasticsearch to the same address and server name
+// share one handshake per round and each gets the verdict; a link of another Elasticsearch (its
+// own CA ConfigMap, missing here) to the same address is probed apart and gets its own verdict.
+// A restarted prober does not write the verdicts its predecessor wrote.
+func TestProbeOnePerPath(t *testing.T) {
+	ctx := context.Background()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	name := "logs-es-remote-cluster.data.svc"
+	var accepted atomic.Int64
+	addr := countingServer(t, ca, name, &accepted)
+	links := map[string]string{"west-a": "ccs", "west-b": "ccs", "west-c": "ccs", "west-d": "other"}
+	for alias, es := range links {
+		rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: alias},
+			Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: es}, Alias: alias, Peer: "west"}}
+		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
+			x.Status.ProxyAddress, x.Status.ServerName = addr, name
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
+	cache.setCA(ca.cert) // apps/ccs-ecklink-remote-ca only
+	p, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Round(ctx)
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d connections for 4 links on 2 paths, want 2", n)
+	}
+	for alias, es := range links {
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", alias)
+		c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+		want := v1alpha1.ReasonHandshakeVerified
+		if es == "other" {
+			want = v1alpha1.ReasonCertificateUntrusted
+		}
+		if c == nil || c.Reason != want {
+			t.Errorf("%s (of %s): ProbeSucceeded %v, want reason %s", alias, es, c, want)
+		}
+	}
+
+	// A restarted agent's first round finds the same verdicts written: no status write.
+	statusWrites := func() int {
+		n := 0
+		for _, a := range dyn.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	for alias := range links { // as written by the previous process, with another duration
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", alias)
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, cur, func(x *v1alpha1.RemoteCluster) error {
+			c := meta.FindStatusCondition(x.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+			c.Message = c.Message[:strings.LastIndex(c.Message, " (")] + " (999ms)"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := statusWrites()
+	restarted, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted.Round(ctx)
+	if n := statusWrites() - before; n != 0 {
+		t.Errorf("a restarted prober wrote %d unchanged verdicts again, want 0", n)
+	}
 }

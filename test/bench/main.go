@@ -154,12 +154,15 @@ func run(o options) (*report, error) {
 		}
 		if idleAt[n] {
 			var profiled chan struct{}
-			if o.profile && n > 200 {
-				profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-%d", n), o.idle)
+			window := func() {
+				if o.profile && n > 200 {
+					profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-%d", n), o.idle)
+				}
 			}
-			ic, err := b.idleCost(ctx, n, o.idle)
+			ic, err := b.idleCost(ctx, n, o.idle, window)
 			if profiled != nil {
 				<-profiled
+				b.heapProfiles(ctx, fmt.Sprintf("heap-idle-%d", n))
 			}
 			if err != nil {
 				return rep, err
