@@ -241,10 +241,6 @@ func New(cfg Config) (*Exporter, error) {
 
 // Run drains the queue with its workers until ctx ends (workers.go).
 func (e *Exporter) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		e.queue.ShutDown()
-	}()
 	go task.Every(ctx, e.cfg.Resync, func() {
 		e.enqueueAll()
 		e.enqueue(item{kind: "gc"}, trigResync)
@@ -253,8 +249,8 @@ func (e *Exporter) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// process runs one pass of it and decides when it runs again; the worker marks it done.
 func (e *Exporter) process(ctx context.Context, it item) {
-	defer e.queue.Done(it)
 	why := e.trig.Take(it)
 	if it.kind == "link" {
 		e.trig.linkPasses.Add(1)
