@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
+	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -59,6 +61,29 @@ type state struct {
 	fileSettings *elastic.FileSettings
 	// fileVersion: alias -> settings.json version that first held its key (file-based only).
 	fileVersion map[string]int64
+	// parsed: the CA bundles of cas parsed, by content (the aliases to one remote share one;
+	// the status, the LinkStatus and the metrics of each read it).
+	parsed map[string]parsedBundle
+}
+
+type parsedBundle struct {
+	certs []*x509.Certificate
+	err   error
+}
+
+// casOf returns the certificates of the CA bundle applied for alias, parsed once per pass and
+// bundle.
+func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
+	b := string(st.cas[alias])
+	if p, ok := st.parsed[b]; ok {
+		return p.certs, p.err
+	}
+	certs, err := pemutil.ParseCertificates([]byte(b), pemutil.Limits{})
+	if st.parsed == nil {
+		st.parsed = map[string]parsedBundle{}
+	}
+	st.parsed[b] = parsedBundle{certs: certs, err: err}
+	return certs, err
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.

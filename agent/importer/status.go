@@ -166,7 +166,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 	}
 	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
 	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
-	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
+	if certs, err := st.casOf(alias); err == nil {
 		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
 		for _, cert := range certs {
 			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
@@ -208,7 +208,11 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		Connected:       st.info[alias].Connected,
 		SigningSubject:  st.signing[alias],
 	}
-	ls.AppliedCaFingerprints, _ = appliedFingerprints(st.cas[alias]) // castatus.go; none when it does not parse
+	if certs, err := st.casOf(alias); err == nil { // none when it does not parse
+		for _, c := range certs {
+			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
+		}
+	}
 	if !ls.Connected {
 		ls.Message = "not connected"
 	}
@@ -234,7 +238,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 // recordMetrics exports the link's connection, CA expiry and key expiry.
 func (im *Importer) recordMetrics(p *linkPlan, st *state) {
 	var caExpiry, keyExpiry time.Time
-	if certs, err := pemutil.ParseCertificates(st.cas[p.id.Alias], pemutil.Limits{}); err == nil {
+	if certs, err := st.casOf(p.id.Alias); err == nil {
 		for _, c := range certs {
 			if c.NotAfter.After(caExpiry) {
 				caExpiry = c.NotAfter
