@@ -182,7 +182,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 			applied.AppliedAt = &metav1.Time{Time: im.cfg.Now().Truncate(time.Second)}
 		}
 		if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
-			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime()}
+			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime().Truncate(time.Second)} // as stored (RFC 3339)
 		}
 		switch prev := rc.Status.APIKey; {
 		case id == c.GetApiKeyId():
