@@ -82,6 +82,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -peers %d: want 0 to %d\n", o.peers, maxPeers)
 		os.Exit(2)
 	}
+	if o.label == "" {
+		// What the agents are built from: the checkout now, not when the run ends (commits made
+		// during a long run are not in it).
+		o.label = commit()
+	}
 	rep, err := run(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
