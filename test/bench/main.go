@@ -114,6 +114,7 @@ type bed struct {
 	baseline string
 	links    int // RemoteClusters created so far
 	trace    bool
+	profile  bool // CPU profiles of the idle windows (-profile)
 }
 
 func run(o options) (*report, error) {
@@ -123,6 +124,7 @@ func run(o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.profile = o.profile
 	defer b.w.Stop()
 	if o.trace || o.profile {
 		fmt.Printf("bench: the agents' logs and profiles stay in %s\n", b.dir)

@@ -71,7 +71,7 @@ func (b *bed) peersCost(ctx context.Context, n int, window time.Duration) (peers
 	west := b.w.Clusters["west"]
 	res := peersResult{peers: n, links: n * linksPerFakePeer, window: window}
 	var err error
-	if res.before, _, err = measureIdle(ctx, west.Agent.Pid, window, nil); err != nil {
+	if res.before, _, err = measureIdle(ctx, west.Agent.Pid, window, nil, nil); err != nil {
 		return res, err
 	}
 	fmt.Printf("bench: agent west idle before the peers: rss_mib=%.1f cpu_percent=%.2f\n", res.before.rss, res.before.cpu)
@@ -110,7 +110,17 @@ func (b *bed) peersCost(ctx context.Context, n int, window time.Duration) (peers
 		}
 		return t
 	}
-	if res.after, res.traffic, err = measureIdle(ctx, west.Agent.Pid, window, traffic); err != nil {
+	var profiled chan struct{}
+	started := func() {
+		if b.profile {
+			profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-peers-%d", n), window)
+		}
+	}
+	res.after, res.traffic, err = measureIdle(ctx, west.Agent.Pid, window, traffic, started)
+	if profiled != nil {
+		<-profiled
+	}
+	if err != nil {
 		return res, err
 	}
 	for _, f := range fakes {
@@ -199,8 +209,9 @@ func later(a, b time.Time) time.Time {
 }
 
 // measureIdle lets the agent settle, then measures its CPU over window and its RSS at the end,
-// and what traffic (if any) counted over the same window.
-func measureIdle(ctx context.Context, pid func() int, window time.Duration, traffic func() harness.StreamStats) (agentCost, harness.StreamStats, error) {
+// and what traffic (if any) counted over the same window; started (if not nil) is called as the
+// window starts.
+func measureIdle(ctx context.Context, pid func() int, window time.Duration, traffic func() harness.StreamStats, started func()) (agentCost, harness.StreamStats, error) {
 	sleep := func(d time.Duration) error {
 		select {
 		case <-ctx.Done():
@@ -212,8 +223,11 @@ func measureIdle(ctx context.Context, pid func() int, window time.Duration, traf
 	if traffic == nil {
 		traffic = func() harness.StreamStats { return harness.StreamStats{} }
 	}
-	if err := sleep(10 * time.Second); err != nil {
+	if err := sleep(idleSettle); err != nil { // past the resync after the last change (scale.go)
 		return agentCost{}, harness.StreamStats{}, err
+	}
+	if started != nil {
+		started()
 	}
 	cpu0, t0 := cpuSeconds(pid()), traffic()
 	if err := sleep(window); err != nil {
