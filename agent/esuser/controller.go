@@ -18,6 +18,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/task"
+	"github.com/ecklink/ecklink/internal/worker"
 )
 
 // Cache is what the controller reads: the Elasticsearch resources and what uses them.
@@ -120,24 +121,19 @@ func New(cfg Config) (*Controller, error) {
 
 // Run drains the queue until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
 	go task.Every(ctx, c.cfg.Resync, c.enqueueAll)
 	c.enqueueAll()
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return ctx.Err()
-		}
-		if err := c.reconcile(ctx, key); err != nil {
-			c.log.Warn("failed to reconcile the agent's user, will retry", "elasticsearch", key.String(), "error", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
+	worker.Run(ctx, c.queue, 1, c.process)
+	return ctx.Err()
+}
+
+// process reconciles key and retries it with backoff after a failure.
+func (c *Controller) process(ctx context.Context, key types.NamespacedName) {
+	if err := c.reconcile(ctx, key); err != nil {
+		c.log.Warn("failed to reconcile the agent's user, will retry", "elasticsearch", key.String(), "error", err)
+		c.queue.AddRateLimited(key)
+	} else {
+		c.queue.Forget(key)
 	}
 }
 

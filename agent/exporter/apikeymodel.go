@@ -17,7 +17,6 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
 	"github.com/ecklink/ecklink/agent/peering"
-	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -62,7 +61,7 @@ func (m apiKeyModel) answer(ctx context.Context, q linkQuery) (linkAnswer, error
 	if !ok {
 		return linkAnswer{}, fmt.Errorf("transport CA of %s/%s: %w", target.Namespace, target.Name, errRetry)
 	}
-	bundle, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], e.cfg.Now())
+	bundle, err := e.ownCAs.Of(caSecret.Data["ca.crt"], e.cfg.Now())
 	if err != nil {
 		return linkAnswer{}, fmt.Errorf("failed to read the transport CA of %s/%s: %w", target.Namespace, target.Name, err)
 	}

@@ -120,7 +120,7 @@ func (m certificateModel) answer(ctx context.Context, q linkQuery) (linkAnswer, 
 	if !ok {
 		return linkAnswer{}, fmt.Errorf("transport CA of %s: %w", target, errRetry)
 	}
-	own, err := transporttrust.OwnCA(caSecret.Data["ca.crt"], now)
+	own, err := e.ownCAs.Of(caSecret.Data["ca.crt"], now)
 	if err != nil {
 		return linkAnswer{}, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
-	"github.com/ecklink/ecklink/agent/transporttrust"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -71,7 +70,7 @@ func (e *Exporter) publishCredentials(peer string, id link.ID, st *linkState, cr
 		// consumer adds it to its transport trust, and must get the renewed one as soon (and be
 		// judged from then on, lag.go).
 		if s, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name)); ok {
-			if bundle, err := transporttrust.OwnCA(s.Data["ca.crt"], e.cfg.Now()); err == nil {
+			if bundle, err := e.ownCAs.Of(s.Data["ca.crt"], e.cfg.Now()); err == nil {
 				creds.CaBundle = bundle
 			}
 		}
@@ -105,7 +104,7 @@ func (e *Exporter) republishExportCA(peer, ns, es string) (time.Duration, error)
 	if !ok {
 		return 0, nil // gone with the Elasticsearch: the links' reconciles say so
 	}
-	bundle, err := transporttrust.OwnCA(s.Data["ca.crt"], e.cfg.Now())
+	bundle, err := e.ownCAs.Of(s.Data["ca.crt"], e.cfg.Now())
 	if err != nil {
 		return 0, fmt.Errorf("failed to read the transport CA of %s/%s: %w", ns, es, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"google.golang.org/protobuf/proto"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
+	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/task"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -136,6 +138,8 @@ type Exporter struct {
 	licenses *license.Cache
 	// snaps serves the periodic passes' key listings (keysnapshot.go).
 	snaps *keySnapshots
+	// ownCAs parses each exported Elasticsearch's transport CA once (not once per link pass).
+	ownCAs transporttrust.OwnCAs
 	// lagSeries are the peers with an ecklink_link_peer_lag_seconds series, by export (lag.go).
 	lagMu     sync.Mutex
 	lagSeries map[string]map[string]bool
@@ -247,10 +251,6 @@ func New(cfg Config) (*Exporter, error) {
 
 // Run drains the queue with its workers until ctx ends (workers.go).
 func (e *Exporter) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		e.queue.ShutDown()
-	}()
 	go task.Every(ctx, e.cfg.Resync, func() {
 		e.enqueueAll()
 		e.enqueue(item{kind: "gc"}, trigResync)
@@ -259,8 +259,8 @@ func (e *Exporter) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// process runs one pass of it and decides when it runs again; the worker marks it done.
 func (e *Exporter) process(ctx context.Context, it item) {
-	defer e.queue.Done(it)
 	why := e.trig.Take(it)
 	if it.kind == "link" {
 		e.trig.linkPasses.Add(1)
@@ -277,7 +277,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	case "link":
 		e.mu.Lock()
 		if st := e.links[it.peer][it.link]; st != nil {
-			st.periodic = why == trigResync
+			st.periodic = periodic(why)
 		}
 		e.mu.Unlock()
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
@@ -332,6 +332,18 @@ func (e *Exporter) enqueueAll() {
 		e.enqueue(item{kind: "export", ns: exp.Namespace, name: exp.Name}, trigResync)
 	}
 	e.resyncRefused()
+}
+
+// periodic says whether a pass was queued by the resync alone. A pass noted for a later
+// requeue (a key's rotation time) counts too: the note is made when the pass is scheduled, so
+// most items carry it at their next resync.
+func periodic(why string) bool {
+	for w := range strings.SplitSeq(why, ",") {
+		if w != trigResync && w != trigRequeue {
+			return false
+		}
+	}
+	return strings.Contains(why, trigResync)
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet):

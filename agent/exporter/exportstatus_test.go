@@ -130,6 +130,7 @@ func TestExportStatusLinksAndKeyFailures(t *testing.T) {
 			t.Fatalf("queued %+v, want the link", it)
 		}
 		f.e.process(t.Context(), it)
+		f.e.queue.Done(it)
 	}
 	f.faults.Set(esim.Fault{Method: "POST", Prefix: "/_security/_query/api_key", Status: 503, ErrType: "unavailable_shards_exception"})
 	runLink()

@@ -25,6 +25,7 @@ func TestPeriodicPassesShareOneKeyListing(t *testing.T) {
 	sent := map[link.ID]string{}
 	for _, id := range ids {
 		sent[id] = f.credentials("east", id).GetApiKeyId()
+		f.e.trig.Take(item{kind: "link", peer: "east", link: id}) // the import's own trigger, taken by its pass
 	}
 	queries := func() int {
 		return f.calls.total("POST /_security/_query/api_key") + f.calls.total("GET /_security/_query/api_key")
@@ -35,7 +36,6 @@ func TestPeriodicPassesShareOneKeyListing(t *testing.T) {
 	run := func(id link.ID, why string) {
 		t.Helper()
 		it := item{kind: "link", peer: "east", link: id}
-		f.e.trig.Take(it) // what queued it before (the import) is not this pass's reason
 		f.e.trig.Note(it, why)
 		f.e.process(t.Context(), it)
 		if got := f.credentials("east", id).GetApiKeyId(); got != sent[id] {
@@ -54,6 +54,9 @@ func TestPeriodicPassesShareOneKeyListing(t *testing.T) {
 		return queries() - q
 	}
 
+	for _, id := range ids { // as after a pass that scheduled its next one (a key's rotation)
+		f.e.trig.Note(item{kind: "link", peer: "east", link: id}, trigRequeue)
+	}
 	if n := round(trigResync); n != 1 {
 		t.Errorf("a resync round over %d links listed keys %d times, want once", links, n)
 	}
@@ -75,5 +78,16 @@ func TestPeriodicPassesShareOneKeyListing(t *testing.T) {
 	}
 	if n := queries() - q; n != 1+1+links-1 {
 		t.Errorf("after a key write in the window: %d listings, want the snapshot, the new link's own and one per remaining link (%d)", n, 1+1+links-1)
+	}
+}
+
+func TestPeriodic(t *testing.T) {
+	for why, want := range map[string]bool{
+		"resync": true, "requeue,resync": true, "requeue": false, "": false,
+		"import,resync": false, "link-status,requeue,resync": false, "resync,retry": false,
+	} {
+		if got := periodic(why); got != want {
+			t.Errorf("periodic(%q) = %v, want %v", why, got, want)
+		}
 	}
 }

@@ -325,12 +325,10 @@ func (e *Exporter) prepareSigning(ctx context.Context, peer string, id link.ID, 
 		si.trust, si.caHeld = trust, true
 		return si, nil
 	}
-	cm, err := e.cfg.Kube.CoreV1().ConfigMaps(target.Namespace).Get(ctx, wiring.SigningCAConfigMapName(target.Name), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return nil, fmt.Errorf("failed to read ConfigMap %s/%s: %w", target.Namespace, wiring.SigningCAConfigMapName(target.Name), err)
-	default:
+	// Whether CAs of the link are left to clean up, from the informer cache: every pass of every
+	// link asks (a live GET each was a per-link API call at every resync); a change not seen
+	// yet is seen by the next pass, and the removal itself reads the ConfigMap live.
+	if cm, ok := e.cfg.Cache.OwnConfigMap(target.Namespace, wiring.SigningCAConfigMapName(target.Name)); ok {
 		_, si.caHeld = cm.Data[si.owner]
 	}
 	return si, nil

@@ -247,6 +247,31 @@ func TestSigningCAReleased(t *testing.T) {
 			t.Errorf("setting %v left with no CA", got)
 		}
 	})
+	t.Run("strong identity no longer used", func(t *testing.T) {
+		// Preferred, then the consumer runs a version without it: the link goes on without
+		// strong identity, and its CAs, found through the informer cache, leave the ConfigMap.
+		f := newSigningFixture(t, v1alpha1.StrongIdentityPreferred)
+		consumer := newSigningConsumer(t)
+		f.importSigning(t, consumer.request("9.3.2"))
+		owner := signingOwner("east", axLink)
+		if cm := f.signingCAs(t); cm == nil || cm.Data[owner] == "" {
+			t.Fatalf("the consumer's signing CAs are not in the ConfigMap: %v", cm)
+		}
+		waitFor(t, func() bool {
+			cm, ok := f.e.cfg.Cache.OwnConfigMap(axNS, wiring.SigningCAConfigMapName(axES))
+			return ok && cm.Data[owner] != ""
+		})
+		if err := f.e.OnImport("east", consumer.request("9.2.0")); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			f.pass(t, "east", axLink)
+			if cm := f.signingCAs(t); cm == nil || cm.Data[owner] == "" {
+				return
+			}
+		}
+		t.Errorf("signing CAs of a link without strong identity left after 3 passes: %v", f.signingCAs(t).Data)
+	})
 	t.Run("export deleted", func(t *testing.T) {
 		f := newSigningFixture(t, v1alpha1.StrongIdentityRequired)
 		f.importSigning(t, newSigningConsumer(t).request("9.3.2"))

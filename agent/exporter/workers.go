@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
+
+	"github.com/ecklink/ecklink/internal/worker"
 )
 
 // workers drain the queue side by side. Items of one exported Elasticsearch run one at a time
@@ -13,35 +15,28 @@ import (
 // call and pass the gate: they publish the newest bundle from the informer cache under pubMu.
 const workers = 4
 
-// runWorkers runs the workers until the queue shuts down.
+// runWorkers runs the workers until ctx ends.
 func (e *Exporter) runWorkers(ctx context.Context) {
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				it, quit := e.queue.Get()
-				if quit {
-					return
-				}
-				key := e.gateKey(it)
-				ok, next := e.gate.enter(key, it)
-				for _, p := range next {
-					e.queue.Add(p)
-				}
-				if !ok {
-					e.queue.Done(it) // parked: queued again when its turn comes
-					continue
-				}
-				e.process(ctx, it)
-				if key != "" {
-					for _, p := range e.gate.leave(key) {
-						e.queue.Add(p)
-					}
-				}
-			}
-		})
+	worker.Run(ctx, e.queue, workers, e.processGated)
+}
+
+// processGated runs it once the gate lets it. A parked item is done at once (worker.Run marks
+// it), and is queued again when its turn comes.
+func (e *Exporter) processGated(ctx context.Context, it item) {
+	key := e.gateKey(it)
+	ok, next := e.gate.enter(key, it)
+	for _, p := range next {
+		e.queue.Add(p)
 	}
-	wg.Wait()
+	if !ok {
+		return
+	}
+	e.process(ctx, it)
+	if key != "" {
+		for _, p := range e.gate.leave(key) {
+			e.queue.Add(p)
+		}
+	}
 }
 
 // gateKey names the Elasticsearch an item works on; "" for items that pass the gate.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
+	"github.com/ecklink/ecklink/internal/worker"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -49,27 +49,12 @@ const caWorkers = 4
 
 // runCAPath drains the CA path's queue until ctx ends.
 func (im *Importer) runCAPath(ctx context.Context) {
-	go func() {
-		<-ctx.Done()
-		im.ca.queue.ShutDown()
-	}()
-	var wg sync.WaitGroup
-	for range caWorkers {
-		wg.Go(func() {
-			for {
-				key, quit := im.ca.queue.Get()
-				if quit {
-					return
-				}
-				if err := im.applyCAOnly(ctx, key); err != nil {
-					im.log.Warn("CA-only update failed, the full reconcile applies it", "elasticsearch", key.String(), "error", err)
-					im.enqueue(key, trigCAFallback)
-				}
-				im.ca.queue.Done(key)
-			}
-		})
-	}
-	wg.Wait()
+	worker.Run(ctx, im.ca.queue, caWorkers, func(ctx context.Context, key types.NamespacedName) {
+		if err := im.applyCAOnly(ctx, key); err != nil {
+			im.log.Warn("CA-only update failed, the full reconcile applies it", "elasticsearch", key.String(), "error", err)
+			im.enqueue(key, trigCAFallback)
+		}
+	})
 }
 
 // caOnlyChange reports whether next differs from prev, both credentials of the same peer for a

@@ -230,3 +230,46 @@ func TestEchoOfEarlierAndInFlightWrites(t *testing.T) {
 		t.Error("someone else's change is taken for an echo")
 	}
 }
+
+// countingQueue counts what is added to a queue.
+type countingQueue struct {
+	workqueue.TypedInterface[types.NamespacedName]
+	adds int
+}
+
+func (q *countingQueue) Add(k types.NamespacedName) { q.adds++; q.TypedInterface.Add(k) }
+
+// TestExportCAQueuesTheCAPathOnceAllLinksAreStored: a renewed shared bundle updates every link
+// naming it, then queues their Elasticsearch for the CA path once, so a worker that takes it at
+// once merges them all in one pass (one ConfigMap write), not the first link in a pass of its
+// own and the rest in another.
+func TestExportCAQueuesTheCAPathOnceAllLinksAreStored(t *testing.T) {
+	im := testImporter()
+	q := &countingQueue{TypedInterface: im.ca.queue}
+	im.ca.queue = q
+	const ref = "0123456789abcdef0123456789abcdef"
+	old, renewed := newTestCA(t, "old"), newTestCA(t, "renewed")
+	im.shared.bundles = map[string]map[string][]byte{"west": {ref: old}}
+	var ids []link.ID
+	for i := range 20 {
+		id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "logs-" + string(rune('a'+i))}
+		c := creds(old, "k1")
+		c.CaRef = ref
+		im.answers[id] = &received{peer: "west", creds: c}
+		ids = append(ids, id)
+	}
+	if err := im.OnExportCA("west", ref, &peerv1.ExportCA{CaBundle: renewed}); err != nil {
+		t.Fatal(err)
+	}
+	if q.adds != 1 {
+		t.Errorf("the CA path was handed the Elasticsearch %d times for one renewal of %d links, want once", q.adds, len(ids))
+	}
+	for _, id := range ids {
+		if string(im.answers[id].creds.GetCaBundle()) != string(renewed) {
+			t.Errorf("%s holds the old bundle", id.Alias)
+		}
+	}
+	if im.queue.Len() != 0 {
+		t.Errorf("a CA-only change queued the full reconcile (%d)", im.queue.Len())
+	}
+}

@@ -303,14 +303,8 @@ func (im *Importer) releaseOrphanedTrust(ctx context.Context, ns, es string) err
 // certConditions are the link conditions of a certificate-model link.
 func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
 	rc, alias := p.rc, p.id.Alias
-	var out []metav1.Condition
-	add := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		out = append(out, kube.NewCondition(rc, t, status, reason, msg))
-	}
+	conds := &linkConds{rc: rc}
+	add := conds.add
 	es := rc.Spec.ElasticsearchRef.Name
 	switch {
 	case st.userAlias[alias]:
@@ -328,22 +322,9 @@ func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
 	}
 	add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonCertificateModel,
 		"certificate model: the transport certificates authenticate the connection, no API key")
-	c := p.answer.creds
-	switch {
-	case st.userAlias[alias]:
-		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
-			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: remove it or choose another alias", alias))
-	case st.settings[alias]:
-		add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to the transport port %s", alias, c.GetProxyAddress()))
-	default:
-		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, "waiting for the Elasticsearch resource to name the transport CA ConfigMap")
-	}
-	if st.info[alias].Connected {
-		add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
-	} else {
-		add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
-	}
-	return out
+	conds.settingsAndConnected(st, alias, "the transport port "+p.answer.creds.GetProxyAddress(),
+		"waiting for the Elasticsearch resource to name the transport CA ConfigMap")
+	return conds.out
 }
 
 // modelCondition warns on a RemoteCluster whose link uses the certificate model, and drops the

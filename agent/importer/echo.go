@@ -160,29 +160,31 @@ const (
 // cachedConfigMap reads one of the agent's ConfigMaps from the informer cache (a copy).
 func (im *Importer) cachedConfigMap(ns, name string) (*corev1.ConfigMap, bool) {
 	c, ok := im.cfg.Cache.OwnConfigMap(ns, name)
-	var cached metav1.Object
-	if ok {
-		cached = c
-	}
-	obj, ok := im.writes.fresher(kindConfigMap, ns, name, cached, ok)
-	if !ok {
-		return nil, false
-	}
-	return obj.(*corev1.ConfigMap).DeepCopy(), true
+	return fresherCopy(&im.writes, kindConfigMap, ns, name, c, ok)
 }
 
 // cachedSecret reads one of the agent's Secrets from the informer cache (a copy).
 func (im *Importer) cachedSecret(ns, name string) (*corev1.Secret, bool) {
 	s, ok := im.cfg.Cache.OwnSecret(ns, name)
-	var cached metav1.Object
-	if ok {
-		cached = s
+	return fresherCopy(&im.writes, kindSecret, ns, name, s, ok)
+}
+
+// fresherCopy is a copy of what w.fresher returns for an object the cache holds as cached (when
+// inCache).
+func fresherCopy[T interface {
+	metav1.Object
+	DeepCopy() T
+}](w *ownWrites, kind, ns, name string, cached T, inCache bool) (T, bool) {
+	var c metav1.Object // nil, not a nil T, when the cache does not hold it
+	if inCache {
+		c = cached
 	}
-	obj, ok := im.writes.fresher(kindSecret, ns, name, cached, ok)
+	obj, ok := w.fresher(kind, ns, name, c, inCache)
 	if !ok {
-		return nil, false
+		var none T
+		return none, false
 	}
-	return obj.(*corev1.Secret).DeepCopy(), true
+	return obj.(T).DeepCopy(), true
 }
 
 // ownObjectEcho reports whether an informer event of one of the agent's objects is the echo of

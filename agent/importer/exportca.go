@@ -67,9 +67,7 @@ func (im *Importer) OnExportCA(peer, id string, ca *peerv1.ExportCA) error {
 		}
 	}
 	im.mu.Unlock()
-	for i := range next {
-		im.store(ids[i], next[i])
-	}
+	im.storeAll(ids, next)
 	return nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
+	"github.com/ecklink/ecklink/internal/worker"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -177,33 +178,17 @@ const conflictRetry = 20 * time.Millisecond
 
 // Run drains the queue with its workers until ctx ends.
 func (im *Importer) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		im.queue.ShutDown()
-	}()
 	go im.runCAPath(ctx)
 	go im.runPodMarker(ctx)
 	go task.Every(ctx, im.cfg.Resync, func() { im.enqueueAll(trigResync) })
 	go task.Every(ctx, im.cfg.SigningTick, func() { im.tickSigningOrWarn(ctx) })
 	im.enqueueAll(trigStart)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				key, quit := im.queue.Get()
-				if quit {
-					return
-				}
-				im.process(ctx, key)
-			}
-		})
-	}
-	wg.Wait()
+	worker.Run(ctx, im.queue, workers, im.process)
 	return ctx.Err()
 }
 
+// process runs one pass of key and decides when it runs again; worker.Run marks it done.
 func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
-	defer im.queue.Done(key)
 	why := im.trig.Take(key)
 	im.trig.passes.Add(1)
 	im.trig.running.Add(1)

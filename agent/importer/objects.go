@@ -171,43 +171,39 @@ func writeJSON(ann map[string]string, key string, v any) {
 
 // saveConfigMap creates or updates the agent's ConfigMap (optimistic concurrency).
 func (im *Importer) saveConfigMap(ctx context.Context, cm *corev1.ConfigMap, exists bool) (*corev1.ConfigMap, error) {
-	client := im.cfg.Kube.CoreV1().ConfigMaps(cm.Namespace)
-	var (
-		out *corev1.ConfigMap
-		err error
-	)
-	im.writes.begin(kindConfigMap, cm)
-	defer im.writes.done(kindConfigMap, cm)
-	if exists {
-		out, err = client.Update(ctx, cm, metav1.UpdateOptions{})
-	} else {
-		out, err = client.Create(ctx, cm, metav1.CreateOptions{})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to save ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
-	}
-	im.writes.note(kindConfigMap, out, prevVersion(cm.ResourceVersion, exists))
-	return out, nil
+	return saveOwn(ctx, &im.writes, im.cfg.Kube.CoreV1().ConfigMaps(cm.Namespace), kindConfigMap, "ConfigMap", cm, exists)
 }
 
 // saveSecret creates or updates the agent's Secret (optimistic concurrency).
 func (im *Importer) saveSecret(ctx context.Context, s *corev1.Secret, exists bool) (*corev1.Secret, error) {
-	client := im.cfg.Kube.CoreV1().Secrets(s.Namespace)
+	return saveOwn(ctx, &im.writes, im.cfg.Kube.CoreV1().Secrets(s.Namespace), kindSecret, "Secret", s, exists)
+}
+
+// writer is the part of a typed client saveOwn uses.
+type writer[T any] interface {
+	Create(context.Context, T, metav1.CreateOptions) (T, error)
+	Update(context.Context, T, metav1.UpdateOptions) (T, error)
+}
+
+// saveOwn creates or updates obj, one of the agent's objects of kind (what names it in errors),
+// and records the write so that its echo is known (echo.go).
+func saveOwn[T metav1.Object](ctx context.Context, w *ownWrites, client writer[T], kind, what string, obj T, exists bool) (T, error) {
 	var (
-		out *corev1.Secret
+		out T
 		err error
 	)
-	im.writes.begin(kindSecret, s)
-	defer im.writes.done(kindSecret, s)
+	w.begin(kind, obj)
+	defer w.done(kind, obj)
 	if exists {
-		out, err = client.Update(ctx, s, metav1.UpdateOptions{})
+		out, err = client.Update(ctx, obj, metav1.UpdateOptions{})
 	} else {
-		out, err = client.Create(ctx, s, metav1.CreateOptions{})
+		out, err = client.Create(ctx, obj, metav1.CreateOptions{})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("failed to save Secret %s/%s: %w", s.Namespace, s.Name, err)
+		var none T
+		return none, fmt.Errorf("failed to save %s %s/%s: %w", what, obj.GetNamespace(), obj.GetName(), err)
 	}
-	im.writes.note(kindSecret, out, prevVersion(s.ResourceVersion, exists))
+	w.note(kind, out, prevVersion(obj.GetResourceVersion(), exists))
 	return out, nil
 }
 

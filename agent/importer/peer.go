@@ -194,17 +194,35 @@ func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 }
 
 func (im *Importer) store(id link.ID, r *received) {
+	im.storeAll([]link.ID{id}, []*received{r})
+}
+
+// storeAll stores the answers of several links, then queues each Elasticsearch once: a CA-only
+// change of many links of one Elasticsearch (a shared bundle renewed) is then one pass of the
+// CA path and one ConfigMap write, not a pass that starts with the first link stored and a
+// second one for the rest.
+func (im *Importer) storeAll(ids []link.ID, rs []*received) {
+	caKeys, fullKeys := map[types.NamespacedName]bool{}, map[types.NamespacedName]bool{}
 	im.mu.Lock()
-	caOnly := caOnlyChange(im.answers[id], r)
-	im.answers[id] = r
-	delete(im.shared.waiting, id)
-	im.mu.Unlock()
-	key := types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch}
-	if caOnly {
-		im.ca.queue.Add(key) // cafast.go
-		return
+	for i, id := range ids {
+		key := types.NamespacedName{Namespace: id.Namespace, Name: id.Elasticsearch}
+		if caOnlyChange(im.answers[id], rs[i]) {
+			caKeys[key] = true
+		} else {
+			fullKeys[key] = true
+		}
+		im.answers[id] = rs[i]
+		delete(im.shared.waiting, id)
 	}
-	im.enqueue(key, trigAnswer)
+	im.mu.Unlock()
+	for key := range caKeys {
+		if !fullKeys[key] {
+			im.ca.queue.Add(key) // cafast.go
+		}
+	}
+	for key := range fullKeys {
+		im.enqueue(key, trigAnswer)
+	}
 }
 
 // requested checks that the link is one we asked this peer for.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/internal/worker"
 )
 
 // The kubelet shows a changed ConfigMap or Secret in a pod's files only when it next syncs the
@@ -45,17 +46,9 @@ const markCoalesce = 200 * time.Millisecond
 // markPods asks for the pods of an Elasticsearch to be marked as updated.
 func (im *Importer) markPods(key types.NamespacedName) { im.pods.queue.AddAfter(key, markCoalesce) }
 
-// runPodMarker marks pods until ctx ends.
+// runPodMarker marks pods until ctx ends, with one worker (pods.denied is its own).
 func (im *Importer) runPodMarker(ctx context.Context) {
-	go func() {
-		<-ctx.Done()
-		im.pods.queue.ShutDown()
-	}()
-	for {
-		key, quit := im.pods.queue.Get()
-		if quit {
-			return
-		}
+	worker.Run(ctx, im.pods.queue, 1, func(ctx context.Context, key types.NamespacedName) {
 		if err := im.markPodsNow(ctx, key); err != nil {
 			if apierrors.IsForbidden(err) && !im.pods.denied {
 				im.pods.denied = true
@@ -64,8 +57,7 @@ func (im *Importer) runPodMarker(ctx context.Context) {
 				im.log.Debug("failed to mark Elasticsearch pods as updated", "elasticsearch", key.String(), "error", err)
 			}
 		}
-		im.pods.queue.Done(key)
-	}
+	})
 }
 
 func (im *Importer) markPodsNow(ctx context.Context, key types.NamespacedName) error {

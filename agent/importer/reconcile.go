@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
+	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -59,6 +61,29 @@ type state struct {
 	fileSettings *elastic.FileSettings
 	// fileVersion: alias -> settings.json version that first held its key (file-based only).
 	fileVersion map[string]int64
+	// parsed: the CA bundles of cas parsed, by content (the aliases to one remote share one;
+	// the status, the LinkStatus and the metrics of each read it).
+	parsed map[string]parsedBundle
+}
+
+type parsedBundle struct {
+	certs []*x509.Certificate
+	err   error
+}
+
+// casOf returns the certificates of the CA bundle applied for alias, parsed once per pass and
+// bundle.
+func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
+	b := string(st.cas[alias])
+	if p, ok := st.parsed[b]; ok {
+		return p.certs, p.err
+	}
+	certs, err := pemutil.ParseCertificates([]byte(b), pemutil.Limits{})
+	if st.parsed == nil {
+		st.parsed = map[string]parsedBundle{}
+	}
+	st.parsed[b] = parsedBundle{certs: certs, err: err}
+	return certs, err
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -615,25 +640,32 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 // (echo.go): a stale copy only makes the write fail on its resourceVersion, and the pass is
 // retried at once.
 func (im *Importer) getConfigMap(_ context.Context, ns, es string) (*corev1.ConfigMap, bool, error) {
-	if cm, ok := im.cachedConfigMap(ns, wiring.CAConfigMapName(es)); ok {
-		if cm.Annotations == nil {
-			cm.Annotations = map[string]string{}
-		}
-		return cm, true, nil
-	}
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: wiring.CAConfigMapName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+	cm, ok := cachedOrNew(im.cachedConfigMap, ns, wiring.CAConfigMapName(es), func(m metav1.ObjectMeta) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: m}
+	})
+	return cm, ok, nil
 }
 
 // getSecret reads the agent's credentials Secret of a local Elasticsearch from the informer
 // cache, as getConfigMap.
 func (im *Importer) getSecret(_ context.Context, ns, es string) (*corev1.Secret, bool, error) {
-	if s, ok := im.cachedSecret(ns, wiring.CredentialsSecretName(es)); ok {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		return s, true, nil
+	s, ok := cachedOrNew(im.cachedSecret, ns, wiring.CredentialsSecretName(es), func(m metav1.ObjectMeta) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: m}
+	})
+	return s, ok, nil
+}
+
+// cachedOrNew reads ns/name with cached, or builds it when the cache does not hold it (false);
+// either way with an annotation map the reconcile can set keys in.
+func cachedOrNew[T metav1.Object](cached func(ns, name string) (T, bool), ns, name string, build func(metav1.ObjectMeta) T) (T, bool) {
+	obj, ok := cached(ns, name)
+	if !ok {
+		obj = build(metav1.ObjectMeta{Name: name, Namespace: ns})
 	}
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: wiring.CredentialsSecretName(es), Namespace: ns, Annotations: map[string]string{}}}, false, nil
+	if obj.GetAnnotations() == nil {
+		obj.SetAnnotations(map[string]string{})
+	}
+	return obj, ok
 }
 
 func equalData(a, b map[string][]byte) bool {

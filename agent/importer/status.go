@@ -87,14 +87,8 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 	case p.certificate():
 		return im.certConditions(p, st)
 	}
-	var out []metav1.Condition
-	add := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		out = append(out, kube.NewCondition(rc, t, status, reason, msg))
-	}
+	conds := &linkConds{rc: rc}
+	add := conds.add
 	cm := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
 	switch {
 	case !st.mode.Edits() && !st.wired && st.snippet != "": // wire ran and left a snippet to commit
@@ -121,22 +115,41 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchRestarting, fmt.Sprintf(
 			"API key %s written to Secret %s; waiting for ECK to restart Elasticsearch with the new keystore", keyID, secret))
 	}
-	creds := p.answer.creds
+	conds.settingsAndConnected(st, alias, p.answer.creds.GetProxyAddress(), "waiting for the Elasticsearch resource to be wired")
+	return conds.out
+}
+
+// linkConds collects the conditions of one link's RemoteCluster.
+type linkConds struct {
+	rc  *v1alpha1.RemoteCluster
+	out []metav1.Condition
+}
+
+func (c *linkConds) add(t string, ok bool, reason, msg string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	c.out = append(c.out, kube.NewCondition(c.rc, t, status, reason, msg))
+}
+
+// settingsAndConnected adds the two conditions both security models derive alike: SettingsApplied
+// (proxy is where cluster.remote.<alias> points, notYet why it is not set yet) and Connected.
+func (c *linkConds) settingsAndConnected(st *state, alias, proxy, notYet string) {
 	switch {
 	case st.userAlias[alias]:
-		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
+		c.add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
 			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: remove it or choose another alias", alias))
 	case st.settings[alias]:
-		add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to %s", alias, creds.GetProxyAddress()))
+		c.add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to %s", alias, proxy))
 	default:
-		add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, "waiting for the Elasticsearch resource to be wired")
+		c.add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, notYet)
 	}
-	if info := st.info[alias]; info.Connected {
-		add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
+	if st.info[alias].Connected {
+		c.add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
 	} else {
-		add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
+		c.add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
 	}
-	return out
 }
 
 // fillStatus sets the descriptive status fields.
@@ -153,7 +166,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 	}
 	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
 	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
-	if certs, err := pemutil.ParseCertificates(st.cas[alias], pemutil.Limits{}); err == nil {
+	if certs, err := st.casOf(alias); err == nil {
 		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
 		for _, cert := range certs {
 			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
@@ -169,7 +182,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 			applied.AppliedAt = &metav1.Time{Time: im.cfg.Now().Truncate(time.Second)}
 		}
 		if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
-			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime()}
+			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime().Truncate(time.Second)} // as stored (RFC 3339)
 		}
 		switch prev := rc.Status.APIKey; {
 		case id == c.GetApiKeyId():
@@ -195,7 +208,11 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		Connected:       st.info[alias].Connected,
 		SigningSubject:  st.signing[alias],
 	}
-	ls.AppliedCaFingerprints, _ = appliedFingerprints(st.cas[alias]) // castatus.go; none when it does not parse
+	if certs, err := st.casOf(alias); err == nil { // none when it does not parse
+		for _, c := range certs {
+			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
+		}
+	}
 	if !ls.Connected {
 		ls.Message = "not connected"
 	}
@@ -221,7 +238,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 // recordMetrics exports the link's connection, CA expiry and key expiry.
 func (im *Importer) recordMetrics(p *linkPlan, st *state) {
 	var caExpiry, keyExpiry time.Time
-	if certs, err := pemutil.ParseCertificates(st.cas[p.id.Alias], pemutil.Limits{}); err == nil {
+	if certs, err := st.casOf(p.id.Alias); err == nil {
 		for _, c := range certs {
 			if c.NotAfter.After(caExpiry) {
 				caExpiry = c.NotAfter

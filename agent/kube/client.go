@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -149,6 +150,11 @@ func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate f
 		next := current.DeepCopyObject().(P)
 		if err := mutate(next); err != nil {
 			return err
+		}
+		if equality.Semantic.DeepEqual(current, next) {
+			// Nothing changed (the common case of a periodic pass): no conversion, no write.
+			stored = next
+			return nil
 		}
 		before, err := ToUnstructured(current)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/internal/pemutil"
+	"github.com/ecklink/ecklink/internal/worker"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -124,23 +125,18 @@ func (j *Joiner) Run(ctx context.Context) error {
 		return fmt.Errorf("failed to watch join requests: %w", err)
 	}
 	f.Start(ctx.Done())
-	go func() {
-		<-ctx.Done()
-		j.queue.ShutDown()
-	}()
-	for {
-		name, quit := j.queue.Get()
-		if quit {
-			f.Shutdown()
-			return ctx.Err()
-		}
-		if err := j.Handle(ctx, name); err != nil && ctx.Err() == nil {
-			j.log.Warn("failed to handle join request, will retry", "request", name, "error", err)
-			j.queue.AddRateLimited(name)
-		} else {
-			j.queue.Forget(name)
-		}
-		j.queue.Done(name)
+	worker.Run(ctx, j.queue, 1, j.process)
+	f.Shutdown()
+	return ctx.Err()
+}
+
+// process handles the join request name and retries it with backoff after a failure.
+func (j *Joiner) process(ctx context.Context, name string) {
+	if err := j.Handle(ctx, name); err != nil && ctx.Err() == nil {
+		j.log.Warn("failed to handle join request, will retry", "request", name, "error", err)
+		j.queue.AddRateLimited(name)
+	} else {
+		j.queue.Forget(name)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/internal/task"
+	"github.com/ecklink/ecklink/internal/worker"
 )
 
 // Cleaner removes what a peering applied or issued.
@@ -200,10 +201,6 @@ func (c *Controller) Changed() <-chan struct{} { return c.set.Changed() }
 
 // Run reconciles Peers until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
 	go task.Every(ctx, c.cfg.StatusInterval, func() {
 		for _, p := range c.cfg.Cache.Peers() {
 			c.queue.Add(p.Name)
@@ -212,18 +209,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	for _, p := range c.cfg.Cache.Peers() {
 		c.queue.Add(p.Name)
 	}
-	for {
-		name, quit := c.queue.Get()
-		if quit {
-			return ctx.Err()
-		}
-		if err := c.reconcile(ctx, name); err != nil {
-			c.log.Warn("peer reconcile failed, will retry", "peer", name, "error", err)
-			c.queue.AddRateLimited(name)
-		} else {
-			c.queue.Forget(name)
-		}
-		c.queue.Done(name)
+	worker.Run(ctx, c.queue, 1, c.process)
+	return ctx.Err()
+}
+
+// process reconciles the Peer name and retries it with backoff after a failure.
+func (c *Controller) process(ctx context.Context, name string) {
+	if err := c.reconcile(ctx, name); err != nil {
+		c.log.Warn("peer reconcile failed, will retry", "peer", name, "error", err)
+		c.queue.AddRateLimited(name)
+	} else {
+		c.queue.Forget(name)
 	}
 }
 

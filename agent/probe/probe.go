@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -261,6 +262,14 @@ func (p *Prober) report(ctx context.Context, tg *target) {
 	if ok && last.key == ck && now.Sub(last.at) < p.cfg.Refresh {
 		return
 	}
+	if !ok && holds(rc, status, reason, msg) {
+		// Written before this process started (a restart): not written again for its
+		// duration alone; the refresh counts from now.
+		p.mu.Lock()
+		p.written[key] = written{key: ck, at: now, ns: rc.Namespace, es: rc.Spec.ElasticsearchRef.Name, alias: rc.Spec.Alias}
+		p.mu.Unlock()
+		return
+	}
 	if !ok || last.key != ck {
 		p.log.Info("link probe", "remote_cluster", key, "step", tg.result.Step, "reason", reason, "duration", tg.result.Duration)
 	}
@@ -275,6 +284,16 @@ func (p *Prober) report(ctx context.Context, tg *target) {
 	p.mu.Lock()
 	p.written[key] = written{key: ck, at: now, ns: rc.Namespace, es: rc.Spec.ElasticsearchRef.Name, alias: rc.Spec.Alias}
 	p.mu.Unlock()
+}
+
+// holds says whether rc's ProbeSucceeded condition already is this verdict, whatever duration
+// its message ends with.
+func holds(rc *v1alpha1.RemoteCluster, status metav1.ConditionStatus, reason, msg string) bool {
+	c := meta.FindStatusCondition(rc.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+	if c == nil || c.Status != status || c.Reason != reason || !strings.HasPrefix(c.Message, msg+" (") {
+		return false
+	}
+	return strings.HasSuffix(c.Message, ")") && !strings.Contains(c.Message[len(msg)+2:], " ")
 }
 
 // forgetOthers drops the series and the condition of links no longer probed (deleted, or

@@ -250,9 +250,11 @@ func value(t *testing.T, m *metrics.Metrics, name string) (float64, bool) {
 // TestProbeOnePerPath: links of one local Elasticsearch to the same address and server name
 // share one handshake per round and each gets the verdict; a link of another Elasticsearch (its
 // own CA ConfigMap, missing here) to the same address is probed apart and gets its own verdict.
+// A restarted prober does not write the verdicts its predecessor wrote.
 func TestProbeOnePerPath(t *testing.T) {
 	ctx := context.Background()
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)})
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,5 +296,35 @@ func TestProbeOnePerPath(t *testing.T) {
 		if c == nil || c.Reason != want {
 			t.Errorf("%s (of %s): ProbeSucceeded %v, want reason %s", alias, es, c, want)
 		}
+	}
+
+	// A restarted agent's first round finds the same verdicts written: no status write.
+	statusWrites := func() int {
+		n := 0
+		for _, a := range dyn.Actions() {
+			if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	for alias := range links { // as written by the previous process, with another duration
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", alias)
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, cur, func(x *v1alpha1.RemoteCluster) error {
+			c := meta.FindStatusCondition(x.Status.Conditions, v1alpha1.ConditionProbeSucceeded)
+			c.Message = c.Message[:strings.LastIndex(c.Message, " (")] + " (999ms)"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := statusWrites()
+	restarted, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted.Round(ctx)
+	if n := statusWrites() - before; n != 0 {
+		t.Errorf("a restarted prober wrote %d unchanged verdicts again, want 0", n)
 	}
 }

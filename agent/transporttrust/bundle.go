@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -242,5 +243,46 @@ func OwnCA(bundle []byte, now time.Time) ([]byte, error) {
 	if _, err := pemutil.ValidateCABundle(own, now, pemutil.DefaultLimits); err != nil {
 		return nil, err
 	}
+	return own, nil
+}
+
+// OwnCAs is OwnCA with a memory of the bundles it read: every link pass of an exported
+// Elasticsearch reads the same ECK Secret, and parsing it each time was a per-link cost of
+// every resync. A bundle is parsed again once the time is outside its CA's validity, so an
+// expired CA is refused as OwnCA refuses it. The memory holds at most maxOwnCAs bundles.
+type OwnCAs struct {
+	mu sync.Mutex
+	m  map[string]ownCA
+}
+
+type ownCA struct {
+	pem                 []byte
+	notBefore, notAfter time.Time
+}
+
+const maxOwnCAs = 64
+
+// Of returns OwnCA(bundle, now), parsed once per bundle while its CA is valid.
+func (o *OwnCAs) Of(bundle []byte, now time.Time) ([]byte, error) {
+	o.mu.Lock()
+	c, ok := o.m[string(bundle)]
+	o.mu.Unlock()
+	if ok && !now.Before(c.notBefore) && now.Before(c.notAfter) {
+		return c.pem, nil
+	}
+	own, err := OwnCA(bundle, now)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := pemutil.ParseCertificates(own, pemutil.DefaultLimits)
+	if err != nil || len(certs) == 0 {
+		return own, nil // OwnCA validated it; not remembered
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil || len(o.m) >= maxOwnCAs {
+		o.m = map[string]ownCA{}
+	}
+	o.m[string(bundle)] = ownCA{pem: own, notBefore: certs[0].NotBefore, notAfter: certs[0].NotAfter}
 	return own, nil
 }

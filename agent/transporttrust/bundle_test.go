@@ -1,6 +1,7 @@
 package transporttrust
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -221,5 +222,25 @@ func TestSplitKeepsMalformedTextAsIs(t *testing.T) {
 	}
 	if cm.Data[Key] != junk {
 		t.Errorf("after leave: %q, want the user's text", cm.Data[Key])
+	}
+}
+
+// TestOwnCAs: the memory answers as OwnCA does, for a bundle it holds as for a new one, and
+// refuses a CA outside its validity as OwnCA does (it is parsed again then).
+func TestOwnCAs(t *testing.T) {
+	bundle := []byte(pemOf(newCA(t, "own", now.Add(time.Hour))) + pemOf(newCA(t, "other", now.Add(time.Hour))))
+	var o OwnCAs
+	for i := range 3 {
+		want, wantErr := OwnCA(bundle, now)
+		got, err := o.Of(bundle, now)
+		if err != nil || wantErr != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read %d: %q, %v; OwnCA gives %q, %v", i, got, err, want, wantErr)
+		}
+	}
+	if _, err := o.Of(bundle, now.Add(2*time.Hour)); err == nil {
+		t.Error("a CA past its NotAfter was served from the memory")
+	}
+	if _, err := o.Of([]byte("not pem"), now); err == nil {
+		t.Error("a bundle without PEM was accepted")
 	}
 }

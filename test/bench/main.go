@@ -82,6 +82,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -peers %d: want 0 to %d\n", o.peers, maxPeers)
 		os.Exit(2)
 	}
+	if o.label == "" {
+		// What the agents are built from: the checkout now, not when the run ends (commits made
+		// during a long run are not in it).
+		o.label = commit()
+	}
 	rep, err := run(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -154,12 +159,15 @@ func run(o options) (*report, error) {
 		}
 		if idleAt[n] {
 			var profiled chan struct{}
-			if o.profile && n > 200 {
-				profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-%d", n), o.idle)
+			window := func() {
+				if o.profile && n > 200 {
+					profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-idle-%d", n), o.idle)
+				}
 			}
-			ic, err := b.idleCost(ctx, n, o.idle)
+			ic, err := b.idleCost(ctx, n, o.idle, window)
 			if profiled != nil {
 				<-profiled
+				b.heapProfiles(ctx, fmt.Sprintf("heap-idle-%d", n))
 			}
 			if err != nil {
 				return rep, err

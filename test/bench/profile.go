@@ -58,3 +58,16 @@ func fetchProfile(ctx context.Context, url, path string, d time.Duration) error 
 	}
 	return f.Close()
 }
+
+// heapProfiles writes a heap profile of each environment's agent, now, into
+// <dir>/<env>/<name>.pprof (`go tool pprof -sample_index=inuse_space -top <file>`).
+func (b *bed) heapProfiles(ctx context.Context, name string) {
+	for env, c := range b.w.Clusters {
+		path := filepath.Join(b.dir, env, name+".pprof")
+		if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/heap", path, 0); err != nil {
+			fmt.Printf("bench: heap profile of %s's agent: %v\n", env, err)
+			continue
+		}
+		fmt.Printf("bench: %s's agent heap profile: %s\n", env, path)
+	}
+}

@@ -103,19 +103,21 @@ type idleResult struct {
 	rss, cpu map[string]float64
 }
 
-// idleCost measures each agent's RSS and CPU over the idle window, after a settling pause.
 // idleSettle is how long the links stay unchanged before an idle window: longer than the
 // agents' resync (30s), so the full passes that follow the last change (after a CA update, the
 // status of every link) are behind it and the window measures the steady state.
 const idleSettle = 40 * time.Second
 
-func (b *bed) idleCost(ctx context.Context, n int, window time.Duration) (idleResult, error) {
+// idleCost measures each agent's RSS and CPU over window after idleSettle; started is called
+// as the window starts.
+func (b *bed) idleCost(ctx context.Context, n int, window time.Duration, started func()) (idleResult, error) {
 	res := idleResult{links: n, rss: map[string]float64{}, cpu: map[string]float64{}}
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
 	case <-time.After(idleSettle):
 	}
+	started()
 	before := map[string]float64{}
 	for name, c := range b.w.Clusters {
 		before[name] = cpuSeconds(c.Agent.Pid())
