@@ -37,12 +37,10 @@ var (
 )
 
 // address is where peers dial the exported Elasticsearch, and the TLS server name they send:
-// its remote cluster server, or with the certificate model its transport port.
+// the port of the export's security model (its remote cluster server, or with the certificate
+// model its transport port).
 func (e *Exporter) address(ctx context.Context, exp *v1alpha1.ClusterExport) (string, string, error) {
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return e.portAddress(ctx, exp, transportPort)
-	}
-	return e.portAddress(ctx, exp, remoteClusterPort)
+	return e.portAddress(ctx, exp, e.modelOf(exp).port())
 }
 
 // portAddress is where peers dial port p of exp's Elasticsearch, and the TLS server name they

@@ -307,3 +307,46 @@ func TestCertificateTrustWriteFails(t *testing.T) {
 		t.Errorf("owners after the retry %v, want east's", owners)
 	}
 }
+
+// TestTrustUnjustified: why the trust sweep removes a peer CA of the export data/logs, for each
+// owner and what this agent knows of its link ("" keeps it).
+func TestTrustUnjustified(t *testing.T) {
+	owner := trustOwner(axExport, "east", axLink)
+	const (
+		askKey  = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
+		askCert = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+		askNone = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
+	)
+	for _, tc := range []struct {
+		name, owner string
+		// held is the model the link held in memory asks for (nil: the link is not held).
+		held      *peerv1.SecurityModel
+		inventory bool // the peer's inventory arrived
+		want      string
+	}{
+		{name: "the importer's owner", owner: "rc/apps/ccs/west-logs", want: ""},
+		{name: "malformed", owner: "export/logs/east", want: "malformed owner"},
+		{name: "peer gone", owner: trustOwner(axExport, "south", axLink), want: "peer south is gone"},
+		{name: "export gone", owner: trustOwner("other", "east", axLink), want: "export data/other is gone"},
+		{name: "link not held, no inventory yet", owner: owner, want: ""},
+		{name: "link not held, not in the inventory", owner: owner, inventory: true, want: "peer east no longer imports link " + axLink.String()},
+		{name: "link asks for the certificate model", owner: owner, held: new(askCert), inventory: true, want: ""},
+		{name: "link asks for no model (0.1.0)", owner: owner, held: new(askNone), want: ""},
+		{name: "link asks for the API-key model", owner: owner, held: new(askKey), want: "link " + axLink.String() + " asks for the apiKey model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCertFixture(t, "east")
+			f.e.mu.Lock()
+			if tc.held != nil {
+				req := certRequest(axLink, nil)
+				req.Model = *tc.held
+				f.e.links["east"] = map[link.ID]*linkState{axLink: {req: req}}
+			}
+			f.e.inventry["east"] = tc.inventory
+			f.e.mu.Unlock()
+			if got := f.e.trustUnjustified(axNS, tc.owner); got != tc.want {
+				t.Errorf("trustUnjustified(%s) = %q, want %q", tc.owner, got, tc.want)
+			}
+		})
+	}
+}

@@ -65,29 +65,64 @@ func (e *Exporter) trustStore() *transporttrust.Store {
 // and tests build Exporters without New).
 func (e *Exporter) editor() *wiring.Editor { return wiring.NewEditor(e.cfg.Dynamic, e.log) }
 
-// answerCertificate answers an import of an export with model certificate.
-func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, exp *v1alpha1.ClusterExport, st *linkState) (*peerv1.Credentials, *peering.RefusalError, time.Duration, error) {
+// certificateModel is the certificate security model, remote side (see above).
+type certificateModel struct{ e *Exporter }
+
+var _ securityModel = certificateModel{}
+
+func (certificateModel) name() v1alpha1.SecurityModel { return v1alpha1.SecurityModelCertificate }
+func (certificateModel) wire() peerv1.SecurityModel {
+	return peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+}
+func (certificateModel) port() esPort { return transportPort }
+
+// sharesCA is false: a certificate-model consumer takes exactly one CA inline (importer
+// validateCertificate).
+func (certificateModel) sharesCA() bool { return false }
+
+// disabled refuses every import while this agent does not allow the model (certificateModel.enabled).
+func (m certificateModel) disabled() *peering.RefusalError {
+	if m.e.cfg.CertificateModel {
+		return nil
+	}
+	return &peering.RefusalError{Reason: v1alpha1.ReasonCertificateModelDisabled, Message: v1alpha1.CertificateModelDisabledMessage}
+}
+
+// published has nothing to do: the keys of an earlier API-key answer went in answer.
+func (certificateModel) published(context.Context, string, link.ID, *linkState) error { return nil }
+
+// release removes the peer CA added for the link.
+func (m certificateModel) release(ctx context.Context, peer string, id link.ID, st *linkState) error {
+	return m.e.releaseTrust(ctx, peer, id, st)
+}
+
+// collect removes the peer CAs nothing justifies any more (collectTrust).
+func (m certificateModel) collect(ctx context.Context) error { return m.e.collectTrust(ctx) }
+
+// answer answers an import of an export with the certificate model.
+func (m certificateModel) answer(ctx context.Context, q linkQuery) (linkAnswer, error) {
+	e, peer, id, req, exp, st := m.e, q.peer, q.id, q.req, q.exp, q.st
 	target, es, ref := e.exportedElasticsearch(exp, st)
 	if ref != nil {
-		return nil, ref, 30 * time.Second, nil
+		return refuse(ref, 30*time.Second), nil
 	}
-	addr, serverName, err := e.address(ctx, exp)
+	addr, serverName, err := e.portAddress(ctx, exp, m.port())
 	if err != nil {
-		return nil, &peering.RefusalError{Reason: "AddressUnresolved", Message: "the exported Elasticsearch has no reachable transport address yet"}, 10 * time.Second, nil
+		return refuse(&peering.RefusalError{Reason: "AddressUnresolved", Message: "the exported Elasticsearch has no reachable transport address yet"}, 10*time.Second), nil
 	}
 	now := e.cfg.Now()
 	peerCA, ref := consumerTransportCA(exp, req.GetTransportCaBundle(), now)
 	if ref != nil {
-		return nil, ref, 0, nil
+		return refuse(ref, 0), nil
 	}
 	peerCAs := []*x509.Certificate{peerCA}
 	caSecret, ok := e.cfg.Cache.ECKSecret(target.Namespace, eck.TransportCertsPublic(target.Name))
 	if !ok {
-		return nil, nil, 0, fmt.Errorf("transport CA of %s: %w", target, errRetry)
+		return linkAnswer{}, fmt.Errorf("transport CA of %s: %w", target, errRetry)
 	}
 	own, err := e.ownCAs.Of(caSecret.Data["ca.crt"], now)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
+		return linkAnswer{}, fmt.Errorf("failed to read the transport CA of %s: %w", target, err)
 	}
 
 	// Keys from an earlier API-key answer are trust this link no longer needs. Failing to
@@ -108,12 +143,12 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 	if previous != nil && *previous != (heldTrust{target: target, owner: owner}) {
 		// The link moved to another export or Elasticsearch: what the old one granted goes.
 		if err := e.releaseTrust(ctx, peer, id, st); err != nil {
-			return nil, nil, 0, err
+			return linkAnswer{}, err
 		}
 	}
 	res, err := e.trustStore().Apply(ctx, es, map[string][]*x509.Certificate{owner: peerCAs}, exportMode)
 	if err != nil {
-		return nil, nil, 0, err
+		return linkAnswer{}, err
 	}
 	e.mu.Lock()
 	st.trust = &heldTrust{target: target, owner: owner}
@@ -124,14 +159,14 @@ func (e *Exporter) answerCertificate(ctx context.Context, peer string, id link.I
 			"elasticsearch", target.String(), "configmap", res.ConfigMap)
 	}
 	version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
-	return &peerv1.Credentials{
+	return linkAnswer{creds: &peerv1.Credentials{
 		Link:                 id.Proto(),
-		Model:                peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE,
+		Model:                m.wire(),
 		CaBundle:             own,
 		ProxyAddress:         addr,
 		ServerName:           serverName,
 		ElasticsearchVersion: version,
-	}, nil, 0, nil
+	}}, nil
 }
 
 // releaseTrust removes the peer CA the exporter added for a link, if it added one. User CAs and
@@ -234,7 +269,7 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	switch {
 	case !ok:
 		return "export " + ns + "/" + exportName + " is gone"
-	case exp.Spec.Model != v1alpha1.SecurityModelCertificate:
+	case !e.usesTrust(exp):
 		return "export " + ns + "/" + exportName + " no longer uses the certificate model"
 	case !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch):
 		return "export " + ns + "/" + exportName + " no longer grants " + peer + " link " + id.String()
@@ -247,8 +282,10 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	if known && st.req != nil && (st.req.GetExportNamespace() != ns || st.req.GetExportName() != exportName) {
 		return "link " + id.String() + " now imports another export"
 	}
-	if known && st.req != nil && requestedModel(st.req) == v1alpha1.SecurityModelAPIKey {
-		return "link " + id.String() + " asks for the API-key model"
+	if known && st.req != nil {
+		if asked := e.requestedModel(st.req); asked != "" && asked != v1alpha1.SecurityModelCertificate {
+			return "link " + id.String() + " asks for the " + string(asked) + " model"
+		}
 	}
 	if e.inventry[peer] && (!known || st.removed) {
 		return "peer " + peer + " no longer imports link " + id.String()
@@ -256,22 +293,23 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	return ""
 }
 
-// reconcileCertificateExport reports the conditions of an export with model certificate: the
-// address, the deprecation warning, which does not affect Ready, and whether its consumers keep
-// up with the transport CA (PeersCurrent). The remote cluster server
-// is not used by this model, so its condition goes.
-func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1.ClusterExport) (time.Duration, error) {
+// exportStatus reports the conditions of an export with model certificate: the address, the
+// deprecation warning, which does not affect Ready, and whether its consumers keep up with the
+// transport CA (PeersCurrent). The remote cluster server is not used by this model, so its
+// condition goes.
+func (m certificateModel) exportStatus(ctx context.Context, exp *v1alpha1.ClusterExport) (exportStatus, error) {
+	e := m.e
 	ns, esName := exp.Namespace, exp.Spec.ElasticsearchRef.Name
 	_, found := e.cfg.Cache.Elasticsearch(ns, esName)
 	requeue := time.Duration(0)
-	addr, serverName, err := e.address(ctx, exp)
+	addr, serverName, err := e.portAddress(ctx, exp, m.port())
 	addrStatus, addrReason, addrMsg := addressCondition(exp, addr, "the transport port at ", err)
 	if err != nil {
 		requeue = 10 * time.Second
 	}
 	// The consumer applies this side's transport CA here too, so the CA warnings apply; with no
 	// API key, the key warning never does (lag.go).
-	return e.writeExportStatus(ctx, exp, exportStatus{addr: addr, serverName: serverName, requeue: requeue,
+	return exportStatus{addr: addr, serverName: serverName, requeue: requeue,
 		conditions: func(x *v1alpha1.ClusterExport) {
 			kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
 			kube.Set(x, kube.NewCondition(x, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
@@ -286,7 +324,14 @@ func (e *Exporter) reconcileCertificateExport(ctx context.Context, exp *v1alpha1
 			}
 			return peerhealth.Ready(x, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionCertificateModelEnabled)
 		},
-	})
+	}, nil
+}
+
+// usesTrust says whether the links of exp hold peer CAs in the transport trust: whether its
+// model is this one.
+func (e *Exporter) usesTrust(exp *v1alpha1.ClusterExport) bool {
+	_, ok := e.modelOf(exp).(certificateModel)
+	return ok
 }
 
 // certificateModelCondition says whether this agent lets a certificate-model export serve peers.

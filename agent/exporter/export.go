@@ -6,16 +6,13 @@ import (
 	"sort"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
-	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/peertext"
 )
 
@@ -39,57 +36,11 @@ func (e *Exporter) reconcileExport(ctx context.Context, ns, name string) (time.D
 		}
 		return 0, nil // the update comes back as an event
 	}
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return e.reconcileCertificateExport(ctx, exp)
-	}
-	var conds []metav1.Condition
-	requeue := time.Duration(0)
-	esName := exp.Spec.ElasticsearchRef.Name
-	es, found := e.cfg.Cache.Elasticsearch(ns, esName)
-	enabled := false
-	if found {
-		enabled, _, _ = unstructured.NestedBool(es.Object, "spec", "remoteClusterServer", "enabled")
-	}
-	rcs, reason, msg := serverCondition(exp, found, enabled)
-	if reason == v1alpha1.ReasonServerEnabling {
-		if err := e.enableRemoteClusterServer(ctx, es); err != nil {
-			return 0, err
-		}
-		e.cfg.Recorder.Event(exp, corev1.EventTypeWarning, v1alpha1.ReasonServerEnabling,
-			fmt.Sprintf("enabled the remote cluster server of Elasticsearch %s (spec.enableRemoteClusterServer): ECK restarts the cluster", esName))
-	}
-	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionRemoteClusterServerEnabled, rcs, reason, msg))
-	if found {
-		// Mounted while exported (9.3+), so that requiring strong identity later needs no restart.
-		if err := e.wireSigningCA(ctx, elastic.Target{Namespace: ns, Name: esName}); err != nil {
-			return 0, err
-		}
-	}
-	addr, serverName, err := e.address(ctx, exp)
-	addrStatus, addrReason, addrMsg := addressCondition(exp, addr, "", err)
+	s, err := e.modelOf(exp).exportStatus(ctx, exp)
 	if err != nil {
-		requeue = 10 * time.Second
+		return 0, err
 	}
-	conds = append(conds, kube.NewCondition(exp, v1alpha1.ConditionAddressResolved, addrStatus, addrReason, addrMsg))
-	conds = append(conds, e.keysCondition(exp))
-	ready := []string{v1alpha1.ConditionRemoteClusterServerEnabled, v1alpha1.ConditionAddressResolved, v1alpha1.ConditionKeysManaged}
-	if found {
-		lc := e.licenseCondition(ctx, exp) // license.go
-		conds = append(conds, lc)
-		if lc.Status == metav1.ConditionFalse {
-			// Named first: the license is why the rest cannot work.
-			ready = append([]string{v1alpha1.ConditionLicenseSufficient}, ready...)
-		}
-	}
-	return e.writeExportStatus(ctx, exp, exportStatus{addr: addr, serverName: serverName, requeue: requeue,
-		conditions: func(x *v1alpha1.ClusterExport) {
-			for _, c := range conds {
-				kube.Set(x, c)
-			}
-		},
-		afterLag: dropModelWarning,
-		ready:    func(x *v1alpha1.ClusterExport) metav1.Condition { return peerhealth.Ready(x, ready...) },
-	})
+	return e.writeExportStatus(ctx, exp, s)
 }
 
 // exportStatus is what a security model's pass over an export writes to its status, besides
@@ -210,19 +161,6 @@ func (e *Exporter) exportLinkLocked(peer string, id link.ID, st *linkState) v1al
 // maxLinkMessage bounds status.links[].message (the CRD allows 1024 bytes).
 const maxLinkMessage = 1000
 
-// enableRemoteClusterServer sets spec.remoteClusterServer.enabled on the exported Elasticsearch
-// (wiring.Editor, as every other edit of the resource).
-func (e *Exporter) enableRemoteClusterServer(ctx context.Context, es *unstructured.Unstructured) error {
-	_, changes, err := e.editor().Edit(ctx, es, "enable the remote cluster server of", wiring.EnableRemoteClusterServer)
-	if err != nil {
-		return err
-	}
-	if len(changes) > 0 {
-		e.log.Warn("enabled the remote cluster server; ECK restarts the cluster", "elasticsearch", es.GetNamespace()+"/"+es.GetName())
-	}
-	return nil
-}
-
 // finalizeExport invalidates every key issued under the export, then lets it go.
 func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExport) error {
 	if !hasFinalizer(exp) {
@@ -279,23 +217,6 @@ func hasFinalizer(obj metav1.Object) bool {
 		}
 	}
 	return false
-}
-
-// serverCondition is RemoteClusterServerEnabled of an API-key export whose Elasticsearch was
-// found or not and has spec.remoteClusterServer.enabled or not. ServerEnabling means the
-// agent is to enable it now (spec.enableRemoteClusterServer).
-func serverCondition(exp *v1alpha1.ClusterExport, found, enabled bool) (metav1.ConditionStatus, string, string) {
-	esName := exp.Spec.ElasticsearchRef.Name
-	switch {
-	case !found:
-		return metav1.ConditionFalse, v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", esName, exp.Namespace)
-	case enabled:
-		return metav1.ConditionTrue, v1alpha1.ReasonServerEnabled, "spec.remoteClusterServer.enabled is true"
-	case exp.Spec.EnableRemoteClusterServer:
-		return metav1.ConditionFalse, v1alpha1.ReasonServerEnabling, "enabling spec.remoteClusterServer: ECK restarts the cluster"
-	}
-	return metav1.ConditionFalse, v1alpha1.ReasonServerDisabled, fmt.Sprintf(
-		"Elasticsearch %s does not have spec.remoteClusterServer.enabled: true, which the API-key model needs; set it (ECK restarts the cluster) or set spec.enableRemoteClusterServer on this export", esName)
 }
 
 // addressCondition is AddressResolved for the address e.address returned (or its error); port

@@ -74,9 +74,8 @@ func (e *Exporter) publishCredentials(peer string, id link.ID, st *linkState, cr
 				creds.CaBundle = bundle
 			}
 		}
-		// Only the API-key model shares the bundle: a certificate-model consumer takes exactly
-		// one CA inline (importer validateCertificate).
-		if share && creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
+		// Only a model whose consumers take the bundle by reference shares it (sharesCA).
+		if m := e.modelOnWire(creds.GetModel()); share && m != nil && m.sharesCA() {
 			ref = link.ExportCAID(target.Namespace, target.Name)
 			if err := e.cfg.Outbox.Publish(peer, link.ExportCAResource(ref), &peerv1.ExportCA{CaBundle: creds.GetCaBundle()}); err != nil {
 				return err

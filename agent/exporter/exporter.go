@@ -1,8 +1,18 @@
-// Package exporter is the remote side of the API-key model: for each link a peer imports from a
-// ClusterExport that grants it, it keeps one cross-cluster API key in the exported Elasticsearch
-// (created, updated in place when the access changes, rotated make-before-break before it
-// expires, invalidated when the link, the export or the peering goes), and streams the encoded key
-// with the transport CA bundle, the proxy address and the server name to the peer.
+// Package exporter is the remote side of a link: for each link a peer imports from a
+// ClusterExport that grants it, it answers with what the export's security model gives. With the
+// API-key model it keeps one cross-cluster API key in the exported Elasticsearch (created,
+// updated in place when the access changes, rotated make-before-break before it expires,
+// invalidated when the link, the export or the peering goes), and streams the encoded key with
+// the transport CA bundle, the proxy address and the server name to the peer; with the
+// certificate model it adds the peer's transport CA to the exported Elasticsearch's transport
+// trust instead (certmodel.go).
+//
+// What is common to every link (the grant, the caps, the model both sides must agree on, the
+// publication of the answer or the refusal, the export's status) is written once; what a model
+// does is behind one interface, securityModel (model.go), implemented by apiKeyModel
+// (apikeymodel.go) and certificateModel (certmodel.go) and chosen once per export by modelOf.
+// Adding a third model means one new implementation listed in models, plus its value in the API
+// enum (v1alpha1.SecurityModel) and on the wire (peerv1.SecurityModel).
 package exporter
 
 import (

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 )
@@ -17,16 +16,10 @@ import (
 // the agent was down.
 func (e *Exporter) collectGarbage(ctx context.Context) error {
 	var firstErr error
-	for t := range e.sweepTargets(func(st *linkState) *elastic.Target { return st.target }) {
-		if _, ok := e.cfg.Cache.Elasticsearch(t.Namespace, t.Name); !ok {
-			continue
-		}
-		if err := e.collectIn(ctx, t); err != nil && firstErr == nil {
+	for _, m := range e.models() {
+		if err := m.collect(ctx); err != nil && firstErr == nil {
 			firstErr = err
 		}
-	}
-	if err := e.collectTrust(ctx); err != nil && firstErr == nil {
-		firstErr = err
 	}
 	return firstErr
 }
@@ -93,8 +86,8 @@ func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
 	if !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
 		return "export " + exportRef + " no longer grants " + peer + " link " + linkRef
 	}
-	if exp.Spec.Model == v1alpha1.SecurityModelCertificate {
-		return "export " + exportRef + " uses the certificate model, which needs no api key"
+	if !e.usesKeys(exp) {
+		return "export " + exportRef + " uses the " + string(e.modelOf(exp).name()) + " model, which needs no api key"
 	}
 	if !e.mayImport(peer, id) {
 		return "peer " + peer + " no longer imports link " + linkRef

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 )
@@ -41,7 +40,7 @@ func (e *Exporter) goneTargets(peer string, id link.ID) []elastic.Target {
 	var out []elastic.Target
 	seen := map[elastic.Target]bool{}
 	for _, exp := range e.grants.ClusterExports() {
-		if exp.Spec.Model == v1alpha1.SecurityModelCertificate || !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
+		if !e.usesKeys(exp) || !exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch) {
 			continue
 		}
 		t := elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
