@@ -139,8 +139,10 @@ func (f *fixture) settle(t *testing.T) {
 	t.Helper()
 	want := f.applied(t)
 	waitCache(t, func() bool {
+		// The fake API server keeps no resourceVersion: compare what the passes write.
 		es, ok := f.im.cfg.Cache.Elasticsearch(fxNS, fxES)
-		return ok && es.GetResourceVersion() == want.es.GetResourceVersion()
+		return ok && reflect.DeepEqual(es.Object["spec"], want.es.Object["spec"]) &&
+			reflect.DeepEqual(es.GetAnnotations(), want.es.GetAnnotations())
 	})
 }
 
