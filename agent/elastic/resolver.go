@@ -235,9 +235,14 @@ func (r *Resolver) credentials(ctx context.Context, t Target) (string, string, e
 		return elasticUser, string(s.Data[elasticUser]), nil
 	}
 	name := UserSecretName(t.Name)
-	data, err := r.userSecret(ctx, t.Namespace, name)
+	// From the informer cache: every pass of every link asks (at 1,000 links a live GET each was
+	// most of an idle exporter's API calls); from the API server when it was just created.
+	data, err := r.getSecret(ctx, t.Namespace, name)
+	if apierrors.IsNotFound(err) {
+		return "", "", fmt.Errorf("Secret %s/%s not found: %w", t.Namespace, name, ErrUserNotProvisioned)
+	}
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("failed to get Secret %s/%s: %w", t.Namespace, name, err)
 	}
 	user, password := string(data[corev1.BasicAuthUsernameKey]), string(data[corev1.BasicAuthPasswordKey])
 	if user == "" || password == "" {
@@ -245,25 +250,6 @@ func (r *Resolver) credentials(ctx context.Context, t Target) (string, string, e
 			corev1.BasicAuthUsernameKey, corev1.BasicAuthPasswordKey, ErrUserNotProvisioned)
 	}
 	return user, password, nil
-}
-
-// userSecret reads the agent's user Secret from the informer cache (every pass of every link
-// asks: at 1,000 links a live GET each was most of an idle exporter's API calls), and from the
-// API server when the cache does not hold it yet (just created).
-func (r *Resolver) userSecret(ctx context.Context, ns, name string) (map[string][]byte, error) {
-	if r.cached != nil {
-		if s, ok := r.cached(ns, name); ok {
-			return s.Data, nil
-		}
-	}
-	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("Secret %s/%s not found: %w", ns, name, ErrUserNotProvisioned)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to get Secret %s/%s: %w", ns, name, err)
-	}
-	return s.Data, nil
 }
 
 // Forget drops the cached client of t (e.g. when the Elasticsearch resource
@@ -275,19 +261,29 @@ func (r *Resolver) Forget(t Target) {
 }
 
 func (r *Resolver) secret(ctx context.Context, ns, name string) (*secretData, error) {
-	if r.cached != nil {
-		if s, ok := r.cached(ns, name); ok {
-			return &secretData{Namespace: ns, Name: name, Data: s.Data}, nil
-		}
-	}
-	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	data, err := r.getSecret(ctx, ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to get Secret %s/%s (is the Elasticsearch resource managed by ECK and reconciled?): %w", ns, name, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to get Secret %s/%s: %w", ns, name, err)
 	}
-	return &secretData{Namespace: ns, Name: name, Data: s.Data}, nil
+	return &secretData{Namespace: ns, Name: name, Data: data}, nil
+}
+
+// getSecret reads a Secret's data from the informer cache, or from the API server when the cache
+// does not hold it; the API server's error is returned as it is.
+func (r *Resolver) getSecret(ctx context.Context, ns, name string) (map[string][]byte, error) {
+	if r.cached != nil {
+		if s, ok := r.cached(ns, name); ok {
+			return s.Data, nil
+		}
+	}
+	s, err := r.kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
 }
 
 // secretData is the part of a Secret the resolver uses.
