@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"crypto/x509"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -189,9 +190,14 @@ func appliedFingerprints(bundle []byte) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fingerprintsOf(certs), nil
+}
+
+// fingerprintsOf are the fingerprints of certs, in their order.
+func fingerprintsOf(certs []*x509.Certificate) []string {
 	var fps []string
 	for _, c := range certs {
 		fps = append(fps, pemutil.Fingerprint(c))
 	}
-	return fps, nil
+	return fps
 }

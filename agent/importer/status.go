@@ -209,9 +209,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		SigningSubject:  st.signing[alias],
 	}
 	if certs, err := st.casOf(alias); err == nil { // none when it does not parse
-		for _, c := range certs {
-			ls.AppliedCaFingerprints = append(ls.AppliedCaFingerprints, pemutil.Fingerprint(c))
-		}
+		ls.AppliedCaFingerprints = fingerprintsOf(certs) // castatus.go
 	}
 	if !ls.Connected {
 		ls.Message = "not connected"
