@@ -58,13 +58,13 @@ func (im *Importer) runCAPath(ctx context.Context) {
 }
 
 // caOnlyChange reports whether next differs from prev, both credentials of the same peer for a
-// link, in the CA bundle only (API-key model: certificate-model CAs go to the transport trust,
-// through the full reconcile).
+// link, in the CA bundle only, of a model whose CA takes the CA path (securityModel.sharesCA:
+// the API-key model; certificate-model CAs go to the transport trust, through the full reconcile).
 func caOnlyChange(prev, next *received) bool {
 	if prev == nil || next == nil || prev.removed || next.removed || prev.creds == nil || next.creds == nil || prev.peer != next.peer {
 		return false
 	}
-	if next.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY || bytes.Equal(prev.creds.GetCaBundle(), next.creds.GetCaBundle()) {
+	if !sharesCA(next.creds.GetModel()) || bytes.Equal(prev.creds.GetCaBundle(), next.creds.GetCaBundle()) {
 		return false
 	}
 	a, b := proto.Clone(prev.creds).(*peerv1.Credentials), proto.Clone(next.creds).(*peerv1.Credentials)
@@ -129,7 +129,7 @@ func (im *Importer) caOnlyData(key types.NamespacedName, cur *corev1.ConfigMap) 
 		im.mu.Lock()
 		r := im.answers[id]
 		im.mu.Unlock()
-		if r == nil || r.removed || r.creds == nil || r.creds.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
+		if r == nil || r.removed || r.creds == nil || !sharesCA(r.creds.GetModel()) {
 			continue
 		}
 		merged, err := merger.merge(prev, r.creds.GetCaBundle())

@@ -21,7 +21,7 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/kube"
-	"github.com/ecklink/ecklink/agent/link"
+	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -37,8 +37,8 @@ import (
 // mode, with no credentials: without cluster.remote.<alias>.credentials in its keystore,
 // Elasticsearch dials with its transport TLS profile, presenting its transport certificate.
 //
-// Only a RemoteCluster whose spec.model is certificate gets here (linkPlan.certificate): a peer
-// cannot put its CA into this cluster's transport trust by answering with that model.
+// Only a RemoteCluster whose spec.model is certificate gets here (modelOf, linkPlan.applied): a
+// peer cannot put its CA into this cluster's transport trust by answering with that model.
 //
 // The owner entries of the transport CA ConfigMap record which remote CAs this half added for
 // which alias; which aliases' settings the agent created is recorded apart, in its own namespace
@@ -54,24 +54,54 @@ type certState struct {
 	wired     bool
 	// snippet is the wiring to commit (manual).
 	snippet string
-	// eckHas: ECK copied every current remote CA of the alias into the transport certificates.
-	eckHas map[string]bool
-	// cas are the remote CAs applied per alias; they join state.cas after the API-key pass,
-	// which must not take them for bundles of its own.
-	cas map[string][]byte
+}
+
+// certificateModel is the certificate security model, local side (see above).
+type certificateModel struct{}
+
+var _ securityModel = certificateModel{}
+
+func (certificateModel) name() v1alpha1.SecurityModel { return v1alpha1.SecurityModelCertificate }
+func (certificateModel) wire() peerv1.SecurityModel {
+	return peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+}
+
+// sharesCA is false: its CA joins the transport trust, through the full reconcile only.
+func (certificateModel) sharesCA() bool { return false }
+
+// deprecated: RemoteClusters using it carry the SecurityModelCurrent warning.
+func (certificateModel) deprecated() bool { return true }
+
+// license: cross-cluster search needs no paid license with this model.
+func (certificateModel) license() (license.Model, bool) { return "", false }
+
+// request carries the local Elasticsearch's own transport CA: only a certificate-model export
+// trusts it, and needs it before it can answer.
+func (certificateModel) request(im *Importer, p *linkPlan, req *peerv1.ImportRequest) {
+	req.TransportCaBundle = im.localTransportCA(p.id.Namespace, p.id.Elasticsearch)
+}
+
+func (certificateModel) validate(c *peerv1.Credentials, now time.Time) error {
+	return validateCertificate(c, now)
+}
+
+func (certificateModel) apply(ctx context.Context, im *Importer, pass *modelPass) (time.Duration, error) {
+	return im.applyCertificate(ctx, pass.es, pass.links, pass.held, pass.st, pass.client)
+}
+
+// releaseOrphaned removes this half's entries from ecklink's transport CA ConfigMap.
+func (certificateModel) releaseOrphaned(ctx context.Context, im *Importer, ns, es string) error {
+	return im.releaseOrphanedTrust(ctx, ns, es)
+}
+
+// report drops status.apiKey: no key is in effect.
+func (certificateModel) report(_ *Importer, rc *v1alpha1.RemoteCluster, _ *linkPlan, _ *state) {
+	rc.Status.APIKey = nil
 }
 
 const importOwnerPrefix = "import/"
 
 func importOwner(alias string) string { return importOwnerPrefix + alias }
-
-// certificate reports whether the link is applied with the certificate model: its RemoteCluster
-// asks for it and the peer's answer uses it (plan turns an answer of another model than the
-// RemoteCluster's into a refusal; this checks both once more, as it guards the transport trust).
-func (p *linkPlan) certificate() bool {
-	return p.desired() && p.answer.creds.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE &&
-		p.rc.Spec.AcceptedModel() == v1alpha1.SecurityModelCertificate
-}
 
 func (im *Importer) trustStore() *transporttrust.Store {
 	return &transporttrust.Store{Kube: im.cfg.Kube, Editor: im.editor(), Now: im.cfg.Now}
@@ -149,9 +179,9 @@ func validateCertificate(c *peerv1.Credentials, now time.Time) error {
 // it (their settings went before, in releaseAliases, or stay for the API-key half). An
 // Elasticsearch with no certificate-model link costs one read of its transport CA ConfigMap and
 // no Elasticsearch call.
-func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
+func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstructured, certs, held map[string]*linkPlan, st *state, esClient func() (*elastic.Client, error)) (time.Duration, error) {
 	ns, esName := es.GetNamespace(), es.GetName()
-	st.cert = certState{owned: map[string]bool{}, eckHas: map[string]bool{}, cas: map[string][]byte{}}
+	st.cert = certState{owned: map[string]bool{}}
 	if len(certs) == 0 && im.noTransportTrust(es) {
 		// No certificate-model link and nothing of ecklink's in the transport trust (the
 		// informer cache says so): no read at all.
@@ -217,8 +247,8 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	for owner, cas := range res.Owners {
 		if alias, ok := strings.CutPrefix(owner, importOwnerPrefix); ok {
 			st.cert.owned[alias] = true
-			if certs[alias] != nil {
-				st.cert.cas[alias] = pemutil.EncodeBundle(cas)
+			if p := certs[alias]; p != nil {
+				p.transportCA = pemutil.EncodeBundle(cas)
 			}
 		}
 	}
@@ -273,13 +303,13 @@ func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Clien
 			}
 		}
 	}
-	for alias, p := range certs {
+	for _, p := range certs {
 		cas, _ := pemutil.ParseCertificates(p.answer.creds.GetCaBundle(), pemutil.DefaultLimits)
 		has := len(cas) > 0
 		for _, c := range cas {
 			has = has && inECK[pemutil.Fingerprint(c)]
 		}
-		st.cert.eckHas[alias] = has
+		p.caInECK = has
 	}
 	if len(certs) > 0 {
 		if st.info, err = client.RemoteInfo(ctx); err != nil {
@@ -300,8 +330,9 @@ func (im *Importer) releaseOrphanedTrust(ctx context.Context, ns, es string) err
 	return im.trustStore().ReleaseOrphaned(ctx, ns, es, func(owner string) bool { return strings.HasPrefix(owner, importOwnerPrefix) })
 }
 
-// certConditions are the link conditions of a certificate-model link.
-func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
+// conditions are the link conditions of a certificate-model link: the remote CA in the
+// transport trust and in ECK's transport certificates, no key, the settings.
+func (certificateModel) conditions(p *linkPlan, st *state) []metav1.Condition {
 	rc, alias := p.rc, p.id.Alias
 	conds := &linkConds{rc: rc}
 	add := conds.add
@@ -313,7 +344,7 @@ func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
 	case !st.cert.wired && st.cert.snippet != "":
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
 			"wiring is manual: commit status.wiringSnippet to Elasticsearch "+es+" (spec.transport.tls.certificateAuthorities)")
-	case !st.cert.eckHas[alias]:
+	case !p.caInECK:
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonWaitingForECK, fmt.Sprintf(
 			"remote transport CA written to ConfigMap %s; waiting for ECK to add it to %s", st.cert.configMap, eck.TransportCertsPublic(es)))
 	default:
@@ -327,13 +358,13 @@ func (im *Importer) certConditions(p *linkPlan, st *state) []metav1.Condition {
 	return conds.out
 }
 
-// modelCondition warns on a RemoteCluster whose link uses the certificate model, and drops the
-// warning once it uses the API-key model.
+// modelCondition warns on a RemoteCluster whose link uses a deprecated model (the certificate
+// model), and drops the warning once it uses another.
 func modelCondition(rc *v1alpha1.RemoteCluster, p *linkPlan) {
 	if !p.desired() {
 		return // no answer to go by: keep what was reported
 	}
-	if p.certificate() {
+	if p.applied() && p.model.deprecated() {
 		kube.Set(rc, kube.NewCondition(rc, v1alpha1.ConditionSecurityModelCurrent, metav1.ConditionFalse,
 			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
 		return
@@ -342,14 +373,6 @@ func modelCondition(rc *v1alpha1.RemoteCluster, p *linkPlan) {
 	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent) {
 		rc.SetConditions(conds)
 	}
-}
-
-// answerModel is the security model of the link's answer, for the status.
-func answerModel(c *peerv1.Credentials) v1alpha1.SecurityModel {
-	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
-		return v1alpha1.SecurityModelCertificate
-	}
-	return v1alpha1.SecurityModelAPIKey
 }
 
 // sooner is the shorter of two requeue delays, ignoring zero.
@@ -361,37 +384,6 @@ func sooner(a, b time.Duration) time.Duration {
 		return a
 	}
 	return min(a, b)
-}
-
-// protoModel is a security model on the stream.
-func protoModel(m v1alpha1.SecurityModel) peerv1.SecurityModel {
-	if m == v1alpha1.SecurityModelCertificate {
-		return peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
-	}
-	return peerv1.SecurityModel_SECURITY_MODEL_API_KEY
-}
-
-// modelNotAllowed refuses credentials of another security model than the RemoteCluster of the
-// link accepts (spec.model): a peer cannot choose the model for this side, in particular not the
-// certificate model, which would put its CA into this cluster's transport trust.
-func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *peering.RefusalError {
-	var accepted v1alpha1.SecurityModel
-	for _, rc := range im.cfg.Cache.RemoteClustersOf(id.Namespace, id.Elasticsearch) {
-		if rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
-			accepted = rc.Spec.AcceptedModel()
-		}
-	}
-	got := answerModel(c)
-	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED || accepted == "" || got == accepted {
-		return nil // validate refuses an unknown model; requested, a link nobody asks for
-	}
-	return &peering.RefusalError{Reason: v1alpha1.ReasonModelNotAllowed, Message: modelMessage(peer, got, accepted)}
-}
-
-// modelMessage says why credentials of model got were refused for a RemoteCluster accepting want.
-func modelMessage(peer string, got, want v1alpha1.SecurityModel) string {
-	return fmt.Sprintf("environment %s answered with the %s security model, which this RemoteCluster does not accept (spec.model %s): refused, nothing of it applied",
-		peer, got, want)
 }
 
 // noTransportTrust reports whether the Elasticsearch names no transport CA ConfigMap and

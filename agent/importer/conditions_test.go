@@ -66,7 +66,7 @@ func TestLinkConditions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.plan
-			p.rc, p.id = rc, id
+			p.rc, p.id, p.model = rc, id, modelOf(rc)
 			got := map[string]string{}
 			for _, c := range im.conditions(&p, tc.st) {
 				got[c.Type] = c.Reason
@@ -110,26 +110,27 @@ func TestCertLinkConditions(t *testing.T) {
 	ready := func() *state {
 		return &state{esFound: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{},
 			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}},
-			cert: certState{wired: true, configMap: "ccs-ecklink-transport-cas", eckHas: map[string]bool{"west-logs": true}}}
+			cert: certState{wired: true, configMap: "ccs-ecklink-transport-cas"}}
 	}
 	with := func(f func(*state)) *state { st := ready(); f(st); return st }
 	type want map[string]string
 	for _, tc := range []struct {
-		name string
-		st   *state
-		want want
+		name     string
+		st       *state
+		notInECK bool // ECK has not copied the remote CA into the transport certificates yet
+		want     want
 	}{
-		{"connected", ready(), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonCertificateModel,
+		{"connected", ready(), false, want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonCertificateModel,
 			v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteConnected}},
-		{"ECK has not copied the CA yet", with(func(s *state) { s.cert.eckHas = map[string]bool{} }), want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonWaitingForECK}},
-		{"manual wiring", with(func(s *state) { s.cert.wired, s.cert.snippet = false, "spec: ..."; s.settings = map[string]bool{} }),
+		{"ECK has not copied the CA yet", ready(), true, want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonWaitingForECK}},
+		{"manual wiring", with(func(s *state) { s.cert.wired, s.cert.snippet = false, "spec: ..."; s.settings = map[string]bool{} }), false,
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
-		{"alias configured by someone else", with(func(s *state) { s.userAlias["west-logs"] = true }),
+		{"alias configured by someone else", with(func(s *state) { s.userAlias["west-logs"] = true }), false,
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonAliasConflict, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
-		{"not connected", with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+		{"not connected", with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), false, want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := linkPlan{answer: creds, rc: rc, id: id}
+			p := linkPlan{answer: creds, rc: rc, id: id, model: modelOf(rc), caInECK: !tc.notInECK}
 			got := map[string]string{}
 			for _, c := range im.conditions(&p, tc.st) {
 				got[c.Type] = c.Reason

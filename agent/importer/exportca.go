@@ -99,7 +99,7 @@ func (im *Importer) resolveCARef(peer string, c *peerv1.Credentials) (*peerv1.Cr
 		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref: want 16 to 64 lower-case hex digits"}
 	case len(c.GetCaBundle()) > 0:
 		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref and ca_bundle are exclusive"}
-	case c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY:
+	case !sharesCA(c.GetModel()):
 		return nil, false, &peering.RefusalError{Reason: "InvalidCredentials", Message: "ca_ref is for the API-key model only"}
 	}
 	im.mu.Lock()

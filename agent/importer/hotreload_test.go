@@ -62,7 +62,7 @@ func TestHotReloadedKeys(t *testing.T) {
 			t.Errorf("%s: effective %q, want %q", name, eff[alias], wantEffective)
 		}
 		rc := remoteCluster(alias, v1alpha1.SecurityModelAPIKey)
-		p := &linkPlan{rc: rc, answer: &received{peer: fxPeer, creds: nil}}
+		p := &linkPlan{rc: rc, model: modelOf(rc), answer: &received{peer: fxPeer, creds: nil}}
 		p.id.Alias = alias
 		for _, c := range f.im.conditions(p, st) {
 			if c.Type == v1alpha1.ConditionCredentialsApplied && c.Reason != wantReason {

@@ -1,10 +1,17 @@
-// Package importer is the local side of the API-key model. For each local Elasticsearch with
-// RemoteClusters it asks the peers for their exports, and applies what they send, locally: the
-// encoded keys in one Secret (a secure-settings source), the remote CA bundles in one ConfigMap
-// (mounted and listed for the remote cluster client only), the one-time wiring of the
-// Elasticsearch resource, proxy-mode remote cluster settings, and verification with
-// GET /_remote/info. It reports to the peer which key is in effect and whether it is connected,
-// so the peer can rotate keys make-before-break.
+// Package importer is the local side of a link. For each local Elasticsearch with RemoteClusters
+// it asks the peers for their exports, and applies what they send, locally, through the link's
+// security model (securityModel, model.go, chosen once per link by modelOf from the
+// RemoteCluster's spec.model; plan refuses an answer of another model). The API-key model
+// (apikeymodel.go, reconcile.go's apply) puts the encoded keys in one Secret (a secure-settings
+// source), the remote CA bundles in one ConfigMap (mounted and listed for the remote cluster
+// client only), wires the Elasticsearch resource once, and reports to the peer which key is in
+// effect, so the peer can rotate keys make-before-break. The certificate model (certmodel.go)
+// puts the remote transport CA into the local transport trust. Both point proxy-mode remote
+// cluster settings at the peer and verify with GET /_remote/info.
+//
+// A third model is one more implementation of securityModel (its import request, validation,
+// pass, conditions, status, license and what it releases), listed in models at the place its
+// pass must run; no other file asks which model a link uses.
 package importer
 
 import (

@@ -18,8 +18,9 @@ import (
 // Elasticsearch's license (GET /_license, cached) goes to the peer in each import request, so
 // that the exporter creates no key a license would make useless, and the RemoteCluster's
 // LicenseSufficient condition judges both licenses: the local one and the one the peer sent
-// with its credentials (unset by agents before 0.2, then unknown). The certificate model needs
-// no license for cross-cluster search, so its links get no condition.
+// with its credentials (unset by agents before 0.2, then unknown), for the link's model
+// (securityModel.license). The certificate model needs no license for cross-cluster search, so
+// its links get no condition.
 
 // localLicense returns the license of the local Elasticsearch ns/es, unknown when it cannot be
 // read (e.g. the agent's user is not in effect yet).
@@ -32,10 +33,11 @@ func (im *Importer) localLicense(ctx context.Context, ns, es string) license.Lic
 }
 
 // licenseCondition is a RemoteCluster's LicenseSufficient condition; false when the link has
-// none (certificate model, or nothing to judge yet).
+// none (a model that needs no license).
 func licenseCondition(p *linkPlan, st *state) (metav1.Condition, bool) {
 	rc := p.rc
-	if p.certificate() || rc.Spec.AcceptedModel() == v1alpha1.SecurityModelCertificate {
+	model, judged := p.model.license()
+	if !judged {
 		return metav1.Condition{}, false
 	}
 	if p.answer != nil && p.answer.refusal != nil && !p.answer.local && p.answer.refusal.GetReason() == v1alpha1.ReasonLicenseInsufficient {
@@ -54,7 +56,7 @@ func licenseCondition(p *linkPlan, st *state) (metav1.Condition, bool) {
 		clusters = append(clusters, license.Cluster{Name: fmt.Sprintf("the Elasticsearch of ClusterExport %s/%s (environment %s)",
 			rc.Spec.Export.Namespace, rc.Spec.Export.Name, rc.Spec.Peer), License: remote})
 	}
-	v := license.Check(license.ModelAPIKey, clusters...)
+	v := license.Check(model, clusters...)
 	switch {
 	case !v.Sufficient:
 		return kube.NewCondition(rc, v1alpha1.ConditionLicenseSufficient, metav1.ConditionFalse, v1alpha1.ReasonLicenseInsufficient, v.Message), true

@@ -91,7 +91,7 @@ func TestLicenseCondition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &linkPlan{rc: remoteCluster("logs", ""), answer: tt.answer}
+			p := &linkPlan{rc: remoteCluster("logs", ""), model: apiKeyModel{}, answer: tt.answer}
 			c, ok := licenseCondition(p, &state{license: tt.local})
 			if !ok || c.Status != tt.status || c.Reason != tt.reason || !strings.Contains(c.Message, tt.mention) {
 				t.Fatalf("condition = %+v (present %v), want %s %s mentioning %q", c, ok, tt.status, tt.reason, tt.mention)

@@ -1,12 +1,8 @@
 package importer
 
 import (
-	"encoding/base64"
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -15,7 +11,6 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/internal/peertext"
-	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -258,47 +253,6 @@ func validateText(c *peerv1.Credentials) error {
 	}
 	if err := link.CheckFingerprints("signing_trusted_fingerprints", c.GetSigningTrustedFingerprints()); err != nil {
 		return &peering.RefusalError{Reason: "InvalidCredentials", Message: err.Error()}
-	}
-	return nil
-}
-
-// validate checks credentials before anything is applied.
-func (im *Importer) validate(c *peerv1.Credentials) error {
-	if c.GetModel() == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
-		return validateCertificate(c, im.cfg.Now())
-	}
-	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_API_KEY {
-		return &peering.RefusalError{Reason: "UnsupportedModel", Message: fmt.Sprintf("security model %s is not supported", c.GetModel())}
-	}
-	if !link.ValidAPIKeyID(c.GetApiKeyId()) {
-		return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_id must be 1-64 URL-safe base64 characters"}
-	}
-	if enc := c.GetApiKeyEncoded(); enc != "" {
-		raw, err := base64.StdEncoding.DecodeString(enc)
-		if err != nil || len(enc) > 512 {
-			return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_encoded is not base64 of id:key"}
-		}
-		keyID, secret, ok := strings.Cut(string(raw), ":")
-		if !ok || secret == "" || keyID != c.GetApiKeyId() {
-			return &peering.RefusalError{Reason: "InvalidAPIKey", Message: "api_key_encoded does not hold api_key_id followed by a key"}
-		}
-	}
-	// Credentials waiting for the shared bundle they name have none yet; it is checked when
-	// it arrives (OnExportCA).
-	if c.GetCaRef() == "" || len(c.GetCaBundle()) > 0 {
-		if _, err := pemutil.ValidateCABundle(c.GetCaBundle(), im.cfg.Now(), pemutil.DefaultLimits); err != nil {
-			return &peering.RefusalError{Reason: "InvalidCA", Message: err.Error()}
-		}
-	}
-	host, port, err := net.SplitHostPort(c.GetProxyAddress())
-	if err != nil || host == "" || len(host) > 253 {
-		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q is not host:port", peertext.Clean(c.GetProxyAddress(), 260))}
-	}
-	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-		return &peering.RefusalError{Reason: "InvalidAddress", Message: fmt.Sprintf("proxy_address %q has no valid port", peertext.Clean(c.GetProxyAddress(), 260))}
-	}
-	if sn := c.GetServerName(); sn != "" && !serverName.MatchString(sn) {
-		return &peering.RefusalError{Reason: "InvalidServerName", Message: fmt.Sprintf("server_name %q is not a DNS name", peertext.Clean(sn, 253))}
 	}
 	return nil
 }

@@ -9,16 +9,27 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// linkPlan is one RemoteCluster of a local Elasticsearch and what is known for it.
+// linkPlan is one RemoteCluster of a local Elasticsearch and what is known for it, and what a
+// reconcile learned of it that only this link needs.
 type linkPlan struct {
-	rc       *v1alpha1.RemoteCluster
-	id       link.ID
+	rc *v1alpha1.RemoteCluster
+	id link.ID
+	// model is the security model of the link, the one its RemoteCluster accepts (modelOf); an
+	// answer of another model is a refusal here.
+	model    securityModel
 	answer   *received
 	deleting bool
 	// peerGone: no Peer object names the RemoteCluster's peer.
 	peerGone bool
 	// conflict explains why this RemoteCluster does not get its alias.
 	conflict string
+
+	// What the certificate model's pass learned of the link (certmodel.go): transportCA are the
+	// remote CAs it holds in the transport trust, which join state.cas once every pass ran (the
+	// API-key pass must not take them for bundles of its own); caInECK says that ECK copied
+	// each of them into the transport certificates.
+	transportCA []byte
+	caInECK     bool
 }
 
 // active reports whether the plan's link should be applied.
@@ -27,6 +38,14 @@ func (p *linkPlan) active() bool { return !p.deleting && p.conflict == "" }
 // desired reports whether the peer's credentials are here to apply.
 func (p *linkPlan) desired() bool {
 	return p.active() && p.answer != nil && p.answer.creds != nil && !p.answer.removed
+}
+
+// applied reports whether the link is applied with its model now: the peer's credentials are
+// here and name the model its RemoteCluster accepts. plan already turns an answer of another
+// model into a refusal; this checks once more, as the certificate model's guards the transport
+// trust.
+func (p *linkPlan) applied() bool {
+	return p.desired() && p.answer.creds.GetModel() == p.model.wire()
 }
 
 // held reports whether the link waits for the peer's first answer since the agent started:
@@ -39,7 +58,7 @@ func (im *Importer) plan(ns, es string) []*linkPlan {
 	var plans []*linkPlan
 	for _, rc := range im.cfg.Cache.RemoteClustersOf(ns, es) {
 		id := link.ID{Namespace: ns, Elasticsearch: es, Alias: rc.Spec.Alias}
-		p := &linkPlan{rc: rc, id: id, deleting: rc.DeletionTimestamp != nil}
+		p := &linkPlan{rc: rc, id: id, model: modelOf(rc), deleting: rc.DeletionTimestamp != nil}
 		if _, ok := im.cfg.Cache.Peer(rc.Spec.Peer); !ok {
 			p.peerGone = true
 		}

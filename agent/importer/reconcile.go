@@ -113,13 +113,14 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	}
 	im.publishImports(ctx, plans, es, st.license)
 
-	desired, held, certs := map[string]*linkPlan{}, map[string]*linkPlan{}, map[string]*linkPlan{}
+	links, held := map[securityModel]map[string]*linkPlan{}, map[string]*linkPlan{}
+	for _, m := range models {
+		links[m] = map[string]*linkPlan{}
+	}
 	for _, p := range plans {
 		switch {
-		case p.certificate():
-			certs[p.id.Alias] = p
-		case p.desired():
-			desired[p.id.Alias] = p
+		case p.applied():
+			links[p.model][p.id.Alias] = p
 		case p.held():
 			held[p.id.Alias] = p
 		}
@@ -130,7 +131,7 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 	var requeue time.Duration
 	if esFound {
 		var err error
-		requeue, err = im.applyAll(ctx, es, plans, certs, desired, held, st)
+		requeue, err = im.applyAll(ctx, es, plans, links, held, st)
 		if apierrors.IsConflict(err) {
 			// Lost a write race (the CA path wrote first): no failure to report, the pass
 			// runs again on fresh content (process).
@@ -142,11 +143,11 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		}
 	} else if len(plans) == 0 || allDeleting(plans) {
 		// The Elasticsearch is gone: nothing to unwire, only our objects to delete.
-		if err := im.deleteOwn(ctx, ns, esName); err != nil {
-			return 0, err
-		}
-		if err := im.releaseOrphanedTrust(ctx, ns, esName); err != nil {
-			return 0, err
+		// Each model lets go in the reverse order of the passes.
+		for _, m := range slices.Backward(models) {
+			if err := m.releaseOrphaned(ctx, im, ns, esName); err != nil {
+				return 0, err
+			}
 		}
 		if err := im.forgetAliases(ctx, ns, esName); err != nil {
 			return 0, err
@@ -166,8 +167,9 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 }
 
 // applyAll reads which aliases the agent created, removes the settings of those no RemoteCluster
-// wants any more, then runs the certificate-model pass and the API-key pass.
-func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, certs, desired, held map[string]*linkPlan, st *state) (time.Duration, error) {
+// wants any more, then runs each security model's pass over its links (links: by model, alias),
+// in the order of models.
+func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured, plans []*linkPlan, links map[securityModel]map[string]*linkPlan, held map[string]*linkPlan, st *state) (time.Duration, error) {
 	esClient := im.lazyClient(ctx, es.GetNamespace(), es.GetName())
 	rec, err := im.loadAliases(ctx, es, esClient)
 	if err != nil {
@@ -175,24 +177,31 @@ func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured,
 	}
 	st.aliases = rec
 	wanted := map[string]bool{}
-	for _, m := range []map[string]*linkPlan{certs, desired, held} {
-		for alias := range m {
+	for alias := range held {
+		wanted[alias] = true
+	}
+	for _, m := range models {
+		for alias := range links[m] {
 			wanted[alias] = true
 		}
 	}
 	if err := im.releaseAliases(ctx, rec, wanted, esClient); err != nil {
 		return 0, err
 	}
-	certRequeue, err := im.applyCertificate(ctx, es, plans, certs, held, st, esClient)
-	if err != nil {
-		return 0, err
+	var requeue time.Duration
+	for _, m := range models {
+		r, err := m.apply(ctx, im, &modelPass{es: es, plans: plans, links: links[m], held: held, st: st, client: esClient})
+		if err != nil {
+			return 0, err
+		}
+		requeue = sooner(requeue, r)
 	}
-	requeue, err := im.apply(ctx, es, plans, desired, held, st, esClient)
-	if err != nil {
-		return 0, err
+	for _, p := range plans {
+		if p.transportCA != nil {
+			st.cas[p.id.Alias] = p.transportCA
+		}
 	}
-	maps.Copy(st.cas, st.cert.cas)
-	return sooner(requeue, certRequeue), nil
+	return requeue, nil
 }
 
 // lazyClient returns the Elasticsearch client on first use: a CA update reaches the ConfigMap
@@ -260,16 +269,12 @@ func (im *Importer) publishImports(ctx context.Context, plans []*linkPlan, es *u
 			ExportName:           p.rc.Spec.Export.Name,
 			ElasticsearchVersion: version,
 			// The consumer decides which model it accepts; the export must use the same.
-			Model:                protoModel(p.rc.Spec.AcceptedModel()),
+			Model:                p.model.wire(),
 			SigningCaBundle:      signingBundle,
 			SigningSubject:       signingSubject,
 			ElasticsearchLicense: lic.Proto(),
 		}
-		req.KeyRotationRequest, req.KeyRotationInvalidateOld = im.rotationRequest(p.rc) // rotatenow.go
-		if req.Model == peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE {
-			// Only a certificate-model export trusts it, and needs it before it can answer.
-			req.TransportCaBundle = im.localTransportCA(p.id.Namespace, p.id.Elasticsearch)
-		}
+		p.model.request(im, p, req) // what the model adds: a key rotation request, the transport CA
 		if err := im.cfg.Outbox.Publish(peer, resource, req); err != nil {
 			im.log.Warn("failed to publish import request", "link", p.id.String(), "peer", peer, "error", err)
 		}

@@ -12,11 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
-	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -59,7 +57,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 
 // conditions derives the four link conditions from what the reconcile learned.
 func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
-	rc, alias := p.rc, p.id.Alias
+	rc := p.rc
 	all := func(reason, msg string) []metav1.Condition {
 		out := make([]metav1.Condition, 0, len(linkConditions))
 		for _, t := range linkConditions {
@@ -84,39 +82,8 @@ func (im *Importer) conditions(p *linkPlan, st *state) []metav1.Condition {
 		return all(v1alpha1.ReasonElasticsearchNotFound, fmt.Sprintf("Elasticsearch %s not found in namespace %s", rc.Spec.ElasticsearchRef.Name, rc.Namespace))
 	case st.esError != "":
 		return all(st.esReason, st.esError)
-	case p.certificate():
-		return im.certConditions(p, st)
 	}
-	conds := &linkConds{rc: rc}
-	add := conds.add
-	cm := wiring.CAConfigMapName(rc.Spec.ElasticsearchRef.Name)
-	switch {
-	case !st.mode.Edits() && !st.wired && st.snippet != "": // wire ran and left a snippet to commit
-		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonManualWiringRequired,
-			"wiring is "+st.mode.String()+": commit status.wiringSnippet to Elasticsearch "+rc.Spec.ElasticsearchRef.Name)
-	default:
-		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
-			"remote CA in ConfigMap %s, trusted by the remote cluster client only", cm))
-	}
-	keyID, effective := st.keyIDs[alias], st.effective[alias]
-	secret := wiring.CredentialsSecretName(rc.Spec.ElasticsearchRef.Name)
-	switch {
-	case st.missingKey[alias]:
-		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonWaitingForPeer, "waiting for the peer to send the key value again")
-	case keyID != "" && effective == keyID && st.fileBased:
-		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonHotReloaded, fmt.Sprintf(
-			"API key %s reloaded without a restart: ECK file-based secure settings (Secret %s, version %d applied)",
-			keyID, eck.FileSettingsSecret(rc.Spec.ElasticsearchRef.Name), st.fileVersion[alias]))
-	case keyID != "" && effective == keyID:
-		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("API key %s in the keystore (Secret %s), applied by a restart", keyID, secret))
-	case st.fileBased:
-		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchReloading, hotReloadWait(st, alias, keyID, secret, rc.Spec.ElasticsearchRef.Name))
-	default:
-		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonElasticsearchRestarting, fmt.Sprintf(
-			"API key %s written to Secret %s; waiting for ECK to restart Elasticsearch with the new keystore", keyID, secret))
-	}
-	conds.settingsAndConnected(st, alias, p.answer.creds.GetProxyAddress(), "waiting for the Elasticsearch resource to be wired")
-	return conds.out
+	return p.model.conditions(p, st)
 }
 
 // linkConds collects the conditions of one link's RemoteCluster.
@@ -161,9 +128,6 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 	}
 	c := p.answer.creds
 	rc.Status.Model = answerModel(c)
-	if rc.Status.Model == v1alpha1.SecurityModelCertificate {
-		rc.Status.APIKey = nil
-	}
 	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
 	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
 	if certs, err := st.casOf(alias); err == nil {
@@ -174,24 +138,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 			})
 		}
 	}
-	if id := st.effective[alias]; id != "" {
-		applied := &v1alpha1.AppliedAPIKey{ID: id}
-		if prev := rc.Status.APIKey; prev != nil && prev.ID == id {
-			applied.AppliedAt = prev.AppliedAt
-		} else {
-			applied.AppliedAt = &metav1.Time{Time: im.cfg.Now().Truncate(time.Second)}
-		}
-		if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
-			applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime().Truncate(time.Second)} // as stored (RFC 3339)
-		}
-		switch prev := rc.Status.APIKey; {
-		case id == c.GetApiKeyId():
-			applied.RotationRequest = c.GetKeyRotationRequest()
-		case prev != nil && prev.ID == id:
-			applied.RotationRequest = prev.RotationRequest
-		}
-		rc.Status.APIKey = applied
-	}
+	p.model.report(im, rc, p, st) // the model's own fields (status.apiKey)
 	if st.keyIDs[alias] == c.GetApiKeyId() {
 		rc.Status.AppliedSequence = int64(p.answer.sequence)
 	}
