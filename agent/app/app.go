@@ -172,7 +172,11 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 	if err != nil {
 		return nil, err
 	}
-	restCfg.QPS, restCfg.Burst = 50, 100
+	// A burst of new links costs a few writes each (finalizer, statuses, the halves' objects):
+	// at 50/s, 1,000 links created together queued their status writes behind each other for
+	// tens of seconds (make bench, +800 links). The API server's priority and fairness still
+	// protects it from an agent; this only keeps the agent from throttling itself.
+	restCfg.QPS, restCfg.Burst = 200, 400
 	restCfg.UserAgent = "ecklink-agent/" + version
 	cl := &clients{rest: restCfg}
 	if cl.kube, cl.dyn, err = newKubeClients(restCfg); err != nil {

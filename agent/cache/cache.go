@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/kube"
 )
 
 // Labels that select what the agent watches.
@@ -97,10 +98,19 @@ func New(cfg Config) (*Cache, error) {
 	c.peers = c.agentDyn.ForResource(v1alpha1.PeerGVR).Informer()
 	for _, group := range [][]cache.SharedIndexInformer{c.eckSecrets, c.ownSecrets, c.ownConfigMaps, c.es, c.exports, c.remotes, {c.peers}} {
 		for _, inf := range group {
+			c.synced = append(c.synced, inf.HasSynced)
+		}
+	}
+	for _, group := range [][]cache.SharedIndexInformer{c.eckSecrets, c.ownSecrets, c.ownConfigMaps, c.es, c.exports, {c.peers}} {
+		for _, inf := range group {
 			if err := inf.SetTransform(stripManagedFields); err != nil {
 				return nil, fmt.Errorf("failed to create cache: %w", err)
 			}
-			c.synced = append(c.synced, inf.HasSynced)
+		}
+	}
+	for _, inf := range c.remotes {
+		if err := inf.SetTransform(typedRemoteCluster); err != nil {
+			return nil, fmt.Errorf("failed to create cache: %w", err)
 		}
 	}
 	for _, inf := range c.remotes {
@@ -155,7 +165,7 @@ func (c *Cache) OnElasticsearch(h Handler) error { return register(c.es, h) }
 // OnClusterExport registers h for ClusterExports (*unstructured.Unstructured).
 func (c *Cache) OnClusterExport(h Handler) error { return register(c.exports, h) }
 
-// OnRemoteCluster registers h for RemoteClusters (*unstructured.Unstructured).
+// OnRemoteCluster registers h for RemoteClusters (*v1alpha1.RemoteCluster; do not modify them).
 func (c *Cache) OnRemoteCluster(h Handler) error { return register(c.remotes, h) }
 
 // OnPeer registers h for Peers (*unstructured.Unstructured).
@@ -233,12 +243,30 @@ func (c *Cache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
 const byElasticsearch = "elasticsearch"
 
 func remoteClusterElasticsearch(obj any) ([]string, error) {
-	u, ok := obj.(*unstructured.Unstructured)
+	ref, ok := ElasticsearchRef(obj)
 	if !ok {
 		return nil, nil
 	}
-	es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
-	return []string{u.GetNamespace() + "/" + es}, nil
+	return []string{ref.String()}, nil
+}
+
+// typedRemoteCluster is the RemoteCluster informers' transform: they keep the typed object
+// (without managedFields) instead of the unstructured one, converted once per version as it
+// arrives. RemoteClusters are the kind an agent holds by the thousand, and an unstructured object
+// (nested maps of interfaces) costs several times the memory of the typed one, which the halves
+// read anyway. An object that does not convert stays unstructured (and is skipped by the typed
+// reads, as before).
+func typedRemoteCluster(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return stripManagedFields(obj)
+	}
+	u.SetManagedFields(nil)
+	rc, err := kube.FromUnstructured[v1alpha1.RemoteCluster](u)
+	if err != nil {
+		return u, nil
+	}
+	return rc, nil
 }
 
 // stripManagedFields drops metadata.managedFields from what the informers keep: nothing in the

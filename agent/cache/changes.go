@@ -4,7 +4,12 @@ import (
 	"maps"
 	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 )
 
 // SpecChanged reports whether an update of a custom resource (a RemoteCluster, a ClusterExport,
@@ -12,8 +17,8 @@ import (
 // status-only updates: the agent's own status writes, and ECK's, come back through the
 // informers, and each used to cost a full reconcile. An add or a delete is a change.
 func SpecChanged(old, new any) bool {
-	o, ok1 := old.(*unstructured.Unstructured)
-	n, ok2 := new.(*unstructured.Unstructured)
+	o, ok1 := old.(metav1.Object)
+	n, ok2 := new.(metav1.Object)
 	if !ok1 || !ok2 {
 		return true
 	}
@@ -22,4 +27,22 @@ func SpecChanged(old, new any) bool {
 		!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
 		!maps.Equal(o.GetLabels(), n.GetLabels()) ||
 		!maps.Equal(o.GetAnnotations(), n.GetAnnotations())
+}
+
+// ElasticsearchRef names the local Elasticsearch a RemoteCluster or a ClusterExport refers to
+// (spec.elasticsearchRef), in the typed or the unstructured form the informers hand out.
+func ElasticsearchRef(obj any) (types.NamespacedName, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	switch o := obj.(type) {
+	case *v1alpha1.RemoteCluster:
+		return types.NamespacedName{Namespace: o.Namespace, Name: o.Spec.ElasticsearchRef.Name}, true
+	case *v1alpha1.ClusterExport:
+		return types.NamespacedName{Namespace: o.Namespace, Name: o.Spec.ElasticsearchRef.Name}, true
+	case *unstructured.Unstructured:
+		es, _, _ := unstructured.NestedString(o.Object, "spec", "elasticsearchRef", "name")
+		return types.NamespacedName{Namespace: o.GetNamespace(), Name: es}, true
+	}
+	return types.NamespacedName{}, false
 }

@@ -85,8 +85,12 @@ func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
+		// Typed already (the informer's transform converted it): a copy, as for the others.
 		t, err := kube.FromObject[T](obj)
-		return t, err == nil
+		if err != nil {
+			return nil, false
+		}
+		return m.deepCopy(t), true
 	}
 	m.mu.Lock()
 	e, hit := m.byObj[u]

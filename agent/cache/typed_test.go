@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -101,4 +102,56 @@ func BenchmarkRemoteClusters(b *testing.B) {
 			_ = m.list(objs)
 		}
 	})
+}
+
+// TestRemoteClustersAreKeptTyped: the RemoteCluster informers keep the typed object without
+// managedFields (the transform), the index still finds it by its Elasticsearch, and callers get
+// copies of it.
+func TestRemoteClustersAreKeptTyped(t *testing.T) {
+	u := remoteCluster("a", "u1", "1", "one")
+	u.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}})
+	obj, err := typedRemoteCluster(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, ok := obj.(*v1alpha1.RemoteCluster)
+	if !ok {
+		t.Fatalf("the informer keeps %T, want *v1alpha1.RemoteCluster", obj)
+	}
+	if rc.Spec.Alias != "one" || rc.ManagedFields != nil {
+		t.Fatalf("kept %+v; want alias one and no managedFields", rc)
+	}
+	if keys, _ := remoteClusterElasticsearch(obj); fmt.Sprint(keys) != "[ns/es]" {
+		t.Errorf("index keys %v, want [ns/es]", keys)
+	}
+	m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+	got := m.some([]any{obj})
+	if len(got) != 1 || got[0] == rc {
+		t.Fatalf("callers got %v; want one copy", got)
+	}
+	got[0].Spec.Alias = "changed"
+	if rc.Spec.Alias != "one" {
+		t.Fatal("a caller's change reached the informer's object")
+	}
+	// An object that does not convert stays as it came.
+	bad := remoteCluster("b", "u2", "1", "b")
+	_ = unstructured.SetNestedField(bad.Object, "not-a-bool", "spec", "skipUnavailable")
+	if obj, _ := typedRemoteCluster(bad); obj != bad {
+		t.Errorf("an object that does not convert became %T", obj)
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new any
+		want     bool
+	}{
+		{"status only", rc, func() any { c := rc.DeepCopy(); c.Status.Model = v1alpha1.SecurityModelAPIKey; return c }(), false},
+		{"generation", rc, func() any { c := rc.DeepCopy(); c.Generation++; return c }(), true},
+		{"finalizer", rc, func() any { c := rc.DeepCopy(); c.Finalizers = []string{"x"}; return c }(), true},
+		{"add", nil, rc, true},
+		{"unstructured", u, remoteCluster("a", "u1", "2", "one"), false},
+	} {
+		if got := SpecChanged(tc.old, tc.new); got != tc.want {
+			t.Errorf("%s: SpecChanged = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package elastic
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -254,5 +255,85 @@ func TestPutRemoteOverReadsNothing(t *testing.T) {
 	defer mu.Unlock()
 	if calls["GET"] != 2 || calls["PUT"] != len(aliases) {
 		t.Fatalf("requests %v: want the 2 reads of the test and %d PUTs", calls, len(aliases))
+	}
+}
+
+// TestPutRemotesOver: the aliases that differ go in one request (up to MaxRemotesPerPut); when
+// Elasticsearch refuses a request, its aliases are written one by one, so only the refused one
+// is left out.
+func TestPutRemotesOver(t *testing.T) {
+	many := func(n int) map[string]RemoteSettings {
+		out := map[string]RemoteSettings{}
+		for i := range n {
+			out[fmt.Sprintf("r%03d", i)] = RemoteSettings{ProxyAddress: "lb.example.com:9443"}
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		before  map[string]RemoteSettings // configured first, one by one
+		wants   map[string]RemoteSettings
+		puts    int
+		written int
+		wantErr string
+	}{
+		{name: "new and up to date", before: map[string]RemoteSettings{"a": {ProxyAddress: "lb.example.com:9443"}},
+			wants: map[string]RemoteSettings{"a": {ProxyAddress: "lb.example.com:9443"}, "b": {ProxyAddress: "lb.example.com:9443"}, "c": {ProxyAddress: "other.example.com:9443", ServerName: "c.example.com"}},
+			puts:  1, written: 2},
+		{name: "nothing to write", before: map[string]RemoteSettings{"a": {ProxyAddress: "lb.example.com:9443"}},
+			wants: map[string]RemoteSettings{"a": {ProxyAddress: "lb.example.com:9443"}}, puts: 0, written: 0},
+		{name: "chunked", wants: many(MaxRemotesPerPut + 20), puts: 2, written: MaxRemotesPerPut + 20},
+		{name: "one refused", wants: map[string]RemoteSettings{"a": {ProxyAddress: "lb.example.com:9443"}, "bad": {ProxyAddress: "no port"}, "c": {ProxyAddress: "lb.example.com:9443"}},
+			puts: 4, written: 2, wantErr: "bad"}, // the batch, then a, bad, c
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			puts := 0
+			e := newEnv(t, "9.3.2", func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPut {
+						mu.Lock()
+						puts++
+						mu.Unlock()
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+			ctx := context.Background()
+			for alias, s := range tc.before {
+				if _, err := e.c.PutRemote(ctx, alias, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			puts = 0
+			mu.Unlock()
+			current, err := e.c.GetRemoteSettings(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written, err := e.c.PutRemotesOver(ctx, tc.wants, current)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
+			}
+			mu.Lock()
+			if puts != tc.puts || len(written) != tc.written {
+				t.Errorf("%d PUTs, %d aliases written; want %d and %d", puts, len(written), tc.puts, tc.written)
+			}
+			mu.Unlock()
+			after, err := e.c.GetRemoteSettings(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for alias, want := range tc.wants {
+				if alias == tc.wantErr {
+					continue
+				}
+				if got := after[alias]; got.ProxyAddress != want.ProxyAddress || got.ServerName != want.ServerName || got.Mode != "proxy" {
+					t.Errorf("alias %s: %+v, want %+v", alias, got, want)
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 )
@@ -40,12 +41,70 @@ func (c *Client) PutRemoteOver(ctx context.Context, alias string, want RemoteSet
 	if proxyUpToDate(have, want) {
 		return false, nil
 	}
-	key := func(suffix string) string { return remotePrefix + alias + "." + suffix }
-	settings := map[string]json.RawMessage{
-		key("mode"):          mustJSON("proxy"),
-		key("proxy_address"): mustJSON(want.ProxyAddress),
-		key("server_name"):   jsonNull,
+	settings := map[string]json.RawMessage{}
+	addProxySettings(settings, alias, have, want)
+	if err := c.putPersistent(ctx, settings); err != nil {
+		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
 	}
+	c.log.Info("put remote cluster settings", logKeyAlias, alias)
+	return true, nil
+}
+
+// MaxRemotesPerPut bounds the aliases PutRemotesOver writes in one request.
+const MaxRemotesPerPut = 100
+
+// PutRemotesOver is PutRemoteOver for many aliases: the aliases whose settings differ are
+// written together, up to MaxRemotesPerPut per request. Each PUT /_cluster/settings is a cluster
+// state update that the master publishes to every node, so a pass that configures 100 new
+// links costs one, not 100. Elasticsearch validates a request as a whole: when one is refused,
+// its aliases are written one by one, so one alias Elasticsearch refuses does not hold back the
+// others (the first error is returned after them). It returns the aliases it wrote, in order.
+func (c *Client) PutRemotesOver(ctx context.Context, wants map[string]RemoteSettings, current map[string]RemoteSettings) ([]string, error) {
+	var stale []string
+	for _, alias := range slices.Sorted(maps.Keys(wants)) {
+		if err := checkPutRemote(alias, wants[alias]); err != nil {
+			return nil, err
+		}
+		if !proxyUpToDate(current[alias], wants[alias]) {
+			stale = append(stale, alias)
+		}
+	}
+	var written []string
+	var firstErr error
+	for chunk := range slices.Chunk(stale, MaxRemotesPerPut) {
+		settings := map[string]json.RawMessage{}
+		for _, alias := range chunk {
+			addProxySettings(settings, alias, current[alias], wants[alias])
+		}
+		err := c.putPersistent(ctx, settings)
+		if err == nil {
+			written = append(written, chunk...)
+			c.log.Info("put remote cluster settings", "aliases", len(chunk), "first", chunk[0], "last", chunk[len(chunk)-1])
+			continue
+		}
+		if len(chunk) == 1 || Retryable(err) || ctx.Err() != nil {
+			return written, fmt.Errorf("failed to put remote clusters %s..%s: %w", chunk[0], chunk[len(chunk)-1], err)
+		}
+		for _, alias := range chunk {
+			if _, err := c.PutRemoteOver(ctx, alias, wants[alias], current); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			written = append(written, alias)
+		}
+	}
+	return written, firstErr
+}
+
+// addProxySettings adds to settings the keys that configure alias in proxy mode as want says,
+// nulling the sniff-mode keys it has.
+func addProxySettings(settings map[string]json.RawMessage, alias string, have, want RemoteSettings) {
+	key := func(suffix string) string { return remotePrefix + alias + "." + suffix }
+	settings[key("mode")] = mustJSON("proxy")
+	settings[key("proxy_address")] = mustJSON(want.ProxyAddress)
+	settings[key("server_name")] = jsonNull
 	if want.ServerName != "" {
 		settings[key("server_name")] = mustJSON(want.ServerName)
 	}
@@ -60,11 +119,6 @@ func (c *Client) PutRemoteOver(ctx context.Context, alias string, want RemoteSet
 			settings[key(s)] = jsonNull
 		}
 	}
-	if err := c.putPersistent(ctx, settings); err != nil {
-		return false, fmt.Errorf("failed to put remote cluster %s: %w", alias, err)
-	}
-	c.log.Info("put remote cluster settings", logKeyAlias, alias)
-	return true, nil
 }
 
 func checkPutRemote(alias string, want RemoteSettings) error {

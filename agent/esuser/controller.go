@@ -77,9 +77,8 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName](),
 			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "esuser"})}
 	byRef := func(o any) {
-		if u, ok := o.(*unstructured.Unstructured); ok {
-			es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
-			c.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: es})
+		if ref, ok := cache.ElasticsearchRef(o); ok {
+			c.queue.Add(ref)
 		}
 	}
 	both := func(f func(any)) cache.Handler { return func(old, new any) { f(old); f(new) } }

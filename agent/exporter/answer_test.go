@@ -729,6 +729,23 @@ func TestKeyMadeBeforeARestart(t *testing.T) {
 				if got := f.credentials("east", axLink); !proto.Equal(got, before) || len(f.liveKeys("east", axLink)) != 1 {
 					t.Error("the pass that waits for the peer's status changed the answer or the keys")
 				}
+				// It is not retried on a backoff: the peer's status queues it.
+				it := item{kind: "link", peer: "east", link: axLink}
+				for f.e.queue.Len() > 0 {
+					got, _ := f.e.queue.Get()
+					f.e.queue.Done(got)
+				}
+				f.e.requeue(it, 0, err)
+				time.Sleep(700 * time.Millisecond) // longer than the first backoff step (500 ms)
+				if n := f.e.queue.Len(); n != 0 {
+					t.Errorf("%d items queued after the wait, want none until the peer's status", n)
+				}
+				if err := f.e.OnLinkStatus("east", &peerv1.LinkStatus{Link: axLink.Proto(), AppliedApiKeyId: made, WrittenApiKeyId: made, Connected: true}); err != nil {
+					t.Fatal(err)
+				}
+				if n := f.e.queue.Len(); n != 1 {
+					t.Errorf("%d items queued after the peer's status, want the link", n)
+				}
 				return
 			}
 			if err != nil {

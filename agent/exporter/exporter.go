@@ -300,6 +300,12 @@ func (e *Exporter) process(ctx context.Context, it item) {
 // unless it only waits, errRetry), after requeue when the pass asked for it, never otherwise.
 func (e *Exporter) requeue(it item, requeue time.Duration, err error) {
 	switch {
+	case errors.Is(err, errWaitForStatus):
+		// The peer's link status queues the link when it comes (OnLinkStatus), and the resync
+		// does if it never comes: no retries in between. After a restart at 1,000 links they
+		// were 1,730 passes, each listing its link's keys, in the way of the passes that answer.
+		e.log.Debug("waiting for the peer's link status", "peer", it.peer, "link", it.link.String())
+		e.queue.Forget(it)
 	case errors.Is(err, errRetry):
 		// Waiting for something that comes by itself (ECK's Secret, the peer's status): not a
 		// failure to count or warn about, retried with the same backoff.

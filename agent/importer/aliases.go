@@ -69,6 +69,21 @@ func (r *aliasRecord) add(ctx context.Context, alias string) error {
 	return r.save(ctx)
 }
 
+// addAll records aliases (those not recorded yet) with one write of the record.
+func (r *aliasRecord) addAll(ctx context.Context, aliases []string) error {
+	added := false
+	for _, alias := range aliases {
+		if !r.aliases[alias] {
+			r.aliases[alias] = true
+			added = true
+		}
+	}
+	if !added {
+		return nil
+	}
+	return r.save(ctx)
+}
+
 // remove forgets alias after its settings are gone. An entry without aliases stays until its
 // Elasticsearch goes: it says the migration from 0.1.0 is done.
 func (r *aliasRecord) remove(ctx context.Context, alias string) error {

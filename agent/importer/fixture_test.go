@@ -51,6 +51,8 @@ type fixture struct {
 	outbox *recordingOutbox
 	// esCalls counts the requests the Elasticsearch served.
 	esCalls *atomic.Int64
+	// settingsPuts counts the PUT /_cluster/settings requests the Elasticsearch served.
+	settingsPuts *atomic.Int64
 	// events are the Events the importer recorded.
 	events *record.FakeRecorder
 	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
@@ -150,11 +152,14 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		t.Fatal(err)
 	}
 	node.SetUser("elastic", "test-password")
-	calls := &atomic.Int64{}
+	calls, puts := &atomic.Int64{}, &atomic.Int64{}
 	faults := &esim.Faults{}
 	handler := faults.Wrap(node.Handler())
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
+			puts.Add(1)
+		}
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -172,7 +177,7 @@ func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, faults: faults, events: events}
+	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, settingsPuts: puts, faults: faults, events: events}
 }
 
 func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {

@@ -246,9 +246,8 @@ func (im *Importer) enqueueAll(why string) {
 
 func (im *Importer) registerHandlers() error {
 	enqueueRC := func(o any) {
-		if u, ok := o.(*unstructured.Unstructured); ok {
-			es, _, _ := unstructured.NestedString(u.Object, "spec", "elasticsearchRef", "name")
-			im.enqueue(types.NamespacedName{Namespace: u.GetNamespace(), Name: es}, trigRC)
+		if ref, ok := cache.ElasticsearchRef(o); ok {
+			im.enqueue(ref, trigRC)
 		}
 	}
 	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) {

@@ -91,15 +91,8 @@ func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
 func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (time.Duration, error) {
 	ns, esName := key.Namespace, key.Name
 	plans := im.plan(ns, esName)
-	for _, p := range plans {
-		if !p.deleting && !slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
-			rc := p.rc.DeepCopy()
-			rc.Finalizers = append(rc.Finalizers, v1alpha1.Finalizer)
-			if _, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc); err != nil {
-				return 0, fmt.Errorf("failed to add finalizer to RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err)
-			}
-			return 0, nil // comes back as an event
-		}
+	if err := im.addFinalizers(ctx, plans); err != nil {
+		return 0, err
 	}
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
 	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
@@ -164,6 +157,30 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		requeue = im.cfg.Resync
 	}
 	return requeue, nil
+}
+
+// addFinalizers adds the agent's finalizer to every RemoteCluster of the pass that lacks it, and
+// the pass goes on with the updated objects. One pass for all of them: 100 RemoteClusters
+// created at once on one Elasticsearch cost one pass, not 100 passes each waiting for the event
+// of the previous one (which held their import requests back by up to a minute at 1,000 links).
+// A RemoteCluster whose update fails (a conflict: it changed meanwhile) fails the pass, which
+// runs again on the fresh object; the others keep their finalizer.
+func (im *Importer) addFinalizers(ctx context.Context, plans []*linkPlan) error {
+	var errs []error
+	for _, p := range plans {
+		if p.deleting || slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
+			continue
+		}
+		rc := p.rc.DeepCopy()
+		rc.Finalizers = append(rc.Finalizers, v1alpha1.Finalizer)
+		out, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("failed to add finalizer to RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err))
+			continue
+		}
+		p.rc = out
+	}
+	return errors.Join(errs...)
 }
 
 // applyAll reads which aliases the agent created, removes the settings of those no RemoteCluster
@@ -448,7 +465,12 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 // applySettings configures proxy-mode cluster.remote.<alias> for each alias with a key. An alias
 // is recorded as ours before it is written, so a crash in between cannot leave a setting nobody
 // removes; an alias someone else configured is never taken over.
+// The new aliases are recorded with one write of the record and the settings that differ are
+// written in one request (elastic.PutRemotesOver): 100 links arriving together cost one record
+// write and one cluster state update, not 100 of each.
 func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, ns, esName string, aliases []string, desired map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) error {
+	var unrecorded []string
+	wants := map[string]elastic.RemoteSettings{}
 	for _, alias := range aliases {
 		if _, ok := st.keyIDs[alias]; !ok {
 			continue
@@ -458,17 +480,37 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 			continue
 		}
 		if !st.aliases.has(alias) {
-			if err := st.aliases.add(ctx, alias); err != nil {
-				return err
-			}
-			failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
+			unrecorded = append(unrecorded, alias)
 		}
-		if err := im.putProxySettings(ctx, client, ns, esName, alias, desired[alias], v1alpha1.SecurityModelAPIKey, current); err != nil {
-			return err
+		wants[alias] = proxyWant(desired[alias])
+	}
+	if err := st.aliases.addAll(ctx, unrecorded); err != nil {
+		return err
+	}
+	if len(unrecorded) > 0 {
+		failpoint.Inject(failpoint.ImporterBeforeSettingsPut)
+	}
+	written, err := client.PutRemotesOver(ctx, wants, current)
+	for _, alias := range written {
+		w := wants[alias]
+		im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", w.ProxyAddress, "model", string(v1alpha1.SecurityModelAPIKey))
+	}
+	if err != nil {
+		for _, alias := range written {
+			st.settings[alias] = true
 		}
+		return fmt.Errorf("failed to configure remote clusters: %w", err)
+	}
+	for alias := range wants {
 		st.settings[alias] = true
 	}
 	return nil
+}
+
+// proxyWant is the proxy-mode setting of a link, from the peer's answer.
+func proxyWant(p *linkPlan) elastic.RemoteSettings {
+	c := p.answer.creds
+	return elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: p.rc.Spec.SkipUnavailable}
 }
 
 // putProxySettings configures cluster.remote.<alias> in proxy mode from the peer's answer for
@@ -476,8 +518,7 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 // against the settings current read once per pass: a pass costs one read of the settings
 // whatever the number of links, and a write only for an alias whose settings differ.
 func (im *Importer) putProxySettings(ctx context.Context, client *elastic.Client, ns, esName, alias string, p *linkPlan, model v1alpha1.SecurityModel, current map[string]elastic.RemoteSettings) error {
-	c := p.answer.creds
-	want := elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: p.rc.Spec.SkipUnavailable}
+	want := proxyWant(p)
 	changed, err := client.PutRemoteOver(ctx, alias, want, current)
 	if err != nil {
 		return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"slices"
@@ -592,5 +593,68 @@ func TestLinkRemoval(t *testing.T) {
 				t.Errorf("CredentialsApplied reason %q after the withdrawal, want WaitingForPeer", got)
 			}
 		})
+	}
+}
+
+// TestOnePassAddsEveryFinalizer: RemoteClusters created at once get the finalizer in one pass,
+// which goes on to publish their import requests (a pass per RemoteCluster, each waiting for the
+// event of the previous one, held 1,000 links' requests back for up to a minute).
+func TestOnePassAddsEveryFinalizer(t *testing.T) {
+	var rcs []*v1alpha1.RemoteCluster
+	for _, alias := range []string{"a", "b", "c", "d"} {
+		rc := remoteCluster(alias, v1alpha1.SecurityModelAPIKey)
+		rc.Finalizers = nil
+		rcs = append(rcs, rc)
+	}
+	f := newFixture(t, rcs...)
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == len(rcs) })
+	f.reconcile(t)
+	for _, rc := range rcs {
+		if got := f.remoteCluster(t, rc.Name); !slices.Contains(got.Finalizers, v1alpha1.Finalizer) {
+			t.Errorf("RemoteCluster %s has no finalizer after one pass", rc.Name)
+		}
+		id := link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: rc.Spec.Alias}
+		if f.outbox.get(link.Resource(link.KindImport, id)) == nil {
+			t.Errorf("no import request for %s after the pass that added its finalizer", rc.Name)
+		}
+	}
+}
+
+// TestLinksArrivingTogetherCostOneSettingsWrite: a pass that configures many new links records
+// their aliases with one write of the record and sets them with one PUT /_cluster/settings (one
+// cluster state update), not one of each per link.
+func TestLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
+	const links = 12
+	var rcs []*v1alpha1.RemoteCluster
+	for i := range links {
+		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%02d", i), v1alpha1.SecurityModelAPIKey))
+	}
+	f := newFixture(t, rcs...)
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == links })
+	for _, rc := range rcs {
+		id := link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: rc.Spec.Alias}
+		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(rc.Spec.Alias, "key-"+rc.Spec.Alias, newTestCA(t, "west-transport"))); err != nil {
+			t.Fatalf("credentials of %s: %v", id, err)
+		}
+	}
+	f.kc.ClearActions()
+	puts := f.settingsPuts.Load()
+	f.reconcile(t)
+	if got := len(f.node.RemoteClusters()); got != links {
+		t.Fatalf("%d remote clusters configured, want %d", got, links)
+	}
+	if n := f.settingsPuts.Load() - puts; n != 1 {
+		t.Errorf("%d PUT /_cluster/settings for %d new links, want 1", n, links)
+	}
+	recordWrites := 0
+	for _, a := range f.kc.Actions() {
+		if o, ok := a.(interface{ GetObject() runtime.Object }); ok && (a.GetVerb() == "create" || a.GetVerb() == "update") {
+			if cm, ok := o.GetObject().(*corev1.ConfigMap); ok && cm.Name == aliasRecordName {
+				recordWrites++
+			}
+		}
+	}
+	if recordWrites != 1 {
+		t.Errorf("%d writes of the alias record for %d new links, want 1", recordWrites, links)
 	}
 }

@@ -58,6 +58,8 @@ const (
 	DefaultHeartbeatInterval = 15 * time.Second
 	DefaultUpdateRate        = 50
 	DefaultUpdateBurst       = 100
+	DefaultResyncAllowance   = 2500
+	DefaultResyncInterval    = time.Minute
 	DefaultMaxInFlight       = 32
 	DefaultMaxUpdateBytes    = 4 << 20
 	DefaultMaxMessageBytes   = 16 << 20
@@ -88,6 +90,15 @@ type Config struct {
 	// 50/s, burst 100).
 	UpdateRate  float64
 	UpdateBurst int
+	// ResyncAllowance is how many updates beyond UpdateBurst a peer may send at the start of a
+	// session, at most once per ResyncInterval per peer (default 2,500, once a minute). When a
+	// stream opens after either side restarted, the peer resends its current state, an update
+	// per resource (two per link from a consuming agent: its import request and its status);
+	// at 1,000 links the burst alone spread that over 40 s at 50/s, and the links waited for it.
+	// The allowance is taken once and never refills; a peer that reconnects again within the
+	// interval gets the burst only. Negative: none.
+	ResyncAllowance int
+	ResyncInterval  time.Duration
 	// MaxInFlight bounds the updates sent but not yet acknowledged per session (default 32).
 	// It also keeps both sides' receive queues from filling, so sends never wedge each other.
 	MaxInFlight int
@@ -130,6 +141,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.UpdateBurst <= 0 {
 		c.UpdateBurst = DefaultUpdateBurst
+	}
+	if c.ResyncAllowance == 0 {
+		c.ResyncAllowance = DefaultResyncAllowance
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = DefaultResyncInterval
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = DefaultMaxInFlight
@@ -215,6 +232,28 @@ type Manager struct {
 
 	mu    sync.Mutex
 	peers map[string]*peerState
+	// resyncs is when each peer last got its ResyncAllowance.
+	resyncs map[string]time.Time
+}
+
+// updateLimiter is the budget of a new session with peer: UpdateBurst, plus the
+// ResyncAllowance when the peer did not get it within the last ResyncInterval.
+func (m *Manager) updateLimiter(peer string, now time.Time) *tokenBucket {
+	b := newTokenBucket(m.cfg.UpdateRate, m.cfg.UpdateBurst, now)
+	if m.cfg.ResyncAllowance <= 0 {
+		return b
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if last, ok := m.resyncs[peer]; ok && now.Sub(last) < m.cfg.ResyncInterval {
+		return b
+	}
+	if m.resyncs == nil {
+		m.resyncs = map[string]time.Time{}
+	}
+	m.resyncs[peer] = now
+	b.tokens += float64(m.cfg.ResyncAllowance)
+	return b
 }
 
 // NewManager returns a Manager for cfg (defaults filled in).

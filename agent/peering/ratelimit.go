@@ -18,7 +18,9 @@ func newTokenBucket(rate float64, burst int, now time.Time) *tokenBucket {
 // allow takes a token if one is available at now.
 func (b *tokenBucket) allow(now time.Time) bool {
 	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = min(b.burst, b.tokens+elapsed*b.rate)
+		if b.tokens < b.burst { // a resync allowance above the burst is spent, never refilled
+			b.tokens = min(b.burst, b.tokens+elapsed*b.rate)
+		}
 		b.last = now
 	}
 	if b.tokens < 1 {

@@ -72,7 +72,7 @@ func (m *Manager) serveWith(ctx context.Context, peer string, st msgStream, o se
 		stream:   st,
 		dialed:   o.dialed,
 		log:      m.log.With(logPeer, peer, logDialed, o.dialed),
-		limiter:  newTokenBucket(m.cfg.UpdateRate, m.cfg.UpdateBurst, time.Now()),
+		limiter:  m.updateLimiter(peer, time.Now()),
 		id:       hex.EncodeToString(id),
 		creds:    newStreamCreds(o),
 		takeOver: o.takeOver,

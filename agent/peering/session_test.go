@@ -109,7 +109,7 @@ func TestReceive(t *testing.T) {
 		},
 		{
 			name:   "rate limited",
-			mutate: func(c *Config) { c.UpdateRate = 0.001; c.UpdateBurst = 2 },
+			mutate: func(c *Config) { c.UpdateRate = 0.001; c.UpdateBurst = 2; c.ResyncAllowance = -1 },
 			msgs:   []*peerv1.Message{trustUpdate("a", 1, "n1", "A"), trustUpdate("b", 1, "n2", "A"), trustUpdate("c", 1, "n3", "A")},
 			want:   []reply{{ack: true}, {ack: true}, {reason: ReasonRateLimited, text: "resend later"}},
 			// The limited update is not processed.
