@@ -79,7 +79,7 @@ func (c *Client) PutRemotesOver(ctx context.Context, wants map[string]RemoteSett
 		err := c.putPersistent(ctx, settings)
 		if err == nil {
 			written = append(written, chunk...)
-			c.log.Info("put remote cluster settings", "aliases", len(chunk), "first", chunk[0], "last", chunk[len(chunk)-1])
+			c.log.Info("put remote cluster settings", "aliases", len(chunk), "alias_range", chunk[0]+".."+chunk[len(chunk)-1])
 			continue
 		}
 		if len(chunk) == 1 || Retryable(err) || ctx.Err() != nil {

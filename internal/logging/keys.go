@@ -10,6 +10,7 @@ var Keys = map[string]string{
 	"added":            "how many items were added",
 	"alias":            "a remote cluster alias",
 	"aliases":          "how many aliases",
+	"alias_range":      "the first and last alias of a batch, \"first..last\"",
 	"api_key_id":       "an Elasticsearch API key id (never the key itself)",
 	"cas":              "how many CA certificates",
 	"changes":          "how many changes",
