@@ -78,7 +78,13 @@ func (g *globals) runCheck(ctx context.Context, f *checkFlags) error {
 	defer cancel()
 	var results []checkResult
 	for {
-		results = []checkResult{g.checkReady(ctx, f.readyURL), g.checkPeerPort(ctx, f.peerAddress, f.environment, cas)}
+		attempt := []checkResult{g.checkReady(ctx, f.readyURL), g.checkPeerPort(ctx, f.peerAddress, f.environment, cas)}
+		if results != nil && ctx.Err() != nil && (!attempt[0].OK || !attempt[1].OK) {
+			// --timeout cut this attempt short ("i/o timeout" instead of what failed): the
+			// previous, complete attempt says more.
+			return g.reportCheck(results)
+		}
+		results = attempt
 		if results[0].OK && results[1].OK {
 			break
 		}

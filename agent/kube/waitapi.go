@@ -40,8 +40,15 @@ func (t *waitingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	delay := 100 * time.Millisecond
 	var since time.Time
+	var prev error
 	for {
 		resp, err := t.next.RoundTrip(req)
+		if err != nil && prev != nil && req.Context().Err() != nil {
+			// The request's context cut this dial short: the previous error says why the API
+			// server is unreachable, this one only that time ran out.
+			return nil, prev
+		}
+		prev = err
 		if err == nil || !unreachable(err) {
 			if !since.IsZero() && err == nil {
 				t.log.Info("kubernetes API reachable again", "waited", time.Since(since).Round(time.Millisecond))
