@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -134,5 +135,47 @@ func TestGateKeyOfAnItemThatChanged(t *testing.T) {
 	}
 	if next := g.leave("es/data/logs"); len(next) != 0 {
 		t.Fatalf("leave handed the key to %v with nothing parked", next)
+	}
+}
+
+// TestGateKey: which Elasticsearch an item waits for. A link's items share their exported
+// Elasticsearch's key once its target is known, or once its request names an export the cache
+// holds (else the export's own key); an export's items share its Elasticsearch's; the CA items
+// and links nobody holds pass free; the sweep has its own.
+func TestGateKey(t *testing.T) {
+	f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
+	other := link.ID{Namespace: "ns", Elasticsearch: "es", Alias: "b"}
+	req := func(export string) *peerv1.ImportRequest {
+		return &peerv1.ImportRequest{Link: other.Proto(), ExportNamespace: axNS, ExportName: export}
+	}
+	esKey := "es/" + axNS + "/" + axES
+	tests := []struct {
+		name string
+		st   *linkState // the link's state; nil: none
+		it   item
+		want string
+	}{
+		{"link without state", nil, item{kind: "link", peer: "east", link: other}, ""},
+		{"link with its target", &linkState{target: &elastic.Target{Namespace: "x", Name: "y"}}, item{kind: "link", peer: "east", link: other}, "es/x/y"},
+		{"link whose request names a cached export", &linkState{req: req(axExport)}, item{kind: "link", peer: "east", link: other}, esKey},
+		{"link whose request names an unknown export", &linkState{req: req("nope")}, item{kind: "link", peer: "east", link: other}, "export/" + axNS + "/nope"},
+		{"link with neither", &linkState{}, item{kind: "link", peer: "east", link: other}, ""},
+		{"cached export", nil, item{kind: "export", ns: axNS, name: axExport}, esKey},
+		{"unknown export", nil, item{kind: "export", ns: axNS, name: "nope"}, "export/" + axNS + "/nope"},
+		{"sweep", nil, item{kind: "gc"}, "gc"},
+		{"CA item", nil, item{kind: "ca", ns: axNS, name: axES}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.e.mu.Lock()
+			f.e.links = map[string]map[link.ID]*linkState{}
+			if tc.st != nil {
+				f.e.links["east"] = map[link.ID]*linkState{other: tc.st}
+			}
+			f.e.mu.Unlock()
+			if got := f.e.gateKey(tc.it); got != tc.want {
+				t.Errorf("gateKey = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

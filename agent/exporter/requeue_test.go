@@ -24,6 +24,7 @@ func TestRequeue(t *testing.T) {
 		wantRequeues int
 	}{
 		{name: "waiting for ECK's Secret", err: fmt.Errorf("transport CA of ns/logs: %w", errRetry), wantErrors: "", wantRequeues: 1},
+		{name: "waiting for the peer's status after a restart (its status queues it)", err: errWaitForStatus, wantErrors: "", wantRequeues: 0},
 		{name: "failure", err: errors.New("elasticsearch said no"), wantErrors: "1", wantRequeues: 1},
 		{name: "come back later", requeue: time.Minute, wantErrors: "", wantRequeues: 0},
 		{name: "done", wantErrors: "", wantRequeues: 0},
