@@ -3,6 +3,7 @@ package exporter
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ecklink/ecklink/agent/elastic"
@@ -177,5 +178,73 @@ func TestGateKey(t *testing.T) {
 				t.Errorf("gateKey = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestProcessGated: a link's pass waits while another item holds its Elasticsearch's gate
+// (parked, nothing answered), is handed the gate when that item leaves, and then answers; its
+// leaving frees the gate.
+func TestProcessGated(t *testing.T) {
+	f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
+	if err := f.e.OnImport("east", &peerv1.ImportRequest{Link: axLink.Proto(), ExportNamespace: axNS, ExportName: axExport, ElasticsearchVersion: "9.3.2"}); err != nil {
+		t.Fatal(err)
+	}
+	for f.e.queue.Len() > 0 { // what the import queued; the test runs the passes itself
+		it, _ := f.e.queue.Get()
+		f.e.queue.Done(it)
+	}
+	it := item{kind: "link", peer: "east", link: axLink}
+	key := f.e.gateKey(it)
+	holder := item{kind: "export", ns: axNS, name: axExport}
+	if ok, _ := f.e.gate.enter(key, holder); !ok || key == "" {
+		t.Fatalf("the export could not take the gate %q", key)
+	}
+	f.e.processGated(t.Context(), it)
+	if c := f.credentials("east", axLink); c != nil {
+		t.Fatalf("the link answered while its Elasticsearch's gate was held: %v", c)
+	}
+	next := f.e.gate.leave(key)
+	if len(next) != 1 || next[0] != it {
+		t.Fatalf("the gate went to %v, want the parked link", next)
+	}
+	f.e.processGated(t.Context(), it)
+	if c := f.credentials("east", axLink); c.GetApiKeyId() == "" {
+		t.Fatalf("the link did not answer once handed the gate: %v", c)
+	}
+	if ok, _ := f.e.gate.enter(key, holder); !ok {
+		t.Error("the gate stays taken after the link's pass")
+	}
+}
+
+// TestEnqueueAll: the resync queues every link the exporter holds and every export, noted as
+// the resync.
+func TestEnqueueAll(t *testing.T) {
+	f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
+	f.e.mu.Lock()
+	f.e.links = map[string]map[link.ID]*linkState{}
+	for i := range 3 {
+		peer := []string{"east", "north"}[i%2]
+		if f.e.links[peer] == nil {
+			f.e.links[peer] = map[link.ID]*linkState{}
+		}
+		f.e.links[peer][testLink(i)] = &linkState{}
+	}
+	f.e.mu.Unlock()
+	for f.e.queue.Len() > 0 {
+		it, _ := f.e.queue.Get()
+		f.e.queue.Done(it)
+	}
+	f.e.enqueueAll()
+	kinds := map[string]int{}
+	for f.e.queue.Len() > 0 {
+		it, _ := f.e.queue.Get()
+		kinds[it.kind]++
+		if why := f.e.trig.Take(it); !slices.Contains(strings.Split(why, ","), trigResync) {
+			t.Errorf("%v queued for %q, want %q among the reasons", it, why, trigResync)
+		}
+		f.e.queue.Done(it)
+	}
+	if kinds["link"] != 3 || kinds["export"] != 1 {
+		t.Errorf("queued %v, want the 3 links and the export", kinds)
 	}
 }

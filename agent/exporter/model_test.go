@@ -57,14 +57,20 @@ func TestModelOf(t *testing.T) {
 		spec v1alpha1.SecurityModel
 		want v1alpha1.SecurityModel
 		port esPort
+		// shares: its credentials may name the exported CA bundle shared between links
+		// (ca_ref); a certificate-model consumer takes its one CA inline.
+		shares bool
 	}{
-		{"", v1alpha1.SecurityModelAPIKey, remoteClusterPort},
-		{v1alpha1.SecurityModelAPIKey, v1alpha1.SecurityModelAPIKey, remoteClusterPort},
-		{v1alpha1.SecurityModelCertificate, v1alpha1.SecurityModelCertificate, transportPort},
+		{"", v1alpha1.SecurityModelAPIKey, remoteClusterPort, true},
+		{v1alpha1.SecurityModelAPIKey, v1alpha1.SecurityModelAPIKey, remoteClusterPort, true},
+		{v1alpha1.SecurityModelCertificate, v1alpha1.SecurityModelCertificate, transportPort, false},
 	} {
 		m := e.modelOf(&v1alpha1.ClusterExport{Spec: v1alpha1.ClusterExportSpec{Model: tt.spec}})
 		if m.name() != tt.want || m.port().port != tt.port.port {
 			t.Errorf("spec.model %q: model %s, port %d; want %s, port %d", tt.spec, m.name(), m.port().port, tt.want, tt.port.port)
+		}
+		if m.sharesCA() != tt.shares {
+			t.Errorf("spec.model %q: sharesCA %v, want %v", tt.spec, m.sharesCA(), tt.shares)
 		}
 	}
 	names, wires := map[v1alpha1.SecurityModel]bool{}, map[peerv1.SecurityModel]bool{}
