@@ -218,6 +218,23 @@ func (c *Cache) ClusterExport(ns, name string) (*v1alpha1.ClusterExport, bool) {
 	return c.typedExports.get(obj)
 }
 
+// ClusterExportSpec returns a ClusterExport without its status (a copy of its metadata and
+// spec), for the many reads that need nothing else: a link's pass, the exporter's gate. The
+// status lists up to 100 links, and copying it on each of those reads was a third of the
+// exporting agent's idle CPU at 1,000 links (make bench -profile).
+func (c *Cache) ClusterExportSpec(ns, name string) (*v1alpha1.ClusterExport, bool) {
+	obj, ok := getByKey(c.exports, ns, name)
+	if !ok {
+		return nil, false
+	}
+	return c.typedExports.getWith(obj, func(e *v1alpha1.ClusterExport) *v1alpha1.ClusterExport {
+		out := &v1alpha1.ClusterExport{TypeMeta: e.TypeMeta}
+		e.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+		e.Spec.DeepCopyInto(&out.Spec)
+		return out
+	})
+}
+
 // ClusterExports lists every ClusterExport.
 func (c *Cache) ClusterExports() []*v1alpha1.ClusterExport {
 	return c.typedExports.list(listAll(c.exports))

@@ -34,11 +34,14 @@ func newTyped[T any](deepCopy func(*T) *T) *typed[T] {
 }
 
 // get returns a copy of the typed form of obj (as the informer holds it).
-func (m *typed[T]) get(obj any) (*T, bool) {
+func (m *typed[T]) get(obj any) (*T, bool) { return m.getWith(obj, m.deepCopy) }
+
+// getWith is get with the copy made by cp (which may leave out what the caller does not read).
+func (m *typed[T]) getWith(obj any, cp func(*T) *T) (*T, bool) {
 	m.mu.Lock()
 	list := m.lists
 	m.mu.Unlock()
-	return m.convert(obj, list)
+	return m.convertWith(obj, list, cp)
 }
 
 // some returns copies of the typed forms of objs, some of the kind's objects.
@@ -80,6 +83,10 @@ func (m *typed[T]) convertAll(objs []any, list uint64) []*T {
 }
 
 func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
+	return m.convertWith(obj, list, m.deepCopy)
+}
+
+func (m *typed[T]) convertWith(obj any, list uint64, cp func(*T) *T) (*T, bool) {
 	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tombstone.Obj
 	}
@@ -90,7 +97,7 @@ func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
 		if err != nil {
 			return nil, false
 		}
-		return m.deepCopy(t), true
+		return cp(t), true
 	}
 	m.mu.Lock()
 	e, hit := m.byObj[u]
@@ -100,7 +107,7 @@ func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
 	}
 	m.mu.Unlock()
 	if hit {
-		return m.deepCopy(e.obj), true
+		return cp(e.obj), true
 	}
 	t, err := kube.FromUnstructured[T](u)
 	if err != nil {
@@ -109,5 +116,5 @@ func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
 	m.mu.Lock()
 	m.byObj[u] = typedEntry[T]{obj: t, seen: list}
 	m.mu.Unlock()
-	return m.deepCopy(t), true
+	return cp(t), true
 }

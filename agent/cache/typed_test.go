@@ -155,3 +155,33 @@ func TestRemoteClustersAreKeptTyped(t *testing.T) {
 		}
 	}
 }
+
+// TestGetWithLeavesOutWhatTheCopyDoes: getWith hands out the copy its function makes (the
+// ClusterExport read without its status), from the same converted object, never the cached one.
+func TestGetWithLeavesOutWhatTheCopyDoes(t *testing.T) {
+	m := newTyped((*v1alpha1.ClusterExport).DeepCopy)
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "ecklink.io/v1alpha1", "kind": "ClusterExport",
+		"metadata": map[string]any{"namespace": "ns", "name": "logs", "uid": "u1", "resourceVersion": "1"},
+		"spec":     map[string]any{"elasticsearchRef": map[string]any{"name": "es"}},
+		"status":   map[string]any{"linkCount": int64(7)},
+	}}
+	specOnly := func(e *v1alpha1.ClusterExport) *v1alpha1.ClusterExport {
+		out := &v1alpha1.ClusterExport{TypeMeta: e.TypeMeta}
+		e.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+		e.Spec.DeepCopyInto(&out.Spec)
+		return out
+	}
+	got, ok := m.getWith(u, specOnly)
+	if !ok || got.Spec.ElasticsearchRef.Name != "es" || got.Name != "logs" || got.Status.LinkCount != 0 {
+		t.Fatalf("getWith = %+v (ok %v); want the metadata and spec without the status", got, ok)
+	}
+	got.Spec.ElasticsearchRef.Name = "changed"
+	full, _ := m.get(u)
+	if full.Status.LinkCount != 7 || full.Spec.ElasticsearchRef.Name != "es" {
+		t.Fatalf("get after getWith = %+v; want the whole, unchanged object", full)
+	}
+	if len(m.byObj) != 1 {
+		t.Errorf("%d conversions kept, want 1 for both reads", len(m.byObj))
+	}
+}

@@ -265,7 +265,7 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	if _, ok := e.cfg.Cache.Peer(peer); !ok {
 		return "peer " + peer + " is gone"
 	}
-	exp, ok := e.cfg.Cache.ClusterExport(ns, exportName)
+	exp, ok := e.cfg.Cache.ClusterExportSpec(ns, exportName)
 	switch {
 	case !ok:
 		return "export " + ns + "/" + exportName + " is gone"

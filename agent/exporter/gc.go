@@ -75,7 +75,7 @@ func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
 		return "peer " + peer + " is gone"
 	}
 	ns, name, _ := strings.Cut(exportRef, "/")
-	exp, ok := e.cfg.Cache.ClusterExport(ns, name)
+	exp, ok := e.cfg.Cache.ClusterExportSpec(ns, name)
 	if !ok {
 		return "export " + exportRef + " is gone"
 	}

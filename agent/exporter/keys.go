@@ -349,7 +349,7 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 	if target == nil && req != nil {
 		// Not resolved in this process (a link removed right after a restart, before its first
 		// pass): the export it asked for still says where its keys live.
-		if exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName()); ok {
+		if exp, ok := e.cfg.Cache.ClusterExportSpec(req.GetExportNamespace(), req.GetExportName()); ok {
 			target = &elastic.Target{Namespace: exp.Namespace, Name: exp.Spec.ElasticsearchRef.Name}
 		}
 	}

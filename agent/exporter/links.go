@@ -108,7 +108,7 @@ func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *pee
 	if _, ok := e.cfg.Cache.Peer(peer); !ok {
 		return refuse(&peering.RefusalError{Reason: v1alpha1.ReasonPeerNotFound, Message: "environment " + peer + " is not a peer"}, 0), nil
 	}
-	exp, ok := e.cfg.Cache.ClusterExport(req.GetExportNamespace(), req.GetExportName())
+	exp, ok := e.cfg.Cache.ClusterExportSpec(req.GetExportNamespace(), req.GetExportName())
 	granted := ok && exp.Spec.Serves(peer, id.Namespace, id.Elasticsearch)
 	if !ok || exp.DeletionTimestamp != nil || !granted {
 		// The same answer whether the export is missing, does not name the peer, or names it

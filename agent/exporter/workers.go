@@ -53,7 +53,7 @@ func (e *Exporter) gateKey(it item) string {
 		case st.req != nil:
 			ns, name = st.req.GetExportNamespace(), st.req.GetExportName()
 			e.mu.Unlock()
-			if exp, ok := e.cfg.Cache.ClusterExport(ns, name); ok {
+			if exp, ok := e.cfg.Cache.ClusterExportSpec(ns, name); ok {
 				return "es/" + ns + "/" + exp.Spec.ElasticsearchRef.Name
 			}
 			return "export/" + ns + "/" + name
@@ -64,7 +64,7 @@ func (e *Exporter) gateKey(it item) string {
 		}
 		return "es/" + ns + "/" + name
 	case "export":
-		if exp, ok := e.cfg.Cache.ClusterExport(it.ns, it.name); ok {
+		if exp, ok := e.cfg.Cache.ClusterExportSpec(it.ns, it.name); ok {
 			return "es/" + it.ns + "/" + exp.Spec.ElasticsearchRef.Name
 		}
 		return "export/" + it.ns + "/" + it.name
