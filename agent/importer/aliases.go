@@ -62,11 +62,7 @@ func (r *aliasRecord) list() []string { return slices.Sorted(maps.Keys(r.aliases
 
 // add records alias before its settings are written.
 func (r *aliasRecord) add(ctx context.Context, alias string) error {
-	if r.aliases[alias] {
-		return nil
-	}
-	r.aliases[alias] = true
-	return r.save(ctx)
+	return r.addAll(ctx, []string{alias})
 }
 
 // addAll records aliases (those not recorded yet) with one write of the record.
