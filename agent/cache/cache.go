@@ -245,15 +245,39 @@ func (c *Cache) RemoteClusters() []*v1alpha1.RemoteCluster {
 	return c.typedRemotes.list(listAll(c.remotes))
 }
 
+// RemoteClusterSpecs lists every RemoteCluster without its status (copies of metadata and spec),
+// for the reads that need nothing else: queueing every Elasticsearch on a resync, the user
+// controller's roles. Copying 1,000 statuses for those was most of the idle agent's garbage.
+func (c *Cache) RemoteClusterSpecs() []*v1alpha1.RemoteCluster {
+	return c.typedRemotes.listWith(listAll(c.remotes), remoteClusterSpec)
+}
+
 // RemoteClustersOf lists the RemoteClusters of one local Elasticsearch (spec.elasticsearchRef),
 // from an index: a pass over one Elasticsearch costs its own links, not every link's.
 func (c *Cache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
+	return c.typedRemotes.some(c.remoteClustersOf(ns, es))
+}
+
+// RemoteClusterSpecsOf is RemoteClustersOf without the statuses (RemoteClusterSpecs).
+func (c *Cache) RemoteClusterSpecsOf(ns, es string) []*v1alpha1.RemoteCluster {
+	return c.typedRemotes.someWith(c.remoteClustersOf(ns, es), remoteClusterSpec)
+}
+
+func (c *Cache) remoteClustersOf(ns, es string) []any {
 	var objs []any
 	for _, inf := range c.remotes {
 		found, _ := inf.GetIndexer().ByIndex(byElasticsearch, ns+"/"+es)
 		objs = append(objs, found...)
 	}
-	return c.typedRemotes.some(objs)
+	return objs
+}
+
+// remoteClusterSpec copies rc's metadata and spec.
+func remoteClusterSpec(rc *v1alpha1.RemoteCluster) *v1alpha1.RemoteCluster {
+	out := &v1alpha1.RemoteCluster{TypeMeta: rc.TypeMeta}
+	rc.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	rc.Spec.DeepCopyInto(&out.Spec)
+	return out
 }
 
 // byElasticsearch indexes RemoteClusters by "namespace/name" of their local Elasticsearch.

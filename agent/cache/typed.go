@@ -45,21 +45,27 @@ func (m *typed[T]) getWith(obj any, cp func(*T) *T) (*T, bool) {
 }
 
 // some returns copies of the typed forms of objs, some of the kind's objects.
-func (m *typed[T]) some(objs []any) []*T {
+func (m *typed[T]) some(objs []any) []*T { return m.someWith(objs, m.deepCopy) }
+
+// someWith is some with the copies made by cp.
+func (m *typed[T]) someWith(objs []any, cp func(*T) *T) []*T {
 	m.mu.Lock()
 	list := m.lists
 	m.mu.Unlock()
-	return m.convertAll(objs, list)
+	return m.convertAllWith(objs, list, cp)
 }
 
 // list returns copies of the typed forms of objs, every object of the kind, and forgets the
 // versions no longer among them.
-func (m *typed[T]) list(objs []any) []*T {
+func (m *typed[T]) list(objs []any) []*T { return m.listWith(objs, m.deepCopy) }
+
+// listWith is list with the copies made by cp.
+func (m *typed[T]) listWith(objs []any, cp func(*T) *T) []*T {
 	m.mu.Lock()
 	m.lists++
 	list := m.lists
 	m.mu.Unlock()
-	out := m.convertAll(objs, list)
+	out := m.convertAllWith(objs, list, cp)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.byObj) > len(objs) {
@@ -72,10 +78,10 @@ func (m *typed[T]) list(objs []any) []*T {
 	return out
 }
 
-func (m *typed[T]) convertAll(objs []any, list uint64) []*T {
+func (m *typed[T]) convertAllWith(objs []any, list uint64, cp func(*T) *T) []*T {
 	out := make([]*T, 0, len(objs))
 	for _, o := range objs {
-		if t, ok := m.convert(o, list); ok {
+		if t, ok := m.convertWith(o, list, cp); ok {
 			out = append(out, t)
 		}
 	}

@@ -139,7 +139,7 @@ func (apiKeyModel) report(im *Importer, rc *v1alpha1.RemoteCluster, p *linkPlan,
 		applied.AppliedAt = &metav1.Time{Time: im.cfg.Now().Truncate(time.Second)}
 	}
 	if id == c.GetApiKeyId() && c.GetApiKeyExpiration() != nil {
-		applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime().Truncate(time.Second)} // as stored (RFC 3339)
+		applied.Expiration = &metav1.Time{Time: c.GetApiKeyExpiration().AsTime().Truncate(time.Second).Local()} // as stored (RFC 3339) and read back
 	}
 	switch prev := rc.Status.APIKey; {
 	case id == c.GetApiKeyId():

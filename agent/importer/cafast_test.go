@@ -26,7 +26,7 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-func newTestCA(t *testing.T, cn string) []byte {
+func newTestCA(t testing.TB, cn string) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -146,7 +145,7 @@ func (im *Importer) registerTransportCAHandler() error {
 				return
 			}
 		}
-		if len(im.cfg.Cache.RemoteClustersOf(s.Namespace, es)) > 0 {
+		if len(im.cfg.Cache.RemoteClusterSpecsOf(s.Namespace, es)) > 0 {
 			im.enqueue(types.NamespacedName{Namespace: s.Namespace, Name: es}, trigTransport)
 		}
 	})
@@ -272,22 +271,16 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 }
 
 // applyCertSettings configures proxy-mode settings to each certificate-model remote's transport
-// port, once ECK reads the ConfigMap. No credentials: the transport certificates authenticate
-// the connection.
+// port, once ECK reads the ConfigMap, with one write for the aliases that changed
+// (writeProxySettings). No credentials: the transport certificates authenticate the connection.
 func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state, current map[string]elastic.RemoteSettings) error {
+	var mine []string
 	for _, alias := range slices.Sorted(maps.Keys(certs)) {
-		if st.userAlias[alias] {
-			continue
+		if !st.userAlias[alias] {
+			mine = append(mine, alias)
 		}
-		if err := st.aliases.add(ctx, alias); err != nil {
-			return err
-		}
-		if err := im.putProxySettings(ctx, client, ns, esName, alias, certs[alias], v1alpha1.SecurityModelCertificate, current); err != nil {
-			return err
-		}
-		st.settings[alias] = true
 	}
-	return nil
+	return im.writeProxySettings(ctx, client, ns, esName, v1alpha1.SecurityModelCertificate, mine, certs, current, st)
 }
 
 // verifyCertificate records whether ECK put each remote CA into the nodes' transport trust and
@@ -369,10 +362,7 @@ func modelCondition(rc *v1alpha1.RemoteCluster, p *linkPlan) {
 			v1alpha1.ReasonDeprecatedSecurityModel, v1alpha1.DeprecatedModelMessage))
 		return
 	}
-	conds := rc.GetConditions()
-	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionSecurityModelCurrent) {
-		rc.SetConditions(conds)
-	}
+	kube.Remove(rc, v1alpha1.ConditionSecurityModelCurrent)
 }
 
 // sooner is the shorter of two requeue delays, ignoring zero.

@@ -359,3 +359,42 @@ func TestNoCertificateLinkCostsNoTrustRead(t *testing.T) {
 		t.Error("transport trust written for an API-key link")
 	}
 }
+
+// TestCertificateLinksArrivingTogetherCostOneSettingsWrite: the certificate pass sets the
+// settings of its links as the API-key pass does, with one write of the alias record and one
+// PUT /_cluster/settings for all of them, and an unchanged pass writes nothing.
+func TestCertificateLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
+	aliases := []string{"c-0", "c-1", "c-2", "c-3", "c-4"}
+	var rcs []*v1alpha1.RemoteCluster
+	for _, alias := range aliases {
+		rcs = append(rcs, remoteCluster(alias, v1alpha1.SecurityModelCertificate))
+	}
+	f := newFixture(t, rcs...)
+	f.connectAll()
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == len(aliases) })
+	for _, alias := range aliases {
+		if err := f.im.OnCredentials(fxPeer, 1, certificateCredentials(t, alias)); err != nil {
+			t.Fatalf("credentials of %s: %v", alias, err)
+		}
+	}
+	puts := f.settingsPuts.Load()
+	f.reconcile(t)
+	if n := f.settingsPuts.Load() - puts; n != 1 {
+		t.Errorf("%d PUT /_cluster/settings for %d new certificate links, want 1", n, len(aliases))
+	}
+	settings := f.applied(t).settings
+	for _, alias := range aliases {
+		if s, ok := settings[alias]; !ok || s.Mode != "proxy" || s.ProxyAddress != certProxy {
+			t.Errorf("settings of %s %+v (present %v), want proxy mode to %s", alias, s, ok, certProxy)
+		}
+	}
+	if got := f.reasons(t, "c-3")[v1alpha1.ConditionSettingsApplied]; got != v1alpha1.ReasonApplied {
+		t.Errorf("SettingsApplied of c-3 %q, want Applied", got)
+	}
+	f.settle(t)
+	puts = f.settingsPuts.Load()
+	f.reconcile(t)
+	if n := f.settingsPuts.Load() - puts; n != 0 {
+		t.Errorf("%d PUT /_cluster/settings in a pass with nothing new, want 0", n)
+	}
+}

@@ -114,7 +114,7 @@ func elasticsearch() *unstructured.Unstructured {
 	}}
 }
 
-func newFixture(t *testing.T, rcs ...*v1alpha1.RemoteCluster) *fixture {
+func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -207,7 +207,7 @@ func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteClust
 }
 
 // waitCache waits until the informer shows what ok accepts.
-func waitCache(t *testing.T, ok func() bool) {
+func waitCache(t testing.TB, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !ok() {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -72,7 +71,7 @@ func licenseCondition(p *linkPlan, st *state) (metav1.Condition, bool) {
 func setLicenseCondition(rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) []string {
 	c, ok := licenseCondition(p, st)
 	if !ok {
-		meta.RemoveStatusCondition(&rc.Status.Conditions, v1alpha1.ConditionLicenseSufficient)
+		kube.Remove(rc, v1alpha1.ConditionLicenseSufficient)
 		return linkConditions
 	}
 	kube.Set(rc, c)

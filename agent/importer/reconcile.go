@@ -23,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/internal/failpoint"
+	"github.com/ecklink/ecklink/internal/peertext"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -63,27 +64,75 @@ type state struct {
 	fileVersion map[string]int64
 	// parsed: the CA bundles of cas parsed, by content (the aliases to one remote share one;
 	// the status, the LinkStatus and the metrics of each read it).
-	parsed map[string]parsedBundle
+	parsed map[string]*parsedBundle
 }
 
+// parsedBundle is one CA bundle of a pass parsed, with what the status, the LinkStatus and the
+// metrics of every link that applied it derive from it, computed once.
 type parsedBundle struct {
 	certs []*x509.Certificate
 	err   error
+	// fingerprints and infos: the certificates' fingerprints and their status entries (built on
+	// first use).
+	fingerprints []string
+	infos        []v1alpha1.CertificateInfo
+	// notAfter is the latest expiry among certs.
+	notAfter time.Time
 }
 
 // casOf returns the certificates of the CA bundle applied for alias, parsed once per pass and
 // bundle.
 func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
-	b := string(st.cas[alias])
-	if p, ok := st.parsed[b]; ok {
-		return p.certs, p.err
+	b := st.bundleOf(alias)
+	return b.certs, b.err
+}
+
+// bundleOf returns the CA bundle applied for alias, parsed once per pass and content.
+func (st *state) bundleOf(alias string) *parsedBundle {
+	if p, ok := st.parsed[string(st.cas[alias])]; ok { // no copy of the bundle to look it up
+		return p
 	}
+	b := string(st.cas[alias])
 	certs, err := pemutil.ParseCertificates([]byte(b), pemutil.Limits{})
 	if st.parsed == nil {
-		st.parsed = map[string]parsedBundle{}
+		st.parsed = map[string]*parsedBundle{}
 	}
-	st.parsed[b] = parsedBundle{certs: certs, err: err}
-	return certs, err
+	p := &parsedBundle{certs: certs, err: err}
+	for _, c := range certs {
+		if c.NotAfter.After(p.notAfter) {
+			p.notAfter = c.NotAfter
+		}
+	}
+	st.parsed[b] = p
+	return p
+}
+
+// fingerprintsOf are the fingerprints of the bundle's certificates, in their order.
+func (p *parsedBundle) fingerprintsOf() []string {
+	if p.fingerprints == nil && len(p.certs) > 0 {
+		p.fingerprints = fingerprintsOf(p.certs) // castatus.go
+	}
+	return p.fingerprints
+}
+
+// certificateInfos are the status entries of the bundle's certificates, a copy the caller owns.
+func (p *parsedBundle) certificateInfos() []v1alpha1.CertificateInfo {
+	if p.infos == nil {
+		p.infos = make([]v1alpha1.CertificateInfo, 0, len(p.certs))
+		for _, cert := range p.certs {
+			p.infos = append(p.infos, v1alpha1.CertificateInfo{
+				Fingerprint: pemutil.Fingerprint(cert), Subject: peertext.Clean(cert.Subject.String(), peertext.Status),
+				// In the location the API's decoding gives a time, so an unchanged status
+				// compares equal without the semantic comparison (kube.UpdateStatus).
+				NotAfter: &metav1.Time{Time: cert.NotAfter.Local()},
+			})
+		}
+	}
+	out := make([]v1alpha1.CertificateInfo, len(p.infos))
+	for i, info := range p.infos {
+		out[i] = *info.DeepCopy()
+	}
+	return out
 }
 
 // reconcile brings one local Elasticsearch to what its RemoteClusters and the peers' answers say.
@@ -462,15 +511,10 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 	return secret, nil
 }
 
-// applySettings configures proxy-mode cluster.remote.<alias> for each alias with a key. An alias
-// is recorded as ours before it is written, so a crash in between cannot leave a setting nobody
-// removes; an alias someone else configured is never taken over.
-// The new aliases are recorded with one write of the record and the settings that differ are
-// written in one request (elastic.PutRemotesOver): 100 links arriving together cost one record
-// write and one cluster state update, not 100 of each.
+// applySettings configures proxy-mode cluster.remote.<alias> for each alias with a key; an
+// alias someone else configured is never taken over.
 func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, ns, esName string, aliases []string, desired map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) error {
-	var unrecorded []string
-	wants := map[string]elastic.RemoteSettings{}
+	var mine []string
 	for _, alias := range aliases {
 		if _, ok := st.keyIDs[alias]; !ok {
 			continue
@@ -479,10 +523,26 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 			st.userAlias[alias] = true
 			continue
 		}
+		mine = append(mine, alias)
+	}
+	return im.writeProxySettings(ctx, client, ns, esName, v1alpha1.SecurityModelAPIKey, mine, desired, current, st)
+}
+
+// writeProxySettings configures cluster.remote.<alias> in proxy mode from the peer's answer for
+// each of aliases (both security models: the address and server name differ, the setting does
+// not), against the settings current read once per pass. An alias is recorded as ours before
+// it is written, so a crash in between cannot leave a setting nobody removes. The new aliases
+// are recorded with one write of the record and the settings that differ are written in one
+// request (elastic.PutRemotesOver): 100 links arriving together cost one record write and one
+// cluster state update, not 100 of each, and an unchanged pass writes nothing.
+func (im *Importer) writeProxySettings(ctx context.Context, client *elastic.Client, ns, esName string, model v1alpha1.SecurityModel, aliases []string, plans map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) error {
+	var unrecorded []string
+	wants := make(map[string]elastic.RemoteSettings, len(aliases))
+	for _, alias := range aliases {
 		if !st.aliases.has(alias) {
 			unrecorded = append(unrecorded, alias)
 		}
-		wants[alias] = proxyWant(desired[alias])
+		wants[alias] = proxyWant(plans[alias])
 	}
 	if err := st.aliases.addAll(ctx, unrecorded); err != nil {
 		return err
@@ -493,7 +553,7 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 	written, err := client.PutRemotesOver(ctx, wants, current)
 	for _, alias := range written {
 		w := wants[alias]
-		im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", w.ProxyAddress, "model", string(v1alpha1.SecurityModelAPIKey))
+		im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", w.ProxyAddress, "model", string(model))
 	}
 	if err != nil {
 		for _, alias := range written {
@@ -511,22 +571,6 @@ func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, n
 func proxyWant(p *linkPlan) elastic.RemoteSettings {
 	c := p.answer.creds
 	return elastic.RemoteSettings{Mode: "proxy", ProxyAddress: c.GetProxyAddress(), ServerName: c.GetServerName(), SkipUnavailable: p.rc.Spec.SkipUnavailable}
-}
-
-// putProxySettings configures cluster.remote.<alias> in proxy mode from the peer's answer for
-// the link (both security models: the address and server name differ, the setting does not),
-// against the settings current read once per pass: a pass costs one read of the settings
-// whatever the number of links, and a write only for an alias whose settings differ.
-func (im *Importer) putProxySettings(ctx context.Context, client *elastic.Client, ns, esName, alias string, p *linkPlan, model v1alpha1.SecurityModel, current map[string]elastic.RemoteSettings) error {
-	want := proxyWant(p)
-	changed, err := client.PutRemoteOver(ctx, alias, want, current)
-	if err != nil {
-		return fmt.Errorf("failed to configure remote cluster %s: %w", alias, err)
-	}
-	if changed {
-		im.log.Info("remote cluster settings applied", "elasticsearch", ns+"/"+esName, "alias", alias, "proxy_address", want.ProxyAddress, "model", string(model))
-	}
-	return nil
 }
 
 // verify reads _remote/info and which key each node uses, records the effective keys on the

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -362,8 +361,5 @@ func setSigningCondition(rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) {
 		kube.Set(rc, kube.NewCondition(rc, v1alpha1.ConditionStrongIdentity, status, reason, msg))
 		return
 	}
-	conds := rc.GetConditions()
-	if meta.RemoveStatusCondition(&conds, v1alpha1.ConditionStrongIdentity) {
-		rc.SetConditions(conds)
-	}
+	kube.Remove(rc, v1alpha1.ConditionStrongIdentity)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -15,8 +16,6 @@ import (
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peerhealth"
-	"github.com/ecklink/ecklink/internal/peertext"
-	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -27,6 +26,7 @@ var linkConditions = []string{v1alpha1.ConditionTrustApplied, v1alpha1.Condition
 // hiccup would otherwise stay stale until the next change.
 func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *state) error {
 	var errs []error
+	peers := &peersOfPass{lister: im.cfg.Cache}
 	for _, p := range plans {
 		if p.deleting {
 			continue
@@ -40,7 +40,7 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 			for _, c := range conds {
 				kube.Set(rc, c)
 			}
-			peerhealth.Set(rc, im.cfg.Cache, []string{rc.Spec.Peer})
+			peerhealth.Set(rc, peers, []string{rc.Spec.Peer})
 			kube.Set(rc, peerhealth.Ready(rc, setLicenseCondition(rc, p, st)...)) // license.go
 			modelCondition(rc, p)
 			setSigningCondition(rc, p, st)
@@ -53,6 +53,27 @@ func (im *Importer) updateStatuses(ctx context.Context, plans []*linkPlan, st *s
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// peersOfPass reads each Peer once per pass: the status of every link to a peer reads it.
+type peersOfPass struct {
+	lister peerhealth.PeerLister
+	seen   map[string]*v1alpha1.Peer // nil when there is no such Peer
+}
+
+func (p *peersOfPass) Peer(environment string) (*v1alpha1.Peer, bool) {
+	if peer, ok := p.seen[environment]; ok {
+		return peer, peer != nil
+	}
+	peer, ok := p.lister.Peer(environment)
+	if !ok {
+		peer = nil
+	}
+	if p.seen == nil {
+		p.seen = map[string]*v1alpha1.Peer{}
+	}
+	p.seen[environment] = peer
+	return peer, ok
 }
 
 // conditions derives the four link conditions from what the reconcile learned.
@@ -130,13 +151,8 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 	rc.Status.Model = answerModel(c)
 	rc.Status.ProxyAddress, rc.Status.ServerName = c.GetProxyAddress(), c.GetServerName()
 	rc.Status.LastSync = &metav1.Time{Time: p.answer.at.Truncate(time.Second)}
-	if certs, err := st.casOf(alias); err == nil {
-		rc.Status.RemoteCertificateAuthorities = rc.Status.RemoteCertificateAuthorities[:0]
-		for _, cert := range certs {
-			rc.Status.RemoteCertificateAuthorities = append(rc.Status.RemoteCertificateAuthorities, v1alpha1.CertificateInfo{
-				Fingerprint: pemutil.Fingerprint(cert), Subject: peertext.Clean(cert.Subject.String(), peertext.Status), NotAfter: &metav1.Time{Time: cert.NotAfter},
-			})
-		}
+	if b := st.bundleOf(alias); b.err == nil {
+		rc.Status.RemoteCertificateAuthorities = b.certificateInfos()
 	}
 	p.model.report(im, rc, p, st) // the model's own fields (status.apiKey)
 	if st.keyIDs[alias] == c.GetApiKeyId() {
@@ -155,8 +171,8 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		Connected:       st.info[alias].Connected,
 		SigningSubject:  st.signing[alias],
 	}
-	if certs, err := st.casOf(alias); err == nil { // none when it does not parse
-		ls.AppliedCaFingerprints = fingerprintsOf(certs) // castatus.go
+	if b := st.bundleOf(alias); b.err == nil { // none when it does not parse
+		ls.AppliedCaFingerprints = slices.Clone(b.fingerprintsOf())
 	}
 	if !ls.Connected {
 		ls.Message = "not connected"
@@ -168,7 +184,7 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 		im.mu.Unlock()
 		return
 	}
-	if prev != nil && proto.Equal(withoutObserved(prev), withoutObserved(ls)) {
+	if prev != nil && proto.Equal(withoutObserved(prev), ls) { // ls has no observed time yet
 		ls.Observed = prev.Observed
 	} else {
 		ls.Observed = timestamppb.New(im.cfg.Now())
@@ -183,12 +199,8 @@ func (im *Importer) publishStatus(p *linkPlan, st *state) {
 // recordMetrics exports the link's connection, CA expiry and key expiry.
 func (im *Importer) recordMetrics(p *linkPlan, st *state) {
 	var caExpiry, keyExpiry time.Time
-	if certs, err := st.casOf(p.id.Alias); err == nil {
-		for _, c := range certs {
-			if c.NotAfter.After(caExpiry) {
-				caExpiry = c.NotAfter
-			}
-		}
+	if b := st.bundleOf(p.id.Alias); b.err == nil {
+		caExpiry = b.notAfter
 	}
 	if c := p.answer.creds; c.GetApiKeyExpiration() != nil && st.effective[p.id.Alias] == c.GetApiKeyId() {
 		keyExpiry = c.GetApiKeyExpiration().AsTime()

@@ -138,6 +138,20 @@ func (c *ResourceClient[T, P]) Delete(ctx context.Context, namespace, name strin
 	return nil
 }
 
+// statusOf returns a pointer to obj's Status field (every ecklink resource has one), so a
+// comparison walks the status only, not the metadata and spec the write leaves alone.
+func statusOf(obj runtime.Object) any {
+	return reflect.ValueOf(obj).Elem().FieldByName("Status").Addr().Interface()
+}
+
+// sameStatus reports whether a and b have semantically equal statuses. reflect.DeepEqual first:
+// it needs no calls through reflection and answers the common case, a status mutate left as it
+// was; times that differ only in their location fall through to the semantic comparison.
+func sameStatus(a, b runtime.Object) bool {
+	sa, sb := statusOf(a), statusOf(b)
+	return reflect.DeepEqual(sa, sb) || equality.Semantic.DeepEqual(sa, sb)
+}
+
 // UpdateStatus applies mutate to a copy of obj and writes the status. On a conflict it reads the
 // object again and applies mutate to the fresh copy, so mutate must compute the status from its
 // argument and may run more than once. When mutate leaves the status as it was, nothing is
@@ -151,8 +165,9 @@ func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate f
 		if err := mutate(next); err != nil {
 			return err
 		}
-		if equality.Semantic.DeepEqual(current, next) {
+		if sameStatus(current, next) {
 			// Nothing changed (the common case of a periodic pass): no conversion, no write.
+			// Only the status is compared: it is all this writes.
 			stored = next
 			return nil
 		}

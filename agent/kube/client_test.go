@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,5 +165,40 @@ func TestUpdateStatus(t *testing.T) {
 func TestNewClientRequiresDynamic(t *testing.T) {
 	if _, err := NewClient(ClientConfig{}); err == nil {
 		t.Fatal("want an error without Dynamic")
+	}
+}
+
+// TestSameStatus: statuses compare by meaning (a time in another location is the same time), and
+// only the status counts: what the status write leaves alone does not make a write.
+func TestSameStatus(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	base := func() *v1alpha1.RemoteCluster {
+		rc := &v1alpha1.RemoteCluster{}
+		rc.Name = "eu"
+		rc.Status.LastSync = &metav1.Time{Time: at}
+		rc.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, LastTransitionTime: metav1.Time{Time: at}}}
+		return rc
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*v1alpha1.RemoteCluster)
+		same   bool
+	}{
+		{"unchanged", func(*v1alpha1.RemoteCluster) {}, true},
+		{"time in another location", func(rc *v1alpha1.RemoteCluster) {
+			rc.Status.LastSync = &metav1.Time{Time: at.In(time.FixedZone("CET", 3600))}
+		}, true},
+		{"metadata only", func(rc *v1alpha1.RemoteCluster) { rc.Labels = map[string]string{"a": "b"} }, true},
+		{"another time", func(rc *v1alpha1.RemoteCluster) { rc.Status.LastSync = &metav1.Time{Time: at.Add(time.Second)} }, false},
+		{"condition status", func(rc *v1alpha1.RemoteCluster) { rc.Status.Conditions[0].Status = metav1.ConditionFalse }, false},
+		{"a field set", func(rc *v1alpha1.RemoteCluster) { rc.Status.ProxyAddress = "203.0.113.7:9443" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := base(), base()
+			tc.change(b)
+			if got := sameStatus(a, b); got != tc.same {
+				t.Errorf("sameStatus = %v, want %v", got, tc.same)
+			}
+		})
 	}
 }

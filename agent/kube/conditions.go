@@ -51,7 +51,11 @@ func Remove(obj Conditioned, conditionTypes ...string) bool {
 	conds := obj.GetConditions()
 	removed := false
 	for _, t := range conditionTypes {
-		removed = meta.RemoveStatusCondition(&conds, t) || removed
+		// Found first: RemoveStatusCondition copies the conditions even when it removes none,
+		// and most calls (a periodic pass over every link) find nothing to remove.
+		if meta.FindStatusCondition(conds, t) != nil {
+			removed = meta.RemoveStatusCondition(&conds, t) || removed
+		}
 	}
 	if removed {
 		obj.SetConditions(conds)
