@@ -298,10 +298,9 @@ func TestAnswerIssuesOneKeyPerLink(t *testing.T) {
 	if got := metaAccess(k); got != "logs-*" {
 		t.Errorf("key access %q, want the export's logs-*", got)
 	}
-	for field, want := range map[string]string{"environment": "west", "peer": "east", "link": axLink.String(), "export": "data/logs", "managed_by": "ecklink"} {
-		if got := metaField(k.Metadata, field); got != want {
-			t.Errorf("key metadata %s = %q, want %q", field, got, want)
-		}
+	got := parseKeyMetadata(k.Metadata)
+	if want := (keyMetadata{ManagedBy: "ecklink", Environment: "west", Peer: "east", Link: axLink.String(), Export: "data/logs", AccessHash: got.AccessHash}); got != want {
+		t.Errorf("key metadata %+v, want %+v", got, want)
 	}
 	if secret, ok := f.node.APIKeySecret(keys[0]); !ok || c.GetApiKeyEncoded() != base64.StdEncoding.EncodeToString([]byte(keys[0]+":"+secret)) {
 		t.Errorf("api_key_encoded is not the key's id:secret")

@@ -173,8 +173,8 @@ func (e *Exporter) finalizeExport(ctx context.Context, exp *v1alpha1.ClusterExpo
 			return fmt.Errorf("failed to reach %s: %w", target, err)
 		}
 		keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{
-			metaRoot + ".environment": e.cfg.Environment,
-			metaRoot + ".export":      exp.Namespace + "/" + exp.Name,
+			metaQueryField(metaEnvironment): e.cfg.Environment,
+			metaQueryField(metaExport):      exp.Namespace + "/" + exp.Name,
 		}})
 		if err != nil {
 			return fmt.Errorf("failed to list keys of export %s/%s: %w", exp.Namespace, exp.Name, err)

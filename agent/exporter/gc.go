@@ -57,7 +57,8 @@ func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {
 	}
 	var stale []string
 	for _, k := range keys {
-		peer, exportRef, linkRef := metaField(k.Metadata, "peer"), metaField(k.Metadata, "export"), metaField(k.Metadata, "link")
+		m := parseKeyMetadata(k.Metadata)
+		peer, exportRef, linkRef := m.Peer, m.Export, m.Link
 		if why := e.unjustified(peer, exportRef, linkRef); why != "" {
 			e.log.Info("invalidating unused api key", "api_key_id", k.ID, "peer", peer, "link", linkRef, "reason", why)
 			stale = append(stale, k.ID)

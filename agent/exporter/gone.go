@@ -105,7 +105,7 @@ func (e *Exporter) invalidateGone(ctx context.Context, peer string) error {
 		}
 		f := found{client: client, keys: map[link.ID][]string{}}
 		for _, k := range keys {
-			id, err := link.Parse(metaField(k.Metadata, "link"))
+			id, err := link.Parse(parseKeyMetadata(k.Metadata).Link)
 			if err == nil && gone[id] {
 				f.keys[id] = append(f.keys[id], k.ID)
 			}

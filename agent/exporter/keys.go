@@ -17,9 +17,6 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// Key metadata lives under one object, so it is queryable as metadata.ecklink.<field>.
-const metaRoot = "ecklink"
-
 // chosenKey is the key the peer should use.
 type chosenKey struct {
 	id string
@@ -44,8 +41,8 @@ type keyPass struct {
 	id           link.ID
 	exp          *v1alpha1.ClusterExport
 	access       elastic.Access
-	meta         map[string]any
-	identity     *string // the certificate_identity a new key carries
+	meta         keyMetadata // what the export decides (keymeta.go)
+	identity     *string     // the certificate_identity a new key carries
 	now          time.Time
 	req          *peerv1.ImportRequest
 	rot          rotation
@@ -91,7 +88,7 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 		enc, known = secret, true
 		keys = append(keys, *newest)
 	}
-	answered := metaField(newest.Metadata, metaRotationRequest)
+	answered := parseKeyMetadata(newest.Metadata).RotationRequest
 	// An emergency request: the old keys go as soon as the key made for it exists (it is sent
 	// in this pass); the link is down until the peer's Elasticsearch uses the new key.
 	emergency := madeForEmergency(*newest, p.rot.request)
@@ -198,7 +195,7 @@ func (e *Exporter) deferRotation(p *keyPass) {
 // createKey makes the link's new key, keeps its secret in memory and returns both, the key as
 // listing it would. A new key answers the pending rotation request, whatever made it.
 func (e *Exporter) createKey(ctx context.Context, p *keyPass) (elastic.Key, elastic.Secret, error) {
-	meta := withRotation(p.meta, p.rot.request, p.rot.due && p.rot.emergency)
+	meta := p.meta.withRotation(p.rot.request, p.rot.due && p.rot.emergency).asMap()
 	created, err := p.client.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{
 		Name: link.KeyName(p.peer, p.id), Access: p.access, Expiration: p.lifetime, Metadata: meta, CertificateIdentity: p.identity,
 	})
@@ -276,7 +273,7 @@ func (e *Exporter) invalidateAllBut(ctx context.Context, client *elastic.Client,
 // for the peer to apply. Only the user who created a key may update it; keys another user made
 // (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
 // when the newest is not the agent user's), and those out of date are returned as stale.
-func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta map[string]any, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
+func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta keyMetadata, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
 	hash := elastic.AccessHash(access)
 	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
 
@@ -284,12 +281,13 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 	// peer): a narrowed access must reach the keys still in use too, and so must metadata that
 	// names what the export decides (a link moved to another export).
 	for _, k := range keys {
-		if metaField(k.Metadata, "access_hash") != hash || metaDiffers(k.Metadata, meta) {
+		stored := parseKeyMetadata(k.Metadata)
+		if stored.AccessHash != hash || meta.differs(stored) {
 			if !owned(k) {
 				stale = append(stale, k.ID)
 				continue
 			}
-			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: keyMeta(meta, k)}); err != nil {
+			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta.keeping(stored).asMap()}); err != nil {
 				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
 			}
 			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
@@ -404,48 +402,31 @@ func (e *Exporter) linkKeys(ctx context.Context, client *elastic.Client, peer st
 	return keys, nil
 }
 
-func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport, accessHash string) map[string]any {
-	return map[string]any{metaRoot: map[string]any{
-		"managed_by":  "ecklink",
-		"environment": e.cfg.Environment,
-		"peer":        peer,
-		"link":        id.String(),
-		"export":      exp.Namespace + "/" + exp.Name,
-		"access_hash": accessHash,
-	}}
+// metadata is what the export decides for the keys of peer's link id (keymeta.go).
+func (e *Exporter) metadata(peer string, id link.ID, exp *v1alpha1.ClusterExport, accessHash string) keyMetadata {
+	return keyMetadata{
+		ManagedBy:   managedBy,
+		Environment: e.cfg.Environment,
+		Peer:        peer,
+		Link:        id.String(),
+		Export:      exp.Namespace + "/" + exp.Name,
+		AccessHash:  accessHash,
+	}
 }
 
 // peerQuery selects the keys this environment made for peer.
 func (e *Exporter) peerQuery(peer string) map[string]string {
 	return map[string]string{
-		metaRoot + ".environment": e.cfg.Environment,
-		metaRoot + ".peer":        peer,
+		metaQueryField(metaEnvironment): e.cfg.Environment,
+		metaQueryField(metaPeer):        peer,
 	}
 }
 
 // linkQuery selects the keys this environment made for peer's link id.
 func (e *Exporter) linkQuery(peer string, id link.ID) map[string]string {
 	q := e.peerQuery(peer)
-	q[metaRoot+".link"] = id.String()
+	q[metaQueryField(metaLink)] = id.String()
 	return q
-}
-
-// metaDiffers reports whether a key's ecklink metadata lacks or differs in any field the
-// agent writes now (fields of older releases the agent no longer writes do not count).
-func metaDiffers(have, want map[string]any) bool {
-	wantRoot, _ := want[metaRoot].(map[string]any)
-	for field, v := range wantRoot {
-		if s, ok := v.(string); ok && metaField(have, field) != s {
-			return true
-		}
-	}
-	return false
-}
-
-func metaField(meta map[string]any, field string) string {
-	root, _ := meta[metaRoot].(map[string]any)
-	s, _ := root[field].(string)
-	return s
 }
 
 // toAccess converts the export's access to the Elasticsearch API form.

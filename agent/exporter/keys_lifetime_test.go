@@ -69,7 +69,7 @@ func TestKeyLifetimeChange(t *testing.T) {
 					Access: &v1alpha1.CrossClusterAccess{Search: []v1alpha1.SearchAccess{{Names: []string{"logs-*"}}}}}}
 			access := toAccess(exp.Spec.Access)
 			old, err := c.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{Name: link.KeyName("east", id), Access: access,
-				Expiration: tc.old, Metadata: e.metadata("east", id, exp, elastic.AccessHash(access))})
+				Expiration: tc.old, Metadata: e.metadata("east", id, exp, elastic.AccessHash(access)).asMap()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,7 +34,7 @@ func TestKeyMetadataFollowsTheExport(t *testing.T) {
 			}
 			access := toAccess(exp("logs").Spec.Access)
 			old, err := c.CreateCrossClusterKey(ctx, elastic.CreateKeyRequest{Name: link.KeyName("east", id), Access: access,
-				Expiration: v1alpha1.DefaultKeyLifetime, Metadata: e.metadata("east", id, exp(tc.keyExport), elastic.AccessHash(access))})
+				Expiration: v1alpha1.DefaultKeyLifetime, Metadata: e.metadata("east", id, exp(tc.keyExport), elastic.AccessHash(access)).asMap()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,10 +55,10 @@ func TestKeyMetadataFollowsTheExport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := metaField(after.Metadata, "export"); got != "data/logs" {
+			if got := parseKeyMetadata(after.Metadata).Export; got != "data/logs" {
 				t.Errorf("key metadata export = %q, want data/logs", got)
 			}
-			if updated := metaField(before.Metadata, "export") != metaField(after.Metadata, "export"); updated != tc.wantUpdate {
+			if updated := parseKeyMetadata(before.Metadata).Export != parseKeyMetadata(after.Metadata).Export; updated != tc.wantUpdate {
 				t.Errorf("metadata updated: %v, want %v", updated, tc.wantUpdate)
 			}
 		})

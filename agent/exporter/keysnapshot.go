@@ -74,7 +74,8 @@ func (s *keySnapshots) take(ctx context.Context, client *elastic.Client, list fu
 		return nil, err
 	}
 	for _, k := range all {
-		sk := snapshotKey(metaField(k.Metadata, "peer"), metaField(k.Metadata, "link"))
+		m := parseKeyMetadata(k.Metadata)
+		sk := snapshotKey(m.Peer, m.Link)
 		snap.keys[sk] = append(snap.keys[sk], k)
 	}
 	s.mu.Lock()
@@ -99,7 +100,7 @@ func (s *keySnapshots) pruneLocked() {
 
 // environmentKeys lists every live key this environment made in one Elasticsearch.
 func (e *Exporter) environmentKeys(ctx context.Context, client *elastic.Client) ([]elastic.Key, error) {
-	keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{metaRoot + ".environment": e.cfg.Environment}})
+	keys, err := client.ListKeys(ctx, elastic.KeyQuery{ActiveOnly: true, Metadata: map[string]string{metaQueryField(metaEnvironment): e.cfg.Environment}})
 	if err != nil {
 		return nil, fmt.Errorf("failed to list this environment's keys: %w", err)
 	}

@@ -20,16 +20,6 @@ import (
 // peer's request.
 const DefaultRotateNowInterval = 5 * time.Minute
 
-// Key metadata of rotations on request: the request a key answers (every key made while a
-// request is pending answers it, whatever made it, so a scheduled rotation does not cause
-// another), and "true" on the key made for an emergency request, whose pass invalidates the
-// other keys at once (and only that key's: a later scheduled rotation is make-before-break
-// again, although the RemoteCluster still carries the request).
-const (
-	metaRotationRequest   = "rotation_request"
-	metaRotationEmergency = "rotation_invalidate_old"
-)
-
 // rotation is the decision on a link's rotation request.
 type rotation struct {
 	request string
@@ -48,13 +38,13 @@ func (e *Exporter) rotationFor(req *peerv1.ImportRequest, keys []elastic.Key, no
 		return r
 	}
 	newest := keys[len(keys)-1]
-	if metaField(newest.Metadata, metaRotationRequest) == r.request {
+	if parseKeyMetadata(newest.Metadata).RotationRequest == r.request {
 		return r
 	}
 	r.emergency = req.GetKeyRotationInvalidateOld()
 	var last time.Time
 	for _, k := range keys {
-		if metaField(k.Metadata, metaRotationRequest) != "" && k.Creation.After(last) {
+		if parseKeyMetadata(k.Metadata).RotationRequest != "" && k.Creation.After(last) {
 			last = k.Creation
 		}
 	}
@@ -66,34 +56,11 @@ func (e *Exporter) rotationFor(req *peerv1.ImportRequest, keys []elastic.Key, no
 	return r
 }
 
-// withRotation returns the metadata of a new key: meta, recording the request it answers and
-// whether it was made for an emergency.
-func withRotation(meta map[string]any, request string, emergency bool) map[string]any {
-	if request == "" {
-		return meta
-	}
-	root, _ := meta[metaRoot].(map[string]any)
-	out := make(map[string]any, len(root)+2)
-	for k, v := range root {
-		out[k] = v
-	}
-	out[metaRotationRequest] = request
-	if emergency {
-		out[metaRotationEmergency] = "true"
-	}
-	return map[string]any{metaRoot: out}
-}
-
-// keyMeta is the metadata an in-place update writes to key k: meta, keeping what k records of a
-// rotation request (an update replaces the whole metadata).
-func keyMeta(meta map[string]any, k elastic.Key) map[string]any {
-	return withRotation(meta, metaField(k.Metadata, metaRotationRequest), metaField(k.Metadata, metaRotationEmergency) == "true")
-}
-
 // madeForEmergency reports whether k was made for the emergency request id: the pass that
 // made it, or any later pass while it is the newest key, invalidates the link's other keys.
 func madeForEmergency(k elastic.Key, id string) bool {
-	return id != "" && metaField(k.Metadata, metaRotationRequest) == id && metaField(k.Metadata, metaRotationEmergency) == "true"
+	m := parseKeyMetadata(k.Metadata)
+	return id != "" && m.RotationRequest == id && m.RotationEmergency
 }
 
 // event records an Event about obj, when the exporter has a recorder (unit tests run without).
