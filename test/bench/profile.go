@@ -69,5 +69,13 @@ func (b *bed) heapProfiles(ctx context.Context, name string) {
 			continue
 		}
 		fmt.Printf("bench: %s's agent heap profile: %s\n", env, path)
+		// The text form ends with the runtime's memory statistics (heap in use, idle,
+		// released, the next GC's goal, stacks): where an RSS beyond the live heap goes.
+		stats := filepath.Join(b.dir, env, name+".txt")
+		if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/heap?debug=1", stats, 0); err != nil {
+			fmt.Printf("bench: memory statistics of %s's agent: %v\n", env, err)
+			continue
+		}
+		fmt.Printf("bench: %s's agent memory statistics: %s\n", env, stats)
 	}
 }
