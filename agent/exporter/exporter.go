@@ -178,6 +178,10 @@ type linkState struct {
 	// periodic says the running pass was queued by the resync alone: it may read the link's keys
 	// from the resync's snapshot (keysnapshot.go).
 	periodic bool
+	// statusOnly says the running pass was queued by the peer's link status (and perhaps the
+	// resync): it may read the keys the link's last pass left (kept, keys.go).
+	statusOnly bool
+	kept       *keptKeys
 	// siStep is the link's strong identity step ("" without strong identity).
 	siStep string
 	// license is the last license verdict of the link (license.go).
@@ -277,7 +281,7 @@ func (e *Exporter) process(ctx context.Context, it item) {
 	case "link":
 		e.mu.Lock()
 		if st := e.links[it.peer][it.link]; st != nil {
-			st.periodic = periodic(why)
+			st.periodic, st.statusOnly = periodic(why), statusOnly(why)
 		}
 		e.mu.Unlock()
 		requeue, err = e.reconcileLink(ctx, it.peer, it.link)
@@ -350,6 +354,17 @@ func periodic(why string) bool {
 		}
 	}
 	return strings.Contains(why, trigResync)
+}
+
+// statusOnly says whether a pass was queued by the peer's link status, with nothing but the
+// resync's or a requeue's note beside it.
+func statusOnly(why string) bool {
+	for w := range strings.SplitSeq(why, ",") {
+		if w != trigStatus && w != trigResync && w != trigRequeue {
+			return false
+		}
+	}
+	return strings.Contains(why, trigStatus)
 }
 
 // errRetry marks a condition that resolves by itself (e.g. ECK has not created a Secret yet):

@@ -48,6 +48,9 @@ type keyPass struct {
 	rot          rotation
 	lifetime     time.Duration
 	rotateBefore time.Duration
+	// changed says the pass updated or invalidated a key (making one does not count): the keys
+	// it read are then no longer what Elasticsearch holds, and are not kept for the next pass.
+	changed bool
 }
 
 // ensureKey makes sure the link has a live key with the export's access, rotates it before it
@@ -92,15 +95,18 @@ func (e *Exporter) ensureKey(ctx context.Context, peer string, id link.ID, exp *
 	// An emergency request: the old keys go as soon as the key made for it exists (it is sent
 	// in this pass); the link is down until the peer's Elasticsearch uses the new key.
 	emergency := madeForEmergency(*newest, p.rot.request)
-	if err := e.breakOld(ctx, p.client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency); err != nil {
+	broken, err := e.breakOld(ctx, p.client, peer, id, keys, newest.ID, stale, applied == newest.ID && status.GetConnected(), emergency)
+	if err != nil {
 		return chosenKey{}, 0, err
 	}
+	p.changed = p.changed || broken > 0
 	choice := chosenKey{id: newest.ID, created: newest.Creation, expires: newest.Expiration, identity: newest.CertificateIdentity, request: answered}
 	if known {
 		// Sent even when the peer holds it, so a peer that lost its state can recover it.
 		choice.encoded = enc
 	}
 	e.recordKey(st, choice, keys)
+	e.keepKeys(st, p, keys)
 	var requeue time.Duration
 	if !newest.Expiration.IsZero() {
 		requeue = max(newest.Expiration.Sub(p.now)-p.rotateBefore, time.Second)
@@ -122,16 +128,18 @@ func (e *Exporter) startKeyPass(ctx context.Context, peer string, id link.ID, ex
 	e.mu.Lock()
 	periodic := st.periodic
 	e.mu.Unlock()
-	if keys, err = e.passKeys(ctx, client, peer, id, periodic); err != nil {
+	if keys, err = e.passKeys(ctx, client, peer, id, periodic, st); err != nil {
 		return nil, nil, nil, err
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Creation.Before(keys[j].Creation) })
 	p = &keyPass{client: client, peer: peer, id: id, exp: exp, access: toAccess(exp.Spec.Access)}
 	p.meta = e.metadata(peer, id, exp, elastic.AccessHash(p.access))
-	p.identity, stale, err = e.updateInPlace(ctx, client, peer, id, keys, p.access, p.meta, identity)
+	var updated int
+	p.identity, stale, updated, err = e.updateInPlace(ctx, client, peer, id, keys, p.access, p.meta, identity)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	p.changed = updated > 0
 	p.now = e.cfg.Now()
 	e.mu.Lock()
 	p.req = st.req
@@ -159,6 +167,7 @@ func (e *Exporter) needsNewKey(ctx context.Context, p *keyPass, newest *elastic.
 		if err := e.invalidate(ctx, p.client, []string{newest.ID}); err != nil {
 			return false, err
 		}
+		p.changed = true
 		e.log.Info("undelivered api key invalidated", "peer", peer, "link", id.String(), "api_key_id", newest.ID)
 		return true, nil
 	case !newest.Expiration.IsZero() && newest.Expiration.Sub(p.now) < p.rotateBefore:
@@ -231,27 +240,28 @@ func (e *Exporter) recordKey(st *linkState, choice chosenKey, keys []elastic.Key
 // of another user whose access or identity is out of date: they cannot be updated, and an
 // in-place update would have narrowed them at once), the others once the peer is connected with
 // the newest (break after make), or at once in an emergency rotation.
-func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected, emergency bool) error {
+// It returns how many keys it invalidated.
+func (e *Exporter) breakOld(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, newest string, stale []string, connected, emergency bool) (int, error) {
 	if stale = slices.DeleteFunc(stale, func(kid string) bool { return kid == newest }); len(stale) > 0 {
 		if err := e.invalidate(ctx, client, stale); err != nil {
-			return err
+			return 0, err
 		}
 		e.log.Info("out-of-date api keys of another user invalidated", "peer", peer, "link", id.String(), "count", len(stale))
 		keys = slices.DeleteFunc(slices.Clone(keys), func(k elastic.Key) bool { return slices.Contains(stale, k.ID) })
 	}
 	if !connected && !emergency {
-		return nil
+		return len(stale), nil
 	}
 	n, err := e.invalidateAllBut(ctx, client, keys, newest)
 	if err != nil || n == 0 {
-		return err
+		return len(stale), err
 	}
 	if !connected {
 		e.log.Info("previous api keys invalidated at once: emergency rotation requested by the peer", "peer", peer, "link", id.String(), "count", n)
-		return nil
+		return len(stale) + n, nil
 	}
 	e.log.Info("previous api keys invalidated after the peer connected with the new one", "peer", peer, "link", id.String(), "count", n)
-	return nil
+	return len(stale) + n, nil
 }
 
 // invalidateAllBut invalidates every key in keys but keep, and returns how many it invalidated.
@@ -273,7 +283,7 @@ func (e *Exporter) invalidateAllBut(ctx context.Context, client *elastic.Client,
 // for the peer to apply. Only the user who created a key may update it; keys another user made
 // (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
 // when the newest is not the agent user's), and those out of date are returned as stale.
-func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta keyMetadata, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, err error) {
+func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta keyMetadata, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, updated int, err error) {
 	hash := elastic.AccessHash(access)
 	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
 
@@ -288,8 +298,9 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 				continue
 			}
 			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{Access: &access, Metadata: meta.keeping(stored).asMap()}); err != nil {
-				return nil, nil, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
+				return nil, nil, 0, fmt.Errorf("failed to update the access of key %s: %w", k.ID, err)
 			}
+			updated++
 			e.log.Info("api key access updated in place", "peer", peer, "link", id.String(), "api_key_id", k.ID)
 		}
 	}
@@ -310,14 +321,15 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 				continue
 			}
 			if _, err := client.UpdateCrossClusterKey(ctx, k.ID, elastic.UpdateKeyRequest{CertificateIdentity: &wantIdentity}); err != nil {
-				return nil, nil, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
+				return nil, nil, 0, fmt.Errorf("failed to update the certificate_identity of key %s: %w", k.ID, err)
 			}
+			updated++
 			keys[i].CertificateIdentity = wantIdentity
 			e.log.Info("api key certificate_identity updated", "peer", peer, "link", id.String(), "api_key_id", k.ID, "required", wantIdentity != nil)
 		}
 	}
 	slices.Sort(stale)
-	return wantIdentity, slices.Compact(stale), nil
+	return wantIdentity, slices.Compact(stale), updated, nil
 }
 
 // ownedBy says whether user made k (an unknown owner counts as user's: its update is tried).
@@ -379,8 +391,9 @@ func (e *Exporter) invalidateLink(ctx context.Context, peer string, id link.ID, 
 }
 
 // passKeys lists the link's live keys for a key pass: from the resync's snapshot for a
-// periodic pass when it can serve it (keysnapshot.go), live otherwise.
-func (e *Exporter) passKeys(ctx context.Context, client *elastic.Client, peer string, id link.ID, periodic bool) ([]elastic.Key, error) {
+// periodic pass when it can serve it (keysnapshot.go), from what the link's last pass left
+// (keepKeys) for a pass the peer's link status queued, live otherwise.
+func (e *Exporter) passKeys(ctx context.Context, client *elastic.Client, peer string, id link.ID, periodic bool, st *linkState) ([]elastic.Key, error) {
 	if periodic {
 		keys, ok, err := e.snaps.keys(ctx, client, peer, id, e.environmentKeys)
 		if err != nil {
@@ -390,7 +403,44 @@ func (e *Exporter) passKeys(ctx context.Context, client *elastic.Client, peer st
 			return keys, nil
 		}
 	}
+	e.mu.Lock()
+	kept, statusOnly := st.kept, st.statusOnly
+	e.mu.Unlock()
+	if statusOnly && kept != nil && kept.usable(client, e.cfg.Now(), e.snaps.window) {
+		return slices.Clone(kept.keys), nil
+	}
 	return e.linkKeys(ctx, client, peer, id)
+}
+
+// keptKeys are a link's live keys as its last pass left them (it read them and made at most a
+// new key), for the passes its peer's link status queues next: while a link connects, the
+// peer reports the key written, then applied and connected, and each report queued a pass
+// that listed the link's keys again (3 to 4 POST /_security/_query/api_key per new link, in the
+// way of the passes that answer). They serve only a pass the link status alone queued, within
+// the key snapshot's window, through the same client; any other pass lists live, and a pass
+// that updates or invalidates a key keeps nothing. A key changed behind the agent's back is seen
+// at most one window late, as with the snapshot.
+type keptKeys struct {
+	client *elastic.Client
+	at     time.Time
+	keys   []elastic.Key
+}
+
+func (k *keptKeys) usable(client *elastic.Client, now time.Time, window time.Duration) bool {
+	return k.client == client && now.Sub(k.at) < window && now.Sub(k.at) >= 0
+}
+
+// keepKeys keeps what the pass p leaves of the link's keys for the next status-queued pass,
+// when p made no change but perhaps a new key. A periodic pass keeps nothing (an idle agent
+// holds no copies of its 1,000 links' keys).
+func (e *Exporter) keepKeys(st *linkState, p *keyPass, keys []elastic.Key) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p.changed || st.periodic {
+		st.kept = nil
+		return
+	}
+	st.kept = &keptKeys{client: p.client, at: p.now, keys: slices.Clone(keys)}
 }
 
 // linkKeys lists the live keys this environment made for peer's link id.

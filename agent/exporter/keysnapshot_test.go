@@ -91,3 +91,64 @@ func TestPeriodic(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPassesReadTheKeysTheLastPassLeft: the passes a link's statuses queue while it
+// connects read the keys the link's last pass left instead of listing them again, and answer as
+// live passes do; a pass queued by anything else lists live, a periodic pass keeps nothing, and
+// kept keys serve only within the window.
+func TestStatusPassesReadTheKeysTheLastPassLeft(t *testing.T) {
+	f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
+	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
+	queries := func() int {
+		return f.calls.total("POST /_security/_query/api_key") + f.calls.total("GET /_security/_query/api_key")
+	}
+	q := queries()
+	f.importLink(t, "east", id)
+	if n := queries() - q; n != 1 {
+		t.Fatalf("the import's pass listed keys %d times, want 1", n)
+	}
+	sent := f.credentials("east", id).GetApiKeyId()
+	f.e.trig.Take(item{kind: "link", peer: "east", link: id})
+	run := func(why string) (listed int) {
+		t.Helper()
+		q := queries()
+		it := item{kind: "link", peer: "east", link: id}
+		f.e.trig.Note(it, why)
+		f.e.process(t.Context(), it)
+		if got := f.credentials("east", id).GetApiKeyId(); got != sent {
+			t.Fatalf("%s pass sent key %s, want %s again", why, got, sent)
+		}
+		return queries() - q
+	}
+	for _, tc := range []struct {
+		name    string
+		why     string
+		advance time.Duration
+		want    int
+	}{
+		{"status after the import", trigStatus, 0, 0},
+		{"another status", trigStatus + "," + trigRequeue, 0, 0},
+		{"import", trigImport, 0, 1},
+		{"status after the import again", trigStatus, 0, 0},
+		{"status past the window", trigStatus, time.Minute, 1},
+		{"status within the new window", trigStatus, 0, 0},
+		{"periodic (new window: snapshot)", trigResync, time.Minute, 1},
+		{"status after a periodic pass", trigStatus, 0, 1},
+	} {
+		f.offset.Add(int64(tc.advance))
+		if got := run(tc.why); got != tc.want {
+			t.Errorf("%s: listed keys %d times, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStatusOnly(t *testing.T) {
+	for why, want := range map[string]bool{
+		"link-status": true, "link-status,requeue": true, "link-status,requeue,resync": true,
+		"import,link-status": false, "resync": false, "": false, "link-status,retry": false,
+	} {
+		if got := statusOnly(why); got != want {
+			t.Errorf("statusOnly(%q) = %v, want %v", why, got, want)
+		}
+	}
+}
