@@ -103,15 +103,16 @@ func (apiKeyModel) conditions(p *linkPlan, st *state) []metav1.Condition {
 		add(v1alpha1.ConditionTrustApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf(
 			"remote CA in ConfigMap %s, trusted by the remote cluster client only", cm))
 	}
-	keyID, effective := st.keyIDs[alias], st.effective[alias]
+	r := st.link(alias)
+	keyID, effective := r.keyID, r.effectiveKey
 	secret := wiring.CredentialsSecretName(rc.Spec.ElasticsearchRef.Name)
 	switch {
-	case st.missingKey[alias]:
+	case r.missingKey:
 		add(v1alpha1.ConditionCredentialsApplied, false, v1alpha1.ReasonWaitingForPeer, "waiting for the peer to send the key value again")
 	case keyID != "" && effective == keyID && st.fileBased:
 		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonHotReloaded, fmt.Sprintf(
 			"API key %s reloaded without a restart: ECK file-based secure settings (Secret %s, version %d applied)",
-			keyID, eck.FileSettingsSecret(rc.Spec.ElasticsearchRef.Name), st.fileVersion[alias]))
+			keyID, eck.FileSettingsSecret(rc.Spec.ElasticsearchRef.Name), r.fileVersion))
 	case keyID != "" && effective == keyID:
 		add(v1alpha1.ConditionCredentialsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("API key %s in the keystore (Secret %s), applied by a restart", keyID, secret))
 	case st.fileBased:
@@ -128,7 +129,7 @@ func (apiKeyModel) conditions(p *linkPlan, st *state) []metav1.Condition {
 // request it answers.
 func (apiKeyModel) report(im *Importer, rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) {
 	c := p.answer.creds
-	id := st.effective[p.id.Alias]
+	id := st.link(p.id.Alias).effectiveKey
 	if id == "" {
 		return
 	}

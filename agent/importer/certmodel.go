@@ -229,7 +229,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	// 2. The remote transport CA of each link of this model, added before its settings.
 	for alias, p := range certs {
 		if _, exists := current[alias]; exists && !st.aliases.has(alias) {
-			st.userAlias[alias] = true
+			st.link(alias).userAlias = true
 			continue
 		}
 		cas, err := pemutil.ParseCertificates(p.answer.creds.GetCaBundle(), pemutil.DefaultLimits)
@@ -276,7 +276,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state, current map[string]elastic.RemoteSettings) error {
 	var mine []string
 	for _, alias := range slices.Sorted(maps.Keys(certs)) {
-		if !st.userAlias[alias] {
+		if !st.link(alias).userAlias {
 			mine = append(mine, alias)
 		}
 	}
@@ -287,7 +287,6 @@ func (im *Importer) applyCertSettings(ctx context.Context, client *elastic.Clien
 // whether Elasticsearch connects, asking to come back soon while a link does not.
 func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Client, ns, esName string, certs map[string]*linkPlan, st *state) (time.Duration, error) {
 	var requeue time.Duration
-	var err error
 	inECK := map[string]bool{}
 	if s, ok := im.cfg.Cache.ECKSecret(ns, eck.TransportCertsPublic(esName)); ok {
 		if all, err := pemutil.ParseCertificates(s.Data["ca.crt"], pemutil.Limits{}); err == nil {
@@ -305,11 +304,13 @@ func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Clien
 		p.caInECK = has
 	}
 	if len(certs) > 0 {
-		if st.info, err = client.RemoteInfo(ctx); err != nil {
+		info, err := client.RemoteInfo(ctx)
+		st.setInfo(info)
+		if err != nil {
 			return 0, fmt.Errorf("failed to read remote info: %w", err)
 		}
 		for alias := range certs {
-			if !st.info[alias].Connected {
+			if !st.link(alias).info.Connected {
 				requeue = im.cfg.Pending
 			}
 		}
@@ -331,7 +332,7 @@ func (certificateModel) conditions(p *linkPlan, st *state) []metav1.Condition {
 	add := conds.add
 	es := rc.Spec.ElasticsearchRef.Name
 	switch {
-	case st.userAlias[alias]:
+	case st.link(alias).userAlias:
 		add(v1alpha1.ConditionTrustApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
 			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: no trust was added", alias))
 	case !st.cert.wired && st.cert.snippet != "":

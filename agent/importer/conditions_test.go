@@ -25,9 +25,8 @@ func TestLinkConditions(t *testing.T) {
 	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
 	creds := &received{peer: "west", creds: &peerv1.Credentials{ApiKeyId: "k2", ProxyAddress: "logs.west:9443", Model: peerv1.SecurityModel_SECURITY_MODEL_API_KEY}}
 	ready := func() *state {
-		return &state{esFound: true, wired: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{}, missingKey: map[string]bool{},
-			keyIDs: map[string]string{"west-logs": "k2"}, effective: map[string]string{"west-logs": "k2"},
-			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}}}
+		return &state{esFound: true, wired: true, links: map[string]*linkResult{"west-logs": {settingsApplied: true,
+			hasKey: true, keyID: "k2", effectiveKey: "k2", info: elastic.RemoteInfo{Connected: true}}}}
 	}
 	with := func(f func(*state)) *state { st := ready(); f(st); return st }
 	type want map[string]string // condition type -> reason
@@ -51,18 +50,18 @@ func TestLinkConditions(t *testing.T) {
 		{"Elasticsearch down", linkPlan{answer: creds}, with(func(s *state) { s.esError, s.esReason = "timeout", v1alpha1.ReasonElasticsearchUnavailable }), all(v1alpha1.ReasonElasticsearchUnavailable)},
 		{"manual wiring pending", linkPlan{answer: creds}, with(func(s *state) {
 			s.mode, s.wired, s.snippet = wiring.Manual, false, "spec: ..."
-			s.settings = map[string]bool{}
+			s.link("west-logs").settingsApplied = false
 		}),
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
-		{"key written, not in effect", linkPlan{answer: creds}, with(func(s *state) { s.effective = map[string]string{"west-logs": "k1"} }),
+		{"key written, not in effect", linkPlan{answer: creds}, with(func(s *state) { s.link("west-logs").effectiveKey = "k1" }),
 			want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonElasticsearchRestarting}},
 		{"hot reload: key in effect", linkPlan{answer: creds}, with(func(s *state) { s.fileBased = true }),
 			want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonHotReloaded}},
-		{"hot reload: waiting for Elasticsearch", linkPlan{answer: creds}, with(func(s *state) { s.fileBased, s.effective = true, map[string]string{"west-logs": "k1"} }),
+		{"hot reload: waiting for Elasticsearch", linkPlan{answer: creds}, with(func(s *state) { s.fileBased, s.link("west-logs").effectiveKey = true, "k1" }),
 			want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonElasticsearchReloading}},
-		{"key value lost", linkPlan{answer: creds}, with(func(s *state) { s.missingKey["west-logs"] = true }), want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonWaitingForPeer}},
-		{"alias configured by someone else", linkPlan{answer: creds}, with(func(s *state) { s.userAlias["west-logs"] = true }), want{v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
-		{"not connected", linkPlan{answer: creds}, with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+		{"key value lost", linkPlan{answer: creds}, with(func(s *state) { s.link("west-logs").missingKey = true }), want{v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonWaitingForPeer}},
+		{"alias configured by someone else", linkPlan{answer: creds}, with(func(s *state) { s.link("west-logs").userAlias = true }), want{v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
+		{"not connected", linkPlan{answer: creds}, with(func(s *state) { s.link("west-logs").info = elastic.RemoteInfo{} }), want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.plan
@@ -108,8 +107,7 @@ func TestCertLinkConditions(t *testing.T) {
 	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
 	creds := &received{peer: "west", creds: &peerv1.Credentials{ProxyAddress: "logs.west:9300", Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE}}
 	ready := func() *state {
-		return &state{esFound: true, settings: map[string]bool{"west-logs": true}, userAlias: map[string]bool{},
-			info: map[string]elastic.RemoteInfo{"west-logs": {Connected: true}},
+		return &state{esFound: true, links: map[string]*linkResult{"west-logs": {settingsApplied: true, info: elastic.RemoteInfo{Connected: true}}},
 			cert: certState{wired: true, configMap: "ccs-ecklink-transport-cas"}}
 	}
 	with := func(f func(*state)) *state { st := ready(); f(st); return st }
@@ -123,11 +121,14 @@ func TestCertLinkConditions(t *testing.T) {
 		{"connected", ready(), false, want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionCredentialsApplied: v1alpha1.ReasonCertificateModel,
 			v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonApplied, v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteConnected}},
 		{"ECK has not copied the CA yet", ready(), true, want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonWaitingForECK}},
-		{"manual wiring", with(func(s *state) { s.cert.wired, s.cert.snippet = false, "spec: ..."; s.settings = map[string]bool{} }), false,
+		{"manual wiring", with(func(s *state) {
+			s.cert.wired, s.cert.snippet = false, "spec: ..."
+			s.link("west-logs").settingsApplied = false
+		}), false,
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonManualWiringRequired, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonReconciling}},
-		{"alias configured by someone else", with(func(s *state) { s.userAlias["west-logs"] = true }), false,
+		{"alias configured by someone else", with(func(s *state) { s.link("west-logs").userAlias = true }), false,
 			want{v1alpha1.ConditionTrustApplied: v1alpha1.ReasonAliasConflict, v1alpha1.ConditionSettingsApplied: v1alpha1.ReasonAliasConflict}},
-		{"not connected", with(func(s *state) { s.info = map[string]elastic.RemoteInfo{} }), false, want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
+		{"not connected", with(func(s *state) { s.link("west-logs").info = elastic.RemoteInfo{} }), false, want{v1alpha1.ConditionConnected: v1alpha1.ReasonRemoteNotConnected}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := linkPlan{answer: creds, rc: rc, id: id, model: modelOf(rc), caInECK: !tc.notInECK}

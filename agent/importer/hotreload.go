@@ -73,7 +73,9 @@ func (im *Importer) hotReloadedKeys(ctx context.Context, client *elastic.Client,
 			out[alias] = id
 		}
 	}
-	st.fileVersion = map[string]int64{}
+	for _, r := range st.links {
+		r.hasFileVersion, r.fileVersion = false, 0
+	}
 	// ECK labels the Secret with the cluster name: the informer cache holds it.
 	fs, ok := im.cfg.Cache.ECKSecret(ns, eck.FileSettingsSecret(es))
 	if !ok {
@@ -97,7 +99,8 @@ func (im *Importer) hotReloadedKeys(ctx context.Context, client *elastic.Client,
 			newVersion = true
 		}
 		if rec.FileVersion != nil {
-			st.fileVersion[alias] = *rec.FileVersion
+			r := st.link(alias)
+			r.hasFileVersion, r.fileVersion = true, *rec.FileVersion
 		}
 	}
 	if newVersion {
@@ -123,7 +126,8 @@ func (im *Importer) hotReloadedKeys(ctx context.Context, client *elastic.Client,
 
 // hotReloadWait says why a key written for file-based secure settings is not in effect yet.
 func hotReloadWait(st *state, alias, keyID, secret, es string) string {
-	v, ok := st.fileVersion[alias]
+	r := st.link(alias)
+	v, ok := r.fileVersion, r.hasFileVersion
 	switch {
 	case !ok:
 		return fmt.Sprintf("API key %s written to Secret %s; waiting for ECK to write it into Secret %s (file-based secure settings, no restart)",

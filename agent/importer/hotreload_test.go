@@ -54,10 +54,10 @@ func TestHotReloadedKeys(t *testing.T) {
 	records := map[string]keystoreRecord{alias: {KeyID: "k1", WrittenAt: time.Now()}}
 	step := func(name string, previous map[string]string, wantEffective, wantReason string) *state {
 		t.Helper()
-		st := &state{esFound: true, wired: true, fileBased: true, keyIDs: map[string]string{alias: records[alias].KeyID}, missingKey: map[string]bool{}}
+		st := &state{esFound: true, wired: true, fileBased: true, links: map[string]*linkResult{alias: {hasKey: true, keyID: records[alias].KeyID}}}
 		var eff map[string]string
 		eff, records = f.im.hotReloadedKeys(ctx, f.es, fxNS, fxES, creds, records, previous, st)
-		st.effective = eff
+		st.setEffective(eff)
 		if eff[alias] != wantEffective {
 			t.Errorf("%s: effective %q, want %q", name, eff[alias], wantEffective)
 		}

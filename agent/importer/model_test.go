@@ -224,9 +224,8 @@ func TestValidateByModel(t *testing.T) {
 // conditions, its status fields, the deprecation warning and whether the license is judged.
 func TestModelReports(t *testing.T) {
 	im := testImporter()
-	st := &state{esFound: true, wired: true, settings: map[string]bool{"logs": true}, userAlias: map[string]bool{}, missingKey: map[string]bool{},
-		keyIDs: map[string]string{"logs": "key-1"}, effective: map[string]string{"logs": "key-1"},
-		info: map[string]elastic.RemoteInfo{"logs": {Connected: true}},
+	st := &state{esFound: true, wired: true, links: map[string]*linkResult{"logs": {settingsApplied: true,
+		hasKey: true, keyID: "key-1", effectiveKey: "key-1", info: elastic.RemoteInfo{Connected: true}}},
 		cert: certState{wired: true, configMap: wiring.TransportCAConfigMapName(fxES)}}
 	for _, tt := range []struct {
 		spec       v1alpha1.SecurityModel

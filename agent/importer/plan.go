@@ -25,9 +25,9 @@ type linkPlan struct {
 	conflict string
 
 	// What the certificate model's pass learned of the link (certmodel.go): transportCA are the
-	// remote CAs it holds in the transport trust, which join state.cas once every pass ran (the
-	// API-key pass must not take them for bundles of its own); caInECK says that ECK copied
-	// each of them into the transport certificates.
+	// remote CAs it holds in the transport trust, which become the link's CA bundle
+	// (linkResult.ca) once every pass ran (the API-key pass must not take them for bundles of its
+	// own); caInECK says that ECK copied each of them into the transport certificates.
 	transportCA []byte
 	caInECK     bool
 }

@@ -28,7 +28,8 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// state is what one reconcile learned, for the status of each RemoteCluster.
+// state is what one reconcile learned, for the status of each RemoteCluster: of the
+// Elasticsearch here, of each link in links.
 type state struct {
 	esFound  bool
 	esError  string
@@ -39,32 +40,99 @@ type state struct {
 	// userUnwired: the mode does not edit, and spec.auth does not name the agent's user yet.
 	userUnwired bool
 	snippet     string
-	settings    map[string]bool   // alias -> settings applied
-	userAlias   map[string]bool   // alias configured in ES by someone else
-	keyIDs      map[string]string // alias -> key id in the Secret
-	effective   map[string]string // alias -> key id in effect
-	missingKey  map[string]bool   // alias whose key value the peer must resend
-	info        map[string]elastic.RemoteInfo
-	cas         map[string][]byte    // alias -> CA bundle applied
-	owner       map[string]types.UID // alias -> the active RemoteCluster holding it
-	cert        certState            // the certificate-model pass (certmodel.go)
+	// links: alias -> what the pass learned of the link (link).
+	links map[string]*linkResult
+	cert  certState // the certificate-model pass (certmodel.go)
 	// aliases are the aliases whose settings the agent created (aliases.go); only those are
 	// ever removed, and an alias set by anyone else is a conflict.
 	aliases *aliasRecord
-	// signing: alias -> subject its requests are signed with (strong identity, signing.go);
-	// signingWait: alias -> why it does not sign yet although the export requires it.
-	signing, signingWait map[string]string
+	// signingPassRan: the strong-identity pass ran (signing.go), so each link's signingSubject
+	// and signingWait say something; without it the StrongIdentity condition is kept as it is.
+	signingPassRan bool
 	// license is the local Elasticsearch's license, unknown when it could not be read.
 	license license.License
 	// fileBased: ECK delivers the secure settings through file-based settings and Elasticsearch
 	// reloads them in place (hotreload.go); fileSettings is what Elasticsearch reported of them.
 	fileBased    bool
 	fileSettings *elastic.FileSettings
-	// fileVersion: alias -> settings.json version that first held its key (file-based only).
-	fileVersion map[string]int64
-	// parsed: the CA bundles of cas parsed, by content (the aliases to one remote share one;
-	// the status, the LinkStatus and the metrics of each read it).
+	// parsed: the CA bundles of the links parsed, by content (the aliases to one remote share
+	// one; the status, the LinkStatus and the metrics of each read it).
 	parsed map[string]*parsedBundle
+}
+
+// linkResult is what one pass learned of one link (one alias of the Elasticsearch), for its
+// status, its LinkStatus and its metrics. The zero value is a link the pass did nothing for.
+type linkResult struct {
+	settingsApplied bool // cluster.remote.<alias> is what the agent wants
+	userAlias       bool // cluster.remote.<alias> configured by someone else
+	// hasKey: the credentials Secret holds a key for the alias, keyID its id (empty when the
+	// Secret's record lacks it).
+	hasKey bool
+	keyID  string
+	// effectiveKey is the id of the key in effect in Elasticsearch (effect.go, hotreload.go).
+	effectiveKey string
+	missingKey   bool // the peer must send the key value again
+	// info is what GET /_remote/info reported of the alias (zero when it did not).
+	info elastic.RemoteInfo
+	ca   []byte // the CA bundle applied
+	// owned: an active RemoteCluster holds the alias, owner is its UID.
+	owned bool
+	owner types.UID
+	// signingSubject is the subject the alias's requests are signed with (strong identity,
+	// signing.go); signingWait why it does not sign yet although the export requires it.
+	signingSubject, signingWait string
+	// hasFileVersion: the settings.json version that first held the alias's key is known,
+	// fileVersion (file-based secure settings only).
+	hasFileVersion bool
+	fileVersion    int64
+}
+
+// link returns the result of the link of alias, created on first use.
+func (st *state) link(alias string) *linkResult {
+	if r, ok := st.links[alias]; ok {
+		return r
+	}
+	if st.links == nil {
+		st.links = map[string]*linkResult{}
+	}
+	r := &linkResult{}
+	st.links[alias] = r
+	return r
+}
+
+// setKey records that the credentials Secret holds a key for the link, with id id.
+func (r *linkResult) setKey(id string) { r.hasKey, r.keyID = true, id }
+
+// keyIDs are the key ids of the aliases the credentials Secret holds a key for (never nil).
+func (st *state) keyIDs() map[string]string {
+	out := map[string]string{}
+	for alias, r := range st.links {
+		if r.hasKey {
+			out[alias] = r.keyID
+		}
+	}
+	return out
+}
+
+// setInfo records what GET /_remote/info reported, by alias; an alias it does not name is not
+// connected.
+func (st *state) setInfo(info map[string]elastic.RemoteInfo) {
+	for _, r := range st.links {
+		r.info = elastic.RemoteInfo{}
+	}
+	for alias, i := range info {
+		st.link(alias).info = i
+	}
+}
+
+// setEffective records the key in effect of each alias (effective: alias -> key id).
+func (st *state) setEffective(effective map[string]string) {
+	for _, r := range st.links {
+		r.effectiveKey = ""
+	}
+	for alias, id := range effective {
+		st.link(alias).effectiveKey = id
+	}
 }
 
 // parsedBundle is one CA bundle of a pass parsed, with what the status, the LinkStatus and the
@@ -89,10 +157,11 @@ func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
 
 // bundleOf returns the CA bundle applied for alias, parsed once per pass and content.
 func (st *state) bundleOf(alias string) *parsedBundle {
-	if p, ok := st.parsed[string(st.cas[alias])]; ok { // no copy of the bundle to look it up
+	ca := st.link(alias).ca
+	if p, ok := st.parsed[string(ca)]; ok { // no copy of the bundle to look it up
 		return p
 	}
-	b := string(st.cas[alias])
+	b := string(ca)
 	certs, err := pemutil.ParseCertificates([]byte(b), pemutil.Limits{})
 	if st.parsed == nil {
 		st.parsed = map[string]*parsedBundle{}
@@ -144,8 +213,7 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 		return 0, err
 	}
 	es, esFound := im.cfg.Cache.Elasticsearch(ns, esName)
-	st := &state{esFound: esFound, settings: map[string]bool{}, userAlias: map[string]bool{}, missingKey: map[string]bool{}, cas: map[string][]byte{},
-		keyIDs: map[string]string{}, owner: map[string]types.UID{}, mode: wiringMode(plans)}
+	st := &state{esFound: esFound, links: map[string]*linkResult{}, mode: wiringMode(plans)}
 	if esFound {
 		version, _, _ := unstructured.NestedString(es.Object, "spec", "version")
 		st.fileBased = eck.FileBasedSecureSettings(es.GetAnnotations(), version)
@@ -167,7 +235,8 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 			held[p.id.Alias] = p
 		}
 		if p.active() {
-			st.owner[p.id.Alias] = p.rc.UID
+			r := st.link(p.id.Alias)
+			r.owned, r.owner = true, p.rc.UID
 		}
 	}
 	var requeue time.Duration
@@ -264,7 +333,7 @@ func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured,
 	}
 	for _, p := range plans {
 		if p.transportCA != nil {
-			st.cas[p.id.Alias] = p.transportCA
+			st.link(p.id.Alias).ca = p.transportCA
 		}
 	}
 	return requeue, nil
@@ -424,7 +493,7 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 		return false, err
 	}
 	for alias, b := range bundles {
-		st.cas[alias] = []byte(b)
+		st.link(alias).ca = []byte(b)
 	}
 	if len(bundles) == 0 {
 		return true, nil
@@ -463,7 +532,8 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 	sdata := map[string][]byte{}
 	for alias := range held {
 		if k := wiring.CredentialsKey(alias); len(secret.Data[k]) > 0 {
-			sdata[k], st.keyIDs[alias] = secret.Data[k], oldIDs[alias]
+			sdata[k] = secret.Data[k]
+			st.link(alias).setKey(oldIDs[alias])
 		}
 	}
 	for _, alias := range aliases {
@@ -472,19 +542,23 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 		value := []byte(c.GetApiKeyEncoded())
 		if len(value) == 0 {
 			if oldIDs[alias] != c.GetApiKeyId() || len(secret.Data[k]) == 0 {
-				st.missingKey[alias] = true
+				r := st.link(alias)
+				r.missingKey = true
 				if len(secret.Data[k]) > 0 {
-					sdata[k], st.keyIDs[alias] = secret.Data[k], oldIDs[alias]
+					sdata[k] = secret.Data[k]
+					r.setKey(oldIDs[alias])
 				}
 				continue
 			}
 			value = secret.Data[k]
 		}
-		sdata[k], st.keyIDs[alias] = value, c.GetApiKeyId()
+		sdata[k] = value
+		st.link(alias).setKey(c.GetApiKeyId())
 	}
 	// Record when each key value was written, for the effective-key check.
+	keyIDs := st.keyIDs()
 	records := map[string]keystoreRecord{}
-	for alias, id := range st.keyIDs {
+	for alias, id := range keyIDs {
 		rec, ok := oldRecords[alias]
 		k := wiring.CredentialsKey(alias)
 		if !ok || rec.KeyID != id || string(secret.Data[k]) != string(sdata[k]) {
@@ -498,7 +572,7 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 	if wantSecret.Annotations == nil {
 		wantSecret.Annotations = map[string]string{}
 	}
-	writeJSON(wantSecret.Annotations, annotationKeyIDs, st.keyIDs)
+	writeJSON(wantSecret.Annotations, annotationKeyIDs, keyIDs)
 	writeJSON(wantSecret.Annotations, annotationKeystore, records)
 	if !secretExists || !equalData(secret.Data, sdata) || !maps.Equal(secret.Annotations, wantSecret.Annotations) || !maps.Equal(secret.Labels, wantSecret.Labels) {
 		if secret, err = im.saveSecret(ctx, wantSecret, secretExists); err != nil {
@@ -516,11 +590,11 @@ func (im *Importer) applyCredentials(ctx context.Context, ns, esName string, ali
 func (im *Importer) applySettings(ctx context.Context, client *elastic.Client, ns, esName string, aliases []string, desired map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) error {
 	var mine []string
 	for _, alias := range aliases {
-		if _, ok := st.keyIDs[alias]; !ok {
+		if !st.link(alias).hasKey {
 			continue
 		}
 		if _, exists := current[alias]; exists && !st.aliases.has(alias) {
-			st.userAlias[alias] = true
+			st.link(alias).userAlias = true
 			continue
 		}
 		mine = append(mine, alias)
@@ -557,12 +631,12 @@ func (im *Importer) writeProxySettings(ctx context.Context, client *elastic.Clie
 	}
 	if err != nil {
 		for _, alias := range written {
-			st.settings[alias] = true
+			st.link(alias).settingsApplied = true
 		}
 		return fmt.Errorf("failed to configure remote clusters: %w", err)
 	}
 	for alias := range wants {
-		st.settings[alias] = true
+		st.link(alias).settingsApplied = true
 	}
 	return nil
 }
@@ -577,30 +651,32 @@ func proxyWant(p *linkPlan) elastic.RemoteSettings {
 // Secret, and asks to come back soon (after at the latest) while a link is not connected with
 // its newest key.
 func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esName string, secret *corev1.Secret, st *state, after time.Duration) (time.Duration, error) {
-	var err error
-	st.info, err = client.RemoteInfo(ctx)
+	info, err := client.RemoteInfo(ctx)
+	st.setInfo(info)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote info: %w", err)
 	}
 	previous := readJSONMap(secret.Annotations, annotationEffective)
+	var effective map[string]string
 	var synced map[string]keystoreRecord
 	if st.fileBased {
-		st.effective, synced = im.hotReloadedKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous, st) // hotreload.go
+		effective, synced = im.hotReloadedKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous, st) // hotreload.go
 	} else {
-		st.effective, synced = im.effectiveKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous)
+		effective, synced = im.effectiveKeys(ctx, client, ns, esName, secret, readKeystore(secret.Annotations), previous)
 	}
+	st.setEffective(effective)
 	before := secret.Annotations[annotationKeystore]
 	secret = secret.DeepCopy()
 	writeJSON(secret.Annotations, annotationKeystore, synced)
-	if !maps.Equal(previous, st.effective) || before != secret.Annotations[annotationKeystore] {
-		writeJSON(secret.Annotations, annotationEffective, st.effective)
+	if !maps.Equal(previous, effective) || before != secret.Annotations[annotationKeystore] {
+		writeJSON(secret.Annotations, annotationEffective, effective)
 		if _, err := im.saveSecret(ctx, secret, true); err != nil {
 			return 0, err
 		}
 	}
 	requeue := after
-	for alias := range st.keyIDs {
-		if !st.info[alias].Connected || st.effective[alias] != st.keyIDs[alias] {
+	for _, r := range st.links {
+		if r.hasKey && (!r.info.Connected || r.effectiveKey != r.keyID) {
 			requeue = im.cfg.Pending
 		}
 	}
@@ -698,9 +774,9 @@ func (im *Importer) finalize(ctx context.Context, plans []*linkPlan, st *state) 
 		if !p.deleting || !slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
 			continue
 		}
-		if owner, taken := st.owner[p.id.Alias]; !taken || owner == p.rc.UID {
+		if r := st.link(p.id.Alias); !r.owned || r.owner == p.rc.UID {
 			// Nobody else holds the alias: wait until it is gone from the Elasticsearch.
-			if st.settings[p.id.Alias] || st.keyIDs[p.id.Alias] != "" {
+			if r.settingsApplied || r.keyID != "" {
 				continue
 			}
 		}

@@ -263,7 +263,10 @@ var ourSigning = elastic.Signing{Certificate: wiring.SigningCertPath, Key: wirin
 // applySigning brings each alias's signing settings to its plan and records, per alias, the
 // subject it signs with. It returns how soon to look again (files not visible yet).
 func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es *unstructured.Unstructured, desired map[string]*linkPlan, current map[string]elastic.RemoteSettings, st *state) (time.Duration, error) {
-	st.signing, st.signingWait = map[string]string{}, map[string]string{}
+	st.signingPassRan = true
+	for _, r := range st.links {
+		r.signingSubject, r.signingWait = "", ""
+	}
 	if !supportsSigning(es) {
 		return 0, nil
 	}
@@ -276,7 +279,8 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 		requeue = max(renew.Sub(im.cfg.Now()), time.Second)
 	}
 	for _, alias := range slices.Sorted(maps.Keys(desired)) {
-		if !st.settings[alias] {
+		r := st.link(alias)
+		if !r.settingsApplied {
 			continue
 		}
 		have := elastic.SigningOf(current[alias])
@@ -284,7 +288,7 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 		switch planLocalSigning(desired[alias].answer.creds, caFP) {
 		case signOn:
 			if have != (elastic.Signing{}) && !ours {
-				st.signingWait[alias] = "the alias has signing settings that ecklink did not write; remove them to let ecklink sign"
+				r.signingWait = "the alias has signing settings that ecklink did not write; remove them to let ecklink sign"
 				continue
 			}
 			if !ours {
@@ -292,7 +296,7 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 					if elastic.IsBadRequest(err) {
 						// Not visible in every node yet (the mount rolls out or the kubelet syncs).
 						requeue = sooner(requeue, im.cfg.Pending)
-						st.signingWait[alias] = "the signing certificate is not visible in every node yet (the mount rolls out or the kubelet syncs)"
+						r.signingWait = "the signing certificate is not visible in every node yet (the mount rolls out or the kubelet syncs)"
 						if v := wiring.SigningVolume(es.GetName()); !wiring.HasVolume(es, v) {
 							// Manual wiring: the user mounts it, with the snippet.
 							snippet, err := wiring.Snippet(es, v)
@@ -300,7 +304,7 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 								return 0, err
 							}
 							st.snippet = snippet
-							st.signingWait[alias] = fmt.Sprintf("mount Secret %s (optional) at %s in every node set to let Elasticsearch sign: commit status.wiringSnippet", v.Secret, v.MountPath())
+							r.signingWait = fmt.Sprintf("mount Secret %s (optional) at %s in every node set to let Elasticsearch sign: commit status.wiringSnippet", v.Secret, v.MountPath())
 						}
 						continue
 					}
@@ -308,7 +312,7 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 				}
 				im.log.Info("remote cluster requests signed", "elasticsearch", es.GetNamespace()+"/"+es.GetName(), "alias", alias, "subject", subject)
 			}
-			st.signing[alias] = subject
+			r.signingSubject = subject
 		case signOff:
 			if ours {
 				if _, err := client.PutSigning(ctx, alias, elastic.Signing{}); err != nil {
@@ -318,7 +322,7 @@ func (im *Importer) applySigning(ctx context.Context, client *elastic.Client, es
 			}
 		default:
 			if ours {
-				st.signing[alias] = subject
+				r.signingSubject = subject
 			}
 		}
 	}
@@ -353,10 +357,11 @@ func signingCondition(c *peerv1.Credentials, subject, wait string) (status metav
 
 // setSigningCondition sets or removes the StrongIdentity condition of a link's RemoteCluster.
 func setSigningCondition(rc *v1alpha1.RemoteCluster, p *linkPlan, st *state) {
-	if !p.desired() || st.signing == nil {
+	if !p.desired() || !st.signingPassRan {
 		return // no answer or no pass to go by: keep what was reported
 	}
-	status, reason, msg, ok := signingCondition(p.answer.creds, st.signing[p.id.Alias], st.signingWait[p.id.Alias])
+	r := st.link(p.id.Alias)
+	status, reason, msg, ok := signingCondition(p.answer.creds, r.signingSubject, r.signingWait)
 	if ok {
 		kube.Set(rc, kube.NewCondition(rc, v1alpha1.ConditionStrongIdentity, status, reason, msg))
 		return

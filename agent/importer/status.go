@@ -124,16 +124,17 @@ func (c *linkConds) add(t string, ok bool, reason, msg string) {
 // settingsAndConnected adds the two conditions both security models derive alike: SettingsApplied
 // (proxy is where cluster.remote.<alias> points, notYet why it is not set yet) and Connected.
 func (c *linkConds) settingsAndConnected(st *state, alias, proxy, notYet string) {
+	r := st.link(alias)
 	switch {
-	case st.userAlias[alias]:
+	case r.userAlias:
 		c.add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonAliasConflict, fmt.Sprintf(
 			"cluster.remote.%s is already configured in Elasticsearch and not managed by ecklink: remove it or choose another alias", alias))
-	case st.settings[alias]:
+	case r.settingsApplied:
 		c.add(v1alpha1.ConditionSettingsApplied, true, v1alpha1.ReasonApplied, fmt.Sprintf("cluster.remote.%s: proxy mode to %s", alias, proxy))
 	default:
 		c.add(v1alpha1.ConditionSettingsApplied, false, v1alpha1.ReasonReconciling, notYet)
 	}
-	if st.info[alias].Connected {
+	if r.info.Connected {
 		c.add(v1alpha1.ConditionConnected, true, v1alpha1.ReasonRemoteConnected, "GET /_remote/info reports connected: true")
 	} else {
 		c.add(v1alpha1.ConditionConnected, false, v1alpha1.ReasonRemoteNotConnected, "GET /_remote/info reports connected: false (agentctl doctor names the failing part)")
@@ -155,7 +156,7 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 		rc.Status.RemoteCertificateAuthorities = b.certificateInfos()
 	}
 	p.model.report(im, rc, p, st) // the model's own fields (status.apiKey)
-	if st.keyIDs[alias] == c.GetApiKeyId() {
+	if st.link(alias).keyID == c.GetApiKeyId() {
 		rc.Status.AppliedSequence = int64(p.answer.sequence)
 	}
 }
@@ -164,12 +165,13 @@ func (im *Importer) fillStatus(rc *v1alpha1.RemoteCluster, p *linkPlan, st *stat
 // observed time changes only with the content, so an unchanged link costs nothing on the stream.
 func (im *Importer) publishStatus(p *linkPlan, st *state) {
 	alias := p.id.Alias
+	r := st.link(alias)
 	ls := &peerv1.LinkStatus{
 		Link:            p.id.Proto(),
-		AppliedApiKeyId: st.effective[alias],
-		WrittenApiKeyId: st.keyIDs[alias],
-		Connected:       st.info[alias].Connected,
-		SigningSubject:  st.signing[alias],
+		AppliedApiKeyId: r.effectiveKey,
+		WrittenApiKeyId: r.keyID,
+		Connected:       r.info.Connected,
+		SigningSubject:  r.signingSubject,
 	}
 	if b := st.bundleOf(alias); b.err == nil { // none when it does not parse
 		ls.AppliedCaFingerprints = slices.Clone(b.fingerprintsOf())
@@ -202,10 +204,11 @@ func (im *Importer) recordMetrics(p *linkPlan, st *state) {
 	if b := st.bundleOf(p.id.Alias); b.err == nil {
 		caExpiry = b.notAfter
 	}
-	if c := p.answer.creds; c.GetApiKeyExpiration() != nil && st.effective[p.id.Alias] == c.GetApiKeyId() {
+	r := st.link(p.id.Alias)
+	if c := p.answer.creds; c.GetApiKeyExpiration() != nil && r.effectiveKey == c.GetApiKeyId() {
 		keyExpiry = c.GetApiKeyExpiration().AsTime()
 	}
-	im.cfg.Metrics.Link(p.id.Namespace, p.id.Elasticsearch, p.id.Alias, st.info[p.id.Alias].Connected, caExpiry, keyExpiry)
+	im.cfg.Metrics.Link(p.id.Namespace, p.id.Elasticsearch, p.id.Alias, r.info.Connected, caExpiry, keyExpiry)
 }
 
 func withoutObserved(ls *peerv1.LinkStatus) *peerv1.LinkStatus {
