@@ -22,7 +22,7 @@ func TestFillStatusRoundTrips(t *testing.T) {
 	c.ApiKeyExpiration = timestamppb.New(time.Now().Add(90 * 24 * time.Hour)) // milliseconds, as Elasticsearch reports
 	p := &linkPlan{rc: remoteCluster("logs", ""), model: apiKeyModel{}, id: link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: "logs"},
 		answer: &received{peer: fxPeer, sequence: 1, creds: c, at: time.Now()}}
-	st := &state{links: map[string]*linkResult{"logs": {ca: ca, effectiveKey: "key-1", hasKey: true, keyID: "key-1"}}}
+	st := &state{links: map[string]*linkResult{"logs": {ca: string(ca), effectiveKey: "key-1", hasKey: true, keyID: "key-1"}}}
 	rc := p.rc.DeepCopy()
 	im.fillStatus(rc, p, st)
 	u, err := kube.ToUnstructured(rc)

@@ -74,7 +74,7 @@ type linkResult struct {
 	missingKey   bool // the peer must send the key value again
 	// info is what GET /_remote/info reported of the alias (zero when it did not).
 	info elastic.RemoteInfo
-	ca   []byte // the CA bundle applied
+	ca   string // the CA bundle applied (a string: the bundles of a pass are strings, no copy)
 	// owned: an active RemoteCluster holds the alias, owner is its UID.
 	owned bool
 	owner types.UID
@@ -157,11 +157,10 @@ func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
 
 // bundleOf returns the CA bundle applied for alias, parsed once per pass and content.
 func (st *state) bundleOf(alias string) *parsedBundle {
-	ca := st.link(alias).ca
-	if p, ok := st.parsed[string(ca)]; ok { // no copy of the bundle to look it up
+	b := st.link(alias).ca
+	if p, ok := st.parsed[b]; ok {
 		return p
 	}
-	b := string(ca)
 	certs, err := pemutil.ParseCertificates([]byte(b), pemutil.Limits{})
 	if st.parsed == nil {
 		st.parsed = map[string]*parsedBundle{}
@@ -333,7 +332,7 @@ func (im *Importer) applyAll(ctx context.Context, es *unstructured.Unstructured,
 	}
 	for _, p := range plans {
 		if p.transportCA != nil {
-			st.link(p.id.Alias).ca = p.transportCA
+			st.link(p.id.Alias).ca = string(p.transportCA)
 		}
 	}
 	return requeue, nil
@@ -493,7 +492,7 @@ func (im *Importer) applyCABundles(ctx context.Context, ns, esName string, alias
 		return false, err
 	}
 	for alias, b := range bundles {
-		st.link(alias).ca = []byte(b)
+		st.link(alias).ca = b
 	}
 	if len(bundles) == 0 {
 		return true, nil
