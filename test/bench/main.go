@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,7 +121,11 @@ type bed struct {
 func run(o options) (*report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
-	b, err := setUp(ctx, o.agent, o.trace, o.profile)
+	top := 0
+	for _, n := range scaleSteps(o.sizes) {
+		top = max(top, n)
+	}
+	b, err := setUp(ctx, o.agent, o.trace, o.profile, top)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +232,10 @@ func scaleSteps(sizes []int) []int {
 	return out
 }
 
-func setUp(ctx context.Context, bin string, trace, profile bool) (*bed, error) {
+// setUp starts the two environments. links is the most links a step reaches: the agents' link
+// limits (1,000 per peer and per export by default) are raised above it, for the steps that
+// add links beside them (the kubelet step's two); the bench measures scale, not the limits.
+func setUp(ctx context.Context, bin string, trace, profile bool, links int) (*bed, error) {
 	dir, err := os.MkdirTemp("", "ecklink-bench-")
 	if err != nil {
 		return nil, err
@@ -248,7 +256,8 @@ func setUp(ctx context.Context, bin string, trace, profile bool) (*bed, error) {
 	if trace {
 		level = "debug"
 	}
-	var extra []string
+	limit := strconv.Itoa(links + 100)
+	extra := []string{"--links-per-peer", limit, "--links-per-export", limit}
 	if profile {
 		extra = append(extra, "--profiling")
 	}
