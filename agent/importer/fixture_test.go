@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -178,6 +179,25 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, settingsPuts: puts, faults: faults, events: events}
+}
+
+// newAPIKeyLinksFixture is the fixture with links API-key RemoteClusters l-000, l-001, ... whose
+// credentials (one key each, one transport CA for all) the peer sent, not yet applied.
+func newAPIKeyLinksFixture(t testing.TB, links int) (*fixture, []*v1alpha1.RemoteCluster) {
+	t.Helper()
+	var rcs []*v1alpha1.RemoteCluster
+	for i := range links {
+		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%03d", i), v1alpha1.SecurityModelAPIKey))
+	}
+	f := newFixture(t, rcs...)
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == links })
+	ca := newTestCA(t, "west-transport")
+	for _, rc := range rcs {
+		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(rc.Spec.Alias, "key-"+rc.Spec.Alias, ca)); err != nil {
+			t.Fatalf("credentials of %s: %v", rc.Spec.Alias, err)
+		}
+	}
+	return f, rcs
 }
 
 func toObjects(rcs []*v1alpha1.RemoteCluster) []runtime.Object {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net"
 	"reflect"
 	"slices"
@@ -625,18 +624,7 @@ func TestOnePassAddsEveryFinalizer(t *testing.T) {
 // cluster state update), not one of each per link.
 func TestLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
 	const links = 12
-	var rcs []*v1alpha1.RemoteCluster
-	for i := range links {
-		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%02d", i), v1alpha1.SecurityModelAPIKey))
-	}
-	f := newFixture(t, rcs...)
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == links })
-	for _, rc := range rcs {
-		id := link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: rc.Spec.Alias}
-		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(rc.Spec.Alias, "key-"+rc.Spec.Alias, newTestCA(t, "west-transport"))); err != nil {
-			t.Fatalf("credentials of %s: %v", id, err)
-		}
-	}
+	f, _ := newAPIKeyLinksFixture(t, links)
 	f.kc.ClearActions()
 	puts := f.settingsPuts.Load()
 	f.reconcile(t)
