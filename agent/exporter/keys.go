@@ -284,7 +284,6 @@ func (e *Exporter) invalidateAllBut(ctx context.Context, client *elastic.Client,
 // (elastic, before the agent had its own user) are replaced instead (ensureKey makes a new key
 // when the newest is not the agent user's), and those out of date are returned as stale.
 func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, peer string, id link.ID, keys []elastic.Key, access elastic.Access, meta keyMetadata, identity func(newest *elastic.Key) *string) (wantIdentity *string, stale []string, updated int, err error) {
-	hash := elastic.AccessHash(access)
 	owned := func(k elastic.Key) bool { return ownedBy(k, client.Username()) }
 
 	// Access and metadata changes go to every live key in place (same id, no restart on the
@@ -292,7 +291,7 @@ func (e *Exporter) updateInPlace(ctx context.Context, client *elastic.Client, pe
 	// names what the export decides (a link moved to another export).
 	for _, k := range keys {
 		stored := parseKeyMetadata(k.Metadata)
-		if stored.AccessHash != hash || meta.differs(stored) {
+		if meta.differs(stored) { // the access hash among the fields (meta.AccessHash is access's)
 			if !owned(k) {
 				stale = append(stale, k.ID)
 				continue
