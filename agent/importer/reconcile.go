@@ -148,13 +148,6 @@ type parsedBundle struct {
 	notAfter time.Time
 }
 
-// casOf returns the certificates of the CA bundle applied for alias, parsed once per pass and
-// bundle.
-func (st *state) casOf(alias string) ([]*x509.Certificate, error) {
-	b := st.bundleOf(alias)
-	return b.certs, b.err
-}
-
 // bundleOf returns the CA bundle applied for alias, parsed once per pass and content.
 func (st *state) bundleOf(alias string) *parsedBundle {
 	b := st.link(alias).ca
