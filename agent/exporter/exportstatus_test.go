@@ -138,6 +138,17 @@ func TestExportStatusLinksAndKeyFailures(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonElasticsearchUnavailable || !strings.Contains(c.Message, axLink.String()) {
 		t.Fatalf("KeysManaged during the failure %+v, want False ElasticsearchUnavailable naming the link", c)
 	}
+	// The export pass computes its status from the informer's copy and writes only what
+	// differs from it: the recovery pass must see the False it is to replace (under load the
+	// informer lagged the write, the pass found True = True and wrote nothing).
+	waitFor(t, func() bool {
+		exp, ok := f.e.cfg.Cache.ClusterExport(axNS, axExport)
+		if !ok {
+			return false
+		}
+		c := meta.FindStatusCondition(exp.Status.Conditions, v1alpha1.ConditionKeysManaged)
+		return c != nil && c.Status == metav1.ConditionFalse
+	})
 	f.faults.Set()
 	runLink()
 	if c := meta.FindStatusCondition(f.exportStatus(t).Status.Conditions, v1alpha1.ConditionKeysManaged); c == nil || c.Status != metav1.ConditionTrue {
