@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,13 @@ func TestLagWarning(t *testing.T) {
 		v := lag()
 		return v == 0, "lag " + time.Duration(v*float64(time.Second)).String()
 	})
-	if events, _ := west.Events(ctx, l.ns, "logs", v1alpha1.ReasonPeersCurrent); len(events) <= normal {
-		t.Errorf("%d Normal Events PeersCurrent, want one more than the %d before the pause", len(events), normal)
-	}
+	// Events are written by the recorder's broadcaster after the status it reports is stored:
+	// wait for it rather than read once (CI once read the list before the Event was created).
+	waitFor(ctx, t, 15*time.Second, "a Normal Event PeersCurrent for the recovery", func() (bool, string) {
+		events, err := west.Events(ctx, l.ns, "logs", v1alpha1.ReasonPeersCurrent)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(events) > normal, fmt.Sprintf("%d Normal Events PeersCurrent, want one more than the %d before the pause", len(events), normal)
+	})
 }
