@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
@@ -71,10 +75,74 @@ type ResourceClient[T any, P Object[T]] struct {
 	resource dynamic.NamespaceableResourceInterface
 	gvr      schema.GroupVersionResource
 	recorder *Recorder
+
+	mu      sync.Mutex
+	written map[types.NamespacedName]statusWrite[T, P]
 }
 
+// statusWrite is the last status write of one object: a copy of the object the API server
+// returned and the resourceVersions it is newer than (the copies the write was made over).
+type statusWrite[T any, P Object[T]] struct {
+	over   []string
+	stored P
+	at     time.Time
+}
+
+// The status writes remembered: a write is forgotten once the caller passes a copy it is not
+// known to be newer than, or after writtenTTL (an informer catches up within milliseconds); past
+// maxWritten entries, the expired ones are swept at the next write. maxOver bounds the versions
+// one write remembers (each write while the informer lags adds one).
+const (
+	writtenTTL = time.Minute
+	maxWritten = 4096
+	maxOver    = 16
+)
+
 func newResourceClient[T any, P Object[T]](cfg ClientConfig, gvr schema.GroupVersionResource) *ResourceClient[T, P] {
-	return &ResourceClient[T, P]{resource: cfg.Dynamic.Resource(gvr), gvr: gvr, recorder: cfg.Recorder}
+	return &ResourceClient[T, P]{resource: cfg.Dynamic.Resource(gvr), gvr: gvr, recorder: cfg.Recorder,
+		written: map[types.NamespacedName]statusWrite[T, P]{}}
+}
+
+// latest returns the object UpdateStatus starts from, and the versions that object is known to be
+// newer than: obj, or what this client stored over obj's resourceVersion when obj is such an
+// older copy. Callers pass an informer's copy, which lags the client's own writes: compared with
+// the stale copy, a status that goes back to the copy's (False written, True again on the next
+// pass) would be "unchanged" and never written. When another writer came in between, the write
+// conflicts and the retry reads the object again.
+func (c *ResourceClient[T, P]) latest(obj P) (P, []string) {
+	if obj.GetResourceVersion() == "" {
+		return obj, nil // not a copy of a stored object: nothing to compare it with
+	}
+	key := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[key]
+	if !ok {
+		return obj, nil
+	}
+	if slices.Contains(w.over, obj.GetResourceVersion()) && time.Since(w.at) < writtenTTL {
+		return w.stored, w.over
+	}
+	delete(c.written, key)
+	return obj, nil
+}
+
+// wrote remembers a status write of stored, newer than the versions over.
+func (c *ResourceClient[T, P]) wrote(over []string, stored P) {
+	key := types.NamespacedName{Namespace: stored.GetNamespace(), Name: stored.GetName()}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.written) >= maxWritten {
+		for k, w := range c.written {
+			if now.Sub(w.at) >= writtenTTL {
+				delete(c.written, k)
+			}
+		}
+	}
+	if len(c.written) < maxWritten {
+		c.written[key] = statusWrite[T, P]{over: over[max(0, len(over)-maxOver):], stored: stored.DeepCopyObject().(P), at: now}
+	}
 }
 
 // Get reads one object.
@@ -156,11 +224,18 @@ func sameStatus(a, b runtime.Object) bool {
 // object again and applies mutate to the fresh copy, so mutate must compute the status from its
 // argument and may run more than once. When mutate leaves the status as it was, nothing is
 // written. It returns the stored object (obj's copy when nothing was written) and, with a
-// Recorder, records an Event for each condition transition it stored.
+// Recorder, records an Event for each condition transition it stored. obj may be an informer's
+// copy that has not seen this client's last write yet: UpdateStatus then starts from that write.
 func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate func(P) error) (P, error) {
-	current := obj
+	current, over := c.latest(obj)
+	over = slices.Clone(over)
 	var stored P
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		for _, rv := range []string{obj.GetResourceVersion(), current.GetResourceVersion()} {
+			if rv != "" && !slices.Contains(over, rv) {
+				over = append(over, rv)
+			}
+		}
 		next := current.DeepCopyObject().(P)
 		if err := mutate(next); err != nil {
 			return err
@@ -198,6 +273,7 @@ func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate f
 		if stored, err = FromUnstructured[T](out); err != nil {
 			return err
 		}
+		c.wrote(over, stored)
 		if c.recorder != nil {
 			c.recorder.RecordTransitions(stored, current.GetConditions(), stored.GetConditions())
 		}

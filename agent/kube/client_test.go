@@ -2,6 +2,7 @@ package kube
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,5 +201,92 @@ func TestSameStatus(t *testing.T) {
 				t.Errorf("sameStatus = %v, want %v", got, tc.same)
 			}
 		})
+	}
+}
+
+// TestUpdateStatusOverItsOwnWrite: callers pass an informer's copy, which may not hold the
+// client's last write yet. A status that goes back to that stale copy's is still written (it
+// differs from what is stored), a no-op against the client's own write writes nothing, and a
+// copy newer than the write is used as it is.
+func TestUpdateStatusOverItsOwnWrite(t *testing.T) {
+	ctx := t.Context()
+	fr := record.NewFakeRecorder(10)
+	seed := testRemote("eu")
+	seed.ResourceVersion = "1"
+	seed.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionConnected, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonRemoteConnected, LastTransitionTime: metav1.Now()}}
+	c, dyn := newTestClient(t, NewRecorderFor(fr), seed)
+	rcs := c.RemoteClusters()
+	// The fake keeps no resourceVersions: each status write stores the next one, as the API does.
+	var version, writes atomic.Int32
+	version.Store(1)
+	dyn.PrependReactor("update", "remoteclusters", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "status" {
+			writes.Add(1)
+			a.(k8stesting.UpdateAction).GetObject().(metav1.Object).SetResourceVersion(fmt.Sprint(version.Add(1)))
+		}
+		return false, nil, nil
+	})
+	stale, err := rcs.Get(ctx, "search", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setConnected := func(status metav1.ConditionStatus, reason string) func(*v1alpha1.RemoteCluster) error {
+		return func(rc *v1alpha1.RemoteCluster) error {
+			Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, status, reason, ""))
+			return nil
+		}
+	}
+	stored := func() metav1.ConditionStatus {
+		got, err := rcs.Get(ctx, "search", "eu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status.Conditions[0].Status
+	}
+
+	for i, step := range []struct {
+		status metav1.ConditionStatus
+		reason string
+		writes int32
+		event  string
+	}{
+		{metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected, 1, "Warning RemoteNotConnected Connected is False"},
+		{metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected, 1, ""}, // the same as written: no write
+		{metav1.ConditionTrue, v1alpha1.ReasonRemoteConnected, 2, "Normal RemoteConnected Connected is True"},
+		{metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected, 3, "Warning RemoteNotConnected Connected is False"},
+	} {
+		// Every step passes the copy read before the first write, as a lagging informer would.
+		if _, err := rcs.UpdateStatus(ctx, stale, setConnected(step.status, step.reason)); err != nil {
+			t.Fatal(err)
+		}
+		if writes.Load() != step.writes || stored() != step.status {
+			t.Errorf("step %d: %d writes, stored %s; want %d writes, %s stored", i, writes.Load(), stored(), step.writes, step.status)
+		}
+		select {
+		case e := <-fr.Events:
+			if e != step.event {
+				t.Errorf("step %d: event %q, want %q", i, e, step.event)
+			}
+		default:
+			if step.event != "" {
+				t.Errorf("step %d: no event, want %q", i, step.event)
+			}
+		}
+	}
+
+	// A copy the client is not known to have written over (the informer caught up, or someone
+	// else wrote) is used as it is: here it says True, so setting True writes nothing.
+	fresh, err := rcs.Get(ctx, "search", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.ResourceVersion = "100"
+	Set(fresh, NewCondition(fresh, v1alpha1.ConditionConnected, metav1.ConditionTrue, v1alpha1.ReasonRemoteConnected, ""))
+	if _, err := rcs.UpdateStatus(ctx, fresh, setConnected(metav1.ConditionTrue, v1alpha1.ReasonRemoteConnected)); err != nil {
+		t.Fatal(err)
+	}
+	if writes.Load() != 3 {
+		t.Errorf("%d writes after a pass over a newer copy that changes nothing, want 3", writes.Load())
 	}
 }
