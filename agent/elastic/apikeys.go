@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
-	"github.com/elastic/go-elasticsearch/v8/typedapi/security/invalidateapikey"
 )
 
 // Secret is a credential (an encoded API key). It prints, and encodes to
@@ -213,13 +212,25 @@ func (c *Client) InvalidateKeys(ctx context.Context, ids []string) (*InvalidateR
 			return nil, fmt.Errorf("failed to invalidate API keys: blank id at index %d", i)
 		}
 	}
-	var res invalidateapikey.Response
-	send := c.typed.Security.InvalidateApiKey().Ids(ids...).Perform
+	var res struct {
+		InvalidatedAPIKeys           []string `json:"invalidated_api_keys"`
+		PreviouslyInvalidatedAPIKeys []string `json:"previously_invalidated_api_keys"`
+		ErrorCount                   int      `json:"error_count"`
+		ErrorDetails                 []struct {
+			Type   string  `json:"type"`
+			Reason *string `json:"reason"`
+		} `json:"error_details"`
+	}
+	body, err := jsonBody(map[string][]string{"ids": ids})
+	if err != nil {
+		return nil, fmt.Errorf("failed to invalidate %d API keys: %w", len(ids), err)
+	}
+	send := c.esapiSender(esapi.SecurityInvalidateAPIKeyRequest{Body: body})
 	defer c.keyWrite()()
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, fmt.Errorf("failed to invalidate %d API keys: %w", len(ids), err)
 	}
-	out := &InvalidateResult{Invalidated: res.InvalidatedApiKeys, PreviouslyInvalidated: res.PreviouslyInvalidatedApiKeys}
+	out := &InvalidateResult{Invalidated: res.InvalidatedAPIKeys, PreviouslyInvalidated: res.PreviouslyInvalidatedAPIKeys}
 	if len(out.Invalidated) > 0 {
 		c.log.Info("invalidated API keys", logKeyCount, len(out.Invalidated), logKeyKeyID, strings.Join(out.Invalidated, ","))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
 	"github.com/ecklink/ecklink/internal/peertext"
 )
 
@@ -40,7 +42,7 @@ func (c *Client) FileSettings(ctx context.Context) (*FileSettings, error) {
 			} `json:"reserved_state"`
 		} `json:"metadata"`
 	}
-	send := c.typed.Cluster.State().Metric("metadata").FilterPath("metadata.reserved_state.file_settings").Perform
+	send := c.esapiSender(esapi.ClusterStateRequest{Metric: []string{"metadata"}, FilterPath: []string{"metadata.reserved_state.file_settings"}})
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, fmt.Errorf("failed to read the file settings state: %w", err)
 	}

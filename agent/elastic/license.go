@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
 // License is what GET /_license reports (license.type and license.status; the rest, including
@@ -22,7 +24,7 @@ func (c *Client) License(ctx context.Context) (*License, error) {
 			Status string `json:"status"`
 		} `json:"license"`
 	}
-	if err := c.call(ctx, c.typed.License.Get().Perform, &res); err != nil {
+	if err := c.call(ctx, c.esapiSender(esapi.LicenseGetRequest{}), &res); err != nil {
 		return nil, fmt.Errorf("failed to get the license: %w", err)
 	}
 	if res.License == nil || res.License.Type == "" {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/elastic/go-elasticsearch/v8/typedapi/core/info"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
 // ClusterInfo is what GET / reports.
@@ -22,14 +22,21 @@ type ClusterInfo struct {
 
 // Info returns the cluster's version, name and UUID (GET /).
 func (c *Client) Info(ctx context.Context) (*ClusterInfo, error) {
-	var res info.Response
-	if err := c.call(ctx, c.typed.Core.Info().Perform, &res); err != nil {
+	var res struct {
+		Name        string `json:"name"`
+		ClusterName string `json:"cluster_name"`
+		ClusterUUID string `json:"cluster_uuid"`
+		Version     struct {
+			Number string `json:"number"`
+		} `json:"version"`
+	}
+	if err := c.call(ctx, c.esapiSender(esapi.InfoRequest{}), &res); err != nil {
 		return nil, fmt.Errorf("failed to get cluster info: %w", err)
 	}
-	if res.Version.Int == "" {
+	if res.Version.Number == "" {
 		return nil, errors.New("failed to get cluster info: response has no version number")
 	}
-	return &ClusterInfo{Version: res.Version.Int, ClusterName: res.ClusterName, ClusterUUID: res.ClusterUuid, NodeName: res.Name}, nil
+	return &ClusterInfo{Version: res.Version.Number, ClusterName: res.ClusterName, ClusterUUID: res.ClusterUUID, NodeName: res.Name}, nil
 }
 
 // NodeStartTimes returns each node's JVM start time by node id
@@ -42,7 +49,7 @@ func (c *Client) NodeStartTimes(ctx context.Context) (map[string]time.Time, erro
 			} `json:"jvm"`
 		} `json:"nodes"`
 	}
-	if err := c.call(ctx, c.typed.Nodes.Info().Metric("jvm").Perform, &res); err != nil {
+	if err := c.call(ctx, c.esapiSender(esapi.NodesInfoRequest{Metric: []string{"jvm"}}), &res); err != nil {
 		return nil, fmt.Errorf("failed to get node start times: %w", err)
 	}
 	out := make(map[string]time.Time, len(res.Nodes))
@@ -77,7 +84,7 @@ func (c *Client) ReloadSecureSettings(ctx context.Context) ([]NodeReload, error)
 			ReloadException *errorCause `json:"reload_exception"`
 		} `json:"nodes"`
 	}
-	if err := c.call(ctx, c.typed.Nodes.ReloadSecureSettings().Perform, &res); err != nil {
+	if err := c.call(ctx, c.esapiSender(esapi.NodesReloadSecureSettingsRequest{}), &res); err != nil {
 		return nil, fmt.Errorf("failed to reload secure settings: %w", err)
 	}
 	var (

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
 const remotePrefix = "cluster.remote."
@@ -77,7 +79,8 @@ func (c *Client) persistentFlat(ctx context.Context) (map[string]any, error) {
 	var res struct {
 		Persistent json.RawMessage `json:"persistent"`
 	}
-	send := c.typed.Cluster.GetSettings().FlatSettings(true).Perform
+	flatSettings := true
+	send := c.esapiSender(esapi.ClusterGetSettingsRequest{FlatSettings: &flatSettings})
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, err
 	}

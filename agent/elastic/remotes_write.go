@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
 var jsonNull = json.RawMessage("null")
@@ -177,7 +179,11 @@ func (c *Client) putPersistent(ctx context.Context, settings map[string]json.Raw
 	var res struct {
 		Acknowledged bool `json:"acknowledged"`
 	}
-	send := c.typed.Cluster.PutSettings().Persistent(settings).Perform
+	body, err := jsonBody(map[string]map[string]json.RawMessage{"persistent": settings})
+	if err != nil {
+		return err
+	}
+	send := c.esapiSender(esapi.ClusterPutSettingsRequest{Body: body})
 	if err := c.call(ctx, send, &res); err != nil {
 		return err
 	}
@@ -224,7 +230,7 @@ func (c *Client) RemoteInfo(ctx context.Context) (map[string]RemoteInfo, error) 
 		SkipUnavailable          bool     `json:"skip_unavailable"`
 		ClusterCredentials       *string  `json:"cluster_credentials"`
 	}
-	send := c.typed.Cluster.RemoteInfo().Perform
+	send := c.esapiSender(esapi.ClusterRemoteInfoRequest{})
 	if err := c.call(ctx, send, &res); err != nil {
 		return nil, fmt.Errorf("failed to get remote info: %w", err)
 	}

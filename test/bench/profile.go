@@ -59,23 +59,25 @@ func fetchProfile(ctx context.Context, url, path string, d time.Duration) error 
 	return f.Close()
 }
 
-// heapProfiles writes a heap profile of each environment's agent, now, into
-// <dir>/<env>/<name>.pprof (`go tool pprof -sample_index=inuse_space -top <file>`).
+// heapProfiles writes, for each environment's agent, the runtime's memory statistics as they are
+// (<dir>/<env>/<name>.txt: heap in use, idle, released, the next GC's goal, stacks: where an RSS
+// beyond the live heap goes), then a heap profile taken after a garbage collection, so that its
+// in-use figures are the live heap (<dir>/<env>/<name>.pprof;
+// `go tool pprof -sample_index=inuse_space -top <file>`).
 func (b *bed) heapProfiles(ctx context.Context, name string) {
 	for env, c := range b.w.Clusters {
+		base := "http://" + c.Agent.Flag("metrics-address") + "/debug/pprof/heap"
+		stats := filepath.Join(b.dir, env, name+".txt")
+		if err := fetchProfile(ctx, base+"?debug=1", stats, 0); err != nil {
+			fmt.Printf("bench: memory statistics of %s's agent: %v\n", env, err)
+		} else {
+			fmt.Printf("bench: %s's agent memory statistics: %s\n", env, stats)
+		}
 		path := filepath.Join(b.dir, env, name+".pprof")
-		if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/heap", path, 0); err != nil {
+		if err := fetchProfile(ctx, base+"?gc=1", path, 0); err != nil {
 			fmt.Printf("bench: heap profile of %s's agent: %v\n", env, err)
 			continue
 		}
-		fmt.Printf("bench: %s's agent heap profile: %s\n", env, path)
-		// The text form ends with the runtime's memory statistics (heap in use, idle,
-		// released, the next GC's goal, stacks): where an RSS beyond the live heap goes.
-		stats := filepath.Join(b.dir, env, name+".txt")
-		if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/heap?debug=1", stats, 0); err != nil {
-			fmt.Printf("bench: memory statistics of %s's agent: %v\n", env, err)
-			continue
-		}
-		fmt.Printf("bench: %s's agent memory statistics: %s\n", env, stats)
+		fmt.Printf("bench: %s's agent heap profile (live heap): %s\n", env, path)
 	}
 }
