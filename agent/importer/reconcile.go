@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -276,20 +278,31 @@ func (im *Importer) reconcile(ctx context.Context, key types.NamespacedName) (ti
 // A RemoteCluster whose update fails (a conflict: it changed meanwhile) fails the pass, which
 // runs again on the fresh object; the others keep their finalizer.
 func (im *Importer) addFinalizers(ctx context.Context, plans []*linkPlan) error {
-	var errs []error
+	var (
+		mu     sync.Mutex // guards errs
+		errs   []error
+		writes errgroup.Group
+	)
+	writes.SetLimit(writers)
 	for _, p := range plans {
 		if p.deleting || slices.Contains(p.rc.Finalizers, v1alpha1.Finalizer) {
 			continue
 		}
-		rc := p.rc.DeepCopy()
-		rc.Finalizers = append(rc.Finalizers, v1alpha1.Finalizer)
-		out, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("failed to add finalizer to RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err))
-			continue
-		}
-		p.rc = out
+		writes.Go(func() error {
+			rc := p.rc.DeepCopy()
+			rc.Finalizers = append(rc.Finalizers, v1alpha1.Finalizer)
+			out, err := im.cfg.CRDs.RemoteClusters().Update(ctx, rc)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("failed to add finalizer to RemoteCluster %s/%s: %w", rc.Namespace, rc.Name, err))
+				mu.Unlock()
+				return nil
+			}
+			p.rc = out // each write its own plan's
+			return nil
+		})
 	}
+	_ = writes.Wait() // the errors are in errs
 	return errors.Join(errs...)
 }
 
