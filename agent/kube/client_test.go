@@ -100,13 +100,6 @@ func TestUpdateStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setConnected := func(status metav1.ConditionStatus, reason string) func(*v1alpha1.RemoteCluster) error {
-		return func(rc *v1alpha1.RemoteCluster) error {
-			Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, status, reason, ""))
-			rc.Status.ObservedGeneration = rc.Generation
-			return nil
-		}
-	}
 
 	// The first write conflicts (another writer won); UpdateStatus reads again and retries.
 	var conflicts, writes atomic.Int32
@@ -160,6 +153,16 @@ func TestUpdateStatus(t *testing.T) {
 	boom := errors.New("boom")
 	if _, err := rcs.UpdateStatus(ctx, stored, func(*v1alpha1.RemoteCluster) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("err = %v, want boom", err)
+	}
+}
+
+// setConnected is an UpdateStatus mutation: the Connected condition with status and reason, and
+// the observed generation.
+func setConnected(status metav1.ConditionStatus, reason string) func(*v1alpha1.RemoteCluster) error {
+	return func(rc *v1alpha1.RemoteCluster) error {
+		Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, status, reason, ""))
+		rc.Status.ObservedGeneration = rc.Generation
+		return nil
 	}
 }
 
@@ -230,12 +233,6 @@ func TestUpdateStatusOverItsOwnWrite(t *testing.T) {
 	stale, err := rcs.Get(ctx, "search", "eu")
 	if err != nil {
 		t.Fatal(err)
-	}
-	setConnected := func(status metav1.ConditionStatus, reason string) func(*v1alpha1.RemoteCluster) error {
-		return func(rc *v1alpha1.RemoteCluster) error {
-			Set(rc, NewCondition(rc, v1alpha1.ConditionConnected, status, reason, ""))
-			return nil
-		}
 	}
 	stored := func() metav1.ConditionStatus {
 		got, err := rcs.Get(ctx, "search", "eu")
