@@ -88,10 +88,6 @@ func (m *typed[T]) convertAllWith(objs []any, list uint64, cp func(*T) *T) []*T 
 	return out
 }
 
-func (m *typed[T]) convert(obj any, list uint64) (*T, bool) {
-	return m.convertWith(obj, list, m.deepCopy)
-}
-
 func (m *typed[T]) convertWith(obj any, list uint64, cp func(*T) *T) (*T, bool) {
 	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tombstone.Obj

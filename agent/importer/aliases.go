@@ -60,11 +60,6 @@ func (r *aliasRecord) has(alias string) bool { return r.aliases[alias] }
 // list returns the recorded aliases, sorted.
 func (r *aliasRecord) list() []string { return slices.Sorted(maps.Keys(r.aliases)) }
 
-// add records alias before its settings are written.
-func (r *aliasRecord) add(ctx context.Context, alias string) error {
-	return r.addAll(ctx, []string{alias})
-}
-
 // addAll records aliases (those not recorded yet) with one write of the record.
 func (r *aliasRecord) addAll(ctx context.Context, aliases []string) error {
 	added := false
