@@ -94,8 +94,9 @@ type Client struct {
 	log      hclog.Logger
 	pageSize int
 	timeout  time.Duration
-	// keyWrites counts API key writes (KeyWrites).
-	keyWrites atomic.Uint64
+	// keyWrites counts API key writes (KeyWrites), settingsWrites cluster settings writes
+	// (SettingsWrites).
+	keyWrites, settingsWrites atomic.Uint64
 }
 
 // NewClient returns a client for cfg. It does not contact Elasticsearch.
@@ -144,6 +145,11 @@ func (c *Client) Username() string { return c.username }
 // twice each: when one starts and when it ends. A listing of keys taken while the count did not
 // move missed no write made through this client.
 func (c *Client) KeyWrites() uint64 { return c.keyWrites.Load() }
+
+// SettingsWrites counts the persistent cluster settings writes made through this client, twice
+// each as KeyWrites does: a read of the settings or of _remote/info taken while the count did
+// not move is still what a read now would see of those writes.
+func (c *Client) SettingsWrites() uint64 { return c.settingsWrites.Load() }
 
 // keyWrite counts a key write's start; the returned func counts its end.
 func (c *Client) keyWrite() func() {

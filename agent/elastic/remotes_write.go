@@ -176,6 +176,8 @@ func (c *Client) DeleteRemote(ctx context.Context, alias string) (bool, error) {
 }
 
 func (c *Client) putPersistent(ctx context.Context, settings map[string]json.RawMessage) error {
+	c.settingsWrites.Add(1)
+	defer c.settingsWrites.Add(1)
 	var res struct {
 		Acknowledged bool `json:"acknowledged"`
 	}

@@ -211,7 +211,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	if err != nil {
 		return 0, err
 	}
-	current, err := client.GetRemoteSettings(ctx)
+	current, err := st.remoteSettings(ctx, client)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
@@ -304,7 +304,7 @@ func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Clien
 		p.caInECK = has
 	}
 	if len(certs) > 0 {
-		info, err := client.RemoteInfo(ctx)
+		info, err := st.remoteInfo(ctx, client)
 		st.setInfo(info)
 		if err != nil {
 			return 0, fmt.Errorf("failed to read remote info: %w", err)

@@ -54,10 +54,36 @@ type fixture struct {
 	esCalls *atomic.Int64
 	// settingsPuts counts the PUT /_cluster/settings requests the Elasticsearch served.
 	settingsPuts *atomic.Int64
+	// requests counts the requests the Elasticsearch served by method and path.
+	requests *requestCounts
 	// events are the Events the importer recorded.
 	events *record.FakeRecorder
 	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
 	faults *esim.Faults
+}
+
+// requestCounts counts requests by "METHOD /path".
+type requestCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *requestCounts) add(req string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[req]++
+}
+
+// take returns the counts so far and starts again from zero.
+func (c *requestCounts) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = nil
+	return n
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -153,11 +179,12 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		t.Fatal(err)
 	}
 	node.SetUser("elastic", "test-password")
-	calls, puts := &atomic.Int64{}, &atomic.Int64{}
+	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &requestCounts{}
 	faults := &esim.Faults{}
 	handler := faults.Wrap(node.Handler())
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		requests.add(r.Method + " " + r.URL.Path)
 		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
 			puts.Add(1)
 		}
@@ -178,7 +205,7 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, settingsPuts: puts, faults: faults, events: events}
+	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, settingsPuts: puts, requests: requests, faults: faults, events: events}
 }
 
 // newAPIKeyLinksFixture is the fixture with links API-key RemoteClusters l-000, l-001, ... whose

@@ -119,3 +119,47 @@ func (f *fixture) applyModel(t *testing.T, tc modelCase, seq uint64) {
 		t.Errorf("deprecation warning %v, license condition %v, CredentialsApplied %+v", deprecated, licensed, credentials)
 	}
 }
+
+// TestBothModelsReadElasticsearchOnce: a pass over an Elasticsearch with links of both models
+// reads the remote cluster settings and _remote/info once each (each model's pass read both
+// before), and a pass that writes settings reads _remote/info after its write, not before.
+func TestBothModelsReadElasticsearchOnce(t *testing.T) {
+	const (
+		getSettings = "GET /_cluster/settings"
+		getInfo     = "GET /_remote/info"
+	)
+	f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelAPIKey), remoteCluster("metrics", v1alpha1.SecurityModelCertificate))
+	f.connectAll()
+	f.eckCopiesTrust(t)
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == 2 })
+	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-remote"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.im.OnCredentials(fxPeer, 1, certificateCredentials(t, "metrics")); err != nil {
+		t.Fatal(err)
+	}
+	for pass := range 3 {
+		f.requests.take()
+		puts := f.settingsPuts.Load()
+		f.reconcile(t)
+		f.settle(t)
+		wrote := f.settingsPuts.Load() > puts
+		got := f.requests.take()
+		// A write invalidates what the pass read, so the read after it is the pass's second.
+		want := 1
+		if wrote {
+			want = 2
+		}
+		if got[getInfo] < 1 || got[getInfo] > want || got[getSettings] < 1 || got[getSettings] > want {
+			t.Errorf("pass %d (settings written: %v): %d %s, %d %s; want 1 each without a write, at most 2 with one", pass, wrote, got[getInfo], getInfo, got[getSettings], getSettings)
+		}
+		if pass == 2 && (wrote || got[getInfo] != 1 || got[getSettings] != 1) {
+			t.Errorf("steady pass: settings written %v, %d %s, %d %s; want no write and one read each", wrote, got[getInfo], getInfo, got[getSettings], getSettings)
+		}
+	}
+	for _, alias := range []string{"logs", "metrics"} {
+		if got := f.reasons(t, alias)[v1alpha1.ConditionConnected]; got != v1alpha1.ReasonRemoteConnected {
+			t.Errorf("Connected of %s %q, want %s", alias, got, v1alpha1.ReasonRemoteConnected)
+		}
+	}
+}

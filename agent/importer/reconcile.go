@@ -57,6 +57,8 @@ type state struct {
 	// reloads them in place (hotreload.go); fileSettings is what Elasticsearch reported of them.
 	fileBased    bool
 	fileSettings *elastic.FileSettings
+	// reads: the pass's reads of the remote cluster settings and _remote/info (esreads.go).
+	reads esReads
 	// parsed: the CA bundles of the links parsed, by content (the aliases to one remote share
 	// one; the status, the LinkStatus and the metrics of each read it).
 	parsed map[string]*parsedBundle
@@ -457,7 +459,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	if err != nil {
 		return 0, err
 	}
-	current, err := client.GetRemoteSettings(ctx)
+	current, err := st.remoteSettings(ctx, client)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
@@ -656,7 +658,7 @@ func proxyWant(p *linkPlan) elastic.RemoteSettings {
 // Secret, and asks to come back soon (after at the latest) while a link is not connected with
 // its newest key.
 func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esName string, secret *corev1.Secret, st *state, after time.Duration) (time.Duration, error) {
-	info, err := client.RemoteInfo(ctx)
+	info, err := st.remoteInfo(ctx, client)
 	st.setInfo(info)
 	if err != nil {
 		return 0, fmt.Errorf("failed to read remote info: %w", err)

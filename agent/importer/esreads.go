@@ -1,0 +1,54 @@
+package importer
+
+import (
+	"context"
+
+	"github.com/ecklink/ecklink/agent/elastic"
+)
+
+// esReads are what one pass read of the local Elasticsearch's remote cluster settings and of
+// GET /_remote/info. Each is read once a pass, however many security models' passes ask (an
+// Elasticsearch with links of both models cost two of each before), and read again only after a
+// settings write through the client (elastic.Client.SettingsWrites moved): a pass that wrote
+// settings verifies against what Elasticsearch reports after its write.
+type esReads struct {
+	settings esRead[map[string]elastic.RemoteSettings]
+	info     esRead[map[string]elastic.RemoteInfo]
+}
+
+// esRead is one read kept for the rest of the pass: v, read while the client's settings write
+// count stood at at (even: no write in flight).
+type esRead[T any] struct {
+	client *elastic.Client
+	at     uint64
+	v      T
+}
+
+// get returns the kept value when nothing was written through client since it was read,
+// otherwise reads it again. Callers must not change what it returns.
+func (r *esRead[T]) get(client *elastic.Client, read func() (T, error)) (T, error) {
+	if r.client == client && client.SettingsWrites() == r.at {
+		return r.v, nil
+	}
+	at := client.SettingsWrites()
+	v, err := read()
+	if err != nil {
+		*r = esRead[T]{}
+		return v, err
+	}
+	*r = esRead[T]{v: v}
+	if at%2 == 0 && client.SettingsWrites() == at {
+		r.client, r.at = client, at
+	}
+	return v, nil
+}
+
+// remoteSettings is GET of the remote cluster settings, once a pass (esReads).
+func (st *state) remoteSettings(ctx context.Context, client *elastic.Client) (map[string]elastic.RemoteSettings, error) {
+	return st.reads.settings.get(client, func() (map[string]elastic.RemoteSettings, error) { return client.GetRemoteSettings(ctx) })
+}
+
+// remoteInfo is GET /_remote/info, once a pass (esReads).
+func (st *state) remoteInfo(ctx context.Context, client *elastic.Client) (map[string]elastic.RemoteInfo, error) {
+	return st.reads.info.get(client, func() (map[string]elastic.RemoteInfo, error) { return client.RemoteInfo(ctx) })
+}
