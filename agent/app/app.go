@@ -37,6 +37,7 @@ import (
 	"github.com/ecklink/ecklink/agent/probe"
 	"github.com/ecklink/ecklink/agent/protocol"
 	"github.com/ecklink/ecklink/agent/signing"
+	"github.com/ecklink/ecklink/internal/memtrim"
 	"github.com/ecklink/ecklink/internal/task"
 	iversion "github.com/ecklink/ecklink/internal/version"
 )
@@ -286,6 +287,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		task.Named{Name: "config", Run: a.watchConfig(a.resolver)},
 		task.Named{Name: "grpc", Run: func(ctx context.Context) error { return a.port.Serve(ctx, lis) }},
 		task.Named{Name: "agent", Run: a.active()},
+		task.Named{Name: "memtrim", Run: memtrim.New(memtrim.Config{Logger: a.log.Named("memtrim")}).Run},
 	)
 }
 

@@ -90,7 +90,10 @@ const DefaultRequestTimeout = 30 * time.Second
 // Client talks to one Elasticsearch cluster. It is safe for concurrent use.
 type Client struct {
 	username string
-	es       *elasticsearch.Client
+	// es is go-elasticsearch's transport alone (BaseClient): the requests are esapi's request
+	// types, sent one by one, so the API tree of esapi.New (hundreds of functions built per
+	// client) is neither built nor linked.
+	es       *elasticsearch.BaseClient
 	log      hclog.Logger
 	pageSize int
 	timeout  time.Duration
@@ -115,7 +118,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 		rt = newHTTPTransport(conf)
 	}
-	es, err := elasticsearch.NewClient(elasticsearch.Config{
+	es, err := elasticsearch.NewBaseClient(elasticsearch.Config{
 		Addresses: []string{cfg.URL},
 		Username:  cfg.Username,
 		Password:  cfg.Password.Value(),

@@ -16,6 +16,8 @@ var Keys = map[string]string{
 	"changes":          "how many changes",
 	"configmap":        "namespace/name of a ConfigMap",
 	"count":            "how many items",
+	"heap_goal":        "the Go runtime's heap goal in bytes (after the operation)",
+	"heap_goal_before": "the Go runtime's heap goal in bytes before the operation",
 	"dialed":           "whether this side dialed the stream",
 	"dropped":          "how many items were dropped",
 	"duration":         "how long an operation took",
