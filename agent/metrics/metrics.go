@@ -26,16 +26,13 @@ type Metrics struct {
 	peerHeartbeat   *prometheus.GaugeVec
 	propagation     prometheus.Histogram
 	nacks           *prometheus.CounterVec
-	caExpiry        *prometheus.GaugeVec
-	keyExpiry       *prometheus.GaugeVec
-	linkConnected   *prometheus.GaugeVec
 	reconcileErrors *prometheus.CounterVec
 	leader          prometheus.Gauge
 	portRefusals    *prometheus.CounterVec
 	pairRefusals    *prometheus.CounterVec
-	probeSuccess    *prometheus.GaugeVec
-	probeDuration   *prometheus.GaugeVec
 	peerLag         *prometheus.GaugeVec
+	// links holds the per-link gauges (links.go).
+	links *linkCollector
 }
 
 // New registers the collectors on a new registry (plus Go and process collectors).
@@ -53,31 +50,22 @@ func New() *Metrics {
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "nacks_total",
 			Help: "Updates refused, by direction (sent: we refused the peer's; received: the peer refused ours) and reason."}, []string{"peer", "direction", "reason"}),
-		caExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_ca_expiry_timestamp_seconds",
-			Help: "Expiry of the newest remote CA applied for a link (local side)."}, linkLabels),
-		keyExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_api_key_expiry_timestamp_seconds",
-			Help: "Expiry of the API key in effect for a link (local side); absent for keys that never expire."}, linkLabels),
-		linkConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_connected",
-			Help: "1 when GET /_remote/info reports the link's alias connected."}, linkLabels),
 		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_errors_total",
 			Help: "Failed reconciles, by controller."}, []string{"controller"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
 			Help: "1 when this replica is the active one."}),
 		portRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "peer_port_refusals_total",
 			Help: "Connections and anonymous calls the peer port refused, by reason (failed handshake, a capacity, rate limit)."}, []string{"reason"}),
+		links: newLinkCollector(),
 		pairRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pairing_refusals_total",
 			Help: "Pair calls refused after the rate limit, by reason (no open token, wrong secret, expired, wrong peer...)."}, []string{"reason"}),
 	}
-	m.probeSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_probe_success",
-		Help: "1 when the agent's last TLS handshake with the link's proxy address, as Elasticsearch makes it (server name, CA ConfigMap), succeeded."}, linkLabels)
-	m.probeDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_probe_duration_seconds",
-		Help: "Duration of the agent's last probe of the link (TCP connect and TLS handshake)."}, linkLabels)
 	m.peerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "link_peer_lag_seconds",
 		Help: "Exporting side: how long past due the peer's most lagging link of the ClusterExport is (current transport CA not applied within peerLag.caGrace, trusted CAs expiring within peerLag.trustExpiry, new API key not in effect peerLag.keyLead before the old one expires); 0 when none lags."},
 		[]string{"peer", "export_namespace", "export"})
-	r.MustRegister(m.peerLag)
-	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.caExpiry, m.keyExpiry, m.linkConnected, m.reconcileErrors, m.leader,
-		m.portRefusals, m.pairRefusals, m.probeSuccess, m.probeDuration)
+	r.MustRegister(m.peerLag, m.links)
+	r.MustRegister(m.peerUp, m.peerHeartbeat, m.propagation, m.nacks, m.reconcileErrors, m.leader,
+		m.portRefusals, m.pairRefusals)
 	return m
 }
 
@@ -134,34 +122,6 @@ func (m *Metrics) Nack(peer, direction, reason string) {
 		direction = "received"
 	}
 	m.nacks.WithLabelValues(peer, direction, NackReason(reason)).Inc()
-}
-
-// Link records a link's state on the local side.
-func (m *Metrics) Link(ns, es, alias string, connected bool, caExpiry, keyExpiry time.Time) {
-	if m == nil {
-		return
-	}
-	m.linkConnected.WithLabelValues(ns, es, alias).Set(b2f(connected))
-	if !caExpiry.IsZero() {
-		m.caExpiry.WithLabelValues(ns, es, alias).Set(float64(caExpiry.Unix()))
-	}
-	if keyExpiry.IsZero() {
-		m.keyExpiry.DeleteLabelValues(ns, es, alias)
-	} else {
-		m.keyExpiry.WithLabelValues(ns, es, alias).Set(float64(keyExpiry.Unix()))
-	}
-}
-
-// ForgetLink drops a link's series.
-func (m *Metrics) ForgetLink(ns, es, alias string) {
-	if m == nil {
-		return
-	}
-	m.linkConnected.DeleteLabelValues(ns, es, alias)
-	m.caExpiry.DeleteLabelValues(ns, es, alias)
-	m.keyExpiry.DeleteLabelValues(ns, es, alias)
-	m.probeSuccess.DeleteLabelValues(ns, es, alias)
-	m.probeDuration.DeleteLabelValues(ns, es, alias)
 }
 
 // ReconcileError counts a failed reconcile.

@@ -7,24 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Probe records the verdict and duration of the agent's probe of a link (agent/probe).
-func (m *Metrics) Probe(ns, es, alias string, ok bool, d time.Duration) {
-	if m == nil {
-		return
-	}
-	m.probeSuccess.WithLabelValues(ns, es, alias).Set(b2f(ok))
-	m.probeDuration.WithLabelValues(ns, es, alias).Set(d.Seconds())
-}
-
-// ForgetProbe drops a link's probe series (the link is gone, or no longer probed).
-func (m *Metrics) ForgetProbe(ns, es, alias string) {
-	if m == nil {
-		return
-	}
-	m.probeSuccess.DeleteLabelValues(ns, es, alias)
-	m.probeDuration.DeleteLabelValues(ns, es, alias)
-}
-
 // BuildInfo registers ecklink_build_info{version,revision,goversion} 1, as Prometheus' own
 // build_info gauges do, so dashboards can tell which version each agent runs.
 func (m *Metrics) BuildInfo(version, revision string) {
