@@ -86,3 +86,50 @@ func receiver(e ast.Expr) string {
 	}
 	return "?"
 }
+
+// servedGroups are the typed API groups kube.Clientset serves; the agent calls no other.
+var servedGroups = map[string]bool{"CoreV1": true, "CoordinationV1": true}
+
+// TestTypedClientGroups fails when a package of the agent process (all of agent/ but ctl, whose
+// agentctl builds client-go's full clientset) calls a typed API group that kube.Clientset does
+// not serve: the call would panic at run time, not fail to build.
+func TestTypedClientGroups(t *testing.T) {
+	group := func(name string) bool {
+		// CoreV1, AppsV1, CoordinationV1, RbacV1, BatchV1beta1, ...: an API group accessor.
+		i := strings.LastIndex(name, "V")
+		return i > 0 && i+1 < len(name) && name[i+1] >= '1' && name[i+1] <= '9' && name[0] >= 'A' && name[0] <= 'Z' && !strings.ContainsAny(name[:i], "0123456789")
+	}
+	fset := token.NewFileSet()
+	calls := 0
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.HasPrefix(path, "ctl/") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 0 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || !group(sel.Sel.Name) {
+				return true
+			}
+			calls++
+			if !servedGroups[sel.Sel.Name] {
+				t.Errorf("%s: %s() is not served by kube.Clientset (add the group there, or use the dynamic client)", fset.Position(call.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 {
+		t.Error("no typed API group call found: the check reads nothing")
+	}
+}

@@ -188,7 +188,7 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 	}
 	podsCfg := rest.CopyConfig(restCfg)
 	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
-	if cl.pods, err = kubernetes.NewForConfig(podsCfg); err != nil {
+	if cl.pods, err = kube.NewClientset(podsCfg); err != nil {
 		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
 	}
 	if cfg.LeaderElection.Enabled {
@@ -200,9 +200,9 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 }
 
 func newKubeClients(c *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {
-	kc, err := kubernetes.NewForConfig(c)
+	kc, err := kube.NewClientset(c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+		return nil, nil, err
 	}
 	dyn, err := dynamic.NewForConfig(c)
 	if err != nil {

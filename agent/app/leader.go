@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/ecklink/ecklink/agent/config"
+	"github.com/ecklink/ecklink/agent/kube"
 )
 
 // errLostLeadership ends the process of a replica that lost its lease, so it starts again as a
@@ -100,7 +101,7 @@ func newLeaseClient(restCfg *rest.Config, le config.LeaderElection) (kubernetes.
 	c.Dial = (&net.Dialer{Timeout: le.RenewDeadline.Duration, KeepAlive: 30 * time.Second}).DialContext
 	c.Timeout = le.RenewDeadline.Duration
 	c.UserAgent += " leader-election"
-	kc, err := kubernetes.NewForConfig(c)
+	kc, err := kube.NewClientset(c)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the leader election client: %w", err)
 	}

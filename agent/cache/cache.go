@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -46,10 +46,13 @@ type Config struct {
 
 // Cache is the set of informers.
 type Cache struct {
-	cfg       Config
-	factories []informers.SharedInformerFactory
-	dynamics  []dynamicinformer.DynamicSharedInformerFactory
-	agentDyn  dynamicinformer.DynamicSharedInformerFactory
+	cfg Config
+	// typed are the informers of core/v1 objects, started by Start (the per-resource
+	// constructors, not a SharedInformerFactory, whose ForResource links every API group's
+	// informers into the binary).
+	typed    []cache.SharedIndexInformer
+	dynamics []dynamicinformer.DynamicSharedInformerFactory
+	agentDyn dynamicinformer.DynamicSharedInformerFactory
 
 	eckSecrets, ownSecrets, ownConfigMaps []cache.SharedIndexInformer
 	es, exports, remotes                  []cache.SharedIndexInformer
@@ -80,16 +83,18 @@ func New(cfg Config) (*Cache, error) {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range namespaces {
-		eckObjects := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = eck.ClusterNameLabel }))
-		own := informers.NewSharedInformerFactoryWithOptions(cfg.Kube, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ManagedByLabel + "=" + ManagedByValue }))
+		eckObjects := func(o *metav1.ListOptions) { o.LabelSelector = eck.ClusterNameLabel }
+		own := func(o *metav1.ListOptions) { o.LabelSelector = ManagedByLabel + "=" + ManagedByValue }
+		byNamespace := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+		eckSecrets := coreinformers.NewFilteredSecretInformer(cfg.Kube, ns, 0, byNamespace, eckObjects)
+		ownSecrets := coreinformers.NewFilteredSecretInformer(cfg.Kube, ns, 0, byNamespace, own)
+		ownConfigMaps := coreinformers.NewFilteredConfigMapInformer(cfg.Kube, ns, 0, byNamespace, own)
 		dyn := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cfg.Dynamic, 0, ns, nil)
-		c.factories = append(c.factories, eckObjects, own)
+		c.typed = append(c.typed, eckSecrets, ownSecrets, ownConfigMaps)
 		c.dynamics = append(c.dynamics, dyn)
-		c.eckSecrets = append(c.eckSecrets, eckObjects.Core().V1().Secrets().Informer())
-		c.ownSecrets = append(c.ownSecrets, own.Core().V1().Secrets().Informer())
-		c.ownConfigMaps = append(c.ownConfigMaps, own.Core().V1().ConfigMaps().Informer())
+		c.eckSecrets = append(c.eckSecrets, eckSecrets)
+		c.ownSecrets = append(c.ownSecrets, ownSecrets)
+		c.ownConfigMaps = append(c.ownConfigMaps, ownConfigMaps)
 		c.es = append(c.es, dyn.ForResource(eck.ElasticsearchGVR).Informer())
 		c.exports = append(c.exports, dyn.ForResource(v1alpha1.ClusterExportGVR).Informer())
 		c.remotes = append(c.remotes, dyn.ForResource(v1alpha1.RemoteClusterGVR).Informer())
@@ -123,8 +128,8 @@ func New(cfg Config) (*Cache, error) {
 
 // Start runs the informers until ctx ends and waits for their first sync.
 func (c *Cache) Start(ctx context.Context) error {
-	for _, f := range c.factories {
-		f.Start(ctx.Done())
+	for _, inf := range c.typed {
+		go inf.Run(ctx.Done())
 	}
 	for _, f := range c.dynamics {
 		f.Start(ctx.Done())

@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 
@@ -84,9 +84,8 @@ func (i *Identity) SetRotationGates(g RotationGates) {
 
 // watchRequests keeps an informer on the identity ConfigMap, which wakes Run when it changes.
 func (i *Identity) watchRequests(ctx context.Context) error {
-	f := informers.NewSharedInformerFactoryWithOptions(i.cfg.Client, 0, informers.WithNamespace(i.cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + ConfigMapName }))
-	inf := f.Core().V1().ConfigMaps().Informer()
+	inf := coreinformers.NewFilteredConfigMapInformer(i.cfg.Client, i.cfg.Namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + ConfigMapName })
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { i.poke() },
 		UpdateFunc: func(any, any) { i.poke() },
@@ -96,7 +95,7 @@ func (i *Identity) watchRequests(ctx context.Context) error {
 	i.mu.Lock()
 	i.requests = inf.GetStore()
 	i.mu.Unlock()
-	f.Start(ctx.Done())
+	go inf.Run(ctx.Done())
 	return nil
 }
 

@@ -53,7 +53,10 @@ ecklink_link_probe_success{alias="metrics",elasticsearch="ccs",es_namespace="sea
 ecklink_link_ca_expiry_timestamp_seconds{alias="logs",elasticsearch="ccs",es_namespace="search"} 2e+09
 ecklink_link_connected{alias="logs",elasticsearch="ccs",es_namespace="search"} 0
 `},
-		{"link forgotten", func() { m.Probe("search", "ccs", "logs", true, time.Millisecond); m.ForgetLink("search", "ccs", "logs") }, ""},
+		{"link forgotten", func() {
+			m.Probe("search", "ccs", "logs", true, time.Millisecond)
+			m.ForgetLink("search", "ccs", "logs")
+		}, ""},
 	}
 	for _, s := range steps {
 		s.do()

@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -54,16 +54,15 @@ func NewTokenIndex(kube kubernetes.Interface, namespace string, maxTTL time.Dura
 
 // Start runs the informer until ctx ends and waits for its first sync.
 func (x *TokenIndex) Start(ctx context.Context) error {
-	f := informers.NewSharedInformerFactoryWithOptions(x.kube, 0, informers.WithNamespace(x.namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelPairing + "=" + KindToken }))
-	inf := f.Core().V1().Secrets().Informer()
+	inf := coreinformers.NewFilteredSecretInformer(x.kube, x.namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = LabelPairing + "=" + KindToken })
 	rebuild := func(any) { x.rebuild(inf.GetIndexer().List()) }
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: rebuild, UpdateFunc: func(_, n any) { rebuild(n) }, DeleteFunc: rebuild,
 	}); err != nil {
 		return fmt.Errorf("failed to watch pairing tokens: %w", err)
 	}
-	f.Start(ctx.Done())
+	go inf.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("failed to sync pairing tokens: %w", ctx.Err())
 	}

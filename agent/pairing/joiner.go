@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -113,9 +113,8 @@ func (j *Joiner) InProgress() bool { return j.busy.Load() > 0 }
 
 // Run watches join requests and handles them one at a time until ctx ends.
 func (j *Joiner) Run(ctx context.Context) error {
-	f := informers.NewSharedInformerFactoryWithOptions(j.cfg.Kube, 0, informers.WithNamespace(j.cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelPairing + "=" + KindJoinRequest }))
-	inf := f.Core().V1().Secrets().Informer()
+	inf := coreinformers.NewFilteredSecretInformer(j.cfg.Kube, j.cfg.Namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = LabelPairing + "=" + KindJoinRequest })
 	enqueue := func(o any) {
 		if s, ok := o.(*corev1.Secret); ok {
 			j.queue.Add(s.Name)
@@ -124,9 +123,10 @@ func (j *Joiner) Run(ctx context.Context) error {
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }}); err != nil {
 		return fmt.Errorf("failed to watch join requests: %w", err)
 	}
-	f.Start(ctx.Done())
+	var informer sync.WaitGroup
+	informer.Go(func() { inf.Run(ctx.Done()) })
 	worker.Run(ctx, j.queue, 1, j.process)
-	f.Shutdown()
+	informer.Wait()
 	return ctx.Err()
 }
 
