@@ -189,7 +189,7 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 	podsCfg := rest.CopyConfig(restCfg)
 	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
 	if cl.pods, err = kube.NewClientset(podsCfg); err != nil {
-		return nil, fmt.Errorf("failed to create kubernetes client: %w", err)
+		return nil, err // NewClientset's error names the client
 	}
 	if cfg.LeaderElection.Enabled {
 		if cl.lease, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
