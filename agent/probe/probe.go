@@ -160,12 +160,38 @@ func (p *Prober) Round(ctx context.Context) {
 	seen := map[string]bool{}
 	for _, tg := range targets {
 		seen[tg.rc.Namespace+"/"+tg.rc.Name] = true
-		if ctx.Err() != nil {
-			return
-		}
-		p.report(ctx, tg)
+	}
+	p.reportAll(ctx, targets)
+	if ctx.Err() != nil {
+		return
 	}
 	p.forgetOthers(ctx, seen)
+}
+
+// writers is how many verdicts are reported side by side. Most rounds write nothing (a verdict
+// is written when it changes, or every Refresh); the first round after links connect writes one
+// status per link, which one at a time took over a minute at 1,000 links.
+const writers = 8
+
+// reportAll reports each target's verdict, writers at a time.
+func (p *Prober) reportAll(ctx context.Context, targets []*target) {
+	work := make(chan *target)
+	var wg sync.WaitGroup
+	for range min(writers, len(targets)) {
+		wg.Go(func() {
+			for tg := range work {
+				p.report(ctx, tg)
+			}
+		})
+	}
+	for _, tg := range targets {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- tg
+	}
+	close(work)
+	wg.Wait()
 }
 
 // bundle is a CA ConfigMap's certificates, or why they are unusable.

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/kube/kubetest"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -326,5 +328,55 @@ func TestProbeOnePerPath(t *testing.T) {
 	restarted.Round(ctx)
 	if n := statusWrites() - before; n != 0 {
 		t.Errorf("a restarted prober wrote %d unchanged verdicts again, want 0", n)
+	}
+}
+
+// TestProbeWritesSideBySide: the first round after many links connect writes one verdict per
+// link, writers at a time (one after the other, 1,000 links took over a minute), and every one
+// of them lands.
+func TestProbeWritesSideBySide(t *testing.T) {
+	ctx := context.Background()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	name := "logs-es-remote-cluster.data.svc"
+	addr := remoteClusterServer(t, ca, name)
+	const links = 3 * writers
+	for i := range links {
+		rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: fmt.Sprintf("west-%02d", i)},
+			Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: fmt.Sprintf("west-%02d", i), Peer: "west"}}
+		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
+			x.Status.ProxyAddress, x.Status.ServerName = addr, name
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
+	cache.setCA(ca.cert)
+	c := kubetest.NewInflight()
+	counted, err := kube.NewClient(kube.ClientConfig{Dynamic: kubetest.Counting(dyn, c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Cache: cache, CRDs: counted, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Round(ctx)
+	if n, most := c.Total(kubetest.Status), c.Max(kubetest.Status); n != links || most < 2 || most > writers {
+		t.Errorf("status writes: %d in all, at most %d at once; want %d, between 2 and %d at once", n, most, links, writers)
+	}
+	for i := range links {
+		cur, _ := crds.RemoteClusters().Get(ctx, "apps", fmt.Sprintf("west-%02d", i))
+		if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionProbeSucceeded); c == nil || c.Reason != v1alpha1.ReasonHandshakeVerified {
+			t.Errorf("west-%02d: ProbeSucceeded %v, want reason %s", i, c, v1alpha1.ReasonHandshakeVerified)
+		}
 	}
 }
