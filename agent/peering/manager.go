@@ -133,44 +133,29 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.UpdateRate <= 0 {
-		c.UpdateRate = DefaultUpdateRate
-	}
-	if c.UpdateBurst <= 0 {
-		c.UpdateBurst = DefaultUpdateBurst
-	}
+	orDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	orDefault(&c.UpdateRate, DefaultUpdateRate)
+	orDefault(&c.UpdateBurst, DefaultUpdateBurst)
 	if c.ResyncAllowance == 0 {
 		c.ResyncAllowance = DefaultResyncAllowance
 	}
-	if c.ResyncInterval <= 0 {
-		c.ResyncInterval = DefaultResyncInterval
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.MaxUpdateBytes <= 0 {
-		c.MaxUpdateBytes = DefaultMaxUpdateBytes
-	}
-	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if c.OpenTimeout <= 0 {
-		c.OpenTimeout = DefaultOpenTimeout
-	}
-	if c.SendTimeout <= 0 {
-		c.SendTimeout = DefaultSendTimeout
-	}
-	if c.RateLimitedRetry <= 0 {
-		c.RateLimitedRetry = DefaultRateLimitedRetry
-	}
-	if c.RecheckInterval <= 0 {
-		c.RecheckInterval = DefaultRecheckInterval
-	}
+	orDefault(&c.ResyncInterval, DefaultResyncInterval)
+	orDefault(&c.MaxInFlight, DefaultMaxInFlight)
+	orDefault(&c.MaxUpdateBytes, DefaultMaxUpdateBytes)
+	orDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	orDefault(&c.OpenTimeout, DefaultOpenTimeout)
+	orDefault(&c.SendTimeout, DefaultSendTimeout)
+	orDefault(&c.RateLimitedRetry, DefaultRateLimitedRetry)
+	orDefault(&c.RecheckInterval, DefaultRecheckInterval)
 	if c.Clock == nil {
 		c.Clock = backoff.RealClock
+	}
+}
+
+// orDefault sets *v to d when *v is zero or negative, the unset value of a Config field.
+func orDefault[T ~int | ~int64 | ~float64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
 	}
 }
 
