@@ -50,9 +50,8 @@ the old CA with --retire-old). Waits until the rotation is done unless --wait=fa
 
 // rotateResult is the output of rotate identity.
 type rotateResult struct {
-	Environment string `json:"environment"`
-	Request     string `json:"request"`
-	RetireOld   bool   `json:"retireOld"`
+	caRotationRequest
+	RetireOld bool `json:"retireOld"`
 	caRotationReport
 }
 
@@ -70,18 +69,8 @@ func (g *globals) rotateIdentity(ctx context.Context, retireOld, wait bool) erro
 	} else {
 		g.progress("rotation of the agent CA of %s requested (request %s)", res.Environment, res.Request)
 	}
-	if wait {
-		if err := g.waitCARotation(ctx, e, agentCARotation, res.Request, &res.caRotationReport); err != nil {
-			return err
-		}
-	}
-	return g.print(res, func(w io.Writer) error {
-		if res.Phase == identity.RotationDone {
-			res.printDone(w, agentCARotation, res.Environment)
-			return nil
-		}
+	return g.finishCARotation(ctx, e, agentCARotation, wait, &res, res.caRotationRequest, &res.caRotationReport, func(w io.Writer) {
 		fmt.Fprintf(w, "rotation of the agent CA of %s requested; follow it with: agentctl rotate identity --%s\n", res.Environment, contextFlag(e))
-		return nil
 	})
 }
 
@@ -91,7 +80,7 @@ func (g *globals) requestRotation(ctx context.Context, e *env, retireOld bool) (
 	following := false
 	err := requestCARotation(ctx, e, func(cm *corev1.ConfigMap) bool {
 		id, retiring, st := identity.ReadRotation(cm)
-		res = rotateResult{Environment: cm.Data[identity.KeyEnvironment], RetireOld: retireOld}
+		res = rotateResult{caRotationRequest: caRotationRequest{Environment: cm.Data[identity.KeyEnvironment]}, RetireOld: retireOld}
 		following = st.Pending(id)
 		if following {
 			res.Request, res.RetireOld = id, retireOld || retiring

@@ -39,6 +39,13 @@ var (
 		waitHint: " (it does once a minute, when it leads: is the agent running?)"}
 )
 
+// caRotationRequest names a CA rotation request in the output of rotate identity and rotate
+// signing.
+type caRotationRequest struct {
+	Environment string `json:"environment"`
+	Request     string `json:"request"`
+}
+
 // caRotationReport is the agent's last report on a CA rotation request, as agentctl prints it.
 type caRotationReport struct {
 	Phase   string `json:"phase,omitempty"`
@@ -81,6 +88,26 @@ func requestCARotation(ctx context.Context, e *env, request func(cm *corev1.Conf
 // report in rep.
 func (g *globals) waitCARotation(ctx context.Context, e *env, r caRotation, request string, rep *caRotationReport) error {
 	return g.poll(ctx, "the rotation of the "+r.ca, r.progress(e, request, rep))
+}
+
+// finishCARotation waits, when wait is set, until the agent of e reports req, a rotation of r's
+// CA, Done, with its last report in rep; then it prints res, the command's output: in text,
+// rep.printDone once Done and pending before.
+func (g *globals) finishCARotation(ctx context.Context, e *env, r caRotation, wait bool, res any, req caRotationRequest,
+	rep *caRotationReport, pending func(w io.Writer)) error {
+	if wait {
+		if err := g.waitCARotation(ctx, e, r, req.Request, rep); err != nil {
+			return err
+		}
+	}
+	return g.print(res, func(w io.Writer) error {
+		if rep.Phase == rotation.Done {
+			rep.printDone(w, r, req.Environment)
+			return nil
+		}
+		pending(w)
+		return nil
+	})
 }
 
 // progress reads the agent's report on request, from e's identity ConfigMap, into rep: done once

@@ -39,8 +39,7 @@ the new CA signs unless --wait=false.`,
 
 // rotateSigningResult is the output of rotate signing.
 type rotateSigningResult struct {
-	Environment string `json:"environment"`
-	Request     string `json:"request"`
+	caRotationRequest
 	caRotationReport
 }
 
@@ -49,7 +48,7 @@ func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
 	if err != nil {
 		return err
 	}
-	res := rotateSigningResult{Request: g.opts.Now().UTC().Format(time.RFC3339Nano)}
+	res := rotateSigningResult{caRotationRequest: caRotationRequest{Request: g.opts.Now().UTC().Format(time.RFC3339Nano)}}
 	err = requestCARotation(ctx, e, func(cm *corev1.ConfigMap) bool {
 		res.Environment = cm.Data[identity.KeyEnvironment]
 		cm.Annotations[signing.AnnotationRotateRequest] = res.Request
@@ -59,18 +58,8 @@ func (g *globals) rotateSigning(ctx context.Context, wait bool) error {
 		return fmt.Errorf("failed to request the signing CA rotation: %w", err)
 	}
 	g.progress("rotation of the signing CA of %s requested (request %s)", res.Environment, res.Request)
-	if wait {
-		if err := g.waitCARotation(ctx, e, signingCARotation, res.Request, &res.caRotationReport); err != nil {
-			return err
-		}
-	}
-	return g.print(res, func(w io.Writer) error {
-		if res.Phase == signing.RotationDone {
-			res.printDone(w, signingCARotation, res.Environment)
-			return nil
-		}
+	return g.finishCARotation(ctx, e, signingCARotation, wait, &res, res.caRotationRequest, &res.caRotationReport, func(w io.Writer) {
 		fmt.Fprintf(w, "rotation of the signing CA of %s requested; the agent reports on it in the annotation %s of ConfigMap %s/%s\n",
 			res.Environment, signing.AnnotationRotateStatus, e.namespace, identity.ConfigMapName)
-		return nil
 	})
 }
