@@ -34,6 +34,7 @@
 package peering
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -136,9 +137,7 @@ func (c *Config) setDefaults() {
 	orDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	orDefault(&c.UpdateRate, DefaultUpdateRate)
 	orDefault(&c.UpdateBurst, DefaultUpdateBurst)
-	if c.ResyncAllowance == 0 {
-		c.ResyncAllowance = DefaultResyncAllowance
-	}
+	c.ResyncAllowance = cmp.Or(c.ResyncAllowance, DefaultResyncAllowance)
 	orDefault(&c.ResyncInterval, DefaultResyncInterval)
 	orDefault(&c.MaxInFlight, DefaultMaxInFlight)
 	orDefault(&c.MaxUpdateBytes, DefaultMaxUpdateBytes)
@@ -253,6 +252,14 @@ func NewManager(cfg Config) (*Manager, error) {
 // MaxMessageBytes returns the gRPC message size limit Server and Dialer use.
 func (m *Manager) MaxMessageBytes() int { return m.cfg.MaxMessageBytes }
 
+// knownPeer returns the state of peer name, nil when the Manager holds none.
+func (m *Manager) knownPeer(name string) *peerState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[name]
+}
+
+// peer returns the state of peer name, created when the Manager holds none.
 func (m *Manager) peer(name string) *peerState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -300,9 +307,7 @@ func (m *Manager) Publish(peer string, update *peerv1.Update) error {
 // Remove withdraws resource from peer: the peer receives a Removed update. Removing an unknown
 // resource is a no-op.
 func (m *Manager) Remove(peer, resource string) error {
-	m.mu.Lock()
-	ps := m.peers[peer]
-	m.mu.Unlock()
+	ps := m.knownPeer(peer)
 	if ps == nil {
 		return nil
 	}
