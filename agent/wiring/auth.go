@@ -114,6 +114,8 @@ func RecordedAuth(es *unstructured.Unstructured) bool {
 	return es.GetAnnotations()[AnnotationAuth] != ""
 }
 
+// hasSecretName reports whether list (spec.secureSettings, spec.auth.fileRealm or
+// spec.auth.roles) has an entry naming secret.
 func hasSecretName(list []any, secret string) bool {
 	for _, item := range list {
 		if m, ok := item.(map[string]any); ok && m["secretName"] == secret {

@@ -35,7 +35,7 @@ func Apply(es *unstructured.Unstructured) ([]string, error) {
 	name := es.GetName()
 
 	secure, _, _ := unstructured.NestedSlice(es.Object, "spec", "secureSettings")
-	if !hasSecureSettings(secure, CredentialsSecretName(name)) {
+	if !hasSecretName(secure, CredentialsSecretName(name)) {
 		secure = append(secure, map[string]any{"secretName": CredentialsSecretName(name)})
 		if err := unstructured.SetNestedSlice(es.Object, secure, "spec", "secureSettings"); err != nil {
 			return nil, fmt.Errorf("failed to set spec.secureSettings: %w", err)
@@ -187,15 +187,6 @@ func esContainer(spec map[string]any) (container map[string]any, created bool, e
 // the user committing the snippet).
 func Missing(es *unstructured.Unstructured) ([]string, error) {
 	return Apply(es.DeepCopy())
-}
-
-func hasSecureSettings(list []any, secret string) bool {
-	for _, item := range list {
-		if m, ok := item.(map[string]any); ok && m["secretName"] == secret {
-			return true
-		}
-	}
-	return false
 }
 
 func indexByName(list []any, name string) int {
