@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -107,7 +108,7 @@ func applyNodeSet(esName string, ns map[string]any, r *nodeSetRecord) ([]string,
 		if !ok {
 			return nil, fmt.Errorf("config %s must be a list of paths", keySSLCAs)
 		}
-		if !contains(list, CAFilePath) && !contains(list, CAVolumeName+"/"+CAFileKey) {
+		if !slices.Contains(list, CAFilePath) && !slices.Contains(list, CAVolumeName+"/"+CAFileKey) {
 			r.CAPrev = loc.get()
 			loc.set(toAnyList(append(list, CAFilePath)))
 			r.CAEntryAdded = true
