@@ -94,27 +94,31 @@ func (g *globals) completeContexts(_ *cobra.Command, _ []string, _ string) ([]st
 
 // completePeers completes the Peer names of --context's agent (unpair).
 func (g *globals) completePeers(cmd *cobra.Command, a []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(a) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	e, err := g.local()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
-	}
-	peers, err := e.crds.Peers().List(completionContext(cmd), e.namespace, metav1.ListOptions{})
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
-	}
-	var out []string
-	for _, p := range peers {
-		out = append(out, p.Name)
-	}
-	slices.Sort(out)
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return g.completeObjects(cmd, a, func(ctx context.Context, e *env) ([]string, error) {
+		peers, err := e.crds.Peers().List(ctx, e.namespace, metav1.ListOptions{})
+		var out []string
+		for _, p := range peers {
+			out = append(out, p.Name)
+		}
+		return out, err
+	})
 }
 
 // completeRemoteClusters completes namespace/name of --context's RemoteClusters (doctor).
 func (g *globals) completeRemoteClusters(cmd *cobra.Command, a []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return g.completeObjects(cmd, a, func(ctx context.Context, e *env) ([]string, error) {
+		rcs, err := e.crds.RemoteClusters().List(ctx, metav1.NamespaceAll, metav1.ListOptions{})
+		var out []string
+		for _, rc := range rcs {
+			out = append(out, rc.Namespace+"/"+rc.Name)
+		}
+		return out, err
+	})
+}
+
+// completeObjects completes the first argument with the names list returns for --context's
+// agent, sorted.
+func (g *globals) completeObjects(cmd *cobra.Command, a []string, list func(ctx context.Context, e *env) ([]string, error)) ([]string, cobra.ShellCompDirective) {
 	if len(a) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -122,13 +126,9 @@ func (g *globals) completeRemoteClusters(cmd *cobra.Command, a []string, _ strin
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
 	}
-	rcs, err := e.crds.RemoteClusters().List(completionContext(cmd), metav1.NamespaceAll, metav1.ListOptions{})
+	out, err := list(completionContext(cmd), e)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
-	}
-	var out []string
-	for _, rc := range rcs {
-		out = append(out, rc.Namespace+"/"+rc.Name)
 	}
 	slices.Sort(out)
 	return out, cobra.ShellCompDirectiveNoFileComp

@@ -406,68 +406,75 @@ func (r *statusReport) table(w io.Writer) error {
 		row(t, short(c.Fingerprint), dash(c.Role), c.NotAfter.Format(time.RFC3339), until(now, c.NotAfter))
 	}
 	t.Flush()
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "PEERS")
-	if len(r.Peers) == 0 {
-		fmt.Fprintln(w, "  none: pair with agentctl pair, or pair token and pair join")
-	} else {
-		t = newTable(w)
-		row(t, r.cells([]string{"NAME", "STATE", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS"}, "ENDPOINTS", "MESSAGE")...)
-		for _, p := range r.Peers {
-			name := p.Name
-			if p.Deleting {
-				name += " (unpairing)"
-			}
-			row(t, r.cells([]string{name, dash(p.State), yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
-				state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now)}, dash(strings.Join(p.Endpoints, ",")), dash(p.Message))...)
-		}
-		t.Flush()
-		for _, p := range r.Peers {
-			peerDetail(w, p, now)
-		}
+	section(w, "PEERS", len(r.Peers), "none: pair with agentctl pair, or pair token and pair join", r.peerRows)
+	for _, p := range r.Peers {
+		peerDetail(w, p, now)
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "LINKS (RemoteClusters)")
-	if len(r.Links) == 0 {
-		fmt.Fprintln(w, "  none")
-	} else {
-		t = newTable(w)
-		row(t, r.cells([]string{"REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "PEER STREAM", "PROBE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC"},
-			"ELASTICSEARCH", "PROXY ADDRESS", "SERVER NAME", "MESSAGE")...)
-		for _, l := range r.Links {
-			key, age, exp := "-", "-", "-"
-			if l.APIKey != nil {
-				key, age, exp = l.APIKey.ID, ago(now, tptr(l.APIKey.AppliedAt)), until(now, tptr(l.APIKey.Expiration))
-			}
-			row(t, r.cells([]string{l.Namespace + "/" + l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), condWord(l.PeerConnected, "up"), condWord(l.Probe, "ok"),
-				caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync))},
-				l.Elasticsearch, dash(l.ProxyAddress), dash(l.ServerName), dash(l.Message))...)
-		}
-		t.Flush()
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "EXPORTS (ClusterExports)")
-	if len(r.Exports) == 0 {
-		fmt.Fprintln(w, "  none")
-	} else {
-		t = newTable(w)
-		row(t, r.cells([]string{"CLUSTEREXPORT", "ELASTICSEARCH", "READY", "PEER", "LINK", "API KEY", "CREATED", "KEY EXPIRES", "CONNECTED"}, "PROXY ADDRESS", "LAST ACK")...)
-		for _, x := range r.Exports {
-			name, ready := x.Namespace+"/"+x.Name, state(x.Ready, "yes", x.Reason)
-			if len(x.Links) == 0 {
-				row(t, r.cells([]string{name, x.Elasticsearch, ready, strings.Join(x.Peers, ","), "-", "-", "-", "-", "-"}, dash(x.ProxyAddress), "-")...)
-			}
-			for _, l := range x.Links {
-				row(t, r.cells([]string{name, x.Elasticsearch, ready, l.Peer, l.Link, dash(l.APIKeyID), ago(now, tptr(l.Created)), until(now, tptr(l.Expires)), yesNo(l.Connected)},
-					dash(x.ProxyAddress), ago(now, tptr(l.LastAcknowledged)))...)
-			}
-		}
-		t.Flush()
-	}
+	section(w, "LINKS (RemoteClusters)", len(r.Links), "none", r.linkRows)
+	section(w, "EXPORTS (ClusterExports)", len(r.Exports), "none", r.exportRows)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
 	return nil
+}
+
+// section writes a blank line, title and a table of n rows that rows writes, or none when n is 0.
+func section(w io.Writer, title string, n int, none string, rows func(t io.Writer)) {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, title)
+	if n == 0 {
+		fmt.Fprintln(w, "  "+none)
+		return
+	}
+	t := newTable(w)
+	rows(t)
+	t.Flush()
+}
+
+// peerRows writes the peers table.
+func (r *statusReport) peerRows(t io.Writer) {
+	now := r.now
+	row(t, r.cells([]string{"NAME", "STATE", "DIALS", "CONNECTED", "LAST HEARTBEAT", "VERSION", "TRUST", "AGENT CAS"}, "ENDPOINTS", "MESSAGE")...)
+	for _, p := range r.Peers {
+		name := p.Name
+		if p.Deleting {
+			name += " (unpairing)"
+		}
+		row(t, r.cells([]string{name, dash(p.State), yesNo(p.Dial), state(p.Connected, "yes", p.Reason), ago(now, tptr(p.LastHeartbeat)), dash(p.PeerVersion),
+			state(p.TrustCurrent, "current", "stale"), caList(p.CAs, now)}, dash(strings.Join(p.Endpoints, ",")), dash(p.Message))...)
+	}
+}
+
+// linkRows writes the links table.
+func (r *statusReport) linkRows(t io.Writer) {
+	now := r.now
+	row(t, r.cells([]string{"REMOTECLUSTER", "ALIAS", "PEER", "EXPORT", "STATE", "PEER STREAM", "PROBE", "REMOTE CA", "API KEY", "KEY AGE", "KEY EXPIRES", "LAST SYNC"},
+		"ELASTICSEARCH", "PROXY ADDRESS", "SERVER NAME", "MESSAGE")...)
+	for _, l := range r.Links {
+		key, age, exp := "-", "-", "-"
+		if l.APIKey != nil {
+			key, age, exp = l.APIKey.ID, ago(now, tptr(l.APIKey.AppliedAt)), until(now, tptr(l.APIKey.Expiration))
+		}
+		row(t, r.cells([]string{l.Namespace + "/" + l.Name, l.Alias, l.Peer, l.Export, state(l.Ready, "Ready", l.Reason), condWord(l.PeerConnected, "up"), condWord(l.Probe, "ok"),
+			caList(l.RemoteCAs, now), key, age, exp, ago(now, tptr(l.LastSync))},
+			l.Elasticsearch, dash(l.ProxyAddress), dash(l.ServerName), dash(l.Message))...)
+	}
+}
+
+// exportRows writes the exports table: a row per export and link.
+func (r *statusReport) exportRows(t io.Writer) {
+	now := r.now
+	row(t, r.cells([]string{"CLUSTEREXPORT", "ELASTICSEARCH", "READY", "PEER", "LINK", "API KEY", "CREATED", "KEY EXPIRES", "CONNECTED"}, "PROXY ADDRESS", "LAST ACK")...)
+	for _, x := range r.Exports {
+		name, ready := x.Namespace+"/"+x.Name, state(x.Ready, "yes", x.Reason)
+		if len(x.Links) == 0 {
+			row(t, r.cells([]string{name, x.Elasticsearch, ready, strings.Join(x.Peers, ","), "-", "-", "-", "-", "-"}, dash(x.ProxyAddress), "-")...)
+		}
+		for _, l := range x.Links {
+			row(t, r.cells([]string{name, x.Elasticsearch, ready, l.Peer, l.Link, dash(l.APIKeyID), ago(now, tptr(l.Created)), until(now, tptr(l.Expires)), yesNo(l.Connected)},
+				dash(x.ProxyAddress), ago(now, tptr(l.LastAcknowledged)))...)
+		}
+	}
 }
 
 // condWord renders a condition in a table cell: okWord, "no: <reason>", or "-" when absent.

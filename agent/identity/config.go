@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"strconv"
@@ -86,27 +87,15 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.CAValidity == 0 {
-		c.CAValidity = DefaultCAValidity
-	}
-	if c.LeafValidity == 0 {
-		c.LeafValidity = DefaultLeafValidity
-	}
-	if c.RotateAt == 0 {
-		c.RotateAt = DefaultRotateAt
-	}
+	c.CAValidity = cmp.Or(c.CAValidity, DefaultCAValidity)
+	c.LeafValidity = cmp.Or(c.LeafValidity, DefaultLeafValidity)
+	c.RotateAt = cmp.Or(c.RotateAt, DefaultRotateAt)
 	if c.Overlap == 0 {
 		c.Overlap = min(DefaultOverlap, c.rotationWindow()/2)
 	}
-	if c.GatePoll == 0 {
-		c.GatePoll = DefaultGatePoll
-	}
-	if c.RequestPoll == 0 {
-		c.RequestPoll = DefaultRequestPoll
-	}
-	if c.RetireGrace == 0 {
-		c.RetireGrace = DefaultRetireGrace
-	}
+	c.GatePoll = cmp.Or(c.GatePoll, DefaultGatePoll)
+	c.RequestPoll = cmp.Or(c.RequestPoll, DefaultRequestPoll)
+	c.RetireGrace = cmp.Or(c.RetireGrace, DefaultRetireGrace)
 	if c.Clock == nil {
 		c.Clock = backoff.RealClock
 	}

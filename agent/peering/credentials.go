@@ -192,9 +192,7 @@ func earliest(a, b time.Time) time.Time {
 // Recheck verifies the peer certificate of the live stream with peer again, at once: call it
 // when the CAs trusted for peer change. A stream whose certificate no longer verifies ends.
 func (m *Manager) Recheck(peer string) {
-	m.mu.Lock()
-	ps := m.peers[peer]
-	m.mu.Unlock()
+	ps := m.knownPeer(peer)
 	if ps != nil {
 		ps.recheck()
 	}

@@ -5,9 +5,7 @@ package peering
 // It is false for a resource never published to peer, or withdrawn. Callers use it to act only
 // once a peer holds some content, e.g. to promote a new agent CA only after every peer trusts it.
 func (m *Manager) Acknowledged(peer, resource string) bool {
-	m.mu.Lock()
-	ps := m.peers[peer]
-	m.mu.Unlock()
+	ps := m.knownPeer(peer)
 	if ps == nil {
 		return false
 	}

@@ -53,31 +53,37 @@ func toStatus(err error) error {
 		return err
 	}
 	code := codes.Internal
-	switch {
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrReceiveTimeout), errors.Is(err, ErrSendTimeout):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrCertificateRequired), errors.Is(err, ErrPeerCredentials):
-		code = codes.Unauthenticated
-	case errors.Is(err, ErrIdentity):
-		code = codes.PermissionDenied
-	case errors.Is(err, ErrProtocol), errors.Is(err, ErrPeerTerminated):
-		code = codes.FailedPrecondition
-	case errors.Is(err, ErrReplaced), errors.Is(err, ErrResync):
-		code = codes.Aborted
-	case errors.Is(err, ErrPairingDisabled):
-		code = codes.Unimplemented
-	case errors.Is(err, ErrPairingRefused):
-		code = codes.PermissionDenied
-	case errors.Is(err, ErrPairingInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, ErrAlreadyPaired):
-		code = codes.AlreadyExists
-	case errors.Is(err, ErrPairingRateLimited):
-		code = codes.ResourceExhausted
-	case errors.Is(err, ErrAnonymousOnly):
-		code = codes.FailedPrecondition
+	for _, c := range statusCodes {
+		if errors.Is(err, c.err) {
+			code = c.code
+			break
+		}
 	}
 	return status.Error(code, err.Error())
+}
+
+// statusCodes are the gRPC codes of the errors that end or refuse sessions, and of the
+// context's; toStatus takes the first that matches and codes.Internal for any other error.
+var statusCodes = []struct {
+	err  error
+	code codes.Code
+}{
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{ErrReceiveTimeout, codes.DeadlineExceeded},
+	{ErrSendTimeout, codes.DeadlineExceeded},
+	{ErrUnauthenticated, codes.Unauthenticated},
+	{ErrCertificateRequired, codes.Unauthenticated},
+	{ErrPeerCredentials, codes.Unauthenticated},
+	{ErrIdentity, codes.PermissionDenied},
+	{ErrProtocol, codes.FailedPrecondition},
+	{ErrPeerTerminated, codes.FailedPrecondition},
+	{ErrReplaced, codes.Aborted},
+	{ErrResync, codes.Aborted},
+	{ErrPairingDisabled, codes.Unimplemented},
+	{ErrPairingRefused, codes.PermissionDenied},
+	{ErrPairingInvalid, codes.InvalidArgument},
+	{ErrAlreadyPaired, codes.AlreadyExists},
+	{ErrPairingRateLimited, codes.ResourceExhausted},
+	{ErrAnonymousOnly, codes.FailedPrecondition},
 }

@@ -34,6 +34,7 @@
 package peering
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -133,44 +134,27 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.UpdateRate <= 0 {
-		c.UpdateRate = DefaultUpdateRate
-	}
-	if c.UpdateBurst <= 0 {
-		c.UpdateBurst = DefaultUpdateBurst
-	}
-	if c.ResyncAllowance == 0 {
-		c.ResyncAllowance = DefaultResyncAllowance
-	}
-	if c.ResyncInterval <= 0 {
-		c.ResyncInterval = DefaultResyncInterval
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.MaxUpdateBytes <= 0 {
-		c.MaxUpdateBytes = DefaultMaxUpdateBytes
-	}
-	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if c.OpenTimeout <= 0 {
-		c.OpenTimeout = DefaultOpenTimeout
-	}
-	if c.SendTimeout <= 0 {
-		c.SendTimeout = DefaultSendTimeout
-	}
-	if c.RateLimitedRetry <= 0 {
-		c.RateLimitedRetry = DefaultRateLimitedRetry
-	}
-	if c.RecheckInterval <= 0 {
-		c.RecheckInterval = DefaultRecheckInterval
-	}
+	orDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	orDefault(&c.UpdateRate, DefaultUpdateRate)
+	orDefault(&c.UpdateBurst, DefaultUpdateBurst)
+	c.ResyncAllowance = cmp.Or(c.ResyncAllowance, DefaultResyncAllowance)
+	orDefault(&c.ResyncInterval, DefaultResyncInterval)
+	orDefault(&c.MaxInFlight, DefaultMaxInFlight)
+	orDefault(&c.MaxUpdateBytes, DefaultMaxUpdateBytes)
+	orDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	orDefault(&c.OpenTimeout, DefaultOpenTimeout)
+	orDefault(&c.SendTimeout, DefaultSendTimeout)
+	orDefault(&c.RateLimitedRetry, DefaultRateLimitedRetry)
+	orDefault(&c.RecheckInterval, DefaultRecheckInterval)
 	if c.Clock == nil {
 		c.Clock = backoff.RealClock
+	}
+}
+
+// orDefault sets *v to d when *v is zero or negative, the unset value of a Config field.
+func orDefault[T ~int | ~int64 | ~float64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
 	}
 }
 
@@ -268,6 +252,14 @@ func NewManager(cfg Config) (*Manager, error) {
 // MaxMessageBytes returns the gRPC message size limit Server and Dialer use.
 func (m *Manager) MaxMessageBytes() int { return m.cfg.MaxMessageBytes }
 
+// knownPeer returns the state of peer name, nil when the Manager holds none.
+func (m *Manager) knownPeer(name string) *peerState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[name]
+}
+
+// peer returns the state of peer name, created when the Manager holds none.
 func (m *Manager) peer(name string) *peerState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -315,9 +307,7 @@ func (m *Manager) Publish(peer string, update *peerv1.Update) error {
 // Remove withdraws resource from peer: the peer receives a Removed update. Removing an unknown
 // resource is a no-op.
 func (m *Manager) Remove(peer, resource string) error {
-	m.mu.Lock()
-	ps := m.peers[peer]
-	m.mu.Unlock()
+	ps := m.knownPeer(peer)
 	if ps == nil {
 		return nil
 	}

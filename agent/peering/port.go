@@ -83,27 +83,15 @@ type PortLimits struct {
 }
 
 func (l *PortLimits) setDefaults() {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&l.MaxHandshakes, DefaultMaxHandshakes)
-	def(&l.MaxAnonymous, DefaultMaxAnonymous)
-	def(&l.MaxAnonymousPerSource, DefaultMaxAnonymousPerSource)
-	def(&l.PairBurst, DefaultPairBurst)
-	def(&l.MaxSources, DefaultMaxSources)
-	defDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
-	defDur(&l.AnonymousIdle, DefaultAnonymousIdle)
-	defDur(&l.AnonymousMaxAge, DefaultAnonymousMaxAge)
-	if l.PairRate <= 0 {
-		l.PairRate = DefaultPairRate
-	}
+	orDefault(&l.MaxHandshakes, DefaultMaxHandshakes)
+	orDefault(&l.MaxAnonymous, DefaultMaxAnonymous)
+	orDefault(&l.MaxAnonymousPerSource, DefaultMaxAnonymousPerSource)
+	orDefault(&l.PairBurst, DefaultPairBurst)
+	orDefault(&l.MaxSources, DefaultMaxSources)
+	orDefault(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&l.AnonymousIdle, DefaultAnonymousIdle)
+	orDefault(&l.AnonymousMaxAge, DefaultAnonymousMaxAge)
+	orDefault(&l.PairRate, DefaultPairRate)
 	// The source table must always find a source without connections to forget.
 	l.MaxSources = max(l.MaxSources, l.MaxAnonymous+1)
 }

@@ -11,9 +11,7 @@ var ErrResync = errors.New("stream restarted to resync")
 // refused without keeping them. Cheap for links: Elasticsearch connections do not go through
 // the stream.
 func (m *Manager) Resync(peer string) {
-	m.mu.Lock()
-	ps := m.peers[peer]
-	m.mu.Unlock()
+	ps := m.knownPeer(peer)
 	if ps != nil {
 		ps.detachCurrent(ErrResync)
 	}

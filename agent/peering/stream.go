@@ -22,16 +22,7 @@ func (s serverStream) Send(m *peerv1.Message) error {
 	return s.s.Send(&peerv1.SyncResponse{Message: m})
 }
 
-func (s serverStream) Recv() (*peerv1.Message, error) {
-	req, err := s.s.Recv()
-	if err != nil {
-		return nil, err
-	}
-	if req.GetMessage() == nil {
-		return &peerv1.Message{}, nil
-	}
-	return req.GetMessage(), nil
-}
+func (s serverStream) Recv() (*peerv1.Message, error) { return received(s.s.Recv()) }
 
 type clientStream struct {
 	s grpc.BidiStreamingClient[peerv1.SyncRequest, peerv1.SyncResponse]
@@ -44,13 +35,16 @@ func (s clientStream) Send(m *peerv1.Message) error {
 // CloseSend half-closes the stream.
 func (s clientStream) CloseSend() error { return s.s.CloseSend() }
 
-func (s clientStream) Recv() (*peerv1.Message, error) {
-	resp, err := s.s.Recv()
+func (s clientStream) Recv() (*peerv1.Message, error) { return received(s.s.Recv()) }
+
+// received is the message of a SyncRequest or SyncResponse Recv returned: an empty one when it
+// carries none.
+func received[T interface{ GetMessage() *peerv1.Message }](r T, err error) (*peerv1.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.GetMessage() == nil {
-		return &peerv1.Message{}, nil
+	if m := r.GetMessage(); m != nil {
+		return m, nil
 	}
-	return resp.GetMessage(), nil
+	return &peerv1.Message{}, nil
 }

@@ -104,27 +104,17 @@ func (r *Router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 		return r.trust.HandleUpdate(ctx, peer, u)
 	}
 	if id, ok := link.ParseExportCAResource(u.GetResource()); ok {
-		switch p := u.GetPayload().(type) {
-		case *peerv1.Update_ExportCa:
+		return payloadOrRemoved(u, "ExportCA", func(p *peerv1.Update_ExportCa) error {
 			return r.imp.OnExportCA(peer, id, p.ExportCa)
-		case *peerv1.Update_Removed:
-			r.imp.OnExportCARemoved(peer, id)
-			return nil
-		}
-		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no ExportCA", u.GetResource())
+		}, func() { r.imp.OnExportCARemoved(peer, id) })
 	}
 	if g, ok, err := link.ParseCAStatusResource(u.GetResource()); ok {
 		if err != nil {
 			return peering.Refuse(peering.ReasonInvalidResource, "%v", err)
 		}
-		switch p := u.GetPayload().(type) {
-		case *peerv1.Update_CaStatus:
+		return payloadOrRemoved(u, "CAStatus", func(p *peerv1.Update_CaStatus) error {
 			return r.exp.OnCAStatus(peer, g, p.CaStatus)
-		case *peerv1.Update_Removed:
-			r.exp.OnCAStatusRemoved(peer, g)
-			return nil
-		}
-		return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no CAStatus", u.GetResource())
+		}, func() { r.exp.OnCAStatusRemoved(peer, g) })
 	}
 	kind, id, err := link.ParseResource(u.GetResource())
 	if err != nil {
@@ -172,6 +162,19 @@ func (r *Router) handleUpdate(ctx context.Context, peer string, u *peerv1.Update
 	default:
 		return peering.Refuse(peering.ReasonUnknownMessage, "update of %s has no payload this agent knows", u.GetResource())
 	}
+}
+
+// payloadOrRemoved hands u to on when it carries a P payload, to removed when it carries
+// Removed, and refuses it, naming the payload what, when it carries anything else.
+func payloadOrRemoved[P any](u *peerv1.Update, what string, on func(P) error, removed func()) error {
+	switch p := u.GetPayload().(type) {
+	case P:
+		return on(p)
+	case *peerv1.Update_Removed:
+		removed()
+		return nil
+	}
+	return peering.Refuse(peering.ReasonInvalidResource, "resource %s carries no %s", u.GetResource(), what)
 }
 
 // HandleInventory gives a peer's inventory to both halves.

@@ -25,6 +25,18 @@ type authRecord struct {
 	Roles     bool `json:"roles,omitempty"`
 }
 
+// authEntry is one spec.auth list the agent's Secret goes into, with the record of whether the
+// agent added it.
+type authEntry struct {
+	field, secret string
+	added         *bool
+}
+
+// entries are a's spec.auth entries, fileRealm then roles, recorded in rec.
+func (a Auth) entries(rec *authRecord) []authEntry {
+	return []authEntry{{"fileRealm", a.FileRealm, &rec.FileRealm}, {"roles", a.Roles, &rec.Roles}}
+}
+
 // ApplyAuth adds a's entries to spec.auth.fileRealm and spec.auth.roles of es (in place) when
 // they are missing, and returns a description of each change.
 func ApplyAuth(es *unstructured.Unstructured, a Auth) ([]string, error) {
@@ -33,10 +45,7 @@ func ApplyAuth(es *unstructured.Unstructured, a Auth) ([]string, error) {
 		return nil, err
 	}
 	var changes []string
-	for _, e := range []struct {
-		field, secret string
-		added         *bool
-	}{{"fileRealm", a.FileRealm, &rec.FileRealm}, {"roles", a.Roles, &rec.Roles}} {
+	for _, e := range a.entries(&rec) {
 		list, _, err := unstructured.NestedSlice(es.Object, "spec", "auth", e.field)
 		if err != nil {
 			return nil, fmt.Errorf("invalid Elasticsearch %s: spec.auth.%s must be a list: %w", es.GetName(), e.field, err)
@@ -72,11 +81,8 @@ func RemoveAuth(es *unstructured.Unstructured, a Auth) ([]string, error) {
 		return nil, err
 	}
 	var changes []string
-	for _, e := range []struct {
-		field, secret string
-		added         bool
-	}{{"fileRealm", a.FileRealm, rec.FileRealm}, {"roles", a.Roles, rec.Roles}} {
-		if !e.added {
+	for _, e := range a.entries(&rec) {
+		if !*e.added {
 			continue
 		}
 		list, _, _ := unstructured.NestedSlice(es.Object, "spec", "auth", e.field)
@@ -108,6 +114,8 @@ func RecordedAuth(es *unstructured.Unstructured) bool {
 	return es.GetAnnotations()[AnnotationAuth] != ""
 }
 
+// hasSecretName reports whether list (spec.secureSettings, spec.auth.fileRealm or
+// spec.auth.roles) has an entry naming secret.
 func hasSecretName(list []any, secret string) bool {
 	for _, item := range list {
 		if m, ok := item.(map[string]any); ok && m["secretName"] == secret {

@@ -68,15 +68,6 @@ func toAnyList(in []string) []any {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func isTrue(v any) bool {
 	switch t := v.(type) {
 	case bool:

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -35,7 +36,7 @@ func Apply(es *unstructured.Unstructured) ([]string, error) {
 	name := es.GetName()
 
 	secure, _, _ := unstructured.NestedSlice(es.Object, "spec", "secureSettings")
-	if !hasSecureSettings(secure, CredentialsSecretName(name)) {
+	if !hasSecretName(secure, CredentialsSecretName(name)) {
 		secure = append(secure, map[string]any{"secretName": CredentialsSecretName(name)})
 		if err := unstructured.SetNestedSlice(es.Object, secure, "spec", "secureSettings"); err != nil {
 			return nil, fmt.Errorf("failed to set spec.secureSettings: %w", err)
@@ -107,7 +108,7 @@ func applyNodeSet(esName string, ns map[string]any, r *nodeSetRecord) ([]string,
 		if !ok {
 			return nil, fmt.Errorf("config %s must be a list of paths", keySSLCAs)
 		}
-		if !contains(list, CAFilePath) && !contains(list, CAVolumeName+"/"+CAFileKey) {
+		if !slices.Contains(list, CAFilePath) && !slices.Contains(list, CAVolumeName+"/"+CAFileKey) {
 			r.CAPrev = loc.get()
 			loc.set(toAnyList(append(list, CAFilePath)))
 			r.CAEntryAdded = true
@@ -187,15 +188,6 @@ func esContainer(spec map[string]any) (container map[string]any, created bool, e
 // the user committing the snippet).
 func Missing(es *unstructured.Unstructured) ([]string, error) {
 	return Apply(es.DeepCopy())
-}
-
-func hasSecureSettings(list []any, secret string) bool {
-	for _, item := range list {
-		if m, ok := item.(map[string]any); ok && m["secretName"] == secret {
-			return true
-		}
-	}
-	return false
 }
 
 func indexByName(list []any, name string) int {
