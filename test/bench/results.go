@@ -64,7 +64,7 @@ func (r *report) line(label string) string {
 		}
 	}
 	for _, i := range r.idle {
-		scale = append(scale, fmt.Sprintf("idle@%d %.0f/%.0f MiB %.2f/%.2f%%", i.links, i.rss["west"], i.rss["east"], i.cpu["west"], i.cpu["east"]))
+		scale = append(scale, fmt.Sprintf("idle@%d %.0f/%.0f MiB (max %.0f/%.0f) %.2f/%.2f%%", i.links, i.rss["west"], i.rss["east"], i.rssMax["west"], i.rssMax["east"], i.cpu["west"], i.cpu["east"]))
 	}
 	if k := r.kubelet; k != nil {
 		line := fmt.Sprintf("ECK renewed -> pods see it: with bump p50 %s max %s, without p50 %s max %s",

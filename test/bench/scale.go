@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -122,10 +123,12 @@ func (b *bed) waitAll(ctx context.Context, within time.Duration, ok func(*v1alph
 	}
 }
 
-// idleResult is each agent's RSS and CPU at idle.
+// idleResult is each agent's RSS and CPU at idle: RSS sampled every rssEvery over the window,
+// its mean and its largest sample (a Go heap breathes between collections, so one sample is a
+// draw from that range).
 type idleResult struct {
-	links    int
-	rss, cpu map[string]float64
+	links            int
+	rss, rssMax, cpu map[string]float64
 }
 
 // idleSettle is how long the links stay unchanged before an idle window: longer than the
@@ -133,10 +136,21 @@ type idleResult struct {
 // status of every link) are behind it and the window measures the steady state.
 const idleSettle = 40 * time.Second
 
-// idleCost measures each agent's RSS and CPU over window after idleSettle; started is called
-// as the window starts.
+// rssEvery is how often RSS is sampled in an idle window.
+const rssEvery = 2 * time.Second
+
+// idleCost measures each agent's RSS and CPU over window, once every link has its first probe
+// verdict (the first round after links connect writes one status per link) and idleSettle
+// passed; started is called as the window starts.
 func (b *bed) idleCost(ctx context.Context, n int, window time.Duration, started func()) (idleResult, error) {
-	res := idleResult{links: n, rss: map[string]float64{}, cpu: map[string]float64{}}
+	res := idleResult{links: n, rss: map[string]float64{}, rssMax: map[string]float64{}, cpu: map[string]float64{}}
+	probed := time.Now()
+	if err := b.waitAll(ctx, 5*time.Minute, func(rc *v1alpha1.RemoteCluster) bool {
+		return meta.FindStatusCondition(rc.Status.Conditions, v1alpha1.ConditionProbeSucceeded) != nil
+	}); err != nil {
+		return res, fmt.Errorf("failed to wait for the links' probe verdicts: %w", err)
+	}
+	fmt.Printf("bench: every link of %d has its probe verdict (%s after the step)\n", n, time.Since(probed).Round(time.Second))
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
@@ -147,11 +161,20 @@ func (b *bed) idleCost(ctx context.Context, n int, window time.Duration, started
 	for name, c := range b.w.Clusters {
 		before[name] = cpuSeconds(c.Agent.Pid())
 	}
-	time.Sleep(window)
+	sum, samples := map[string]float64{}, 0
+	for end := time.Now().Add(window); time.Now().Before(end); {
+		time.Sleep(min(rssEvery, time.Until(end)))
+		samples++
+		for name, c := range b.w.Clusters {
+			r := rssMiB(c.Agent.Pid())
+			sum[name] += r
+			res.rssMax[name] = max(res.rssMax[name], r)
+		}
+	}
 	for name, c := range b.w.Clusters {
 		res.cpu[name] = (cpuSeconds(c.Agent.Pid()) - before[name]) / window.Seconds() * 100
-		res.rss[name] = rssMiB(c.Agent.Pid())
-		fmt.Printf("bench: agent %s idle with %d links: rss_mib=%.1f cpu_percent=%.2f\n", name, n, res.rss[name], res.cpu[name])
+		res.rss[name] = sum[name] / float64(max(samples, 1))
+		fmt.Printf("bench: agent %s idle with %d links: rss_mib=%.1f rss_max_mib=%.1f cpu_percent=%.2f\n", name, n, res.rss[name], res.rssMax[name], res.cpu[name])
 	}
 	return res, nil
 }
