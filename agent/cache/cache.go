@@ -250,11 +250,12 @@ func (c *Cache) RemoteClusters() []*v1alpha1.RemoteCluster {
 	return c.typedRemotes.list(listAll(c.remotes))
 }
 
-// RemoteClusterSpecs lists every RemoteCluster without its status (copies of metadata and spec),
-// for the reads that need nothing else: queueing every Elasticsearch on a resync, the user
-// controller's roles. Copying 1,000 statuses for those was most of the idle agent's garbage.
-func (c *Cache) RemoteClusterSpecs() []*v1alpha1.RemoteCluster {
-	return c.typedRemotes.listWith(listAll(c.remotes), remoteClusterSpec)
+// RemoteClustersShared lists every RemoteCluster as the informer holds it, without a copy (do
+// not modify them): for the readers that change nothing, such as queueing every Elasticsearch
+// on a resync, the user controller's roles and the prober's round. Copying 1,000 RemoteClusters
+// for each of those every 30 s was most of an idle agent's garbage.
+func (c *Cache) RemoteClustersShared() []*v1alpha1.RemoteCluster {
+	return shared(listAll(c.remotes))
 }
 
 // RemoteClustersOf lists the RemoteClusters of one local Elasticsearch (spec.elasticsearchRef),
@@ -263,9 +264,9 @@ func (c *Cache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
 	return c.typedRemotes.some(c.remoteClustersOf(ns, es))
 }
 
-// RemoteClusterSpecsOf is RemoteClustersOf without the statuses (RemoteClusterSpecs).
-func (c *Cache) RemoteClusterSpecsOf(ns, es string) []*v1alpha1.RemoteCluster {
-	return c.typedRemotes.someWith(c.remoteClustersOf(ns, es), remoteClusterSpec)
+// RemoteClustersSharedOf is RemoteClustersOf without copies (RemoteClustersShared).
+func (c *Cache) RemoteClustersSharedOf(ns, es string) []*v1alpha1.RemoteCluster {
+	return shared(c.remoteClustersOf(ns, es))
 }
 
 func (c *Cache) remoteClustersOf(ns, es string) []any {
@@ -277,11 +278,15 @@ func (c *Cache) remoteClustersOf(ns, es string) []any {
 	return objs
 }
 
-// remoteClusterSpec copies rc's metadata and spec.
-func remoteClusterSpec(rc *v1alpha1.RemoteCluster) *v1alpha1.RemoteCluster {
-	out := &v1alpha1.RemoteCluster{TypeMeta: rc.TypeMeta}
-	rc.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	rc.Spec.DeepCopyInto(&out.Spec)
+// shared returns the typed RemoteClusters among objs as they are; one that did not convert
+// (typedRemoteCluster) stays unstructured and is skipped, as by the typed reads.
+func shared(objs []any) []*v1alpha1.RemoteCluster {
+	out := make([]*v1alpha1.RemoteCluster, 0, len(objs))
+	for _, o := range objs {
+		if rc, ok := o.(*v1alpha1.RemoteCluster); ok {
+			out = append(out, rc)
+		}
+	}
 	return out
 }
 

@@ -186,31 +186,19 @@ func TestGetWithLeavesOutWhatTheCopyDoes(t *testing.T) {
 	}
 }
 
-// TestSpecListsLeaveOutTheStatus: the spec-only lists hand out copies of metadata and spec,
-// never the status or the cached object, for every RemoteCluster and for those of one
-// Elasticsearch alike.
-func TestSpecListsLeaveOutTheStatus(t *testing.T) {
-	m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
+// TestSharedListsAreTheInformersObjects: the shared lists hand out the informer's own typed
+// RemoteClusters (no copy, status included) and skip one that stayed unstructured.
+func TestSharedListsAreTheInformersObjects(t *testing.T) {
 	obj, err := typedRemoteCluster(remoteCluster("a", "u1", "1", "one"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc := obj.(*v1alpha1.RemoteCluster)
 	rc.Status.ProxyAddress = "203.0.113.7:9443"
-	rc.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}}
-	for name, got := range map[string][]*v1alpha1.RemoteCluster{
-		"listWith": m.listWith([]any{obj}, remoteClusterSpec),
-		"someWith": m.someWith([]any{obj}, remoteClusterSpec),
-	} {
-		if len(got) != 1 || got[0] == rc {
-			t.Fatalf("%s: got %v; want one copy", name, got)
-		}
-		if got[0].Spec.Alias != "one" || got[0].Name != "a" || got[0].Status.ProxyAddress != "" || got[0].Status.Conditions != nil {
-			t.Errorf("%s: got %+v; want the metadata and spec without the status", name, got[0])
-		}
-		got[0].Spec.Alias, got[0].Labels = "changed", map[string]string{"x": "y"}
-	}
-	if rc.Spec.Alias != "one" || rc.Labels != nil || rc.Status.ProxyAddress == "" {
-		t.Fatalf("a caller's change reached the informer's object: %+v", rc)
+	unconverted := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "ecklink.io/v1alpha1", "kind": "RemoteCluster",
+		"metadata": map[string]any{"namespace": "ns", "name": "b"}, "spec": "not an object"}}
+	got := shared([]any{obj, unconverted})
+	if len(got) != 1 || got[0] != rc || got[0].Status.ProxyAddress == "" {
+		t.Fatalf("shared = %v; want the one typed object itself, with its status", got)
 	}
 }

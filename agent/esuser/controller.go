@@ -25,12 +25,12 @@ import (
 type Cache interface {
 	Elasticsearch(ns, name string) (*unstructured.Unstructured, bool)
 	ClusterExports() []*v1alpha1.ClusterExport
-	// RemoteClusterSpecs lists the RemoteClusters without their status (the controller reads
-	// their metadata and spec only).
-	RemoteClusterSpecs() []*v1alpha1.RemoteCluster
-	// RemoteClusterSpecsOf lists the RemoteClusters of one Elasticsearch (an index: a
-	// reconcile costs that Elasticsearch's links, not every link's), without their status.
-	RemoteClusterSpecsOf(ns, es string) []*v1alpha1.RemoteCluster
+	// RemoteClustersShared lists the RemoteClusters as the informer holds them (the controller
+	// reads their metadata and spec, and changes nothing).
+	RemoteClustersShared() []*v1alpha1.RemoteCluster
+	// RemoteClustersSharedOf lists the RemoteClusters of one Elasticsearch (an index: a
+	// reconcile costs that Elasticsearch's links, not every link's), as the informer holds them.
+	RemoteClustersSharedOf(ns, es string) []*v1alpha1.RemoteCluster
 	OnElasticsearch(h cache.Handler) error
 	OnClusterExport(h cache.Handler) error
 	OnRemoteCluster(h cache.Handler) error
@@ -157,7 +157,7 @@ func (c *Controller) uses() map[types.NamespacedName]use {
 	for _, exp := range c.cfg.Cache.ClusterExports() {
 		out.addExport(exp)
 	}
-	for _, rc := range c.cfg.Cache.RemoteClusterSpecs() {
+	for _, rc := range c.cfg.Cache.RemoteClustersShared() {
 		out.addRemote(rc)
 	}
 	return out
@@ -171,7 +171,7 @@ func (c *Controller) useOf(key types.NamespacedName) (use, bool) {
 			out.addExport(exp)
 		}
 	}
-	for _, rc := range c.cfg.Cache.RemoteClusterSpecsOf(key.Namespace, key.Name) {
+	for _, rc := range c.cfg.Cache.RemoteClustersSharedOf(key.Namespace, key.Name) {
 		out.addRemote(rc)
 	}
 	u, ok := out[key]

@@ -38,8 +38,8 @@ func (f *fakeCache) Elasticsearch(ns, name string) (*unstructured.Unstructured, 
 	return es, ok
 }
 func (f *fakeCache) ClusterExports() []*v1alpha1.ClusterExport     { return f.exports }
-func (f *fakeCache) RemoteClusterSpecs() []*v1alpha1.RemoteCluster { return f.remotes }
-func (f *fakeCache) RemoteClusterSpecsOf(ns, es string) []*v1alpha1.RemoteCluster {
+func (f *fakeCache) RemoteClustersShared() []*v1alpha1.RemoteCluster { return f.remotes }
+func (f *fakeCache) RemoteClustersSharedOf(ns, es string) []*v1alpha1.RemoteCluster {
 	var out []*v1alpha1.RemoteCluster
 	for _, rc := range f.remotes {
 		if rc.Namespace == ns && rc.Spec.ElasticsearchRef.Name == es {

@@ -145,7 +145,7 @@ func (im *Importer) registerTransportCAHandler() error {
 				return
 			}
 		}
-		if len(im.cfg.Cache.RemoteClusterSpecsOf(s.Namespace, es)) > 0 {
+		if len(im.cfg.Cache.RemoteClustersSharedOf(s.Namespace, es)) > 0 {
 			im.enqueue(types.NamespacedName{Namespace: s.Namespace, Name: es}, trigTransport)
 		}
 	})

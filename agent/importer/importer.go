@@ -234,7 +234,7 @@ func (im *Importer) tickSigningOrWarn(ctx context.Context) {
 
 // enqueueAll queues every local Elasticsearch that has RemoteClusters or the agent's objects.
 func (im *Importer) enqueueAll(why string) {
-	for _, rc := range im.cfg.Cache.RemoteClusterSpecs() {
+	for _, rc := range im.cfg.Cache.RemoteClustersShared() {
 		im.enqueue(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}, why)
 	}
 	for _, cm := range im.cfg.Cache.OwnConfigMaps(caSelector) {

@@ -124,7 +124,7 @@ type modelPass struct {
 // certificate model, which would put its CA into this cluster's transport trust.
 func (im *Importer) modelNotAllowed(peer string, id link.ID, c *peerv1.Credentials) *peering.RefusalError {
 	var accepted v1alpha1.SecurityModel
-	for _, rc := range im.cfg.Cache.RemoteClusterSpecsOf(id.Namespace, id.Elasticsearch) {
+	for _, rc := range im.cfg.Cache.RemoteClustersSharedOf(id.Namespace, id.Elasticsearch) {
 		if rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
 			accepted = rc.Spec.AcceptedModel()
 		}

@@ -144,7 +144,7 @@ func (im *Importer) PeerGone(peer string) {
 			gone = append(gone, id)
 		}
 	}
-	for _, rc := range im.cfg.Cache.RemoteClusterSpecs() {
+	for _, rc := range im.cfg.Cache.RemoteClustersShared() {
 		if rc.Spec.Peer == peer {
 			id := link.ID{Namespace: rc.Namespace, Elasticsearch: rc.Spec.ElasticsearchRef.Name, Alias: rc.Spec.Alias}
 			im.answers[id] = &received{peer: peer, removed: true, at: im.cfg.Now()}
@@ -170,7 +170,7 @@ func (im *Importer) PeerGone(peer string) {
 // changed something.
 func (im *Importer) AppliedSequences(peer string) map[string]uint64 {
 	out := map[string]uint64{}
-	for _, rc := range im.cfg.Cache.RemoteClusters() {
+	for _, rc := range im.cfg.Cache.RemoteClustersShared() {
 		if rc.Spec.Peer != peer || rc.Status.AppliedSequence <= 0 {
 			continue
 		}
@@ -226,7 +226,7 @@ func (im *Importer) requested(peer string, l *peerv1.Link) (link.ID, error) {
 	if err != nil {
 		return id, &peering.RefusalError{Reason: "InvalidLink", Message: err.Error()}
 	}
-	for _, rc := range im.cfg.Cache.RemoteClusterSpecsOf(id.Namespace, id.Elasticsearch) {
+	for _, rc := range im.cfg.Cache.RemoteClustersSharedOf(id.Namespace, id.Elasticsearch) {
 		if rc.Spec.Alias == id.Alias && rc.Spec.Peer == peer {
 			return id, nil
 		}

@@ -18,7 +18,7 @@ func (im *Importer) PublishImports(ctx context.Context) {
 	im.signer.auth, im.signer.secret = nil, nil
 	im.signer.mu.Unlock()
 	seen := map[types.NamespacedName]bool{}
-	for _, rc := range im.cfg.Cache.RemoteClusterSpecs() {
+	for _, rc := range im.cfg.Cache.RemoteClustersShared() {
 		key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Spec.ElasticsearchRef.Name}
 		if seen[key] {
 			continue

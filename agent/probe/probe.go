@@ -37,9 +37,10 @@ import (
 	"github.com/ecklink/ecklink/internal/tlsprobe"
 )
 
-// Cache is what the prober reads (the informer cache).
+// Cache is what the prober reads (the informer cache). The RemoteClusters are the informer's
+// own (not copies): the prober only reads them.
 type Cache interface {
-	RemoteClusters() []*v1alpha1.RemoteCluster
+	RemoteClustersShared() []*v1alpha1.RemoteCluster
 	OwnConfigMap(ns, name string) (*corev1.ConfigMap, bool)
 }
 
@@ -205,7 +206,7 @@ type bundle struct {
 func (p *Prober) targets() []*target {
 	var out []*target
 	bundles := map[string]bundle{}
-	for _, rc := range p.cfg.Cache.RemoteClusters() {
+	for _, rc := range p.cfg.Cache.RemoteClustersShared() {
 		if rc.DeletionTimestamp != nil || rc.Status.ProxyAddress == "" || rc.Status.Model == v1alpha1.SecurityModelCertificate {
 			continue
 		}

@@ -83,7 +83,7 @@ type fakeCache struct {
 	cms map[string]*corev1.ConfigMap
 }
 
-func (c *fakeCache) RemoteClusters() []*v1alpha1.RemoteCluster {
+func (c *fakeCache) RemoteClustersShared() []*v1alpha1.RemoteCluster {
 	l, _ := c.crd.RemoteClusters().List(context.Background(), "", metav1.ListOptions{})
 	return l
 }
