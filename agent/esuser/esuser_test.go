@@ -37,7 +37,7 @@ func (f *fakeCache) Elasticsearch(ns, name string) (*unstructured.Unstructured, 
 	es, ok := f.es[ns+"/"+name]
 	return es, ok
 }
-func (f *fakeCache) ClusterExports() []*v1alpha1.ClusterExport     { return f.exports }
+func (f *fakeCache) ClusterExports() []*v1alpha1.ClusterExport       { return f.exports }
 func (f *fakeCache) RemoteClustersShared() []*v1alpha1.RemoteCluster { return f.remotes }
 func (f *fakeCache) RemoteClustersSharedOf(ns, es string) []*v1alpha1.RemoteCluster {
 	var out []*v1alpha1.RemoteCluster
