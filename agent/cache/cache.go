@@ -196,6 +196,17 @@ func getByKey(infs []cache.SharedIndexInformer, ns, name string) (any, bool) {
 	return nil, false
 }
 
+// getAs returns the object named ns/name in infs as a T (the kind those informers hold).
+func getAs[T any](infs []cache.SharedIndexInformer, ns, name string) (T, bool) {
+	obj, ok := getByKey(infs, ns, name)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
+
 func listAll(infs []cache.SharedIndexInformer) []any {
 	var out []any
 	for _, inf := range infs {
@@ -206,12 +217,7 @@ func listAll(infs []cache.SharedIndexInformer) []any {
 
 // Elasticsearch returns an Elasticsearch resource (do not modify it).
 func (c *Cache) Elasticsearch(ns, name string) (*unstructured.Unstructured, bool) {
-	obj, ok := getByKey(c.es, ns, name)
-	if !ok {
-		return nil, false
-	}
-	u, ok := obj.(*unstructured.Unstructured)
-	return u, ok
+	return getAs[*unstructured.Unstructured](c.es, ns, name)
 }
 
 // ClusterExport returns a ClusterExport.
@@ -346,32 +352,17 @@ func (c *Cache) Peer(environment string) (*v1alpha1.Peer, bool) {
 
 // ECKSecret returns a Secret ECK created.
 func (c *Cache) ECKSecret(ns, name string) (*corev1.Secret, bool) {
-	obj, ok := getByKey(c.eckSecrets, ns, name)
-	if !ok {
-		return nil, false
-	}
-	s, ok := obj.(*corev1.Secret)
-	return s, ok
+	return getAs[*corev1.Secret](c.eckSecrets, ns, name)
 }
 
 // OwnSecret returns a Secret the agent owns.
 func (c *Cache) OwnSecret(ns, name string) (*corev1.Secret, bool) {
-	obj, ok := getByKey(c.ownSecrets, ns, name)
-	if !ok {
-		return nil, false
-	}
-	s, ok := obj.(*corev1.Secret)
-	return s, ok
+	return getAs[*corev1.Secret](c.ownSecrets, ns, name)
 }
 
 // OwnConfigMap returns a ConfigMap the agent owns.
 func (c *Cache) OwnConfigMap(ns, name string) (*corev1.ConfigMap, bool) {
-	obj, ok := getByKey(c.ownConfigMaps, ns, name)
-	if !ok {
-		return nil, false
-	}
-	cm, ok := obj.(*corev1.ConfigMap)
-	return cm, ok
+	return getAs[*corev1.ConfigMap](c.ownConfigMaps, ns, name)
 }
 
 // OwnConfigMaps lists the agent's ConfigMaps matching a selector.

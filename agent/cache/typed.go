@@ -38,34 +38,29 @@ func (m *typed[T]) get(obj any) (*T, bool) { return m.getWith(obj, m.deepCopy) }
 
 // getWith is get with the copy made by cp (which may leave out what the caller does not read).
 func (m *typed[T]) getWith(obj any, cp func(*T) *T) (*T, bool) {
+	return m.convertWith(obj, m.lastList(), cp)
+}
+
+// lastList is the mark of the last list started: what a get sees is kept as long as that list.
+func (m *typed[T]) lastList() uint64 {
 	m.mu.Lock()
-	list := m.lists
-	m.mu.Unlock()
-	return m.convertWith(obj, list, cp)
+	defer m.mu.Unlock()
+	return m.lists
 }
 
 // some returns copies of the typed forms of objs, some of the kind's objects.
-func (m *typed[T]) some(objs []any) []*T { return m.someWith(objs, m.deepCopy) }
-
-// someWith is some with the copies made by cp.
-func (m *typed[T]) someWith(objs []any, cp func(*T) *T) []*T {
-	m.mu.Lock()
-	list := m.lists
-	m.mu.Unlock()
-	return m.convertAllWith(objs, list, cp)
+func (m *typed[T]) some(objs []any) []*T {
+	return m.convertAll(objs, m.lastList())
 }
 
 // list returns copies of the typed forms of objs, every object of the kind, and forgets the
 // versions no longer among them.
-func (m *typed[T]) list(objs []any) []*T { return m.listWith(objs, m.deepCopy) }
-
-// listWith is list with the copies made by cp.
-func (m *typed[T]) listWith(objs []any, cp func(*T) *T) []*T {
+func (m *typed[T]) list(objs []any) []*T {
 	m.mu.Lock()
 	m.lists++
 	list := m.lists
 	m.mu.Unlock()
-	out := m.convertAllWith(objs, list, cp)
+	out := m.convertAll(objs, list)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.byObj) > len(objs) {
@@ -78,10 +73,10 @@ func (m *typed[T]) listWith(objs []any, cp func(*T) *T) []*T {
 	return out
 }
 
-func (m *typed[T]) convertAllWith(objs []any, list uint64, cp func(*T) *T) []*T {
+func (m *typed[T]) convertAll(objs []any, list uint64) []*T {
 	out := make([]*T, 0, len(objs))
 	for _, o := range objs {
-		if t, ok := m.convertWith(o, list, cp); ok {
+		if t, ok := m.convertWith(o, list, m.deepCopy); ok {
 			out = append(out, t)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -173,27 +174,29 @@ func (c *ResourceClient[T, P]) List(ctx context.Context, namespace string, opts 
 
 // Create creates obj in its namespace and returns the stored object.
 func (c *ResourceClient[T, P]) Create(ctx context.Context, obj P) (P, error) {
-	u, err := ToUnstructured(obj)
-	if err != nil {
-		return nil, err
-	}
-	out, err := c.resource.Namespace(obj.GetNamespace()).Create(ctx, u, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("failed to create %s %s/%s: %w", c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
-	}
-	return FromUnstructured[T](out)
+	return c.send(ctx, "create", obj, func(r dynamic.ResourceInterface, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+		return r.Create(ctx, u, metav1.CreateOptions{})
+	})
 }
 
 // Update writes obj's metadata and spec (the status is ignored by the API server). It fails with
 // a conflict when obj's resourceVersion is stale: the caller decides again on fresh data.
 func (c *ResourceClient[T, P]) Update(ctx context.Context, obj P) (P, error) {
+	return c.send(ctx, "update", obj, func(r dynamic.ResourceInterface, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+		return r.Update(ctx, u, metav1.UpdateOptions{})
+	})
+}
+
+// send converts obj, hands it to write (a create or an update in obj's namespace) and converts
+// back what the API server stored.
+func (c *ResourceClient[T, P]) send(ctx context.Context, verb string, obj P, write func(dynamic.ResourceInterface, *unstructured.Unstructured) (*unstructured.Unstructured, error)) (P, error) {
 	u, err := ToUnstructured(obj)
 	if err != nil {
 		return nil, err
 	}
-	out, err := c.resource.Namespace(obj.GetNamespace()).Update(ctx, u, metav1.UpdateOptions{})
+	out, err := write(c.resource.Namespace(obj.GetNamespace()), u)
 	if err != nil {
-		return nil, fmt.Errorf("failed to update %s %s/%s: %w", c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
+		return nil, fmt.Errorf("failed to %s %s %s/%s: %w", verb, c.gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return FromUnstructured[T](out)
 }
