@@ -16,6 +16,7 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -211,12 +212,8 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Resync == 0 {
-		cfg.Resync = 30 * time.Second
-	}
-	if cfg.SigningSyncDelay == 0 {
-		cfg.SigningSyncDelay = 90 * time.Second
-	}
+	cfg.Resync = cmp.Or(cfg.Resync, 30*time.Second)
+	cfg.SigningSyncDelay = cmp.Or(cfg.SigningSyncDelay, 90*time.Second)
 	if cfg.RotateNowInterval <= 0 {
 		cfg.RotateNowInterval = DefaultRotateNowInterval
 	}

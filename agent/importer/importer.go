@@ -15,6 +15,7 @@
 package importer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -141,15 +142,9 @@ func New(cfg Config) (*Importer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Resync == 0 {
-		cfg.Resync = 30 * time.Second
-	}
-	if cfg.Pending == 0 {
-		cfg.Pending = 2 * time.Second
-	}
-	if cfg.SigningTick == 0 {
-		cfg.SigningTick = time.Minute
-	}
+	cfg.Resync = cmp.Or(cfg.Resync, 30*time.Second)
+	cfg.Pending = cmp.Or(cfg.Pending, 2*time.Second)
+	cfg.SigningTick = cmp.Or(cfg.SigningTick, time.Minute)
 	if cfg.Pods == nil {
 		cfg.Pods = cfg.Kube
 	}

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,9 +43,13 @@ type options struct {
 	maxRatio              float64
 	results               string
 	restarts              bool
-	agent, label          string
-	kubelet               int
-	peers                 int
+	// grow: the links grow 1 -> 50 -> 200 -> 1,000 (with the sizes asked for); off, each size
+	// asked for is created in one step from the last (-links 1000 -grow=false: 1,000 links from
+	// nothing).
+	grow         bool
+	agent, label string
+	kubelet      int
+	peers        int
 	// trace: debug logs, kept with the bed's directory, and the calls of each update.
 	trace bool
 	// profile: CPU profiles of both agents while the links grow past 200 and at idle after it (kept with the bed's
@@ -61,6 +66,7 @@ func main() {
 	flag.Float64Var(&o.maxRatio, "max-ratio", 3, "fail when an agents/baseline p50 ratio exceeds this")
 	flag.StringVar(&o.results, "results", "test/bench/RESULTS.md", "history file to append to (empty: none)")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure convergence after each agent restarts, at the largest size")
+	flag.BoolVar(&o.grow, "grow", true, "grow the links 1 -> 50 -> 200 -> 1,000 (false: create each size in -links in one step, e.g. -links 1000 -grow=false for 1,000 links from nothing)")
 	flag.StringVar(&o.agent, "agent", "", "agent binary to measure (default: build this checkout's)")
 	flag.IntVar(&o.kubelet, "kubelet-updates", 4, "CA updates timed to the consuming pods' files under the kubelet model, with and without the pod bump (0: none)")
 	flag.IntVar(&o.peers, "peers", 100, fmt.Sprintf("fake peers paired with west's agent, %d links each, at the end: connect time, idle RSS/CPU and heartbeat cost (0: none)", linksPerFakePeer))
@@ -122,7 +128,11 @@ func run(o options) (*report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	top := 0
-	for _, n := range scaleSteps(o.sizes) {
+	steps := scaleSteps(o.sizes)
+	if !o.grow {
+		steps = slices.Sorted(slices.Values(o.sizes))
+	}
+	for _, n := range steps {
 		top = max(top, n)
 	}
 	b, err := setUp(ctx, o.agent, o.trace, o.profile, top)
@@ -138,7 +148,7 @@ func run(o options) (*report, error) {
 	}
 	rep := &report{}
 	idleAt := map[int]bool{50: true, 200: true, 1000: true}
-	for _, n := range scaleSteps(o.sizes) {
+	for _, n := range steps {
 		var profiled chan struct{}
 		if o.profile && n > 200 {
 			profiled = b.cpuProfiles(ctx, fmt.Sprintf("cpu-to-%d", n), 30*time.Second)
