@@ -2,15 +2,8 @@ package exporter
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,6 +27,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -186,17 +180,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 // clock across.
 func longLivedCA(t *testing.T, cn string) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(3 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return testenv.CA(t, cn, time.Time{}, time.Now().Add(3*365*24*time.Hour)).PEM()
 }
 
 // now is the clock of the exporter and of the exported Elasticsearch.

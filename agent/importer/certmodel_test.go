@@ -1,36 +1,21 @@
 package importer
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
 func testCA(t *testing.T, isCA bool, notAfter time.Time) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "logs-transport"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return testenv.New(t, testenv.Spec{CN: "logs-transport", NotAfter: notAfter, IsCA: isCA, KeyUsage: x509.KeyUsageCertSign}).PEM()
 }
 
 func TestValidateCertificate(t *testing.T) {

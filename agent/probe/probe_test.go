@@ -2,13 +2,8 @@ package probe
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -23,40 +18,28 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t *testing.T) testCA {
+func newCA(t *testing.T) testenv.Cert {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "transport CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	c, _ := x509.ParseCertificate(der)
-	return testCA{cert: c, key: key}
+	return testenv.CA(t, "transport CA", time.Time{}, time.Time{})
 }
 
 // remoteClusterServer serves TLS like a remote cluster server, with a leaf of ca for name.
-func remoteClusterServer(t *testing.T, ca testCA, name string) string {
+func remoteClusterServer(t *testing.T, ca testenv.Cert, name string) string {
 	t.Helper()
 	return countingServer(t, ca, name, &atomic.Int64{})
 }
 
 // countingServer is remoteClusterServer counting the connections it accepts.
-func countingServer(t *testing.T, ca testCA, name string, accepted *atomic.Int64) string {
+func countingServer(t *testing.T, ca testenv.Cert, name string, accepted *atomic.Int64) string {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	leaf := testenv.New(t, testenv.Spec{CN: name, Serial: 2, DNSNames: []string{name}, Parent: &ca})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +156,9 @@ func TestProbe(t *testing.T) {
 		contain string
 	}{
 		{"no CA ConfigMap yet", func() {}, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "ccs-ecklink-remote-ca does not exist"},
-		{"verified", func() { cache.setCA(ca.cert) }, metav1.ConditionTrue, v1alpha1.ReasonHandshakeVerified, "chains to ConfigMap ccs-ecklink-remote-ca"},
-		{"stale CA copy", func() { cache.setCA(other.cert) }, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap"},
-		{"wrong server name", func() { cache.setCA(ca.cert); setStatus(addr, "logs-es-http.data.svc") }, metav1.ConditionFalse, v1alpha1.ReasonServerNameMismatch, name},
+		{"verified", func() { cache.setCA(ca.Cert) }, metav1.ConditionTrue, v1alpha1.ReasonHandshakeVerified, "chains to ConfigMap ccs-ecklink-remote-ca"},
+		{"stale CA copy", func() { cache.setCA(other.Cert) }, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap"},
+		{"wrong server name", func() { cache.setCA(ca.Cert); setStatus(addr, "logs-es-http.data.svc") }, metav1.ConditionFalse, v1alpha1.ReasonServerNameMismatch, name},
 		{"unreachable", func() { setStatus(dead, name) }, metav1.ConditionFalse, v1alpha1.ReasonProxyUnreachable, "cannot connect to " + dead},
 		{"not the remote cluster server", func() { setStatus(notTLS, name) }, metav1.ConditionFalse, v1alpha1.ReasonHandshakeFailed, "TLS handshake with " + notTLS + " as " + name + " failed"},
 	} {
@@ -277,7 +260,7 @@ func TestProbeOnePerPath(t *testing.T) {
 		}
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
-	cache.setCA(ca.cert) // apps/ccs-ecklink-remote-ca only
+	cache.setCA(ca.Cert) // apps/ccs-ecklink-remote-ca only
 	p, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -2,17 +2,11 @@ package protocol
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,6 +31,7 @@ import (
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
@@ -201,13 +196,10 @@ func readSeed(name string) (*peerv1.Update, error) {
 
 // longCA returns a self-signed CA valid for a century, so that the committed seeds stay valid.
 func longCA(cn string) []byte {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(100, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	c, _ := testenv.Make(testenv.Spec{CN: cn, Serial: now.UnixNano(), NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(100, 0, 0),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+	return c.PEM()
 }
 
 // FuzzRouterUpdate feeds arbitrary bytes, decoded as an Update from the paired peer, through the
