@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -28,6 +27,7 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -121,24 +121,11 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	if exp != nil {
 		objs = append(objs, exp)
 	}
-	var uobjs []runtime.Object
-	for _, o := range objs {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		uobjs = append(uobjs, u)
-	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	f.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, uobjs...)
+	var ess []*unstructured.Unstructured
 	if es != nil {
-		if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Create(ctx, es, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		ess = append(ess, es)
 	}
+	f.dyn = fakekube.Dynamic(t, objs, ess...)
 	f.ca = longLivedCA(t, "transport-ca")
 	f.kc = fake.NewClientset(transportCASecret(f.ca))
 	rec := kube.NewRecorderFor(f.events)

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -24,8 +23,8 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
@@ -147,23 +146,7 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	t.Cleanup(cancel)
 	peer := pairing.NewPeer(fxAgentNS, fxPeer, []byte("bundle"), []string{"west.example:9400"}, true, "")
 	peer.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
-	var objs []runtime.Object
-	for _, o := range append([]runtime.Object{peer}, toObjects(rcs)...) {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
-	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
-	// Created through its resource: the fake would guess "elasticsearchs" from the kind.
-	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Create(ctx, elasticsearch(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dyn := fakekube.Dynamic(t, append([]runtime.Object{peer}, toObjects(rcs)...), elasticsearch())
 	kc := fake.NewClientset()
 	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
 	if err != nil {

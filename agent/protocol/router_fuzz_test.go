@@ -20,18 +20,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
@@ -110,19 +108,10 @@ func buildRouterFixture() (*routerFixture, error) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "elastic", Name: "logs"},
 		Spec:       v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Peers: []string{fuzzPeer}},
 	}
-	var objs []runtime.Object
-	for _, o := range []runtime.Object{rc, peer, export} {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, u)
+	dyn, err := fakekube.NewDynamic([]runtime.Object{rc, peer, export})
+	if err != nil {
+		return nil, err
 	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
 	kc := fake.NewClientset()
 	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
 	if err != nil {
