@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -235,6 +236,29 @@ func (f *answerFixture) setTransportCA(t *testing.T, ca []byte) {
 		return ok && string(s.Data["ca.crt"]) == string(ca)
 	})
 	f.ca = ca
+}
+
+// configMap is the ConfigMap name of the exported Elasticsearch's namespace (nil: none).
+func (f *answerFixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := f.kc.CoreV1().ConfigMaps(axNS).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+// elasticsearch is the exported Elasticsearch as stored.
+func (f *answerFixture) elasticsearch(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
 }
 
 func waitFor(t *testing.T, ok func() bool) {

@@ -339,13 +339,7 @@ func TestCertificateLinkRemoval(t *testing.T) {
 // transport CA ConfigMap nor its wiring, and once the alias record is migrated (first pass) a
 // pass does not even read the ConfigMap.
 func TestNoCertificateLinkCostsNoTrustRead(t *testing.T) {
-	f := newFixture(t, remoteCluster("logs", ""))
-	f.connectAll()
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
-	f.reconcile(t)
-	f.settle(t)
+	f := newAppliedFixture(t)
 	f.kc.ClearActions()
 	f.reconcile(t)
 	for _, a := range f.kc.Actions() {

@@ -37,13 +37,7 @@ func TestKeyInEffectAfterTheRestart(t *testing.T) {
 		{name: "copied, nodes restarted after", aggregated: true, started: time.Minute, inEffect: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedFixture(t)
 			if tc.aggregated {
 				now := metav1.Now()
 				if _, err := f.kc.CoreV1().Secrets(fxNS).Create(t.Context(), &corev1.Secret{
@@ -257,9 +251,7 @@ func TestHotReloadThroughThePass(t *testing.T) {
 			f := newFixture(t, remoteCluster("logs", ""))
 			f.connectAll()
 			f.fileBasedES(t)
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-				t.Fatal(err)
-			}
+			f.sendKey(t, "logs", "key-1")
 			f.reconcile(t)
 			f.settle(t)
 			if f.applied(t).key("logs") != encodedKey("key-1") {

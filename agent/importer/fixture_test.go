@@ -236,6 +236,26 @@ func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteClust
 	return rc
 }
 
+// newAppliedFixture is the fixture with the API-key RemoteCluster logs connected and the peer's
+// key-1 for it applied by one settled pass.
+func newAppliedFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t, remoteCluster("logs", ""))
+	f.connectAll()
+	f.sendKey(t, "logs", "key-1")
+	f.reconcile(t)
+	f.settle(t)
+	return f
+}
+
+// sendKey delivers the peer's API-key credentials of alias: key id, transport CA west-transport.
+func (f *fixture) sendKey(t testing.TB, alias, id string) {
+	t.Helper()
+	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(alias, id, newTestCA(t, "west-transport"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitCache waits until the informer shows what ok accepts.
 func waitCache(t testing.TB, ok func() bool) {
 	t.Helper()

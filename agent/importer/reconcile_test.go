@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -346,9 +346,7 @@ func TestReconcileElasticsearchFailures(t *testing.T) {
 // claiming anything applied.
 func TestReconcileElasticsearchUnreachable(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", ""))
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	good := f.im.cfg.Elastic
 	f.im.cfg.Elastic = newUnreachable(t)
 	err := f.tryReconcile(t)
@@ -484,18 +482,9 @@ func TestWrongModelRefused(t *testing.T) {
 func TestHalfAppliedChangeFinished(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", ""))
 	f.connectAll()
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	dyn := f.im.cfg.Dynamic.(*dynamicfake.FakeDynamicClient)
-	var fail atomic.Bool
-	fail.Store(true)
-	dyn.PrependReactor("update", "elasticsearches", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if fail.Load() {
-			return true, nil, apierrors.NewServiceUnavailable("the API server is restarting")
-		}
-		return false, nil, nil
-	})
+	fail := fakekube.FailWhile(dyn, "update", "elasticsearches", apierrors.NewServiceUnavailable("the API server is restarting"))
 	err := f.tryReconcile(t)
 	if err == nil || !strings.Contains(err.Error(), "failed to wire Elasticsearch") {
 		t.Fatalf("pass with the wiring failing: %v", err)
@@ -553,13 +542,7 @@ func TestLinkRemoval(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedFixture(t)
 			if a := f.applied(t); len(a.settings) != 1 || !a.wired() {
 				t.Fatalf("link not applied: settings %v, wired %v", a.settings, a.wired())
 			}
