@@ -39,23 +39,7 @@ func remoteClusterServer(t *testing.T, ca testenv.Cert, name string) string {
 func countingServer(t *testing.T, ca testenv.Cert, name string, accepted *atomic.Int64) string {
 	t.Helper()
 	leaf := testenv.New(t, testenv.Spec{CN: name, Serial: 2, DNSNames: []string{name}, Parent: &ca})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			_ = c.(*tls.Conn).Handshake()
-			_ = c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return testenv.HandshakeServer(t, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}, accepted)
 }
 
 type fakeCache struct {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -100,4 +101,32 @@ func New(tb testing.TB, s Spec) Cert {
 func CA(tb testing.TB, cn string, notBefore, notAfter time.Time) Cert {
 	tb.Helper()
 	return New(tb, Spec{CN: cn, NotBefore: notBefore, NotAfter: notAfter, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+}
+
+// HandshakeServer listens on a loopback port with cfg and, for each connection it accepts
+// (counted in accepted unless nil), completes the TLS handshake and hangs up. It returns the
+// address; the listener closes with tb.
+func HandshakeServer(tb testing.TB, cfg *tls.Config, accepted *atomic.Int64) string {
+	tb.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted != nil {
+				accepted.Add(1)
+			}
+			go func() {
+				_ = c.(*tls.Conn).Handshake()
+				_ = c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
