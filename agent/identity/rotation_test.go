@@ -138,7 +138,7 @@ func TestRotationPolicy(t *testing.T) {
 func TestPromoteGate(t *testing.T) {
 	ctx := context.Background()
 	clock := backoff.NewFakeClock(epoch)
-	id := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
+	id := newEnvIdentity(t, "east", clock)
 	if err := id.PromoteNextCA(ctx); err == nil {
 		t.Fatal("PromoteNextCA() without a staged CA succeeded")
 	}
