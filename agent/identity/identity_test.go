@@ -37,6 +37,15 @@ func testConfig(env string, client kubernetes.Interface, clock backoff.Clock) Co
 	}
 }
 
+// newEastAtEpoch is an initialised identity of east on its own fake API server (cfg.Client), with
+// a fake clock at epoch.
+func newEastAtEpoch(t *testing.T) (*Identity, Config, *backoff.FakeClock) {
+	t.Helper()
+	clock := backoff.NewFakeClock(epoch)
+	cfg := testConfig("east", fake.NewClientset(), clock)
+	return newTestIdentity(t, cfg), cfg, clock
+}
+
 // newEnvIdentity is an initialised identity of env, with its own fake API server, on clock.
 func newEnvIdentity(t *testing.T, env string, clock backoff.Clock) *Identity {
 	t.Helper()

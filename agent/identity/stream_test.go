@@ -9,7 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
@@ -148,10 +147,7 @@ func TestStreamCheckerVerifyPeer(t *testing.T) {
 // time (a Secret of an older agent) until just before it expires.
 func TestPreviousCARetirement(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset()
-	clock := backoff.NewFakeClock(epoch)
-	cfg := testConfig("east", client, clock)
-	id := newTestIdentity(t, cfg)
+	id, cfg, clock := newEastAtEpoch(t)
 	mustDo(t, id.StageNextCA(ctx))
 	clock.Advance(time.Minute)
 	mustDo(t, id.PromoteNextCA(ctx))
