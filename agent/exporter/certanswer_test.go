@@ -295,11 +295,6 @@ func TestCertificateTrustWriteFails(t *testing.T) {
 // owner and what this agent knows of its link ("" keeps it).
 func TestTrustUnjustified(t *testing.T) {
 	owner := trustOwner(axExport, "east", axLink)
-	const (
-		askKey  = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
-		askCert = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
-		askNone = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
-	)
 	for _, tc := range []struct {
 		name, owner string
 		// held is the model the link held in memory asks for (nil: the link is not held).
@@ -314,7 +309,7 @@ func TestTrustUnjustified(t *testing.T) {
 		{name: "link not held, no inventory yet", owner: owner, want: ""},
 		{name: "link not held, not in the inventory", owner: owner, inventory: true, want: "peer east no longer imports link " + axLink.String()},
 		{name: "link asks for the certificate model", owner: owner, held: new(askCert), inventory: true, want: ""},
-		{name: "link asks for no model (0.1.0)", owner: owner, held: new(askNone), want: ""},
+		{name: "link asks for no model (0.1.0)", owner: owner, held: new(unspecified), want: ""},
 		{name: "link asks for the API-key model", owner: owner, held: new(askKey), want: "link " + axLink.String() + " asks for the apiKey model"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
