@@ -1,7 +1,6 @@
 package elastic
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -40,26 +39,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger(json bool) (hclog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newTestLogger(json bool) (hclog.Logger, *testenv.LogBuffer) {
+	buf := &testenv.LogBuffer{}
 	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Trace, Output: buf, JSONFormat: json}), buf
 }
 
@@ -69,7 +50,7 @@ type env struct {
 	srv   *httptest.Server
 	c     *Client
 	clock *fakeClock
-	logs  *logBuffer
+	logs  *testenv.LogBuffer
 }
 
 // newEnv starts esim (version e.g. "9.3.2") behind an httptest TLS server;

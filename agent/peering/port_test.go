@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -59,7 +60,7 @@ type testPort struct {
 	addr       string
 	pairer     *countingPairer
 	metrics    *portMetrics
-	logs       *syncBuffer
+	logs       *testenv.LogBuffer
 	// authenticated is the environment of the last Sync the server authenticated.
 	authenticated atomic.Pointer[string]
 }
@@ -69,7 +70,7 @@ func newTestPort(t *testing.T, limits PortLimits) *testPort {
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
 	east.trust.Set("west", west.id.CACertificates())
 	west.trust.Set("east", east.id.CACertificates())
-	p := &testPort{east: east, west: west, pairer: &countingPairer{}, metrics: &portMetrics{}, logs: &syncBuffer{}}
+	p := &testPort{east: east, west: west, pairer: &countingPairer{}, metrics: &portMetrics{}, logs: &testenv.LogBuffer{}}
 	srv, err := NewServer(ServerConfig{Manager: east.m, Pairer: p.pairer, Authenticate: func(ctx context.Context) (string, error) {
 		env, err := east.id.AuthenticatePeer(ctx, east.trust)
 		if err == nil {
