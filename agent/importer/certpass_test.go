@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -75,14 +74,7 @@ const certProxy = "203.0.113.7:9300"
 // transportTrust is ecklink's transport CA ConfigMap of the fixture's Elasticsearch (nil: none).
 func (f *fixture) transportTrust(t *testing.T) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), wiring.TransportCAConfigMapName(fxES), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.storedConfigMap(t, wiring.TransportCAConfigMapName(fxES))
 }
 
 // trustedFingerprints are the CA fingerprints the ConfigMap records for the alias's import owner.

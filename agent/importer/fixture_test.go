@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
@@ -246,6 +249,29 @@ func newAppliedFixture(t *testing.T) *fixture {
 	f.reconcile(t)
 	f.settle(t)
 	return f
+}
+
+// storedES is search/ccs as the API server holds it.
+func (f *fixture) storedES(t testing.TB) *unstructured.Unstructured {
+	t.Helper()
+	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// storedConfigMap is the ConfigMap name of search as the API server holds it (nil: none).
+func (f *fixture) storedConfigMap(t testing.TB, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
 }
 
 // sendKey delivers the peer's API-key credentials of alias: key id, transport CA west-transport.

@@ -21,7 +21,6 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -72,16 +71,8 @@ func (f *fixture) applied(t *testing.T) applied {
 	case !apierrors.IsNotFound(err):
 		t.Fatal(err)
 	}
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(ctx, wiring.CAConfigMapName(fxES), metav1.GetOptions{})
-	switch {
-	case err == nil:
-		a.cm = cm
-	case !apierrors.IsNotFound(err):
-		t.Fatal(err)
-	}
-	if a.es, err = f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	a.cm = f.storedConfigMap(t, wiring.CAConfigMapName(fxES))
+	a.es = f.storedES(t)
 	a.settings = map[string]esim.RemoteClusterSettings{}
 	for _, rc := range f.node.RemoteClusters() {
 		a.settings[rc.Alias] = rc
