@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -141,17 +141,11 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	if f.node, err = esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: axES, NodeName: "logs-0", Now: f.now}); err != nil {
 		t.Fatal(err)
 	}
-	f.node.SetUser("elastic", "test-password")
 	handler := f.faults.Wrap(f.node.Handler())
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := fakees.Serve(t, f.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.calls.add(r.Method + " " + r.URL.Path)
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	client, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.e, err = New(Config{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Outbox: f.out,
 		Recorder: rec, Metrics: metrics.New(), Now: f.now})
 	if err != nil {

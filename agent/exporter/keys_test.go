@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim"
@@ -29,13 +30,7 @@ func newKeyExporter(t *testing.T) (*Exporter, *elastic.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.SetUser("elastic", "test-password")
-	srv := httptest.NewTLSServer(node.Handler())
-	t.Cleanup(srv.Close)
-	c, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := fakees.Serve(t, node, nil)
 	e := newHandlerExporter()
 	e.cfg = Config{Environment: "west", Elastic: esimClients{c}, Now: time.Now}
 	e.encoded = map[string]elastic.Secret{}

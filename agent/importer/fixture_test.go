@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -164,11 +164,10 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.SetUser("elastic", "test-password")
 	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &requestCounts{}
 	faults := &esim.Faults{}
 	handler := faults.Wrap(node.Handler())
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	es := fakees.Serve(t, node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		requests.add(r.Method + " " + r.URL.Path)
 		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
@@ -176,11 +175,6 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 		}
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	es, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := &recordingOutbox{sent: map[string]proto.Message{}}
 	events := record.NewFakeRecorder(1000)
 	im, err := New(Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Outbox: out,
