@@ -86,12 +86,7 @@ func TestProbe(t *testing.T) {
 	setStatus := func(addr, serverName string) {
 		t.Helper()
 		cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
-		if _, err := crds.RemoteClusters().UpdateStatus(ctx, cur, func(x *v1alpha1.RemoteCluster) error {
-			x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		setAddress(t, crds, cur, addr, serverName)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	m := metrics.New()
@@ -114,17 +109,10 @@ func TestProbe(t *testing.T) {
 	}()
 	notTLS := func() string {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		t.Cleanup(func() { _ = ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_, _ = c.Write([]byte("not tls\r\n\r\n"))
-				_ = c.Close()
-			}
-		}()
+		testenv.ServeConns(t, ln, func(c net.Conn) {
+			_, _ = c.Write([]byte("not tls\r\n\r\n"))
+			_ = c.Close()
+		})
 		return ln.Addr().String()
 	}()
 
@@ -236,12 +224,7 @@ func TestProbeOnePerPath(t *testing.T) {
 		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
-			x.Status.ProxyAddress, x.Status.ServerName = addr, name
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		setAddress(t, crds, rc, addr, name)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	cache.setCA(ca.Cert) // apps/ccs-ecklink-remote-ca only
@@ -293,5 +276,16 @@ func TestProbeOnePerPath(t *testing.T) {
 	restarted.Round(ctx)
 	if n := statusWrites() - before; n != 0 {
 		t.Errorf("a restarted prober wrote %d unchanged verdicts again, want 0", n)
+	}
+}
+
+// setAddress sets the proxy address and server name the status of rc gives its link.
+func setAddress(t *testing.T, crds *kube.Client, rc *v1alpha1.RemoteCluster, addr, serverName string) {
+	t.Helper()
+	if _, err := crds.RemoteClusters().UpdateStatus(t.Context(), rc, func(x *v1alpha1.RemoteCluster) error {
+		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,13 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -27,11 +25,6 @@ type Cert struct {
 // PEM is the certificate as one PEM block.
 func (c Cert) PEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
-}
-
-// TLS is the certificate and its key as a tls.Certificate, to serve with.
-func (c Cert) TLS() tls.Certificate {
-	return tls.Certificate{Certificate: [][]byte{c.DER}, PrivateKey: c.Key}
 }
 
 // Spec says what certificate to make. A zero NotBefore is an hour ago, a zero NotAfter an hour
@@ -101,32 +94,4 @@ func New(tb testing.TB, s Spec) Cert {
 func CA(tb testing.TB, cn string, notBefore, notAfter time.Time) Cert {
 	tb.Helper()
 	return New(tb, Spec{CN: cn, NotBefore: notBefore, NotAfter: notAfter, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
-}
-
-// HandshakeServer listens on a loopback port with cfg and, for each connection it accepts
-// (counted in accepted unless nil), completes the TLS handshake and hangs up. It returns the
-// address; the listener closes with tb.
-func HandshakeServer(tb testing.TB, cfg *tls.Config, accepted *atomic.Int64) string {
-	tb.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if accepted != nil {
-				accepted.Add(1)
-			}
-			go func() {
-				_ = c.(*tls.Conn).Handshake()
-				_ = c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
