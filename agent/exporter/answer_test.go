@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,30 +55,10 @@ type answerFixture struct {
 	faults *esim.Faults
 	events *record.FakeRecorder
 	// calls counts the requests the Elasticsearch served, by "METHOD path".
-	calls *callCounter
+	calls *testenv.Counts
 	// offset moves the clock of the exporter and the Elasticsearch (key rotation).
 	offset atomic.Int64
 	ca     []byte // the exported Elasticsearch's transport CA
-}
-
-type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *callCounter) add(k string) { c.mu.Lock(); c.n[k]++; c.mu.Unlock() }
-
-// total is the number of requests whose "METHOD path" starts with prefix.
-func (c *callCounter) total(prefix string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for k, v := range c.n {
-		if strings.HasPrefix(k, prefix) {
-			n += v
-		}
-	}
-	return n
 }
 
 // axExportObject is data/logs granting peers, with the finalizer.
@@ -112,7 +91,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &answerFixture{faults: &esim.Faults{}, calls: &callCounter{n: map[string]int{}}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
+	f := &answerFixture{faults: &esim.Faults{}, calls: &testenv.Counts{}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
 	var objs []runtime.Object
 	for _, peer := range []string{"east", "north"} {
 		p := pairing.NewPeer("ecklink", peer, []byte("bundle"), []string{peer + ".example:9400"}, true, "")
@@ -143,7 +122,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	}
 	handler := f.faults.Wrap(f.node.Handler())
 	client := fakees.Serve(t, f.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.calls.add(r.Method + " " + r.URL.Path)
+		f.calls.Add(r.Method + " " + r.URL.Path)
 		handler.ServeHTTP(w, r)
 	}))
 	f.e, err = New(Config{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Outbox: f.out,
@@ -307,12 +286,12 @@ func TestAnswerIssuesOneKeyPerLink(t *testing.T) {
 		t.Errorf("version %q", c.GetElasticsearchVersion())
 	}
 
-	writes := f.calls.total("POST /_security/cross_cluster") + f.calls.total("PUT /_security") + f.calls.total("DELETE")
+	writes := f.calls.Total("POST /_security/cross_cluster") + f.calls.Total("PUT /_security") + f.calls.Total("DELETE")
 	f.pass(t, "east", axLink)
 	if again := f.credentials("east", axLink); again.GetApiKeyId() != keys[0] || again.GetApiKeyEncoded() != c.GetApiKeyEncoded() {
 		t.Errorf("second pass sent key %s, want %s again with its value", again.GetApiKeyId(), keys[0])
 	}
-	if n := f.calls.total("POST /_security/cross_cluster") + f.calls.total("PUT /_security") + f.calls.total("DELETE"); n != writes {
+	if n := f.calls.Total("POST /_security/cross_cluster") + f.calls.Total("PUT /_security") + f.calls.Total("DELETE"); n != writes {
 		t.Errorf("a pass with nothing changed made %d key writes", n-writes)
 	}
 	if got := f.liveKeys("east", axLink); len(got) != 1 {
@@ -558,7 +537,7 @@ func TestExportCAPerPeer(t *testing.T) {
 
 			renewed := longLivedCA(t, "renewed-transport-ca")
 			f.setTransportCA(t, renewed)
-			calls := f.calls.total("")
+			calls := f.calls.Total("")
 			if tc.share {
 				if _, err := f.e.republishExportCA("east", axNS, axES); err != nil {
 					t.Fatal(err)
@@ -576,7 +555,7 @@ func TestExportCAPerPeer(t *testing.T) {
 					}
 				}
 			}
-			if n := f.calls.total("") - calls; n != 0 {
+			if n := f.calls.Total("") - calls; n != 0 {
 				t.Errorf("%d Elasticsearch calls for a CA update, want none", n)
 			}
 			for _, id := range []link.ID{axLink, second} {

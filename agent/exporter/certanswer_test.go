@@ -108,8 +108,8 @@ func TestCertificateAnswer(t *testing.T) {
 	if c.GetProxyAddress() != certAddr || c.GetServerName() != "logs-es-transport.data.svc" || c.GetElasticsearchVersion() != "9.3.2" {
 		t.Errorf("answer address %q server name %q version %q", c.GetProxyAddress(), c.GetServerName(), c.GetElasticsearchVersion())
 	}
-	if n := len(f.node.APIKeys()); n != 0 || f.calls.total("POST /_security") != 0 {
-		t.Errorf("%d keys, %d key calls made for a certificate-model link", n, f.calls.total("POST /_security"))
+	if n := len(f.node.APIKeys()); n != 0 || f.calls.Total("POST /_security") != 0 {
+		t.Errorf("%d keys, %d key calls made for a certificate-model link", n, f.calls.Total("POST /_security"))
 	}
 	cm, owners := f.trust(t)
 	owner := trustOwner(axExport, "east", axLink)

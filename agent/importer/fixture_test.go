@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
@@ -57,35 +58,11 @@ type fixture struct {
 	// settingsPuts counts the PUT /_cluster/settings requests the Elasticsearch served.
 	settingsPuts *atomic.Int64
 	// requests counts the requests the Elasticsearch served by method and path.
-	requests *requestCounts
+	requests *testenv.Counts
 	// events are the Events the importer recorded.
 	events *record.FakeRecorder
 	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
 	faults *esim.Faults
-}
-
-// requestCounts counts requests by "METHOD /path".
-type requestCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *requestCounts) add(req string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[req]++
-}
-
-// take returns the counts so far and starts again from zero.
-func (c *requestCounts) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = nil
-	return n
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -164,12 +141,12 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &requestCounts{}
+	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &testenv.Counts{}
 	faults := &esim.Faults{}
 	handler := faults.Wrap(node.Handler())
 	es := fakees.Serve(t, node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		requests.add(r.Method + " " + r.URL.Path)
+		requests.Add(r.Method + " " + r.URL.Path)
 		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
 			puts.Add(1)
 		}
