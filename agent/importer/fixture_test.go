@@ -214,9 +214,17 @@ func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteClust
 // key-1 for it applied by one settled pass.
 func newAppliedFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newAppliedWithCA(t, newTestCA(t, "west-transport"))
+}
+
+// newAppliedWithCA is newAppliedFixture with ca as the peer's transport CA.
+func newAppliedWithCA(t *testing.T, ca []byte) *fixture {
+	t.Helper()
 	f := newFixture(t, remoteCluster("logs", ""))
 	f.connectAll()
-	f.sendKey(t, "logs", "key-1")
+	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", ca)); err != nil {
+		t.Fatal(err)
+	}
 	f.reconcile(t)
 	f.settle(t)
 	return f

@@ -416,13 +416,7 @@ func TestBadCredentialsKeepTheLastGoodState(t *testing.T) {
 		{"version with a newline", bad(func(c *peerv1.Credentials) { c.ElasticsearchVersion = "9.3\n" }), "InvalidCredentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", goodCA)); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedWithCA(t, goodCA)
 			before := f.applied(t)
 
 			err := f.im.OnCredentials(fxPeer, 2, tc.creds)
