@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 )
 
 // noPeers trusts nobody: the check's handshake carries no client certificate anyway.
@@ -35,24 +35,7 @@ func agentPeerPort(t *testing.T, env string) (string, []byte) {
 	if err := id.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", id.ServerTLSConfig(noPeers{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = c.(*tls.Conn).Handshake()
-				_ = c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String(), id.Bundle()
+	return testenv.HandshakeServer(t, id.ServerTLSConfig(noPeers{}), nil), id.Bundle()
 }
 
 func TestCheck(t *testing.T) {

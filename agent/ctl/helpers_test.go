@@ -14,10 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -46,15 +46,7 @@ func readPEM(t *testing.T, name string) (*x509.Certificate, []byte) {
 // fakeEnv is an environment backed by fake API clients.
 func fakeEnv(t *testing.T, kubeObjs []runtime.Object, crdObjs ...runtime.Object) *env {
 	t.Helper()
-	var us []runtime.Object
-	for _, o := range crdObjs {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		us = append(us, u)
-	}
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds, us...)})
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: fakekube.Dynamic(t, crdObjs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,9 @@
 package elastic
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/test/esim"
 )
 
@@ -45,26 +39,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger(json bool) (hclog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newTestLogger(json bool) (hclog.Logger, *testenv.LogBuffer) {
+	buf := &testenv.LogBuffer{}
 	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Trace, Output: buf, JSONFormat: json}), buf
 }
 
@@ -74,7 +50,7 @@ type env struct {
 	srv   *httptest.Server
 	c     *Client
 	clock *fakeClock
-	logs  *logBuffer
+	logs  *testenv.LogBuffer
 }
 
 // newEnv starts esim (version e.g. "9.3.2") behind an httptest TLS server;
@@ -133,38 +109,12 @@ type testPKI struct {
 // newPKI issues a server certificate for dnsNames (and 127.0.0.1).
 func newPKI(t *testing.T, dnsNames ...string) testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-http-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "es-http"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: dnsNames, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testPKI{
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		cert:  tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-	}
+	ca := testenv.CA(t, "test-http-ca", time.Time{}, time.Time{})
+	leaf := testenv.New(t, testenv.Spec{
+		CN: "es-http", Serial: 2, DNSNames: dnsNames, IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, Parent: &ca,
+	})
+	return testPKI{caPEM: ca.PEM(), cert: leaf.TLS()}
 }
 
 // serveTLS serves h with the PKI's server certificate.

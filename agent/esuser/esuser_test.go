@@ -11,8 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -21,6 +19,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/test/esim"
 )
@@ -95,13 +94,7 @@ func newFixture(t *testing.T, es ...*unstructured.Unstructured) *fixture {
 	t.Helper()
 	kube := fake.NewClientset()
 	f := &fixture{cache: &fakeCache{kube: kube, es: map[string]*unstructured.Unstructured{}}, kube: kube,
-		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})}
-	for _, e := range es {
-		if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Create(context.Background(), e, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+		dyn: fakekube.Dynamic(t, nil, es...)}
 	f.refresh(t)
 	n := 0
 	var err error

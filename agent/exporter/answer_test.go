@@ -2,19 +2,10 @@ package exporter
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,10 +13,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -34,6 +25,9 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -61,30 +55,10 @@ type answerFixture struct {
 	faults *esim.Faults
 	events *record.FakeRecorder
 	// calls counts the requests the Elasticsearch served, by "METHOD path".
-	calls *callCounter
+	calls *testenv.Counts
 	// offset moves the clock of the exporter and the Elasticsearch (key rotation).
 	offset atomic.Int64
 	ca     []byte // the exported Elasticsearch's transport CA
-}
-
-type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *callCounter) add(k string) { c.mu.Lock(); c.n[k]++; c.mu.Unlock() }
-
-// total is the number of requests whose "METHOD path" starts with prefix.
-func (c *callCounter) total(prefix string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for k, v := range c.n {
-		if strings.HasPrefix(k, prefix) {
-			n += v
-		}
-	}
-	return n
 }
 
 // axExportObject is data/logs granting peers, with the finalizer.
@@ -117,7 +91,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &answerFixture{faults: &esim.Faults{}, calls: &callCounter{n: map[string]int{}}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
+	f := &answerFixture{faults: &esim.Faults{}, calls: &testenv.Counts{}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
 	var objs []runtime.Object
 	for _, peer := range []string{"east", "north"} {
 		p := pairing.NewPeer("ecklink", peer, []byte("bundle"), []string{peer + ".example:9400"}, true, "")
@@ -127,24 +101,11 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	if exp != nil {
 		objs = append(objs, exp)
 	}
-	var uobjs []runtime.Object
-	for _, o := range objs {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		uobjs = append(uobjs, u)
-	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	f.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, uobjs...)
+	var ess []*unstructured.Unstructured
 	if es != nil {
-		if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Create(ctx, es, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		ess = append(ess, es)
 	}
+	f.dyn = fakekube.Dynamic(t, objs, ess...)
 	f.ca = longLivedCA(t, "transport-ca")
 	f.kc = fake.NewClientset(transportCASecret(f.ca))
 	rec := kube.NewRecorderFor(f.events)
@@ -159,17 +120,11 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 	if f.node, err = esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: axES, NodeName: "logs-0", Now: f.now}); err != nil {
 		t.Fatal(err)
 	}
-	f.node.SetUser("elastic", "test-password")
 	handler := f.faults.Wrap(f.node.Handler())
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.calls.add(r.Method + " " + r.URL.Path)
+	client := fakees.Serve(t, f.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.calls.Add(r.Method + " " + r.URL.Path)
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	client, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.e, err = New(Config{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Outbox: f.out,
 		Recorder: rec, Metrics: metrics.New(), Now: f.now})
 	if err != nil {
@@ -186,17 +141,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 // clock across.
 func longLivedCA(t *testing.T, cn string) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(3 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return testenv.CA(t, cn, time.Time{}, time.Now().Add(3*365*24*time.Hour)).PEM()
 }
 
 // now is the clock of the exporter and of the exported Elasticsearch.
@@ -266,6 +211,29 @@ func (f *answerFixture) setTransportCA(t *testing.T, ca []byte) {
 	f.ca = ca
 }
 
+// configMap is the ConfigMap name of the exported Elasticsearch's namespace (nil: none).
+func (f *answerFixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := f.kc.CoreV1().ConfigMaps(axNS).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+// elasticsearch is the exported Elasticsearch as stored.
+func (f *answerFixture) elasticsearch(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -318,12 +286,12 @@ func TestAnswerIssuesOneKeyPerLink(t *testing.T) {
 		t.Errorf("version %q", c.GetElasticsearchVersion())
 	}
 
-	writes := f.calls.total("POST /_security/cross_cluster") + f.calls.total("PUT /_security") + f.calls.total("DELETE")
+	writes := f.calls.Total("POST /_security/cross_cluster") + f.calls.Total("PUT /_security") + f.calls.Total("DELETE")
 	f.pass(t, "east", axLink)
 	if again := f.credentials("east", axLink); again.GetApiKeyId() != keys[0] || again.GetApiKeyEncoded() != c.GetApiKeyEncoded() {
 		t.Errorf("second pass sent key %s, want %s again with its value", again.GetApiKeyId(), keys[0])
 	}
-	if n := f.calls.total("POST /_security/cross_cluster") + f.calls.total("PUT /_security") + f.calls.total("DELETE"); n != writes {
+	if n := f.calls.Total("POST /_security/cross_cluster") + f.calls.Total("PUT /_security") + f.calls.Total("DELETE"); n != writes {
 		t.Errorf("a pass with nothing changed made %d key writes", n-writes)
 	}
 	if got := f.liveKeys("east", axLink); len(got) != 1 {
@@ -569,7 +537,7 @@ func TestExportCAPerPeer(t *testing.T) {
 
 			renewed := longLivedCA(t, "renewed-transport-ca")
 			f.setTransportCA(t, renewed)
-			calls := f.calls.total("")
+			calls := f.calls.Total("")
 			if tc.share {
 				if _, err := f.e.republishExportCA("east", axNS, axES); err != nil {
 					t.Fatal(err)
@@ -587,7 +555,7 @@ func TestExportCAPerPeer(t *testing.T) {
 					}
 				}
 			}
-			if n := f.calls.total("") - calls; n != 0 {
+			if n := f.calls.Total("") - calls; n != 0 {
 				t.Errorf("%d Elasticsearch calls for a CA update, want none", n)
 			}
 			for _, id := range []link.ID{axLink, second} {

@@ -2,18 +2,15 @@ package exporter
 
 import (
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -63,12 +60,9 @@ func (f *answerFixture) importCert(t *testing.T, peer string, id link.ID, ca []b
 // trust is the exported Elasticsearch's transport CA ConfigMap (nil: none) and its owners.
 func (f *answerFixture) trust(t *testing.T) (*corev1.ConfigMap, map[string][]string) {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(axNS).Get(t.Context(), wiring.TransportCAConfigMapName(axES), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	cm := f.configMap(t, wiring.TransportCAConfigMapName(axES))
+	if cm == nil {
 		return nil, nil
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 	owners, err := transporttrust.Owners(cm)
 	if err != nil {
@@ -80,11 +74,7 @@ func (f *answerFixture) trust(t *testing.T) (*corev1.ConfigMap, map[string][]str
 // wiredTrust reports whether the exported Elasticsearch names ecklink's transport CA ConfigMap.
 func (f *answerFixture) wiredTrust(t *testing.T) bool {
 	t.Helper()
-	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wiring.TransportCAConfigMapOf(es) == wiring.TransportCAConfigMapName(axES)
+	return wiring.TransportCAConfigMapOf(f.elasticsearch(t)) == wiring.TransportCAConfigMapName(axES)
 }
 
 func pemFingerprint(t *testing.T, b []byte) string {
@@ -118,8 +108,8 @@ func TestCertificateAnswer(t *testing.T) {
 	if c.GetProxyAddress() != certAddr || c.GetServerName() != "logs-es-transport.data.svc" || c.GetElasticsearchVersion() != "9.3.2" {
 		t.Errorf("answer address %q server name %q version %q", c.GetProxyAddress(), c.GetServerName(), c.GetElasticsearchVersion())
 	}
-	if n := len(f.node.APIKeys()); n != 0 || f.calls.total("POST /_security") != 0 {
-		t.Errorf("%d keys, %d key calls made for a certificate-model link", n, f.calls.total("POST /_security"))
+	if n := len(f.node.APIKeys()); n != 0 || f.calls.Total("POST /_security") != 0 {
+		t.Errorf("%d keys, %d key calls made for a certificate-model link", n, f.calls.Total("POST /_security"))
 	}
 	cm, owners := f.trust(t)
 	owner := trustOwner(axExport, "east", axLink)
@@ -281,14 +271,7 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 // fails (retried) and the peer gets no answer claiming the trust; the retry answers.
 func TestCertificateTrustWriteFails(t *testing.T) {
 	f := newCertFixture(t, "east")
-	var fail atomic.Bool
-	fail.Store(true)
-	f.kc.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if fail.Load() {
-			return true, nil, errors.New("etcd unavailable")
-		}
-		return false, nil, nil
-	})
+	fail := fakekube.FailWhile(f.kc, "create", "configmaps", errors.New("etcd unavailable"))
 	if err := f.e.OnImport("east", certRequest(axLink, longLivedCA(t, "east-transport"))); err != nil {
 		t.Fatal(err)
 	}
@@ -312,11 +295,6 @@ func TestCertificateTrustWriteFails(t *testing.T) {
 // owner and what this agent knows of its link ("" keeps it).
 func TestTrustUnjustified(t *testing.T) {
 	owner := trustOwner(axExport, "east", axLink)
-	const (
-		askKey  = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
-		askCert = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
-		askNone = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
-	)
 	for _, tc := range []struct {
 		name, owner string
 		// held is the model the link held in memory asks for (nil: the link is not held).
@@ -331,7 +309,7 @@ func TestTrustUnjustified(t *testing.T) {
 		{name: "link not held, no inventory yet", owner: owner, want: ""},
 		{name: "link not held, not in the inventory", owner: owner, inventory: true, want: "peer east no longer imports link " + axLink.String()},
 		{name: "link asks for the certificate model", owner: owner, held: new(askCert), inventory: true, want: ""},
-		{name: "link asks for no model (0.1.0)", owner: owner, held: new(askNone), want: ""},
+		{name: "link asks for no model (0.1.0)", owner: owner, held: new(unspecified), want: ""},
 		{name: "link asks for the API-key model", owner: owner, held: new(askKey), want: "link " + axLink.String() + " asks for the apiKey model"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,10 +28,10 @@ func TestPeriodicPassesShareOneKeyListing(t *testing.T) {
 		f.e.trig.Take(item{kind: "link", peer: "east", link: id}) // the import's own trigger, taken by its pass
 	}
 	queries := func() int {
-		return f.calls.total("POST /_security/_query/api_key") + f.calls.total("GET /_security/_query/api_key")
+		return f.calls.Total("POST /_security/_query/api_key") + f.calls.Total("GET /_security/_query/api_key")
 	}
 	writes := func() int {
-		return f.calls.total("POST /_security/cross_cluster") + f.calls.total("PUT /_security") + f.calls.total("DELETE")
+		return f.calls.Total("POST /_security/cross_cluster") + f.calls.Total("PUT /_security") + f.calls.Total("DELETE")
 	}
 	run := func(id link.ID, why string) {
 		t.Helper()
@@ -100,7 +100,7 @@ func TestStatusPassesReadTheKeysTheLastPassLeft(t *testing.T) {
 	f := newAnswerFixture(t, axExportObject("east"), axElasticsearch(true))
 	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}
 	queries := func() int {
-		return f.calls.total("POST /_security/_query/api_key") + f.calls.total("GET /_security/_query/api_key")
+		return f.calls.Total("POST /_security/_query/api_key") + f.calls.Total("GET /_security/_query/api_key")
 	}
 	q := queries()
 	f.importLink(t, "east", id)

@@ -13,8 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/metrics"
@@ -88,15 +87,7 @@ func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1
 		Spec: v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Model: model,
 			ProxyAddress: proxy, Peers: []string{"east"}},
 	}
-	u, err := kube.ToUnstructured(exp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, u)
+	dyn := fakekube.Dynamic(t, []runtime.Object{exp})
 	kc := fake.NewClientset(&corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: eck.TransportCertsPublic("logs"), Labels: map[string]string{eck.ClusterNameLabel: "logs"}},
 		Data:       map[string][]byte{"ca.crt": newCA},

@@ -9,13 +9,15 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
+// The models a consumer asks for, in the tables of the tests below.
+const (
+	unspecified = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
+	askKey      = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
+	askCert     = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
+)
+
 func TestModelRefusal(t *testing.T) {
 	apiKey, cert := v1alpha1.SecurityModelAPIKey, v1alpha1.SecurityModelCertificate
-	const (
-		unspecified = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
-		askKey      = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
-		askCert     = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
-	)
 	tests := []struct {
 		name       string
 		export     v1alpha1.SecurityModel
@@ -99,11 +101,6 @@ func TestModelOf(t *testing.T) {
 // transport CA. An agreed API-key answer makes one key and adds no peer CA to the transport
 // trust; an agreed certificate answer adds the peer CA and makes no key; a refusal does neither.
 func TestAnswerByModel(t *testing.T) {
-	const (
-		unspecified = peerv1.SecurityModel_SECURITY_MODEL_UNSPECIFIED
-		askKey      = peerv1.SecurityModel_SECURITY_MODEL_API_KEY
-		askCert     = peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE
-	)
 	tests := []struct {
 		name    string
 		export  v1alpha1.SecurityModel

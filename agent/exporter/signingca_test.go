@@ -9,13 +9,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -74,24 +70,13 @@ func newSigningFixture(t *testing.T, mode v1alpha1.StrongIdentityMode) *answerFi
 // signingCAs is the signing CA ConfigMap of the exported Elasticsearch (nil: none).
 func (f *answerFixture) signingCAs(t *testing.T) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(axNS).Get(t.Context(), wiring.SigningCAConfigMapName(axES), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.configMap(t, wiring.SigningCAConfigMapName(axES))
 }
 
 // signingMounted reports whether the exported Elasticsearch mounts the signing CA ConfigMap.
 func (f *answerFixture) signingMounted(t *testing.T) bool {
 	t.Helper()
-	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wiring.HasVolume(es, wiring.SigningCAVolume(axES))
+	return wiring.HasVolume(f.elasticsearch(t), wiring.SigningCAVolume(axES))
 }
 
 // importSigning receives east's request and runs one link pass.
@@ -294,14 +279,7 @@ func TestSigningCAReleased(t *testing.T) {
 // before any key or answer; the retry answers.
 func TestSigningCAWriteFails(t *testing.T) {
 	f := newSigningFixture(t, v1alpha1.StrongIdentityRequired)
-	var fail atomic.Bool
-	fail.Store(true)
-	f.kc.PrependReactor("create", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if fail.Load() {
-			return true, nil, errors.New("etcd unavailable")
-		}
-		return false, nil, nil
-	})
+	fail := fakekube.FailWhile(f.kc, "create", "configmaps", errors.New("etcd unavailable"))
 	if err := f.e.OnImport("east", newSigningConsumer(t).request("9.3.2")); err != nil {
 		t.Fatal(err)
 	}

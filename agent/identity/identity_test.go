@@ -37,6 +37,21 @@ func testConfig(env string, client kubernetes.Interface, clock backoff.Clock) Co
 	}
 }
 
+// newEastAtEpoch is an initialised identity of east on its own fake API server (cfg.Client), with
+// a fake clock at epoch.
+func newEastAtEpoch(t *testing.T) (*Identity, Config, *backoff.FakeClock) {
+	t.Helper()
+	clock := backoff.NewFakeClock(epoch)
+	cfg := testConfig("east", fake.NewClientset(), clock)
+	return newTestIdentity(t, cfg), cfg, clock
+}
+
+// newEnvIdentity is an initialised identity of env, with its own fake API server, on clock.
+func newEnvIdentity(t *testing.T, env string, clock backoff.Clock) *Identity {
+	t.Helper()
+	return newTestIdentity(t, testConfig(env, fake.NewClientset(), clock))
+}
+
 func newTestIdentity(t *testing.T, cfg Config) *Identity {
 	t.Helper()
 	id, err := New(cfg)
@@ -137,7 +152,7 @@ func TestInitCreatesAndReloads(t *testing.T) {
 
 func TestLeafCertificate(t *testing.T) {
 	clock := backoff.NewFakeClock(epoch)
-	id := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
+	id := newEnvIdentity(t, "east", clock)
 	leaf := id.Leaf()
 	if leaf.Subject.CommonName != "east" {
 		t.Errorf("CN = %q", leaf.Subject.CommonName)

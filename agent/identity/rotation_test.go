@@ -24,10 +24,7 @@ func roles(id *Identity) []string {
 // TestRotationPolicy drives tick, the policy core of Run, through a whole CA rotation.
 func TestRotationPolicy(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset()
-	clock := backoff.NewFakeClock(epoch)
-	cfg := testConfig("east", client, clock)
-	id := newTestIdentity(t, cfg)
+	id, cfg, clock := newEastAtEpoch(t)
 	bundleChanged, cancel := id.Subscribe()
 	defer cancel()
 
@@ -77,7 +74,7 @@ func TestRotationPolicy(t *testing.T) {
 		if id.Leaf().Issuer.CommonName != firstCA.Subject.CommonName {
 			t.Fatal("leaf must still be issued by the active CA while the next is only staged")
 		}
-		sec, err := client.CoreV1().Secrets(testNS).Get(ctx, SecretName, metav1.GetOptions{})
+		sec, err := cfg.Client.CoreV1().Secrets(testNS).Get(ctx, SecretName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +113,7 @@ func TestRotationPolicy(t *testing.T) {
 		if id.Pin() == firstPin {
 			t.Fatal("pin did not change")
 		}
-		cm, err := client.CoreV1().ConfigMaps(testNS).Get(ctx, ConfigMapName, metav1.GetOptions{})
+		cm, err := cfg.Client.CoreV1().ConfigMaps(testNS).Get(ctx, ConfigMapName, metav1.GetOptions{})
 		if err != nil || cm.Data[KeyPin] != id.Pin() {
 			t.Fatalf("configmap pin not updated: %v", err)
 		}
@@ -138,7 +135,7 @@ func TestRotationPolicy(t *testing.T) {
 func TestPromoteGate(t *testing.T) {
 	ctx := context.Background()
 	clock := backoff.NewFakeClock(epoch)
-	id := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
+	id := newEnvIdentity(t, "east", clock)
 	if err := id.PromoteNextCA(ctx); err == nil {
 		t.Fatal("PromoteNextCA() without a staged CA succeeded")
 	}
@@ -200,10 +197,7 @@ func TestRunRenewsLeaf(t *testing.T) {
 }
 
 func TestInitExpiredCA(t *testing.T) {
-	client := fake.NewClientset()
-	clock := backoff.NewFakeClock(epoch)
-	cfg := testConfig("east", client, clock)
-	id := newTestIdentity(t, cfg)
+	id, cfg, clock := newEastAtEpoch(t)
 	clock.Advance(30 * time.Minute)
 	if err := id.StageNextCA(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/identity/identitytest"
 	"github.com/ecklink/ecklink/internal/backoff"
@@ -55,8 +54,8 @@ func TestStreamCheckerRenewAt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := backoff.NewFakeClock(epoch)
-			east := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
-			west := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
+			east := newEnvIdentity(t, "east", clock)
+			west := newEnvIdentity(t, "west", clock)
 			clock.Advance(time.Minute)
 			// West's leaf is younger: it expires last.
 			mustDo(t, west.renewLeaf(clock.Now()))
@@ -122,9 +121,9 @@ func TestStreamCheckerVerifyPeer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := backoff.NewFakeClock(epoch)
-			east := newTestIdentity(t, testConfig("east", fake.NewClientset(), clock))
-			west := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
-			other := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
+			east := newEnvIdentity(t, "east", clock)
+			west := newEnvIdentity(t, "west", clock)
+			other := newEnvIdentity(t, "west", clock)
 			trust := &identitytest.Trust{}
 			trust.Set("west", west.CACertificates())
 			chain := []*x509.Certificate{west.Leaf(), west.CACertificates()[0]}
@@ -148,10 +147,7 @@ func TestStreamCheckerVerifyPeer(t *testing.T) {
 // time (a Secret of an older agent) until just before it expires.
 func TestPreviousCARetirement(t *testing.T) {
 	ctx := context.Background()
-	client := fake.NewClientset()
-	clock := backoff.NewFakeClock(epoch)
-	cfg := testConfig("east", client, clock)
-	id := newTestIdentity(t, cfg)
+	id, cfg, clock := newEastAtEpoch(t)
 	mustDo(t, id.StageNextCA(ctx))
 	clock.Advance(time.Minute)
 	mustDo(t, id.PromoteNextCA(ctx))
@@ -179,7 +175,7 @@ func TestPreviousCARetirement(t *testing.T) {
 	}
 
 	// A Secret without the promotion time keeps the previous CA until just before it expires.
-	id2 := newTestIdentity(t, testConfig("west", fake.NewClientset(), clock))
+	id2 := newEnvIdentity(t, "west", clock)
 	mustDo(t, id2.StageNextCA(ctx), id2.PromoteNextCA(ctx))
 	sec, err := id2.cfg.Client.CoreV1().Secrets(testNS).Get(ctx, SecretName, metav1.GetOptions{})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -55,11 +54,7 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 		_, ok := f.im.cachedConfigMap(fxNS, wiring.CAConfigMapName(fxES))
 		return ok
 	})
-	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, es
+	return f, f.storedES(t)
 }
 
 // TestAliasRecordMigrationAdoptsOnlyWhatTheAgentConfigured: the record migrated from 0.1.0's
@@ -133,10 +128,7 @@ func TestAliasRecordOfAnEarlierElasticsearch(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := f.storedES(t)
 	rec, err := f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil })
 	if err != nil {
 		t.Fatal(err)

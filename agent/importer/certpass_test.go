@@ -1,25 +1,67 @@
 package importer
 
 import (
+	"crypto/x509"
 	"errors"
-	"github.com/ecklink/ecklink/test/esim"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
+	"github.com/ecklink/ecklink/test/esim"
 )
+
+func testCA(t *testing.T, isCA bool, notAfter time.Time) []byte {
+	t.Helper()
+	return testenv.New(t, testenv.Spec{CN: "logs-transport", NotAfter: notAfter, IsCA: isCA, KeyUsage: x509.KeyUsageCertSign}).PEM()
+}
+
+func TestValidateCertificate(t *testing.T) {
+	ca := testCA(t, true, time.Now().Add(time.Hour))
+	good := func() *peerv1.Credentials {
+		return &peerv1.Credentials{Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE, CaBundle: ca,
+			ProxyAddress: "203.0.113.7:9300", ServerName: "logs-es-transport.data.svc"}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*peerv1.Credentials)
+		reason string
+	}{
+		{name: "valid", mutate: func(*peerv1.Credentials) {}},
+		{name: "an API key with the certificate model", mutate: func(c *peerv1.Credentials) { c.ApiKeyId = "abc" }, reason: "InvalidCredentials"},
+		{name: "an expiration with the certificate model", mutate: func(c *peerv1.Credentials) { c.ApiKeyExpiration = timestamppb.Now() }, reason: "InvalidCredentials"},
+		{name: "not a CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = testCA(t, false, time.Now().Add(time.Hour)) }, reason: "InvalidCA"},
+		{name: "expired CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = testCA(t, true, time.Now().Add(-time.Minute)) }, reason: "InvalidCA"},
+		{name: "no CA", mutate: func(c *peerv1.Credentials) { c.CaBundle = nil }, reason: "InvalidCA"},
+		{name: "no port", mutate: func(c *peerv1.Credentials) { c.ProxyAddress = "logs.example" }, reason: "InvalidAddress"},
+		{name: "bad server name", mutate: func(c *peerv1.Credentials) { c.ServerName = "a b" }, reason: "InvalidServerName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good()
+			tc.mutate(c)
+			err := validateCertificate(c, time.Now())
+			var ref *peering.RefusalError
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.reason != "" && (!errors.As(err, &ref) || ref.Reason != tc.reason):
+				t.Fatalf("err = %v, want reason %s", err, tc.reason)
+			}
+		})
+	}
+}
 
 // The certificate model through the full reconcile: the peer's transport CA joins the local
 // Elasticsearch's transport trust (ecklink's transport CA ConfigMap, wired into
@@ -32,14 +74,7 @@ const certProxy = "203.0.113.7:9300"
 // transportTrust is ecklink's transport CA ConfigMap of the fixture's Elasticsearch (nil: none).
 func (f *fixture) transportTrust(t *testing.T) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), wiring.TransportCAConfigMapName(fxES), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.storedConfigMap(t, wiring.TransportCAConfigMapName(fxES))
 }
 
 // trustedFingerprints are the CA fingerprints the ConfigMap records for the alias's import owner.
@@ -339,13 +374,7 @@ func TestCertificateLinkRemoval(t *testing.T) {
 // transport CA ConfigMap nor its wiring, and once the alias record is migrated (first pass) a
 // pass does not even read the ConfigMap.
 func TestNoCertificateLinkCostsNoTrustRead(t *testing.T) {
-	f := newFixture(t, remoteCluster("logs", ""))
-	f.connectAll()
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
-	f.reconcile(t)
-	f.settle(t)
+	f := newAppliedFixture(t)
 	f.kc.ClearActions()
 	f.reconcile(t)
 	for _, a := range f.kc.Actions() {

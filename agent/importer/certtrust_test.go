@@ -53,11 +53,7 @@ func (f *fixture) nameUserTransportCA(t *testing.T, userPEM []byte) {
 
 func (f *fixture) userTrust(t *testing.T) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), userTransportCM, metav1.GetOptions{})
-	if err != nil {
-		return nil
-	}
-	return cm
+	return f.storedConfigMap(t, userTransportCM)
 }
 
 // TestCertificateTrustInTheUsersConfigMap: the peer's CA joins the ConfigMap the user named,

@@ -116,9 +116,7 @@ func TestManualWiring(t *testing.T) {
 	rc := remoteCluster("logs", "")
 	rc.Spec.Wiring = v1alpha1.WiringManual
 	f := newFixture(t, rc)
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	before := f.applied(t)
 	f.reconcile(t)
 	a := f.applied(t)
@@ -148,9 +146,7 @@ func TestAliasConflicts(t *testing.T) {
 		newer.Name = "logs-again"
 		newer.CreationTimestamp = metav1.NewTime(older.CreationTimestamp.Add(1e9))
 		f := newFixture(t, older, newer)
-		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-			t.Fatal(err)
-		}
+		f.sendKey(t, "logs", "key-1")
 		f.reconcile(t)
 		if _, ok := f.applied(t).settings["logs"]; !ok {
 			t.Error("the older RemoteCluster did not get its alias")
@@ -168,9 +164,7 @@ func TestAliasConflicts(t *testing.T) {
 		if _, err := f.es.PutRemote(t.Context(), "logs", elastic.RemoteSettings{Mode: "proxy", ProxyAddress: "192.0.2.1:9443"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-			t.Fatal(err)
-		}
+		f.sendKey(t, "logs", "key-1")
 		f.reconcile(t)
 		if s := f.applied(t).settings["logs"]; s.ProxyAddress != "192.0.2.1:9443" {
 			t.Errorf("the user's alias was overwritten: %+v", s)
@@ -188,9 +182,7 @@ func TestPeerRefusal(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", ""))
 	f.connectAll()
 	l := &peerv1.Link{LocalNamespace: fxNS, LocalElasticsearch: fxES, Alias: "logs"}
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	f.reconcile(t)
 	f.settle(t)
 

@@ -66,15 +66,7 @@ func TestLinkConditions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.plan
 			p.rc, p.id, p.model = rc, id, modelOf(rc)
-			got := map[string]string{}
-			for _, c := range im.conditions(&p, tc.st) {
-				got[c.Type] = c.Reason
-			}
-			for typ, reason := range tc.want {
-				if got[typ] != reason {
-					t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
-				}
-			}
+			wantReasons(t, im, &p, tc.st, tc.want)
 		})
 	}
 }
@@ -132,15 +124,22 @@ func TestCertLinkConditions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := linkPlan{answer: creds, rc: rc, id: id, model: modelOf(rc), caInECK: !tc.notInECK}
-			got := map[string]string{}
-			for _, c := range im.conditions(&p, tc.st) {
-				got[c.Type] = c.Reason
-			}
-			for typ, reason := range tc.want {
-				if got[typ] != reason {
-					t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
-				}
-			}
+			wantReasons(t, im, &p, tc.st, tc.want)
 		})
+	}
+}
+
+// wantReasons fails t unless the conditions im sets for p over st carry, by type, the reasons of
+// want (other types are not checked).
+func wantReasons(t *testing.T, im *Importer, p *linkPlan, st *state, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, c := range im.conditions(p, st) {
+		got[c.Type] = c.Reason
+	}
+	for typ, reason := range want {
+		if got[typ] != reason {
+			t.Errorf("%s reason %q, want %q (all: %v)", typ, got[typ], reason, got)
+		}
 	}
 }

@@ -26,11 +26,11 @@ func TestESReadsKeepUntilASettingsWrite(t *testing.T) {
 		{"again", func() error { return readBoth(t, f, st) }, 0},
 	}
 	for _, s := range steps {
-		f.requests.take()
+		f.requests.Take()
 		if err := s.do(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		got := f.requests.take()
+		got := f.requests.Take()
 		if n := got["GET /_remote/info"] + got["GET /_cluster/settings"]; n != s.wantReads {
 			t.Errorf("%s: %d reads (%v), want %d", s.name, n, got, s.wantReads)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,10 +12,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -26,6 +26,9 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
@@ -55,35 +58,11 @@ type fixture struct {
 	// settingsPuts counts the PUT /_cluster/settings requests the Elasticsearch served.
 	settingsPuts *atomic.Int64
 	// requests counts the requests the Elasticsearch served by method and path.
-	requests *requestCounts
+	requests *testenv.Counts
 	// events are the Events the importer recorded.
 	events *record.FakeRecorder
 	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
 	faults *esim.Faults
-}
-
-// requestCounts counts requests by "METHOD /path".
-type requestCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *requestCounts) add(req string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[req]++
-}
-
-// take returns the counts so far and starts again from zero.
-func (c *requestCounts) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = nil
-	return n
 }
 
 // recordingOutbox keeps the last payload published per resource.
@@ -147,23 +126,7 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	t.Cleanup(cancel)
 	peer := pairing.NewPeer(fxAgentNS, fxPeer, []byte("bundle"), []string{"west.example:9400"}, true, "")
 	peer.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
-	var objs []runtime.Object
-	for _, o := range append([]runtime.Object{peer}, toObjects(rcs)...) {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
-	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
-	// Created through its resource: the fake would guess "elasticsearchs" from the kind.
-	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Create(ctx, elasticsearch(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dyn := fakekube.Dynamic(t, append([]runtime.Object{peer}, toObjects(rcs)...), elasticsearch())
 	kc := fake.NewClientset()
 	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
 	if err != nil {
@@ -178,23 +141,17 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node.SetUser("elastic", "test-password")
-	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &requestCounts{}
+	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &testenv.Counts{}
 	faults := &esim.Faults{}
 	handler := faults.Wrap(node.Handler())
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	es := fakees.Serve(t, node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		requests.add(r.Method + " " + r.URL.Path)
+		requests.Add(r.Method + " " + r.URL.Path)
 		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
 			puts.Add(1)
 		}
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	es, err := elastic.NewClient(elastic.ClientConfig{URL: srv.URL, Username: "elastic", Password: elastic.Secret("test-password"), Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := &recordingOutbox{sent: map[string]proto.Message{}}
 	events := record.NewFakeRecorder(1000)
 	im, err := New(Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Outbox: out,
@@ -251,6 +208,57 @@ func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteClust
 		t.Fatal(err)
 	}
 	return rc
+}
+
+// newAppliedFixture is the fixture with the API-key RemoteCluster logs connected and the peer's
+// key-1 for it applied by one settled pass.
+func newAppliedFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newAppliedWithCA(t, newTestCA(t, "west-transport"))
+}
+
+// newAppliedWithCA is newAppliedFixture with ca as the peer's transport CA.
+func newAppliedWithCA(t *testing.T, ca []byte) *fixture {
+	t.Helper()
+	f := newFixture(t, remoteCluster("logs", ""))
+	f.connectAll()
+	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", ca)); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcile(t)
+	f.settle(t)
+	return f
+}
+
+// storedES is search/ccs as the API server holds it.
+func (f *fixture) storedES(t testing.TB) *unstructured.Unstructured {
+	t.Helper()
+	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// storedConfigMap is the ConfigMap name of search as the API server holds it (nil: none).
+func (f *fixture) storedConfigMap(t testing.TB, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+// sendKey delivers the peer's API-key credentials of alias: key id, transport CA west-transport.
+func (f *fixture) sendKey(t testing.TB, alias, id string) {
+	t.Helper()
+	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(alias, id, newTestCA(t, "west-transport"))); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitCache waits until the informer shows what ok accepts.

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
@@ -45,10 +44,7 @@ func TestImportRequestCarriesTheModel(t *testing.T) {
 // Elasticsearch resource) and the RemoteCluster's conditions name the reason and the peer.
 func TestModelNotAllowed(t *testing.T) {
 	f := newFixture(t, remoteCluster("forged", ""), remoteCluster("wants-cert", v1alpha1.SecurityModelCertificate))
-	before, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := f.storedES(t)
 	apiKeyCreds := certificateCredentials(t, "wants-cert")
 	apiKeyCreds.Model, apiKeyCreds.ApiKeyId = peerv1.SecurityModel_SECURITY_MODEL_API_KEY, "key-1"
 	for _, tc := range []struct {
@@ -73,10 +69,7 @@ func TestModelNotAllowed(t *testing.T) {
 	if len(cms.Items) != 0 {
 		t.Errorf("ConfigMaps written for refused credentials: %v", cms.Items)
 	}
-	after, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := f.storedES(t)
 	if after.GetResourceVersion() != before.GetResourceVersion() {
 		t.Errorf("the Elasticsearch resource changed: %v", after.Object["spec"])
 	}

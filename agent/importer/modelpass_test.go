@@ -139,12 +139,12 @@ func TestBothModelsReadElasticsearchOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for pass := range 3 {
-		f.requests.take()
+		f.requests.Take()
 		puts := f.settingsPuts.Load()
 		f.reconcile(t)
 		f.settle(t)
 		wrote := f.settingsPuts.Load() > puts
-		got := f.requests.take()
+		got := f.requests.Take()
 		// A write invalidates what the pass read, so the read after it is the pass's second.
 		want := 1
 		if wrote {

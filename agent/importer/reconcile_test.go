@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +21,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -72,16 +71,8 @@ func (f *fixture) applied(t *testing.T) applied {
 	case !apierrors.IsNotFound(err):
 		t.Fatal(err)
 	}
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(ctx, wiring.CAConfigMapName(fxES), metav1.GetOptions{})
-	switch {
-	case err == nil:
-		a.cm = cm
-	case !apierrors.IsNotFound(err):
-		t.Fatal(err)
-	}
-	if a.es, err = f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(ctx, fxES, metav1.GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	a.cm = f.storedConfigMap(t, wiring.CAConfigMapName(fxES))
+	a.es = f.storedES(t)
 	a.settings = map[string]esim.RemoteClusterSettings{}
 	for _, rc := range f.node.RemoteClusters() {
 		a.settings[rc.Alias] = rc
@@ -346,9 +337,7 @@ func TestReconcileElasticsearchFailures(t *testing.T) {
 // claiming anything applied.
 func TestReconcileElasticsearchUnreachable(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", ""))
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	good := f.im.cfg.Elastic
 	f.im.cfg.Elastic = newUnreachable(t)
 	err := f.tryReconcile(t)
@@ -427,13 +416,7 @@ func TestBadCredentialsKeepTheLastGoodState(t *testing.T) {
 		{"version with a newline", bad(func(c *peerv1.Credentials) { c.ElasticsearchVersion = "9.3\n" }), "InvalidCredentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", goodCA)); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedWithCA(t, goodCA)
 			before := f.applied(t)
 
 			err := f.im.OnCredentials(fxPeer, 2, tc.creds)
@@ -484,18 +467,9 @@ func TestWrongModelRefused(t *testing.T) {
 func TestHalfAppliedChangeFinished(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", ""))
 	f.connectAll()
-	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-		t.Fatal(err)
-	}
+	f.sendKey(t, "logs", "key-1")
 	dyn := f.im.cfg.Dynamic.(*dynamicfake.FakeDynamicClient)
-	var fail atomic.Bool
-	fail.Store(true)
-	dyn.PrependReactor("update", "elasticsearches", func(k8stesting.Action) (bool, runtime.Object, error) {
-		if fail.Load() {
-			return true, nil, apierrors.NewServiceUnavailable("the API server is restarting")
-		}
-		return false, nil, nil
-	})
+	fail := fakekube.FailWhile(dyn, "update", "elasticsearches", apierrors.NewServiceUnavailable("the API server is restarting"))
 	err := f.tryReconcile(t)
 	if err == nil || !strings.Contains(err.Error(), "failed to wire Elasticsearch") {
 		t.Fatalf("pass with the wiring failing: %v", err)
@@ -553,13 +527,7 @@ func TestLinkRemoval(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-transport"))); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedFixture(t)
 			if a := f.applied(t); len(a.settings) != 1 || !a.wired() {
 				t.Fatalf("link not applied: settings %v, wired %v", a.settings, a.wired())
 			}

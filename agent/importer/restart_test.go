@@ -36,13 +36,7 @@ func TestRestartKeepsWhatIsApplied(t *testing.T) {
 		}(), reason: v1alpha1.ReasonWaitingForPeer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, remoteCluster("logs", ""))
-			f.connectAll()
-			if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", ca)); err != nil {
-				t.Fatal(err)
-			}
-			f.reconcile(t)
-			f.settle(t)
+			f := newAppliedWithCA(t, ca)
 			// The restarted agent reads its objects from the informer cache only.
 			want := f.applied(t)
 			waitCache(t, func() bool {

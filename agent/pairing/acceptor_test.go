@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,20 +13,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-type refusalCounts struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+// refusalCounts counts the refusals the acceptor reports, by reason.
+type refusalCounts struct{ testenv.Counts }
 
-func (r *refusalCounts) PairingRefused(reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n[reason]++
-}
+func (r *refusalCounts) PairingRefused(reason string) { r.Add(reason) }
 
 // storedToken is a token Secret as some agentctl wrote it.
 type storedToken struct {
@@ -134,8 +128,8 @@ func TestAcceptorRefusals(t *testing.T) {
 			if !errors.Is(err, is) {
 				t.Fatalf("Pair() = %v, want %v", err, is)
 			}
-			if counts.n[tt.reason] != 1 {
-				t.Fatalf("refusals counted %v, want one %s", counts.n, tt.reason)
+			if counts.Get(tt.reason) != 1 {
+				t.Fatalf("refusals counted %v, want one %s", counts.Snapshot(), tt.reason)
 			}
 			if calls := kc.Actions()[before:]; len(calls) > 0 {
 				t.Fatalf("a refused attempt made %d Kubernetes API calls: %v", len(calls), calls)
@@ -171,7 +165,7 @@ func newTestAcceptor(t *testing.T, kc *fake.Clientset, now func() time.Time) (*A
 	if err := idx.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	counts := &refusalCounts{n: map[string]int{}}
+	counts := &refusalCounts{}
 	logs := &bytes.Buffer{}
 	acc, err := NewAcceptor(AcceptorConfig{Namespace: ns, Kube: kc, Tokens: idx, CRDs: east.crds, Self: east.id, Metrics: counts, Now: now,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
@@ -203,8 +197,8 @@ func TestAcceptorPairs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if counts.n["unknown_token"] != 1000 || strings.Count(logs.String(), "pairing refused") != 1 {
-		t.Fatalf("1000 refusals: counted %v, logged %d lines", counts.n, strings.Count(logs.String(), "pairing refused"))
+	if counts.Get("unknown_token") != 1000 || strings.Count(logs.String(), "pairing refused") != 1 {
+		t.Fatalf("1000 refusals: counted %v, logged %d lines", counts.Snapshot(), strings.Count(logs.String(), "pairing refused"))
 	}
 	resp, err := acc.Pair(context.Background(), &peerv1.PairRequest{TokenId: tok.ID, TokenSecret: string(tok.Secret), Identity: west.self()})
 	if err != nil {

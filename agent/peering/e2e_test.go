@@ -1,7 +1,6 @@
 package peering
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/identity/identitytest"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/backoff"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -38,7 +38,7 @@ type testAgent struct {
 
 	m    *Manager
 	addr string
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 	// seen is the last client leaf the server verified, refused the last verification error.
 	seen    atomic.Pointer[x509.Certificate]
 	refused atomic.Pointer[error]
@@ -60,7 +60,7 @@ func newAgent(t *testing.T, env string, clock backoff.Clock) *testAgent {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = id.Run(ctx) }()
-	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
+	a := &testAgent{t: t, env: env, clock: clock, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &testenv.LogBuffer{}}
 	// Trust bundles received from a peer become that peer's trusted CAs, as the agent will do.
 	a.h.refuse = func(peer string, u *peerv1.Update) error {
 		if tr := u.GetTrust(); tr != nil {
@@ -208,24 +208,6 @@ func TestSyncBothWays(t *testing.T) {
 			t.Fatalf("%s logs leak payload contents:\n%s", a.env, logs)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestRestartResumesSequences(t *testing.T) {

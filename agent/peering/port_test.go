@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -33,25 +34,9 @@ func (p *countingPairer) Pair(context.Context, *peerv1.PairRequest) (*peerv1.Pai
 }
 
 // portMetrics records refusals by reason.
-type portMetrics struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+type portMetrics struct{ testenv.Counts }
 
-func (m *portMetrics) PortRefused(reason string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.n == nil {
-		m.n = map[string]int{}
-	}
-	m.n[reason]++
-}
-
-func (m *portMetrics) get(reason string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.n[reason]
-}
+func (m *portMetrics) PortRefused(reason string) { m.Add(reason) }
 
 // testPort is east's port with pairing enabled (a client certificate is optional), trusting west.
 type testPort struct {
@@ -59,7 +44,7 @@ type testPort struct {
 	addr       string
 	pairer     *countingPairer
 	metrics    *portMetrics
-	logs       *syncBuffer
+	logs       *testenv.LogBuffer
 	// authenticated is the environment of the last Sync the server authenticated.
 	authenticated atomic.Pointer[string]
 }
@@ -69,7 +54,7 @@ func newTestPort(t *testing.T, limits PortLimits) *testPort {
 	east, west := newAgent(t, "east", backoff.RealClock), newAgent(t, "west", backoff.RealClock)
 	east.trust.Set("west", west.id.CACertificates())
 	west.trust.Set("east", east.id.CACertificates())
-	p := &testPort{east: east, west: west, pairer: &countingPairer{}, metrics: &portMetrics{}, logs: &syncBuffer{}}
+	p := &testPort{east: east, west: west, pairer: &countingPairer{}, metrics: &portMetrics{}, logs: &testenv.LogBuffer{}}
 	srv, err := NewServer(ServerConfig{Manager: east.m, Pairer: p.pairer, Authenticate: func(ctx context.Context) (string, error) {
 		env, err := east.id.AuthenticatePeer(ctx, east.trust)
 		if err == nil {
@@ -195,8 +180,8 @@ func TestPortRateLimitsPairPerSource(t *testing.T) {
 	if n := strings.Count(p.logs.String(), "refused an anonymous client"); n != 1 {
 		t.Fatalf("%d log lines for 47 refusals, want 1:\n%s", n, p.logs.String())
 	}
-	if p.metrics.get(refusedRateLimited) != 47 {
-		t.Fatalf("metric counted %d rate-limited calls, want 47", p.metrics.get(refusedRateLimited))
+	if p.metrics.Get(refusedRateLimited) != 47 {
+		t.Fatalf("metric counted %d rate-limited calls, want 47", p.metrics.Get(refusedRateLimited))
 	}
 }
 
@@ -243,8 +228,8 @@ func TestPortBoundsConnections(t *testing.T) {
 		if kept != 2 {
 			t.Fatalf("%d anonymous connections from one source kept open, want 2", kept)
 		}
-		if p.metrics.get(refusedSourceCapacity) != 3 {
-			t.Fatalf("source_capacity refusals = %d, want 3", p.metrics.get(refusedSourceCapacity))
+		if p.metrics.Get(refusedSourceCapacity) != 3 {
+			t.Fatalf("source_capacity refusals = %d, want 3", p.metrics.Get(refusedSourceCapacity))
 		}
 		paired := p.west.id.ClientTLSConfig(p.west.trust, "east")
 		paired.NextProtos = []string{"h2"}
@@ -266,7 +251,7 @@ func TestPortBoundsConnections(t *testing.T) {
 		if took := time.Since(start); took > 3*time.Second {
 			t.Fatalf("closed after %s, want about the handshake timeout", took)
 		}
-		waitFor(t, "the refusal counted", wait, func() bool { return p.metrics.get(refusedHandshake) == 1 })
+		waitFor(t, "the refusal counted", wait, func() bool { return p.metrics.Get(refusedHandshake) == 1 })
 	})
 	t.Run("handshakes in progress are bounded", func(t *testing.T) {
 		p := newTestPort(t, PortLimits{MaxHandshakes: 2, HandshakeTimeout: 10 * time.Second})
@@ -285,7 +270,7 @@ func TestPortBoundsConnections(t *testing.T) {
 		if keptOpen(c, 2*time.Second) {
 			t.Fatal("a third silent connection is kept while two handshakes are in progress")
 		}
-		waitFor(t, "the refusal counted", wait, func() bool { return p.metrics.get(refusedHandshakeCapacity) == 1 })
+		waitFor(t, "the refusal counted", wait, func() bool { return p.metrics.Get(refusedHandshakeCapacity) == 1 })
 	})
 	t.Run("clients that do not speak HTTP/2 are closed", func(t *testing.T) {
 		p := newTestPort(t, PortLimits{})

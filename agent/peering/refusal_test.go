@@ -1,43 +1,17 @@
 package peering
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
-
-// lockedBuffer is a log sink the session's goroutines and the test may share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the logged lines that contain s.
-func (b *lockedBuffer) lines(s string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // TestRefusalReachesNackLoggedOnce: whatever a handler refuses with (a RefusalError as the
 // halves return it, one wrapped, or a plain error) becomes the Nack, and the stream logs it
@@ -64,7 +38,7 @@ func TestRefusalReachesNackLoggedOnce(t *testing.T) {
 			[]string{"reason=Internal", `error="failed to write the secret: conflict"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testenv.LogBuffer
 			hs := newHarness(t, func(c *Config) {
 				c.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 			})
@@ -82,7 +56,7 @@ func TestRefusalReachesNackLoggedOnce(t *testing.T) {
 			if nack == nil || nack.GetReason() != tt.wantReason || !strings.HasPrefix(tt.wantMessage, strings.TrimSuffix(nack.GetMessage(), "...")) {
 				t.Fatalf("got Nack %v, want reason %s and message %.40q", nack, tt.wantReason, tt.wantMessage)
 			}
-			got := logs.lines("refused")
+			got := logs.Lines("refused")
 			if len(got) != 1 {
 				t.Fatalf("refusal logged %d times, want once:\n%s", len(got), strings.Join(got, "\n"))
 			}
@@ -102,7 +76,7 @@ func TestRefusalReachesNackLoggedOnce(t *testing.T) {
 
 // TestReceivedNackLoggedOnce: a Nack from the peer is logged once, by the stream.
 func TestReceivedNackLoggedOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	hs := newHarness(t, func(c *Config) {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 	})
@@ -119,7 +93,7 @@ func TestReceivedNackLoggedOnce(t *testing.T) {
 	waitFor(t, "the Nack handled", 3*time.Second, func() bool {
 		return hs.h.get(func(h *fakeHandler) bool { return len(h.nacks) > 0 })
 	})
-	got := logs.lines("refused")
+	got := logs.Lines("refused")
 	if len(got) != 1 || !strings.Contains(got[0], "the peer refused an update") || !strings.Contains(got[0], "reason=InvalidCA") {
 		t.Fatalf("Nack received logged as %q, want one line with its reason", got)
 	}

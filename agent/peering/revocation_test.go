@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/identity/identitytest"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/backoff"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -44,7 +45,7 @@ type bufAgent struct {
 	h     *fakeHandler
 	peers *PeerSet
 	m     *Manager
-	logs  *syncBuffer
+	logs  *testenv.LogBuffer
 }
 
 type bufOptions struct {
@@ -70,7 +71,7 @@ func newBufAgent(t *testing.T, n *bufNet, env string, clock backoff.Clock, o buf
 	if err := id.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a := &bufAgent{env: env, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &syncBuffer{}}
+	a := &bufAgent{env: env, id: id, trust: &identitytest.Trust{}, h: newFakeHandler(), peers: NewPeerSet(), logs: &testenv.LogBuffer{}}
 	cfg := testManagerConfig(env, a.h)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: env, Level: hclog.Debug, Output: a.logs})
 	cfg.Clock = clock

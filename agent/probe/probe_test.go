@@ -2,14 +2,9 @@ package probe
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -24,57 +19,29 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/kube/kubetest"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t *testing.T) testCA {
+func newCA(t *testing.T) testenv.Cert {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "transport CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	c, _ := x509.ParseCertificate(der)
-	return testCA{cert: c, key: key}
+	return testenv.CA(t, "transport CA", time.Time{}, time.Time{})
 }
 
 // remoteClusterServer serves TLS like a remote cluster server, with a leaf of ca for name.
-func remoteClusterServer(t *testing.T, ca testCA, name string) string {
+func remoteClusterServer(t *testing.T, ca testenv.Cert, name string) string {
 	t.Helper()
 	return countingServer(t, ca, name, &atomic.Int64{})
 }
 
 // countingServer is remoteClusterServer counting the connections it accepts.
-func countingServer(t *testing.T, ca testCA, name string, accepted *atomic.Int64) string {
+func countingServer(t *testing.T, ca testenv.Cert, name string, accepted *atomic.Int64) string {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			_ = c.(*tls.Conn).Handshake()
-			_ = c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	leaf := testenv.New(t, testenv.Spec{CN: name, Serial: 2, DNSNames: []string{name}, Parent: &ca})
+	return testenv.HandshakeServer(t, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}, accepted)
 }
 
 type fakeCache struct {
@@ -121,12 +88,7 @@ func TestProbe(t *testing.T) {
 	setStatus := func(addr, serverName string) {
 		t.Helper()
 		cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
-		if _, err := crds.RemoteClusters().UpdateStatus(ctx, cur, func(x *v1alpha1.RemoteCluster) error {
-			x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		setAddress(t, crds, cur, addr, serverName)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	m := metrics.New()
@@ -149,17 +111,10 @@ func TestProbe(t *testing.T) {
 	}()
 	notTLS := func() string {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		t.Cleanup(func() { _ = ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_, _ = c.Write([]byte("not tls\r\n\r\n"))
-				_ = c.Close()
-			}
-		}()
+		testenv.ServeConns(t, ln, func(c net.Conn) {
+			_, _ = c.Write([]byte("not tls\r\n\r\n"))
+			_ = c.Close()
+		})
 		return ln.Addr().String()
 	}()
 
@@ -175,9 +130,9 @@ func TestProbe(t *testing.T) {
 		contain string
 	}{
 		{"no CA ConfigMap yet", func() {}, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "ccs-ecklink-remote-ca does not exist"},
-		{"verified", func() { cache.setCA(ca.cert) }, metav1.ConditionTrue, v1alpha1.ReasonHandshakeVerified, "chains to ConfigMap ccs-ecklink-remote-ca"},
-		{"stale CA copy", func() { cache.setCA(other.cert) }, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap"},
-		{"wrong server name", func() { cache.setCA(ca.cert); setStatus(addr, "logs-es-http.data.svc") }, metav1.ConditionFalse, v1alpha1.ReasonServerNameMismatch, name},
+		{"verified", func() { cache.setCA(ca.Cert) }, metav1.ConditionTrue, v1alpha1.ReasonHandshakeVerified, "chains to ConfigMap ccs-ecklink-remote-ca"},
+		{"stale CA copy", func() { cache.setCA(other.Cert) }, metav1.ConditionFalse, v1alpha1.ReasonCertificateUntrusted, "does not verify with ConfigMap"},
+		{"wrong server name", func() { cache.setCA(ca.Cert); setStatus(addr, "logs-es-http.data.svc") }, metav1.ConditionFalse, v1alpha1.ReasonServerNameMismatch, name},
 		{"unreachable", func() { setStatus(dead, name) }, metav1.ConditionFalse, v1alpha1.ReasonProxyUnreachable, "cannot connect to " + dead},
 		{"not the remote cluster server", func() { setStatus(notTLS, name) }, metav1.ConditionFalse, v1alpha1.ReasonHandshakeFailed, "TLS handshake with " + notTLS + " as " + name + " failed"},
 	} {
@@ -271,15 +226,10 @@ func TestProbeOnePerPath(t *testing.T) {
 		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
-			x.Status.ProxyAddress, x.Status.ServerName = addr, name
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		setAddress(t, crds, rc, addr, name)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
-	cache.setCA(ca.cert) // apps/ccs-ecklink-remote-ca only
+	cache.setCA(ca.Cert) // apps/ccs-ecklink-remote-ca only
 	p, err := New(Config{Cache: cache, CRDs: crds, Metrics: metrics.New(), Interval: 30 * time.Second, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +281,17 @@ func TestProbeOnePerPath(t *testing.T) {
 	}
 }
 
+// setAddress sets the proxy address and server name the status of rc gives its link.
+func setAddress(t *testing.T, crds *kube.Client, rc *v1alpha1.RemoteCluster, addr, serverName string) {
+	t.Helper()
+	if _, err := crds.RemoteClusters().UpdateStatus(t.Context(), rc, func(x *v1alpha1.RemoteCluster) error {
+		x.Status.ProxyAddress, x.Status.ServerName = addr, serverName
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestProbeWritesSideBySide: the first round after many links connect writes one verdict per
 // link, writers at a time (one after the other, 1,000 links took over a minute), and every one
 // of them lands.
@@ -351,15 +312,10 @@ func TestProbeWritesSideBySide(t *testing.T) {
 		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := crds.RemoteClusters().UpdateStatus(ctx, rc, func(x *v1alpha1.RemoteCluster) error {
-			x.Status.ProxyAddress, x.Status.ServerName = addr, name
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		setAddress(t, crds, rc, addr, name)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
-	cache.setCA(ca.cert)
+	cache.setCA(ca.Cert)
 	c := kubetest.NewInflight()
 	counted, err := kube.NewClient(kube.ClientConfig{Dynamic: kubetest.Counting(dyn, c)})
 	if err != nil {

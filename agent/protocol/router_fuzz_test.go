@@ -2,17 +2,11 @@ package protocol
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,17 +20,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/exporter"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/pairing"
@@ -115,19 +108,10 @@ func buildRouterFixture() (*routerFixture, error) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "elastic", Name: "logs"},
 		Spec:       v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Peers: []string{fuzzPeer}},
 	}
-	var objs []runtime.Object
-	for _, o := range []runtime.Object{rc, peer, export} {
-		u, err := kube.ToUnstructured(o)
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, u)
+	dyn, err := fakekube.NewDynamic([]runtime.Object{rc, peer, export})
+	if err != nil {
+		return nil, err
 	}
-	kinds := map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"}
-	for k, v := range kube.ListKinds {
-		kinds[k] = v
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds, objs...)
 	kc := fake.NewClientset()
 	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
 	if err != nil {
@@ -201,13 +185,10 @@ func readSeed(name string) (*peerv1.Update, error) {
 
 // longCA returns a self-signed CA valid for a century, so that the committed seeds stay valid.
 func longCA(cn string) []byte {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(100, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	c, _ := testenv.Make(testenv.Spec{CN: cn, Serial: now.UnixNano(), NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(100, 0, 0),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+	return c.PEM()
 }
 
 // FuzzRouterUpdate feeds arbitrary bytes, decoded as an Update from the paired peer, through the

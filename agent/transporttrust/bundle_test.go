@@ -2,13 +2,7 @@ package transporttrust
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
@@ -24,25 +19,12 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // newCA makes a self-signed CA valid from an hour before now until notAfter.
 func newCA(t *testing.T, cn string, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: notAfter,
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
+	return testenv.New(t, testenv.Spec{CN: cn, Serial: time.Now().UnixNano(), NotBefore: now.Add(-time.Hour), NotAfter: notAfter,
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign}).Cert
 }
 
 func pemOf(c *x509.Certificate) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	return string(testenv.Cert{DER: c.Raw}.PEM())
 }
 
 // fingerprints lists the certificates of cm's bundle in order.

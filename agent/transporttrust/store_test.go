@@ -13,12 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/wiring"
 )
 
@@ -43,12 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T, es *unstructured.Unstructured, objs ...runtime.Object) *fixture {
 	t.Helper()
 	kube := fake.NewClientset(objs...)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})
-	// Created through the resource, since the fake tracker would guess "elasticsearchs".
-	if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dyn := fakekube.Dynamic(t, nil, es)
 	return &fixture{store: &Store{Kube: kube, Editor: wiring.NewEditor(dyn, nil), Now: func() time.Time { return now }}, kube: kube, dyn: dyn}
 }
 

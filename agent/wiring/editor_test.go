@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 )
 
 var esGR = schema.GroupResource{Group: eck.ElasticsearchGVR.Group, Resource: eck.ElasticsearchGVR.Resource}
@@ -100,13 +100,11 @@ func TestEditorEdit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-				map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})
+			var objs []*unstructured.Unstructured
 			if tt.stored != nil {
-				if _, err := dyn.Resource(eck.ElasticsearchGVR).Namespace("apps").Create(ctx, tt.stored, metav1.CreateOptions{}); err != nil {
-					t.Fatal(err)
-				}
+				objs = append(objs, tt.stored)
 			}
+			dyn := fakekube.Dynamic(t, nil, objs...)
 			answers := tt.updates
 			dyn.PrependReactor("update", "elasticsearches", func(k8stesting.Action) (bool, runtime.Object, error) {
 				if len(answers) == 0 {
@@ -160,8 +158,7 @@ func TestEditorEdit(t *testing.T) {
 }
 
 func TestEditorErrorNamesTheEditAndTheResource(t *testing.T) {
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{eck.ElasticsearchGVR: "ElasticsearchList"})
+	dyn := fakekube.Dynamic(t, nil)
 	_, _, err := NewEditor(dyn, nil).Edit(context.Background(), labelled(nil), "wire the agent's user into", setLabel("a", "b"))
 	if err == nil || !strings.HasPrefix(err.Error(), "failed to wire the agent's user into Elasticsearch apps/ccs: ") {
 		t.Errorf("err = %v", err)
