@@ -20,8 +20,8 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
-	"github.com/ecklink/ecklink/agent/kube/kubetest"
 	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -316,8 +316,8 @@ func TestProbeWritesSideBySide(t *testing.T) {
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	cache.setCA(ca.Cert)
-	c := kubetest.NewInflight()
-	counted, err := kube.NewClient(kube.ClientConfig{Dynamic: kubetest.Counting(dyn, c)})
+	c := fakekube.NewInflight()
+	counted, err := kube.NewClient(kube.ClientConfig{Dynamic: fakekube.Counting(dyn, c)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestProbeWritesSideBySide(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Round(ctx)
-	if n, most := c.Total(kubetest.Status), c.Max(kubetest.Status); n != links || most < 2 || most > writers {
+	if n, most := c.Total(fakekube.Status), c.Max(fakekube.Status); n != links || most < 2 || most > writers {
 		t.Errorf("status writes: %d in all, at most %d at once; want %d, between 2 and %d at once", n, most, links, writers)
 	}
 	for i := range links {

@@ -1,7 +1,4 @@
-// Package kubetest holds test helpers around the Kubernetes clients: a dynamic client that
-// counts the writes in flight, to show that a component writes side by side. Only tests import
-// it.
-package kubetest
+package fakekube
 
 import (
 	"context"
