@@ -73,18 +73,11 @@ func (c *fakeCache) setCA(certs ...*x509.Certificate) {
 // loses both.
 func TestProbe(t *testing.T) {
 	ctx := context.Background()
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, crds := fakeCRDs(t)
 	ca, other := newCA(t), newCA(t)
 	name := "logs-es-remote-cluster.data.svc"
 	addr := remoteClusterServer(t, ca, name)
-	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "west-logs"},
-		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: "west-logs", Peer: "west"}}
-	if _, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
-		t.Fatal(err)
-	}
+	addLink(t, crds, "west-logs", "ccs", "", "")
 	setStatus := func(addr, serverName string) {
 		t.Helper()
 		cur, _ := crds.RemoteClusters().Get(ctx, "apps", "west-logs")
@@ -210,23 +203,14 @@ func value(t *testing.T, m *metrics.Metrics, name string) (float64, bool) {
 // A restarted prober does not write the verdicts its predecessor wrote.
 func TestProbeOnePerPath(t *testing.T) {
 	ctx := context.Background()
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn, crds := fakeCRDs(t)
 	ca := newCA(t)
 	name := "logs-es-remote-cluster.data.svc"
 	var accepted atomic.Int64
 	addr := countingServer(t, ca, name, &accepted)
 	links := map[string]string{"west-a": "ccs", "west-b": "ccs", "west-c": "ccs", "west-d": "other"}
 	for alias, es := range links {
-		rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: alias},
-			Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: es}, Alias: alias, Peer: "west"}}
-		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
-			t.Fatal(err)
-		}
-		setAddress(t, crds, rc, addr, name)
+		addLink(t, crds, alias, es, addr, name)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	cache.setCA(ca.Cert) // apps/ccs-ecklink-remote-ca only
@@ -281,6 +265,30 @@ func TestProbeOnePerPath(t *testing.T) {
 	}
 }
 
+// fakeCRDs is a fake dynamic client and the agent's client of the CRDs over it.
+func fakeCRDs(t *testing.T) (*dynamicfake.FakeDynamicClient, *kube.Client) {
+	t.Helper()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn, crds
+}
+
+// addLink creates RemoteCluster apps/alias, a link of local Elasticsearch es to west, whose
+// status names addr and serverName.
+func addLink(t *testing.T, crds *kube.Client, alias, es, addr, serverName string) {
+	t.Helper()
+	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: alias},
+		Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: es}, Alias: alias, Peer: "west"}}
+	rc, err := crds.RemoteClusters().Create(t.Context(), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setAddress(t, crds, rc, addr, serverName)
+}
+
 // setAddress sets the proxy address and server name the status of rc gives its link.
 func setAddress(t *testing.T, crds *kube.Client, rc *v1alpha1.RemoteCluster, addr, serverName string) {
 	t.Helper()
@@ -297,22 +305,13 @@ func setAddress(t *testing.T, crds *kube.Client, rc *v1alpha1.RemoteCluster, add
 // of them lands.
 func TestProbeWritesSideBySide(t *testing.T) {
 	ctx := context.Background()
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kube.ListKinds)
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn, crds := fakeCRDs(t)
 	ca := newCA(t)
 	name := "logs-es-remote-cluster.data.svc"
 	addr := remoteClusterServer(t, ca, name)
 	const links = 3 * writers
 	for i := range links {
-		rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: fmt.Sprintf("west-%02d", i)},
-			Spec: v1alpha1.RemoteClusterSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "ccs"}, Alias: fmt.Sprintf("west-%02d", i), Peer: "west"}}
-		if rc, err = crds.RemoteClusters().Create(ctx, rc); err != nil {
-			t.Fatal(err)
-		}
-		setAddress(t, crds, rc, addr, name)
+		addLink(t, crds, fmt.Sprintf("west-%02d", i), "ccs", addr, name)
 	}
 	cache := &fakeCache{crd: crds, cms: map[string]*corev1.ConfigMap{}}
 	cache.setCA(ca.Cert)
