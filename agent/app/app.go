@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/esuser"
 	"github.com/ecklink/ecklink/agent/exporter"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/kube"
@@ -234,9 +235,10 @@ func (a *Agent) newElastic(cfg config.Config, cl *clients, log hclog.Logger) err
 func (a *Agent) newHalves(cfg config.Config, cl *clients, crds *kube.Client, log hclog.Logger) error {
 	outbox := protocol.NewOutbox(a.manager)
 	var err error
+	deps := halves.Deps{Environment: cfg.Environment, Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, CRDs: crds, Elastic: a.resolver,
+		Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration}
 	if a.exporter, err = exporter.New(exporter.Config{
-		Environment: cfg.Environment, Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, CRDs: crds, Elastic: a.resolver,
-		Outbox: outbox, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		Deps: deps, Outbox: outbox,
 		SigningSyncDelay: cfg.Signing.SyncDelay.Duration, CertificateModel: cfg.CertificateModel.Enabled,
 		LinksPerPeer: cfg.Limits.LinksPerPeer, LinksPerExport: cfg.Limits.LinksPerExport,
 		Lag: exporter.LagConfig{CAGrace: cfg.PeerLag.CAGrace.Duration, TrustExpiry: cfg.PeerLag.TrustExpiry.Duration, KeyLead: cfg.PeerLag.KeyLead.Duration},
@@ -244,8 +246,7 @@ func (a *Agent) newHalves(cfg config.Config, cl *clients, crds *kube.Client, log
 		return err
 	}
 	a.importer, err = importer.New(importer.Config{
-		Environment: cfg.Environment, Cache: a.cache, Kube: cl.kube, Dynamic: cl.dyn, CRDs: crds, Elastic: a.resolver,
-		Outbox: outbox, Recorder: a.recorder, Metrics: a.metrics, Logger: log, Resync: cfg.ResyncInterval.Duration,
+		Deps: deps, Outbox: outbox,
 		AgentNamespace: cfg.Namespace,
 		AgentUser:      !cfg.Elasticsearch.UseElasticUser,
 		Signing:        signing.Config{CAValidity: cfg.Signing.CAValidity.Duration, LeafValidity: cfg.Signing.CertValidity.Duration},

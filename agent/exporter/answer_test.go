@@ -25,6 +25,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
@@ -125,8 +126,7 @@ func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructure
 		f.calls.Add(r.Method + " " + r.URL.Path)
 		handler.ServeHTTP(w, r)
 	}))
-	f.e, err = New(Config{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Outbox: f.out,
-		Recorder: rec, Metrics: metrics.New(), Now: f.now})
+	f.e, err = New(Config{Deps: halves.Deps{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Recorder: rec, Metrics: metrics.New(), Now: f.now}, Outbox: f.out})
 	if err != nil {
 		t.Fatal(err)
 	}

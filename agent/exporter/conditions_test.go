@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 )
 
@@ -60,7 +61,7 @@ func TestAddressCondition(t *testing.T) {
 			if tc.svc != nil {
 				kc = fake.NewClientset(tc.svc)
 			}
-			e := &Exporter{cfg: Config{Kube: kc}, log: hclog.NewNullLogger()}
+			e := &Exporter{cfg: Config{Deps: halves.Deps{Kube: kc}}, log: hclog.NewNullLogger()}
 			exp := export(tc.model, tc.proxy)
 			port := ""
 			if tc.model == cert {

@@ -19,23 +19,18 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"google.golang.org/protobuf/proto"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 
-	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
-	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/internal/task"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -49,28 +44,11 @@ type Outbox interface {
 	Resync(peer string)
 }
 
-// Clients gives an Elasticsearch client for a resource.
-type Clients interface {
-	Client(ctx context.Context, t elastic.Target) (*elastic.Client, error)
-}
-
-// Config configures the Exporter.
+// Config configures the Exporter: what both halves are built from (the environment name is
+// recorded in key metadata; Resync re-checks every link and export), and the exporter's own.
 type Config struct {
-	// Environment is this agent's environment name, recorded in key metadata.
-	Environment string
-	Cache       *cache.Cache
-	Kube        kubernetes.Interface
-	Dynamic     dynamic.Interface
-	CRDs        *kube.Client
-	Elastic     Clients
-	Outbox      Outbox
-	Recorder    *kube.Recorder
-	Metrics     *metrics.Metrics
-	Logger      hclog.Logger
-	// Now is the clock; time.Now if nil.
-	Now func() time.Time
-	// Resync re-checks every link and export this often.
-	Resync time.Duration
+	halves.Deps
+	Outbox Outbox
 	// SigningSyncDelay is how long after a write of the signing CA ConfigMap every node sees
 	// the new file (the kubelet's sync period plus its cache TTL). Default 90s.
 	SigningSyncDelay time.Duration
@@ -191,28 +169,10 @@ type linkState struct {
 
 // New checks the configuration and returns an Exporter.
 func New(cfg Config) (*Exporter, error) {
-	var missing []string
-	for _, f := range []struct {
-		name  string
-		unset bool
-	}{
-		{"Environment", cfg.Environment == ""}, {"Cache", cfg.Cache == nil}, {"Kube", cfg.Kube == nil}, {"Dynamic", cfg.Dynamic == nil},
-		{"CRDs", cfg.CRDs == nil}, {"Elastic", cfg.Elastic == nil}, {"Outbox", cfg.Outbox == nil},
-	} {
-		if f.unset {
-			missing = append(missing, f.name)
-		}
+	var err error
+	if cfg.Deps, err = cfg.Check("exporter", halves.Required{Name: "Outbox", Missing: cfg.Outbox == nil}); err != nil {
+		return nil, err
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("failed to create exporter: missing %v", missing)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	cfg.Resync = cmp.Or(cfg.Resync, 30*time.Second)
 	cfg.SigningSyncDelay = cmp.Or(cfg.SigningSyncDelay, 90*time.Second)
 	if cfg.RotateNowInterval <= 0 {
 		cfg.RotateNowInterval = DefaultRotateNowInterval

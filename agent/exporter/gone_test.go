@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim"
@@ -125,7 +126,7 @@ func TestRemovalsCostOneListingPerPass(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	clients := &userClients{srv: srv, user: "ecklink-agent"}
-	maker := &Exporter{cfg: Config{Environment: "west", Elastic: clients, Now: time.Now}, log: hclog.NewNullLogger(), encoded: map[string]elastic.Secret{}}
+	maker := &Exporter{cfg: Config{Deps: halves.Deps{Environment: "west", Elastic: clients, Now: time.Now}}, log: hclog.NewNullLogger(), encoded: map[string]elastic.Secret{}}
 	target := elastic.Target{Namespace: "ns", Name: "logs"}
 	var made []string
 	for i := range 5 {
@@ -166,7 +167,7 @@ func TestRemovalsCostOneListingPerPass(t *testing.T) {
 
 // failingFor fails for one target and serves the others.
 type failingFor struct {
-	Clients
+	halves.Clients
 	broken elastic.Target
 }
 

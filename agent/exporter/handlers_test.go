@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -18,8 +19,7 @@ import (
 
 func newHandlerExporter() *Exporter {
 	return &Exporter{
-		cfg: Config{Environment: "west", Now: time.Now, LinksPerPeer: DefaultLinksPerPeer, LinksPerExport: DefaultLinksPerExport,
-			Outbox: newRecordingOutbox(), Recorder: kube.NewRecorderFor(&record.FakeRecorder{})},
+		cfg:      Config{Deps: halves.Deps{Environment: "west", Now: time.Now, Recorder: kube.NewRecorderFor(&record.FakeRecorder{})}, LinksPerPeer: DefaultLinksPerPeer, LinksPerExport: DefaultLinksPerExport, Outbox: newRecordingOutbox()},
 		log:      hclog.NewNullLogger(),
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[item]()),
 		links:    map[string]map[link.ID]*linkState{},

@@ -7,13 +7,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/link"
 )
 
 // sampleMeta is the metadata of a key of link apps/ccs/west-logs, made by west for east under
 // the export data/logs.
 func sampleMeta() keyMetadata {
-	e := &Exporter{cfg: Config{Environment: "west"}}
+	e := &Exporter{cfg: Config{Deps: halves.Deps{Environment: "west"}}}
 	exp := &v1alpha1.ClusterExport{ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: "logs"}}
 	return e.metadata("east", link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}, exp, "0123abcd")
 }
@@ -165,7 +166,7 @@ func TestKeyMetadataDiffers(t *testing.T) {
 
 // TestKeyQueries: the queries name the stored fields as earlier releases did.
 func TestKeyQueries(t *testing.T) {
-	e := &Exporter{cfg: Config{Environment: "west"}}
+	e := &Exporter{cfg: Config{Deps: halves.Deps{Environment: "west"}}}
 	got, err := json.Marshal(e.linkQuery("east", link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "west-logs"}))
 	if err != nil {
 		t.Fatal(err)

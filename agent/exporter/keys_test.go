@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/link"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -32,7 +33,7 @@ func newKeyExporter(t *testing.T) (*Exporter, *elastic.Client) {
 	}
 	c := fakees.Serve(t, node, nil)
 	e := newHandlerExporter()
-	e.cfg = Config{Environment: "west", Elastic: esimClients{c}, Now: time.Now}
+	e.cfg = Config{Deps: halves.Deps{Environment: "west", Elastic: esimClients{c}, Now: time.Now}}
 	e.encoded = map[string]elastic.Secret{}
 	e.log = hclog.NewNullLogger()
 	return e, c
@@ -122,7 +123,7 @@ func keysFixture(t *testing.T) (*Exporter, *userClients, *esim.Node) {
 	srv := httptest.NewServer(node.Handler())
 	t.Cleanup(srv.Close)
 	clients := &userClients{srv: srv, user: "elastic"}
-	e := &Exporter{cfg: Config{Environment: "west", Elastic: clients, Now: time.Now}, log: hclog.NewNullLogger(), encoded: map[string]elastic.Secret{}}
+	e := &Exporter{cfg: Config{Deps: halves.Deps{Environment: "west", Elastic: clients, Now: time.Now}}, log: hclog.NewNullLogger(), encoded: map[string]elastic.Secret{}}
 	return e, clients, node
 }
 

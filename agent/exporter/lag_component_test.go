@@ -20,6 +20,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/link"
@@ -104,8 +105,7 @@ func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1
 	}
 	m := metrics.New()
 	out := newRecordingOutbox()
-	e, err := New(Config{Environment: "west", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noClients{}, Outbox: out,
-		Recorder: rec, Metrics: m, Now: clock.Now, Lag: LagConfig{CAGrace: time.Minute, TrustExpiry: time.Hour}})
+	e, err := New(Config{Deps: halves.Deps{Environment: "west", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noClients{}, Recorder: rec, Metrics: m, Now: clock.Now}, Outbox: out, Lag: LagConfig{CAGrace: time.Minute, TrustExpiry: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

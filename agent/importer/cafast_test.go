@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -28,7 +29,7 @@ func newTestCA(t testing.TB, cn string) []byte {
 // testImporter is an Importer with its queues and maps, and no Kubernetes behind it.
 func testImporter() *Importer {
 	im := &Importer{
-		cfg:       Config{Now: time.Now},
+		cfg:       Config{Deps: halves.Deps{Now: time.Now}},
 		log:       hclog.NewNullLogger(),
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[types.NamespacedName]()),
 		answers:   map[link.ID]*received{},

@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
@@ -154,8 +155,7 @@ func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	}))
 	out := &recordingOutbox{sent: map[string]proto.Message{}}
 	events := record.NewFakeRecorder(1000)
-	im, err := New(Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Outbox: out,
-		Recorder: kube.NewRecorderFor(events), Metrics: metrics.New(), Logger: log, AgentNamespace: fxAgentNS})
+	im, err := New(Config{Deps: halves.Deps{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Recorder: kube.NewRecorderFor(events), Metrics: metrics.New(), Logger: log}, Outbox: out, AgentNamespace: fxAgentNS})
 	if err != nil {
 		t.Fatal(err)
 	}

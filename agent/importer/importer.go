@@ -17,7 +17,6 @@ package importer
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -28,16 +27,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ecklink/ecklink/agent/cache"
-	"github.com/ecklink/ecklink/agent/elastic"
-	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/license"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/agent/signing"
 	"github.com/ecklink/ecklink/internal/task"
 	"github.com/ecklink/ecklink/internal/worker"
@@ -50,26 +46,11 @@ type Outbox interface {
 	Remove(peer, resource string) error
 }
 
-// Clients gives an Elasticsearch client for a resource.
-type Clients interface {
-	Client(ctx context.Context, t elastic.Target) (*elastic.Client, error)
-}
-
-// Config configures the Importer.
+// Config configures the Importer: what both halves are built from (Resync re-checks every
+// local Elasticsearch), and the importer's own.
 type Config struct {
-	Environment string
-	Cache       *cache.Cache
-	Kube        kubernetes.Interface
-	Dynamic     dynamic.Interface
-	CRDs        *kube.Client
-	Elastic     Clients
-	Outbox      Outbox
-	Recorder    *kube.Recorder
-	Metrics     *metrics.Metrics
-	Logger      hclog.Logger
-	Now         func() time.Time
-	// Resync re-checks every local Elasticsearch this often.
-	Resync time.Duration
+	halves.Deps
+	Outbox Outbox
 	// Pending is how soon a link that is not yet connected is checked again.
 	Pending time.Duration
 	// AgentNamespace holds the signing CA Secret (strong identity).
@@ -133,16 +114,10 @@ type Importer struct {
 
 // New checks the configuration and returns an Importer.
 func New(cfg Config) (*Importer, error) {
-	if cfg.Environment == "" || cfg.Cache == nil || cfg.Kube == nil || cfg.Dynamic == nil || cfg.CRDs == nil || cfg.Elastic == nil || cfg.Outbox == nil {
-		return nil, fmt.Errorf("failed to create importer: Environment, Cache, Kube, Dynamic, CRDs, Elastic and Outbox are required")
+	var err error
+	if cfg.Deps, err = cfg.Check("importer", halves.Required{Name: "Outbox", Missing: cfg.Outbox == nil}); err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	cfg.Resync = cmp.Or(cfg.Resync, 30*time.Second)
 	cfg.Pending = cmp.Or(cfg.Pending, 2*time.Second)
 	cfg.SigningTick = cmp.Or(cfg.SigningTick, time.Minute)
 	if cfg.Pods == nil {

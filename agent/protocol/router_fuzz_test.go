@@ -26,6 +26,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/exporter"
+	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/importer"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
@@ -123,11 +124,12 @@ func buildRouterFixture() (*routerFixture, error) {
 		return nil, err
 	}
 	m := metrics.New()
-	exp, err := exporter.New(exporter.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: NewOutbox(nopStream{}), Metrics: m, Logger: log})
+	deps := halves.Deps{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Metrics: m, Logger: log}
+	exp, err := exporter.New(exporter.Config{Deps: deps, Outbox: NewOutbox(nopStream{})})
 	if err != nil {
 		return nil, err
 	}
-	imp, err := importer.New(importer.Config{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noElastic{}, Outbox: NewOutbox(nopStream{}), Metrics: m, Logger: log})
+	imp, err := importer.New(importer.Config{Deps: deps, Outbox: NewOutbox(nopStream{})})
 	if err != nil {
 		return nil, err
 	}
