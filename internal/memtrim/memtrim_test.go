@@ -11,17 +11,19 @@ import (
 // fakeRuntime is a collector driven by the test: free is one more collection and leaves the
 // goal at rest.
 type fakeRuntime struct {
-	n, heapGoal, restGoal uint64
-	frees                 int
+	n, heapGoal, restGoal, freeKept uint64
+	frees                           int
 }
 
 func (f *fakeRuntime) cycles() uint64 { return f.n }
 func (f *fakeRuntime) goal() uint64   { return f.heapGoal }
-func (f *fakeRuntime) free()          { f.frees++; f.n++; f.heapGoal = f.restGoal }
+func (f *fakeRuntime) kept() uint64   { return f.freeKept }
+func (f *fakeRuntime) free()          { f.frees++; f.n++; f.heapGoal = f.restGoal; f.freeKept = 0 }
 
 // TestTrimsAfterABurst: a look trims only when no collection ran since the previous look, the
-// heap goal grew more than the slack above the last trim's, and the last trim is MinGap old; a
-// goal that grew for good is trimmed once, then left alone.
+// heap goal grew more than the slack above the last trim's or the runtime keeps more than the
+// slack of free heap, and the last trim is MinGap old; a goal that grew for good is trimmed once,
+// then left alone.
 func TestTrimsAfterABurst(t *testing.T) {
 	const mib = 1 << 20
 	rt := &fakeRuntime{heapGoal: 40 * mib, restGoal: 40 * mib}
@@ -33,21 +35,27 @@ func TestTrimsAfterABurst(t *testing.T) {
 		gcs     uint64 // collections the rest of the agent ran since the previous look
 		goal    uint64 // the goal they left (0: unchanged)
 		rest    uint64 // the goal a trim would leave (0: unchanged)
+		kept    uint64 // the free heap the runtime keeps at the look
 		trim    bool
 	}{
-		{"first look, quiet: the goal above zero's slack", 5 * time.Second, 0, 0, 0, true},
-		{"quiet, the goal is the trim's", 30 * time.Second, 0, 0, 0, false},
-		{"a burst: collections, goal 75 MiB", 5 * time.Second, 3, 75 * mib, 0, false},
-		{"quiet after the burst", 5 * time.Second, 0, 0, 0, true},
-		{"another burst", 5 * time.Second, 1, 75 * mib, 0, false},
-		{"quiet, 10s after the last trim", 5 * time.Second, 0, 0, 0, false},
-		{"quiet, 40s after the last trim", 30 * time.Second, 0, 0, 0, true},
-		{"quiet, goal at rest", 40 * time.Second, 0, 0, 0, false},
-		{"busy, goal grew within the slack", 5 * time.Second, 1, 46 * mib, 0, false},
-		{"quiet, within the slack", 35 * time.Second, 0, 0, 0, false},
-		{"more links: goal 60 MiB, at rest 56 MiB", 5 * time.Second, 2, 60 * mib, 56 * mib, false},
-		{"quiet: trimmed once", 5 * time.Second, 0, 0, 0, true},
-		{"quiet: the new rest is left alone", 60 * time.Second, 0, 0, 0, false},
+		{"first look, quiet: the goal above zero's slack", 5 * time.Second, 0, 0, 0, 0, true},
+		{"quiet, the goal is the trim's", 30 * time.Second, 0, 0, 0, 0, false},
+		{"a burst: collections, goal 75 MiB", 5 * time.Second, 3, 75 * mib, 0, 0, false},
+		{"quiet after the burst", 5 * time.Second, 0, 0, 0, 0, true},
+		{"another burst", 5 * time.Second, 1, 75 * mib, 0, 0, false},
+		{"quiet, 10s after the last trim", 5 * time.Second, 0, 0, 0, 0, false},
+		{"quiet, 40s after the last trim", 30 * time.Second, 0, 0, 0, 0, true},
+		{"quiet, goal at rest", 40 * time.Second, 0, 0, 0, 0, false},
+		{"busy, goal grew within the slack", 5 * time.Second, 1, 46 * mib, 0, 0, false},
+		{"quiet, within the slack", 35 * time.Second, 0, 0, 0, 0, false},
+		{"more links: goal 60 MiB, at rest 56 MiB", 5 * time.Second, 2, 60 * mib, 56 * mib, 0, false},
+		{"quiet: trimmed once", 5 * time.Second, 0, 0, 0, 0, true},
+		{"quiet: the new rest is left alone", 60 * time.Second, 0, 0, 0, 0, false},
+		{"collections at rest left 20 MiB free, kept", 20 * time.Second, 1, 0, 0, 20 * mib, false},
+		{"quiet, 20 MiB kept: trimmed", 5 * time.Second, 0, 0, 0, 20 * mib, true},
+		{"quiet, 20 MiB kept again, 10s after the trim", 10 * time.Second, 0, 0, 0, 20 * mib, false},
+		{"quiet, 6 MiB kept, within the slack", 30 * time.Second, 0, 0, 0, 6 * mib, false},
+		{"busy, 30 MiB kept", 5 * time.Second, 1, 0, 0, 30 * mib, false},
 	}
 	frees := 0
 	for _, s := range steps {
@@ -59,6 +67,7 @@ func TestTrimsAfterABurst(t *testing.T) {
 		if s.rest != 0 {
 			rt.restGoal = s.rest
 		}
+		rt.freeKept = s.kept
 		if s.trim {
 			frees++
 		}
