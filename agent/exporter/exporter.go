@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"google.golang.org/protobuf/proto"
 	"strings"
 	"sync"
 	"time"
@@ -36,10 +35,9 @@ import (
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
-// Outbox sends resources to peers; the peering layer numbers, delivers and resends them.
+// Outbox sends resources to peers (halves.Outbox) and restarts a stream.
 type Outbox interface {
-	Publish(peer, resource string, payload proto.Message) error
-	Remove(peer, resource string) error
+	halves.Outbox
 	// Resync restarts the stream with peer, which then resends what this agent refused.
 	Resync(peer string)
 }

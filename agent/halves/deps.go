@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -22,6 +23,12 @@ import (
 // Clients gives an Elasticsearch client for a resource.
 type Clients interface {
 	Client(ctx context.Context, t elastic.Target) (*elastic.Client, error)
+}
+
+// Outbox sends resources to peers; the peering layer numbers, delivers and resends them.
+type Outbox interface {
+	Publish(peer, resource string, payload proto.Message) error
+	Remove(peer, resource string) error
 }
 
 // DefaultResync is how often a half re-checks everything it holds when Deps.Resync is 0.

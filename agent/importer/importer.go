@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/hashicorp/go-hclog"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,10 +39,7 @@ import (
 )
 
 // Outbox sends resources to peers.
-type Outbox interface {
-	Publish(peer, resource string, payload proto.Message) error
-	Remove(peer, resource string) error
-}
+type Outbox = halves.Outbox
 
 // Config configures the Importer: what both halves are built from (Resync re-checks every
 // local Elasticsearch), and the importer's own.
