@@ -139,7 +139,11 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger, version strin
 		return nil, err
 	}
 	if cfg.Probe.Interval.Duration > 0 {
-		if a.prober, err = probe.New(probe.Config{Cache: a.cache, CRDs: crds, Metrics: a.metrics, Logger: log, Interval: cfg.Probe.Interval.Duration}); err != nil {
+		probeCRDs, err := kube.NewClient(kube.ClientConfig{Dynamic: cl.probeDyn, Recorder: a.recorder})
+		if err != nil {
+			return nil, err
+		}
+		if a.prober, err = probe.New(probe.Config{Cache: a.cache, CRDs: probeCRDs, Metrics: a.metrics, Logger: log, Interval: cfg.Probe.Interval.Duration}); err != nil {
 			return nil, err
 		}
 	}
@@ -165,6 +169,10 @@ type clients struct {
 	// pods marks pods as updated, which is best effort: a client of its own, so that it never
 	// waits for, nor delays, the writes of the CA path.
 	pods kubernetes.Interface
+	// probeDyn writes the link probe verdicts, best effort too: the prober's first round after
+	// a thousand links connect writes a thousand statuses, which the writes of the CA path must
+	// not queue behind.
+	probeDyn dynamic.Interface
 	// lease renews the Lease (see newLeaseClient); nil without leader election.
 	lease kubernetes.Interface
 }
@@ -187,10 +195,11 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 	if cl.watchKube, cl.watchDyn, err = newKubeClients(kube.WaitForAPIServer(restCfg, 2*time.Second, log.Named("kube"))); err != nil {
 		return nil, err
 	}
-	podsCfg := rest.CopyConfig(restCfg)
-	podsCfg.QPS, podsCfg.Burst, podsCfg.RateLimiter = 20, 40, nil
-	if cl.pods, err = kube.NewClientset(podsCfg); err != nil {
+	if cl.pods, err = kube.NewClientset(bestEffort(restCfg)); err != nil {
 		return nil, err // NewClientset's error names the client
+	}
+	if cl.probeDyn, err = dynamic.NewForConfig(bestEffort(restCfg)); err != nil {
+		return nil, fmt.Errorf("failed to create the prober's dynamic client: %w", err)
 	}
 	if cfg.LeaderElection.Enabled {
 		if cl.lease, err = newLeaseClient(restCfg, cfg.LeaderElection); err != nil {
@@ -198,6 +207,13 @@ func newClients(cfg config.Config, version string, log hclog.Logger) (*clients, 
 		}
 	}
 	return cl, nil
+}
+
+// bestEffort is c for a client of best-effort writes, with a rate budget of its own (20/s).
+func bestEffort(c *rest.Config) *rest.Config {
+	out := rest.CopyConfig(c)
+	out.QPS, out.Burst, out.RateLimiter = 20, 40, nil
+	return out
 }
 
 func newKubeClients(c *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {
