@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -174,25 +175,18 @@ func (p *Prober) Round(ctx context.Context) {
 // status per link, which one at a time took over a minute at 1,000 links.
 const writers = 8
 
-// reportAll reports each target's verdict, writers at a time.
+// reportAll reports each target's verdict, writers at a time (errgroup's limit, as the
+// importer's status writes).
 func (p *Prober) reportAll(ctx context.Context, targets []*target) {
-	work := make(chan *target)
-	var wg sync.WaitGroup
-	for range min(writers, len(targets)) {
-		wg.Go(func() {
-			for tg := range work {
-				p.report(ctx, tg)
-			}
-		})
-	}
+	var writes errgroup.Group
+	writes.SetLimit(writers)
 	for _, tg := range targets {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- tg
+		writes.Go(func() error { p.report(ctx, tg); return nil })
 	}
-	close(work)
-	wg.Wait()
+	_ = writes.Wait() // report logs its own failures
 }
 
 // bundle is a CA ConfigMap's certificates, or why they are unusable.
