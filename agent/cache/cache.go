@@ -251,11 +251,6 @@ func (c *Cache) ClusterExports() []*v1alpha1.ClusterExport {
 	return c.typedExports.list(listAll(c.exports))
 }
 
-// RemoteClusters lists every RemoteCluster.
-func (c *Cache) RemoteClusters() []*v1alpha1.RemoteCluster {
-	return c.typedRemotes.list(listAll(c.remotes))
-}
-
 // RemoteClustersShared lists every RemoteCluster as the informer holds it, without a copy (do
 // not modify them): for the readers that change nothing, such as queueing every Elasticsearch
 // on a resync, the user controller's roles and the prober's round. Copying 1,000 RemoteClusters

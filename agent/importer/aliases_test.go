@@ -36,7 +36,7 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool {
-		rcs := f.im.cfg.Cache.RemoteClusters()
+		rcs := f.im.cfg.Cache.RemoteClustersShared()
 		return len(rcs) == 1 && rcs[0].Status.ProxyAddress != ""
 	})
 	legacy, _ := json.Marshal([]string{"users-own", "west-logs"})

@@ -71,7 +71,7 @@ func TestChangedAnswerReachesElasticsearch(t *testing.T) {
 					t.Fatal(err)
 				}
 				waitCache(t, func() bool {
-					rcs := f.im.cfg.Cache.RemoteClusters()
+					rcs := f.im.cfg.Cache.RemoteClustersShared()
 					return len(rcs) == 1 && rcs[0].Spec.SkipUnavailable != nil
 				})
 				return nil

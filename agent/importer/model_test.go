@@ -112,7 +112,7 @@ func TestModelChangedAfterCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool {
-		rcs := f.im.cfg.Cache.RemoteClusters()
+		rcs := f.im.cfg.Cache.RemoteClustersShared()
 		return len(rcs) == 1 && rcs[0].Spec.Model == v1alpha1.SecurityModelAPIKey
 	})
 	p := f.im.plan(fxNS, fxES)[0]

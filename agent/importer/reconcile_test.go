@@ -521,7 +521,7 @@ func TestLinkRemoval(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitCache(t, func() bool {
-				rcs := f.im.cfg.Cache.RemoteClusters()
+				rcs := f.im.cfg.Cache.RemoteClustersShared()
 				return len(rcs) == 1 && rcs[0].DeletionTimestamp != nil
 			})
 		}},
