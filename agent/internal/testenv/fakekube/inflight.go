@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 )
 
 // Write kinds counted by Inflight.
@@ -26,13 +28,14 @@ const HeldWrite = 20 * time.Millisecond
 // Inflight counts the writes in progress, by kind (Update, Status), the most that were at once,
 // and all of them.
 type Inflight struct {
-	mu              sync.Mutex
-	now, max, total map[string]int
+	mu       sync.Mutex
+	now, max map[string]int
+	total    testenv.Counts
 }
 
 // NewInflight returns an empty count.
 func NewInflight() *Inflight {
-	return &Inflight{now: map[string]int{}, max: map[string]int{}, total: map[string]int{}}
+	return &Inflight{now: map[string]int{}, max: map[string]int{}}
 }
 
 // Max is the most writes of kind that were in progress at once.
@@ -43,17 +46,13 @@ func (c *Inflight) Max(kind string) int {
 }
 
 // Total is how many writes of kind were made.
-func (c *Inflight) Total(kind string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.total[kind]
-}
+func (c *Inflight) Total(kind string) int { return c.total.Get(kind) }
 
 func (c *Inflight) enter(kind string) {
+	c.total.Add(kind)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now[kind]++
-	c.total[kind]++
 	c.max[kind] = max(c.max[kind], c.now[kind])
 }
 
