@@ -79,6 +79,11 @@ type ResourceClient[T any, P Object[T]] struct {
 
 	mu      sync.Mutex
 	written map[types.NamespacedName]statusWrite[T, P]
+	// ttl is writtenTTL (tests shorten it); sweep, armed while written holds entries, forgets
+	// the expired ones: a client that wrote the statuses of 1,000 objects once (the prober's
+	// first round) and not since would otherwise keep their copies (~8 MB) for good.
+	ttl   time.Duration
+	sweep *time.Timer
 }
 
 // statusWrite is the last status write of one object: a copy of the object the API server
@@ -90,8 +95,8 @@ type statusWrite[T any, P Object[T]] struct {
 }
 
 // The status writes remembered: a write is forgotten once the caller passes a copy it is not
-// known to be newer than, or after writtenTTL (an informer catches up within milliseconds); past
-// maxWritten entries, the expired ones are swept at the next write. maxOver bounds the versions
+// known to be newer than, or after writtenTTL (an informer catches up within milliseconds), when
+// a sweep finds it expired; past maxWritten entries, a write is not remembered. maxOver bounds the versions
 // one write remembers (each write while the informer lags adds one).
 const (
 	writtenTTL = time.Minute
@@ -101,7 +106,7 @@ const (
 
 func newResourceClient[T any, P Object[T]](cfg ClientConfig, gvr schema.GroupVersionResource) *ResourceClient[T, P] {
 	return &ResourceClient[T, P]{resource: cfg.Dynamic.Resource(gvr), gvr: gvr, recorder: cfg.Recorder,
-		written: map[types.NamespacedName]statusWrite[T, P]{}}
+		written: map[types.NamespacedName]statusWrite[T, P]{}, ttl: writtenTTL}
 }
 
 // latest returns the object UpdateStatus starts from, and the versions that object is known to be
@@ -121,7 +126,7 @@ func (c *ResourceClient[T, P]) latest(obj P) (P, []string) {
 	if !ok {
 		return obj, nil
 	}
-	if slices.Contains(w.over, obj.GetResourceVersion()) && time.Since(w.at) < writtenTTL {
+	if slices.Contains(w.over, obj.GetResourceVersion()) && time.Since(w.at) < c.ttl {
 		return w.stored, w.over
 	}
 	delete(c.written, key)
@@ -135,14 +140,32 @@ func (c *ResourceClient[T, P]) wrote(over []string, stored P) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.written) >= maxWritten {
-		for k, w := range c.written {
-			if now.Sub(w.at) >= writtenTTL {
-				delete(c.written, k)
-			}
-		}
+		c.forgetExpiredLocked(now)
 	}
 	if len(c.written) < maxWritten {
 		c.written[key] = statusWrite[T, P]{over: over[max(0, len(over)-maxOver):], stored: stored.DeepCopyObject().(P), at: now}
+	}
+	if c.sweep == nil {
+		c.sweep = time.AfterFunc(c.ttl, c.sweepExpired)
+	}
+}
+
+// sweepExpired forgets the expired writes and runs again while any are left.
+func (c *ResourceClient[T, P]) sweepExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgetExpiredLocked(time.Now()); len(c.written) == 0 {
+		c.sweep = nil
+		return
+	}
+	c.sweep.Reset(c.ttl)
+}
+
+func (c *ResourceClient[T, P]) forgetExpiredLocked(now time.Time) {
+	for k, w := range c.written {
+		if now.Sub(w.at) >= c.ttl {
+			delete(c.written, k)
+		}
 	}
 }
 
@@ -273,6 +296,7 @@ func (c *ResourceClient[T, P]) UpdateStatus(ctx context.Context, obj P, mutate f
 		if err != nil {
 			return err
 		}
+		out.SetManagedFields(nil) // as the informers keep objects (cache): nothing reads them, and the copy is kept (wrote)
 		if stored, err = FromUnstructured[T](out); err != nil {
 			return err
 		}

@@ -287,3 +287,39 @@ func TestUpdateStatusOverItsOwnWrite(t *testing.T) {
 		t.Errorf("%d writes after a pass over a newer copy that changes nothing, want 3", writes.Load())
 	}
 }
+
+// TestWrittenStatusesAreForgotten: the copies of the client's own writes are dropped once
+// expired even when the client writes nothing more (the prober's first round at 1,000 links,
+// then silence), and the sweep stops when none are left.
+func TestWrittenStatusesAreForgotten(t *testing.T) {
+	ctx := t.Context()
+	seed := testRemote("eu")
+	seed.ResourceVersion = "1"
+	c, _ := newTestClient(t, nil, seed)
+	rcs := c.RemoteClusters()
+	rcs.mu.Lock()
+	rcs.ttl = 50 * time.Millisecond
+	rcs.mu.Unlock()
+	obj, err := rcs.Get(ctx, "search", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcs.UpdateStatus(ctx, obj, setConnected(metav1.ConditionFalse, v1alpha1.ReasonRemoteNotConnected)); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (int, bool) {
+		rcs.mu.Lock()
+		defer rcs.mu.Unlock()
+		return len(rcs.written), rcs.sweep != nil
+	}
+	if n, armed := state(); n != 1 || !armed {
+		t.Fatalf("after a write: %d kept, sweep armed %v; want 1 and armed", n, armed)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n, armed := state(); n != 0 || armed; n, armed = state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the TTL: %d kept, sweep armed %v; want none and no sweep", n, armed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

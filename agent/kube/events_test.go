@@ -66,14 +66,21 @@ func TestRecordTransitions(t *testing.T) {
 	}
 }
 
-// TestRecorderWritesEvents goes through the real broadcaster to a (fake) API server.
-func TestRecorderWritesEvents(t *testing.T) {
+// newFakeRecorder is a Recorder writing to a fake API server, shut down when t ends.
+func newFakeRecorder(t *testing.T) (*Recorder, *fake.Clientset) {
+	t.Helper()
 	kube := fake.NewClientset()
 	r, err := NewRecorder(t.Context(), RecorderConfig{Kube: kube})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Shutdown()
+	t.Cleanup(r.Shutdown)
+	return r, kube
+}
+
+// TestRecorderWritesEvents goes through the real broadcaster to a (fake) API server.
+func TestRecorderWritesEvents(t *testing.T) {
+	r, kube := newFakeRecorder(t)
 	rc := &v1alpha1.RemoteCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "search", Name: "eu", UID: "u1"}}
 	r.ConditionChanged(rc, metav1.Condition{Type: "Connected", Status: "False", Reason: "RemoteNotConnected", Message: "timeout"})
 
@@ -107,12 +114,7 @@ func TestNewRecorderRequiresKube(t *testing.T) {
 // The recorder only creates Events: a repeated Event, which the broadcaster would patch, is
 // written as a new one (the agent's RBAC grants create on Events and nothing else).
 func TestRecorderOnlyCreatesEvents(t *testing.T) {
-	kube := fake.NewClientset()
-	r, err := NewRecorder(t.Context(), RecorderConfig{Kube: kube})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown()
+	r, kube := newFakeRecorder(t)
 	peer := &v1alpha1.Peer{ObjectMeta: metav1.ObjectMeta{Namespace: "ecklink", Name: "west", UID: "u1"}}
 	for range 3 {
 		r.Event(peer, corev1.EventTypeWarning, "DialFailed", "no route to host")
