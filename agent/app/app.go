@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -297,7 +298,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", a.cfg.ListenAddress, err)
 	}
-	a.log.Info("agent serving", "environment", a.cfg.Environment, "listen_address", lis.Addr().String(), "version", a.version)
+	gc := memtrim.SetGCPercent(os.Getenv)
+	a.log.Info("agent serving", "environment", a.cfg.Environment, "listen_address", lis.Addr().String(), "version", a.version, "gc_percent", gc)
 	close(a.ready)
 	return task.Run(ctx,
 		task.Named{Name: "health", Run: a.healthServer()},

@@ -19,6 +19,7 @@ var Keys = map[string]string{
 	"heap_goal":        "the Go runtime's heap goal in bytes (after the operation)",
 	"heap_goal_before": "the Go runtime's heap goal in bytes before the operation",
 	"heap_kept":        "the free heap in bytes the Go runtime kept and had not returned to the operating system",
+	"gc_percent":       "the Go collector's GOGC in force",
 	"dialed":           "whether this side dialed the stream",
 	"dropped":          "how many items were dropped",
 	"duration":         "how long an operation took",

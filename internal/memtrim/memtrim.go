@@ -15,6 +15,10 @@
 // what is live at rest. A goal that grew because the agent holds more (more links) is measured
 // again by one trim and then left alone.
 //
+// The collector's pace: between two collections the heap grows to GOGC percent above what the
+// last one marked, and an agent at rest holds its resident size near that goal, whatever it
+// trims after. The agent runs at DefaultGCPercent (SetGCPercent) unless GOGC is set.
+//
 // The free heap kept: between two collections at rest the runtime keeps the pages the last one
 // freed, up to its goal, to allocate into again, so an idle agent's resident size sits near the
 // goal (twice the live heap) rather than the live heap. At 1,000 links that was ~20 MB of
@@ -40,6 +44,27 @@ const (
 	// moment trims again.
 	DefaultSlack = 8 << 20
 )
+
+// DefaultGCPercent is the agent's GOGC when the environment sets none: the heap grows half the
+// live heap between two collections instead of the runtime's default of a whole one. At 1,000
+// links east's agent (the consuming side) holds ~25-30 MB live and allocates ~1 MB/s at rest.
+// The same build in the same bench (1,000 links from nothing, then idle, then restarts), GOGC=100
+// against 50: east's idle RSS 95 MiB on average (largest sample 104) against 86 (87); CPU at
+// rest 1.10 % against 0.62 % (noise: 0.53 % and 0.65 % for west); 1,000 links connected in 45
+// s against 43 s; restart convergence 18/24 s against 18/23 s.
+const DefaultGCPercent = 50
+
+// SetGCPercent sets the collector to DefaultGCPercent unless GOGC (read with getenv) is set, in
+// which case the runtime has applied it already, and returns the percent in force.
+func SetGCPercent(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		p := debug.SetGCPercent(DefaultGCPercent)
+		debug.SetGCPercent(p)
+		return p
+	}
+	debug.SetGCPercent(DefaultGCPercent)
+	return DefaultGCPercent
+}
 
 // Config tunes a Trimmer. The zero value is usable.
 type Config struct {

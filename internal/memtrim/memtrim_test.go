@@ -3,6 +3,7 @@ package memtrim
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -137,4 +138,33 @@ func released() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// TestSetGCPercent: the agent's default applies unless GOGC chose the pace, which stays.
+func TestSetGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	for _, tc := range []struct {
+		name    string
+		gogc    string
+		current int // what the runtime runs at before the call
+		want    int
+	}{
+		{"no GOGC", "", 100, DefaultGCPercent},
+		{"GOGC chosen", "200", 200, 200},
+		{"GOGC=off", "off", -1, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetGCPercent(tc.current)
+			got := SetGCPercent(func(k string) string {
+				if k == "GOGC" {
+					return tc.gogc
+				}
+				return ""
+			})
+			if now := debug.SetGCPercent(tc.current); got != tc.want || now != tc.want {
+				t.Errorf("SetGCPercent = %d, runtime at %d; want %d", got, now, tc.want)
+			}
+		})
+	}
 }
