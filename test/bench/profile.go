@@ -12,22 +12,29 @@ import (
 )
 
 // cpuProfiles takes a CPU profile of each environment's agent for d, starting now, into
-// <dir>/<env>/<name>.pprof (read with `go tool pprof -top <file>`); the channel closes when both
-// are written. A failed profile is reported and does not fail the bench.
+// <dir>/<env>/<name>.pprof (read with `go tool pprof -top <file>`), and the allocations made in
+// the same window into <dir>/<env>/<name>-allocs.pprof (`go tool pprof -sample_index=alloc_space
+// -top <file>`); the channel closes when all are written. A failed profile is reported and does not fail the bench.
 func (b *bed) cpuProfiles(ctx context.Context, name string, d time.Duration) chan struct{} {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for env, c := range b.w.Clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			path := filepath.Join(b.dir, env, name+".pprof")
-			if err := fetchProfile(ctx, "http://"+c.Agent.Flag("metrics-address")+"/debug/pprof/profile?seconds="+fmt.Sprint(int(d.Seconds())), path, d); err != nil {
-				fmt.Printf("bench: profile of %s's agent: %v\n", env, err)
-				return
-			}
-			fmt.Printf("bench: %s's agent CPU profile: %s\n", env, path)
-		}()
+		for _, kind := range []struct{ what, endpoint, suffix string }{
+			{"CPU profile", "profile", ""},
+			{"allocations (delta)", "allocs", "-allocs"},
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				path := filepath.Join(b.dir, env, name+kind.suffix+".pprof")
+				url := "http://" + c.Agent.Flag("metrics-address") + "/debug/pprof/" + kind.endpoint + "?seconds=" + fmt.Sprint(int(d.Seconds()))
+				if err := fetchProfile(ctx, url, path, d); err != nil {
+					fmt.Printf("bench: %s of %s's agent: %v\n", kind.what, env, err)
+					return
+				}
+				fmt.Printf("bench: %s's agent %s: %s\n", env, kind.what, path)
+			}()
+		}
 	}
 	go func() { wg.Wait(); close(done) }()
 	return done

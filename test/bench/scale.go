@@ -174,7 +174,9 @@ func (b *bed) idleCost(ctx context.Context, n int, window time.Duration, started
 	for name, c := range b.w.Clusters {
 		res.cpu[name] = (cpuSeconds(c.Agent.Pid()) - before[name]) / window.Seconds() * 100
 		res.rss[name] = sum[name] / float64(max(samples, 1))
-		fmt.Printf("bench: agent %s idle with %d links: rss_mib=%.1f rss_max_mib=%.1f cpu_percent=%.2f\n", name, n, res.rss[name], res.rssMax[name], res.cpu[name])
+		st := procStatusMiB(c.Agent.Pid())
+		fmt.Printf("bench: agent %s idle with %d links: rss_mib=%.1f rss_max_mib=%.1f cpu_percent=%.2f (at the end: anon %.1f MiB, file %.1f MiB)\n",
+			name, n, res.rss[name], res.rssMax[name], res.cpu[name], st["RssAnon"], st["RssFile"])
 	}
 	return res, nil
 }
@@ -216,17 +218,24 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ
 }
 
-func rssMiB(pid int) float64 {
+func rssMiB(pid int) float64 { return procStatusMiB(pid)["VmRSS"] }
+
+// procStatusMiB reads the sizes of /proc/<pid>/status in MiB (VmRSS, and its parts RssAnon: the
+// heap, stacks and runtime; RssFile: the binary's pages read).
+func procStatusMiB(pid int) map[string]float64 {
+	out := map[string]float64{}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return out
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			var kb float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
-			return kb / 1024
+		key, value, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasSuffix(value, " kB") {
+			continue
 		}
+		var kb float64
+		fmt.Sscan(strings.TrimSpace(value), &kb)
+		out[key] = kb / 1024
 	}
-	return 0
+	return out
 }
