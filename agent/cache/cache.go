@@ -259,13 +259,10 @@ func (c *Cache) RemoteClustersShared() []*v1alpha1.RemoteCluster {
 	return shared(listAll(c.remotes))
 }
 
-// RemoteClustersOf lists the RemoteClusters of one local Elasticsearch (spec.elasticsearchRef),
-// from an index: a pass over one Elasticsearch costs its own links, not every link's.
-func (c *Cache) RemoteClustersOf(ns, es string) []*v1alpha1.RemoteCluster {
-	return c.typedRemotes.some(c.remoteClustersOf(ns, es))
-}
-
-// RemoteClustersSharedOf is RemoteClustersOf without copies (RemoteClustersShared).
+// RemoteClustersSharedOf lists the RemoteClusters of one local Elasticsearch
+// (spec.elasticsearchRef) from an index, as the informer holds them (RemoteClustersShared: do
+// not modify them): a pass over one Elasticsearch costs its own links, not every link's, and
+// copies only what it writes.
 func (c *Cache) RemoteClustersSharedOf(ns, es string) []*v1alpha1.RemoteCluster {
 	return shared(c.remoteClustersOf(ns, es))
 }
@@ -336,13 +333,25 @@ func (c *Cache) Peers() []*v1alpha1.Peer {
 	return c.typedPeers.list(c.peers.GetIndexer().List())
 }
 
+// HasPeer reports whether the Peer for environment exists, without a copy: for the passes that
+// only check that a link's peer is still there (one check per link per pass).
+func (c *Cache) HasPeer(environment string) bool {
+	_, ok := c.peer(environment, func(p *v1alpha1.Peer) *v1alpha1.Peer { return p }) // as Peer: one that does not convert is not there
+	return ok
+}
+
 // Peer returns the Peer of an environment (Peers are named after their environment).
 func (c *Cache) Peer(environment string) (*v1alpha1.Peer, bool) {
+	return c.peer(environment, (*v1alpha1.Peer).DeepCopy)
+}
+
+// peer is the typed Peer of environment, handed out through cp.
+func (c *Cache) peer(environment string, cp func(*v1alpha1.Peer) *v1alpha1.Peer) (*v1alpha1.Peer, bool) {
 	obj, ok, err := c.peers.GetIndexer().GetByKey(c.cfg.AgentNamespace + "/" + environment)
 	if err != nil || !ok {
 		return nil, false
 	}
-	return c.typedPeers.get(obj)
+	return c.typedPeers.getWith(obj, cp)
 }
 
 // ECKSecret returns a Secret ECK created.

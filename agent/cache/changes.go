@@ -29,6 +29,30 @@ func SpecChanged(old, new any) bool {
 		!maps.Equal(o.GetAnnotations(), n.GetAnnotations())
 }
 
+// Both is a Handler that calls f with the old and the new object of every change (nil for the
+// one an add or a delete has not).
+func Both(f func(any)) Handler { return func(old, new any) { f(old); f(new) } }
+
+// SpecChanges is Both for the changes SpecChanged reports: for handlers that read no status, so
+// that status writes (the halves', one per link and change; ECK's) cost them nothing.
+func SpecChanges(f func(any)) Handler {
+	return func(old, new any) {
+		if SpecChanged(old, new) {
+			f(old)
+			f(new)
+		}
+	}
+}
+
+// Key is the namespace and name of an object the informers hand out (false for nil).
+func Key(obj any) (types.NamespacedName, bool) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}, true
+}
+
 // ElasticsearchRef names the local Elasticsearch a RemoteCluster or a ClusterExport refers to
 // (spec.elasticsearchRef), in the typed or the unstructured form the informers hand out.
 func ElasticsearchRef(obj any) (types.NamespacedName, bool) {

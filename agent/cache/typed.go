@@ -48,11 +48,6 @@ func (m *typed[T]) lastList() uint64 {
 	return m.lists
 }
 
-// some returns copies of the typed forms of objs, some of the kind's objects.
-func (m *typed[T]) some(objs []any) []*T {
-	return m.convertAll(objs, m.lastList())
-}
-
 // list returns copies of the typed forms of objs, every object of the kind, and forgets the
 // versions no longer among them.
 func (m *typed[T]) list(objs []any) []*T {

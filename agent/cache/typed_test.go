@@ -125,11 +125,11 @@ func TestRemoteClustersAreKeptTyped(t *testing.T) {
 		t.Errorf("index keys %v, want [ns/es]", keys)
 	}
 	m := newTyped((*v1alpha1.RemoteCluster).DeepCopy)
-	got := m.some([]any{obj})
-	if len(got) != 1 || got[0] == rc {
-		t.Fatalf("callers got %v; want one copy", got)
+	got, ok := m.get(obj)
+	if !ok || got == rc {
+		t.Fatalf("callers got %v; want a copy", got)
 	}
-	got[0].Spec.Alias = "changed"
+	got.Spec.Alias = "changed"
 	if rc.Spec.Alias != "one" {
 		t.Fatal("a caller's change reached the informer's object")
 	}

@@ -10,24 +10,22 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// writeFile writes content to dir/name and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestResolve(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(file, []byte("environment: west\nnamespace: ecklink\nheartbeatInterval: 2s\nlogFormat: json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	insecure := filepath.Join(dir, "insecure.yaml")
-	if err := os.WriteFile(insecure, []byte("environment: west\nnamespace: ecklink\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	allowed := filepath.Join(dir, "allowed.yaml")
-	if err := os.WriteFile(allowed, []byte("environment: west\nnamespace: ecklink\nallowInsecureElasticsearch: true\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\ncertificateModel: {enabled: false}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("environment: west\nnamespace: ecklink\nheartbeat: 2s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeFile(t, dir, "agent.yaml", "environment: west\nnamespace: ecklink\nheartbeatInterval: 2s\nlogFormat: json\n")
+	insecure := writeFile(t, dir, "insecure.yaml", "environment: west\nnamespace: ecklink\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\n")
+	allowed := writeFile(t, dir, "allowed.yaml", "environment: west\nnamespace: ecklink\nallowInsecureElasticsearch: true\nelasticsearchEndpoints: {data/logs: \"http://127.0.0.5:9200\"}\ncertificateModel: {enabled: false}\n")
+	bad := writeFile(t, dir, "bad.yaml", "environment: west\nnamespace: ecklink\nheartbeat: 2s\n")
 	tests := []struct {
 		name    string
 		args    []string

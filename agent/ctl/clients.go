@@ -1,14 +1,20 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/internal/version"
 )
@@ -50,6 +56,31 @@ func connect(flags genericclioptions.RESTClientGetter, context, namespace string
 		return nil, err
 	}
 	return &env{context: context, namespace: namespace, kube: kc, crds: crds}, nil
+}
+
+// findRemoteCluster returns the RemoteCluster ref names: namespace/name, or a name unique across
+// namespaces.
+func findRemoteCluster(ctx context.Context, e *env, ref string) (*v1alpha1.RemoteCluster, error) {
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		rc, err := e.crds.RemoteClusters().Get(ctx, ns, name)
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("no RemoteCluster %s in %s", ref, e.label())
+		}
+		return rc, err
+	}
+	all, err := e.crds.RemoteClusters().List(ctx, "", metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	all = slices.DeleteFunc(all, func(rc *v1alpha1.RemoteCluster) bool { return rc.Name != ref })
+	switch len(all) {
+	case 0:
+		return nil, fmt.Errorf("no RemoteCluster named %s in %s", ref, e.label())
+	case 1:
+		return all[0], nil
+	default:
+		return nil, usageErr(fmt.Errorf("RemoteCluster %s exists in %d namespaces: name it as namespace/name", ref, len(all)))
+	}
 }
 
 // local returns the environment of --context.

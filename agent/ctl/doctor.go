@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
@@ -208,13 +207,10 @@ type doctor struct {
 	timeout     time.Duration
 }
 
-// select_ returns the RemoteClusters to check: all, or the one named.
+// selectLinks returns the RemoteClusters to check: all, or the one named.
 func (d *doctor) selectLinks(ctx context.Context, only string) ([]*v1alpha1.RemoteCluster, error) {
-	if ns, name, ok := strings.Cut(only, "/"); ok {
-		rc, err := d.local.crds.RemoteClusters().Get(ctx, ns, name)
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("no RemoteCluster %s in %s", only, d.local.label())
-		}
+	if only != "" {
+		rc, err := findRemoteCluster(ctx, d.local, only)
 		if err != nil {
 			return nil, err
 		}
@@ -223,16 +219,6 @@ func (d *doctor) selectLinks(ctx context.Context, only string) ([]*v1alpha1.Remo
 	all, err := d.local.crds.RemoteClusters().List(ctx, "", metav1.ListOptions{})
 	if err != nil {
 		return nil, err
-	}
-	if only != "" {
-		all = slices.DeleteFunc(all, func(rc *v1alpha1.RemoteCluster) bool { return rc.Name != only })
-		switch len(all) {
-		case 0:
-			return nil, fmt.Errorf("no RemoteCluster named %s in %s", only, d.local.label())
-		case 1:
-		default:
-			return nil, usageErr(fmt.Errorf("RemoteCluster %s exists in %d namespaces: name it as namespace/name", only, len(all)))
-		}
 	}
 	if len(all) == 0 {
 		return nil, fmt.Errorf("no RemoteCluster in %s: nothing to check", d.local.label())

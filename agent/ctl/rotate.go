@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -298,31 +297,6 @@ func (g *globals) keyRotationProgress(e *env, ns, name string, res *rotateKeyRes
 		return false, "waiting for environment " + rc.Spec.Peer + " to send a new key" +
 			hint(start, " (it rotates a link's key on request at most once per its rate-limit window, 5 minutes by default: see the Events of its ClusterExport "+
 				rc.Spec.Export.Namespace+"/"+rc.Spec.Export.Name+"; is its agent connected? agentctl status)"), nil
-	}
-}
-
-// findRemoteCluster returns the RemoteCluster ref names: namespace/name, or a name unique across
-// namespaces.
-func findRemoteCluster(ctx context.Context, e *env, ref string) (*v1alpha1.RemoteCluster, error) {
-	if ns, name, ok := strings.Cut(ref, "/"); ok {
-		rc, err := e.crds.RemoteClusters().Get(ctx, ns, name)
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("no RemoteCluster %s in %s", ref, e.label())
-		}
-		return rc, err
-	}
-	all, err := e.crds.RemoteClusters().List(ctx, "", metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	all = slices.DeleteFunc(all, func(rc *v1alpha1.RemoteCluster) bool { return rc.Name != ref })
-	switch len(all) {
-	case 0:
-		return nil, fmt.Errorf("no RemoteCluster named %s in %s", ref, e.label())
-	case 1:
-		return all[0], nil
-	default:
-		return nil, usageErr(fmt.Errorf("RemoteCluster %s exists in %d namespaces: name it as namespace/name", ref, len(all)))
 	}
 }
 

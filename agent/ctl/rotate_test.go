@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -14,10 +13,41 @@ import (
 )
 
 // rotationCM is east's identity ConfigMap with annotations.
-func rotationCM(t *testing.T, annotations map[string]string) *corev1.ConfigMap {
-	cm := identityConfigMap(t, "east", []string{"10.0.0.1:9400"}, "agent-east")
-	cm.Annotations = annotations
-	return cm
+// rotationEnv is cluster east whose agent identity ConfigMap carries annotations, or without
+// that ConfigMap (noConfigMap).
+func rotationEnv(t *testing.T, noConfigMap bool, annotations map[string]string) *env {
+	t.Helper()
+	var objs []runtime.Object
+	if !noConfigMap {
+		cm := identityConfigMap(t, "east", []string{"10.0.0.1:9400"}, "agent-east")
+		cm.Annotations = annotations
+		objs = append(objs, cm)
+	}
+	return fakeEnv(t, objs)
+}
+
+// rotationAnnotations are the annotations of the agent identity ConfigMap of e.
+func rotationAnnotations(t *testing.T, e *env) map[string]string {
+	t.Helper()
+	cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(context.Background(), identity.ConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm.Annotations
+}
+
+// runRotate runs "rotate what --context east args..." against e and fails t unless it exits
+// with wantCode, its stdout holding wantOut and its stderr each of wantErr.
+func runRotate(t *testing.T, e *env, what string, args []string, wantCode int, wantOut string, wantErr ...string) {
+	t.Helper()
+	code, out, errOut := runCtl(t, map[string]*env{"east": e}, append([]string{"rotate", what, "--context", "east"}, args...)...)
+	ok := code == wantCode && contains(out, wantOut)
+	for _, w := range wantErr {
+		ok = ok && contains(errOut, w)
+	}
+	if !ok {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out, errOut, wantCode, wantOut, wantErr)
+	}
 }
 
 func statusJSON(t *testing.T, st identity.RotationStatus) string {
@@ -110,27 +140,17 @@ func TestRotateIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var objs []runtime.Object
-			if !tt.noConfigMap {
-				objs = append(objs, rotationCM(t, tt.annotations))
-			}
-			e := fakeEnv(t, objs)
+			e := rotationEnv(t, tt.noConfigMap, tt.annotations)
 			if tt.agent != nil {
 				fakeAgent(t, e, *tt.agent)
 			}
-			code, out, errOut := runCtl(t, map[string]*env{"east": e}, append([]string{"rotate", "identity", "--context", "east"}, tt.args...)...)
-			if code != tt.wantCode || !contains(out, tt.wantOut) || !contains(errOut, tt.wantErr) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErr)
-			}
+			runRotate(t, e, "identity", tt.args, tt.wantCode, tt.wantOut, tt.wantErr)
 			if tt.noConfigMap {
 				return
 			}
-			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(context.Background(), identity.ConfigMapName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			annotations := rotationAnnotations(t, e)
 			for k, want := range tt.wantAnnotations {
-				if got := cm.Annotations[k]; got != want {
+				if got := annotations[k]; got != want {
 					t.Errorf("annotation %s = %q, want %q", k, got, want)
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/signing"
@@ -111,14 +110,7 @@ func TestRotateKey(t *testing.T) {
 			if tt.agent {
 				fakeKeyAgent(t, e)
 			}
-			code, out, errOut := runCtl(t, map[string]*env{"east": e}, append([]string{"rotate", "key", "--context", "east"}, tt.args...)...)
-			ok := code == tt.wantCode && contains(out, tt.wantOut)
-			for _, w := range tt.wantErr {
-				ok = ok && contains(errOut, w)
-			}
-			if !ok {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErr)
-			}
+			runRotate(t, e, "key", tt.args, tt.wantCode, tt.wantOut, tt.wantErr...)
 			rc, err := e.crds.RemoteClusters().Get(context.Background(), "apps", "west-logs")
 			if err != nil {
 				t.Fatal(err)
@@ -203,26 +195,15 @@ func TestRotateSigning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var objs []runtime.Object
-			if !tt.noConfigMap {
-				objs = append(objs, rotationCM(t, nil))
-			}
-			e := fakeEnv(t, objs)
+			e := rotationEnv(t, tt.noConfigMap, nil)
 			if tt.agent != nil {
 				fakeSigningAgent(t, e, *tt.agent)
 			}
-			code, out, errOut := runCtl(t, map[string]*env{"east": e}, append([]string{"rotate", "signing", "--context", "east"}, tt.args...)...)
-			if code != tt.wantCode || !contains(out, tt.wantOut) || !contains(errOut, tt.wantErr) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErr)
-			}
+			runRotate(t, e, "signing", tt.args, tt.wantCode, tt.wantOut, tt.wantErr)
 			if tt.noConfigMap {
 				return
 			}
-			cm, err := e.kube.CoreV1().ConfigMaps(agentNS).Get(context.Background(), "ecklink-agent-identity", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cm.Annotations[signing.AnnotationRotateRequest]; got != requestID {
+			if got := rotationAnnotations(t, e)[signing.AnnotationRotateRequest]; got != requestID {
 				t.Errorf("request annotation = %q, want %q", got, requestID)
 			}
 		})

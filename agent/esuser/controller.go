@@ -83,31 +83,22 @@ func New(cfg Config) (*Controller, error) {
 			c.queue.Add(ref)
 		}
 	}
-	both := func(f func(any)) cache.Handler { return func(old, new any) { f(old); f(new) } }
 	// The uses read no status: the status writes of the halves (one per link and change) cost
 	// nothing here.
-	specs := func(f func(any)) cache.Handler {
-		return func(old, new any) {
-			if cache.SpecChanged(old, new) {
-				f(old)
-				f(new)
-			}
-		}
-	}
-	if err := cfg.Cache.OnClusterExport(specs(byRef)); err != nil {
+	if err := cfg.Cache.OnClusterExport(cache.SpecChanges(byRef)); err != nil {
 		return nil, err
 	}
-	if err := cfg.Cache.OnRemoteCluster(specs(byRef)); err != nil {
+	if err := cfg.Cache.OnRemoteCluster(cache.SpecChanges(byRef)); err != nil {
 		return nil, err
 	}
-	if err := cfg.Cache.OnElasticsearch(both(func(o any) {
-		if u, ok := o.(*unstructured.Unstructured); ok {
-			c.queue.Add(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
+	if err := cfg.Cache.OnElasticsearch(cache.Both(func(o any) {
+		if key, ok := cache.Key(o); ok {
+			c.queue.Add(key)
 		}
 	})); err != nil {
 		return nil, err
 	}
-	if err := cfg.Cache.OnOwnObject(both(func(o any) {
+	if err := cfg.Cache.OnOwnObject(cache.Both(func(o any) {
 		if m, ok := o.(interface {
 			GetLabels() map[string]string
 			GetNamespace() string

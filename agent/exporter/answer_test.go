@@ -1,38 +1,27 @@
 package exporter
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
-	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
-	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
-	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakehalf"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/metrics"
-	"github.com/ecklink/ecklink/agent/pairing"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim"
@@ -47,14 +36,12 @@ const (
 )
 
 type answerFixture struct {
-	e      *Exporter
-	kc     *fake.Clientset
-	dyn    *dynamicfake.FakeDynamicClient
-	crds   *kube.Client
+	e *Exporter
+	// Half is the fake cluster the exporter runs on.
+	*fakehalf.Half
 	node   *esim.Node
 	out    *recordingOutbox
 	faults *esim.Faults
-	events *record.FakeRecorder
 	// calls counts the requests the Elasticsearch served, by "METHOD path".
 	calls *testenv.Counts
 	// offset moves the clock of the exporter and the Elasticsearch (key rotation).
@@ -90,50 +77,23 @@ func transportCASecret(ca []byte) *corev1.Secret {
 // newAnswerFixture builds the fixture; exp nil exports nothing, es nil has no Elasticsearch.
 func newAnswerFixture(t *testing.T, exp *v1alpha1.ClusterExport, es *unstructured.Unstructured) *answerFixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	f := &answerFixture{faults: &esim.Faults{}, calls: &testenv.Counts{}, out: newRecordingOutbox(), events: record.NewFakeRecorder(100)}
-	var objs []runtime.Object
-	for _, peer := range []string{"east", "north"} {
-		p := pairing.NewPeer("ecklink", peer, []byte("bundle"), []string{peer + ".example:9400"}, true, "")
-		p.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
-		objs = append(objs, p)
-	}
+	f := &answerFixture{out: newRecordingOutbox(), ca: longLivedCA(t, "transport-ca")}
+	cfg := fakehalf.Config{Environment: "west", Peers: []string{"east", "north"}, Kube: []runtime.Object{transportCASecret(f.ca)}, Now: f.now}
 	if exp != nil {
-		objs = append(objs, exp)
+		cfg.Objects = append(cfg.Objects, exp)
 	}
-	var ess []*unstructured.Unstructured
 	if es != nil {
-		ess = append(ess, es)
+		cfg.Elasticsearch = append(cfg.Elasticsearch, es)
 	}
-	f.dyn = fakekube.Dynamic(t, objs, ess...)
-	f.ca = longLivedCA(t, "transport-ca")
-	f.kc = fake.NewClientset(transportCASecret(f.ca))
-	rec := kube.NewRecorderFor(f.events)
+	f.Half = fakehalf.New(t, cfg)
+	node := fakees.Start(t, esim.Config{Version: "9.3.2", ClusterName: axES, NodeName: "logs-0", Now: f.now})
+	f.node, f.faults, f.calls = node.Node, node.Faults, node.Requests
 	var err error
-	if f.crds, err = kube.NewClient(kube.ClientConfig{Dynamic: f.dyn, Recorder: rec}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Kube: f.kc, Dynamic: f.dyn, AgentNamespace: "ecklink", Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.node, err = esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: axES, NodeName: "logs-0", Now: f.now}); err != nil {
-		t.Fatal(err)
-	}
-	handler := f.faults.Wrap(f.node.Handler())
-	client := fakees.Serve(t, f.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.calls.Add(r.Method + " " + r.URL.Path)
-		handler.ServeHTTP(w, r)
-	}))
-	f.e, err = New(Config{Deps: halves.Deps{Environment: "west", Cache: c, Kube: f.kc, Dynamic: f.dyn, CRDs: f.crds, Elastic: esimClients{client}, Recorder: rec, Metrics: metrics.New(), Now: f.now}, Outbox: f.out})
-	if err != nil {
+	if f.e, err = New(Config{Deps: f.Deps(esimClients{node.Client}), Outbox: f.out}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.e.queue.ShutDown)
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.Start(t)
 	return f
 }
 
@@ -201,7 +161,7 @@ func (f *answerFixture) liveKeys(peer string, id link.ID) []string {
 // the informer cache holds it.
 func (f *answerFixture) setTransportCA(t *testing.T, ca []byte) {
 	t.Helper()
-	if _, err := f.kc.CoreV1().Secrets(axNS).Update(t.Context(), transportCASecret(ca), metav1.UpdateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().Secrets(axNS).Update(t.Context(), transportCASecret(ca), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
@@ -214,7 +174,7 @@ func (f *answerFixture) setTransportCA(t *testing.T, ca []byte) {
 // configMap is the ConfigMap name of the exported Elasticsearch's namespace (nil: none).
 func (f *answerFixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(axNS).Get(t.Context(), name, metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(axNS).Get(t.Context(), name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -227,7 +187,7 @@ func (f *answerFixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
 // elasticsearch is the exported Elasticsearch as stored.
 func (f *answerFixture) elasticsearch(t *testing.T) *unstructured.Unstructured {
 	t.Helper()
-	es, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
+	es, err := f.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,12 +303,12 @@ func TestAnswerRefusals(t *testing.T) {
 		if len(f.liveKeys("east", axLink)) != 1 {
 			t.Fatal("no key made for the granted link")
 		}
-		exp, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
+		exp, err := f.CRDs.ClusterExports().Get(t.Context(), axNS, axExport)
 		if err != nil {
 			t.Fatal(err)
 		}
 		exp.Spec.Peers = []string{"north"}
-		if _, err := f.crds.ClusterExports().Update(t.Context(), exp); err != nil {
+		if _, err := f.CRDs.ClusterExports().Update(t.Context(), exp); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, func() bool {
@@ -363,7 +323,7 @@ func TestAnswerRefusals(t *testing.T) {
 			t.Errorf("keys %v still live after the grant went", live)
 		}
 		select {
-		case ev := <-f.events.Events:
+		case ev := <-f.Events.Events:
 			if !strings.Contains(ev, "PeerNotGranted") {
 				t.Errorf("event %q, want PeerNotGranted", ev)
 			}
@@ -430,12 +390,12 @@ func TestEnsureKeyElasticsearchErrors(t *testing.T) {
 			fault: esim.Fault{Method: "POST", Prefix: "/_security/cross_cluster/api_key", Status: 500, ErrType: "exception"}},
 		{name: "update of the access fails",
 			before: func(t *testing.T, f *answerFixture) {
-				exp, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
+				exp, err := f.CRDs.ClusterExports().Get(t.Context(), axNS, axExport)
 				if err != nil {
 					t.Fatal(err)
 				}
 				exp.Spec.Access.Search[0].Names = []string{"audit-*"}
-				if _, err := f.crds.ClusterExports().Update(t.Context(), exp); err != nil {
+				if _, err := f.CRDs.ClusterExports().Update(t.Context(), exp); err != nil {
 					t.Fatal(err)
 				}
 				waitFor(t, func() bool {
@@ -590,14 +550,14 @@ func TestInvalidationOnRemoval(t *testing.T) {
 			}},
 		{name: "export deleted", gone: map[string]bool{"east/west-logs": true, "east/other": true, "north/west-logs": true},
 			remove: func(t *testing.T, f *answerFixture) {
-				exp, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
+				exp, err := f.CRDs.ClusterExports().Get(t.Context(), axNS, axExport)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if err := f.e.finalizeExport(t.Context(), exp); err != nil {
 					t.Fatal(err)
 				}
-				after, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
+				after, err := f.CRDs.ClusterExports().Get(t.Context(), axNS, axExport)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -151,7 +151,7 @@ func TestCertificateAnswerRefusals(t *testing.T) {
 			return r
 		}, reason: v1alpha1.ReasonModelNotAllowed},
 		{name: "the exported Elasticsearch is gone", prepare: func(t *testing.T, f *answerFixture) {
-			if err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace(axNS).Delete(t.Context(), axES, metav1.DeleteOptions{}); err != nil {
+			if err := f.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(axNS).Delete(t.Context(), axES, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, func() bool { _, ok := f.e.cfg.Cache.Elasticsearch(axNS, axES); return !ok })
@@ -160,7 +160,7 @@ func TestCertificateAnswerRefusals(t *testing.T) {
 			x, _ := f.e.cfg.Cache.ClusterExport(axNS, axExport)
 			x = x.DeepCopy()
 			x.Spec.ProxyAddress = ""
-			if _, err := f.crds.ClusterExports().Update(t.Context(), x); err != nil {
+			if _, err := f.CRDs.ClusterExports().Update(t.Context(), x); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, func() bool {
@@ -226,7 +226,7 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 			x, _ := f.e.cfg.Cache.ClusterExport(axNS, axExport)
 			x = x.DeepCopy()
 			x.Spec.Model = v1alpha1.SecurityModelAPIKey
-			if _, err := f.crds.ClusterExports().Update(t.Context(), x); err != nil {
+			if _, err := f.CRDs.ClusterExports().Update(t.Context(), x); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, func() bool {
@@ -271,7 +271,7 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 // fails (retried) and the peer gets no answer claiming the trust; the retry answers.
 func TestCertificateTrustWriteFails(t *testing.T) {
 	f := newCertFixture(t, "east")
-	fail := fakekube.FailWhile(f.kc, "create", "configmaps", errors.New("etcd unavailable"))
+	fail := fakekube.FailWhile(f.Kube, "create", "configmaps", errors.New("etcd unavailable"))
 	if err := f.e.OnImport("east", certRequest(axLink, longLivedCA(t, "east-transport"))); err != nil {
 		t.Fatal(err)
 	}

@@ -262,7 +262,7 @@ func (e *Exporter) trustUnjustified(ns, owner string) string {
 	if !ok {
 		return "malformed owner"
 	}
-	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+	if !e.cfg.Cache.HasPeer(peer) {
 		return "peer " + peer + " is gone"
 	}
 	exp, ok := e.cfg.Cache.ClusterExportSpec(ns, exportName)

@@ -265,24 +265,16 @@ func (e *Exporter) requeue(it item, requeue time.Duration, err error) {
 		// were 1,730 passes, each listing its link's keys, in the way of the passes that answer.
 		e.log.Debug("waiting for the peer's link status", "peer", it.peer, "link", it.link.String())
 		e.queue.Forget(it)
+		return
 	case errors.Is(err, errRetry):
 		// Waiting for something that comes by itself (ECK's Secret, the peer's status): not a
 		// failure to count or warn about, retried with the same backoff.
 		e.log.Debug("waiting, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
-		e.trig.Note(it, trigRetry)
-		e.queue.AddRateLimited(it)
 	case err != nil:
 		e.cfg.Metrics.ReconcileError("exporter")
 		e.log.Warn("reconcile failed, will retry", "kind", it.kind, "peer", it.peer, "link", it.link.String(), "export", it.ns+"/"+it.name, "error", err)
-		e.trig.Note(it, trigRetry)
-		e.queue.AddRateLimited(it)
-	case requeue > 0:
-		e.queue.Forget(it)
-		e.trig.Note(it, trigRequeue)
-		e.queue.AddAfter(it, requeue)
-	default:
-		e.queue.Forget(it)
 	}
+	e.trig.Again(e.queue, it, requeue, err != nil)
 }
 
 func (e *Exporter) enqueueAll() {

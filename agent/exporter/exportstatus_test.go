@@ -22,7 +22,7 @@ func (f *answerFixture) exportStatus(t *testing.T) *v1alpha1.ClusterExport {
 	if _, err := f.e.reconcileExport(t.Context(), axNS, axExport); err != nil {
 		t.Fatalf("export pass: %v", err)
 	}
-	exp, err := f.crds.ClusterExports().Get(t.Context(), axNS, axExport)
+	exp, err := f.CRDs.ClusterExports().Get(t.Context(), axNS, axExport)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func (f *answerFixture) exportStatus(t *testing.T) *v1alpha1.ClusterExport {
 // spec.remoteClusterServer.enabled true. (The fake API server takes a later write from a stale
 // copy where a real one would answer a conflict, so the writes are what tell.)
 func serverEnabledWritten(f *answerFixture) bool {
-	for _, a := range f.dyn.Actions() {
+	for _, a := range f.Dynamic.Actions() {
 		var obj *unstructured.Unstructured
 		switch a := a.(type) {
 		case k8stesting.CreateAction: // an UpdateAction too (the same methods)
@@ -84,8 +84,8 @@ func TestExportServerCondition(t *testing.T) {
 			}
 			if tc.wantEventContains != "" {
 				found := false
-				for len(f.events.Events) > 0 {
-					if ev := <-f.events.Events; strings.Contains(ev, tc.wantEventContains) {
+				for len(f.Events.Events) > 0 {
+					if ev := <-f.Events.Events; strings.Contains(ev, tc.wantEventContains) {
 						found = true
 					}
 				}

@@ -72,7 +72,7 @@ func (e *Exporter) collectIn(ctx context.Context, t elastic.Target) error {
 
 // unjustified says why a key should go, or "" when it may stay.
 func (e *Exporter) unjustified(peer, exportRef, linkRef string) string {
-	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+	if !e.cfg.Cache.HasPeer(peer) {
 		return "peer " + peer + " is gone"
 	}
 	ns, name, _ := strings.Cut(exportRef, "/")

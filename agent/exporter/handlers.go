@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
@@ -286,28 +285,19 @@ func (e *Exporter) stateLocked(peer string, id link.ID) *linkState {
 }
 
 func (e *Exporter) registerHandlers() error {
-	if err := e.cfg.Cache.OnClusterExport(func(old, new any) {
-		if !cache.SpecChanged(old, new) { // the export's status is the exporter's own write
-			return
-		}
-		for _, o := range []any{old, new} {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				e.enqueueExport(u.GetNamespace(), u.GetName())
+	// The export's status is the exporter's own write, the Elasticsearch's is ECK's: only the
+	// other changes queue work.
+	byKey := func(enqueue func(namespace, name string)) cache.Handler {
+		return cache.SpecChanges(func(o any) {
+			if key, ok := cache.Key(o); ok {
+				enqueue(key.Namespace, key.Name)
 			}
-		}
-	}); err != nil {
+		})
+	}
+	if err := e.cfg.Cache.OnClusterExport(byKey(e.enqueueExport)); err != nil {
 		return err
 	}
-	if err := e.cfg.Cache.OnElasticsearch(func(old, new any) {
-		if !cache.SpecChanged(old, new) { // ECK's status updates
-			return
-		}
-		for _, o := range []any{old, new} {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				e.enqueueElasticsearch(u.GetNamespace(), u.GetName())
-			}
-		}
-	}); err != nil {
+	if err := e.cfg.Cache.OnElasticsearch(byKey(e.enqueueElasticsearch)); err != nil {
 		return err
 	}
 	return e.cfg.Cache.OnECKSecret(func(old, new any) {

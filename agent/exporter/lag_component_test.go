@@ -8,23 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
-	"github.com/ecklink/ecklink/agent/halves"
-	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
-	"github.com/ecklink/ecklink/agent/kube"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakehalf"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/metrics"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -88,32 +81,19 @@ func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1
 		Spec: v1alpha1.ClusterExportSpec{ElasticsearchRef: v1alpha1.ElasticsearchReference{Name: "logs"}, Model: model,
 			ProxyAddress: proxy, Peers: []string{"east"}},
 	}
-	dyn := fakekube.Dynamic(t, []runtime.Object{exp})
-	kc := fake.NewClientset(&corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: eck.TransportCertsPublic("logs"), Labels: map[string]string{eck.ClusterNameLabel: "logs"}},
-		Data:       map[string][]byte{"ca.crt": newCA},
-	})
-	events := record.NewFakeRecorder(50)
-	rec := kube.NewRecorderFor(events)
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn, Recorder: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Kube: kc, Dynamic: dyn, AgentNamespace: "ecklink", Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New()
-	out := newRecordingOutbox()
-	e, err := New(Config{Deps: halves.Deps{Environment: "west", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: noClients{}, Recorder: rec, Metrics: m, Now: clock.Now}, Outbox: out, Lag: LagConfig{CAGrace: time.Minute, TrustExpiry: time.Hour}})
+	h := fakehalf.New(t, fakehalf.Config{Environment: "west", Objects: []runtime.Object{exp}, Now: clock.Now, Events: 50,
+		Kube: []runtime.Object{&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "data", Name: eck.TransportCertsPublic("logs"), Labels: map[string]string{eck.ClusterNameLabel: "logs"}},
+			Data:       map[string][]byte{"ca.crt": newCA},
+		}}})
+	events, m, out := h.Events, h.Metrics, newRecordingOutbox()
+	e, err := New(Config{Deps: h.Deps(noClients{}), Outbox: out, Lag: LagConfig{CAGrace: time.Minute, TrustExpiry: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.queue.ShutDown)
 	e.grants = fakeGrants{peers: []string{"east"}, exports: map[string][]string{"data/logs": {"east"}}} // paired, granted
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.Start(t)
 
 	id := link.ID{Namespace: "apps", Elasticsearch: "ccs", Alias: "logs"}
 	if err := e.OnImport("east", &peerv1.ImportRequest{Link: id.Proto(), ExportNamespace: "data", ExportName: "logs"}); err != nil {
@@ -155,13 +135,30 @@ func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1
 		if _, err := e.reconcileExport(ctx, "data", "logs"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := crds.ClusterExports().Get(ctx, "data", "logs")
+		got, err := h.CRDs.ClusterExports().Get(ctx, "data", "logs")
 		if err != nil {
 			t.Fatal(err)
 		}
 		cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionPeersCurrent)
 		if cond == nil || cond.Status != want || cond.Reason != reason {
 			t.Fatalf("PeersCurrent = %+v, want %s %s", cond, want, reason)
+		}
+		// The next pass starts from the informer's copy. The fake API server keeps no
+		// resourceVersions, so the status client cannot tell a copy that lags its own write from
+		// a current one (against a real API server it does: kube.ResourceClient.latest): wait
+		// until the informer holds this write, or a loaded machine lets the next pass compare
+		// with the write before it (seen once: PeersCurrent left False).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c, ok := h.Cache.ClusterExport("data", "logs"); ok {
+				if cc := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionPeersCurrent); cc != nil && cc.Status == want && cc.Reason == reason {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the informer never saw PeersCurrent %s %s", want, reason)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 		return cond
 	}

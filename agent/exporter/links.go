@@ -105,7 +105,7 @@ func (e *Exporter) exportedElasticsearch(exp *v1alpha1.ClusterExport, st *linkSt
 func (e *Exporter) answer(ctx context.Context, peer string, id link.ID, req *peerv1.ImportRequest, status *peerv1.LinkStatus, st *linkState) (linkAnswer, error) {
 	notGranted := &peering.RefusalError{Reason: v1alpha1.ReasonPeerNotGranted, Message: fmt.Sprintf(
 		"no ClusterExport %s/%s grants access to environment %s", req.GetExportNamespace(), req.GetExportName(), peer)}
-	if _, ok := e.cfg.Cache.Peer(peer); !ok {
+	if !e.cfg.Cache.HasPeer(peer) {
 		return refuse(&peering.RefusalError{Reason: v1alpha1.ReasonPeerNotFound, Message: "environment " + peer + " is not a peer"}, 0), nil
 	}
 	exp, ok := e.cfg.Cache.ClusterExportSpec(req.GetExportNamespace(), req.GetExportName())

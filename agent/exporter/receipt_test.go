@@ -108,6 +108,15 @@ func nackReason(err error) string {
 	return ""
 }
 
+// sendMany has east ask export for n distinct links.
+func sendMany(n int, export string) func(send func(string, link.ID, string) string) {
+	return func(send func(string, link.ID, string) string) {
+		for i := range n {
+			send("east", testLink(i), export)
+		}
+	}
+}
+
 // TestImportReceipt: an import request for a link not held yet is checked on receipt against
 // the grants in the informer cache and the caps. Refused requests are not kept: a Nack naming
 // the reason, and a small record plus one Refusal while the peer holds fewer than
@@ -158,23 +167,15 @@ func TestImportReceipt(t *testing.T) {
 			wantReasons: map[string]int{v1alpha1.ReasonPeerNotFound: 1}, wantRefused: 1,
 		},
 		{
-			name:    "100,000 distinct ungranted links keep at most linksPerPeer records",
-			perPeer: 50,
-			requests: func(send func(string, link.ID, string) string) {
-				for i := range 100000 {
-					send("east", testLink(i), "ns/other")
-				}
-			},
+			name:        "100,000 distinct ungranted links keep at most linksPerPeer records",
+			perPeer:     50,
+			requests:    sendMany(100000, "ns/other"),
 			wantReasons: map[string]int{v1alpha1.ReasonPeerNotGranted: 100000}, wantRefused: 50,
 		},
 		{
-			name:    "links per peer: granted beyond the cap refused, naming the setting",
-			perPeer: 3,
-			requests: func(send func(string, link.ID, string) string) {
-				for i := range 4 {
-					send("east", testLink(i), "ns/logs")
-				}
-			},
+			name:        "links per peer: granted beyond the cap refused, naming the setting",
+			perPeer:     3,
+			requests:    sendMany(4, "ns/logs"),
 			wantReasons: map[string]int{"": 3, ReasonLinkLimitExceeded: 1}, wantLinks: 3,
 		},
 		{

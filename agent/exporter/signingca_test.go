@@ -279,7 +279,7 @@ func TestSigningCAReleased(t *testing.T) {
 // before any key or answer; the retry answers.
 func TestSigningCAWriteFails(t *testing.T) {
 	f := newSigningFixture(t, v1alpha1.StrongIdentityRequired)
-	fail := fakekube.FailWhile(f.kc, "create", "configmaps", errors.New("etcd unavailable"))
+	fail := fakekube.FailWhile(f.Kube, "create", "configmaps", errors.New("etcd unavailable"))
 	if err := f.e.OnImport("east", newSigningConsumer(t).request("9.3.2")); err != nil {
 		t.Fatal(err)
 	}

@@ -210,7 +210,7 @@ func (im *Importer) migrateAliases(ctx context.Context, es *unstructured.Unstruc
 		return fmt.Errorf("failed to read remote cluster settings: %w", err)
 	}
 	claimed := map[string]string{} // alias -> proxy address a RemoteCluster's status reports
-	for _, rc := range im.cfg.Cache.RemoteClustersOf(ns, name) {
+	for _, rc := range im.cfg.Cache.RemoteClustersSharedOf(ns, name) {
 		if rc.Status.ProxyAddress != "" {
 			claimed[rc.Spec.Alias] = rc.Status.ProxyAddress
 		}

@@ -29,7 +29,7 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 		}
 	}
 	rc := f.remoteCluster(t, "west-logs")
-	if _, err := f.crds.RemoteClusters().UpdateStatus(ctx, rc, func(rc *v1alpha1.RemoteCluster) error {
+	if _, err := f.CRDs.RemoteClusters().UpdateStatus(ctx, rc, func(rc *v1alpha1.RemoteCluster) error {
 		rc.Status.ProxyAddress = "203.0.113.9:9443"
 		return nil
 	}); err != nil {
@@ -45,7 +45,7 @@ func aliasFixture(t *testing.T) (*fixture, *unstructured.Unstructured) {
 		{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: wiring.CAConfigMapName(fxES), Labels: ownLabels(fxES), Annotations: map[string]string{annotationAliases: string(legacy)}}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: fxES + "-ecklink-transport-ca", Annotations: map[string]string{transporttrust.AnnotationCAs: string(owners)}}},
 	} {
-		if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		if _, err := f.Kube.CoreV1().ConfigMaps(fxNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,7 +68,7 @@ func TestAliasRecordMigrationAdoptsOnlyWhatTheAgentConfigured(t *testing.T) {
 	if got := rec.list(); !slices.Equal(got, []string{"west-logs"}) {
 		t.Fatalf("migrated aliases %v, want [west-logs]", got)
 	}
-	cm, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), aliasRecordName, metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), aliasRecordName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("no record in the agent's namespace: %v", err)
 	}
@@ -87,12 +87,12 @@ func TestForeignAliasSurvives(t *testing.T) {
 		t.Fatal(err)
 	}
 	// After the migration, the user edits the annotation again: it is not read any more.
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(ctx, wiring.CAConfigMapName(fxES), metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(ctx, wiring.CAConfigMapName(fxES), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cm.Annotations[annotationAliases] = `["users-own","west-logs","another"]`
-	if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().ConfigMaps(fxNS).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := f.im.loadAliases(ctx, es, func() (*elastic.Client, error) { return f.es, nil })
@@ -122,7 +122,7 @@ func TestForeignAliasSurvives(t *testing.T) {
 func TestAliasRecordOfAnEarlierElasticsearch(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	if _, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Create(ctx, &corev1.ConfigMap{
+	if _, err := f.Kube.CoreV1().ConfigMaps(fxAgentNS).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: fxAgentNS, Name: aliasRecordName},
 		Data:       map[string]string{recordKey(fxNS, fxES): `{"uid":"uid-of-a-deleted-one","aliases":["old"]}`},
 	}, metav1.CreateOptions{}); err != nil {

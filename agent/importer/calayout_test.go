@@ -227,7 +227,7 @@ func TestUpgradeFrom010CAConfigMap(t *testing.T) {
 	name := wiring.CAConfigMapName(fxES)
 	old := layout010(map[string]string{"logs": cas.bundle("west-2", "west-1"), "metrics": cas.bundle("west-2", "west-1")})
 	old.ObjectMeta = metav1.ObjectMeta{Namespace: fxNS, Name: name, Labels: ownLabels(fxES)}
-	if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(t.Context(), old, metav1.CreateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().ConfigMaps(fxNS).Create(t.Context(), old, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool { _, ok := f.im.cfg.Cache.OwnConfigMap(fxNS, name); return ok })
@@ -240,7 +240,7 @@ func TestUpgradeFrom010CAConfigMap(t *testing.T) {
 		}
 	}
 	f.reconcile(t)
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%02d", i), v1alpha1.SecurityModelAPIKey))
 	}
 	f := newFixture(t, rcs...)
-	realisticWrites(f.kc)
+	realisticWrites(f.Kube)
 	// Nothing periodic in the way: what runs below is what the CA updates queue.
 	f.im.cfg.Resync, f.im.cfg.Pending, f.im.cfg.SigningTick = time.Hour, time.Hour, time.Hour
 	f.im.cfg.Recorder = kube.NewRecorderFor(record.NewFakeRecorder(1000))
@@ -309,7 +309,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 	if len(f.node.RemoteClusters()) != links {
 		t.Fatalf("%d remote clusters configured before the rotation, want %d", len(f.node.RemoteClusters()), links)
 	}
-	passes, calls := f.im.trig.passes.Load(), f.esCalls.Load()
+	passes, calls := f.im.trig.passes.Load(), f.requests.Total("")
 
 	var last []byte
 	for i := 1; i <= rotations; i++ {
@@ -326,7 +326,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool {
-		c, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), cm, metav1.GetOptions{})
+		c, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(t.Context(), cm, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}
@@ -342,7 +342,7 @@ func TestCARotationCostsNoFullReconcileAndNoElasticsearchCall(t *testing.T) {
 	if n := f.im.trig.passes.Load() - passes; n != 0 {
 		t.Errorf("%d full reconciles ran during %d CA updates of %d links, want none (their triggers are logged at debug level)", n, rotations, links)
 	}
-	if n := f.esCalls.Load() - calls; n != 0 {
+	if n := f.requests.Total("") - calls; n != 0 {
 		t.Errorf("%d Elasticsearch requests during %d CA updates of %d links, want none", n, rotations, links)
 	}
 }

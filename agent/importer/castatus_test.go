@@ -120,7 +120,7 @@ func TestCAStatusOnePerElasticsearch(t *testing.T) {
 			}
 			cm := wiring.CAConfigMapName(fxES)
 			waitCache(t, func() bool {
-				c, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), cm, metav1.GetOptions{})
+				c, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(t.Context(), cm, metav1.GetOptions{})
 				return err == nil && strings.Contains(c.Data["ca.crt"], strings.TrimSpace(string(next)))
 			})
 			f.waitQuiet(t)

@@ -213,7 +213,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 	}
 	current, err := st.remoteSettings(ctx, client)
 	if err != nil {
-		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
+		return 0, err
 	}
 	want := map[string][]*x509.Certificate{}
 
@@ -304,10 +304,8 @@ func (im *Importer) verifyCertificate(ctx context.Context, client *elastic.Clien
 		p.caInECK = has
 	}
 	if len(certs) > 0 {
-		info, err := st.remoteInfo(ctx, client)
-		st.setInfo(info)
-		if err != nil {
-			return 0, fmt.Errorf("failed to read remote info: %w", err)
+		if err := st.loadInfo(ctx, client); err != nil {
+			return 0, err
 		}
 		for alias := range certs {
 			if !st.link(alias).info.Connected {

@@ -100,7 +100,7 @@ func (f *fixture) eckCopiesTrust(t *testing.T, cas ...[]byte) {
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: eck.TransportCertsPublic(fxES),
 		Labels: map[string]string{eck.ClusterNameLabel: fxES}}, Data: map[string][]byte{"ca.crt": data}}
-	if _, err := f.kc.CoreV1().Secrets(fxNS).Create(t.Context(), s, metav1.CreateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().Secrets(fxNS).Create(t.Context(), s, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool { _, ok := f.im.cfg.Cache.ECKSecret(fxNS, s.Name); return ok })
@@ -375,9 +375,9 @@ func TestCertificateLinkRemoval(t *testing.T) {
 // pass does not even read the ConfigMap.
 func TestNoCertificateLinkCostsNoTrustRead(t *testing.T) {
 	f := newAppliedFixture(t)
-	f.kc.ClearActions()
+	f.Kube.ClearActions()
 	f.reconcile(t)
-	for _, a := range f.kc.Actions() {
+	for _, a := range f.Kube.Actions() {
 		if a.GetResource().Resource == "configmaps" && a.GetVerb() == "get" {
 			if n, ok := a.(interface{ GetName() string }); ok && n.GetName() == wiring.TransportCAConfigMapName(fxES) {
 				t.Errorf("the transport CA ConfigMap was read for an Elasticsearch with no certificate link")
@@ -400,15 +400,15 @@ func TestCertificateLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
 	}
 	f := newFixture(t, rcs...)
 	f.connectAll()
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == len(aliases) })
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)) == len(aliases) })
 	for _, alias := range aliases {
 		if err := f.im.OnCredentials(fxPeer, 1, certificateCredentials(t, alias)); err != nil {
 			t.Fatalf("credentials of %s: %v", alias, err)
 		}
 	}
-	puts := f.settingsPuts.Load()
+	puts := f.settingsPuts()
 	f.reconcile(t)
-	if n := f.settingsPuts.Load() - puts; n != 1 {
+	if n := f.settingsPuts() - puts; n != 1 {
 		t.Errorf("%d PUT /_cluster/settings for %d new certificate links, want 1", n, len(aliases))
 	}
 	settings := f.applied(t).settings
@@ -421,9 +421,9 @@ func TestCertificateLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
 		t.Errorf("SettingsApplied of c-3 %q, want Applied", got)
 	}
 	f.settle(t)
-	puts = f.settingsPuts.Load()
+	puts = f.settingsPuts()
 	f.reconcile(t)
-	if n := f.settingsPuts.Load() - puts; n != 0 {
+	if n := f.settingsPuts() - puts; n != 0 {
 		t.Errorf("%d PUT /_cluster/settings in a pass with nothing new, want 0", n)
 	}
 }

@@ -30,7 +30,7 @@ func (f *fixture) nameUserTransportCA(t *testing.T, userPEM []byte) {
 	ctx := t.Context()
 	if userPEM != nil {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: userTransportCM}, Data: map[string]string{transporttrust.Key: string(userPEM)}}
-		if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		if _, err := f.Kube.CoreV1().ConfigMaps(fxNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestCertificateTrustUsersConfigMapMissing(t *testing.T) {
 
 	userCA := newTestCA(t, "user-partner-ca")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: userTransportCM}, Data: map[string]string{transporttrust.Key: string(userCA)}}
-	if _, err := f.kc.CoreV1().ConfigMaps(fxNS).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().ConfigMaps(fxNS).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcile(t)

@@ -67,7 +67,7 @@ func TestChangedAnswerReachesElasticsearch(t *testing.T) {
 			change: func(t *testing.T, f *fixture, prev *peerv1.Credentials) *peerv1.Credentials {
 				rc := f.remoteCluster(t, "logs")
 				rc.Spec.SkipUnavailable = new(true)
-				if _, err := f.crds.RemoteClusters().Update(t.Context(), rc); err != nil {
+				if _, err := f.CRDs.RemoteClusters().Update(t.Context(), rc); err != nil {
 					t.Fatal(err)
 				}
 				waitCache(t, func() bool {

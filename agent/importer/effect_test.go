@@ -40,7 +40,7 @@ func TestKeyInEffectAfterTheRestart(t *testing.T) {
 			f := newAppliedFixture(t)
 			if tc.aggregated {
 				now := metav1.Now()
-				if _, err := f.kc.CoreV1().Secrets(fxNS).Create(t.Context(), &corev1.Secret{
+				if _, err := f.Kube.CoreV1().Secrets(fxNS).Create(t.Context(), &corev1.Secret{
 					ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: eck.SecureSettingsSecret(fxES), Labels: map[string]string{eck.ClusterNameLabel: fxES},
 						CreationTimestamp: now, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "elastic-operator", Time: &now}}},
 					Data: map[string][]byte{wiring.CredentialsKey("logs"): []byte(encodedKey("key-1"))},
@@ -88,13 +88,13 @@ func TestHotReloadedKeys(t *testing.T) {
 	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: wiring.CredentialsSecretName(fxES)}, Data: map[string][]byte{key: []byte("encoded-1")}}
 	fs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: eck.FileSettingsSecret(fxES), Labels: map[string]string{eck.ClusterNameLabel: fxES}},
 		Data: map[string][]byte{eck.FileSettingsKey: fileSettingsJSON(100, nil)}}
-	if _, err := f.kc.CoreV1().Secrets(fxNS).Create(ctx, fs, metav1.CreateOptions{}); err != nil {
+	if _, err := f.Kube.CoreV1().Secrets(fxNS).Create(ctx, fs, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	writeFile := func(version int64, value string) {
 		t.Helper()
 		fs.Data[eck.FileSettingsKey] = fileSettingsJSON(version, map[string]string{key: value})
-		if _, err := f.kc.CoreV1().Secrets(fxNS).Update(ctx, fs, metav1.UpdateOptions{}); err != nil {
+		if _, err := f.Kube.CoreV1().Secrets(fxNS).Update(ctx, fs, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitCache(t, func() bool {
@@ -205,7 +205,7 @@ func (f *fixture) writeFileSettings(t *testing.T, raw []byte) {
 	t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: fxNS, Name: eck.FileSettingsSecret(fxES), Labels: map[string]string{eck.ClusterNameLabel: fxES}},
 		Data: map[string][]byte{eck.FileSettingsKey: raw}}
-	secrets := f.kc.CoreV1().Secrets(fxNS)
+	secrets := f.Kube.CoreV1().Secrets(fxNS)
 	if _, err := secrets.Update(t.Context(), s, metav1.UpdateOptions{}); err != nil {
 		if _, err := secrets.Create(t.Context(), s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

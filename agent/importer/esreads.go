@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ecklink/ecklink/agent/elastic"
 )
@@ -45,10 +46,25 @@ func (r *esRead[T]) get(client *elastic.Client, read func() (T, error)) (T, erro
 
 // remoteSettings is GET of the remote cluster settings, once a pass (esReads).
 func (st *state) remoteSettings(ctx context.Context, client *elastic.Client) (map[string]elastic.RemoteSettings, error) {
-	return st.reads.settings.get(client, func() (map[string]elastic.RemoteSettings, error) { return client.GetRemoteSettings(ctx) })
+	s, err := st.reads.settings.get(client, func() (map[string]elastic.RemoteSettings, error) { return client.GetRemoteSettings(ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("failed to read remote cluster settings: %w", err)
+	}
+	return s, nil
 }
 
 // remoteInfo is GET /_remote/info, once a pass (esReads).
 func (st *state) remoteInfo(ctx context.Context, client *elastic.Client) (map[string]elastic.RemoteInfo, error) {
 	return st.reads.info.get(client, func() (map[string]elastic.RemoteInfo, error) { return client.RemoteInfo(ctx) })
+}
+
+// loadInfo reads GET /_remote/info (remoteInfo) and records what it reports of each alias; none
+// after a failed read.
+func (st *state) loadInfo(ctx context.Context, client *elastic.Client) error {
+	info, err := st.remoteInfo(ctx, client)
+	st.setInfo(info)
+	if err != nil {
+		return fmt.Errorf("failed to read remote info: %w", err)
+	}
+	return nil
 }

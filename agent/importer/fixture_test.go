@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,21 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
-	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
-	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
-	"github.com/ecklink/ecklink/agent/kube"
-	"github.com/ecklink/ecklink/agent/metrics"
-	"github.com/ecklink/ecklink/agent/pairing"
+	"github.com/ecklink/ecklink/agent/internal/testenv/fakehalf"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim"
 )
@@ -40,28 +29,21 @@ import (
 // The fixture is environment east with a paired peer west, a local Elasticsearch search/ccs
 // served by an in-process esim node, and RemoteClusters given per test.
 const (
-	fxAgentNS = "ecklink"
+	fxAgentNS = fakehalf.AgentNamespace
 	fxNS      = "search"
 	fxES      = "ccs"
 	fxPeer    = "west"
 )
 
 type fixture struct {
-	im     *Importer
-	kc     *fake.Clientset
-	dyn    *dynamicfake.FakeDynamicClient
-	crds   *kube.Client
+	im *Importer
+	// Half is the fake cluster the importer runs on.
+	*fakehalf.Half
 	node   *esim.Node
 	es     *elastic.Client
 	outbox *recordingOutbox
-	// esCalls counts the requests the Elasticsearch served.
-	esCalls *atomic.Int64
-	// settingsPuts counts the PUT /_cluster/settings requests the Elasticsearch served.
-	settingsPuts *atomic.Int64
 	// requests counts the requests the Elasticsearch served by method and path.
 	requests *testenv.Counts
-	// events are the Events the importer recorded.
-	events *record.FakeRecorder
 	// faults are the failures the Elasticsearch answers with instead of serving (esim.Faults).
 	faults *esim.Faults
 }
@@ -123,47 +105,19 @@ func elasticsearch() *unstructured.Unstructured {
 
 func newFixture(t testing.TB, rcs ...*v1alpha1.RemoteCluster) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	peer := pairing.NewPeer(fxAgentNS, fxPeer, []byte("bundle"), []string{"west.example:9400"}, true, "")
-	peer.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindPeer}
-	dyn := fakekube.Dynamic(t, append([]runtime.Object{peer}, toObjects(rcs)...), elasticsearch())
-	kc := fake.NewClientset()
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: dyn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := hclog.NewNullLogger()
-	c, err := cache.New(cache.Config{Kube: kc, Dynamic: dyn, AgentNamespace: fxAgentNS, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := esim.NewNode(esim.Config{Version: "9.3.2", ClusterName: fxES, NodeName: "ccs-0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls, puts, requests := &atomic.Int64{}, &atomic.Int64{}, &testenv.Counts{}
-	faults := &esim.Faults{}
-	handler := faults.Wrap(node.Handler())
-	es := fakees.Serve(t, node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		requests.Add(r.Method + " " + r.URL.Path)
-		if r.Method == http.MethodPut && r.URL.Path == "/_cluster/settings" {
-			puts.Add(1)
-		}
-		handler.ServeHTTP(w, r)
-	}))
+	h := fakehalf.New(t, fakehalf.Config{Environment: "east", Peers: []string{fxPeer}, Objects: toObjects(rcs), Elasticsearch: []*unstructured.Unstructured{elasticsearch()}, Events: 1000})
+	es := fakees.Start(t, esim.Config{Version: "9.3.2", ClusterName: fxES, NodeName: "ccs-0"})
 	out := &recordingOutbox{sent: map[string]proto.Message{}}
-	events := record.NewFakeRecorder(1000)
-	im, err := New(Config{Deps: halves.Deps{Environment: "east", Cache: c, Kube: kc, Dynamic: dyn, CRDs: crds, Elastic: oneES{es}, Recorder: kube.NewRecorderFor(events), Metrics: metrics.New(), Logger: log}, Outbox: out, AgentNamespace: fxAgentNS})
+	im, err := New(Config{Deps: h.Deps(oneES{es.Client}), Outbox: out, AgentNamespace: fxAgentNS})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{im: im, kc: kc, dyn: dyn, crds: crds, node: node, es: es, outbox: out, esCalls: calls, settingsPuts: puts, requests: requests, faults: faults, events: events}
+	h.Start(t)
+	return &fixture{im: im, Half: h, node: es.Node, es: es.Client, outbox: out, requests: es.Requests, faults: es.Faults}
 }
+
+// settingsPuts is how many PUT /_cluster/settings requests the Elasticsearch served.
+func (f *fixture) settingsPuts() int { return f.requests.Get("PUT /_cluster/settings") }
 
 // newAPIKeyLinksFixture is the fixture with links API-key RemoteClusters l-000, l-001, ... whose
 // credentials (one key each, one transport CA for all) the peer sent, not yet applied.
@@ -174,7 +128,7 @@ func newAPIKeyLinksFixture(t testing.TB, links int) (*fixture, []*v1alpha1.Remot
 		rcs = append(rcs, remoteCluster(fmt.Sprintf("l-%03d", i), v1alpha1.SecurityModelAPIKey))
 	}
 	f := newFixture(t, rcs...)
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == links })
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)) == links })
 	ca := newTestCA(t, "west-transport")
 	for _, rc := range rcs {
 		if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials(rc.Spec.Alias, "key-"+rc.Spec.Alias, ca)); err != nil {
@@ -203,7 +157,7 @@ func (f *fixture) reconcile(t *testing.T) {
 // remoteCluster reads a RemoteCluster back.
 func (f *fixture) remoteCluster(t *testing.T, name string) *v1alpha1.RemoteCluster {
 	t.Helper()
-	rc, err := f.crds.RemoteClusters().Get(t.Context(), fxNS, name)
+	rc, err := f.CRDs.RemoteClusters().Get(t.Context(), fxNS, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +197,7 @@ func (f *fixture) storedES(t testing.TB) *unstructured.Unstructured {
 // storedConfigMap is the ConfigMap name of search as the API server holds it (nil: none).
 func (f *fixture) storedConfigMap(t testing.TB, name string) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

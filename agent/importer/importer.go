@@ -23,7 +23,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
@@ -175,18 +174,12 @@ func (im *Importer) process(ctx context.Context, key types.NamespacedName) {
 		im.queue.Forget(key)
 		im.trig.Note(key, trigConflict)
 		im.queue.AddAfter(key, conflictRetry)
+		return
 	case err != nil:
 		im.cfg.Metrics.ReconcileError("importer")
 		im.log.Warn("reconcile failed, will retry", "elasticsearch", key.String(), "error", err)
-		im.trig.Note(key, trigRetry)
-		im.queue.AddRateLimited(key)
-	case requeue > 0:
-		im.queue.Forget(key)
-		im.trig.Note(key, trigRequeue)
-		im.queue.AddAfter(key, requeue)
-	default:
-		im.queue.Forget(key)
 	}
+	im.trig.Again(im.queue, key, requeue, err != nil)
 }
 
 // tickSigningOrWarn advances the signing CA rotation (see tickSigning); a failure is retried on
@@ -210,29 +203,20 @@ func (im *Importer) enqueueAll(why string) {
 }
 
 func (im *Importer) registerHandlers() error {
-	enqueueRC := func(o any) {
+	// The agent's own status writes come back as status-only updates, ECK's on the Elasticsearch
+	// too: only the other changes queue a pass.
+	if err := im.cfg.Cache.OnRemoteCluster(cache.SpecChanges(func(o any) {
 		if ref, ok := cache.ElasticsearchRef(o); ok {
 			im.enqueue(ref, trigRC)
 		}
-	}
-	if err := im.cfg.Cache.OnRemoteCluster(func(old, new any) {
-		if cache.SpecChanged(old, new) { // the agent's own status writes come back as status-only updates
-			enqueueRC(old)
-			enqueueRC(new)
-		}
-	}); err != nil {
+	})); err != nil {
 		return err
 	}
-	if err := im.cfg.Cache.OnElasticsearch(func(old, new any) {
-		if !cache.SpecChanged(old, new) {
-			return
+	if err := im.cfg.Cache.OnElasticsearch(cache.SpecChanges(func(o any) {
+		if key, ok := cache.Key(o); ok {
+			im.enqueue(key, trigES)
 		}
-		for _, o := range []any{old, new} {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				im.enqueue(types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}, trigES)
-			}
-		}
-	}); err != nil {
+	})); err != nil {
 		return err
 	}
 	return im.cfg.Cache.OnOwnObject(func(old, new any) {

@@ -62,7 +62,7 @@ func TestModelNotAllowed(t *testing.T) {
 		}
 	}
 	f.reconcile(t)
-	cms, err := f.kc.CoreV1().ConfigMaps(fxNS).List(t.Context(), metav1.ListOptions{})
+	cms, err := f.Kube.CoreV1().ConfigMaps(fxNS).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestModelChangedAfterCredentials(t *testing.T) {
 	}
 	rc := f.remoteCluster(t, "switching")
 	rc.Spec.Model = v1alpha1.SecurityModelAPIKey
-	if _, err := f.crds.RemoteClusters().Update(t.Context(), rc); err != nil {
+	if _, err := f.CRDs.RemoteClusters().Update(t.Context(), rc); err != nil {
 		t.Fatal(err)
 	}
 	waitCache(t, func() bool {

@@ -77,11 +77,11 @@ func TestApplyByModel(t *testing.T) {
 
 			rc := f.remoteCluster(t, "logs")
 			rc.Spec.Model = to.spec
-			if _, err := f.crds.RemoteClusters().Update(t.Context(), rc); err != nil {
+			if _, err := f.CRDs.RemoteClusters().Update(t.Context(), rc); err != nil {
 				t.Fatal(err)
 			}
 			waitCache(t, func() bool {
-				rcs := f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)
+				rcs := f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)
 				return len(rcs) == 1 && rcs[0].Spec.Model == to.spec
 			})
 			f.applyModel(t, to, 2)
@@ -131,7 +131,7 @@ func TestBothModelsReadElasticsearchOnce(t *testing.T) {
 	f := newFixture(t, remoteCluster("logs", v1alpha1.SecurityModelAPIKey), remoteCluster("metrics", v1alpha1.SecurityModelCertificate))
 	f.connectAll()
 	f.eckCopiesTrust(t)
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == 2 })
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)) == 2 })
 	if err := f.im.OnCredentials(fxPeer, 1, apiKeyCredentials("logs", "key-1", newTestCA(t, "west-remote"))); err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +140,10 @@ func TestBothModelsReadElasticsearchOnce(t *testing.T) {
 	}
 	for pass := range 3 {
 		f.requests.Take()
-		puts := f.settingsPuts.Load()
+		puts := f.settingsPuts()
 		f.reconcile(t)
 		f.settle(t)
-		wrote := f.settingsPuts.Load() > puts
+		wrote := f.settingsPuts() > puts
 		got := f.requests.Take()
 		// A write invalidates what the pass read, so the read after it is the pass's second.
 		want := 1

@@ -58,25 +58,33 @@ func mergeCAs(previous, incoming []byte, now time.Time) ([]byte, []*x509.Certifi
 // pair once: the links of one exported Elasticsearch hold the same CAs and receive the same
 // new bundle, so the certificates parsed do not grow with the number of links.
 type caMerger struct {
-	now    time.Time
-	merged map[[2]string]string
+	now time.Time
+	// merged is previous -> incoming -> merged. Looked up as m[previous][string(incoming)], the
+	// incoming bundle is not copied into a key for each alias (Go does not allocate a
+	// map[string] key converted from []byte for a lookup): only a pair not seen yet is.
+	merged map[string]map[string]string
 }
 
 func newCAMerger(now time.Time) *caMerger {
-	return &caMerger{now: now, merged: map[[2]string]string{}}
+	return &caMerger{now: now, merged: map[string]map[string]string{}}
 }
 
 func (m *caMerger) merge(previous string, incoming []byte) (string, error) {
-	k := [2]string{previous, string(incoming)}
-	if v, ok := m.merged[k]; ok {
+	if v, ok := m.merged[previous][string(incoming)]; ok {
 		return v, nil
 	}
 	out, _, err := mergeCAs([]byte(previous), incoming, m.now)
 	if err != nil {
 		return "", err
 	}
-	m.merged[k] = string(out)
-	return string(out), nil
+	byIncoming := m.merged[previous]
+	if byIncoming == nil {
+		byIncoming = map[string]string{}
+		m.merged[previous] = byIncoming
+	}
+	merged := string(out)
+	byIncoming[string(incoming)] = merged
+	return merged, nil
 }
 
 // nextCABundles is the bundle of each alias after a full reconcile: what the ConfigMap cm held

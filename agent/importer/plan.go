@@ -56,10 +56,10 @@ func (p *linkPlan) held() bool { return p.active() && p.answer == nil && !p.peer
 // alias conflict: the older keeps the alias.
 func (im *Importer) plan(ns, es string) []*linkPlan {
 	var plans []*linkPlan
-	for _, rc := range im.cfg.Cache.RemoteClustersOf(ns, es) {
+	for _, rc := range im.cfg.Cache.RemoteClustersSharedOf(ns, es) { // read only: writes copy (status.go, finalizers)
 		id := link.ID{Namespace: ns, Elasticsearch: es, Alias: rc.Spec.Alias}
 		p := &linkPlan{rc: rc, id: id, model: modelOf(rc), deleting: rc.DeletionTimestamp != nil}
-		if _, ok := im.cfg.Cache.Peer(rc.Spec.Peer); !ok {
+		if !im.cfg.Cache.HasPeer(rc.Spec.Peer) {
 			p.peerGone = true
 		}
 		im.mu.Lock()

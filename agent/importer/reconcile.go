@@ -461,7 +461,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 	}
 	current, err := st.remoteSettings(ctx, client)
 	if err != nil {
-		return 0, fmt.Errorf("failed to read remote cluster settings: %w", err)
+		return 0, err
 	}
 
 	// 5. Remote cluster settings, proxy mode.
@@ -658,10 +658,8 @@ func proxyWant(p *linkPlan) elastic.RemoteSettings {
 // Secret, and asks to come back soon (after at the latest) while a link is not connected with
 // its newest key.
 func (im *Importer) verify(ctx context.Context, client *elastic.Client, ns, esName string, secret *corev1.Secret, st *state, after time.Duration) (time.Duration, error) {
-	info, err := st.remoteInfo(ctx, client)
-	st.setInfo(info)
-	if err != nil {
-		return 0, fmt.Errorf("failed to read remote info: %w", err)
+	if err := st.loadInfo(ctx, client); err != nil {
+		return 0, err
 	}
 	previous := readJSONMap(secret.Annotations, annotationEffective)
 	var effective map[string]string

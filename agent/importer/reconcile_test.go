@@ -64,7 +64,7 @@ func (f *fixture) applied(t *testing.T) applied {
 	t.Helper()
 	ctx := t.Context()
 	var a applied
-	s, err := f.kc.CoreV1().Secrets(fxNS).Get(ctx, wiring.CredentialsSecretName(fxES), metav1.GetOptions{})
+	s, err := f.Kube.CoreV1().Secrets(fxNS).Get(ctx, wiring.CredentialsSecretName(fxES), metav1.GetOptions{})
 	switch {
 	case err == nil:
 		a.secret = s
@@ -111,6 +111,18 @@ func (a applied) caFingerprints(t *testing.T, alias string) []string {
 		out = append(out, pemutil.Fingerprint(c))
 	}
 	return out
+}
+
+// wantKeyAndCA fails t unless a holds key-1 and, as its only CA, ca for alias logs; when says
+// after what.
+func (a applied) wantKeyAndCA(t *testing.T, ca []byte, when string) {
+	t.Helper()
+	if a.key("logs") != encodedKey("key-1") || a.keyID("logs") != "key-1" {
+		t.Errorf("key %s %q (id %q), want key-1", when, a.key("logs"), a.keyID("logs"))
+	}
+	if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, ca) {
+		t.Errorf("CAs %s %v, want only %s", when, got, fingerprintOf(t, ca))
+	}
 }
 
 func (a applied) wired() bool { return a.es.GetAnnotations()[wiring.AnnotationWiring] != "" }
@@ -215,7 +227,7 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 	f.settle(t)
 	stored := f.remoteCluster(t, "logs")
 	waitCache(t, func() bool {
-		for _, rc := range f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES) {
+		for _, rc := range f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES) {
 			if rc.Name == "logs" { // the fake API server keeps no resourceVersion: compare the status
 				return reflect.DeepEqual(rc.Status, stored.Status)
 			}
@@ -243,7 +255,7 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 // statusActions are the fake API server's RemoteCluster status writes.
 func statusActions(f *fixture) []string {
 	var out []string
-	for _, a := range f.dyn.Actions() {
+	for _, a := range f.Dynamic.Actions() {
 		if a.GetVerb() == "update" && a.GetSubresource() == "status" && a.GetResource().Resource == "remoteclusters" {
 			out = append(out, a.GetNamespace())
 		}
@@ -255,7 +267,7 @@ func statusActions(f *fixture) []string {
 // as "verb resource".
 func writeActions(f *fixture) []string {
 	var out []string
-	for _, a := range f.kc.Actions() {
+	for _, a := range f.Kube.Actions() {
 		name := ""
 		switch a := a.(type) {
 		case k8stesting.CreateAction: // an UpdateAction too (the same methods)
@@ -426,12 +438,7 @@ func TestBadCredentialsKeepTheLastGoodState(t *testing.T) {
 			}
 			f.reconcile(t)
 			after := f.applied(t)
-			if after.key("logs") != encodedKey("key-1") || after.keyID("logs") != "key-1" {
-				t.Errorf("key after the refused credentials %q (id %q), want key-1 kept", after.key("logs"), after.keyID("logs"))
-			}
-			if got := after.caFingerprints(t, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, goodCA) {
-				t.Errorf("CAs after the refused credentials %v, want only the good CA", got)
-			}
+			after.wantKeyAndCA(t, goodCA, "after the refused credentials")
 			if s, b := after.settings["logs"], before.settings["logs"]; s.ProxyAddress != b.ProxyAddress || s.ServerName != b.ServerName || s.Mode != b.Mode || b.Mode == "" {
 				t.Errorf("settings changed: %+v, want %+v", s, before.settings["logs"])
 			}
@@ -517,7 +524,7 @@ func TestLinkRemoval(t *testing.T) {
 			rc := f.remoteCluster(t, "logs")
 			now := metav1.Now()
 			rc.DeletionTimestamp = &now
-			if _, err := f.crds.RemoteClusters().Update(t.Context(), rc); err != nil {
+			if _, err := f.CRDs.RemoteClusters().Update(t.Context(), rc); err != nil {
 				t.Fatal(err)
 			}
 			waitCache(t, func() bool {
@@ -574,7 +581,7 @@ func TestOnePassAddsEveryFinalizer(t *testing.T) {
 		rcs = append(rcs, rc)
 	}
 	f := newFixture(t, rcs...)
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == len(rcs) })
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)) == len(rcs) })
 	f.reconcile(t)
 	for _, rc := range rcs {
 		if got := f.remoteCluster(t, rc.Name); !slices.Contains(got.Finalizers, v1alpha1.Finalizer) {
@@ -593,17 +600,17 @@ func TestOnePassAddsEveryFinalizer(t *testing.T) {
 func TestLinksArrivingTogetherCostOneSettingsWrite(t *testing.T) {
 	const links = 12
 	f, _ := newAPIKeyLinksFixture(t, links)
-	f.kc.ClearActions()
-	puts := f.settingsPuts.Load()
+	f.Kube.ClearActions()
+	puts := f.settingsPuts()
 	f.reconcile(t)
 	if got := len(f.node.RemoteClusters()); got != links {
 		t.Fatalf("%d remote clusters configured, want %d", got, links)
 	}
-	if n := f.settingsPuts.Load() - puts; n != 1 {
+	if n := f.settingsPuts() - puts; n != 1 {
 		t.Errorf("%d PUT /_cluster/settings for %d new links, want 1", n, links)
 	}
 	recordWrites := 0
-	for _, a := range f.kc.Actions() {
+	for _, a := range f.Kube.Actions() {
 		if o, ok := a.(interface{ GetObject() runtime.Object }); ok && (a.GetVerb() == "create" || a.GetVerb() == "update") {
 			if cm, ok := o.GetObject().(*corev1.ConfigMap); ok && cm.Name == aliasRecordName {
 				recordWrites++

@@ -58,12 +58,7 @@ func TestRestartKeepsWhatIsApplied(t *testing.T) {
 			}
 			f.reconcile(t)
 			a := f.applied(t)
-			if a.key("logs") != encodedKey("key-1") || a.keyID("logs") != "key-1" {
-				t.Errorf("after the restart the Secret holds %q (id %q), want key-1 kept", a.key("logs"), a.keyID("logs"))
-			}
-			if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, ca) {
-				t.Errorf("CAs after the restart %v, want the CA kept", got)
-			}
+			a.wantKeyAndCA(t, ca, "after the restart")
 			if s := a.settings["logs"]; s.ProxyAddress != testProxy {
 				t.Errorf("settings after the restart %+v, want the link's kept", s)
 			}

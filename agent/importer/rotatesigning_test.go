@@ -18,7 +18,7 @@ import (
 // requestSigningRotation writes a signing rotation request as agentctl rotate signing does.
 func (f *fixture) requestSigningRotation(t *testing.T, id string) {
 	t.Helper()
-	cms := f.kc.CoreV1().ConfigMaps(fxAgentNS)
+	cms := f.Kube.CoreV1().ConfigMaps(fxAgentNS)
 	cm, err := cms.Get(t.Context(), identity.ConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		cm, err = cms.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: identity.ConfigMapName, Namespace: fxAgentNS}}, metav1.CreateOptions{})
@@ -38,7 +38,7 @@ func (f *fixture) requestSigningRotation(t *testing.T, id string) {
 // signingStatus reads the agent's report on the signing rotation request.
 func (f *fixture) signingStatus(t *testing.T) signing.RotationStatus {
 	t.Helper()
-	cm, err := f.kc.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), identity.ConfigMapName, metav1.GetOptions{})
+	cm, err := f.Kube.CoreV1().ConfigMaps(fxAgentNS).Get(t.Context(), identity.ConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestRotateSigningOnRequest(t *testing.T) {
 	if st.Phase != signing.RotationDone || st.OldCA != old || st.NewCA != staged {
 		t.Fatalf("status once trusted: %+v, want Done %s -> %s", st, old, staged)
 	}
-	sec, err := f.kc.CoreV1().Secrets(fxAgentNS).Get(t.Context(), SigningCASecretName, metav1.GetOptions{})
+	sec, err := f.Kube.CoreV1().Secrets(fxAgentNS).Get(t.Context(), SigningCASecretName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestStrongIdentityThroughThePass(t *testing.T) {
 
 	// 1. The export requires strong identity; the peer does not trust the CA yet.
 	send(signingCredentials(t, ca, true, false))
-	sec, err := f.kc.CoreV1().Secrets(fxNS).Get(t.Context(), wiring.SigningSecretName(fxES), metav1.GetOptions{})
+	sec, err := f.Kube.CoreV1().Secrets(fxNS).Get(t.Context(), wiring.SigningSecretName(fxES), metav1.GetOptions{})
 	if err != nil || len(sec.Data[corev1.TLSCertKey]) == 0 || len(sec.Data[corev1.TLSPrivateKeyKey]) == 0 {
 		t.Fatalf("signing certificate Secret %v (%v), want tls.crt and tls.key", sec, err)
 	}

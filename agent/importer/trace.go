@@ -13,7 +13,7 @@ import (
 // itself: the debug log of each pass says what queued it, and passes counts them, for the tests
 // that guard the CA path.
 
-// Triggers of a full reconcile.
+// Triggers of a full reconcile; trig.Again adds trigger.Retry and trigger.Requeue after a pass.
 const (
 	trigResync     = "resync"          // the periodic pass
 	trigStart      = "start"           // the first pass
@@ -27,9 +27,7 @@ const (
 	trigCAFallback = "ca-path"         // the CA path handed the Elasticsearch over
 	trigPeerState  = "peer-state"      // the peer's stream came up or went down
 	trigTransport  = "local-transport" // the local transport CA changed (certificate model)
-	trigRequeue    = "requeue"         // a pass asked to come back
 	trigConflict   = "conflict"        // a pass lost a write race
-	trigRetry      = "retry"           // a pass failed
 )
 
 // triggers records, per queued Elasticsearch, what queued it since its last pass.

@@ -21,9 +21,9 @@ func TestRemoteClusterWritesRunSideBySide(t *testing.T) {
 		rcs = append(rcs, rc)
 	}
 	f := newFixture(t, rcs...)
-	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersOf(fxNS, fxES)) == links })
+	waitCache(t, func() bool { return len(f.im.cfg.Cache.RemoteClustersSharedOf(fxNS, fxES)) == links })
 	c := fakekube.NewInflight()
-	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: fakekube.Counting(f.dyn, c)})
+	crds, err := kube.NewClient(kube.ClientConfig{Dynamic: fakekube.Counting(f.Dynamic, c)})
 	if err != nil {
 		t.Fatal(err)
 	}

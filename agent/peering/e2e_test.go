@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,27 +335,25 @@ func TestCARotationWithPeer(t *testing.T) {
 	publishTrust()
 	waitFor(t, "initial trust applied", wait, func() bool { return west.h.hasAck("east/trust@1") })
 
-	if err := west.id.StageNextCA(ctx); err != nil {
-		t.Fatal(err)
+	// rotate has west take step of its CA rotation and publish its bundle, and waits until east
+	// acknowledged it as trust@version and trusts cas CAs of west.
+	rotate := func(bundle string, step func(context.Context) error, version, cas int) {
+		t.Helper()
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		publishTrust()
+		waitFor(t, bundle+" bundle acknowledged", wait, func() bool { return west.h.hasAck("east/trust@" + strconv.Itoa(version)) })
+		if n := len(east.trust.PeerCAs("west")); n != cas {
+			t.Fatalf("east trusts %d CAs for west after the %s bundle, want %d", n, bundle, cas)
+		}
 	}
-	publishTrust()
-	waitFor(t, "staged bundle acknowledged", wait, func() bool { return west.h.hasAck("east/trust@2") })
-	if n := len(east.trust.PeerCAs("west")); n != 2 {
-		t.Fatalf("east trusts %d CAs for west, want 2", n)
-	}
+	rotate("staged", west.id.StageNextCA, 2, 2)
 	if err := west.id.PromoteNextCA(ctx); err != nil {
 		t.Fatal(err)
 	}
 	reconnect("handshake with a leaf of the promoted CA")
-
-	if err := west.id.RetirePrevious(ctx); err != nil {
-		t.Fatal(err)
-	}
-	publishTrust()
-	waitFor(t, "retired bundle acknowledged", wait, func() bool { return west.h.hasAck("east/trust@3") })
-	if n := len(east.trust.PeerCAs("west")); n != 1 {
-		t.Fatalf("east trusts %d CAs for west, want 1", n)
-	}
+	rotate("retired", west.id.RetirePrevious, 3, 1)
 	reconnect("handshake after retiring the previous CA")
 
 	// An invalid bundle is refused and the last good one kept.

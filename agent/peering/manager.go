@@ -294,11 +294,17 @@ func (m *Manager) Publish(peer string, update *peerv1.Update) error {
 	case *peerv1.Update_Removed, *peerv1.Update_Inventory:
 		return fmt.Errorf("failed to publish: unsupported payload type %T", update.GetPayload())
 	}
-	u := &peerv1.Update{Resource: resource, Payload: proto.Clone(update).(*peerv1.Update).GetPayload()}
-	if n := proto.Size(u); n > m.cfg.MaxUpdateBytes {
+	if n := proto.Size(&peerv1.Update{Resource: resource, Payload: update.GetPayload()}); n > m.cfg.MaxUpdateBytes {
 		return fmt.Errorf("failed to publish: update is %d bytes, at most %d allowed", n, m.cfg.MaxUpdateBytes)
 	}
-	if err := m.peer(peer).set(u, false); err != nil {
+	// The halves publish every link's state on every pass; most of it is what the peer has
+	// already. That is found from the hash, before the copy the stream keeps is made.
+	ps, h := m.peer(peer), hashUpdate(update)
+	if ps.holds(resource, h) {
+		return nil
+	}
+	u := &peerv1.Update{Resource: resource, Payload: proto.Clone(update).(*peerv1.Update).GetPayload()}
+	if err := ps.setHashed(u, h, false); err != nil {
 		return fmt.Errorf("failed to publish: %w", err)
 	}
 	return nil

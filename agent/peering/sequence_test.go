@@ -33,3 +33,37 @@ func TestPublishAfterOpenContinuesAbovePeer(t *testing.T) {
 		t.Fatalf("sequences %v, want status/a@8 (above the peer's 7) and status/b@1", got)
 	}
 }
+
+// TestPublishSendsOnlyChanges: the halves publish every link's state on every pass. Content the
+// peer holds already is not sent again, the Manager keeps its own copy of what it sends (the
+// caller may reuse its message), and changed content goes out with the next sequence.
+func TestPublishSendsOnlyChanges(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.start()
+	hs.open("west", nil)
+	if u := hs.nextUpdate(); u.Resource != ResourceInventory {
+		t.Fatalf("first update %v, want the inventory", u)
+	}
+	publish := func(u *peerv1.Update) {
+		t.Helper()
+		if err := hs.m.Publish("west", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := &peerv1.LinkStatus{Connected: true}
+	publish(wrap("status/a", first))
+	if u := hs.nextUpdate(); u.Resource != "status/a" || u.Sequence != 1 || !u.GetLinkStatus().GetConnected() {
+		t.Fatalf("got %v, want status/a@1 connected", u)
+	}
+	publish(wrap("status/a", &peerv1.LinkStatus{Connected: true})) // the same again: nothing to send
+	first.Connected = false                                        // the caller reuses its message
+	publish(wrap("status/a", &peerv1.LinkStatus{Connected: true})) // still what the peer has
+	publish(wrap("status/b", &peerv1.LinkStatus{Connected: true}))
+	if u := hs.nextUpdate(); u.Resource != "status/b" || u.Sequence != 1 {
+		t.Fatalf("got %v, want status/b@1: status/a did not change", u)
+	}
+	publish(wrap("status/a", &peerv1.LinkStatus{Connected: false}))
+	if u := hs.nextUpdate(); u.Resource != "status/a" || u.Sequence != 2 || u.GetLinkStatus().GetConnected() {
+		t.Fatalf("got %v, want status/a@2 not connected", u)
+	}
+}

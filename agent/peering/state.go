@@ -98,7 +98,21 @@ func (ps *peerState) poke() {
 // set stores new content for u.Resource, or a removal. It fails, changing nothing, when the
 // resource has no sequence left (the peer announced it applied MaxSequence).
 func (ps *peerState) set(u *peerv1.Update, removal bool) error {
-	h := hashUpdate(u)
+	return ps.setHashed(u, hashUpdate(u), removal)
+}
+
+// holds reports whether resource holds the content hashed h already (set would change nothing).
+func (ps *peerState) holds(resource string, h [32]byte) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.entries[resource].holds(h)
+}
+
+// holds reports whether e is content hashed h (not a removal); false for no entry.
+func (e *entry) holds(h [32]byte) bool { return e != nil && !e.removed && e.hash == h }
+
+// setHashed is set with u's hash (hashUpdate) computed already.
+func (ps *peerState) setHashed(u *peerv1.Update, h [32]byte, removal bool) error {
 	ps.mu.Lock()
 	e := ps.entries[u.Resource]
 	seq := uint64(0)
@@ -106,7 +120,7 @@ func (ps *peerState) set(u *peerv1.Update, removal bool) error {
 	case removal && (e == nil || e.removed):
 		ps.mu.Unlock()
 		return nil
-	case !removal && e != nil && !e.removed && e.hash == h:
+	case !removal && e.holds(h):
 		ps.mu.Unlock()
 		return nil
 	case e == nil:

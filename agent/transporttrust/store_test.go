@@ -61,6 +61,22 @@ func (f *fixture) configMap(name string) (*corev1.ConfigMap, error) {
 	return f.kube.CoreV1().ConfigMaps("ns").Get(context.Background(), name, metav1.GetOptions{})
 }
 
+// apply has the store apply want to es with mode, failing t on an error.
+func (f *fixture) apply(t *testing.T, es *unstructured.Unstructured, want map[string][]*x509.Certificate, mode wiring.Mode) {
+	t.Helper()
+	if _, err := f.store.Apply(t.Context(), es, want, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantNoOwnConfigMap fails t, saying problem, while ecklink's own ConfigMap of logs exists.
+func (f *fixture) wantNoOwnConfigMap(t *testing.T, problem string) {
+	t.Helper()
+	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
+		t.Errorf("%s: %v", problem, err)
+	}
+}
+
 func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
@@ -86,12 +102,8 @@ func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 
 	// A second owner (the importer of the same Elasticsearch), then the first leaves: all stays.
 	other := newCA(t, "other", now.Add(time.Hour))
-	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": {other}}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": nil}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, es, map[string][]*x509.Certificate{"import/y": {other}}, wiring.Managed)
+	f.apply(t, f.es(t, "logs"), map[string][]*x509.Certificate{"export/east/a/ccs/x": nil}, wiring.Managed)
 	if _, err := f.configMap("logs-ecklink-transport-ca"); err != nil {
 		t.Fatalf("ConfigMap deleted while an owner remains: %v", err)
 	}
@@ -99,26 +111,18 @@ func TestStoreCreatesWiresAndRemovesItsOwnConfigMap(t *testing.T) {
 	// object handed in (callers hand the informer's cached copy) is not written.
 	given := f.es(t, "logs")
 	before := given.DeepCopy()
-	if _, err := f.store.Apply(ctx, given, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, given, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed)
 	if !reflect.DeepEqual(given.Object, before.Object) {
 		t.Error("Apply changed the Elasticsearch object it was given (the informer's cache, for its callers)")
 	}
-	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
-		t.Errorf("ConfigMap still there: %v", err)
-	}
+	f.wantNoOwnConfigMap(t, "ConfigMap still there")
 	es = f.es(t, "logs")
 	if _, found, _ := unstructured.NestedMap(es.Object, "spec", "transport"); found || wiring.TransportCAWiredByUs(es) {
 		t.Errorf("Elasticsearch still wired: spec=%v annotations=%v", es.Object["spec"], es.GetAnnotations())
 	}
 	// Removing again does nothing and creates nothing.
-	if _, err := f.store.Apply(ctx, es, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
-		t.Errorf("ConfigMap created for a removal: %v", err)
-	}
+	f.apply(t, es, map[string][]*x509.Certificate{"import/y": nil}, wiring.Managed)
+	f.wantNoOwnConfigMap(t, "ConfigMap created for a removal")
 }
 
 func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
@@ -139,9 +143,7 @@ func TestStoreJoinsTheUsersConfigMap(t *testing.T) {
 	if got := fingerprints(t, cm); !equal(got, []string{fp(user), fp(peer)}) {
 		t.Errorf("bundle = %v", got)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Managed)
 	cm, err = f.configMap("user-cas")
 	if err != nil {
 		t.Fatalf("the user's ConfigMap was deleted: %v", err)
@@ -184,9 +186,7 @@ func TestStoreManualWiringLeavesTheResourceAlone(t *testing.T) {
 	if _, err := f.dyn.Resource(eck.ElasticsearchGVR).Namespace("ns").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Manual); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, f.es(t, "logs"), map[string][]*x509.Certificate{"import/x": nil}, wiring.Manual)
 	cm, err := f.configMap("logs-ecklink-transport-ca")
 	if err != nil {
 		t.Fatalf("ConfigMap the user wired was deleted: %v", err)
@@ -199,11 +199,9 @@ func TestStoreManualWiringLeavesTheResourceAlone(t *testing.T) {
 func TestStoreReleaseOrphaned(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), map[string][]*x509.Certificate{
+	f.apply(t, f.es(t, "logs"), map[string][]*x509.Certificate{
 		"import/x": {newCA(t, "p", now.Add(time.Hour))}, "export/east/a/b/c": {newCA(t, "q", now.Add(time.Hour))},
-	}, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	}, wiring.Managed)
 	if err := f.store.ReleaseOrphaned(ctx, "ns", "logs", func(o string) bool { return strings.HasPrefix(o, "import/") }); err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +215,7 @@ func TestStoreReleaseOrphaned(t *testing.T) {
 	if err := f.store.ReleaseOrphaned(ctx, "ns", "logs", func(string) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
-		t.Errorf("ConfigMap still there: %v", err)
-	}
+	f.wantNoOwnConfigMap(t, "ConfigMap still there")
 }
 
 func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
@@ -229,9 +225,7 @@ func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
 	f := newFixture(t, elasticsearch("logs", ""), userCM)
 	peer := newCA(t, "peer", now.Add(time.Hour))
 	want := map[string][]*x509.Certificate{"import/x": {peer}}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, f.es(t, "logs"), want, wiring.Managed)
 	// The user names their own ConfigMap instead (ecklink's record stays on the resource).
 	es := f.es(t, "logs")
 	_ = unstructured.SetNestedField(es.Object, "user-cas", "spec", "transport", "tls", "certificateAuthorities", "configMapName")
@@ -249,9 +243,7 @@ func TestStoreMovesToAConfigMapTheUserNamesLater(t *testing.T) {
 	if got := fingerprints(t, cm); !equal(got, []string{fp(user), fp(peer)}) {
 		t.Errorf("user-cas = %v", got)
 	}
-	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
-		t.Errorf("ecklink's ConfigMap is left behind: %v", err)
-	}
+	f.wantNoOwnConfigMap(t, "ecklink's ConfigMap is left behind")
 	if es := f.es(t, "logs"); wiring.TransportCAWiredByUs(es) || wiring.TransportCAConfigMapOf(es) != "user-cas" {
 		t.Errorf("wiring = %q, record %v", wiring.TransportCAConfigMapOf(es), es.GetAnnotations())
 	}
@@ -261,9 +253,7 @@ func TestStoreFinishesARemovalCutShort(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, elasticsearch("logs", ""))
 	want := map[string][]*x509.Certificate{"import/x": {newCA(t, "p", now.Add(time.Hour))}}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), want, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(t, f.es(t, "logs"), want, wiring.Managed)
 	// The last owner left the ConfigMap, then the unwiring failed (a conflict): the ConfigMap is
 	// empty but still there and wired.
 	cm, _ := f.configMap("logs-ecklink-transport-ca")
@@ -277,12 +267,8 @@ func TestStoreFinishesARemovalCutShort(t *testing.T) {
 	if err != nil || !res.Leftover(f.es(t, "logs")) {
 		t.Fatalf("Leftover = false for %+v (%v)", res, err)
 	}
-	if _, err := f.store.Apply(ctx, f.es(t, "logs"), nil, wiring.Managed); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.configMap("logs-ecklink-transport-ca"); !apierrors.IsNotFound(err) {
-		t.Errorf("ConfigMap still there: %v", err)
-	}
+	f.apply(t, f.es(t, "logs"), nil, wiring.Managed)
+	f.wantNoOwnConfigMap(t, "ConfigMap still there")
 	es := f.es(t, "logs")
 	if wiring.TransportCAConfigMapOf(es) != "" || wiring.TransportCAWiredByUs(es) {
 		t.Errorf("still wired: %v", es.Object["spec"])

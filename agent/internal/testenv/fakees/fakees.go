@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/test/esim"
 )
 
@@ -32,4 +33,30 @@ func Serve(tb testing.TB, node *esim.Node, h http.Handler) *elastic.Client {
 		tb.Fatal(err)
 	}
 	return c
+}
+
+// Node is an esim node Start serves: the client logged in to it, the failures it answers with
+// instead of serving, and the requests it served.
+type Node struct {
+	*esim.Node
+	Client *elastic.Client
+	Faults *esim.Faults
+	// Requests counts the requests the node served (or failed by Faults), by "METHOD path".
+	Requests *testenv.Counts
+}
+
+// Start makes a node of cfg and serves it behind its Faults until tb ends, counting requests.
+func Start(tb testing.TB, cfg esim.Config) *Node {
+	tb.Helper()
+	node, err := esim.NewNode(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := &Node{Node: node, Faults: &esim.Faults{}, Requests: &testenv.Counts{}}
+	handler := n.Faults.Wrap(node.Handler())
+	n.Client = Serve(tb, node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Requests.Add(r.Method + " " + r.URL.Path)
+		handler.ServeHTTP(w, r)
+	}))
+	return n
 }
