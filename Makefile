@@ -91,6 +91,10 @@ fix: tools ## Rewrite what verify checks: generate, tidy, format.
 	$(GO) mod tidy
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
 
+.PHONY: duplicates
+duplicates: ## List the code agent/ repeats, with the developers' duplicates command (REV=<commit> for an older tree).
+	test/tools/duplicates.sh $(REV)
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps the test-bed cache).
 	rm -rf bin dist

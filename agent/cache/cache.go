@@ -176,8 +176,25 @@ func (c *Cache) OnRemoteCluster(h Handler) error { return register(c.remotes, h)
 // OnPeer registers h for Peers (*unstructured.Unstructured).
 func (c *Cache) OnPeer(h Handler) error { return register([]cache.SharedIndexInformer{c.peers}, h) }
 
-// OnECKSecret registers h for ECK's Secrets (*corev1.Secret).
-func (c *Cache) OnECKSecret(h Handler) error { return register(c.eckSecrets, h) }
+// OnECKSecret registers h for ECK's Secrets: h gets the Secret that changed, as it is now, or as
+// it was last seen when it is deleted.
+func (c *Cache) OnECKSecret(h func(*corev1.Secret)) error {
+	return register(c.eckSecrets, secretOf(h))
+}
+
+// secretOf is a Handler that calls h with the Secret of a change: the new one, or the old one
+// on delete; nothing for an object that is no Secret.
+func secretOf(h func(*corev1.Secret)) Handler {
+	return func(old, new any) {
+		s, ok := new.(*corev1.Secret)
+		if !ok {
+			s, ok = old.(*corev1.Secret)
+		}
+		if ok {
+			h(s)
+		}
+	}
+}
 
 // OnOwnObject registers h for the agent's own Secrets and ConfigMaps.
 func (c *Cache) OnOwnObject(h Handler) error {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -67,6 +69,30 @@ func TestHandlers(t *testing.T) {
 	} {
 		got = nil
 		tc.h(tc.old, tc.new)
+		if s := strings.Join(got, " "); s != tc.want {
+			t.Errorf("%s: called with %q, want %q", tc.name, s, tc.want)
+		}
+	}
+}
+
+// TestSecretOf: an ECK Secret handler gets the Secret as it is after a change, the last one seen
+// on delete, and nothing for an object that is no Secret.
+func TestSecretOf(t *testing.T) {
+	secret := func(rv string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "es-es-transport-certs-public", ResourceVersion: rv}}
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new any
+		want     string
+	}{
+		{"add", nil, secret("1"), "1"},
+		{"update", secret("1"), secret("2"), "2"},
+		{"delete", secret("2"), nil, "2"},
+		{"not a Secret", nil, remoteCluster("a", "u1", "1", "one"), ""},
+	} {
+		var got []string
+		secretOf(func(s *corev1.Secret) { got = append(got, s.ResourceVersion) })(tc.old, tc.new)
 		if s := strings.Join(got, " "); s != tc.want {
 			t.Errorf("%s: called with %q, want %q", tc.name, s, tc.want)
 		}

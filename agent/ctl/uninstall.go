@@ -260,27 +260,16 @@ func agentRunning(ctx context.Context, e *env, leaseName string) (bool, error) {
 
 // purgeAgentObjects deletes the agent's own Secrets, ConfigMaps and Lease in its namespace.
 func purgeAgentObjects(ctx context.Context, e *env, leaseName string) ([]string, error) {
+	objs, err := listManaged(ctx, e, e.namespace)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	core := e.kube.CoreV1()
-	secrets, err := core.Secrets(e.namespace).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list the agent's Secrets: %w", err)
-	}
-	for _, s := range secrets.Items {
-		if err := core.Secrets(e.namespace).Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return out, fmt.Errorf("failed to delete Secret %s: %w", s.Name, err)
+	for _, o := range objs {
+		if err := o.delete(ctx, e); err != nil {
+			return out, err
 		}
-		out = append(out, "Secret "+e.namespace+"/"+s.Name)
-	}
-	cms, err := core.ConfigMaps(e.namespace).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
-	if err != nil {
-		return out, fmt.Errorf("failed to list the agent's ConfigMaps: %w", err)
-	}
-	for _, c := range cms.Items {
-		if err := core.ConfigMaps(e.namespace).Delete(ctx, c.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return out, fmt.Errorf("failed to delete ConfigMap %s: %w", c.Name, err)
-		}
-		out = append(out, "ConfigMap "+e.namespace+"/"+c.Name)
+		out = append(out, o.String())
 	}
 	err = e.kube.CoordinationV1().Leases(e.namespace).Delete(ctx, leaseName, metav1.DeleteOptions{})
 	switch {
@@ -297,26 +286,58 @@ func purgeAgentObjects(ctx context.Context, e *env, leaseName string) ([]string,
 func leftovers(ctx context.Context, e *env, namespaces []string) ([]string, error) {
 	var out []string
 	for _, ns := range namespaces {
-		secrets, err := e.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
+		objs, err := listManaged(ctx, e, ns)
 		if err != nil {
-			return nil, fmt.Errorf("failed to list Secrets: %w", err)
+			return nil, err
 		}
-		for _, s := range secrets.Items {
-			if s.Namespace != e.namespace {
-				out = append(out, "Secret "+s.Namespace+"/"+s.Name)
-			}
-		}
-		cms, err := e.kube.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: managedSelector})
-		if err != nil {
-			return nil, fmt.Errorf("failed to list ConfigMaps: %w", err)
-		}
-		for _, c := range cms.Items {
-			if c.Namespace != e.namespace {
-				out = append(out, "ConfigMap "+c.Namespace+"/"+c.Name)
+		for _, o := range objs {
+			if o.namespace != e.namespace {
+				out = append(out, o.String())
 			}
 		}
 	}
 	return out, nil
+}
+
+// managedObject is a Secret or ConfigMap that carries the agent's label (managedSelector).
+type managedObject struct{ kind, namespace, name string }
+
+func (o managedObject) String() string { return o.kind + " " + o.namespace + "/" + o.name }
+
+// listManaged lists the agent's Secrets, then its ConfigMaps, in namespace ns ("" for all).
+func listManaged(ctx context.Context, e *env, ns string) ([]managedObject, error) {
+	opts := metav1.ListOptions{LabelSelector: managedSelector}
+	secrets, err := e.kube.CoreV1().Secrets(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list the agent's Secrets: %w", err)
+	}
+	cms, err := e.kube.CoreV1().ConfigMaps(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list the agent's ConfigMaps: %w", err)
+	}
+	out := make([]managedObject, 0, len(secrets.Items)+len(cms.Items))
+	for _, s := range secrets.Items {
+		out = append(out, managedObject{kind: "Secret", namespace: s.Namespace, name: s.Name})
+	}
+	for _, c := range cms.Items {
+		out = append(out, managedObject{kind: "ConfigMap", namespace: c.Namespace, name: c.Name})
+	}
+	return out, nil
+}
+
+// delete deletes o; one already gone is not an error.
+func (o managedObject) delete(ctx context.Context, e *env) error {
+	core := e.kube.CoreV1()
+	var err error
+	if o.kind == "Secret" {
+		err = core.Secrets(o.namespace).Delete(ctx, o.name, metav1.DeleteOptions{})
+	} else {
+		err = core.ConfigMaps(o.namespace).Delete(ctx, o.name, metav1.DeleteOptions{})
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete %s: %w", o, err)
+	}
+	return nil
 }
 
 func writeUninstall(w io.Writer, e *env, res uninstallResult) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/ecklink/ecklink/agent/cache"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/wiring"
 	"github.com/ecklink/ecklink/test/esim"
@@ -145,15 +146,6 @@ func (f *fixture) absent(t *testing.T, name string) {
 	}
 }
 
-func authList(es *unstructured.Unstructured, field string) []string {
-	list, _, _ := unstructured.NestedSlice(es.Object, "spec", "auth", field)
-	var out []string
-	for _, item := range list {
-		out = append(out, item.(map[string]any)["secretName"].(string))
-	}
-	return out
-}
-
 func TestProvisionsOnlyTheRolesTheUseNeeds(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -188,7 +180,7 @@ func TestProvisionsOnlyTheRolesTheUseNeeds(t *testing.T) {
 					t.Errorf("roles.yml = %q", got)
 				}
 			}
-			fr, roles := authList(es, "fileRealm"), authList(es, "roles")
+			fr, roles := testenv.AuthSecretNames(es, "fileRealm"), testenv.AuthSecretNames(es, "roles")
 			if wired := len(fr) == 1 && fr[0] == "logs-ecklink-user" && len(roles) == 1 && roles[0] == "logs-ecklink-roles"; wired != tc.wired {
 				t.Errorf("spec.auth = fileRealm %v roles %v, wired %v", fr, roles, tc.wired)
 			}
@@ -214,7 +206,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("after the export: roles %q, password kept %v", user.Data["roles"], string(user.Data["password"]) == "generated-password-1")
 	}
 	es, _ := f.cache.Elasticsearch("ns", "logs")
-	if got := authList(es, "fileRealm"); strings.Join(got, ",") != "team-users,logs-ecklink-user" {
+	if got := testenv.AuthSecretNames(es, "fileRealm"); strings.Join(got, ",") != "team-users,logs-ecklink-user" {
 		t.Fatalf("fileRealm = %v", got)
 	}
 	if wiring.MissingAuth(es, Auth("logs")) != nil || !wiring.RecordedAuth(es) {
@@ -226,8 +218,8 @@ func TestLifecycle(t *testing.T) {
 	f.absent(t, "logs-ecklink-user")
 	f.absent(t, "logs-ecklink-roles")
 	es, _ = f.cache.Elasticsearch("ns", "logs")
-	if got := authList(es, "fileRealm"); strings.Join(got, ",") != "team-users" || authList(es, "roles") != nil {
-		t.Errorf("after removal: fileRealm %v roles %v", got, authList(es, "roles"))
+	if got := testenv.AuthSecretNames(es, "fileRealm"); strings.Join(got, ",") != "team-users" || testenv.AuthSecretNames(es, "roles") != nil {
+		t.Errorf("after removal: fileRealm %v roles %v", got, testenv.AuthSecretNames(es, "roles"))
 	}
 	if v, _, _ := unstructured.NestedBool(es.Object, "spec", "auth", "disableElasticUser"); !v || wiring.RecordedAuth(es) {
 		t.Errorf("the user's spec.auth changed: %v", es.Object["spec"])

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -173,36 +172,18 @@ func (f *answerFixture) setTransportCA(t *testing.T, ca []byte) {
 
 // configMap is the ConfigMap name of the exported Elasticsearch's namespace (nil: none).
 func (f *answerFixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
-	t.Helper()
-	cm, err := f.Kube.CoreV1().ConfigMaps(axNS).Get(t.Context(), name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.ConfigMap(t, axNS, name)
 }
 
 // elasticsearch is the exported Elasticsearch as stored.
 func (f *answerFixture) elasticsearch(t *testing.T) *unstructured.Unstructured {
-	t.Helper()
-	es, err := f.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(axNS).Get(t.Context(), axES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return es
+	return f.Elasticsearch(t, axNS, axES)
 }
 
+// waitFor waits until the informer shows what ok accepts.
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache did not catch up within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the cache to catch up", ok)
 }
 
 // TestAnswerIssuesOneKeyPerLink: a granted import is answered with credentials holding a new

@@ -10,11 +10,11 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
-	"github.com/ecklink/ecklink/internal/pemutil"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -77,15 +77,6 @@ func (f *answerFixture) wiredTrust(t *testing.T) bool {
 	return wiring.TransportCAConfigMapOf(f.elasticsearch(t)) == wiring.TransportCAConfigMapName(axES)
 }
 
-func pemFingerprint(t *testing.T, b []byte) string {
-	t.Helper()
-	certs, err := pemutil.ParseCertificates(b, pemutil.Limits{})
-	if err != nil || len(certs) == 0 {
-		t.Fatalf("not a certificate: %v", err)
-	}
-	return pemutil.Fingerprint(certs[0])
-}
-
 // TestCertificateAnswer: a granted certificate-model import adds the consumer's transport CA to
 // the exported Elasticsearch's transport trust (ecklink's ConfigMap, wired) under the link's
 // owner, and is answered with this side's transport CA, the transport address and ECK's
@@ -102,7 +93,7 @@ func TestCertificateAnswer(t *testing.T) {
 	if c.GetModel() != peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE || c.GetApiKeyId() != "" || c.GetApiKeyEncoded() != "" {
 		t.Errorf("answer model %v with key %q: want the certificate model and no key", c.GetModel(), c.GetApiKeyId())
 	}
-	if pemFingerprint(t, c.GetCaBundle()) != pemFingerprint(t, f.ca) {
+	if testenv.Fingerprint(t, c.GetCaBundle()) != testenv.Fingerprint(t, f.ca) {
 		t.Error("the answer does not carry the exported Elasticsearch's own transport CA")
 	}
 	if c.GetProxyAddress() != certAddr || c.GetServerName() != "logs-es-transport.data.svc" || c.GetElasticsearchVersion() != "9.3.2" {
@@ -113,7 +104,7 @@ func TestCertificateAnswer(t *testing.T) {
 	}
 	cm, owners := f.trust(t)
 	owner := trustOwner(axExport, "east", axLink)
-	if got := owners[owner]; len(got) != 1 || got[0] != pemFingerprint(t, peerCA) {
+	if got := owners[owner]; len(got) != 1 || got[0] != testenv.Fingerprint(t, peerCA) {
 		t.Fatalf("trust owners %v, want %s holding the peer's CA", owners, owner)
 	}
 	if !f.wiredTrust(t) {
@@ -257,7 +248,7 @@ func TestCertificateTrustFollowsTheLink(t *testing.T) {
 				t.Errorf("east's CA still trusted: owners %v", owners)
 			}
 			north := owners[trustOwner(axExport, "north", northLink)]
-			if tc.northStays != (len(north) == 1 && north[0] == pemFingerprint(t, northCA)) {
+			if tc.northStays != (len(north) == 1 && north[0] == testenv.Fingerprint(t, northCA)) {
 				t.Errorf("north's CA trusted %v, want %v", north, tc.northStays)
 			}
 			if !tc.northStays && (cm != nil || f.wiredTrust(t)) {

@@ -300,14 +300,7 @@ func (e *Exporter) registerHandlers() error {
 	if err := e.cfg.Cache.OnElasticsearch(byKey(e.enqueueElasticsearch)); err != nil {
 		return err
 	}
-	return e.cfg.Cache.OnECKSecret(func(old, new any) {
-		s, ok := new.(*corev1.Secret)
-		if !ok {
-			s, ok = old.(*corev1.Secret)
-		}
-		if !ok {
-			return
-		}
+	return e.cfg.Cache.OnECKSecret(func(s *corev1.Secret) {
 		if es, ok := eck.OfTransportCertsPublic(s.Name); ok {
 			e.enqueueCA(s.Namespace, es)
 		}

@@ -117,10 +117,7 @@ func TestLinkStatusBeforeImport(t *testing.T) {
 // its own Elasticsearch's signing subject, with a bundle of valid CA certificates.
 func TestValidateSigning(t *testing.T) {
 	now := time.Now()
-	auth, err := signing.New(signing.Config{Environment: "east"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := newAuthority(t, "east", now)
 	bundle := auth.TrustBundle(now)
 	leaf, _, err := auth.Issue(signing.SubjectFor("east", "apps", "ccs"), now)
 	if err != nil {

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakehalf"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/internal/pemutil"
@@ -148,18 +150,14 @@ func testPeerLagReported(t *testing.T, model v1alpha1.SecurityModel, wire peerv1
 		// a current one (against a real API server it does: kube.ResourceClient.latest): wait
 		// until the informer holds this write, or a loaded machine lets the next pass compare
 		// with the write before it (seen once: PeersCurrent left False).
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if c, ok := h.Cache.ClusterExport("data", "logs"); ok {
-				if cc := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionPeersCurrent); cc != nil && cc.Status == want && cc.Reason == reason {
-					break
-				}
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("the informer to see PeersCurrent %s %s", want, reason), func() bool {
+			c, ok := h.Cache.ClusterExport("data", "logs")
+			if !ok {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the informer never saw PeersCurrent %s %s", want, reason)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			cc := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionPeersCurrent)
+			return cc != nil && cc.Status == want && cc.Reason == reason
+		})
 		return cond
 	}
 	event := func(want string) {

@@ -47,12 +47,19 @@ func TestPlanSigning(t *testing.T) {
 	}
 }
 
-func TestTrustedOf(t *testing.T) {
-	now := time.Now()
-	a, err := signing.New(signing.Config{Environment: "east"}, now)
+// newAuthority is a signing authority of environment env, made at now.
+func newAuthority(t *testing.T, env string, now time.Time) *signing.Authority {
+	t.Helper()
+	a, err := signing.New(signing.Config{Environment: env}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+func TestTrustedOf(t *testing.T) {
+	now := time.Now()
+	a := newAuthority(t, "east", now)
 	bundle := a.TrustBundle(now)
 	fp := pemutil.Fingerprint(a.ActiveCA())
 	for _, tc := range []struct {
@@ -77,8 +84,7 @@ func TestTrustedOf(t *testing.T) {
 
 func TestUnionCAs(t *testing.T) {
 	now := time.Now()
-	a, _ := signing.New(signing.Config{Environment: "east"}, now)
-	b, _ := signing.New(signing.Config{Environment: "north"}, now)
+	a, b := newAuthority(t, "east", now), newAuthority(t, "north", now)
 	fa, fb := pemutil.Fingerprint(a.ActiveCA()), pemutil.Fingerprint(b.ActiveCA())
 	earlier := now.Add(-time.Hour)
 	data := map[string]string{

@@ -22,26 +22,22 @@ func (i *Identity) SetPromoteGate(gate func() bool) {
 // published in the ConfigMap) without signing with it yet, then notifies bundle subscribers so
 // peers learn to trust it before it is used. It does nothing if a next CA is already staged.
 func (i *Identity) StageNextCA(ctx context.Context) error {
-	i.opMu.Lock()
-	defer i.opMu.Unlock()
-	cur, err := i.current()
-	if err != nil {
-		return err
-	}
-	if cur.next != nil {
+	return i.step(func(cur *state) error {
+		if cur.next != nil {
+			return nil
+		}
+		now := i.cfg.Clock.Now()
+		next, err := newCA(i.cfg.Environment, now, i.cfg.CAValidity)
+		if err != nil {
+			return err
+		}
+		st := &state{active: cur.active, next: next, nextStaged: now, previous: cur.previous, promoted: cur.promoted}
+		if err := i.commit(ctx, st); err != nil {
+			return fmt.Errorf("failed to stage next CA: %w", err)
+		}
+		i.log.Info("staged next agent CA", "fingerprint", pemutil.Fingerprint(next.cert), "expires", next.cert.NotAfter)
 		return nil
-	}
-	now := i.cfg.Clock.Now()
-	next, err := newCA(i.cfg.Environment, now, i.cfg.CAValidity)
-	if err != nil {
-		return err
-	}
-	st := &state{active: cur.active, next: next, nextStaged: now, previous: cur.previous, promoted: cur.promoted}
-	if err := i.commit(ctx, st); err != nil {
-		return fmt.Errorf("failed to stage next CA: %w", err)
-	}
-	i.log.Info("staged next agent CA", "fingerprint", pemutil.Fingerprint(next.cert), "expires", next.cert.NotAfter)
-	return nil
+	})
 }
 
 // PromoteNextCA makes the staged CA the signer and re-issues the leaf with it. The old CA stays in
@@ -50,46 +46,49 @@ func (i *Identity) StageNextCA(ctx context.Context) error {
 // place before subscribers learn of the new bundle: peers told of the promotion reconnect to get
 // a leaf of the new CA, and must not get the old one.
 func (i *Identity) PromoteNextCA(ctx context.Context) error {
-	i.opMu.Lock()
-	defer i.opMu.Unlock()
-	cur, err := i.current()
-	if err != nil {
-		return err
-	}
-	if cur.next == nil {
-		return fmt.Errorf("failed to promote next CA: none is staged")
-	}
-	now := i.cfg.Clock.Now()
-	l, err := issueLeaf(cur.next, i.cfg.Environment, i.cfg.Endpoints, now, i.cfg.LeafValidity)
-	if err != nil {
-		return err
-	}
-	st := &state{active: cur.next, previous: cur.active.cert, promoted: now}
-	if err := i.commitLeaf(ctx, st, l); err != nil {
-		return fmt.Errorf("failed to promote next CA: %w", err)
-	}
-	i.log.Info("promoted next agent CA", "fingerprint", pemutil.Fingerprint(st.active.cert), "previous", pemutil.Fingerprint(st.previous),
-		"previous_retires", i.previousRetireAt(st))
-	return nil
+	return i.step(func(cur *state) error {
+		if cur.next == nil {
+			return fmt.Errorf("failed to promote next CA: none is staged")
+		}
+		now := i.cfg.Clock.Now()
+		l, err := issueLeaf(cur.next, i.cfg.Environment, i.cfg.Endpoints, now, i.cfg.LeafValidity)
+		if err != nil {
+			return err
+		}
+		st := &state{active: cur.next, previous: cur.active.cert, promoted: now}
+		if err := i.commitLeaf(ctx, st, l); err != nil {
+			return fmt.Errorf("failed to promote next CA: %w", err)
+		}
+		i.log.Info("promoted next agent CA", "fingerprint", pemutil.Fingerprint(st.active.cert), "previous", pemutil.Fingerprint(st.previous),
+			"previous_retires", i.previousRetireAt(st))
+		return nil
+	})
 }
 
 // RetirePrevious removes the previous CA from the bundle. It does nothing if there is none.
 func (i *Identity) RetirePrevious(ctx context.Context) error {
+	return i.step(func(cur *state) error {
+		if cur.previous == nil {
+			return nil
+		}
+		st := &state{active: cur.active, next: cur.next, nextStaged: cur.nextStaged}
+		if err := i.commit(ctx, st); err != nil {
+			return fmt.Errorf("failed to retire previous CA: %w", err)
+		}
+		i.log.Info("retired previous agent CA", "fingerprint", pemutil.Fingerprint(cur.previous))
+		return nil
+	})
+}
+
+// step runs f with the current state, one rotation step at a time (opMu).
+func (i *Identity) step(f func(cur *state) error) error {
 	i.opMu.Lock()
 	defer i.opMu.Unlock()
 	cur, err := i.current()
 	if err != nil {
 		return err
 	}
-	if cur.previous == nil {
-		return nil
-	}
-	st := &state{active: cur.active, next: cur.next, nextStaged: cur.nextStaged}
-	if err := i.commit(ctx, st); err != nil {
-		return fmt.Errorf("failed to retire previous CA: %w", err)
-	}
-	i.log.Info("retired previous agent CA", "fingerprint", pemutil.Fingerprint(cur.previous))
-	return nil
+	return f(cur)
 }
 
 func (i *Identity) current() (*state, error) {

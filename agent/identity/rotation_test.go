@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/internal/backoff"
 	"github.com/ecklink/ecklink/internal/pemutil"
 )
@@ -183,13 +184,7 @@ func TestRunRenewsLeaf(t *testing.T) {
 	}
 	serial := id.Leaf().SerialNumber
 	clock.Advance(2 * time.Minute)
-	deadline := time.Now().Add(5 * time.Second)
-	for id.Leaf().SerialNumber.Cmp(serial) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not renew the leaf")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "Run to renew the leaf", func() bool { return id.Leaf().SerialNumber.Cmp(serial) != 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v, want nil", err)

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"fmt"
 	"maps"
@@ -74,22 +73,14 @@ func encodeState(s *state) (map[string][]byte, map[string]string, error) {
 }
 
 func decodePair(certPEM, keyPEM []byte, what string) (*caPair, error) {
-	certs, err := pemutil.ParseCertificates(certPEM, pemutil.Limits{MaxCertificates: 1})
+	cert, key, err := pemutil.ParseKeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse %s certificate: %w", what, err)
+		return nil, fmt.Errorf("failed to load the %s: %w", what, err)
 	}
-	key, err := pemutil.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse %s key: %w", what, err)
+	if !cert.IsCA {
+		return nil, fmt.Errorf("failed to load the %s: the certificate is not a CA", what)
 	}
-	pub, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(key.Public()) {
-		return nil, fmt.Errorf("%s key does not match its certificate", what)
-	}
-	if !certs[0].IsCA {
-		return nil, fmt.Errorf("%s certificate is not a CA", what)
-	}
-	return &caPair{cert: certs[0], key: key}, nil
+	return &caPair{cert: cert, key: key}, nil
 }
 
 func decodeState(sec *corev1.Secret) (*state, error) {

@@ -130,14 +130,7 @@ func (im *Importer) localTransportCA(ns, es string) []byte {
 // and reconciles it when ECK writes its file-based settings, so that a key that reached them is
 // found without waiting for the next check.
 func (im *Importer) registerTransportCAHandler() error {
-	return im.cfg.Cache.OnECKSecret(func(old, new any) {
-		s, ok := new.(*corev1.Secret)
-		if !ok {
-			s, ok = old.(*corev1.Secret)
-		}
-		if !ok {
-			return
-		}
+	return im.cfg.Cache.OnECKSecret(func(s *corev1.Secret) {
 		es, ok := eck.OfTransportCertsPublic(s.Name)
 		if !ok {
 			// ECK wrote file-based settings: a key may have reached them (hotreload.go).
@@ -207,11 +200,7 @@ func (im *Importer) applyCertificate(ctx context.Context, es *unstructured.Unstr
 		}
 		return 0, nil
 	}
-	client, err := esClient()
-	if err != nil {
-		return 0, err
-	}
-	current, err := st.remoteSettings(ctx, client)
+	client, current, err := st.clientAndSettings(ctx, esClient)
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"crypto/x509"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -51,14 +49,7 @@ func TestValidateCertificate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()
 			tc.mutate(c)
-			err := validateCertificate(c, time.Now())
-			var ref *peering.RefusalError
-			switch {
-			case tc.reason == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.reason != "" && (!errors.As(err, &ref) || ref.Reason != tc.reason):
-				t.Fatalf("err = %v, want reason %s", err, tc.reason)
-			}
+			checkRefusal(t, validateCertificate(c, time.Now()), tc.reason)
 		})
 	}
 }
@@ -121,7 +112,7 @@ func TestCertificatePassAppliesTrust(t *testing.T) {
 	f.reconcile(t)
 
 	cm := f.transportTrust(t)
-	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, creds.CaBundle) {
+	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, creds.CaBundle) {
 		t.Fatalf("transport trust of logs %v, want the peer's CA", got)
 	}
 	if !strings.Contains(cm.Data[transporttrust.Key], strings.TrimSpace(string(creds.CaBundle))) {
@@ -313,11 +304,7 @@ func TestCertificateBadAnswerKeepsTheTrust(t *testing.T) {
 
 			bad := certificateCredentials(t, "logs")
 			tc.mutate(bad)
-			err := f.im.OnCredentials(fxPeer, 2, bad)
-			var ref *peering.RefusalError
-			if !errors.As(err, &ref) || ref.Reason != tc.reason {
-				t.Fatalf("OnCredentials = %v, want a refusal %s", err, tc.reason)
-			}
+			checkRefusal(t, f.im.OnCredentials(fxPeer, 2, bad), tc.reason)
 			f.reconcile(t)
 			if tc.withdraws {
 				if cm, s := f.transportTrust(t), f.applied(t).settings["logs"]; cm != nil || s.ProxyAddress != "" {
@@ -328,7 +315,7 @@ func TestCertificateBadAnswerKeepsTheTrust(t *testing.T) {
 				}
 				return
 			}
-			if got := trustedFingerprints(t, f.transportTrust(t), "logs"); len(got) != 1 || got[0] != fingerprintOf(t, good.CaBundle) {
+			if got := trustedFingerprints(t, f.transportTrust(t), "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, good.CaBundle) {
 				t.Errorf("trust after the refused answer %v, want only the good CA", got)
 			}
 			if s := f.applied(t).settings["logs"]; s.ProxyAddress != certProxy || s.Mode != "proxy" {

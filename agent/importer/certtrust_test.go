@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/eck"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/transporttrust"
 	"github.com/ecklink/ecklink/agent/wiring"
@@ -78,7 +79,7 @@ func TestCertificateTrustInTheUsersConfigMap(t *testing.T) {
 	if !strings.HasPrefix(cm.Data[transporttrust.Key], string(userCA)) {
 		t.Errorf("the user's CA is not kept byte for byte at the start of the bundle:\n%s", cm.Data[transporttrust.Key])
 	}
-	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, creds.CaBundle) {
+	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, creds.CaBundle) {
 		t.Errorf("owners of the user's ConfigMap %v, want the peer's CA for logs", got)
 	}
 	if f.transportTrust(t) != nil {
@@ -163,7 +164,7 @@ func TestCertificateTrustPerAlias(t *testing.T) {
 	f.settle(t)
 	cm := f.transportTrust(t)
 	for alias, c := range map[string]*peerv1.Credentials{"logs": logs, "metrics": metrics} {
-		if got := trustedFingerprints(t, cm, alias); len(got) != 1 || got[0] != fingerprintOf(t, c.CaBundle) {
+		if got := trustedFingerprints(t, cm, alias); len(got) != 1 || got[0] != testenv.Fingerprint(t, c.CaBundle) {
 			t.Errorf("%s owns %v, want its peer's CA", alias, got)
 		}
 		if s := f.applied(t).settings[alias]; s.ProxyAddress != c.ProxyAddress {
@@ -180,10 +181,10 @@ func TestCertificateTrustPerAlias(t *testing.T) {
 	f.reconcile(t)
 	f.settle(t)
 	cm = f.transportTrust(t)
-	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, logs.CaBundle) {
+	if got := trustedFingerprints(t, cm, "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, logs.CaBundle) {
 		t.Errorf("logs owns %v after metrics' renewal, want its own CA unchanged", got)
 	}
-	if got := trustedFingerprints(t, cm, "metrics"); !containsString(got, fingerprintOf(t, renewed.CaBundle)) {
+	if got := trustedFingerprints(t, cm, "metrics"); !containsString(got, testenv.Fingerprint(t, renewed.CaBundle)) {
 		t.Errorf("metrics owns %v, want the renewed CA among them", got)
 	}
 

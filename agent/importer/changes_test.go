@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -9,8 +8,8 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/peering"
 	"github.com/ecklink/ecklink/agent/wiring"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
@@ -59,7 +58,7 @@ func TestChangedAnswerReachesElasticsearch(t *testing.T) {
 			},
 			check: func(t *testing.T, before, after applied, prev *peerv1.Credentials) {
 				got := after.caFingerprints(t, "logs")
-				if len(got) != 2 || got[1] != fingerprintOf(t, prev.GetCaBundle()) {
+				if len(got) != 2 || got[1] != testenv.Fingerprint(t, prev.GetCaBundle()) {
 					t.Errorf("CAs %v: want the renewed CA first and the previous one kept", got)
 				}
 			}},
@@ -187,10 +186,7 @@ func TestPeerRefusal(t *testing.T) {
 	f.settle(t)
 
 	err := f.im.OnRefusal(fxPeer, 2, &peerv1.Refusal{Link: l, Reason: "Not a reason!", Message: "x"})
-	var ref *peering.RefusalError
-	if !errors.As(err, &ref) || ref.Reason != "InvalidRefusal" {
-		t.Fatalf("OnRefusal with a bad reason = %v, want InvalidRefusal", err)
-	}
+	checkRefusal(t, err, "InvalidRefusal")
 	if err := f.im.OnRefusal(fxPeer, 3, &peerv1.Refusal{Link: l, Reason: v1alpha1.ReasonPeerNotGranted, Message: "grant\x1b[31m withdrawn"}); err != nil {
 		t.Fatal(err)
 	}

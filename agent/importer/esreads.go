@@ -53,6 +53,20 @@ func (st *state) remoteSettings(ctx context.Context, client *elastic.Client) (ma
 	return s, nil
 }
 
+// clientAndSettings builds the pass's client (esClient) and reads the remote cluster settings
+// through it (remoteSettings): what a model's pass needs before it edits any setting.
+func (st *state) clientAndSettings(ctx context.Context, esClient func() (*elastic.Client, error)) (*elastic.Client, map[string]elastic.RemoteSettings, error) {
+	client, err := esClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	current, err := st.remoteSettings(ctx, client)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, current, nil
+}
+
 // remoteInfo is GET /_remote/info, once a pass (esReads).
 func (st *state) remoteInfo(ctx context.Context, client *elastic.Client) (map[string]elastic.RemoteInfo, error) {
 	return st.reads.info.get(client, func() (map[string]elastic.RemoteInfo, error) { return client.RemoteInfo(ctx) })

@@ -23,11 +23,7 @@ func TestOnExportCARefuses(t *testing.T) {
 		{name: "empty", id: id, reason: "InvalidCA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := testImporter().OnExportCA("west", tc.id, &peerv1.ExportCA{CaBundle: tc.bundle})
-			var ref *peering.RefusalError
-			if !errors.As(err, &ref) || ref.Reason != tc.reason {
-				t.Fatalf("err = %v, want a refusal %s", err, tc.reason)
-			}
+			checkRefusal(t, testImporter().OnExportCA("west", tc.id, &peerv1.ExportCA{CaBundle: tc.bundle}), tc.reason)
 		})
 	}
 }
@@ -41,10 +37,7 @@ func TestOnExportCABoundsBundlesPerPeer(t *testing.T) {
 		}
 	}
 	err := im.OnExportCA("west", link.ExportCAID("ns", "one-too-many"), &peerv1.ExportCA{CaBundle: ca})
-	var ref *peering.RefusalError
-	if !errors.As(err, &ref) || ref.Reason != "TooManyResources" {
-		t.Fatalf("err = %v, want TooManyResources", err)
-	}
+	checkRefusal(t, err, "TooManyResources")
 	if err := im.OnExportCA("north", link.ExportCAID("ns", "one-too-many"), &peerv1.ExportCA{CaBundle: ca}); err != nil {
 		t.Fatalf("another peer has its own bound: %v", err)
 	}

@@ -10,18 +10,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
-	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/elastic"
 	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakees"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakehalf"
+	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 	"github.com/ecklink/ecklink/test/esim"
 )
@@ -186,25 +185,12 @@ func newAppliedWithCA(t *testing.T, ca []byte) *fixture {
 
 // storedES is search/ccs as the API server holds it.
 func (f *fixture) storedES(t testing.TB) *unstructured.Unstructured {
-	t.Helper()
-	es, err := f.im.cfg.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(fxNS).Get(t.Context(), fxES, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return es
+	return f.Elasticsearch(t, fxNS, fxES)
 }
 
 // storedConfigMap is the ConfigMap name of search as the API server holds it (nil: none).
 func (f *fixture) storedConfigMap(t testing.TB, name string) *corev1.ConfigMap {
-	t.Helper()
-	cm, err := f.Kube.CoreV1().ConfigMaps(fxNS).Get(t.Context(), name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.ConfigMap(t, fxNS, name)
 }
 
 // sendKey delivers the peer's API-key credentials of alias: key id, transport CA west-transport.
@@ -218,13 +204,7 @@ func (f *fixture) sendKey(t testing.TB, alias, id string) {
 // waitCache waits until the informer shows what ok accepts.
 func waitCache(t testing.TB, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache did not catch up within 60s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 60*time.Second, "the cache to catch up", ok)
 }
 
 // certificateCredentials are what a peer sends with the certificate model.
@@ -232,4 +212,16 @@ func certificateCredentials(t *testing.T, alias string) *peerv1.Credentials {
 	return &peerv1.Credentials{Link: &peerv1.Link{LocalNamespace: fxNS, LocalElasticsearch: fxES, Alias: alias},
 		Model: peerv1.SecurityModel_SECURITY_MODEL_CERTIFICATE, CaBundle: testCA(t, true, time.Now().Add(time.Hour)),
 		ProxyAddress: "203.0.113.7:9300", ServerName: "logs-es-transport.data.svc"}
+}
+
+// checkRefusal fails t unless err is a refusal with reason; with reason "", unless err is nil.
+func checkRefusal(t testing.TB, err error, reason string) {
+	t.Helper()
+	var ref *peering.RefusalError
+	switch {
+	case reason == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case reason != "" && (!errors.As(err, &ref) || ref.Reason != reason):
+		t.Fatalf("err = %v, want a refusal %s", err, reason)
+	}
 }

@@ -201,14 +201,7 @@ func TestValidateByModel(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(tt.creds)
 			}
-			err := im.validate(tt.creds)
-			var ref *peering.RefusalError
-			switch {
-			case tt.reason == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tt.reason != "" && (!errors.As(err, &ref) || ref.Reason != tt.reason):
-				t.Fatalf("err = %v, want a refusal %s", err, tt.reason)
-			}
+			checkRefusal(t, im.validate(tt.creds), tt.reason)
 		})
 	}
 }

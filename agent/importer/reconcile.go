@@ -455,11 +455,7 @@ func (im *Importer) apply(ctx context.Context, es *unstructured.Unstructured, pl
 		return im.cfg.Pending, nil
 	}
 
-	client, err := esClient()
-	if err != nil {
-		return 0, err
-	}
-	current, err := st.remoteSettings(ctx, client)
+	client, current, err := st.clientAndSettings(ctx, esClient)
 	if err != nil {
 		return 0, err
 	}

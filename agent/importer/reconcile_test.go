@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/agent/elastic"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/link"
 	"github.com/ecklink/ecklink/agent/peering"
@@ -120,21 +121,12 @@ func (a applied) wantKeyAndCA(t *testing.T, ca []byte, when string) {
 	if a.key("logs") != encodedKey("key-1") || a.keyID("logs") != "key-1" {
 		t.Errorf("key %s %q (id %q), want key-1", when, a.key("logs"), a.keyID("logs"))
 	}
-	if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, ca) {
-		t.Errorf("CAs %s %v, want only %s", when, got, fingerprintOf(t, ca))
+	if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, ca) {
+		t.Errorf("CAs %s %v, want only %s", when, got, testenv.Fingerprint(t, ca))
 	}
 }
 
 func (a applied) wired() bool { return a.es.GetAnnotations()[wiring.AnnotationWiring] != "" }
-
-func fingerprintOf(t *testing.T, pemBytes []byte) string {
-	t.Helper()
-	certs, err := pemutil.ParseCertificates(pemBytes, pemutil.Limits{})
-	if err != nil || len(certs) == 0 {
-		t.Fatalf("not a certificate: %v", err)
-	}
-	return pemutil.Fingerprint(certs[0])
-}
 
 // settle waits until the informer cache holds what the last pass wrote (the next pass reads
 // the Elasticsearch resource from it).
@@ -194,7 +186,7 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 	if a.secret != nil && a.secret.Labels[labelElasticsearch] != fxES {
 		t.Errorf("credentials Secret labels %v, want the agent's labels for %s", a.secret.Labels, fxES)
 	}
-	if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != fingerprintOf(t, ca) {
+	if got := a.caFingerprints(t, "logs"); len(got) != 1 || got[0] != testenv.Fingerprint(t, ca) {
 		t.Errorf("CA ConfigMap holds %v for logs, want the peer's CA", got)
 	}
 	if a.cm != nil && !strings.Contains(a.cm.Data[wiring.CAFileKey], strings.TrimSpace(string(ca))) {
@@ -216,7 +208,7 @@ func TestReconcileAppliesCredentials(t *testing.T) {
 	}
 	id := link.ID{Namespace: fxNS, Elasticsearch: fxES, Alias: "logs"}
 	ls, ok := f.outbox.get(link.Resource(link.KindStatus, id)).(*peerv1.LinkStatus)
-	if !ok || ls.GetWrittenApiKeyId() != "key-1" || !ls.GetConnected() || len(ls.GetAppliedCaFingerprints()) != 1 || ls.GetAppliedCaFingerprints()[0] != fingerprintOf(t, ca) {
+	if !ok || ls.GetWrittenApiKeyId() != "key-1" || !ls.GetConnected() || len(ls.GetAppliedCaFingerprints()) != 1 || ls.GetAppliedCaFingerprints()[0] != testenv.Fingerprint(t, ca) {
 		t.Errorf("link status to the peer %v, want key-1 written, connected, the CA applied", ls)
 	}
 	if rc := f.remoteCluster(t, "logs"); rc.Status.AppliedSequence != 1 {

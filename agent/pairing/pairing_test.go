@@ -23,6 +23,7 @@ import (
 
 	"github.com/ecklink/ecklink/agent/identity"
 	"github.com/ecklink/ecklink/agent/identity/identitytest"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	"github.com/ecklink/ecklink/agent/kube"
 	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
@@ -162,16 +163,10 @@ func (e *env) tokenFor(t *testing.T, peer string, ttl time.Duration, endpoints .
 // waitIndexed waits until the index holds token id in a state cond accepts.
 func (e *env) waitIndexed(t *testing.T, id string, cond func(*indexedToken) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if tok, ok := e.tokens.lookup(id); ok && cond(tok) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("token %s not indexed as expected", id)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "token "+id+" to be indexed as expected", func() bool {
+		tok, ok := e.tokens.lookup(id)
+		return ok && cond(tok)
+	})
 }
 
 func (e *env) self() *peerv1.AgentIdentity {

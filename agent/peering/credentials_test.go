@@ -207,19 +207,6 @@ func (hs *harness) nextAck() {
 	}
 }
 
-// startWith runs a session with peer "west" over a new pipe, with options.
-func (hs *harness) startWith(o sessionOptions) {
-	hs.pipe = newPipe()
-	hs.done = make(chan error, 1)
-	pipe := hs.pipe
-	go func() {
-		_, err := hs.m.serveWith(context.Background(), "west", pipe, o)
-		pipe.close()
-		hs.done <- err
-	}()
-	hs.t.Cleanup(pipe.close)
-}
-
 // TestTakeOverWaitsForOpen: a session replacing the current one becomes current only once the
 // peer answered its Open; until then the current one serves, and a replacement whose peer never
 // answers leaves it in place.

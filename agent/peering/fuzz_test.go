@@ -152,17 +152,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		"open_applied_max":  openMsg("west", 1, map[string]uint64{"trust": MaxSequence, "status/x": MaxSequence}),
 		"open_applied_near": openMsg("west", 1, map[string]uint64{"trust": MaxSequence - 1}),
 	}
-	write := func(name string, data []byte) {
-		if err := fuzzseed.Write(dir, name, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, m := range seeds {
-		data, err := proto.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(name, data)
+	if err := fuzzseed.WriteProtos(dir, seeds); err != nil {
+		t.Fatal(err)
 	}
 	// An update with a payload field from a future protocol version (field 17).
 	inner := protowire.AppendTag(nil, 1, protowire.BytesType)
@@ -174,6 +165,11 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	// Wrap as Message.update (field 2).
 	msg := protowire.AppendTag(nil, 2, protowire.BytesType)
 	msg = protowire.AppendBytes(msg, inner)
-	write("future_payload", msg)
-	write("future_kind", protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), []byte{}))
+	future := map[string][]byte{
+		"future_payload": msg,
+		"future_kind":    protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), []byte{}),
+	}
+	if err := fuzzseed.WriteAll(dir, future); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -42,13 +43,7 @@ func wrap(resource string, payload proto.Message) *peerv1.Update {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, timeout, what, cond)
 }
 
 type nackRec struct {
@@ -232,13 +227,17 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	return &harness{t: t, m: m, h: h}
 }
 
-// start runs a session with peer "west" over a new pipe.
-func (hs *harness) start() {
+// start runs a session with peer "west" over a new pipe, as the Server would for a stream the
+// peer dialed (no certificate chain: the pipe has none).
+func (hs *harness) start() { hs.startWith(sessionOptions{}) }
+
+// startWith runs a session with peer "west" over a new pipe, with options.
+func (hs *harness) startWith(o sessionOptions) {
 	hs.pipe = newPipe()
 	hs.done = make(chan error, 1)
 	pipe := hs.pipe
 	go func() {
-		_, err := hs.m.serve(context.Background(), "west", pipe, false)
+		_, err := hs.m.serveWith(context.Background(), "west", pipe, o)
 		pipe.close()
 		hs.done <- err
 	}()

@@ -309,22 +309,15 @@ func TestRouterFuzzSeeds(t *testing.T) {
 		"bad_resource":             {Resource: "credentials/../../x", Sequence: 1, Payload: &peerv1.Update_Removed{Removed: &peerv1.Removed{}}},
 		"no_payload":               {Resource: res, Sequence: 1},
 	}
-	write := func(name string, data []byte) {
-		if err := fuzzseed.Write(dir, name, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, u := range seeds {
-		data, err := proto.Marshal(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(name, data)
+	if err := fuzzseed.WriteProtos(dir, seeds); err != nil {
+		t.Fatal(err)
 	}
 	// A payload field of a future protocol version (Update field 17).
 	future := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), res)
 	future = protowire.AppendBytes(protowire.AppendTag(future, 17, protowire.BytesType), []byte{0x08, 0x01})
-	write("future_payload", future)
+	if err := fuzzseed.Write(dir, "future_payload", future); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRouterAnswers runs the seeds through the router and checks the answer of each: the

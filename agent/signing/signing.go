@@ -146,19 +146,11 @@ func Load(cfg Config, data map[string][]byte) (*Authority, error) {
 }
 
 func decodePair(certPEM, keyPEM []byte, role string) (*pair, error) {
-	certs, err := pemutil.ParseCertificates(certPEM, pemutil.Limits{})
-	if err != nil || len(certs) != 1 {
-		return nil, fmt.Errorf("failed to load the %s signing CA: want one certificate (%v)", role, err)
-	}
-	key, err := pemutil.ParsePrivateKey(keyPEM)
+	cert, key, err := pemutil.ParseKeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("failed to load the %s signing CA key: %w", role, err)
+		return nil, fmt.Errorf("failed to load the %s signing CA: %w", role, err)
 	}
-	pub, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(key.Public()) {
-		return nil, fmt.Errorf("failed to load the %s signing CA: the key does not match the certificate", role)
-	}
-	return &pair{cert: certs[0], key: key}, nil
+	return &pair{cert: cert, key: key}, nil
 }
 
 // Data is the state as Secret data (it holds private keys: store it only in a Secret).

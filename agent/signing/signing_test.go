@@ -265,7 +265,7 @@ func TestDataRoundTrip(t *testing.T) {
 	}{
 		{"key of another CA", func(d map[string][]byte) { d[KeyCAKey] = otherData[KeyCAKey] }, "the key does not match the certificate"},
 		{"no active CA", func(d map[string][]byte) { delete(d, KeyCACert) }, "failed to load the active signing CA"},
-		{"next without its key", func(d map[string][]byte) { d[KeyNextCert] = otherData[KeyCACert] }, "failed to load the next signing CA key"},
+		{"next without its key", func(d map[string][]byte) { d[KeyNextCert] = otherData[KeyCACert] }, "failed to load the next signing CA: key:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := map[string][]byte{}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"github.com/ecklink/ecklink/agent/internal/testenv"
 )
 
 var testAuth = Auth{FileRealm: "ccs-ecklink-user", Roles: "ccs-ecklink-roles"}
@@ -30,7 +30,7 @@ func TestApplyAndRemoveAuth(t *testing.T) {
 			if err != nil || len(changes) != tt.changes {
 				t.Fatalf("ApplyAuth = %v, %v; want %d changes", changes, err, tt.changes)
 			}
-			if got := secretNames(obj, "fileRealm"); !reflect.DeepEqual(got, tt.fileRealmWant) {
+			if got := testenv.AuthSecretNames(obj, "fileRealm"); !reflect.DeepEqual(got, tt.fileRealmWant) {
 				t.Errorf("fileRealm = %v, want %v", got, tt.fileRealmWant)
 			}
 			if len(MissingAuth(obj, testAuth)) != 0 {
@@ -80,13 +80,4 @@ func TestSnippetWithAuth(t *testing.T) {
 	if s, _ := Snippet(wired, testAuth); s != "" {
 		t.Errorf("snippet of a wired resource = %q", s)
 	}
-}
-
-func secretNames(es *unstructured.Unstructured, field string) []string {
-	list, _, _ := unstructured.NestedSlice(es.Object, "spec", "auth", field)
-	var out []string
-	for _, item := range list {
-		out = append(out, item.(map[string]any)["secretName"].(string))
-	}
-	return out
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // Write writes data as seed name in dir, creating dir if needed.
@@ -17,6 +19,30 @@ func Write(dir, name string, data []byte) error {
 	content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 		return fmt.Errorf("failed to write seed %s: %w", name, err)
+	}
+	return nil
+}
+
+// WriteAll writes each of seeds (name to data) in dir.
+func WriteAll(dir string, seeds map[string][]byte) error {
+	for name, data := range seeds {
+		if err := Write(dir, name, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteProtos writes each of seeds (name to message), in its wire encoding, in dir.
+func WriteProtos[M proto.Message](dir string, seeds map[string]M) error {
+	for name, m := range seeds {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("failed to encode seed %s: %w", name, err)
+		}
+		if err := Write(dir, name, data); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -3,7 +3,11 @@ package fuzzseed
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func TestWrite(t *testing.T) {
@@ -30,5 +34,32 @@ func TestWrite(t *testing.T) {
 				t.Errorf("seed file %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestWriteProtos(t *testing.T) {
+	dir := t.TempDir()
+	seeds := map[string]*wrapperspb.StringValue{"a": wrapperspb.String("abc"), "empty": {}}
+	if err := WriteProtos(dir, seeds); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range seeds {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"; string(got) != want {
+			t.Errorf("seed %s = %q, want %q", name, got, want)
+		}
+	}
+	if err := WriteAll(filepath.Join(dir, "raw"), map[string][]byte{"x": []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "raw", "x")); err != nil || string(got) != "go test fuzz v1\n[]byte(\"y\")\n" {
+		t.Errorf("WriteAll seed = %q, %v", got, err)
 	}
 }

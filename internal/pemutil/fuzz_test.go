@@ -75,10 +75,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		"header_only":  []byte("-----BEGIN CERTIFICATE-----"),
 		"flipped_byte": flip(pemOf(ca), 120),
 	}
-	for name, data := range seeds {
-		if err := fuzzseed.Write(dir, name, data); err != nil {
-			t.Fatal(err)
-		}
+	if err := fuzzseed.WriteAll(dir, seeds); err != nil {
+		t.Fatal(err)
 	}
 }
 

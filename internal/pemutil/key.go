@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 )
 
@@ -48,4 +49,26 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("private key of type %T cannot sign", key)
 	}
 	return signer, nil
+}
+
+// ErrKeyMismatch is ParseKeyPair's error for a private key that is not the certificate's.
+var ErrKeyMismatch = errors.New("the key does not match the certificate")
+
+// ParseKeyPair parses certPEM as exactly one certificate and keyPEM as its private key
+// (ParsePrivateKey), and checks that the key is the certificate's (ErrKeyMismatch). Errors say
+// which of the two failed and never include key bytes.
+func ParseKeyPair(certPEM, keyPEM []byte) (*x509.Certificate, crypto.Signer, error) {
+	certs, err := ParseCertificates(certPEM, Limits{MaxCertificates: 1})
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate: %w", err)
+	}
+	key, err := ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key: %w", err)
+	}
+	pub, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(key.Public()) {
+		return nil, nil, ErrKeyMismatch
+	}
+	return certs[0], key, nil
 }

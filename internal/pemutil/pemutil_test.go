@@ -159,6 +159,48 @@ func TestPrivateKeyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestParseKeyPair: one certificate and its own key load; anything else is refused naming the
+// part that failed, without key bytes.
+func TestParseKeyPair(t *testing.T) {
+	cert, key := mustCert(t, certOpts{cn: "ca", isCA: true})
+	other, otherKey := mustCert(t, certOpts{cn: "other", isCA: true})
+	keyPEM := func(k *ecdsa.PrivateKey) []byte {
+		b, err := EncodePrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name          string
+		cert, key     []byte
+		want, wantErr string
+	}{
+		{name: "a pair", cert: pemOf(cert), key: keyPEM(key), want: "ca"},
+		{name: "key of another certificate", cert: pemOf(cert), key: keyPEM(otherKey), wantErr: ErrKeyMismatch.Error()},
+		{name: "two certificates", cert: pemOf(cert, other), key: keyPEM(key), wantErr: "certificate: bundle has more than 1 certificates"},
+		{name: "no certificate", key: keyPEM(key), wantErr: "certificate: no PEM certificate found"},
+		{name: "no key", cert: pemOf(cert), wantErr: "key: no PEM private key found"},
+		{name: "a certificate for a key", cert: pemOf(cert), key: pemOf(cert), wantErr: "key: PEM block 1 has type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, k, err := ParseKeyPair(tc.cert, tc.key)
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "PRIVATE KEY-----") {
+					t.Fatalf("error carries key material: %v", err)
+				}
+				return
+			}
+			if err != nil || c.Subject.CommonName != tc.want || !key.Equal(k) {
+				t.Fatalf("got %v, %v; want %s and its key", c, err, tc.want)
+			}
+		})
+	}
+}
+
 func mustCertOnly(t *testing.T) *x509.Certificate {
 	c, _ := mustCert(t, certOpts{cn: "c"})
 	return c

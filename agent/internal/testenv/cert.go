@@ -13,6 +13,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/ecklink/ecklink/internal/pemutil"
 )
 
 // Cert is a certificate made for a test, with its P-256 key.
@@ -94,4 +96,14 @@ func New(tb testing.TB, s Spec) Cert {
 func CA(tb testing.TB, cn string, notBefore, notAfter time.Time) Cert {
 	tb.Helper()
 	return New(tb, Spec{CN: cn, NotBefore: notBefore, NotAfter: notAfter, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+}
+
+// Fingerprint is the SHA-256 fingerprint (pemutil.Fingerprint) of the first certificate of PEM b.
+func Fingerprint(tb testing.TB, b []byte) string {
+	tb.Helper()
+	certs, err := pemutil.ParseCertificates(b, pemutil.Limits{})
+	if err != nil || len(certs) == 0 {
+		tb.Fatalf("not a certificate: %v", err)
+	}
+	return pemutil.Fingerprint(certs[0])
 }

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ecklink/ecklink/agent/cache"
+	"github.com/ecklink/ecklink/agent/eck"
 	"github.com/ecklink/ecklink/agent/halves"
 	"github.com/ecklink/ecklink/agent/internal/testenv/fakekube"
 	"github.com/ecklink/ecklink/agent/kube"
@@ -108,4 +112,27 @@ func (h *Half) Start(tb testing.TB) {
 	if err := h.Cache.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// ConfigMap is ConfigMap ns/name as the API server holds it; nil when there is none.
+func (h *Half) ConfigMap(tb testing.TB, ns, name string) *corev1.ConfigMap {
+	tb.Helper()
+	cm, err := h.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cm
+}
+
+// Elasticsearch is the Elasticsearch resource ns/name as the API server holds it.
+func (h *Half) Elasticsearch(tb testing.TB, ns, name string) *unstructured.Unstructured {
+	tb.Helper()
+	es, err := h.Dynamic.Resource(eck.ElasticsearchGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return es
 }
