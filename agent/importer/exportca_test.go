@@ -1,11 +1,9 @@
 package importer
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/ecklink/ecklink/agent/link"
-	"github.com/ecklink/ecklink/agent/peering"
 	peerv1 "github.com/ecklink/ecklink/proto/ecklink/peer/v1"
 )
 
@@ -96,10 +94,7 @@ func TestResolveCARefRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := testImporter().resolveCARef("west", tc.c)
-			var r *peering.RefusalError
-			if !errors.As(err, &r) || r.Reason != "InvalidCredentials" {
-				t.Fatalf("err = %v, want InvalidCredentials", err)
-			}
+			checkRefusal(t, err, "InvalidCredentials")
 		})
 	}
 }
