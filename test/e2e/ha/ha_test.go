@@ -2,14 +2,16 @@ package ha
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ecklink/ecklink/agent/api/v1alpha1"
 	"github.com/ecklink/ecklink/internal/pemutil"
 	"github.com/ecklink/ecklink/test/harness"
 	"github.com/ecklink/ecklink/test/testbed"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestLeaderKilledDuringCARotation: kill -9 the exporting side's leader just before ECK rotates
@@ -73,33 +75,35 @@ func TestLeaderKilledDuringCARotation(t *testing.T) {
 	t.Logf("killed west's leader (pid gone) %s before the expected CA renewal", renewal.Sub(killed).Round(100*time.Millisecond))
 
 	var newLeader *harness.Agent
-	waitFor(t, 3*lease+retryPeriod, "a standby took over", func() bool {
+	harness.WaitFor(ctx, t, 3*lease+retryPeriod, "a standby took over", func() (bool, string) {
 		newLeader = west.Leader(ctx)
-		return newLeader != nil && newLeader != leader
+		return newLeader != nil && newLeader != leader, "no other replica holds the lease"
 	})
 	t.Logf("standby took over %s after the kill (lease duration %s)", time.Since(killed).Round(100*time.Millisecond), lease)
 
 	var renewed testbed.CAInfo
-	waitFor(t, 90*time.Second, "ECK renewed the CA", func() bool {
+	harness.WaitFor(ctx, t, 90*time.Second, "ECK renewed the CA", func() (bool, string) {
 		s, err := west.Env.Kube.CoreV1().Secrets("ha").Get(ctx, "logs-es-transport-certs-public", metav1.GetOptions{})
 		if err != nil {
-			return false
+			return false, err.Error()
 		}
-		renewed, err = testbed.FirstCertificate(s.Data["ca.crt"])
-		return err == nil && renewed.Fingerprint != current.Fingerprint
+		if renewed, err = testbed.FirstCertificate(s.Data["ca.crt"]); err != nil {
+			return false, err.Error()
+		}
+		return renewed.Fingerprint != current.Fingerprint, "the CA is the one before"
 	})
-	waitFor(t, 60*time.Second, "east holds the renewed CA", func() bool {
+	harness.WaitFor(ctx, t, 60*time.Second, "east holds the renewed CA", func() (bool, string) {
 		cm, err := east.Env.Kube.CoreV1().ConfigMaps("ha").Get(ctx, "ccs-ecklink-remote-ca", metav1.GetOptions{})
 		if err != nil {
-			return false
+			return false, err.Error()
 		}
 		certs, _ := pemutil.ParseCertificates([]byte(cm.Data["ca.crt"]), pemutil.Limits{})
 		for _, c := range certs {
 			if pemutil.Fingerprint(c) == renewed.Fingerprint {
-				return true
+				return true, ""
 			}
 		}
-		return false
+		return false, fmt.Sprintf("%d CAs, not the renewed one", len(certs))
 	})
 	t.Logf("east holds the renewed CA %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 	// Keep sampling past the old CA's expiry: the link must hold on the new one.
@@ -115,16 +119,5 @@ func TestLeaderKilledDuringCARotation(t *testing.T) {
 	}
 	if !harness.HasCondition(rc, v1alpha1.ConditionConnected, metav1.ConditionTrue) {
 		t.Errorf("RemoteCluster not connected:%s", harness.DescribeConditions(rc))
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
